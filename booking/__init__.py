@@ -1,0 +1,1 @@
+"""The write side and the service: domain rules, commands, HTTP API, CLI and scheduler."""

@@ -1,0 +1,279 @@
+"""/api/v1/bookings and /api/v1/booking-series: place, read, list, cancel, approve, reject."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, current_app
+from flask_smorest import Blueprint
+from sqlalchemy import or_, select
+from sqlalchemy.engine import Connection
+
+from booking.accounts import User
+from booking.api import schemas
+from booking.api.premises import _slot
+from booking.auth import require, signed_in
+from booking.domain.commands import (
+    BookingRequest,
+    CancelBooking,
+    CancelSeries,
+    DecideBooking,
+    PlaceBooking,
+    PlaceSeries,
+)
+from booking.domain.errors import NotAllowed, NotFound
+from booking.http import expected_version, iso, json_response, request_metadata, runtime, write
+from booking.service import (
+    Outcome,
+    premises_of_booking,
+    premises_of_series,
+    run_premises_command,
+)
+from events.sql import read_transaction
+from projections.bookings import bookings_table
+from projections.catalogue import premises_table
+
+blp = Blueprint("bookings", __name__, url_prefix="/api/v1", description="Bookings")
+BOOKERS = ("booker", "staff", "admin")
+
+
+def booking_json(row: Any) -> dict[str, Any]:
+    zone = ZoneInfo(row.timezone)
+    return {
+        "id": row.id,
+        "status": row.status,
+        "premises_id": row.premises_id,
+        "organisation_id": row.organisation_id,
+        "series_id": row.series_id,
+        "start": iso(row.start, zone),
+        "end": iso(row.end, zone),
+        "title": row.title,
+        "attendees": row.attendees,
+        "public": row.public,
+        "notes": row.notes,
+        "version": row.version,
+        "created_at": iso(row.created_at, zone),
+        "updated_at": iso(row.updated_at, zone),
+        "late": row.late,
+        "reason": row.reason,
+    }
+
+
+def _with_zone() -> Any:
+    b, p = bookings_table, premises_table
+    return select(b, p.c.timezone).join(p, p.c.id == b.c.premises_id)
+
+
+def booking_rows(conn: Connection, ids: list[str]) -> list[Any]:
+    order = {booking_id: n for n, booking_id in enumerate(ids)}
+    rows = conn.execute(_with_zone().where(bookings_table.c.id.in_(ids))).all()
+    return sorted(rows, key=lambda r: order[r.id])
+
+
+def visible_to(user: User, row: Any) -> bool:
+    if user.role in ("staff", "admin"):
+        return True
+    return row.booked_by == user.id or (
+        user.organisation_id is not None and row.organisation_id == user.organisation_id
+    )
+
+
+def _request(body: dict[str, Any], user: User) -> BookingRequest:
+    organisation_id = user.organisation_id
+    if body.get("organisation_id") and body["organisation_id"] != user.organisation_id:
+        if user.role not in ("staff", "admin"):
+            raise NotAllowed("You may book only for your own organisation.")
+        organisation_id = body["organisation_id"]
+    return BookingRequest(
+        premises_id=body["premises_id"],
+        slot=_slot(body["start"], body["end"]),
+        title=body["title"].strip(),
+        attendees=body["attendees"],
+        public=body["public"],
+        notes=body["notes"],
+        organisation_id=organisation_id,
+    )
+
+
+def _placed_outcome(conn: Connection, booking_id: str) -> Outcome:
+    (row,) = booking_rows(conn, [booking_id])
+    return Outcome(
+        201, booking_json(row), {"ETag": f'"{row.version}"', "Location": f"/api/v1/bookings/{booking_id}"}
+    )
+
+
+@blp.route("/bookings", methods=["POST"])
+@require(*BOOKERS)
+@blp.arguments(schemas.BookingIn)
+@blp.response(201, schemas.BookingOut)
+@blp.alt_response(409, description="The slot is taken (`conflicts` lists what it meets)")
+@blp.alt_response(422, description="A rule is broken (`errors` names the fields)")
+def place(body: dict[str, Any]) -> Response:
+    """Book a premises for an organisation: `confirmed`, or `pending_approval` where the
+    premises requires approval (the slot is held until staff decide)."""
+    user = signed_in()
+    request = _request(body, user)
+    booking_id = str(uuid.uuid4())
+
+    def handle(conn: Connection) -> Outcome:
+        command = PlaceBooking(user.actor, booking_id, request, datetime.now(UTC))
+        run_premises_command(
+            conn, runtime().premises, request.premises_id, command, request_metadata(user.id)
+        )
+        return _placed_outcome(conn, booking_id)
+
+    return write(user.id, handle)
+
+
+@blp.route("/bookings", methods=["GET"])
+@require()
+@blp.arguments(schemas.BookingQuery, location="query")
+@blp.response(200, schemas.BookingList)
+def list_bookings(query: dict[str, Any]) -> Response:
+    """Bookings a person may see: a booker its organisation's, staff all."""
+    user = signed_in()
+    b = bookings_table
+    sql = _with_zone().order_by(b.c.start).limit(query["limit"])
+    zone = ZoneInfo(current_app.config["BOOKING_TIMEZONE"])
+    if "from_" in query:
+        sql = sql.where(b.c.end > datetime.combine(query["from_"], time(), zone))
+    if "to" in query:
+        sql = sql.where(b.c.start < datetime.combine(query["to"] + timedelta(days=1), time(), zone))
+    if "premises_id" in query:
+        sql = sql.where(b.c.premises_id == query["premises_id"])
+    if "status" in query:
+        sql = sql.where(b.c.status == query["status"])
+    if user.role not in ("staff", "admin"):
+        mine = b.c.booked_by == user.id
+        if user.organisation_id:
+            mine = or_(mine, b.c.organisation_id == user.organisation_id)
+        sql = sql.where(mine)
+    with read_transaction(runtime().engine) as conn:
+        rows = conn.execute(sql).all()
+    return json_response({"bookings": [booking_json(r) for r in rows]})
+
+
+@blp.route("/bookings/<booking_id>", methods=["GET"])
+@require()
+@blp.response(200, schemas.BookingOut)
+def get_booking(booking_id: str) -> Response:
+    user = signed_in()
+    with read_transaction(runtime().engine) as conn:
+        rows = booking_rows(conn, [booking_id])
+    if not rows:
+        raise NotFound(f"No booking {booking_id!r}.")
+    if not visible_to(user, rows[0]):
+        raise NotAllowed("The booking belongs to another organisation.")
+    return json_response(booking_json(rows[0]), headers={"ETag": f'"{rows[0].version}"'})
+
+
+def _booking_command(booking_id: str, make: Any) -> Response:
+    user = signed_in()
+
+    def handle(conn: Connection) -> Outcome:
+        premises_id = premises_of_booking(conn, booking_id)
+        command = make(user, datetime.now(UTC))
+        run_premises_command(conn, runtime().premises, premises_id, command, request_metadata(user.id))
+        (row,) = booking_rows(conn, [booking_id])
+        return Outcome(200, booking_json(row), {"ETag": f'"{row.version}"'})
+
+    return write(user.id, handle)
+
+
+@blp.route("/bookings/<booking_id>/cancel", methods=["POST"])
+@require(*BOOKERS)
+@blp.arguments(schemas.ReasonIn)
+@blp.response(200, schemas.BookingOut)
+@blp.alt_response(403, description="Another organisation's booking")
+@blp.alt_response(409, description="Already cancelled, rejected or over")
+def cancel(body: dict[str, Any], booking_id: str) -> Response:
+    """Cancel; `late` is true after the premises' cancellation deadline."""
+    version = expected_version()
+    return _booking_command(
+        booking_id,
+        lambda user, now: CancelBooking(user.actor, booking_id, body["reason"], now, version),
+    )
+
+
+@blp.route("/bookings/<booking_id>/approve", methods=["POST"])
+@require("staff", "admin")
+@blp.response(200, schemas.BookingOut)
+def approve(booking_id: str) -> Response:
+    return _booking_command(
+        booking_id, lambda user, now: DecideBooking(user.actor, booking_id, True, "", now)
+    )
+
+
+@blp.route("/bookings/<booking_id>/reject", methods=["POST"])
+@require("staff", "admin")
+@blp.arguments(schemas.ReasonIn)
+@blp.response(200, schemas.BookingOut)
+def reject(body: dict[str, Any], booking_id: str) -> Response:
+    return _booking_command(
+        booking_id,
+        lambda user, now: DecideBooking(user.actor, booking_id, False, body["reason"], now),
+    )
+
+
+@blp.route("/booking-series", methods=["POST"])
+@require(*BOOKERS)
+@blp.arguments(schemas.SeriesIn)
+@blp.response(201, schemas.SeriesOut)
+def place_series(body: dict[str, Any]) -> Response:
+    """Book every occurrence of an RRULE (local wall-clock time kept across DST).
+    `on_conflict: "fail"` books nothing if any occurrence fails; `"skip"` books the rest."""
+    user = signed_in()
+    request = _request(body, user)
+    series_id = str(uuid.uuid4())
+
+    def handle(conn: Connection) -> Outcome:
+        command = PlaceSeries(
+            user.actor, series_id, request, body["rrule"], body["on_conflict"], datetime.now(UTC)
+        )
+        recorded = run_premises_command(
+            conn, runtime().premises, request.premises_id, command, request_metadata(user.id)
+        )
+        header = recorded[0].data
+        ids = [r.data["booking_id"] for r in recorded if r.type == "BookingPlaced"]
+        return Outcome(
+            201,
+            {
+                "series_id": series_id,
+                "bookings": [booking_json(r) for r in booking_rows(conn, ids)],
+                "skipped": header["skipped"],
+            },
+        )
+
+    return write(user.id, handle)
+
+
+@blp.route("/booking-series/<series_id>/cancel", methods=["POST"])
+@require(*BOOKERS)
+@blp.arguments(schemas.ReasonIn)
+@blp.response(200, schemas.SeriesOut)
+def cancel_series(body: dict[str, Any], series_id: str) -> Response:
+    """Cancel the occurrences that have not started yet."""
+    user = signed_in()
+
+    def handle(conn: Connection) -> Outcome:
+        premises_id = premises_of_series(conn, series_id)
+        command = CancelSeries(user.actor, series_id, body["reason"], datetime.now(UTC))
+        recorded = run_premises_command(
+            conn, runtime().premises, premises_id, command, request_metadata(user.id)
+        )
+        ids = [r.data["booking_id"] for r in recorded if r.type == "BookingCancelled"]
+        return Outcome(
+            200,
+            {
+                "series_id": series_id,
+                "bookings": [booking_json(r) for r in booking_rows(conn, ids)],
+                "skipped": [],
+            },
+        )
+
+    return write(user.id, handle)
+
+

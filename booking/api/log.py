@@ -1,0 +1,70 @@
+"""/api/v1/events (admins and integrators) and /healthz."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint as FlaskBlueprint
+from flask import Response
+from flask_smorest import Blueprint
+
+from booking.api import schemas
+from booking.auth import require
+from booking.http import json_response, runtime
+from events.sql import read_transaction
+from events.store import head_position, read_all
+from projections.runner import status
+
+blp = Blueprint("log", __name__, url_prefix="/api/v1", description="The event log")
+health = FlaskBlueprint("health", __name__)
+
+# Fields that may hold personal data in some event type: never leave the service by this API.
+PERSONAL_FIELDS = frozenset({"notes", "name", "email", "phone", "contact"})
+
+
+def public_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    if event_type == "PremisesRegistered" or event_type == "PremisesUpdated":
+        return data  # a premises' name is catalogue data, not a person's
+    if event_type == "OrganisationRegistered":
+        return data
+    return {k: v for k, v in data.items() if k not in PERSONAL_FIELDS}
+
+
+@blp.route("/events", methods=["GET"])
+@require("admin")
+@blp.arguments(schemas.EventsQuery, location="query")
+@blp.response(200, schemas.EventsOut)
+def events(query: dict[str, Any]) -> Response:
+    """The log after `after`, oldest first; `next` is the position to ask from next."""
+    with read_transaction(runtime().engine) as conn:
+        batch = read_all(conn, query["after"], query["limit"])
+    return json_response(
+        {
+            "events": [
+                {
+                    "position": e.position,
+                    "stream": e.stream,
+                    "version": e.version,
+                    "type": e.type,
+                    "schema_version": e.schema_version,
+                    "recorded_at": e.recorded_at.isoformat(),
+                    "data": public_data(e.type, e.data),
+                }
+                for e in batch
+            ],
+            "next": batch[-1].position if batch else query["after"],
+        }
+    )
+
+
+@health.route("/healthz")
+def healthz() -> Response:
+    try:
+        with read_transaction(runtime().engine) as conn:
+            head = head_position(conn)
+            projections = {s.name: {"position": s.position, "lag": s.lag} for s in status(conn)}
+    except Exception:  # the database is what health reports on; any failure is "down"
+        return json_response({"status": "unavailable", "database": "down"}, 503)
+    return json_response(
+        {"status": "ok", "database": "ok", "log_position": head, "projections": projections}
+    )

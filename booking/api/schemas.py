@@ -1,0 +1,313 @@
+"""The JSON shapes of the public API (API.md), as marshmallow schemas.
+
+Incoming instants must carry an offset (naive ones get 422); unknown fields are refused.
+These schemas are also what the OpenAPI document at /api/v1/openapi.json is made from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from events.serialization import InstantField
+
+Text = fields.String
+
+
+class Localised(fields.Dict):
+    """`{"fi": "...", "en": "...", "sv": null}`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            keys=fields.String(validate=validate.OneOf(["fi", "en", "sv"])),
+            values=fields.String(allow_none=True, validate=validate.Length(max=5000)),
+            **kwargs,
+        )
+
+
+class OpeningHoursField(fields.Dict):
+    def __init__(self, **kwargs: Any) -> None:
+        interval = fields.List(
+            fields.String(validate=validate.Regexp(r"^([01]\d|2[0-4]):[0-5]\d$")),
+            validate=validate.Length(equal=2),
+        )
+        super().__init__(
+            keys=fields.String(
+                validate=validate.OneOf(["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+            ),
+            values=fields.List(interval, validate=validate.Length(max=6)),
+            **kwargs,
+        )
+
+
+def instant(**kwargs: Any) -> InstantField:
+    return InstantField(format="iso", **kwargs)
+
+
+class RulesSchema(ma.Schema):
+    min_duration_minutes = fields.Integer(strict=True, validate=validate.Range(1, 60 * 24 * 7))
+    max_duration_minutes = fields.Integer(strict=True, validate=validate.Range(1, 60 * 24 * 7))
+    min_notice_minutes = fields.Integer(strict=True, validate=validate.Range(0, 60 * 24 * 365))
+    max_advance_days = fields.Integer(strict=True, validate=validate.Range(1, 3 * 365))
+    buffer_minutes = fields.Integer(strict=True, validate=validate.Range(0, 24 * 60))
+    requires_approval = fields.Boolean()
+    bookable_by = fields.String(validate=validate.OneOf(["organisations", "anyone"]))
+    popup_allowed = fields.Boolean()
+    popup_max_duration_minutes = fields.Integer(strict=True, validate=validate.Range(1, 24 * 60))
+    popup_auto_approve = fields.Boolean()
+    cancellation_deadline_minutes = fields.Integer(
+        strict=True, validate=validate.Range(0, 60 * 24 * 60)
+    )
+    quota_hours_per_week = fields.Float(allow_none=True, validate=validate.Range(0, 168))
+    quota_hours_per_month = fields.Float(allow_none=True, validate=validate.Range(0, 744))
+
+
+def _premises_fields(required: bool) -> dict[str, fields.Field[Any]]:
+    short = validate.Length(min=1, max=300)
+    features = fields.List(
+        fields.String(validate=validate.Length(1, 64)), validate=validate.Length(max=50)
+    )
+    return {
+        "name": Localised(required=required),
+        "description": Localised(),
+        "address": Text(required=required, validate=short),
+        "district": Text(required=required, validate=validate.Length(1, 100)),
+        "capacity": fields.Integer(
+            strict=True, required=required, validate=validate.Range(1, 100_000)
+        ),
+        "free_of_charge": fields.Boolean(),
+        "hourly_price_cents": fields.Integer(
+            strict=True, allow_none=True, validate=validate.Range(0)
+        ),
+        "free_use_conditions": Localised(),
+        "accessibility": features,
+        "equipment": features,
+        "timezone": Text(validate=validate.Length(1, 64)),
+        "opening_hours": OpeningHoursField(required=required),
+        "rules": fields.Nested(RulesSchema),
+    }
+
+
+PremisesCreate = ma.Schema.from_dict(
+    {
+        "id": Text(validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,99}$")),
+        **_premises_fields(required=True),
+    },
+    name="PremisesCreate",
+)
+PremisesPatch = ma.Schema.from_dict(_premises_fields(required=False), name="PremisesPatch")
+
+
+class PremisesOut(ma.Schema):
+    id = Text()
+    name = fields.Dict()
+    description = fields.Dict()
+    address = Text()
+    district = Text()
+    capacity = fields.Integer()
+    free_of_charge = fields.Boolean()
+    hourly_price_cents = fields.Integer(allow_none=True)
+    free_use_conditions = fields.Dict()
+    accessibility = fields.List(Text())
+    equipment = fields.List(Text())
+    timezone = Text()
+    opening_hours = fields.Dict()
+    rules = fields.Nested(RulesSchema)
+    retired = fields.Boolean()
+    version = fields.Integer()
+
+
+class PremisesList(ma.Schema):
+    premises = fields.List(fields.Nested(PremisesOut))
+
+
+class PremisesQuery(ma.Schema):
+    district = Text()
+    min_capacity = fields.Integer(validate=validate.Range(0))
+    feature = fields.List(Text())
+    free_of_charge = fields.Boolean()
+    q = Text(validate=validate.Length(max=200))
+    include_retired = fields.Boolean(load_default=False)
+
+
+class ClosureIn(ma.Schema):
+    start = instant(required=True)
+    end = instant(required=True)
+    reason = Text(required=True, validate=validate.Length(1, 1000))
+    cancel_conflicting = fields.Boolean(load_default=False)
+
+
+class ClosureOut(ma.Schema):
+    id = Text()
+    premises_id = Text()
+    start = fields.String()
+    end = fields.String()
+    reason = Text()
+    cancelled_bookings = fields.List(Text())
+
+
+class RetireIn(ma.Schema):
+    reason = Text(load_default="", validate=validate.Length(max=1000))
+
+
+class BookingIn(ma.Schema):
+    premises_id = Text(required=True, validate=validate.Length(1, 100))
+    start = instant(required=True)
+    end = instant(required=True)
+    title = Text(required=True, validate=validate.Length(1, 300))
+    attendees = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 100_000))
+    public = fields.Boolean(load_default=False)
+    notes = Text(load_default="", validate=validate.Length(max=5000))
+    organisation_id = Text(metadata={"description": "staff only: book for this organisation"})
+
+
+class BookingOut(ma.Schema):
+    id = Text()
+    status = Text()
+    premises_id = Text()
+    organisation_id = Text(allow_none=True)
+    series_id = Text(allow_none=True)
+    start = Text()
+    end = Text()
+    title = Text()
+    attendees = fields.Integer()
+    public = fields.Boolean()
+    notes = Text()
+    version = fields.Integer()
+    created_at = Text()
+    updated_at = Text()
+    late = fields.Boolean(allow_none=True)
+    reason = Text(allow_none=True)
+
+
+class BookingList(ma.Schema):
+    bookings = fields.List(fields.Nested(BookingOut))
+
+
+class BookingQuery(ma.Schema):
+    from_ = fields.Date(data_key="from")
+    to = fields.Date()
+    premises_id = Text()
+    status = Text(
+        validate=validate.OneOf(["confirmed", "pending_approval", "cancelled", "rejected"])
+    )
+    limit = fields.Integer(load_default=500, validate=validate.Range(1, 5000))
+
+
+class ReasonIn(ma.Schema):
+    reason = Text(load_default="", validate=validate.Length(max=2000))
+
+
+class SeriesIn(BookingIn):
+    rrule = Text(required=True, validate=validate.Length(1, 500))
+    on_conflict = Text(load_default="skip", validate=validate.OneOf(["skip", "fail"]))
+
+
+class Skipped(ma.Schema):
+    start = Text()
+    end = Text()
+    reason = Text()
+
+
+class SeriesOut(ma.Schema):
+    series_id = Text()
+    bookings = fields.List(fields.Nested(BookingOut))
+    skipped = fields.List(fields.Nested(Skipped))
+
+
+class DateRange(ma.Schema):
+    from_ = fields.Date(data_key="from", required=True)
+    to = fields.Date(required=True)
+
+
+class BusyOut(ma.Schema):
+    start = Text()
+    end = Text()
+    kind = Text()
+    title = Text()
+
+
+class DayOut(ma.Schema):
+    date = Text()
+    open = fields.List(fields.List(Text()))
+    busy = fields.List(fields.Nested(BusyOut))
+    free = fields.List(fields.List(Text()))
+
+
+class AvailabilityOut(ma.Schema):
+    premises_id = Text()
+    timezone = Text()
+    days = fields.List(fields.Nested(DayOut))
+
+
+class SearchQuery(ma.Schema):
+    start = instant(required=True)
+    end = instant(required=True)
+    min_capacity = fields.Integer(validate=validate.Range(0))
+    district = Text()
+    feature = fields.List(Text())
+    free_of_charge = fields.Boolean()
+
+
+class SearchOut(ma.Schema):
+    start = Text()
+    end = Text()
+    premises = fields.List(fields.Nested(PremisesOut))
+
+
+class EventsQuery(ma.Schema):
+    after = fields.Integer(load_default=0, validate=validate.Range(0))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+
+
+class EventOut(ma.Schema):
+    position = fields.Integer()
+    stream = Text()
+    version = fields.Integer()
+    type = Text()
+    schema_version = fields.Integer()
+    recorded_at = Text()
+    data = fields.Dict()
+
+
+class EventsOut(ma.Schema):
+    events = fields.List(fields.Nested(EventOut))
+    next = fields.Integer()
+
+
+class UserIn(ma.Schema):
+    email = fields.Email(required=True)
+    name = Text(required=True, validate=validate.Length(1, 300))
+    role = Text(
+        required=True, validate=validate.OneOf(["resident", "booker", "staff", "analyst", "admin"])
+    )
+    organisation_id = Text(allow_none=True)
+    password = Text(validate=validate.Length(8, 200), load_only=True)
+    language = Text(load_default="fi", validate=validate.OneOf(["fi", "en", "sv"]))
+
+
+class UserOut(ma.Schema):
+    id = Text()
+    email = Text()
+    name = Text()
+    role = Text()
+    organisation_id = Text(allow_none=True)
+    language = Text()
+    token = Text(metadata={"description": "only in the response that creates the user"})
+
+
+class OrganisationIn(ma.Schema):
+    name = Text(required=True, validate=validate.Length(1, 300))
+    type = Text(
+        load_default="association", validate=validate.OneOf(["association", "company", "other"])
+    )
+    business_id = Text(allow_none=True, validate=validate.Regexp(r"^\d{7}-\d$"))
+
+
+class OrganisationOut(ma.Schema):
+    id = Text()
+    name = Text()
+    type = Text()
+    business_id = Text(allow_none=True)

@@ -1,0 +1,65 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from booking import config as configuration
+from booking.api import bookings, log, people, premises
+from booking.http import Runtime, http_problem, new_request_id, register_error_handlers
+from booking.service import PremisesRepository
+from events.sql import make_engine
+
+API_TITLE = "Tilavaraus"
+
+
+class ProblemApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api, answering every HTTP error with problem+json (RFC 9457)."""
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        return http_problem(error)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(configuration.from_environment() if config is None else {})
+    app.config.update(config or {})
+    app.config.setdefault("BOOKING_TIMEZONE", "Europe/Helsinki")
+    app.config.setdefault("SECRET_KEY", "test-only-secret")
+    app.config.update(
+        API_TITLE=API_TITLE,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=256 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    engine = config.get("ENGINE") if config else None
+    if engine is None:
+        engine = make_engine(app.config["BOOKING_DATABASE_URL"])
+    app.extensions["tilavaraus"] = Runtime(engine, PremisesRepository())
+
+    api = ProblemApi(
+        app,
+        spec_kwargs={
+            "info": {"description": (Path(__file__).parent / "api" / "README.api.md").read_text()},
+        },
+    )
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.spec.options["security"] = [{"bearer": []}, {}]
+    for blueprint in (premises.blp, bookings.blp, people.blp, log.blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(log.health)
+    register_error_handlers(app)
+
+    @app.before_request
+    def _request_id() -> None:
+        g.request_id = request.headers.get("X-Request-Id") or new_request_id()
+
+    return app

@@ -1,0 +1,239 @@
+"""The `booking` command (API.md): serve, migrate, accounts, demo data, projections, the log."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+
+from booking import accounts
+from booking.app import create_app
+from booking.http import Runtime
+from booking.migrate import upgrade
+from booking.progress import Progress
+from events.sql import read_transaction, write_transaction
+from events.store import head_position
+from projections import runner
+
+
+def _app() -> Flask:
+    app = create_app()
+    url = app.config["BOOKING_DATABASE_URL"]
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return app
+
+
+def _runtime(app: Flask) -> Runtime:
+    found: Runtime = app.extensions["tilavaraus"]
+    return found
+
+
+@click.group()
+def main() -> None:
+    """Tilavaraus: room bookings and pop-up spaces for a city."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="gunicorn workers")
+@click.option("--threads", default=8, show_default=True, type=int, help="threads per worker")
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Migrate the database if needed and serve the app with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    app = _app()
+    upgrade(_runtime(app).engine)
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Flask:
+            return app
+
+    click.echo(f"Serving Tilavaraus on http://{host}:{port}/", err=True)
+    Server().run()
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations."""
+    upgrade(_runtime(_app()).engine)
+    click.echo("database is up to date")
+
+
+@main.group()
+def admin() -> None:
+    """Accounts."""
+
+
+@admin.command("create-user")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option(
+    "--role", required=True, type=click.Choice(["resident", "booker", "staff", "analyst", "admin"])
+)
+@click.option("--organisation", "organisation_id", default=None)
+@click.option("--password", default=None)
+@click.option("--language", default="fi", type=click.Choice(["fi", "en", "sv"]))
+def create_user(**options: Any) -> None:
+    """Create a user; the last line printed is its API token."""
+    app = _app()
+    engine = _runtime(app).engine
+    upgrade(engine)
+    with write_transaction(engine) as conn:
+        created = _or_fail(lambda: accounts.create_user(conn, **options))
+    click.echo(f"created user {created.user_id}", err=True)
+    click.echo(created.token)
+
+
+@admin.command("create-organisation")
+@click.option("--name", required=True)
+@click.option(
+    "--type", "type_", default="association", type=click.Choice(accounts.ORGANISATION_TYPES)
+)
+@click.option("--business-id", default=None)
+def create_organisation(name: str, type_: str, business_id: str | None) -> None:
+    """Create an organisation; the last line printed is its id."""
+    engine = _runtime(_app()).engine
+    upgrade(engine)
+    with write_transaction(engine) as conn:
+        organisation_id = _or_fail(
+            lambda: accounts.create_organisation(conn, name, type_, business_id, None)
+        )
+    click.echo(organisation_id)
+
+
+def _or_fail(action: Any) -> Any:
+    from booking.domain.errors import DomainError, RuleBroken
+
+    try:
+        return action()
+    except RuleBroken as error:
+        for field, messages in error.problems.items():
+            click.echo(f"{field}: {' '.join(messages)}", err=True)
+        sys.exit(2)
+    except DomainError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+
+
+@main.group()
+def demo() -> None:
+    """Demo data."""
+
+
+@demo.command("load")
+@click.option("--bookings", "booking_count", default=20_000, show_default=True, type=int)
+@click.option("--seed", default=2026, show_default=True, type=int)
+def demo_load(booking_count: int, seed: int) -> None:
+    """Load the Mikkeli catalogue and a year of bookings (through the booking commands)."""
+    from booking.demo import load
+
+    app = _app()
+    rt = _runtime(app)
+    upgrade(rt.engine)
+    summary = load(rt.engine, rt.premises, booking_count=booking_count, seed=seed)
+    click.echo(summary)
+
+
+@main.group()
+def projections() -> None:
+    """Read models built from the log."""
+
+
+@projections.command("rebuild")
+@click.argument("names", nargs=-1)
+def projections_rebuild(names: tuple[str, ...]) -> None:
+    """Rebuild projections (all when none is named) from the log."""
+    engine = _runtime(_app()).engine
+    try:
+        chosen = runner.by_name(names)
+    except KeyError as error:
+        raise click.BadParameter(f"unknown projection: {error.args[0]}") from None
+    with read_transaction(engine) as conn:
+        total = head_position(conn)
+    with Progress("rebuild", total) as progress:
+        count = runner.rebuild(engine, chosen, progress=progress)
+    click.echo(f"rebuilt {', '.join(p.name for p in chosen)} from {count} events")
+
+
+@projections.command("status")
+def projections_status() -> None:
+    """Position and lag of every projection."""
+    with read_transaction(_runtime(_app()).engine) as conn:
+        rows = runner.status(conn)
+    for row in rows:
+        mode = "inline" if row.inline else "async"
+        click.echo(f"{row.name:<16} {mode:<7} position {row.position:>10}  lag {row.lag}")
+
+
+@main.group()
+def events() -> None:
+    """The event log."""
+
+
+@events.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+def events_export(file: str) -> None:
+    """Write the log as JSON lines."""
+    from booking.logio import export_events
+
+    engine = _runtime(_app()).engine
+    with read_transaction(engine) as conn:
+        total = head_position(conn)
+    with open(file, "w", encoding="utf-8") as out, Progress("export", total) as progress:
+        count = export_events(engine, out, progress)
+    click.echo(f"exported {count} events to {file}")
+
+
+@events.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def events_import(file: str) -> None:
+    """Restore a log exported as JSON lines into an empty database, then rebuild projections."""
+    from booking.logio import NotEmpty, import_events
+
+    engine = _runtime(_app()).engine
+    upgrade(engine)
+    try:
+        with open(file, encoding="utf-8") as lines, Progress("import") as progress:
+            count = import_events(engine, lines, progress)
+    except (NotEmpty, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    with Progress("rebuild", count) as progress:
+        runner.rebuild(engine, runner.ALL, progress=progress)
+    click.echo(f"imported {count} events from {file}")
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the scheduler as its own process."""
+    from booking.scheduler import run_forever
+
+    run_forever(_app())
+
+
+@main.command()
+def projector() -> None:
+    """Run the projection runner as its own process."""
+    from booking.scheduler import run_projector
+
+    run_projector(_app())
+
+
+if __name__ == "__main__":
+    main()

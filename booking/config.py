@@ -1,0 +1,37 @@
+"""Configuration from the environment, with the defaults the README documents."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+DEFAULT_INSTANCE = Path.cwd() / "instance"
+
+
+def from_environment() -> dict[str, Any]:
+    instance = Path(os.environ.get("BOOKING_INSTANCE_PATH", DEFAULT_INSTANCE))
+    return {
+        "BOOKING_DATABASE_URL": os.environ.get(
+            "BOOKING_DATABASE_URL", f"sqlite:///{instance / 'tilavaraus.sqlite'}"
+        ),
+        "SECRET_KEY": os.environ.get("BOOKING_SECRET_KEY") or _instance_secret(instance),
+        "BOOKING_TIMEZONE": os.environ.get("BOOKING_TIMEZONE", "Europe/Helsinki"),
+        "BOOKING_SMTP_URL": os.environ.get("BOOKING_SMTP_URL"),
+        "BOOKING_MAIL_FROM": os.environ.get("BOOKING_MAIL_FROM", "tilavaraus@localhost"),
+        "BOOKING_RUN_SCHEDULER": os.environ.get("BOOKING_RUN_SCHEDULER", "1") == "1",
+        "BOOKING_INSTANCE_PATH": str(instance),
+    }
+
+
+def _instance_secret(instance: Path) -> str:
+    """A random key kept in the instance folder, so sessions survive a restart."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

@@ -1,0 +1,378 @@
+"""decide(command, premises) -> events: every decision about a premises, as a pure function."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from booking.domain.commands import (
+    Actor,
+    AddClosure,
+    CancelBooking,
+    CancelSeries,
+    DecideBooking,
+    PlaceBooking,
+    PlaceSeries,
+    RegisterPremises,
+    RetirePremises,
+    UpdatePremises,
+)
+from booking.domain.errors import (
+    Conflict,
+    InvalidState,
+    NotAllowed,
+    NotFound,
+    RuleBroken,
+    SlotTaken,
+    StaleVersion,
+)
+from events.opening import OpeningHours
+from booking.domain.premises import BookingRecord, PremisesState, Rules
+from booking.domain.recurrence import BadRecurrence, expand
+from booking.domain.rules import Problems, check_booking, conflicts_with
+from events.slot import Slot
+from events.catalog import (
+    BookingApproved,
+    BookingCancelled,
+    BookingPlaced,
+    BookingRejected,
+    BookingSeriesCancelled,
+    BookingSeriesPlaced,
+    ClosureAdded,
+    Event,
+    PremisesRegistered,
+    PremisesRetired,
+    PremisesUpdated,
+)
+
+Command = (
+    RegisterPremises
+    | UpdatePremises
+    | RetirePremises
+    | AddClosure
+    | PlaceBooking
+    | PlaceSeries
+    | CancelBooking
+    | CancelSeries
+    | DecideBooking
+)
+
+
+def decide(command: Command, premises: PremisesState) -> list[Event]:
+    match command:
+        case RegisterPremises():
+            return _register(command, premises)
+        case UpdatePremises():
+            return _update(command, premises)
+        case RetirePremises():
+            return _retire(command, premises)
+        case AddClosure():
+            return _close(command, premises)
+        case PlaceBooking():
+            return _place(command, premises)
+        case PlaceSeries():
+            return _place_series(command, premises)
+        case CancelBooking():
+            return _cancel(command, premises)
+        case CancelSeries():
+            return _cancel_series(command, premises)
+        case DecideBooking():
+            return _decide_pending(command, premises)
+
+
+# --- the catalogue ----------------------------------------------------------------------
+
+
+def profile_problems(profile: dict[str, Any]) -> Problems:
+    """What is wrong with a premises' catalogue data beyond its JSON shape."""
+    problems: Problems = {}
+    if "timezone" in profile:
+        try:
+            ZoneInfo(profile["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            problems["timezone"] = ["Not a known IANA time zone."]
+    if "opening_hours" in profile:
+        try:
+            OpeningHours.parse(profile["opening_hours"])
+        except (ValueError, TypeError) as error:
+            problems["opening_hours"] = [str(error)]
+    if "rules" in profile:
+        rules = Rules.from_json(profile["rules"])
+        if rules.min_duration_minutes > rules.max_duration_minutes:
+            problems["rules"] = ["min_duration_minutes is more than max_duration_minutes."]
+    if "name" in profile and not any((profile["name"] or {}).values()):
+        problems["name"] = ["Give a name in at least one language."]
+    return problems
+
+
+def _staff_only(actor_is_staff: bool) -> None:
+    if not actor_is_staff:
+        raise NotAllowed("Only staff may change the premises catalogue.")
+
+
+def _existing(premises: PremisesState) -> PremisesState:
+    if not premises.exists:
+        raise NotFound(f"No premises {premises.premises_id!r}.")
+    return premises
+
+
+def _register(cmd: RegisterPremises, premises: PremisesState) -> list[Event]:
+    _staff_only(cmd.actor.is_staff)
+    if premises.exists:
+        raise InvalidState(f"Premises {cmd.premises_id!r} already exists.")
+    if problems := profile_problems(cmd.profile):
+        raise RuleBroken(problems)
+    profile = {**cmd.profile, "rules": Rules.from_json(cmd.profile.get("rules", {})).as_json()}
+    return [PremisesRegistered(premises_id=cmd.premises_id, **profile)]
+
+
+def _update(cmd: UpdatePremises, premises: PremisesState) -> list[Event]:
+    _staff_only(cmd.actor.is_staff)
+    _existing(premises)
+    if cmd.expected_version is not None and cmd.expected_version != premises.catalogue_version:
+        raise StaleVersion(premises.catalogue_version)
+    if premises.retired:
+        raise InvalidState("A retired premises cannot be changed.")
+    if problems := profile_problems(cmd.changes):
+        raise RuleBroken(problems)
+    if "rules" in cmd.changes:
+        merged = Rules.from_json({**premises.rules.as_json(), **cmd.changes["rules"]})
+        if problems := profile_problems({"rules": merged.as_json()}):
+            raise RuleBroken(problems)
+    return [PremisesUpdated(premises_id=cmd.premises_id, changes=cmd.changes)]
+
+
+def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
+    _staff_only(cmd.actor.is_staff)
+    if _existing(premises).retired:
+        raise InvalidState("The premises is already retired.")
+    return [PremisesRetired(premises_id=cmd.premises_id, reason=cmd.reason)]
+
+
+def _close(cmd: AddClosure, premises: PremisesState) -> list[Event]:
+    _staff_only(cmd.actor.is_staff)
+    _existing(premises)
+    clashing = [b for b in premises.active_bookings() if b.slot.overlaps(cmd.slot)]
+    if clashing and not cmd.cancel_conflicting:
+        raise SlotTaken([Conflict(b.slot, b.kind) for b in sorted(clashing, key=_by_start)])
+    events: list[Event] = [
+        BookingCancelled(
+            premises_id=cmd.premises_id,
+            booking_id=b.booking_id,
+            cancelled_by=cmd.actor.user_id,
+            reason=f"The premises is closed: {cmd.reason}",
+            late=False,
+            cancelled_at=cmd.now,
+        )
+        for b in sorted(clashing, key=_by_start)
+    ]
+    events.append(
+        ClosureAdded(
+            premises_id=cmd.premises_id,
+            closure_id=cmd.closure_id,
+            start=cmd.slot.start,
+            end=cmd.slot.end,
+            reason=cmd.reason,
+        )
+    )
+    return events
+
+
+def _by_start(booking: BookingRecord) -> Any:
+    return booking.slot.start
+
+
+# --- bookings ---------------------------------------------------------------------------
+
+
+def _may_book(cmd: PlaceBooking | PlaceSeries) -> None:
+    actor = cmd.actor
+    if actor.role not in ("booker", "staff", "admin"):
+        raise NotAllowed("Residents may ask for pop-up slots; bookings are for organisations.")
+    if not actor.is_staff and cmd.request.organisation_id != actor.organisation_id:
+        raise NotAllowed("You may book only for your own organisation.")
+
+
+def _placed(cmd: PlaceBooking, premises: PremisesState, series_id: str | None) -> BookingPlaced:
+    request = cmd.request
+    needs_approval = premises.rules.requires_approval and not cmd.actor.is_staff
+    return BookingPlaced(
+        premises_id=request.premises_id,
+        booking_id=cmd.booking_id,
+        organisation_id=request.organisation_id,
+        booked_by=cmd.actor.user_id,
+        start=request.slot.start,
+        end=request.slot.end,
+        title=request.title,
+        attendees=request.attendees,
+        public=request.public,
+        notes=request.notes,
+        status="pending_approval" if needs_approval else "confirmed",
+        placed_at=cmd.now,
+        series_id=series_id,
+    )
+
+
+def _check_one(cmd: PlaceBooking, premises: PremisesState) -> None:
+    if problems := check_booking(cmd.request, cmd.actor, premises, cmd.now):
+        raise RuleBroken(problems)
+    if clashes := conflicts_with(premises, cmd.request.slot):
+        raise SlotTaken([Conflict(slot, kind) for slot, kind in clashes])
+
+
+def _place(cmd: PlaceBooking, premises: PremisesState) -> list[Event]:
+    _may_book(cmd)
+    _existing(premises)
+    _check_one(cmd, premises)
+    return [_placed(cmd, premises, None)]
+
+
+def occurrence_id(series_id: str, index: int) -> str:
+    """Occurrence ids derive from the series id, so deciding twice gives the same ids."""
+    return str(uuid.uuid5(uuid.UUID(series_id), str(index)))
+
+
+def _place_series(cmd: PlaceSeries, premises: PremisesState) -> list[Event]:
+    _may_book(cmd)
+    _existing(premises)
+    try:
+        slots = expand(cmd.request.slot, cmd.rrule, premises.zone)
+    except BadRecurrence as error:
+        raise RuleBroken({"rrule": [str(error)]}) from None
+    if not slots:
+        raise RuleBroken({"rrule": ["The rule gives no occurrences."]})
+    placed: list[Event] = []
+    skipped: list[dict[str, Any]] = []
+    # Later occurrences are checked against earlier ones of the same series, as if placed.
+    for index, slot in enumerate(slots):
+        occurrence = PlaceBooking(
+            actor=cmd.actor,
+            booking_id=occurrence_id(cmd.series_id, index),
+            request=replace(cmd.request, slot=slot),
+            now=cmd.now,
+        )
+        try:
+            _check_one(occurrence, premises)
+        except (RuleBroken, SlotTaken) as error:
+            if cmd.on_conflict == "fail":
+                raise
+            reason = "conflict" if isinstance(error, SlotTaken) else str(error)
+            skipped.append(
+                {"start": slot.start.isoformat(), "end": slot.end.isoformat(), "reason": reason}
+            )
+            continue
+        event = _placed(occurrence, premises, cmd.series_id)
+        placed.append(event)
+        premises = _with_tentative(premises, event)
+    if not placed:
+        raise RuleBroken({"rrule": ["No occurrence of the series can be booked."]})
+    header = BookingSeriesPlaced(
+        premises_id=cmd.request.premises_id,
+        series_id=cmd.series_id,
+        rrule=cmd.rrule,
+        organisation_id=cmd.request.organisation_id,
+        booked_by=cmd.actor.user_id,
+        placed_at=cmd.now,
+        skipped=skipped,
+    )
+    return [header, *placed]
+
+
+def _with_tentative(premises: PremisesState, event: BookingPlaced) -> PremisesState:
+    """A shallow copy that also holds `event`'s booking; the caller's state stays untouched."""
+    copy = replace(premises, bookings=dict(premises.bookings))
+    copy.bookings[event.booking_id] = BookingRecord(
+        booking_id=event.booking_id,
+        organisation_id=event.organisation_id,
+        booked_by=event.booked_by,
+        slot=Slot(event.start, event.end),
+        status=event.status,
+        title=event.title,
+        attendees=event.attendees,
+        public=event.public,
+        placed_at=event.placed_at,
+        series_id=event.series_id,
+    )
+    return copy
+
+
+def _booking(premises: PremisesState, booking_id: str) -> BookingRecord:
+    try:
+        return premises.bookings[booking_id]
+    except KeyError:
+        raise NotFound(f"No booking {booking_id!r}.") from None
+
+
+def _may_touch(actor: Actor, booking: BookingRecord) -> None:
+    if not actor.is_staff and (
+        actor.organisation_id is None or actor.organisation_id != booking.organisation_id
+    ):
+        raise NotAllowed("The booking belongs to another organisation.")
+
+
+def _cancel(cmd: CancelBooking, premises: PremisesState) -> list[Event]:
+    booking = _booking(premises, cmd.booking_id)
+    _may_touch(cmd.actor, booking)
+    if cmd.expected_version is not None and cmd.expected_version != booking.version:
+        raise StaleVersion(booking.version)
+    if not booking.active:
+        raise InvalidState(f"The booking is already {booking.status}.")
+    if booking.slot.end <= cmd.now:
+        raise InvalidState("The booking is over.")
+    deadline = booking.slot.start - timedelta(minutes=premises.rules.cancellation_deadline_minutes)
+    return [
+        BookingCancelled(
+            premises_id=premises.premises_id,
+            booking_id=booking.booking_id,
+            cancelled_by=cmd.actor.user_id,
+            reason=cmd.reason,
+            late=cmd.now > deadline,
+            cancelled_at=cmd.now,
+        )
+    ]
+
+
+def _cancel_series(cmd: CancelSeries, premises: PremisesState) -> list[Event]:
+    series = premises.series.get(cmd.series_id)
+    if series is None:
+        raise NotFound(f"No booking series {cmd.series_id!r}.")
+    if not cmd.actor.is_staff and cmd.actor.organisation_id != series.organisation_id:
+        raise NotAllowed("The series belongs to another organisation.")
+    if series.cancelled:
+        raise InvalidState("The series is already cancelled.")
+    events: list[Event] = []
+    for booking in (premises.bookings[b] for b in series.booking_ids):
+        if booking.active and booking.slot.start > cmd.now:
+            events += _cancel(
+                CancelBooking(cmd.actor, booking.booking_id, cmd.reason, cmd.now), premises
+            )
+    events.append(
+        BookingSeriesCancelled(
+            premises_id=premises.premises_id,
+            series_id=cmd.series_id,
+            cancelled_by=cmd.actor.user_id,
+            reason=cmd.reason,
+            cancelled_at=cmd.now,
+        )
+    )
+    return events
+
+
+def _decide_pending(cmd: DecideBooking, premises: PremisesState) -> list[Event]:
+    if not cmd.actor.is_staff:
+        raise NotAllowed("Only staff approve or reject bookings.")
+    booking = _booking(premises, cmd.booking_id)
+    if booking.status != "pending_approval":
+        raise InvalidState(f"The booking is {booking.status}, not pending approval.")
+    if cmd.approve:
+        return [
+            BookingApproved(premises.premises_id, booking.booking_id, cmd.actor.user_id, cmd.now)
+        ]
+    return [
+        BookingRejected(
+            premises.premises_id, booking.booking_id, cmd.actor.user_id, cmd.reason, cmd.now
+        )
+    ]

@@ -1,0 +1,198 @@
+"""The premises aggregate: its catalogue entry, rules, closures and every booking on it.
+
+One stream per premises holds all of it, so the stream's version is the consistency boundary
+for the no-overlap rule (DESIGN.md invariant 2). `evolve` updates a state in place and
+returns it: the process keeps one state per premises and copying hundreds of bookings on
+every event would cost more than it is worth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from events.opening import OpeningHours
+from events.slot import Slot
+from events.catalog import (
+    BookingApproved,
+    BookingCancelled,
+    BookingPlaced,
+    BookingRejected,
+    BookingSeriesCancelled,
+    BookingSeriesPlaced,
+    ClosureAdded,
+    Event,
+    PremisesRegistered,
+    PremisesRetired,
+    PremisesUpdated,
+)
+
+ACTIVE = ("confirmed", "pending_approval")
+
+
+@dataclass(frozen=True)
+class Rules:
+    min_duration_minutes: int = 30
+    max_duration_minutes: int = 240
+    min_notice_minutes: int = 60
+    max_advance_days: int = 180
+    buffer_minutes: int = 0
+    requires_approval: bool = False
+    bookable_by: str = "organisations"
+    popup_allowed: bool = False
+    popup_max_duration_minutes: int = 180
+    popup_auto_approve: bool = False
+    cancellation_deadline_minutes: int = 1440
+    quota_hours_per_week: float | None = None
+    quota_hours_per_month: float | None = None
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Rules:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def buffer(self) -> timedelta:
+        return timedelta(minutes=self.buffer_minutes)
+
+
+@dataclass
+class BookingRecord:
+    booking_id: str
+    organisation_id: str | None
+    booked_by: str
+    slot: Slot
+    status: str
+    title: str
+    attendees: int
+    public: bool
+    placed_at: datetime
+    series_id: str | None
+    version: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def kind(self) -> str:
+        return "booking" if self.status == "confirmed" else "hold"
+
+
+@dataclass
+class SeriesRecord:
+    organisation_id: str | None
+    booking_ids: list[str] = field(default_factory=list)
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class Closure:
+    closure_id: str
+    slot: Slot
+    reason: str
+
+
+@dataclass
+class PremisesState:
+    premises_id: str
+    version: int = 0  # the stream's version: every event on the premises counts
+    catalogue_version: int = 0  # what clients see as `version`: only catalogue changes count
+    profile: dict[str, Any] = field(default_factory=dict)
+    opening: OpeningHours = field(default_factory=lambda: OpeningHours({}))
+    rules: Rules = field(default_factory=Rules)
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Helsinki"))
+    retired: bool = False
+    bookings: dict[str, BookingRecord] = field(default_factory=dict)
+    closures: list[Closure] = field(default_factory=list)
+    series: dict[str, SeriesRecord] = field(default_factory=dict)
+
+    @property
+    def exists(self) -> bool:
+        return self.catalogue_version > 0
+
+    @property
+    def capacity(self) -> int:
+        return int(self.profile.get("capacity", 0))
+
+    def active_bookings(self) -> Iterator[BookingRecord]:
+        return (b for b in self.bookings.values() if b.active)
+
+    def bookings_overlapping(self, slot: Slot) -> list[BookingRecord]:
+        """Active bookings whose slot, widened by the buffer, meets `slot`."""
+        wide = slot.padded(self.rules.buffer)
+        return [b for b in self.active_bookings() if b.slot.overlaps(wide)]
+
+    def closures_overlapping(self, slot: Slot) -> list[Closure]:
+        return [c for c in self.closures if c.slot.overlaps(slot)]
+
+
+def _apply_profile(state: PremisesState, profile: dict[str, Any]) -> None:
+    state.profile.update(profile)
+    if "opening_hours" in profile:
+        state.opening = OpeningHours.parse(profile["opening_hours"])
+    if "rules" in profile:
+        state.rules = Rules.from_json(state.profile["rules"])
+    if "timezone" in profile:
+        state.zone = ZoneInfo(profile["timezone"])
+
+
+def evolve(state: PremisesState, event: Event) -> PremisesState:
+    state.version += 1
+    match event:
+        case PremisesRegistered():
+            state.catalogue_version += 1
+            profile = asdict(event)
+            profile.pop("premises_id")
+            _apply_profile(state, profile)
+        case PremisesUpdated(changes=changes):
+            state.catalogue_version += 1
+            if "rules" in changes:
+                changes = {
+                    **changes,
+                    "rules": {**state.profile.get("rules", {}), **changes["rules"]},
+                }
+            _apply_profile(state, changes)
+        case PremisesRetired():
+            state.catalogue_version += 1
+            state.retired = True
+        case ClosureAdded(closure_id=cid, start=start, end=end, reason=reason):
+            state.closures.append(Closure(cid, Slot(start, end), reason))
+        case BookingPlaced() as placed:
+            state.bookings[placed.booking_id] = BookingRecord(
+                booking_id=placed.booking_id,
+                organisation_id=placed.organisation_id,
+                booked_by=placed.booked_by,
+                slot=Slot(placed.start, placed.end),
+                status=placed.status,
+                title=placed.title,
+                attendees=placed.attendees,
+                public=placed.public,
+                placed_at=placed.placed_at,
+                series_id=placed.series_id,
+            )
+            if placed.series_id:
+                state.series[placed.series_id].booking_ids.append(placed.booking_id)
+        case BookingApproved(booking_id=bid):
+            _set_status(state, bid, "confirmed")
+        case BookingRejected(booking_id=bid):
+            _set_status(state, bid, "rejected")
+        case BookingCancelled(booking_id=bid):
+            _set_status(state, bid, "cancelled")
+        case BookingSeriesPlaced(series_id=sid, organisation_id=org):
+            state.series[sid] = SeriesRecord(org)
+        case BookingSeriesCancelled(series_id=sid):
+            state.series[sid].cancelled = True
+    return state
+
+
+def _set_status(state: PremisesState, booking_id: str, status: str) -> None:
+    record = state.bookings[booking_id]
+    record.status = status
+    record.version += 1

@@ -1,0 +1,207 @@
+"""HTTP plumbing shared by the blueprints: problem+json, domain errors → statuses, the
+runtime (engine and premises cache) and the write helper that makes every write idempotent."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, current_app, g, request
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from booking.domain.errors import (
+    DomainError,
+    InvalidState,
+    NotAllowed,
+    NotFound,
+    RuleBroken,
+    SlotTaken,
+    StaleVersion,
+)
+from booking.service import (
+    Busy,
+    IdempotencyKey,
+    IdempotencyKeyReused,
+    Outcome,
+    PremisesRepository,
+    execute,
+)
+from events.store import Metadata
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+
+@dataclass
+class Runtime:
+    engine: Engine
+    premises: PremisesRepository
+
+
+def runtime() -> Runtime:
+    found: Runtime = current_app.extensions["tilavaraus"]
+    return found
+
+
+def iso(instant: datetime, zone: ZoneInfo | None = None) -> str:
+    return instant.astimezone(zone).isoformat() if zone else instant.isoformat()
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status=status,
+        headers=headers,
+        mimetype="application/json",
+    )
+
+
+def problem_body(status: int, title: str, detail: str = "", **extra: Any) -> dict[str, Any]:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    return body
+
+
+def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response:
+    headers = extra.pop("headers", None)
+    response = json_response(problem_body(status, title, detail, **extra), status, headers)
+    response.mimetype = PROBLEM
+    return response
+
+
+def outcome_of_error(error: DomainError) -> Outcome:
+    """The one place where domain refusals become HTTP statuses."""
+    match error:
+        case RuleBroken(problems=problems):
+            return Outcome(422, problem_body(422, "A rule is broken", str(error), errors=problems))
+        case SlotTaken(conflicts=conflicts):
+            return Outcome(
+                409,
+                problem_body(
+                    409,
+                    "The slot is taken",
+                    "The time overlaps another booking (buffer included).",
+                    conflicts=[
+                        {"start": iso(c.slot.start), "end": iso(c.slot.end), "kind": c.kind}
+                        for c in conflicts
+                    ],
+                ),
+            )
+        case StaleVersion(current=current):
+            return Outcome(
+                412,
+                problem_body(412, "Stale version", str(error), current_version=current),
+                {"ETag": f'"{current}"'},
+            )
+        case NotFound():
+            return Outcome(404, problem_body(404, "Not found", str(error)))
+        case NotAllowed():
+            return Outcome(403, problem_body(403, "Forbidden", str(error)))
+        case InvalidState():
+            return Outcome(409, problem_body(409, "Conflict", str(error)))
+    return Outcome(400, problem_body(400, "Bad request", str(error)))
+
+
+def respond(outcome: Outcome) -> Response:
+    response = json_response(outcome.body, outcome.status, outcome.headers)
+    if outcome.status >= 400:
+        response.mimetype = PROBLEM
+    return response
+
+
+def request_metadata(actor: str | None) -> Metadata:
+    return Metadata(
+        actor=actor,
+        correlation_id=request.headers.get("X-Request-Id") or g.get("request_id"),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+
+
+def write(actor: str, handler: Callable[[Connection], Outcome]) -> Response:
+    """Run a command's handler in a retried write transaction; honour Idempotency-Key."""
+    key = request.headers.get("Idempotency-Key")
+    idempotency = None
+    if key:
+        if len(key) > 200:
+            return problem(400, "Bad Idempotency-Key", "At most 200 characters.")
+        body = request.get_json(silent=True)
+        idempotency = IdempotencyKey.of(actor, key, request.method, request.path, body)
+    outcome = execute(
+        runtime().engine, handler, idempotency, outcome_of_error if idempotency else None
+    )
+    return respond(outcome)
+
+
+def expected_version() -> int | None:
+    """The version named by If-Match (`"3"`, `W/"3"` or `3`), or None without one."""
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    text = raw.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise RuleBroken({"If-Match": ["Give the version as a number, e.g. \"3\"."]})
+    return int(text)
+
+
+def register_error_handlers(app: Any) -> None:
+    @app.errorhandler(DomainError)
+    def _domain(error: DomainError) -> Response:
+        return respond(outcome_of_error(error))
+
+    @app.errorhandler(IdempotencyKeyReused)
+    def _reused(error: IdempotencyKeyReused) -> Response:
+        return problem(
+            422,
+            "Idempotency-Key reused",
+            "This key was already used for a different request.",
+            errors={"Idempotency-Key": ["Already used for a different request."]},
+        )
+
+    @app.errorhandler(Busy)
+    def _busy(error: Busy) -> Response:
+        return problem(503, "Busy", str(error), headers={"Retry-After": "1"})
+
+    @app.errorhandler(OperationalError)
+    def _database_down(error: OperationalError) -> Response:
+        log.warning("database unavailable: %s", error.orig)
+        return problem(
+            503, "Service unavailable", "The database did not answer.", headers={"Retry-After": "2"}
+        )
+
+
+def http_problem(error: HTTPException) -> Response:
+    """Every HTTP error as problem+json, with webargs' field errors flattened to `errors`."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    extra: dict[str, Any] = {}
+    messages = data.get("messages") or data.get("errors")
+    if messages:
+        flat: dict[str, Any] = {}
+        for location, found in messages.items():
+            if isinstance(found, dict):
+                flat.update(found)
+            else:
+                flat[location] = found
+        extra["errors"] = flat
+    if status >= 500:
+        log.error("server error on %s %s", request.method, request.path, exc_info=error)
+        detail = "Something went wrong on our side; it has been logged."
+    else:
+        detail = data.get("message") or error.description or ""
+    headers = dict(data.get("headers") or {})
+    if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+        headers["Allow"] = ", ".join(error.valid_methods)
+    return problem(status, error.name, str(detail), headers=headers or None, **extra)
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,196 @@
+"""The service layer: load a premises, decide, append, project — in one transaction, retried
+on a concurrency conflict, and idempotent under a client's Idempotency-Key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from booking.domain.decide import Command, decide
+from booking.domain.errors import DomainError, NotFound
+from booking.domain.premises import PremisesState, evolve
+from booking.tables import idempotency_keys
+from events.sql import write_transaction
+from events.store import ConcurrencyError, Metadata, RecordedEvent, append, read_stream
+from projections.bookings import bookings_table
+from projections.runner import project_inline
+
+
+def premises_stream(premises_id: str) -> str:
+    return f"premises-{premises_id}"
+
+
+class PremisesRepository:
+    """One state per premises, kept in memory and caught up from the log on every load.
+
+    Only committed events reach a cached state (a load reads them before its transaction
+    writes anything), so a rolled-back command never leaves a trace here.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, PremisesState] = {}
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    def _caught_up(self, conn: Connection, premises_id: str) -> PremisesState:
+        state = self._states.get(premises_id) or PremisesState(premises_id)
+        for recorded in read_stream(conn, premises_stream(premises_id), state.version):
+            evolve(state, recorded.to_event())
+        self._states[premises_id] = state
+        return state
+
+    def decide(self, conn: Connection, premises_id: str, command: Command) -> tuple[int, list[Any]]:
+        """(version decided on, events) for `command` against the premises' current state."""
+        with self._locks[premises_id]:
+            state = self._caught_up(conn, premises_id)
+            return state.version, decide(command, state)
+
+    def forget(self) -> None:
+        self._states.clear()
+
+
+def run_premises_command(
+    conn: Connection,
+    repository: PremisesRepository,
+    premises_id: str,
+    command: Command,
+    metadata: Metadata,
+) -> list[RecordedEvent]:
+    version, events = repository.decide(conn, premises_id, command)
+    recorded = append(conn, premises_stream(premises_id), events, version, metadata)
+    project_inline(conn, list(zip(events, recorded, strict=True)))
+    return recorded
+
+
+def premises_of_booking(conn: Connection, booking_id: str) -> str:
+    t = bookings_table
+    found = conn.execute(select(t.c.premises_id).where(t.c.id == booking_id)).scalar()
+    if found is None:
+        raise NotFound(f"No booking {booking_id!r}.")
+    return str(found)
+
+
+def premises_of_series(conn: Connection, series_id: str) -> str:
+    t = bookings_table
+    found = conn.execute(
+        select(t.c.premises_id).where(t.c.series_id == series_id).limit(1)
+    ).scalar()
+    if found is None:
+        raise NotFound(f"No booking series {series_id!r}.")
+    return str(found)
+
+
+# --- transactions, retries, idempotency ---------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    actor: str
+    key: str
+    request_hash: str
+
+    @classmethod
+    def of(cls, actor: str, key: str, method: str, path: str, body: Any) -> IdempotencyKey:
+        canonical = json.dumps([method, path, body], sort_keys=True, default=str)
+        return cls(actor, key, hashlib.sha256(canonical.encode()).hexdigest())
+
+
+class IdempotencyKeyReused(Exception):
+    """The key was used before with a different request."""
+
+
+class Busy(Exception):
+    """Too many concurrency conflicts in a row: the client may retry."""
+
+
+ProblemOf = Callable[[DomainError], Outcome]
+MAX_ATTEMPTS = 30
+
+
+def execute(
+    engine: Engine,
+    handler: Callable[[Connection], Outcome],
+    idempotency: IdempotencyKey | None = None,
+    problem_of: ProblemOf | None = None,
+) -> Outcome:
+    """Run `handler` in a write transaction, retrying on conflicts.
+
+    With an idempotency key the first outcome — success or refusal — is stored in the same
+    transaction and returned again for a retry of the same request, appending nothing.
+    """
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            with write_transaction(engine) as conn:
+                if idempotency is not None:
+                    stored = _stored_outcome(conn, idempotency)
+                    if stored is not None:
+                        return stored
+                    outcome = _run_or_refuse(conn, handler, problem_of)
+                    _store_outcome(conn, idempotency, outcome)
+                    return outcome
+                return handler(conn)
+        except (ConcurrencyError, IntegrityError) as error:
+            # Another writer got there first: back off a little and decide again. A unique or
+            # exclusion violation means the same (a racing idempotent retry, a second line of
+            # defence firing); one that persists is a real error.
+            if isinstance(error, IntegrityError) and attempt >= 3:
+                raise
+            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+    raise Busy("the premises is too busy right now; try again")
+
+
+def _run_or_refuse(
+    conn: Connection, handler: Callable[[Connection], Outcome], problem_of: ProblemOf | None
+) -> Outcome:
+    if problem_of is None:
+        return handler(conn)
+    savepoint = conn.begin_nested()
+    try:
+        outcome = handler(conn)
+    except DomainError as error:
+        savepoint.rollback()
+        return problem_of(error)
+    savepoint.commit()
+    return outcome
+
+
+def _stored_outcome(conn: Connection, key: IdempotencyKey) -> Outcome | None:
+    t = idempotency_keys
+    row = conn.execute(select(t).where(t.c.actor == key.actor, t.c.key == key.key)).first()
+    if row is None:
+        return None
+    if row.request_hash != key.request_hash:
+        raise IdempotencyKeyReused(key.key)
+    return Outcome(row.status, row.body, dict(row.headers))
+
+
+def _store_outcome(conn: Connection, key: IdempotencyKey, outcome: Outcome) -> None:
+    conn.execute(
+        insert(idempotency_keys).values(
+            actor=key.actor,
+            key=key.key,
+            request_hash=key.request_hash,
+            status=outcome.status,
+            body=outcome.body,
+            headers=outcome.headers,
+            created_at=datetime.now(UTC),
+        )
+    )

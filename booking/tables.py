@@ -1,0 +1,58 @@
+"""Tables the service keeps beside the log: accounts, tokens and idempotency records.
+
+Organisations and users are also recorded as events (without personal data); these tables
+hold what signing in needs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Text
+
+from events.sql import JSONDocument, UTCDateTime
+
+metadata = MetaData()
+
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(300), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("business_id", String(32)),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(300), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("organisation_id", String(64), ForeignKey("organisations.id")),
+    Column("language", String(8), nullable=False),
+    Column("password_hash", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    # sha256 of the token: tokens are long random strings, so a fast hash is enough.
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("actor", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", JSONDocument, nullable=False),
+    Column("headers", JSONDocument, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,172 @@
+"""The domain's vocabulary: every event the log can hold, in the past tense.
+
+Events are plain frozen dataclasses. Instants are aware datetimes (UTC in the log). No
+event carries a person's name, e-mail address or phone number in clear text: people appear
+by id only (DESIGN.md invariant 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+JSONObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of all events. `schema_version` is the version of the event's current shape."""
+
+    schema_version: ClassVar[int] = 1
+
+
+# --- people and organisations ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrganisationRegistered(Event):
+    organisation_id: str
+    name: str
+    type: str
+    business_id: str | None
+
+
+@dataclass(frozen=True)
+class UserRegistered(Event):
+    user_id: str
+    role: str
+    organisation_id: str | None
+    language: str
+
+
+# --- the premises catalogue -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PremisesRegistered(Event):
+    premises_id: str
+    name: JSONObject
+    description: JSONObject
+    address: str
+    district: str
+    capacity: int
+    free_of_charge: bool
+    hourly_price_cents: int | None
+    free_use_conditions: JSONObject
+    accessibility: list[str]
+    equipment: list[str]
+    timezone: str
+    opening_hours: JSONObject
+    rules: JSONObject
+
+
+@dataclass(frozen=True)
+class PremisesUpdated(Event):
+    premises_id: str
+    changes: JSONObject
+
+
+@dataclass(frozen=True)
+class PremisesRetired(Event):
+    premises_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClosureAdded(Event):
+    premises_id: str
+    closure_id: str
+    start: datetime
+    end: datetime
+    reason: str
+
+
+# --- bookings ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookingPlaced(Event):
+    """A booking took its slot: `confirmed`, or `pending_approval` (a hold until decided).
+
+    Version 2 renamed v1's `attendee_count` to `attendees` (see `upcast_booking_placed_v1_v2`).
+    """
+
+    schema_version: ClassVar[int] = 2
+
+    premises_id: str
+    booking_id: str
+    organisation_id: str | None
+    booked_by: str
+    start: datetime
+    end: datetime
+    title: str
+    attendees: int
+    public: bool
+    notes: str
+    status: str
+    placed_at: datetime
+    series_id: str | None
+
+
+@dataclass(frozen=True)
+class BookingApproved(Event):
+    premises_id: str
+    booking_id: str
+    approved_by: str
+    approved_at: datetime
+
+
+@dataclass(frozen=True)
+class BookingRejected(Event):
+    premises_id: str
+    booking_id: str
+    rejected_by: str
+    reason: str
+    rejected_at: datetime
+
+
+@dataclass(frozen=True)
+class BookingCancelled(Event):
+    premises_id: str
+    booking_id: str
+    cancelled_by: str
+    reason: str
+    late: bool
+    cancelled_at: datetime
+
+
+@dataclass(frozen=True)
+class BookingSeriesPlaced(Event):
+    premises_id: str
+    series_id: str
+    rrule: str
+    organisation_id: str | None
+    booked_by: str
+    placed_at: datetime
+    skipped: list[JSONObject]  # [{start, end, reason}] occurrences not booked
+
+
+@dataclass(frozen=True)
+class BookingSeriesCancelled(Event):
+    premises_id: str
+    series_id: str
+    cancelled_by: str
+    reason: str
+    cancelled_at: datetime
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    OrganisationRegistered,
+    UserRegistered,
+    PremisesRegistered,
+    PremisesUpdated,
+    PremisesRetired,
+    ClosureAdded,
+    BookingPlaced,
+    BookingApproved,
+    BookingRejected,
+    BookingCancelled,
+    BookingSeriesPlaced,
+    BookingSeriesCancelled,
+)

@@ -1,0 +1,109 @@
+"""Events to JSON and back, through marshmallow schemas, with upcasters for old shapes.
+
+Each event type's schema is derived from its dataclass fields, so a field added to an event
+is validated and serialised without a second declaration. Old stored versions are brought up
+to the current shape by upcasters registered next to the type (`upcast_<type>_v1_v2`) before
+the schema loads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields
+
+from events.catalog import ALL_EVENTS, Event, JSONObject
+
+Upcaster = Callable[[JSONObject], JSONObject]
+
+
+class UnknownEventType(LookupError):
+    pass
+
+
+class InstantField(fields.AwareDateTime):
+    """An RFC 3339 instant; always deserialised to UTC."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        result: datetime = super()._deserialize(value, attr, data, **kwargs)
+        return result.astimezone(UTC)
+
+
+def _field_for(annotation: Any) -> fields.Field[Any]:
+    optional = False
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(members) < len(typing.get_args(annotation))
+        annotation = members[0]
+    origin = typing.get_origin(annotation) or annotation
+    field: fields.Field[Any]
+    if origin is str:
+        field = fields.String(allow_none=optional)
+    elif origin is bool:
+        field = fields.Boolean(allow_none=optional)
+    elif origin is int:
+        field = fields.Integer(strict=True, allow_none=optional)
+    elif origin is datetime:
+        field = InstantField(format="iso", allow_none=optional)
+    elif origin is list:
+        (item,) = typing.get_args(annotation)
+        field = fields.List(_field_for(item), allow_none=optional)
+    elif origin is dict:
+        field = fields.Dict(allow_none=optional)
+    else:  # pragma: no cover - a new event field type must be taught here
+        raise TypeError(f"no marshmallow field for {annotation!r}")
+    field.required = True
+    return field
+
+
+def schema_for(event_type: type[Event]) -> ma.Schema:
+    hints = typing.get_type_hints(event_type)
+    declared = {f.name: _field_for(hints[f.name]) for f in dataclasses.fields(event_type)}
+    schema_class = ma.Schema.from_dict(declared, name=f"{event_type.__name__}Schema")
+    return schema_class()
+
+
+def upcast_booking_placed_v1_v2(data: JSONObject) -> JSONObject:
+    """v1 named the head count `attendee_count`; v2 calls it `attendees` like the API."""
+    data = dict(data)
+    data["attendees"] = data.pop("attendee_count", 0)
+    return data
+
+
+class EventSerializer:
+    """Maps event objects to (type name, schema version, JSON data) and back."""
+
+    def __init__(self, event_types: tuple[type[Event], ...] = ALL_EVENTS) -> None:
+        self._types = {t.__name__: t for t in event_types}
+        self._schemas = {t.__name__: schema_for(t) for t in event_types}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {
+            ("BookingPlaced", 1): upcast_booking_placed_v1_v2,
+        }
+
+    def dump(self, event: Event) -> tuple[str, int, JSONObject]:
+        name = type(event).__name__
+        data: JSONObject = self._schemas[name].dump(event)
+        return name, type(event).schema_version, data
+
+    def load(self, name: str, schema_version: int, data: JSONObject) -> Event:
+        try:
+            event_type = self._types[name]
+        except KeyError:
+            raise UnknownEventType(name) from None
+        while schema_version < event_type.schema_version:
+            data = self._upcasters[(name, schema_version)](data)
+            schema_version += 1
+        loaded = self._schemas[name].load(data)
+        return event_type(**loaded)
+
+    def known(self, name: str) -> bool:
+        return name in self._types
+
+
+serializer = EventSerializer()

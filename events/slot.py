@@ -1,0 +1,71 @@
+"""`Slot`, the one interval type: a half-open span [start, end) between two aware instants."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True, order=True)
+class Slot:
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("a slot needs aware datetimes")
+        if self.end <= self.start:
+            raise ValueError("a slot must end after it starts")
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    @property
+    def minutes(self) -> float:
+        return self.duration.total_seconds() / 60
+
+    def overlaps(self, other: Slot) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def contains(self, other: Slot) -> bool:
+        return self.start <= other.start and other.end <= self.end
+
+    def padded(self, before: timedelta, after: timedelta | None = None) -> Slot:
+        return Slot(self.start - before, self.end + (before if after is None else after))
+
+    def intersection(self, other: Slot) -> Slot | None:
+        start, end = max(self.start, other.start), min(self.end, other.end)
+        return Slot(start, end) if start < end else None
+
+
+def merge(slots: Iterable[Slot]) -> list[Slot]:
+    """Union of slots as sorted, disjoint, non-touching slots."""
+    merged: list[Slot] = []
+    for slot in sorted(slots):
+        if merged and slot.start <= merged[-1].end:
+            if slot.end > merged[-1].end:
+                merged[-1] = Slot(merged[-1].start, slot.end)
+        else:
+            merged.append(slot)
+    return merged
+
+
+def subtract(base: Iterable[Slot], holes: Iterable[Slot]) -> list[Slot]:
+    """`base` less every hole, as sorted disjoint slots."""
+    result: list[Slot] = []
+    cut = merge(holes)
+    for piece in merge(base):
+        start = piece.start
+        for hole in cut:
+            if hole.end <= start or hole.start >= piece.end:
+                continue
+            if hole.start > start:
+                result.append(Slot(start, hole.start))
+            start = max(start, hole.end)
+            if start >= piece.end:
+                break
+        if start < piece.end:
+            result.append(Slot(start, piece.end))
+    return result

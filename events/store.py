@@ -1,0 +1,205 @@
+"""The event store: one append-only table, streams with versions, a global position.
+
+- `append` checks the stream's expected version (optimistic concurrency) and writes the
+  events with consecutive stream versions.
+- `read_stream` returns one stream in order; `read_all` returns the whole log after a
+  position, for projections and integrators.
+
+On PostgreSQL sequence values commit out of order: a reader that has seen position 7 may
+later find a position 6 that committed after it. `append` therefore takes an EXCLUSIVE lock
+on the table (readers are not blocked) so that commit order equals position order and
+`WHERE position > last_seen` never skips an event (DESIGN.md invariant 3). SQLite has one
+writer at a time, which gives the same guarantee.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from events.catalog import Event, JSONObject
+from events.serialization import serializer
+from events.sql import JSONDocument, UTCDateTime
+
+metadata = MetaData()
+
+events_table = Table(
+    "events",
+    metadata,
+    Column(
+        "position",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("stream", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("schema_version", SmallInteger, nullable=False),
+    Column("data", JSONDocument, nullable=False),
+    Column("metadata", JSONDocument, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("stream", "version", name="uq_events_stream_version"),
+)
+
+
+class ConcurrencyError(Exception):
+    """The stream moved on since it was read: reload, decide again and retry."""
+
+    def __init__(self, stream: str, expected_version: int) -> None:
+        super().__init__(f"stream {stream!r} is no longer at version {expected_version}")
+        self.stream = stream
+        self.expected_version = expected_version
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Who and why: stored with every event, never personal data beyond ids."""
+
+    actor: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    idempotency_key: str | None = None
+
+    def as_json(self) -> JSONObject:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    position: int
+    stream: str
+    version: int
+    type: str
+    schema_version: int
+    data: JSONObject
+    metadata: JSONObject = field(default_factory=dict)
+    recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def to_event(self) -> Event:
+        return serializer.load(self.type, self.schema_version, self.data)
+
+
+def _lock_for_append(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        # Commit order must equal position order, or catch-up readers skip late commits.
+        # EXCLUSIVE blocks other appenders until we commit but lets readers through.
+        conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+
+
+def append(
+    conn: Connection,
+    stream: str,
+    new_events: Sequence[Event],
+    expected_version: int,
+    metadata: Metadata | None = None,
+) -> list[RecordedEvent]:
+    """Append events at `expected_version + 1, + 2, …` or raise `ConcurrencyError`.
+
+    Must run inside a transaction; the caller commits. `expected_version` 0 means the
+    stream must not exist yet.
+    """
+    if not new_events:
+        return []
+    _lock_for_append(conn)
+    if stream_version(conn, stream) != expected_version:
+        raise ConcurrencyError(stream, expected_version)
+    now = datetime.now(UTC)
+    meta = (metadata or Metadata()).as_json()
+    rows: list[dict[str, Any]] = []
+    for offset, event in enumerate(new_events, start=1):
+        name, schema_version, data = serializer.dump(event)
+        rows.append(
+            {
+                "stream": stream,
+                "version": expected_version + offset,
+                "type": name,
+                "schema_version": schema_version,
+                "data": data,
+                "metadata": meta,
+                "recorded_at": now,
+            }
+        )
+    try:
+        positions = (
+            conn.execute(
+                insert(events_table).returning(
+                    events_table.c.position, sort_by_parameter_order=True
+                ),
+                rows,
+            )
+            .scalars()
+            .all()
+        )
+    except IntegrityError as error:  # a racing writer took the version (SQLite without lock)
+        raise ConcurrencyError(stream, expected_version) from error
+    return [RecordedEvent(position=p, **row) for p, row in zip(positions, rows, strict=True)]
+
+
+def _recorded(row: Any) -> RecordedEvent:
+    return RecordedEvent(
+        position=row.position,
+        stream=row.stream,
+        version=row.version,
+        type=row.type,
+        schema_version=row.schema_version,
+        data=row.data,
+        metadata=row.metadata,
+        recorded_at=row.recorded_at,
+    )
+
+
+def read_stream(conn: Connection, stream: str, after_version: int = 0) -> list[RecordedEvent]:
+    rows = conn.execute(
+        select(events_table)
+        .where(events_table.c.stream == stream, events_table.c.version > after_version)
+        .order_by(events_table.c.version)
+    )
+    return [_recorded(row) for row in rows]
+
+
+def read_all(
+    conn: Connection,
+    after_position: int = 0,
+    limit: int = 1000,
+    types: Iterable[str] | None = None,
+) -> list[RecordedEvent]:
+    query = select(events_table).where(events_table.c.position > after_position)
+    if types is not None:
+        query = query.where(events_table.c.type.in_(list(types)))
+    rows = conn.execute(query.order_by(events_table.c.position).limit(limit))
+    return [_recorded(row) for row in rows]
+
+
+def head_position(conn: Connection) -> int:
+    return int(
+        conn.execute(select(func.coalesce(func.max(events_table.c.position), 0))).scalar_one()
+    )
+
+
+def stream_version(conn: Connection, stream: str) -> int:
+    return int(
+        conn.execute(
+            select(func.coalesce(func.max(events_table.c.version), 0)).where(
+                events_table.c.stream == stream
+            )
+        ).scalar_one()
+    )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the whole schema: the log, the service's tables, the projections."""

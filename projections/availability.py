@@ -1,0 +1,225 @@
+"""Busy intervals per premises, written in the transaction of the append.
+
+Every active booking, hold and closure is a row; cancelled and rejected bookings leave.
+`blocked_until` is the end plus the premises' buffer, so that on PostgreSQL an exclusion
+constraint on `tstzrange(start, blocked_until)` refuses two overlapping bookings even if the
+stream-version check were ever bypassed (DESIGN.md invariant 2, second line of defence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from events.catalog import (
+    BookingApproved,
+    BookingCancelled,
+    BookingPlaced,
+    BookingRejected,
+    ClosureAdded,
+    PremisesRegistered,
+    PremisesUpdated,
+)
+from events.opening import OpeningHours, days as dates
+from events.slot import Slot, subtract
+from events.sql import UTCDateTime
+from events.store import RecordedEvent
+from projections.base import Projection, handles, metadata
+
+busy_table = Table(
+    "availability_busy",
+    metadata,
+    Column("premises_id", String(100), primary_key=True),
+    Column("ref_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # booking | hold | closure
+    Column("start", UTCDateTime, nullable=False),
+    Column("end", UTCDateTime, nullable=False),
+    Column("blocked_until", UTCDateTime, nullable=False),
+    Column("title", String(300)),  # only for public bookings
+    Column("public", Boolean, nullable=False),
+    Index("ix_availability_busy_premises_start", "premises_id", "start"),
+)
+
+buffers_table = Table(
+    "availability_buffers",
+    metadata,
+    Column("premises_id", String(100), primary_key=True),
+    Column("buffer_minutes", Integer, nullable=False),
+)
+
+
+class Availability(Projection):
+    name = "availability"
+    tables = (busy_table, buffers_table)
+    inline = True
+
+    def _buffer(self, conn: Connection, premises_id: str) -> timedelta:
+        minutes = conn.execute(
+            select(buffers_table.c.buffer_minutes).where(
+                buffers_table.c.premises_id == premises_id
+            )
+        ).scalar_one()
+        return timedelta(minutes=minutes)
+
+    @handles(PremisesRegistered)
+    def registered(self, conn: Connection, e: PremisesRegistered, rec: RecordedEvent) -> None:
+        conn.execute(
+            insert(buffers_table).values(
+                premises_id=e.premises_id, buffer_minutes=e.rules.get("buffer_minutes", 0)
+            )
+        )
+
+    @handles(PremisesUpdated)
+    def updated(self, conn: Connection, e: PremisesUpdated, rec: RecordedEvent) -> None:
+        minutes = (e.changes.get("rules") or {}).get("buffer_minutes")
+        if minutes is None:
+            return
+        conn.execute(
+            update(buffers_table)
+            .where(buffers_table.c.premises_id == e.premises_id)
+            .values(buffer_minutes=minutes)
+        )
+        rows = conn.execute(
+            select(busy_table.c.ref_id, busy_table.c.end).where(
+                busy_table.c.premises_id == e.premises_id, busy_table.c.kind != "closure"
+            )
+        ).all()
+        for ref_id, end in rows:
+            conn.execute(
+                update(busy_table)
+                .where(busy_table.c.premises_id == e.premises_id, busy_table.c.ref_id == ref_id)
+                .values(blocked_until=end + timedelta(minutes=minutes))
+            )
+
+    @handles(BookingPlaced)
+    def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:
+        conn.execute(
+            insert(busy_table).values(
+                premises_id=e.premises_id,
+                ref_id=e.booking_id,
+                kind="booking" if e.status == "confirmed" else "hold",
+                start=e.start,
+                end=e.end,
+                blocked_until=e.end + self._buffer(conn, e.premises_id),
+                title=e.title if e.public else None,
+                public=e.public,
+            )
+        )
+
+    @handles(BookingApproved)
+    def approved(self, conn: Connection, e: BookingApproved, rec: RecordedEvent) -> None:
+        conn.execute(
+            update(busy_table)
+            .where(busy_table.c.premises_id == e.premises_id, busy_table.c.ref_id == e.booking_id)
+            .values(kind="booking")
+        )
+
+    @handles(BookingCancelled, BookingRejected)
+    def released(
+        self, conn: Connection, e: BookingCancelled | BookingRejected, rec: RecordedEvent
+    ) -> None:
+        conn.execute(
+            delete(busy_table).where(
+                busy_table.c.premises_id == e.premises_id, busy_table.c.ref_id == e.booking_id
+            )
+        )
+
+    @handles(ClosureAdded)
+    def closed(self, conn: Connection, e: ClosureAdded, rec: RecordedEvent) -> None:
+        conn.execute(
+            insert(busy_table).values(
+                premises_id=e.premises_id,
+                ref_id=e.closure_id,
+                kind="closure",
+                start=e.start,
+                end=e.end,
+                blocked_until=e.end,
+                title=None,
+                public=False,
+            )
+        )
+
+
+# --- queries ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Busy:
+    slot: Slot
+    kind: str
+    title: str | None
+
+
+@dataclass(frozen=True)
+class Day:
+    date: date
+    open: list[Slot]
+    busy: list[Busy]
+    free: list[Slot]
+
+
+def busy_between(
+    conn: Connection, premises_ids: list[str], window: Slot
+) -> dict[str, list[tuple[Busy, Slot]]]:
+    """Busy rows meeting `window` (widened by a day for buffers), with their blocked span."""
+    t = busy_table
+    margin = timedelta(days=1)
+    rows = conn.execute(
+        select(t.c.premises_id, t.c.kind, t.c.start, t.c.end, t.c.blocked_until, t.c.title)
+        .where(
+            t.c.premises_id.in_(premises_ids),
+            t.c.start < window.end + margin,
+            t.c.blocked_until > window.start - margin,
+        )
+        .order_by(t.c.start)
+    )
+    found: dict[str, list[tuple[Busy, Slot]]] = {pid: [] for pid in premises_ids}
+    for pid, kind, start, end, blocked_until, title in rows:
+        # A buffer keeps a gap on both sides of a booking, so block it before the start too.
+        lead = blocked_until - end
+        found[pid].append((Busy(Slot(start, end), kind, title), Slot(start - lead, blocked_until)))
+    return found
+
+
+def days_of(
+    opening: OpeningHours,
+    zone: ZoneInfo,
+    first: date,
+    last: date,
+    busy: list[tuple[Busy, Slot]],
+) -> list[Day]:
+    """Per local date: the opening intervals starting that day, what is busy in them, what
+    is free. Busy entries are clipped to the opening hours; free excludes buffers."""
+    result = []
+    blocked = [span for _, span in busy]
+    for day in dates(first, last):
+        open_slots = opening.intervals_on(day, zone)
+        day_busy = [
+            Busy(clipped, item.kind, item.title)
+            for item, _ in busy
+            for interval in open_slots
+            if (clipped := item.slot.intersection(interval)) is not None
+        ]
+        result.append(Day(day, open_slots, day_busy, subtract(open_slots, blocked)))
+    return result
+
+
+def free_for_whole(
+    opening: OpeningHours, zone: ZoneInfo, window: Slot, busy: list[tuple[Busy, Slot]]
+) -> bool:
+    return opening.covers(window, zone) and not any(span.overlaps(window) for _, span in busy)
