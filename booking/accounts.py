@@ -93,9 +93,12 @@ def create_user(
         problems["language"] = [f"One of: {', '.join(LANGUAGES)}."]
     if role == "booker" and organisation_id is None:
         problems["organisation_id"] = ["A booker is a member of an organisation."]
-    if organisation_id is not None and not conn.execute(
-        select(organisations.c.id).where(organisations.c.id == organisation_id)
-    ).first():
+    if (
+        organisation_id is not None
+        and not conn.execute(
+            select(organisations.c.id).where(organisations.c.id == organisation_id)
+        ).first()
+    ):
         problems["organisation_id"] = ["No such organisation."]
     if problems:
         raise RuleBroken(problems)

@@ -140,14 +140,17 @@ def demo() -> None:
 @demo.command("load")
 @click.option("--bookings", "booking_count", default=20_000, show_default=True, type=int)
 @click.option("--seed", default=2026, show_default=True, type=int)
-def demo_load(booking_count: int, seed: int) -> None:
+@click.option("--if-empty", is_flag=True, help="do nothing when the catalogue has premises")
+def demo_load(booking_count: int, seed: int, if_empty: bool) -> None:
     """Load the Mikkeli catalogue and a year of bookings (through the booking commands)."""
     from booking.demo import load
 
     app = _app()
     rt = _runtime(app)
     upgrade(rt.engine)
-    summary = load(rt.engine, rt.premises, booking_count=booking_count, seed=seed)
+    summary = load(
+        rt.engine, rt.premises, booking_count=booking_count, seed=seed, if_empty=if_empty
+    )
     click.echo(summary)
 
 

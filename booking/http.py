@@ -148,7 +148,7 @@ def expected_version() -> int | None:
         return None
     text = raw.strip().removeprefix("W/").strip('"')
     if not text.isdigit():
-        raise RuleBroken({"If-Match": ["Give the version as a number, e.g. \"3\"."]})
+        raise RuleBroken({"If-Match": ['Give the version as a number, e.g. "3".']})
     return int(text)
 
 

@@ -13,7 +13,10 @@ from tqdm import tqdm
 
 class Progress:
     def __init__(
-        self, label: str, total: int | None = None, stream: TextIO | None = None,
+        self,
+        label: str,
+        total: int | None = None,
+        stream: TextIO | None = None,
         every_seconds: float = 5.0,
     ) -> None:
         self.label, self.total, self.count = label, total, 0

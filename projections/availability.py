@@ -35,7 +35,8 @@ from events.catalog import (
     PremisesRegistered,
     PremisesUpdated,
 )
-from events.opening import OpeningHours, days as dates
+from events.opening import OpeningHours
+from events.opening import days as dates
 from events.slot import Slot, subtract
 from events.sql import UTCDateTime
 from events.store import RecordedEvent
@@ -70,9 +71,7 @@ class Availability(Projection):
 
     def _buffer(self, conn: Connection, premises_id: str) -> timedelta:
         minutes = conn.execute(
-            select(buffers_table.c.buffer_minutes).where(
-                buffers_table.c.premises_id == premises_id
-            )
+            select(buffers_table.c.buffer_minutes).where(buffers_table.c.premises_id == premises_id)
         ).scalar_one()
         return timedelta(minutes=minutes)
 

@@ -101,7 +101,9 @@ def _request(body: dict[str, Any], user: User) -> BookingRequest:
 def _placed_outcome(conn: Connection, booking_id: str) -> Outcome:
     (row,) = booking_rows(conn, [booking_id])
     return Outcome(
-        201, booking_json(row), {"ETag": f'"{row.version}"', "Location": f"/api/v1/bookings/{booking_id}"}
+        201,
+        booking_json(row),
+        {"ETag": f'"{row.version}"', "Location": f"/api/v1/bookings/{booking_id}"},
     )
 
 
@@ -176,7 +178,9 @@ def _booking_command(booking_id: str, make: Any) -> Response:
     def handle(conn: Connection) -> Outcome:
         premises_id = premises_of_booking(conn, booking_id)
         command = make(user, datetime.now(UTC))
-        run_premises_command(conn, runtime().premises, premises_id, command, request_metadata(user.id))
+        run_premises_command(
+            conn, runtime().premises, premises_id, command, request_metadata(user.id)
+        )
         (row,) = booking_rows(conn, [booking_id])
         return Outcome(200, booking_json(row), {"ETag": f'"{row.version}"'})
 
@@ -275,5 +279,3 @@ def cancel_series(body: dict[str, Any], series_id: str) -> Response:
         )
 
     return write(user.id, handle)
-
-

@@ -29,11 +29,9 @@ from booking.domain.errors import (
     SlotTaken,
     StaleVersion,
 )
-from events.opening import OpeningHours
 from booking.domain.premises import BookingRecord, PremisesState, Rules
 from booking.domain.recurrence import BadRecurrence, expand
 from booking.domain.rules import Problems, check_booking, conflicts_with
-from events.slot import Slot
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -47,6 +45,8 @@ from events.catalog import (
     PremisesRetired,
     PremisesUpdated,
 )
+from events.opening import OpeningHours
+from events.slot import Slot
 
 Command = (
     RegisterPremises

@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from events.opening import OpeningHours
-from events.slot import Slot
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -29,6 +27,8 @@ from events.catalog import (
     PremisesRetired,
     PremisesUpdated,
 )
+from events.opening import OpeningHours
+from events.slot import Slot
 
 ACTIVE = ("confirmed", "pending_approval")
 

@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make demo` (serve the Mikkeli demo on SQLite) and
+# `make test` (lint, types and the whole test suite on SQLite and PostgreSQL).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint pytest bench clean
+
+$(BIN)/booking: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/booking
+
+demo: $(BIN)/booking
+	$(BIN)/booking demo load --if-empty
+	$(BIN)/booking serve
+
+test: lint pytest
+
+lint: $(BIN)/booking
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: $(BIN)/booking
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+bench: $(BIN)/booking
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
