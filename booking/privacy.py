@@ -1,0 +1,124 @@
+"""Personal data under per-person keys, so that erasing a person is deleting one key.
+
+Each person gets a random 256-bit data key, stored wrapped (AES-GCM) under a key derived
+from BOOKING_SECRET_KEY. Their names, e-mail addresses, phone numbers and free-text notes
+are stored only as envelopes `pd1.<person_id>.<nonce+ciphertext>` — in events, projections
+and tables alike. Erasure deletes the data key: every envelope of that person becomes
+unreadable everywhere at once, including old exports and backups of the log (DESIGN.md
+invariant 5, crypto-shredding).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from datetime import UTC, datetime
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import Column, MetaData, String, Table, delete, insert, select
+from sqlalchemy.engine import Connection
+
+from events.sql import UTCDateTime
+
+PREFIX = "pd1"
+ERASED = None  # what reading an erased person's data gives
+
+metadata = MetaData()
+
+person_keys = Table(
+    "person_keys",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("wrapped_key", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+def _derive(secret: str, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
+        secret.encode()
+    )
+
+
+class Vault:
+    """Encrypts and decrypts one process's personal data; keys live in `person_keys`."""
+
+    def __init__(self, secret_key: str) -> None:
+        self._wrapping = AESGCM(_derive(secret_key, b"tilavaraus/person-keys/v1"))
+        self._lookup = _derive(secret_key, b"tilavaraus/lookup-hash/v1")
+
+    def lookup_hash(self, value: str) -> str:
+        """A keyed hash for finding a person by e-mail without storing the address."""
+        normalised = value.strip().casefold().encode()
+        return hmac.new(self._lookup, normalised, hashlib.sha256).hexdigest()
+
+    def create_key(self, conn: Connection, person_id: str) -> None:
+        key = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(12)
+        wrapped = nonce + self._wrapping.encrypt(nonce, key, person_id.encode())
+        conn.execute(
+            insert(person_keys).values(
+                person_id=person_id,
+                wrapped_key=base64.b64encode(wrapped).decode(),
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    def erase(self, conn: Connection, person_id: str) -> bool:
+        """Delete the person's key; True when there was one."""
+        result = conn.execute(delete(person_keys).where(person_keys.c.person_id == person_id))
+        return bool(result.rowcount)
+
+    def reader(self, conn: Connection) -> PersonalData:
+        return PersonalData(self, conn)
+
+    def unwrap(self, person_id: str, wrapped: str) -> AESGCM:
+        raw = base64.b64decode(wrapped)
+        return AESGCM(self._wrapping.decrypt(raw[:12], raw[12:], person_id.encode()))
+
+
+class PersonalData:
+    """Seals and opens envelopes within one transaction, loading each key once."""
+
+    def __init__(self, vault: Vault, conn: Connection) -> None:
+        self._vault, self._conn = vault, conn
+        self._keys: dict[str, AESGCM | None] = {}
+
+    def _key(self, person_id: str) -> AESGCM | None:
+        if person_id not in self._keys:
+            wrapped = self._conn.execute(
+                select(person_keys.c.wrapped_key).where(person_keys.c.person_id == person_id)
+            ).scalar()
+            self._keys[person_id] = (
+                None if wrapped is None else self._vault.unwrap(person_id, wrapped)
+            )
+        return self._keys[person_id]
+
+    def seal(self, person_id: str, text: str) -> str:
+        """An envelope of `text` under the person's key (which must exist)."""
+        key = self._key(person_id)
+        if key is None:
+            raise LookupError(f"no data key for person {person_id!r} (erased?)")
+        nonce = os.urandom(12)
+        sealed = nonce + key.encrypt(nonce, text.encode(), person_id.encode())
+        return f"{PREFIX}.{person_id}.{base64.urlsafe_b64encode(sealed).decode()}"
+
+    def open(self, envelope: str | None) -> str | None:
+        """The text of an envelope; None when the person was erased. Plain text (not an
+        envelope) is returned as it is, so empty or public values need no sealing."""
+        if not envelope or not envelope.startswith(PREFIX + "."):
+            return envelope
+        _, person_id, payload = envelope.split(".", 2)
+        key = self._key(person_id)
+        if key is None:
+            return ERASED
+        sealed = base64.urlsafe_b64decode(payload)
+        try:
+            return key.decrypt(sealed[:12], sealed[12:], person_id.encode()).decode()
+        except InvalidTag:
+            return ERASED
