@@ -27,8 +27,18 @@ class UnknownEventType(LookupError):
     pass
 
 
+class UnreadableEvent(ValueError):
+    """An event whose data could not be read back: refused before it reaches the log."""
+
+
 class InstantField(fields.AwareDateTime):
-    """An RFC 3339 instant; always deserialised to UTC."""
+    """An RFC 3339 instant; always deserialised to UTC. Naive values are refused on the way
+    in too: stored, they could never be read back (the schema rejects them on load)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+            raise UnreadableEvent(f"{attr}: naive datetime given where an instant is required")
+        return super()._serialize(value, attr, obj, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         result: datetime = super()._deserialize(value, attr, data, **kwargs)
@@ -88,7 +98,13 @@ class EventSerializer:
 
     def dump(self, event: Event) -> tuple[str, int, JSONObject]:
         name = type(event).__name__
-        data: JSONObject = self._schemas[name].dump(event)
+        schema = self._schemas[name]
+        data: JSONObject = schema.dump(event)
+        # The log is forever: refuse here what `load` would refuse later (a wrong type, a
+        # missing value) rather than store an event no reader can decode.
+        errors = schema.validate(data)
+        if errors:
+            raise UnreadableEvent(f"{name} would not read back: {errors}")
         return name, type(event).schema_version, data
 
     def load(self, name: str, schema_version: int, data: JSONObject) -> Event:

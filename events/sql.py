@@ -65,6 +65,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # REPLACE deletes the row it collides with, and SQLite fires delete triggers for
+            # that only with recursive triggers on: without this, INSERT OR REPLACE would
+            # rewrite history past the append-only trigger (DESIGN.md invariant 1).
+            cursor.execute("PRAGMA recursive_triggers=ON")
             cursor.close()
 
         @event.listens_for(engine, "begin")
