@@ -1,0 +1,248 @@
+"""Booking commands per second through the command layer, beside raw single-row INSERTs.
+
+The command path is what POST /api/v1/bookings does minus HTTP: `booking.service.execute`
+runs a write transaction in which `run_premises_command` decides a `PlaceBooking` against the
+cached premises state, appends the event and projects it inline, and the booking row is read
+back for the answer. The baseline inserts one row per transaction, with SQLAlchemy Core and
+nothing else, into a table of the events table's shape on the same database and engine.
+Extra rows: the same command with an Idempotency-Key, and the whole POST through the Flask
+test client. Every booking is on a distinct one-hour slot of one of a few premises.
+
+    python -m bench.booking_commands [--quick] [--databases sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    UniqueConstraint,
+    insert,
+)
+from sqlalchemy.engine import Connection
+
+from bench import common
+from booking.api.bookings import booking_json, booking_rows
+from booking.domain.commands import BookingRequest, PlaceBooking
+from booking.http import outcome_of_error
+from booking.service import IdempotencyKey, Outcome, PremisesRepository, execute
+from booking.service import run_premises_command as run_command
+from events.catalog import BookingPlaced
+from events.serialization import serializer
+from events.slot import Slot
+from events.sql import JSONDocument, UTCDateTime
+from events.store import Metadata
+
+TARGET = 0.5  # command layer ≥ half the raw insert rate
+PREMISES_PER_PATH = 4
+HOURS = range(8, 22)  # one-hour slots inside the premises' 08-22 opening hours
+ZONE = ZoneInfo("Europe/Helsinki")
+
+raw_metadata = MetaData()
+raw_events = Table(
+    "bench_raw_events",
+    raw_metadata,
+    Column(
+        "position",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("stream", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("schema_version", SmallInteger, nullable=False),
+    Column("data", JSONDocument, nullable=False),
+    Column("metadata", JSONDocument, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("stream", "version", name="uq_bench_raw_events_stream_version"),
+)
+
+
+class Slots:
+    """Distinct one-hour slots for booking number i of one path, spread over its premises."""
+
+    def __init__(self, prefix: str, first_day: datetime) -> None:
+        self.premises = [f"{prefix}-{n}" for n in range(PREMISES_PER_PATH)]
+        self.first_day = first_day
+
+    def __call__(self, i: int) -> tuple[str, Slot]:
+        premises_id = self.premises[i % PREMISES_PER_PATH]
+        nth = i // PREMISES_PER_PATH
+        day = self.first_day.date() + timedelta(days=nth // len(HOURS))
+        start = datetime(day.year, day.month, day.day, HOURS[nth % len(HOURS)], tzinfo=ZONE)
+        return premises_id, Slot(start, start + timedelta(hours=1))
+
+
+def _sample_row_values() -> tuple[dict[str, Any], dict[str, Any]]:
+    """`data` and `metadata` as a BookingPlaced stores them, so raw rows weigh the same."""
+    now = datetime.now(UTC)
+    event = BookingPlaced(
+        premises_id="bench-raw-0",
+        booking_id=str(uuid.uuid4()),
+        organisation_id=str(uuid.uuid4()),
+        booked_by=str(uuid.uuid4()),
+        start=now,
+        end=now + timedelta(hours=1),
+        title="Kerhoilta",
+        attendees=5,
+        public=False,
+        notes="",
+        status="confirmed",
+        placed_at=now,
+        series_id=None,
+    )
+    _, _, data = serializer.dump(event)
+    meta = Metadata(actor=str(uuid.uuid4()), correlation_id=uuid.uuid4().hex).as_json()
+    return data, meta
+
+
+def raw_insert(engine: Engine) -> Callable[[int], object]:
+    data, meta = _sample_row_values()
+
+    def insert_one(i: int) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(raw_events).values(
+                    stream=f"raw-{i % PREMISES_PER_PATH}",
+                    version=i // PREMISES_PER_PATH + 1,
+                    type="BookingPlaced",
+                    schema_version=1,
+                    data=data,
+                    metadata=meta,
+                    recorded_at=datetime.now(UTC),
+                )
+            )
+
+    return insert_one
+
+
+def command(
+    engine: Engine, repository: PremisesRepository, booker: common.Person, slots: Slots, keyed: bool
+) -> Callable[[int], object]:
+    """One PlaceBooking through `execute`, as the POST handler runs it (minus HTTP)."""
+    actor = booker.actor
+
+    def place(i: int) -> None:
+        premises_id, slot = slots(i)
+        booking_id = str(uuid.uuid4())
+        organisation = actor.organisation_id
+        request = BookingRequest(premises_id, slot, "Kerhoilta", 5, False, "", organisation)
+
+        def handle(conn: Connection) -> Outcome:
+            placing = PlaceBooking(actor, booking_id, request, datetime.now(UTC))
+            meta = Metadata(actor.user_id, correlation_id=uuid.uuid4().hex)
+            run_command(conn, repository, premises_id, placing, meta)
+            (row,) = booking_rows(conn, [booking_id])
+            return Outcome(201, booking_json(row), {"Location": f"/api/v1/bookings/{booking_id}"})
+
+        key = None
+        if keyed:
+            body = {"premises_id": premises_id, "start": slot.start.isoformat()}
+            key = IdempotencyKey.of(actor.user_id, uuid.uuid4().hex, "POST", "/bookings", body)
+        outcome = execute(engine, handle, key, outcome_of_error if keyed else None)
+        if outcome.status != 201:
+            raise RuntimeError(f"booking {i} refused: {outcome.body}")
+
+    return place
+
+
+def http_post(client: Any, booker: common.Person, slots: Slots) -> Callable[[int], object]:
+    def post(i: int) -> None:
+        premises_id, slot = slots(i)
+        body = {
+            "premises_id": premises_id,
+            "start": slot.start.isoformat(),
+            "end": slot.end.isoformat(),
+            "title": "Kerhoilta",
+            "attendees": 5,
+        }
+        response = client.post("/api/v1/bookings", json=body, headers=booker.headers)
+        if response.status_code != 201:
+            raise RuntimeError(f"booking {i} refused: {response.get_json()}")
+
+    return post
+
+
+PATHS = {
+    "raw": "raw INSERT, 1 row/transaction (baseline)",
+    "command": "command layer: execute + PlaceBooking",
+    "keyed": "command layer + Idempotency-Key",
+    "http": "POST /api/v1/bookings (test client)",
+}
+
+
+def measure(kind: str, engine: Engine, count: int) -> list[list[object]]:
+    raw_metadata.create_all(engine)
+    app = common.bench_app(engine)
+    repository = common.repository_of(app)
+    staff = common.new_person(engine, "staff")
+    booker = common.new_person(engine, "booker")
+    first_day = datetime.now(ZONE) + timedelta(days=2)
+    slots = {name: Slots(f"bench-{name}", first_day) for name in ("command", "keyed", "http")}
+    for path_slots in slots.values():
+        for premises_id in path_slots.premises:
+            profile = common.premises_profile(premises_id)
+            common.register_premises(engine, repository, staff.actor, premises_id, profile)
+    operations = {
+        "raw": raw_insert(engine),
+        "command": command(engine, repository, booker, slots["command"], keyed=False),
+        "keyed": command(engine, repository, booker, slots["keyed"], keyed=True),
+        "http": http_post(app.test_client(), booker, slots["http"]),
+    }
+    samples = common.interleave(operations, count)
+    raw_rate = samples["raw"].rate
+    rows: list[list[object]] = []
+    for name, label in PATHS.items():
+        found = samples[name]
+        relative = found.rate / raw_rate
+        if name == "raw":
+            verdict = "baseline"
+        elif name == "command":
+            verdict = f"≥ {TARGET:.2f} {'met' if relative >= TARGET else 'MISSED'}"
+        else:
+            verdict = "(extra)"
+        rows.append(
+            [
+                kind,
+                label,
+                found.count,
+                common.per_second(found.rate),
+                common.millis(found.p50),
+                common.millis(found.p95),
+                common.ratio(relative),
+                verdict,
+            ]
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = common.parser(__doc__).parse_args(argv)
+    count = 200 if args.quick else 3000
+    print(f"(a) booking commands vs raw INSERT — {count} each, {common.machine()}\n", flush=True)
+    rows: list[list[object]] = []
+    for kind in common.chosen_databases(args):
+        with common.migrated_engine(kind, args.postgres) as engine:
+            rows.extend(measure(kind, engine, count))
+    common.print_table(
+        "(a) bookings per second, sequential, one transaction each",
+        ["database", "path", "n", "ops/s", "p50 ms", "p95 ms", "vs raw", "target"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
