@@ -1,10 +1,10 @@
-"""`Slot`, the one interval type: a half-open span [start, end) between two aware instants."""
+"""`Slot`, the one interval type: a half-open span [start, end) between two instants (in UTC)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True, order=True)
@@ -15,6 +15,10 @@ class Slot:
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("a slot needs aware datetimes")
+        # Python compares and subtracts wall clocks when both ends share one tzinfo, which is
+        # an hour off across a DST change; in UTC every comparison is between instants.
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
         if self.end <= self.start:
             raise ValueError("a slot must end after it starts")
 
