@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from booking import config as configuration
 from booking.api import bookings, log, people, premises
 from booking.http import Runtime, http_problem, new_request_id, register_error_handlers
+from booking.privacy import Vault
 from booking.service import PremisesRepository
 from events.sql import make_engine
 
@@ -43,7 +44,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     engine = config.get("ENGINE") if config else None
     if engine is None:
         engine = make_engine(app.config["BOOKING_DATABASE_URL"])
-    app.extensions["tilavaraus"] = Runtime(engine, PremisesRepository())
+    app.extensions["tilavaraus"] = Runtime(
+        engine, PremisesRepository(), Vault(app.config["SECRET_KEY"])
+    )
 
     api = ProblemApi(
         app,

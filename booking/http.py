@@ -27,6 +27,7 @@ from booking.domain.errors import (
     SlotTaken,
     StaleVersion,
 )
+from booking.privacy import Vault
 from booking.service import (
     Busy,
     IdempotencyKey,
@@ -45,6 +46,7 @@ PROBLEM = "application/problem+json"
 class Runtime:
     engine: Engine
     premises: PremisesRepository
+    vault: Vault
 
 
 def runtime() -> Runtime:
@@ -197,9 +199,9 @@ def http_problem(error: HTTPException) -> Response:
         detail = "Something went wrong on our side; it has been logged."
     else:
         detail = data.get("message") or error.description or ""
-    headers = dict(data.get("headers") or {})
-    if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
-        headers["Allow"] = ", ".join(error.valid_methods)
+    # The exception's own headers carry WWW-Authenticate (401) and Allow (405).
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
     return problem(status, error.name, str(detail), headers=headers or None, **extra)
 
 

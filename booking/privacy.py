@@ -39,6 +39,15 @@ person_keys = Table(
 )
 
 
+# Who was erased and when: so that no new key is ever made for them (no personal data).
+erased_people = Table(
+    "erased_people",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("erased_at", UTCDateTime, nullable=False),
+)
+
+
 def _derive(secret: str, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
         secret.encode()
@@ -69,9 +78,29 @@ class Vault:
             )
         )
 
+    def ensure_key(self, conn: Connection, person_id: str) -> None:
+        """Create the person's key unless it exists (or existed: erased stays erased)."""
+        exists = conn.execute(
+            select(person_keys.c.person_id).where(person_keys.c.person_id == person_id)
+        ).first()
+        if exists is None and not self.was_erased(conn, person_id):
+            self.create_key(conn, person_id)
+
+    def was_erased(self, conn: Connection, person_id: str) -> bool:
+        return (
+            conn.execute(
+                select(erased_people.c.person_id).where(erased_people.c.person_id == person_id)
+            ).first()
+            is not None
+        )
+
     def erase(self, conn: Connection, person_id: str) -> bool:
         """Delete the person's key; True when there was one."""
         result = conn.execute(delete(person_keys).where(person_keys.c.person_id == person_id))
+        if not self.was_erased(conn, person_id):
+            conn.execute(
+                insert(erased_people).values(person_id=person_id, erased_at=datetime.now(UTC))
+            )
         return bool(result.rowcount)
 
     def reader(self, conn: Connection) -> PersonalData:

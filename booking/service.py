@@ -18,6 +18,7 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from booking import notifications
 from booking.domain.decide import Command, decide
 from booking.domain.errors import DomainError, NotFound
 from booking.domain.premises import PremisesState, evolve
@@ -66,10 +67,16 @@ def run_premises_command(
     premises_id: str,
     command: Command,
     metadata: Metadata,
+    notify: bool = True,
 ) -> list[RecordedEvent]:
+    """Decide, append, project inline and queue the e-mails — all in the caller's
+    transaction. `notify=False` is for history that nobody should be told about (demo)."""
     version, events = repository.decide(conn, premises_id, command)
     recorded = append(conn, premises_stream(premises_id), events, version, metadata)
-    project_inline(conn, list(zip(events, recorded, strict=True)))
+    appended = list(zip(events, recorded, strict=True))
+    project_inline(conn, appended)
+    if notify:
+        notifications.notify(conn, appended, datetime.now(UTC))
     return recorded
 
 

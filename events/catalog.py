@@ -156,6 +156,76 @@ class BookingSeriesCancelled(Event):
     cancelled_at: datetime
 
 
+# --- pop-up requests: short slots at short notice, held while pending ----------------------
+
+
+@dataclass(frozen=True)
+class PopupRequested(Event):
+    """`description` is an envelope sealed with the requester's key (it may name people)."""
+
+    premises_id: str
+    request_id: str
+    requested_by: str
+    start: datetime
+    end: datetime
+    title: str
+    description: str
+    expected_attendees: int
+    requested_at: datetime
+    decision_deadline: datetime
+
+
+@dataclass(frozen=True)
+class PopupApproved(Event):
+    """Followed in the same append by the `BookingPlaced` of `booking_id`."""
+
+    premises_id: str
+    request_id: str
+    booking_id: str
+    approved_by: str  # a staff user id, or "auto" where the premises approves free slots
+    approved_at: datetime
+
+
+@dataclass(frozen=True)
+class PopupRejected(Event):
+    premises_id: str
+    request_id: str
+    rejected_by: str
+    reason: str
+    rejected_at: datetime
+
+
+@dataclass(frozen=True)
+class PopupWithdrawn(Event):
+    premises_id: str
+    request_id: str
+    withdrawn_by: str
+    withdrawn_at: datetime
+
+
+@dataclass(frozen=True)
+class PopupExpired(Event):
+    premises_id: str
+    request_id: str
+    expired_at: datetime
+
+
+# --- messages: the two-way channel between a booker or requester and staff ---------------
+
+
+@dataclass(frozen=True)
+class MessagePosted(Event):
+    """`body` is an envelope sealed with the author's key."""
+
+    thread_kind: str  # booking | popup
+    thread_id: str
+    message_id: str
+    author_id: str
+    author_role: str
+    body: str
+    posted_at: datetime
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     OrganisationRegistered,
     UserRegistered,
@@ -169,4 +239,10 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     BookingCancelled,
     BookingSeriesPlaced,
     BookingSeriesCancelled,
+    PopupRequested,
+    PopupApproved,
+    PopupRejected,
+    PopupWithdrawn,
+    PopupExpired,
+    MessagePosted,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+import booking.outbox  # noqa: F401  (registers the outbox table)
 from booking.privacy import metadata as privacy_metadata
 from booking.tables import metadata as booking_metadata
 from events.sql import make_engine

@@ -32,6 +32,11 @@ from events.catalog import (
     BookingPlaced,
     BookingRejected,
     ClosureAdded,
+    PopupApproved,
+    PopupExpired,
+    PopupRejected,
+    PopupRequested,
+    PopupWithdrawn,
     PremisesRegistered,
     PremisesUpdated,
 )
@@ -41,6 +46,8 @@ from events.slot import Slot, subtract
 from events.sql import UTCDateTime
 from events.store import RecordedEvent
 from projections.base import Projection, handles, metadata
+
+PopupDecision = PopupApproved | PopupRejected | PopupWithdrawn | PopupExpired
 
 busy_table = Table(
     "availability_busy",
@@ -135,6 +142,30 @@ class Availability(Projection):
         conn.execute(
             delete(busy_table).where(
                 busy_table.c.premises_id == e.premises_id, busy_table.c.ref_id == e.booking_id
+            )
+        )
+
+    @handles(PopupRequested)
+    def popup_requested(self, conn: Connection, e: PopupRequested, rec: RecordedEvent) -> None:
+        conn.execute(
+            insert(busy_table).values(
+                premises_id=e.premises_id,
+                ref_id=e.request_id,
+                kind="hold",
+                start=e.start,
+                end=e.end,
+                blocked_until=e.end + self._buffer(conn, e.premises_id),
+                title=None,
+                public=False,
+            )
+        )
+
+    @handles(PopupApproved, PopupRejected, PopupWithdrawn, PopupExpired)
+    def popup_decided(self, conn: Connection, e: PopupDecision, rec: RecordedEvent) -> None:
+        # The hold goes; an approval's BookingPlaced (appended right after) takes the slot.
+        conn.execute(
+            delete(busy_table).where(
+                busy_table.c.premises_id == e.premises_id, busy_table.c.ref_id == e.request_id
             )
         )
 

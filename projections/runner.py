@@ -17,9 +17,19 @@ from projections.availability import Availability
 from projections.base import Projection, checkpoints
 from projections.bookings import Bookings
 from projections.catalogue import Catalogue
+from projections.feed_entries import FeedEntries
+from projections.messages import Messages
+from projections.popups import Popups
 
 # Every projection, inline or fed by the runner; add a new one here.
-ALL: tuple[Projection, ...] = (Catalogue(), Bookings(), Availability())
+ALL: tuple[Projection, ...] = (
+    Catalogue(),
+    Bookings(),
+    Availability(),
+    FeedEntries(),
+    Popups(),
+    Messages(),
+)
 INLINE = tuple(p for p in ALL if p.inline)
 ASYNC = tuple(p for p in ALL if not p.inline)
 

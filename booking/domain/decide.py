@@ -29,6 +29,14 @@ from booking.domain.errors import (
     SlotTaken,
     StaleVersion,
 )
+from booking.domain.popups import (
+    DecidePopup,
+    ExpirePopups,
+    PopupCommand,
+    RequestPopup,
+    WithdrawPopup,
+    decide_popup,
+)
 from booking.domain.premises import BookingRecord, PremisesState, Rules
 from booking.domain.recurrence import BadRecurrence, expand
 from booking.domain.rules import Problems, check_booking, conflicts_with
@@ -41,6 +49,7 @@ from events.catalog import (
     BookingSeriesPlaced,
     ClosureAdded,
     Event,
+    PopupRejected,
     PremisesRegistered,
     PremisesRetired,
     PremisesUpdated,
@@ -49,7 +58,8 @@ from events.opening import OpeningHours
 from events.slot import Slot
 
 Command = (
-    RegisterPremises
+    PopupCommand
+    | RegisterPremises
     | UpdatePremises
     | RetirePremises
     | AddClosure
@@ -81,6 +91,8 @@ def decide(command: Command, premises: PremisesState) -> list[Event]:
             return _cancel_series(command, premises)
         case DecideBooking():
             return _decide_pending(command, premises)
+        case RequestPopup() | DecidePopup() | WithdrawPopup() | ExpirePopups():
+            return decide_popup(command, premises)
 
 
 # --- the catalogue ----------------------------------------------------------------------
@@ -156,9 +168,23 @@ def _close(cmd: AddClosure, premises: PremisesState) -> list[Event]:
     _staff_only(cmd.actor.is_staff)
     _existing(premises)
     clashing = [b for b in premises.active_bookings() if b.slot.overlaps(cmd.slot)]
-    if clashing and not cmd.cancel_conflicting:
-        raise SlotTaken([Conflict(b.slot, b.kind) for b in sorted(clashing, key=_by_start)])
+    held = [p for p in premises.popups.values() if p.pending and p.slot.overlaps(cmd.slot)]
+    if (clashing or held) and not cmd.cancel_conflicting:
+        conflicts = [Conflict(b.slot, b.kind) for b in clashing]
+        conflicts += [Conflict(p.slot, "hold") for p in held]
+        raise SlotTaken(sorted(conflicts, key=lambda c: c.slot.start))
+    # Pending pop-up requests in a closed period are turned down, with the reason.
     events: list[Event] = [
+        PopupRejected(
+            premises.premises_id,
+            p.request_id,
+            cmd.actor.user_id,
+            f"The premises is closed: {cmd.reason}",
+            cmd.now,
+        )
+        for p in held
+    ]
+    events += [
         BookingCancelled(
             premises_id=cmd.premises_id,
             booking_id=b.booking_id,

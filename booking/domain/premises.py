@@ -23,6 +23,11 @@ from events.catalog import (
     BookingSeriesPlaced,
     ClosureAdded,
     Event,
+    PopupApproved,
+    PopupExpired,
+    PopupRejected,
+    PopupRequested,
+    PopupWithdrawn,
     PremisesRegistered,
     PremisesRetired,
     PremisesUpdated,
@@ -86,6 +91,23 @@ class BookingRecord:
 
 
 @dataclass
+class PopupRecord:
+    request_id: str
+    requested_by: str
+    slot: Slot
+    title: str
+    expected_attendees: int
+    decision_deadline: datetime
+    status: str = "pending"  # pending | approved | rejected | withdrawn | expired
+    booking_id: str | None = None
+    version: int = 1
+
+    @property
+    def pending(self) -> bool:
+        return self.status == "pending"
+
+
+@dataclass
 class SeriesRecord:
     organisation_id: str | None
     booking_ids: list[str] = field(default_factory=list)
@@ -112,6 +134,7 @@ class PremisesState:
     bookings: dict[str, BookingRecord] = field(default_factory=dict)
     closures: list[Closure] = field(default_factory=list)
     series: dict[str, SeriesRecord] = field(default_factory=dict)
+    popups: dict[str, PopupRecord] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -128,6 +151,11 @@ class PremisesState:
         """Active bookings whose slot, widened by the buffer, meets `slot`."""
         wide = slot.padded(self.rules.buffer)
         return [b for b in self.active_bookings() if b.slot.overlaps(wide)]
+
+    def holds_overlapping(self, slot: Slot) -> list[PopupRecord]:
+        """Pending pop-up requests (they hold their slot) that meet `slot`, buffer included."""
+        wide = slot.padded(self.rules.buffer)
+        return [p for p in self.popups.values() if p.pending and p.slot.overlaps(wide)]
 
     def closures_overlapping(self, slot: Slot) -> list[Closure]:
         return [c for c in self.closures if c.slot.overlaps(slot)]
@@ -185,11 +213,35 @@ def evolve(state: PremisesState, event: Event) -> PremisesState:
             _set_status(state, bid, "rejected")
         case BookingCancelled(booking_id=bid):
             _set_status(state, bid, "cancelled")
+        case PopupRequested() as asked:
+            state.popups[asked.request_id] = PopupRecord(
+                request_id=asked.request_id,
+                requested_by=asked.requested_by,
+                slot=Slot(asked.start, asked.end),
+                title=asked.title,
+                expected_attendees=asked.expected_attendees,
+                decision_deadline=asked.decision_deadline,
+            )
+        case PopupApproved(request_id=rid, booking_id=bid):
+            _set_popup(state, rid, "approved").booking_id = bid
+        case PopupRejected(request_id=rid):
+            _set_popup(state, rid, "rejected")
+        case PopupWithdrawn(request_id=rid):
+            _set_popup(state, rid, "withdrawn")
+        case PopupExpired(request_id=rid):
+            _set_popup(state, rid, "expired")
         case BookingSeriesPlaced(series_id=sid, organisation_id=org):
             state.series[sid] = SeriesRecord(org)
         case BookingSeriesCancelled(series_id=sid):
             state.series[sid].cancelled = True
     return state
+
+
+def _set_popup(state: PremisesState, request_id: str, status: str) -> PopupRecord:
+    record = state.popups[request_id]
+    record.status = status
+    record.version += 1
+    return record
 
 
 def _set_status(state: PremisesState, booking_id: str, status: str) -> None:

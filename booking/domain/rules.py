@@ -82,5 +82,8 @@ def _quota_problems(request: BookingRequest, premises: PremisesState) -> list[st
 
 
 def conflicts_with(premises: PremisesState, slot: Slot) -> list[tuple[Slot, str]]:
-    """Active bookings and holds that meet `slot`, buffer included. Closures are a rule."""
-    return sorted((b.slot, b.kind) for b in premises.bookings_overlapping(slot))
+    """Active bookings, holds and pending pop-up requests that meet `slot`, buffer
+    included. Closures are a rule, not a conflict."""
+    found = [(b.slot, b.kind) for b in premises.bookings_overlapping(slot)]
+    found += [(p.slot, "hold") for p in premises.holds_overlapping(slot)]
+    return sorted(found)

@@ -25,7 +25,14 @@ def upgrade() -> None:
         sa.Column("created_at", events.sql.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("person_id"),
     )
+    op.create_table(
+        "erased_people",
+        sa.Column("person_id", sa.String(length=64), nullable=False),
+        sa.Column("erased_at", events.sql.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("person_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("erased_people")
     op.drop_table("person_keys")

@@ -1,0 +1,384 @@
+"""Which events become which e-mails, in the recipient's language.
+
+Called in the transaction of the append, so a mail exists exactly when its cause does.
+Mails name the premises and the local time; they carry no personal names, and the address
+is looked up only when the mail is sent (an erased person gets nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from booking.outbox import Mail, enqueue
+from booking.tables import users
+from events.catalog import (
+    BookingApproved,
+    BookingCancelled,
+    BookingPlaced,
+    BookingRejected,
+    BookingSeriesCancelled,
+    BookingSeriesPlaced,
+    Event,
+    MessagePosted,
+    PopupApproved,
+    PopupExpired,
+    PopupRejected,
+)
+from events.store import RecordedEvent
+from projections.bookings import bookings_table
+from projections.catalogue import premises_table
+from projections.popups import popups_table
+
+TEXTS: dict[str, dict[str, tuple[str, str]]] = {
+    # kind: language: (subject, body); fields: {premises}, {when}, {title}, {reason}, {count}
+    "confirmed": {
+        "fi": (
+            "Varaus vahvistettu: {premises}",
+            "Varauksesi {title} on vahvistettu.\n{premises}, {when}.",
+        ),
+        "en": (
+            "Booking confirmed: {premises}",
+            "Your booking {title} is confirmed.\n{premises}, {when}.",
+        ),
+    },
+    "pending": {
+        "fi": (
+            "Varaus odottaa hyväksyntää: {premises}",
+            "Varauksesi {title} odottaa henkilökunnan hyväksyntää. Aika on pidetty sinulle.\n{premises}, {when}.",
+        ),
+        "en": (
+            "Booking awaits approval: {premises}",
+            "Your booking {title} awaits approval by staff. The slot is held for you.\n{premises}, {when}.",
+        ),
+    },
+    "series": {
+        "fi": (
+            "Sarjavaraus tehty: {premises}",
+            "Sarjavarauksesi {title} on tehty: {count} kertaa, ensimmäinen {when}.\n{premises}.",
+        ),
+        "en": (
+            "Recurring booking placed: {premises}",
+            "Your recurring booking {title} is placed: {count} times, the first {when}.\n{premises}.",
+        ),
+    },
+    "approved": {
+        "fi": (
+            "Varaus hyväksytty: {premises}",
+            "Varauksesi {title} on hyväksytty.\n{premises}, {when}.",
+        ),
+        "en": (
+            "Booking approved: {premises}",
+            "Your booking {title} is approved.\n{premises}, {when}.",
+        ),
+    },
+    "rejected": {
+        "fi": (
+            "Varausta ei hyväksytty: {premises}",
+            "Varaustasi {title} ei hyväksytty.\nSyy: {reason}\n{premises}, {when}.",
+        ),
+        "en": (
+            "Booking rejected: {premises}",
+            "Your booking {title} was rejected.\nReason: {reason}\n{premises}, {when}.",
+        ),
+    },
+    "cancelled": {
+        "fi": (
+            "Varaus peruttu: {premises}",
+            "Varaus {title} on peruttu.\nSyy: {reason}\n{premises}, {when}.",
+        ),
+        "en": (
+            "Booking cancelled: {premises}",
+            "The booking {title} is cancelled.\nReason: {reason}\n{premises}, {when}.",
+        ),
+    },
+    "series_cancelled": {
+        "fi": (
+            "Sarjavaraus peruttu: {premises}",
+            "Sarjavarauksen {title} tulevat kerrat ({count}) on peruttu.\nSyy: {reason}\n{premises}.",
+        ),
+        "en": (
+            "Recurring booking cancelled: {premises}",
+            "The coming occurrences ({count}) of {title} are cancelled.\nReason: {reason}\n{premises}.",
+        ),
+    },
+    "popup_approved": {
+        "fi": (
+            "Pop-up hyväksytty: {premises}",
+            "Pop-up-pyyntösi {title} on hyväksytty.\n{premises}, {when}.",
+        ),
+        "en": (
+            "Pop-up approved: {premises}",
+            "Your pop-up request {title} is approved.\n{premises}, {when}.",
+        ),
+    },
+    "popup_rejected": {
+        "fi": (
+            "Pop-up-pyyntöä ei hyväksytty: {premises}",
+            "Pop-up-pyyntöäsi {title} ei hyväksytty.\nSyy: {reason}\n{premises}, {when}.",
+        ),
+        "en": (
+            "Pop-up request rejected: {premises}",
+            "Your pop-up request {title} was rejected.\nReason: {reason}\n{premises}, {when}.",
+        ),
+    },
+    "popup_expired": {
+        "fi": (
+            "Pop-up-pyyntö vanheni: {premises}",
+            "Pop-up-pyyntöösi {title} ei ehditty vastata, ja aika on vapautettu.\n{premises}, {when}.",
+        ),
+        "en": (
+            "Pop-up request expired: {premises}",
+            "Your pop-up request {title} was not decided in time, and the slot is free again.\n{premises}, {when}.",
+        ),
+    },
+    "message": {
+        "fi": (
+            "Uusi viesti: {title}",
+            "Sinulle on uusi viesti koskien: {title}.\nLue ja vastaa palvelussa.",
+        ),
+        "en": (
+            "New message: {title}",
+            "You have a new message about: {title}.\nRead and reply in the service.",
+        ),
+    },
+    "reminder": {
+        "fi": (
+            "Muistutus huomisesta varauksesta: {premises}",
+            "Muistutus: {title}\n{premises}, {when}.",
+        ),
+        "en": (
+            "Reminder of your booking tomorrow: {premises}",
+            "A reminder: {title}\n{premises}, {when}.",
+        ),
+    },
+}
+WEEKDAYS = {
+    "fi": ("ma", "ti", "ke", "to", "pe", "la", "su"),
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+}
+
+
+def local_time(start: datetime, end: datetime, zone: ZoneInfo, language: str) -> str:
+    """`ke 2.12.2026 klo 18.00–20.00 (Europe/Helsinki)` / `Wed 2 Dec 2026 18:00–20:00 (…)`."""
+    s, e = start.astimezone(zone), end.astimezone(zone)
+    day = WEEKDAYS.get(language, WEEKDAYS["en"])[s.weekday()]
+    end_text = e.strftime("%H.%M") if language == "fi" else e.strftime("%H:%M")
+    if e.date() != s.date():
+        end_text = (f"{e.day}.{e.month}. " if language == "fi" else f"{e.day} {e:%b} ") + end_text
+    if language == "fi":
+        return f"{day} {s.day}.{s.month}.{s.year} klo {s:%H.%M}–{end_text} ({zone.key})"
+    return f"{day} {s.day} {s:%b %Y} {s:%H:%M}–{end_text} ({zone.key})"
+
+
+class Notifier:
+    """Collects mails for one transaction's events; reads what it needs once."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._premises: dict[str, tuple[dict[str, Any], ZoneInfo]] = {}
+        self._languages: dict[str, str] = {}
+
+    def language(self, user_id: str) -> str:
+        if user_id not in self._languages:
+            found = self.conn.execute(
+                select(users.c.language).where(users.c.id == user_id)
+            ).scalar()
+            self._languages[user_id] = found if found in ("fi", "en") else "fi"
+        return self._languages[user_id]
+
+    def premises(self, premises_id: str) -> tuple[dict[str, Any], ZoneInfo]:
+        if premises_id not in self._premises:
+            row = self.conn.execute(
+                select(premises_table.c.name, premises_table.c.timezone).where(
+                    premises_table.c.id == premises_id
+                )
+            ).one()
+            self._premises[premises_id] = (row.name, ZoneInfo(row.timezone))
+        return self._premises[premises_id]
+
+    def mail(
+        self,
+        kind: str,
+        key: str,
+        recipient: str,
+        premises_id: str | None,
+        title: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        **extra: object,
+    ) -> Mail:
+        language = self.language(recipient)
+        fields: dict[str, object] = {"title": title, "premises": "", "when": "", **extra}
+        if premises_id is not None:
+            names, zone = self.premises(premises_id)
+            fields["premises"] = names.get(language) or names.get("fi") or premises_id
+            if start is not None and end is not None:
+                fields["when"] = local_time(start, end, zone, language)
+        subject, body = TEXTS[kind][language]
+        return Mail(
+            dedupe_key=f"{key}:{recipient}",
+            recipient_id=recipient,
+            language=language,
+            subject=subject.format(**fields),
+            body=body.format(**fields),
+        )
+
+    def booking(self, booking_id: str) -> Any:
+        return self.conn.execute(
+            select(bookings_table).where(bookings_table.c.id == booking_id)
+        ).one()
+
+    def staff(self) -> list[str]:
+        return list(
+            self.conn.execute(select(users.c.id).where(users.c.role.in_(("staff",)))).scalars()
+        )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one append says as a whole: one mail covers a series, a pop-up approval is
+    one mail and not also a booking confirmation."""
+
+    series_counts: dict[str, int]
+    cancelled_count: int
+    series_cancel: bool
+    popup_bookings: frozenset[str]
+
+    @classmethod
+    def of(cls, events: list[Event]) -> Batch:
+        counts: dict[str, int] = {}
+        for e in events:
+            if isinstance(e, BookingPlaced) and e.series_id:
+                counts[e.series_id] = counts.get(e.series_id, 0) + 1
+        return cls(
+            series_counts=counts,
+            cancelled_count=sum(isinstance(e, BookingCancelled) for e in events),
+            series_cancel=any(isinstance(e, BookingSeriesCancelled) for e in events),
+            popup_bookings=frozenset(e.booking_id for e in events if isinstance(e, PopupApproved)),
+        )
+
+
+def mails_for(conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]]) -> list[Mail]:
+    """The mails that `appended` (already projected inline) should send."""
+    notifier = Notifier(conn)
+    context = Batch.of([event for event, _ in appended])
+    mails: list[Mail] = []
+    for event, recorded in appended:
+        key = f"{recorded.stream}:{recorded.version}"
+        mails += _mails_for_event(notifier, event, key, context)
+    return mails
+
+
+def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Iterable[Mail]:
+    match event:
+        case BookingPlaced(series_id=None, booked_by=who, status=status) if (
+            event.booking_id not in context.popup_bookings
+        ):
+            kind = "confirmed" if status == "confirmed" else "pending"
+            yield n.mail(kind, key, who, event.premises_id, event.title, event.start, event.end)
+        case BookingSeriesPlaced(series_id=sid, booked_by=who):
+            first = n.conn.execute(
+                select(bookings_table)
+                .where(bookings_table.c.series_id == sid)
+                .order_by(bookings_table.c.start)
+                .limit(1)
+            ).one()
+            yield n.mail(
+                "series",
+                key,
+                who,
+                event.premises_id,
+                first.title,
+                first.start,
+                first.end,
+                count=context.series_counts.get(sid, 0),
+            )
+        case BookingApproved(booking_id=bid) | BookingRejected(booking_id=bid):
+            row = n.booking(bid)
+            kind = "approved" if isinstance(event, BookingApproved) else "rejected"
+            reason = getattr(event, "reason", "")
+            yield n.mail(
+                kind,
+                key,
+                row.booked_by,
+                row.premises_id,
+                row.title,
+                row.start,
+                row.end,
+                reason=reason,
+            )
+        case BookingCancelled(booking_id=bid, reason=reason) if not context.series_cancel:
+            row = n.booking(bid)
+            yield n.mail(
+                "cancelled",
+                key,
+                row.booked_by,
+                row.premises_id,
+                row.title,
+                row.start,
+                row.end,
+                reason=reason or "–",
+            )
+        case BookingSeriesCancelled(series_id=sid, reason=reason):
+            first = n.conn.execute(
+                select(bookings_table).where(bookings_table.c.series_id == sid).limit(1)
+            ).one()
+            yield n.mail(
+                "series_cancelled",
+                key,
+                first.booked_by,
+                event.premises_id,
+                first.title,
+                count=context.cancelled_count,
+                reason=reason or "–",
+            )
+        case (
+            PopupApproved(request_id=rid)
+            | PopupRejected(request_id=rid)
+            | PopupExpired(request_id=rid)
+        ):
+            row = n.conn.execute(select(popups_table).where(popups_table.c.id == rid)).one()
+            kind = {
+                PopupApproved: "popup_approved",
+                PopupRejected: "popup_rejected",
+                PopupExpired: "popup_expired",
+            }[type(event)]
+            yield n.mail(
+                kind,
+                key,
+                row.requested_by,
+                row.premises_id,
+                row.title,
+                row.start,
+                row.end,
+                reason=getattr(event, "reason", ""),
+            )
+        case MessagePosted():
+            yield from _message_mails(n, event, key)
+
+
+def _message_mails(n: Notifier, event: MessagePosted, key: str) -> Iterable[Mail]:
+    if event.thread_kind == "booking":
+        row = n.booking(event.thread_id)
+        owner, title = row.booked_by, row.title
+    else:
+        row = n.conn.execute(select(popups_table).where(popups_table.c.id == event.thread_id)).one()
+        owner, title = row.requested_by, row.title
+    # Staff's message goes to the booker or requester; theirs goes to staff.
+    recipients = [owner] if event.author_role in ("staff", "admin") else n.staff()
+    for recipient in recipients:
+        if recipient != event.author_id:
+            yield n.mail("message", key, recipient, None, title)
+
+
+def notify(
+    conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]], now: datetime
+) -> None:
+    enqueue(conn, mails_for(conn, appended), now)

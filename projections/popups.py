@@ -1,0 +1,90 @@
+"""Pop-up requests as rows: what the request API, staff's queue and the expiry job read."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, Integer, String, Table, Text, insert, update
+from sqlalchemy.engine import Connection
+
+from events.catalog import (
+    PopupApproved,
+    PopupExpired,
+    PopupRejected,
+    PopupRequested,
+    PopupWithdrawn,
+)
+from events.sql import UTCDateTime
+from events.store import RecordedEvent
+from projections.base import Projection, handles, metadata
+
+popups_table = Table(
+    "popup_requests",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("premises_id", String(100), nullable=False, index=True),
+    Column("requested_by", String(64), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("start", UTCDateTime, nullable=False),
+    Column("end", UTCDateTime, nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("description", Text, nullable=False),  # an envelope under the requester's key
+    Column("expected_attendees", Integer, nullable=False),
+    Column("decision_deadline", UTCDateTime, nullable=False),
+    Column("booking_id", String(64)),
+    Column("reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_popup_requests_status_deadline", "status", "decision_deadline"),
+)
+
+
+class Popups(Projection):
+    name = "popups"
+    tables = (popups_table,)
+    inline = True
+
+    @handles(PopupRequested)
+    def requested(self, conn: Connection, e: PopupRequested, rec: RecordedEvent) -> None:
+        conn.execute(
+            insert(popups_table).values(
+                id=e.request_id,
+                premises_id=e.premises_id,
+                requested_by=e.requested_by,
+                status="pending",
+                start=e.start,
+                end=e.end,
+                title=e.title,
+                description=e.description,
+                expected_attendees=e.expected_attendees,
+                decision_deadline=e.decision_deadline,
+                created_at=e.requested_at,
+                updated_at=e.requested_at,
+                version=1,
+            )
+        )
+
+    def _change(self, conn: Connection, request_id: str, **values: object) -> None:
+        t = popups_table
+        conn.execute(
+            update(t).where(t.c.id == request_id).values(version=t.c.version + 1, **values)
+        )
+
+    @handles(PopupApproved)
+    def approved(self, conn: Connection, e: PopupApproved, rec: RecordedEvent) -> None:
+        self._change(
+            conn, e.request_id, status="approved", booking_id=e.booking_id, updated_at=e.approved_at
+        )
+
+    @handles(PopupRejected)
+    def rejected(self, conn: Connection, e: PopupRejected, rec: RecordedEvent) -> None:
+        self._change(
+            conn, e.request_id, status="rejected", reason=e.reason, updated_at=e.rejected_at
+        )
+
+    @handles(PopupWithdrawn)
+    def withdrawn(self, conn: Connection, e: PopupWithdrawn, rec: RecordedEvent) -> None:
+        self._change(conn, e.request_id, status="withdrawn", updated_at=e.withdrawn_at)
+
+    @handles(PopupExpired)
+    def expired(self, conn: Connection, e: PopupExpired, rec: RecordedEvent) -> None:
+        self._change(conn, e.request_id, status="expired", updated_at=e.expired_at)
