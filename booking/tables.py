@@ -56,3 +56,17 @@ idempotency_keys = Table(
     Column("headers", JSONDocument, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+feed_tokens = Table(
+    "feed_tokens",
+    metadata,
+    # A private iCalendar feed's secret is in its URL; only its sha256 is kept (as api_tokens).
+    Column("id", String(36), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", String(64), ForeignKey("users.id"), nullable=False, index=True),
+    Column("scope", String(16), nullable=False),  # premises | organisation
+    Column("premises_ids", JSONDocument),  # scope premises: the list of premises ids
+    Column("organisation_id", String(64)),  # scope organisation
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)

@@ -1,0 +1,234 @@
+"""Feed entries: what the iCalendar feeds render, one row per booking or closure.
+
+Each row keeps what a calendar client tracks: a stable `uid`, a `sequence` raised by every
+change of time, title or status (approval, rejection, cancellation), the instant of the last
+change (`last_modified`, which the feeds send as both DTSTAMP and LAST-MODIFIED) and the log
+position of that change. A cancelled or rejected booking keeps its row: the feeds show it as
+STATUS:CANCELLED for 30 days, so that clients that imported it learn it is off.
+
+`feed_calendars` has one row per feed scope (a premises, an organisation) with the position
+and instant of the last change in it: a feed's ETag and Last-Modified come from there, so a
+conditional request is answered from one or two primary-key reads, never from the entries.
+
+Inline, written in the append's transaction, rather than caught up by the runner: a feed then
+shows a booking as soon as its request returns, and the position in `feed_calendars` is always
+the one the body reflects, so an ETag can never promise data a lagging projection lacks.
+The cost is a few more row writes per append.
+
+No personal data here: people appear by id (`booked_by`), and the feeds resolve a contact at
+render time through the privacy layer (so erasure needs no change here). Notes stay in the
+bookings projection. Organisation names are read at render time from `organisations`, because
+organisations are registered outside the premises streams (and never renamed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from events.catalog import (
+    BookingApproved,
+    BookingCancelled,
+    BookingPlaced,
+    BookingRejected,
+    ClosureAdded,
+    PremisesRegistered,
+    PremisesUpdated,
+)
+from events.sql import JSONDocument, UTCDateTime
+from events.store import RecordedEvent
+from projections.base import Projection, handles, metadata
+
+# The namespace of UIDs made for ids that are not UUIDs already (RFC 7986 asks for UUIDs).
+UID_NAMESPACE = uuid.UUID("6f1c7f0e-4a8a-4f43-9d55-8f1d2f0b6a11")
+
+entries_table = Table(
+    "feed_entries",
+    metadata,
+    Column("ref_id", String(64), primary_key=True),  # the booking's or closure's id
+    Column("kind", String(16), nullable=False),  # booking | closure
+    Column("premises_id", String(100), nullable=False),
+    Column("organisation_id", String(64)),
+    Column("booked_by", String(64)),  # a user id; the contact is resolved when rendering
+    Column("uid", String(64), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    # confirmed | pending_approval | cancelled | rejected (bookings); closed (closures)
+    Column("status", String(32), nullable=False),
+    Column("start", UTCDateTime, nullable=False),
+    Column("end", UTCDateTime, nullable=False),
+    Column("title", String(300), nullable=False),  # a closure's reason
+    Column("public", Boolean, nullable=False),
+    Column("attendees", Integer),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_modified", UTCDateTime, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_feed_entries_premises_start", "premises_id", "start"),
+    Index("ix_feed_entries_organisation_start", "organisation_id", "start"),
+)
+
+calendars_table = Table(
+    "feed_calendars",
+    metadata,
+    Column("scope", String(16), primary_key=True),  # premises | organisation
+    Column("key", String(100), primary_key=True),  # the premises or organisation id
+    Column("name", JSONDocument),  # a premises' localised name
+    Column("address", String(300)),
+    Column("position", BigInteger, nullable=False),  # of the last change in this scope
+    Column("changed_at", UTCDateTime, nullable=False),
+)
+
+ACTIVE = ("confirmed", "pending_approval")
+
+
+def uid_for(kind: str, ref_id: str) -> str:
+    """The booking's or closure's own UUID, or a name-based one for any other id."""
+    try:
+        return str(uuid.UUID(ref_id))
+    except ValueError:
+        return str(uuid.uuid5(UID_NAMESPACE, f"{kind}:{ref_id}"))
+
+
+def _touch(conn: Connection, scope: str, key: str, rec: RecordedEvent, **values: object) -> None:
+    """Move a scope's position to `rec`; creates the row on first use."""
+    t = calendars_table
+    changed = dict(position=rec.position, changed_at=rec.recorded_at, **values)
+    done = conn.execute(update(t).where(t.c.scope == scope, t.c.key == key).values(changed))
+    if not done.rowcount:
+        conn.execute(insert(t).values(scope=scope, key=key, **changed))
+
+
+def _touch_scopes_of(conn: Connection, ref_id: str, rec: RecordedEvent) -> None:
+    t = entries_table
+    row = conn.execute(
+        select(t.c.premises_id, t.c.organisation_id).where(t.c.ref_id == ref_id)
+    ).first()
+    if row is None:
+        return
+    _touch(conn, "premises", row.premises_id, rec)
+    if row.organisation_id is not None:
+        _touch(conn, "organisation", row.organisation_id, rec)
+
+
+class FeedEntries(Projection):
+    name = "feed_entries"
+    tables = (entries_table, calendars_table)
+    inline = True
+
+    @handles(PremisesRegistered)
+    def registered(self, conn: Connection, e: PremisesRegistered, rec: RecordedEvent) -> None:
+        _touch(conn, "premises", e.premises_id, rec, name=e.name, address=e.address)
+
+    @handles(PremisesUpdated)
+    def updated(self, conn: Connection, e: PremisesUpdated, rec: RecordedEvent) -> None:
+        shown = {k: e.changes[k] for k in ("name", "address") if k in e.changes}
+        if not shown:
+            return  # rules, hours, prices: nothing a feed shows
+        _touch(conn, "premises", e.premises_id, rec, **shown)
+        # Organisation feeds name the premises in LOCATION: their ETags must move too.
+        t = entries_table
+        organisations = conn.execute(
+            select(t.c.organisation_id)
+            .where(t.c.premises_id == e.premises_id, t.c.organisation_id.is_not(None))
+            .distinct()
+        ).scalars()
+        for organisation_id in list(organisations):
+            _touch(conn, "organisation", organisation_id, rec)
+
+    @handles(BookingPlaced)
+    def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:
+        conn.execute(
+            insert(entries_table).values(
+                ref_id=e.booking_id,
+                kind="booking",
+                premises_id=e.premises_id,
+                organisation_id=e.organisation_id,
+                booked_by=e.booked_by,
+                uid=uid_for("booking", e.booking_id),
+                sequence=0,
+                status=e.status,
+                start=e.start,
+                end=e.end,
+                title=e.title,
+                public=e.public,
+                attendees=e.attendees,
+                created_at=e.placed_at,
+                last_modified=rec.recorded_at,
+                position=rec.position,
+            )
+        )
+        _touch_scopes_of(conn, e.booking_id, rec)
+
+    def _changed(self, conn: Connection, booking_id: str, status: str, rec: RecordedEvent) -> None:
+        # Every change a client should pick up raises SEQUENCE (RFC 5545 3.8.7.4).
+        t = entries_table
+        conn.execute(
+            update(t)
+            .where(t.c.ref_id == booking_id)
+            .values(
+                status=status,
+                sequence=t.c.sequence + 1,
+                last_modified=rec.recorded_at,
+                position=rec.position,
+            )
+        )
+        _touch_scopes_of(conn, booking_id, rec)
+
+    @handles(BookingApproved)
+    def approved(self, conn: Connection, e: BookingApproved, rec: RecordedEvent) -> None:
+        self._changed(conn, e.booking_id, "confirmed", rec)
+
+    @handles(BookingRejected)
+    def rejected(self, conn: Connection, e: BookingRejected, rec: RecordedEvent) -> None:
+        self._changed(conn, e.booking_id, "rejected", rec)
+
+    @handles(BookingCancelled)
+    def cancelled(self, conn: Connection, e: BookingCancelled, rec: RecordedEvent) -> None:
+        self._changed(conn, e.booking_id, "cancelled", rec)
+
+    @handles(ClosureAdded)
+    def closed(self, conn: Connection, e: ClosureAdded, rec: RecordedEvent) -> None:
+        conn.execute(
+            insert(entries_table).values(
+                ref_id=e.closure_id,
+                kind="closure",
+                premises_id=e.premises_id,
+                organisation_id=None,
+                booked_by=None,
+                uid=uid_for("closure", e.closure_id),
+                sequence=0,
+                status="closed",
+                start=e.start,
+                end=e.end,
+                title=e.reason[:300],
+                public=False,
+                attendees=None,
+                created_at=rec.recorded_at,
+                last_modified=rec.recorded_at,
+                position=rec.position,
+            )
+        )
+        _touch(conn, "premises", e.premises_id, rec)
+
+
+# --- queries ----------------------------------------------------------------------------
+
+
+def calendars(conn: Connection, scope: str, keys: list[str]) -> list[Any]:
+    """The `feed_calendars` rows of a feed's scope: names, and the position and instant of
+    the last change in each (a feed's ETag and Last-Modified are their maxima)."""
+    t = calendars_table
+    return list(conn.execute(select(t).where(t.c.scope == scope, t.c.key.in_(keys))).all())
