@@ -378,14 +378,16 @@ def load_demo(
     """The Mikkeli demo year through `booking.demo.load`, or the stand-in below without it."""
     began = time.perf_counter()
     try:
-        from booking.demo import load  # type: ignore[import-not-found,unused-ignore]
+        import booking.demo as demo
     except ModuleNotFoundError as error:
         if error.name != "booking.demo":
             raise
-        load = standin_demo
-        source = "bench.common.standin_demo"
-    else:
-        source = "booking.demo"
+        demo = None
+    # booking/demo/ may exist as data files only, before its loader does.
+    load = getattr(demo, "load", None)
+    source = "booking.demo"
+    if load is None:
+        load, source = standin_demo, "bench.common.standin_demo"
     summary = load(engine, repository, booking_count=booking_count, seed=seed, if_empty=False)
     return DemoLoad(source, time.perf_counter() - began, str(summary))
 
