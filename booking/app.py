@@ -10,7 +10,8 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from booking import config as configuration
-from booking.api import bookings, log, people, premises
+from booking import feeds
+from booking.api import bookings, feed_tokens, log, people, premises
 from booking.http import Runtime, http_problem, new_request_id, register_error_handlers
 from booking.privacy import Vault
 from booking.service import PremisesRepository
@@ -56,9 +57,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}, {}]
-    for blueprint in (premises.blp, bookings.blp, people.blp, log.blp):
+    for blueprint in (premises.blp, bookings.blp, people.blp, log.blp, feed_tokens.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(log.health)
+    app.register_blueprint(feeds.blp)
     register_error_handlers(app)
 
     @app.before_request

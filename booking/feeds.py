@@ -1,0 +1,383 @@
+"""/feeds/...: iCalendar subscriptions that calendar apps trust (RFC 5545 and RFC 7986).
+
+- `/feeds/premises/<id>.ics` — public: every booking as busy time, titled only when the
+  booking is public ("Varattu / Booked" otherwise), closures as "Suljettu / Closed".
+- `/feeds/private/<token>.ics` — a feed token's scope: staff see their premises' bookings
+  with details (title, organisation, attendees, notes, contact unless erased) and closures
+  with the reason; an organisation sees its own bookings with details.
+
+Rendered from the inline `feed_entries` projection, never by replaying the log. A feed is a
+snapshot, so there is no METHOD. Times are in UTC (a generated Europe/Helsinki VTIMEZONE has
+been seen to put the spring change an hour off; UTC needs none and every client shows local
+time). DTSTAMP = LAST-MODIFIED = the booking's last change, SEQUENCE grows with each change.
+A cancelled or rejected booking stays 30 days as STATUS:CANCELLED, TRANSP:TRANSPARENT and a
+"Peruttu / Cancelled:" title (Google shows cancelled events of subscriptions as if they were
+on), then leaves. The window is the local days from 30 back to 365 ahead; `?from=&to=`
+(local dates) narrow or widen it within a year back and two years ahead.
+
+The ETag is the scope's log position plus what else shapes the body (the window's dates and
+the rendering format), so it is stable while nothing changes. Last-Modified is the scope's
+last change, or the local midnight that moved the window if later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, current_app, request
+from icalendar import Calendar, Event
+from sqlalchemy import and_, or_, select
+from sqlalchemy.engine import Connection
+from werkzeug.exceptions import NotFound
+from werkzeug.http import http_date
+
+from booking.accounts import token_hash
+from booking.domain.errors import RuleBroken
+from booking.http import runtime
+from booking.privacy import PersonalData
+from booking.tables import feed_tokens, organisations, users
+from events.sql import read_transaction
+from projections.bookings import bookings_table
+from projections.feed_entries import calendars, entries_table
+
+blp = Blueprint("feeds", __name__, url_prefix="/feeds")
+
+PRODID = "-//Tilavaraus//Tilavaraus feeds 1.0//FI"
+FORMAT = "1"  # part of every ETag: change it when the rendering changes
+BOOKED, CLOSED, CANCELLED = "Varattu / Booked", "Suljettu / Closed", "Peruttu / Cancelled"
+REFRESH = timedelta(hours=1)
+DAYS_BACK, DAYS_AHEAD = 30, 365
+MAX_DAYS_BACK, MAX_DAYS_AHEAD = 366, 731
+KEEP_CANCELLED = timedelta(days=30)
+# Within this long after a change, If-Modified-Since never gives 304 and Last-Modified is
+# sent a second early: a change in the same second, or one committing late, must not hide.
+SETTLE = timedelta(seconds=10)
+STATUSES = {
+    "confirmed": ("CONFIRMED", "vahvistettu / confirmed"),
+    "pending_approval": ("TENTATIVE", "odottaa hyväksyntää / pending approval"),
+    "closed": ("CONFIRMED", "suljettu / closed"),
+    "cancelled": ("CANCELLED", "peruttu / cancelled"),
+    "rejected": ("CANCELLED", "hylätty / rejected"),
+}
+SHOWN_ANYWAY = ("confirmed", "pending_approval", "closed")  # the rest only for 30 days
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+# --- what a feed is: a scope, a window, validators ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # premises | organisation
+    keys: list[str]
+    details: bool  # titles, organisation, attendees, notes, contact
+    ident: str  # what distinguishes its ETag from other feeds'
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+    cancelled_since: datetime  # cancelled entries changed before this have left
+    epoch: datetime  # the local midnight when this window took its place
+    key: str
+
+
+def window_of(today: date, zone: ZoneInfo, first: str | None, last: str | None) -> Window:
+    """The feed's window: local days `first`..`last` (defaults 30 back, 365 ahead)."""
+    problems: dict[str, list[str]] = {}
+
+    def parse(name: str, text: str | None, default: date, low: date, high: date) -> date:
+        if text is None:
+            return default
+        try:
+            if not DATE.match(text):
+                raise ValueError(text)
+            found = date.fromisoformat(text)
+        except ValueError:
+            problems[name] = ["A date: YYYY-MM-DD."]
+            return default
+        if not low <= found <= high:
+            problems[name] = [f"Between {low} and {high}."]
+        return found
+
+    low, high = today - timedelta(days=MAX_DAYS_BACK), today + timedelta(days=MAX_DAYS_AHEAD)
+    first_day = parse("from", first, today - timedelta(days=DAYS_BACK), low, high)
+    last_day = parse("to", last, today + timedelta(days=DAYS_AHEAD), low, high)
+    if not problems and last_day < first_day:
+        problems["to"] = ["Not before `from`."]
+    if problems:
+        raise RuleBroken(problems)
+
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+    epoch = midnight(today)
+    return Window(
+        start=midnight(first_day),
+        end=midnight(last_day + timedelta(days=1)),
+        cancelled_since=epoch - KEEP_CANCELLED,
+        epoch=epoch,
+        key=f"{first_day}/{last_day}/{today}",
+    )
+
+
+@dataclass(frozen=True)
+class Validators:
+    etag: str  # without quotes
+    last_modified: datetime
+    settled: bool  # the last change is older than SETTLE
+
+    @property
+    def last_modified_header(self) -> str:
+        whole = self.last_modified.replace(microsecond=0)
+        return http_date(whole if self.settled else whole - timedelta(seconds=1))
+
+    def not_modified(self, now: datetime) -> bool:
+        """If-None-Match when sent (it wins, RFC 9110 13.2.2), else a truthful
+        If-Modified-Since: one not in the future, for a change that has settled."""
+        if request.headers.get("If-None-Match") is not None:
+            return request.if_none_match.contains_weak(self.etag)
+        since = request.if_modified_since
+        if since is None or since > now or not self.settled:
+            return False
+        return self.last_modified.replace(microsecond=0) <= since
+
+
+def validators(scope: Scope, heads: list[Any], window: Window, now: datetime) -> Validators:
+    position = max((h.position for h in heads), default=0)
+    changed = max((h.changed_at for h in heads), default=window.epoch)
+    digest = hashlib.sha256(f"{FORMAT}|{scope.ident}|{window.key}".encode()).hexdigest()[:16]
+    return Validators(
+        etag=f"{position}-{digest}",
+        last_modified=max(changed, window.epoch),
+        settled=now - changed >= SETTLE,
+    )
+
+
+# --- reading the entries ------------------------------------------------------------------
+
+
+def entry_rows(conn: Connection, scope: Scope, window: Window) -> list[Any]:
+    e = entries_table
+    in_window = and_(
+        e.c.start < window.end,
+        e.c.end > window.start,
+        or_(e.c.status.in_(SHOWN_ANYWAY), e.c.last_modified >= window.cancelled_since),
+    )
+    if scope.kind == "premises":
+        in_scope = e.c.premises_id.in_(scope.keys)
+    else:
+        in_scope = and_(e.c.organisation_id == scope.keys[0], e.c.kind == "booking")
+    columns = [
+        e.c.uid,
+        e.c.kind,
+        e.c.status,
+        e.c.sequence,
+        e.c.start,
+        e.c.end,
+        e.c.title,
+        e.c.public,
+        e.c.premises_id,
+        e.c.created_at,
+        e.c.last_modified,
+    ]
+    query = select(*columns)
+    if scope.details:
+        b, o, u = bookings_table, organisations, users
+        query = (
+            select(
+                *columns,
+                e.c.attendees,
+                b.c.notes,
+                b.c.reason,
+                o.c.name.label("organisation_name"),
+                u.c.name.label("contact_name"),
+                u.c.email.label("contact_email"),
+            )
+            .outerjoin(b, b.c.id == e.c.ref_id)
+            .outerjoin(o, o.c.id == e.c.organisation_id)
+            .outerjoin(u, u.c.id == e.c.booked_by)
+        )
+    return list(conn.execute(query.where(in_scope, in_window).order_by(e.c.start, e.c.uid)))
+
+
+def contact_of(personal: PersonalData, name: str | None, email: str | None) -> str | None:
+    """The booker's name and e-mail, or None once the person is erased (the privacy layer
+    opens envelopes and reads an erased person's data as nothing)."""
+    name, email = personal.open(name), personal.open(email)
+    if not name and not email:
+        return None
+    return f"{name} <{email}>" if name and email else name or email
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def premises_label(head: Any) -> str:
+    names = head.name or {}
+    fi, en = names.get("fi"), names.get("en")
+    label = f"{fi} / {en}" if fi and en and fi != en else fi or en or head.key
+    return f"{label}, {head.address}" if head.address else str(label)
+
+
+def new_calendar(name: str) -> Calendar:
+    calendar = Calendar()
+    calendar.add("VERSION", "2.0")
+    calendar.add("PRODID", PRODID)
+    calendar.add("CALSCALE", "GREGORIAN")
+    calendar.add("NAME", name)
+    calendar.add("X-WR-CALNAME", name)
+    calendar.add("REFRESH-INTERVAL", REFRESH, parameters={"VALUE": "DURATION"})
+    # Written as text: the library would format this non-standard property's timedelta as
+    # "1:00:00".
+    calendar.add("X-PUBLISHED-TTL", "PT1H")
+    return calendar
+
+
+def summary_of(row: Any, details: bool) -> str:
+    if row.kind == "closure":
+        summary = f"{CLOSED}: {row.title}" if details else CLOSED
+    else:
+        summary = row.title if details or row.public else BOOKED
+    return f"{CANCELLED}: {summary}" if STATUSES[row.status][0] == "CANCELLED" else summary
+
+
+def description_of(row: Any, personal: PersonalData) -> str:
+    lines = []
+    if row.kind == "closure":
+        lines.append(f"Syy / Reason: {row.title}")
+    else:
+        if row.organisation_name:
+            lines.append(f"Järjestö / Organisation: {row.organisation_name}")
+        lines.append(f"Osallistujia / Attendees: {row.attendees}")
+        lines.append(f"Tila / Status: {STATUSES[row.status][1]}")
+        if contact := contact_of(personal, row.contact_name, row.contact_email):
+            lines.append(f"Yhteyshenkilö / Contact: {contact}")
+        if notes := personal.open(row.notes):
+            lines.append(f"Lisätiedot / Notes: {notes}")
+        if row.reason and STATUSES[row.status][0] == "CANCELLED":
+            lines.append(f"Syy / Reason: {personal.open(row.reason) or ''}")
+    return "\n".join(lines)
+
+
+def render(
+    name: str,
+    rows: Iterable[Any],
+    locations: dict[str, str],
+    personal: PersonalData | None,
+) -> bytes:
+    calendar = new_calendar(name)
+    for row in rows:
+        status = STATUSES[row.status][0]
+        event = Event()
+        event.add("UID", row.uid)
+        event.add("DTSTAMP", row.last_modified)
+        event.add("LAST-MODIFIED", row.last_modified)
+        event.add("CREATED", row.created_at)
+        event.add("SEQUENCE", row.sequence)
+        event.add("DTSTART", row.start)
+        event.add("DTEND", row.end)
+        event.add("SUMMARY", summary_of(row, personal is not None))
+        event.add("STATUS", status)
+        event.add("TRANSP", "TRANSPARENT" if status == "CANCELLED" else "OPAQUE")
+        event.add("LOCATION", locations.get(row.premises_id, row.premises_id))
+        if personal is not None:
+            event.add("DESCRIPTION", description_of(row, personal))
+            if row.kind == "booking" and (
+                contact := contact_of(personal, row.contact_name, row.contact_email)
+            ):
+                event.add("CONTACT", contact)
+        calendar.add_component(event)
+    body: bytes = calendar.to_ical()
+    return body
+
+
+# --- the views ----------------------------------------------------------------------------
+
+
+def _calendar_name(conn: Connection, scope: Scope, heads: list[Any]) -> str:
+    if scope.kind == "organisation":
+        found = conn.execute(
+            select(organisations.c.name).where(organisations.c.id == scope.keys[0])
+        ).scalar()
+        return f"{found or scope.keys[0]} – varaukset / bookings"
+    labels = [premises_label(h).split(", ")[0] for h in heads]
+    shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3}" if len(labels) > 3 else "")
+    if scope.details:
+        return f"Tilavaraus: {shown}"
+    return f"{shown} – varaukset / bookings"
+
+
+def serve(resolve: Callable[[Connection], Scope | None], must_exist: bool) -> Response:
+    """The feed of the scope `resolve` finds (404 without one), or 304 when the client's
+    copy is current. One read transaction: the 304 path is two primary-key reads."""
+    now = datetime.now(UTC)
+    zone = ZoneInfo(current_app.config["BOOKING_TIMEZONE"])
+    window = window_of(
+        now.astimezone(zone).date(), zone, request.args.get("from"), request.args.get("to")
+    )
+    with read_transaction(runtime().engine) as conn:
+        scope = resolve(conn)
+        # The heads are read before the entries, so the body is never older than its ETag.
+        heads = calendars(conn, scope.kind, scope.keys) if scope else []
+        if scope is None or (must_exist and not heads):
+            raise NotFound("No such feed.")
+        checks = validators(scope, heads, window, now)
+        headers = {
+            "ETag": f'"{checks.etag}"',
+            "Last-Modified": checks.last_modified_header,
+            "Cache-Control": ("private" if scope.details else "public") + ", no-cache",
+        }
+        if scope.details:
+            headers["X-Robots-Tag"] = "noindex"
+        if checks.not_modified(now):
+            return Response(status=304, headers=headers)
+        rows = entry_rows(conn, scope, window)
+        if scope.kind == "organisation":
+            heads = calendars(conn, "premises", sorted({r.premises_id for r in rows}))
+        locations = {h.key: premises_label(h) for h in heads if h.scope == "premises"}
+        name = _calendar_name(conn, scope, heads)
+        personal = runtime().vault.reader(conn) if scope.details else None
+        body = render(name, rows, locations, personal)
+    return Response(body, mimetype="text/calendar", headers=headers)
+
+
+@blp.route("/premises/<premises_id>.ics")
+def premises_feed(premises_id: str) -> Response:
+    """A premises' public busy times: no names of people or organisations, titles only for
+    public bookings."""
+    scope = Scope("premises", [premises_id], False, f"public:{premises_id}")
+    return serve(lambda conn: scope, must_exist=True)
+
+
+def token_scope(conn: Connection, token: str) -> Scope | None:
+    """The scope of a live feed token whose owner may still see it, or None."""
+    t, u = feed_tokens, users
+    row = conn.execute(
+        select(t, u.c.role, u.c.organisation_id.label("member_of"))
+        .join(u, u.c.id == t.c.user_id)
+        .where(t.c.token_hash == token_hash(token), t.c.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        return None
+    staff = row.role in ("staff", "admin")
+    if row.scope == "premises" and staff:
+        return Scope("premises", list(row.premises_ids), True, f"token:{row.id}")
+    if row.scope == "organisation" and (staff or row.member_of == row.organisation_id):
+        return Scope("organisation", [row.organisation_id], True, f"token:{row.id}")
+    return None  # the owner's role or membership changed since: the token no longer works
+
+
+@blp.route("/private/<token>.ics")
+def private_feed(token: str) -> Response:
+    """A feed token's bookings with details; 404 for a revoked or unknown token."""
+    if len(token) > 100:
+        raise NotFound("No such feed.")
+    return serve(lambda conn: token_scope(conn, token), must_exist=False)
