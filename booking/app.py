@@ -12,6 +12,8 @@ from werkzeug.exceptions import HTTPException
 from booking import config as configuration
 from booking import feeds
 from booking.api import bookings, feed_tokens, log, people, premises
+from booking.api import registry as registry_api
+from booking.api import stats as stats_api
 from booking.http import Runtime, http_problem, new_request_id, register_error_handlers
 from booking.privacy import Vault
 from booking.service import PremisesRepository
@@ -58,6 +60,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}, {}]
     for blueprint in (premises.blp, bookings.blp, people.blp, log.blp, feed_tokens.blp):
+        api.register_blueprint(blueprint)
+    for blueprint in (registry_api.blp, stats_api.blp):  # the asynchronous read side
         api.register_blueprint(blueprint)
     app.register_blueprint(log.health)
     app.register_blueprint(feeds.blp)

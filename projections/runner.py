@@ -1,25 +1,49 @@
-"""Feeding projections from the log: inline ones in the append's transaction, rebuilds and
-status for all of them."""
+"""Feeding projections from the log.
+
+- Inline projections are applied in the append's own transaction (`project_inline`).
+- Asynchronous ones are fed by `catch_up`: a batch of events after the projection's
+  checkpoint, the projection's writes and the new checkpoint commit in one transaction, so a
+  crash at any point repeats nothing and skips nothing (exactly-once effect).
+- `Runner` keeps them caught up: woken by PostgreSQL NOTIFY (a trigger on the events table,
+  migration 0003) or by polling on SQLite.
+- `rebuild` replays the log: inline projections in one transaction, asynchronous ones into
+  fresh tables that are swapped in when caught up (`rebuild_swapping`).
+
+Why `WHERE position > checkpoint` skips nothing (DESIGN.md invariant 3): `events.store.append`
+holds an EXCLUSIVE lock on the events table from before it draws a position until it commits,
+so positions commit in order. A reader that sees position p therefore sees every position
+below p that will ever exist; SQLite has one writer at a time, which gives the same order.
+`tests/integration/test_runner_concurrency.py` proves it with writers committing while the
+runner reads, and shows that an append without the lock would be skipped.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from events.catalog import Event
-from events.sql import write_transaction
+from events.sql import read_transaction, write_transaction
 from events.store import RecordedEvent, head_position, read_all
 from projections.availability import Availability
 from projections.base import Projection, checkpoints
+from projections.batching import BatchProjection
 from projections.bookings import Bookings
 from projections.catalogue import Catalogue
 from projections.feed_entries import FeedEntries
 from projections.messages import Messages
 from projections.popups import Popups
+from projections.registry import Registry
+from projections.usage import Usage
 
 # Every projection, inline or fed by the runner; add a new one here.
 ALL: tuple[Projection, ...] = (
@@ -29,11 +53,17 @@ ALL: tuple[Projection, ...] = (
     FeedEntries(),
     Popups(),
     Messages(),
+    Registry(),
+    Usage(),
 )
 INLINE = tuple(p for p in ALL if p.inline)
 ASYNC = tuple(p for p in ALL if not p.inline)
 
+NOTIFY_CHANNEL = "tilavaraus_events"  # the trigger of migration 0003 notifies here
+REBUILD_SUFFIX = "__rebuild"
+
 Progress = Callable[[int], None]
+log = logging.getLogger(__name__)
 
 
 def by_name(names: Sequence[str] = ()) -> list[Projection]:
@@ -51,56 +81,85 @@ def project_inline(conn: Connection, appended: Sequence[tuple[Event, RecordedEve
             projection.apply(conn, event, recorded)
 
 
-def rebuild(
-    engine: Engine,
-    projections: Sequence[Projection],
-    batch_size: int = 2000,
-    progress: Progress | None = None,
-) -> int:
-    """Empty the projections' tables and replay the whole log into them; returns the count
-    of events read. One transaction, so readers see the old tables until it commits; on
-    PostgreSQL appends wait meanwhile (the append lock), so nothing is missed."""
-    wanted = frozenset().union(*(p.handled_types() for p in projections))
-    count = 0
-    with write_transaction(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
-        for projection in projections:
-            projection.clear(conn)
-            if not projection.inline:
-                _checkpoint(conn, projection.name)
-        position = 0
-        while batch := read_all(conn, position, batch_size):
-            for recorded in batch:
-                if recorded.type in wanted:
-                    event = recorded.to_event()
-                    for projection in projections:
-                        projection.apply(conn, event, recorded)
-            position = batch[-1].position
-            count += len(batch)
-            if progress:
-                progress(len(batch))
-        for projection in projections:
-            if not projection.inline:
-                conn.execute(
-                    update(checkpoints)
-                    .where(checkpoints.c.name == projection.name)
-                    .values(position=position, updated_at=datetime.now(UTC))
-                )
-    return count
+# --- checkpoints ------------------------------------------------------------------------
+
+
+def checkpoint_name(projection: Projection) -> str:
+    if isinstance(projection, BatchProjection):
+        return projection.checkpoint_name
+    return projection.name
 
 
 def _checkpoint(conn: Connection, name: str, lock: bool = False) -> int:
-    query = select(checkpoints.c.position).where(checkpoints.c.name == name)
+    """The checkpoint's position, created at 0 when missing; `lock` holds its row until the
+    transaction ends, so two runners never feed one projection at once."""
     if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    found = conn.execute(query).scalar()
+        conn.execute(
+            postgresql.insert(checkpoints)
+            .values(name=name, position=0, updated_at=datetime.now(UTC))
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        query = select(checkpoints.c.position).where(checkpoints.c.name == name)
+        return int(conn.execute(query.with_for_update()).scalar_one())
+    found = conn.execute(select(checkpoints.c.position).where(checkpoints.c.name == name)).scalar()
     if found is None:
         conn.execute(
             insert(checkpoints).values(name=name, position=0, updated_at=datetime.now(UTC))
         )
         return 0
     return int(found)
+
+
+def read_checkpoint(conn: Connection, name: str) -> int:
+    """The checkpoint's position without writing anything (0 when there is none yet)."""
+    found = conn.execute(select(checkpoints.c.position).where(checkpoints.c.name == name)).scalar()
+    return int(found or 0)
+
+
+def _set_checkpoint(conn: Connection, name: str, position: int) -> None:
+    conn.execute(
+        update(checkpoints)
+        .where(checkpoints.c.name == name)
+        .values(position=position, updated_at=datetime.now(UTC))
+    )
+
+
+# --- catching up --------------------------------------------------------------------------
+
+
+def _next_batch(
+    conn: Connection, projection: Projection, after: int, limit: int
+) -> tuple[list[RecordedEvent], int]:
+    """The projection's events after `after` (its types only) and the position they take it
+    to. When fewer than `limit` are left, that is the head read first: every event up to it
+    has committed (see the module docstring), so the events of other types up to it are
+    passed over for good."""
+    head = head_position(conn)
+    batch = read_all(conn, after, limit, types=sorted(projection.handled_types()))
+    if len(batch) == limit:
+        return batch, batch[-1].position
+    return batch, max(head, batch[-1].position if batch else after)
+
+
+def _apply(conn: Connection, projection: Projection, batch: Sequence[RecordedEvent]) -> None:
+    if isinstance(projection, BatchProjection):
+        projection.apply_batch(conn, batch)
+    else:
+        for recorded in batch:
+            projection.apply(conn, recorded.to_event(), recorded)
+
+
+def catch_up_once(conn: Connection, projection: Projection, batch_size: int) -> int | None:
+    """One batch in the caller's write transaction; the count of events applied, or None
+    when the projection was already at the head."""
+    name = checkpoint_name(projection)
+    position = _checkpoint(conn, name, lock=True)
+    batch, reached = _next_batch(conn, projection, position, batch_size)
+    if reached == position:
+        return None
+    _apply(conn, projection, batch)
+    _set_checkpoint(conn, name, reached)
+    return len(batch)
 
 
 def catch_up(
@@ -110,29 +169,145 @@ def catch_up(
     progress: Progress | None = None,
 ) -> int:
     """Feed asynchronous projections the events after their checkpoints; returns how many
-    events were applied. Each batch and its checkpoint commit together, so a crash repeats
-    nothing and skips nothing."""
+    events were applied. Each batch and its checkpoint commit together."""
     applied = 0
     for projection in projections if projections is not None else ASYNC:
-        wanted = projection.handled_types()
         while True:
             with write_transaction(engine) as conn:
-                position = _checkpoint(conn, projection.name, lock=True)
-                batch = read_all(conn, position, batch_size)
-                if not batch:
-                    break
-                for recorded in batch:
-                    if recorded.type in wanted:
-                        projection.apply(conn, recorded.to_event(), recorded)
-                conn.execute(
-                    update(checkpoints)
-                    .where(checkpoints.c.name == projection.name)
-                    .values(position=batch[-1].position, updated_at=datetime.now(UTC))
-                )
-            applied += len(batch)
+                count = catch_up_once(conn, projection, batch_size)
+            if count is None:
+                break
+            applied += count
+            if progress:
+                progress(count)
+    return applied
+
+
+# --- rebuilding ---------------------------------------------------------------------------
+
+
+def rebuild(
+    engine: Engine,
+    projections: Sequence[Projection],
+    batch_size: int = 5000,
+    progress: Progress | None = None,
+) -> int:
+    """Replay the log into the projections; returns the count of events read.
+
+    Inline projections are emptied and refilled in one transaction (appends wait on the
+    append lock meanwhile, so their read-your-writes promise holds). Asynchronous ones are
+    rebuilt into fresh tables and swapped in, one after the other (`rebuild_swapping`).
+    """
+    inline = [p for p in projections if p.inline]
+    count = _rebuild_inline(engine, inline, batch_size, progress) if inline else 0
+    for projection in projections:
+        if not projection.inline:
+            count += rebuild_swapping(engine, projection, batch_size, progress)
+    return count
+
+
+def _rebuild_inline(
+    engine: Engine,
+    projections: Sequence[Projection],
+    batch_size: int,
+    progress: Progress | None,
+) -> int:
+    wanted = frozenset().union(*(p.handled_types() for p in projections))
+    count = 0
+    with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+        for projection in projections:
+            projection.clear(conn)
+        position = 0
+        while batch := read_all(conn, position, batch_size, types=sorted(wanted)):
+            for recorded in batch:
+                event = recorded.to_event()
+                for projection in projections:
+                    projection.apply(conn, event, recorded)
+            position = batch[-1].position
+            count += len(batch)
             if progress:
                 progress(len(batch))
-    return applied
+    return count
+
+
+def rebuild_swapping(
+    engine: Engine,
+    projection: Projection,
+    batch_size: int = 5000,
+    progress: Progress | None = None,
+) -> int:
+    """Rebuild an asynchronous projection from zero while the live one keeps serving.
+
+    Its tables are created afresh as `<table>__rebuild` (with a checkpoint of that name) and
+    filled batch by batch, each batch its own transaction, so appends and the live runner go
+    on meanwhile and an interrupted rebuild simply starts again. Once the copy is nearly
+    caught up, one transaction locks the live checkpoint (the live runner waits), feeds the
+    copy the last events, drops the live tables, renames the copies (and their indexes) to
+    the live names and moves the checkpoint. Renaming tables inside a transaction works
+    alike on SQLite and PostgreSQL, and readers see either the old tables or the new ones.
+    """
+    if not isinstance(projection, BatchProjection):
+        raise TypeError(f"{projection.name} cannot be rebuilt into fresh tables")
+    copy = projection.fresh(REBUILD_SUFFIX)
+    with write_transaction(engine) as conn:
+        for table in reversed(copy.tables):
+            table.drop(conn, checkfirst=True)
+        for table in copy.tables:
+            table.create(conn)
+        conn.execute(delete(checkpoints).where(checkpoints.c.name == copy.checkpoint_name))
+        _checkpoint(conn, copy.checkpoint_name)
+    count = 0
+    while True:
+        with write_transaction(engine) as conn:
+            applied = catch_up_once(conn, copy, batch_size)
+        count += applied or 0
+        if applied and progress:
+            progress(applied)
+        if applied is None or applied < batch_size:
+            break
+    with write_transaction(engine) as conn:
+        _checkpoint(conn, projection.checkpoint_name, lock=True)  # the live runner waits
+        while (applied := catch_up_once(conn, copy, batch_size)) is not None:
+            count += applied
+        position = read_checkpoint(conn, copy.checkpoint_name)
+        for fresh, live in zip(copy.tables, projection.tables, strict=True):
+            _swap(conn, fresh.name, live.name)
+        _set_checkpoint(conn, projection.checkpoint_name, position)
+        conn.execute(delete(checkpoints).where(checkpoints.c.name == copy.checkpoint_name))
+    return count
+
+
+def _swap(conn: Connection, fresh: str, live: str) -> None:
+    """Replace table `live` by table `fresh`, indexes included, in the caller's transaction."""
+    conn.execute(text(f'DROP TABLE IF EXISTS "{live}"'))
+    conn.execute(text(f'ALTER TABLE "{fresh}" RENAME TO "{live}"'))
+    if conn.dialect.name == "postgresql":
+        names = conn.execute(
+            text(
+                "SELECT indexname FROM pg_indexes "
+                "WHERE tablename = :t AND schemaname = current_schema()"
+            ),
+            {"t": live},
+        ).scalars()
+        for name in names:
+            if REBUILD_SUFFIX in name:
+                renamed = name.replace(REBUILD_SUFFIX, "")
+                conn.execute(text(f'ALTER INDEX "{name}" RENAME TO "{renamed}"'))
+        return
+    # SQLite renames a table's automatic indexes with it; named ones must be made again.
+    found = conn.execute(
+        text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"),
+        {"t": live},
+    ).all()
+    for name, sql in found:
+        if sql and REBUILD_SUFFIX in name:
+            conn.execute(text(f'DROP INDEX "{name}"'))
+            conn.execute(text(sql.replace(REBUILD_SUFFIX, "")))
+
+
+# --- status and waiting -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -144,9 +319,111 @@ class Status:
 
 
 def status(conn: Connection) -> list[Status]:
+    """Position and lag (events behind the head) of every projection; reads only."""
     head = head_position(conn)
     found = []
     for p in ALL:
-        position = head if p.inline else _checkpoint(conn, p.name)
+        position = head if p.inline else read_checkpoint(conn, checkpoint_name(p))
         found.append(Status(p.name, position, head - position, p.inline))
     return found
+
+
+def position_of(engine: Engine, name: str) -> int:
+    projection = by_name([name])[0]
+    if projection.inline:
+        with read_transaction(engine) as conn:
+            return head_position(conn)
+    with read_transaction(engine) as conn:
+        return read_checkpoint(conn, checkpoint_name(projection))
+
+
+def wait_for(engine: Engine, name: str, position: int, timeout: float = 5.0) -> int:
+    """Wait (at most `timeout` seconds) until projection `name` reflects `position`; returns
+    the position it reflects then, which is lower than asked when time ran out."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        reached = position_of(engine, name)
+        if reached >= position or time.monotonic() >= deadline:
+            return reached
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.2)
+
+
+# --- the runner ---------------------------------------------------------------------------
+
+
+class Runner:
+    """Keeps the asynchronous projections caught up until `stop` is set.
+
+    On PostgreSQL it sleeps in LISTEN and wakes on the NOTIFY that every append's commit
+    sends (the trigger of migration 0003); `poll_seconds` is then only a safety net. On
+    SQLite it polls the head every `poll_seconds`.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        projections: Sequence[Projection] | None = None,
+        batch_size: int = 1000,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.engine = engine
+        self.projections = list(projections if projections is not None else ASYNC)
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+
+    def run(self, stop: threading.Event) -> None:
+        listener = self._listen()
+        try:
+            while not stop.is_set():
+                try:
+                    applied = catch_up(self.engine, self.projections, self.batch_size)
+                    if applied:
+                        log.debug("projections caught up by %s events", applied)
+                except OperationalError as error:  # the database went away: try again later
+                    log.warning("catch-up failed, retrying: %s", error.orig)
+                    stop.wait(min(5.0, self.poll_seconds * 4))
+                    continue
+                self._wait(listener, stop)
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def _listen(self) -> object | None:
+        if self.engine.dialect.name != "postgresql":
+            return None
+        import psycopg
+
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        connection = psycopg.connect(url, autocommit=True)
+        connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        return connection
+
+    def _wait(self, listener: object | None, stop: threading.Event) -> None:
+        if listener is None:
+            stop.wait(self.poll_seconds)
+            return
+        # Wakes at the first notification (or after poll_seconds); later ones are drained
+        # by the next wait, which then returns at once and finds nothing new: harmless.
+        for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):  # type: ignore[attr-defined]
+            pass
+
+
+class BackgroundRunner:
+    """A `Runner` in a daemon thread, for one-process deployments (`booking serve`)."""
+
+    def __init__(self, engine: Engine, **options: object) -> None:
+        self.stop = threading.Event()
+        self.runner = Runner(engine, **options)  # type: ignore[arg-type]
+        self.thread = threading.Thread(
+            target=self.runner.run, args=(self.stop,), name="projection-runner", daemon=True
+        )
+
+    def start(self) -> BackgroundRunner:
+        self.thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.stop.set()
+        self.thread.join(timeout)

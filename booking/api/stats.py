@@ -1,0 +1,161 @@
+"""/api/v1/stats/usage: how much the premises are used, when and by whom — for analysts.
+
+Figures come from the asynchronous usage projection (`projections.usage`); the response
+carries the log position it reflects and honours `?min_position=N`. No figure names a person
+or a booking; organisation types are shown only for groups of at least three organisations.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from typing import Any
+
+import marshmallow as ma
+from flask import Response
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+
+from booking.api.consistency import handle_not_caught_up, reflected_position
+from booking.auth import require
+from booking.domain.errors import NotFound, RuleBroken
+from booking.http import json_response, runtime
+from events.sql import read_transaction
+from projections.usage_query import FIGURES, GROUP_KEYS, UnknownPremises, usage
+
+blp = Blueprint(
+    "api_stats", __name__, url_prefix="/api/v1", description="Usage statistics (analysts, staff)"
+)
+handle_not_caught_up(blp)
+MAX_DAYS = 3 * 366
+
+
+class UsageQuery(ma.Schema):
+    from_ = fields.Date(data_key="from", required=True)
+    to = fields.Date(required=True)
+    group_by = fields.String(
+        load_default="month",
+        metadata={"description": f"one or two of {', '.join(GROUP_KEYS)}, comma-separated"},
+    )
+    premises_id = fields.List(fields.String(validate=validate.Length(1, 100)))
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+    min_position = fields.Integer(validate=validate.Range(0))
+
+
+class UsageRow(ma.Schema):
+    key = fields.Dict()
+    open_hours = fields.Float()
+    booked_hours = fields.Float()
+    utilisation = fields.Float(allow_none=True)
+    bookings = fields.Integer()
+    cancellations = fields.Integer()
+    late_cancellations = fields.Integer()
+    popup_requests = fields.Integer()
+    popup_approved = fields.Integer()
+    popup_rejected = fields.Integer()
+    popup_expired = fields.Integer()
+    median_lead_time_hours = fields.Float(allow_none=True)
+    mean_attendees_per_capacity = fields.Float(allow_none=True)
+
+
+class Period(ma.Schema):
+    from_ = fields.String(data_key="from")
+    to = fields.String()
+    rows = fields.List(fields.Nested(UsageRow))
+
+
+class UsageOut(Period):
+    group_by = fields.List(fields.String())
+    premises_id = fields.List(fields.String(), allow_none=True)
+    previous = fields.Nested(Period)
+    log_position = fields.Integer()
+
+
+def _group_by(raw: str) -> list[str]:
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    problems = []
+    if not 1 <= len(keys) <= 2:
+        problems.append("Give one or two keys, e.g. `month` or `weekday,hour`.")
+    unknown = [k for k in keys if k not in GROUP_KEYS]
+    if unknown:
+        problems.append(f"Unknown: {', '.join(unknown)}. Known: {', '.join(GROUP_KEYS)}.")
+    if len(set(keys)) != len(keys):
+        problems.append("A key may appear once.")
+    if problems:
+        raise RuleBroken({"group_by": problems})
+    return keys
+
+
+@blp.route("/stats/usage", methods=["GET"])
+@require("analyst", "staff", "admin")
+@blp.arguments(UsageQuery, location="query")
+@blp.response(200, UsageOut)
+def usage_stats(query: dict[str, Any]) -> Response:
+    """Open and booked hours, utilisation, bookings, cancellations, pop-up outcomes, lead
+    times and attendance per group, for local dates `from`..`to` and the period of equal
+    length just before it (`previous`). `format=csv` gives both periods as CSV.
+
+    `open_hours` are the opening hours less closures (until a premises is retired);
+    `booked_hours` count confirmed bookings; `bookings` count bookings placed and not
+    rejected, by the hour they start; `median_lead_time_hours` (start - placed) is estimated
+    from a histogram with buckets of 1 h up to 4 h, widening to months beyond a year. With
+    `organisation_type`, a type with fewer than three organisations is pooled as `other`,
+    and a group whose pool is still smaller is shown whole as `all`; `open_hours` is then
+    that of the whole group.
+    """
+    first, last = query["from_"], query["to"]
+    group_by = _group_by(query["group_by"])
+    if last < first:
+        raise RuleBroken({"to": ["`to` must not be before `from`."]})
+    if (last - first).days >= MAX_DAYS:
+        raise RuleBroken({"to": [f"Ask for at most {MAX_DAYS} days at a time."]})
+    length = last - first + timedelta(days=1)
+    before_first, before_last = first - length, first - timedelta(days=1)
+    premises_ids = sorted(set(query["premises_id"])) if query.get("premises_id") else None
+    position = reflected_position("usage", query.get("min_position"))
+    try:
+        with read_transaction(runtime().engine) as conn:
+            rows = usage(conn, first, last, group_by, premises_ids)
+            previous = usage(conn, before_first, before_last, group_by, premises_ids)
+    except UnknownPremises as error:
+        raise NotFound(f"No premises {', '.join(error.args[0])} in the statistics.") from None
+    headers = {"X-Log-Position": str(position)}
+    if query["format"] == "csv":
+        periods = [
+            ("current", first, last, rows),
+            ("previous", before_first, before_last, previous),
+        ]
+        return Response(
+            _csv(group_by, periods),
+            mimetype="text/csv",
+            headers={
+                **headers,
+                "Content-Disposition": f'attachment; filename="usage-{first}-{last}.csv"',
+            },
+        )
+    body = {
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "group_by": group_by,
+        "premises_id": premises_ids,
+        "rows": rows,
+        "previous": {
+            "from": before_first.isoformat(),
+            "to": before_last.isoformat(),
+            "rows": previous,
+        },
+        "log_position": position,
+    }
+    return json_response(body, headers=headers)
+
+
+def _csv(group_by: list[str], periods: list[tuple[str, Any, Any, list[dict[str, Any]]]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["period", "from", "to", *group_by, *FIGURES])
+    for name, first, last, rows in periods:
+        for row in rows:
+            figures = ["" if row[f] is None else row[f] for f in FIGURES]
+            writer.writerow([name, first, last, *(row["key"][k] for k in group_by), *figures])
+    return out.getvalue()

@@ -1,0 +1,571 @@
+"""Usage statistics: a rollup of bookings and pop-up requests by premises x local date x hour.
+
+What a cell counts (all attributed to the cell where the booking or request *starts*, except
+booked seconds, which fall into every cell the booking covers):
+
+- `booked_s`: seconds of confirmed bookings (pending ones count once approved; cancelled
+  ones stop counting);
+- `bookings`: bookings placed and not rejected; `cancellations`, `late_cancellations`;
+- `popup_requests`, `popup_approved`, `popup_rejected`, `popup_expired`;
+- `attendance_ppm` / `attendance_n`: the sum and count of attendees / capacity (millionths)
+  of confirmed bookings, for the mean;
+- `lead_<i>`: bookings by lead time (start - placed_at) in the buckets of `LEAD_EDGES`, from
+  which the median is estimated (a year of bookings cannot be read back within a request).
+
+The same measures sit in three tables of different grain, so that a query reads the coarsest
+one that answers it: `usage_cells` (premises, date, hour, party), `usage_days` (premises,
+date) and `usage_hours` (date, hour, all premises). A party is an organisation or, for
+bookings and requests of a person, a hash of the person's id: it is only ever counted
+(groups of fewer than 3 are not broken down by organisation) and never shown. No names,
+e-mails or titles are kept. Open hours are not stored: see `projections.usage_hours`.
+
+Every count is an integer and every touched cell keeps its row, even at zero, so the live
+projection equals a rebuild whatever the batch boundaries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    select,
+)
+from sqlalchemy.engine import Connection
+
+from events.sql import JSONDocument, UTCDateTime
+from events.store import RecordedEvent
+from projections.batching import (
+    BatchProjection,
+    data_of,
+    instant,
+    upsert_adding,
+    upsert_replacing,
+)
+from projections.usage_hours import split_hours
+
+# Lower edges (hours) of the lead-time buckets; the last bucket ends at LEAD_TOP.
+LEAD_EDGES = (0, 1, 2, 3, 4, 6, 8, 12, 18, 24, 36, 48, 72, 96, 120, 168, 240, 336, 504, 720)
+LEAD_EDGES += (1080, 1440, 2160, 2880, 4320, 6480, 8760)
+LEAD_TOP = 17520
+COUNTS = (
+    "booked_s",
+    "bookings",
+    "cancellations",
+    "late_cancellations",
+    "popup_requests",
+    "popup_approved",
+    "popup_rejected",
+    "popup_expired",
+    "attendance_ppm",
+    "attendance_n",
+)
+LEADS = tuple(f"lead_{i}" for i in range(len(LEAD_EDGES)))
+MEASURES = COUNTS + LEADS
+INDEX = {name: i for i, name in enumerate(MEASURES)}
+TIME_COLUMNS = ("month", "week", "weekday")  # derived from the date, for GROUP BY
+
+
+def lead_bucket(hours: float) -> int:
+    found = 0
+    for i, edge in enumerate(LEAD_EDGES):
+        if hours >= edge:
+            found = i
+    return found
+
+
+def time_columns(day: date) -> dict[str, int]:
+    iso = day.isocalendar()
+    return {
+        "month": day.year * 100 + day.month,
+        "week": iso.year * 100 + iso.week,
+        "weekday": day.weekday(),
+    }
+
+
+def _measure_columns() -> list[Column[Any]]:
+    return [Column(name, BigInteger, nullable=False, default=0) for name in MEASURES]
+
+
+def _time_columns() -> list[Column[Any]]:
+    return [Column(name, Integer, nullable=False) for name in TIME_COLUMNS]
+
+
+def define(metadata: MetaData, suffix: str) -> tuple[Table, ...]:
+    def table(name: str, *columns: Any, **info: Any) -> Table:
+        return Table(f"usage_{name}{suffix}", metadata, *columns, info=info)
+
+    return (
+        table(
+            "premises",
+            Column("premises_id", String(100), primary_key=True),
+            Column("district", String(100), nullable=False),
+            Column("timezone", String(64), nullable=False),
+            Column("capacity", Integer, nullable=False),
+            Column("opening_hours", JSONDocument, nullable=False),
+            Column("retired_at", UTCDateTime),
+        ),
+        table(
+            "schedules",  # opening hours in force from valid_from (the first: always before)
+            Column("premises_id", String(100), primary_key=True),
+            Column("position", BigInteger, primary_key=True),
+            Column("valid_from", UTCDateTime, nullable=False),
+            Column("opening_hours", JSONDocument, nullable=False),
+            Column("timezone", String(64), nullable=False),
+        ),
+        table(
+            "closures",
+            Column("premises_id", String(100), primary_key=True),
+            Column("closure_id", String(64), primary_key=True),
+            Column("start", UTCDateTime, nullable=False),
+            Column("end", UTCDateTime, nullable=False),
+        ),
+        table(
+            "organisations",
+            Column("organisation_id", String(64), primary_key=True),
+            Column("type", String(32), nullable=False),
+        ),
+        table(
+            "bookings",
+            Column("booking_id", String(64), primary_key=True),
+            Column("premises_id", String(100), nullable=False),
+            Column("party", String(64), nullable=False),
+            Column("org_type", String(32), nullable=False),
+            Column("timezone", String(64), nullable=False),
+            Column("start", UTCDateTime, nullable=False),
+            Column("end", UTCDateTime, nullable=False),
+            Column("status", String(32), nullable=False),
+            Column("lead_bucket", SmallInteger, nullable=False),
+            Column("attendance_ppm", Integer, nullable=False),
+        ),
+        table(
+            "popups",
+            Column("request_id", String(64), primary_key=True),
+            Column("premises_id", String(100), nullable=False),
+            Column("party", String(64), nullable=False),
+            Column("timezone", String(64), nullable=False),
+            Column("start", UTCDateTime, nullable=False),
+        ),
+        table(
+            "cells",
+            Column("premises_id", String(100), primary_key=True),
+            Column("day", Date, primary_key=True),
+            Column("hour", SmallInteger, primary_key=True),
+            Column("party", String(64), primary_key=True),
+            Column("org_type", String(32), nullable=False),
+            *_time_columns(),
+            *_measure_columns(),
+            keep=("org_type", *TIME_COLUMNS),
+        ),
+        table(
+            "days",
+            Column("premises_id", String(100), primary_key=True),
+            Column("day", Date, primary_key=True),
+            *_time_columns(),
+            *_measure_columns(),
+            keep=TIME_COLUMNS,
+        ),
+        table(
+            "hours",
+            Column("day", Date, primary_key=True),
+            Column("hour", SmallInteger, primary_key=True),
+            *_time_columns(),
+            *_measure_columns(),
+            keep=TIME_COLUMNS,
+        ),
+    )
+
+
+def party_of(organisation_id: str | None, person_id: str) -> str:
+    """Who to count distinct: the organisation, or a person by a one-way hash of the id."""
+    if organisation_id:
+        return organisation_id
+    return "p-" + hashlib.sha256(person_id.encode()).hexdigest()[:24]
+
+
+class _Batch:
+    """What one batch changes, gathered in memory and written at the end."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[str, date, int, str], list[Any]] = {}
+        self.days: dict[tuple[str, date], list[int]] = {}
+        self.hours: dict[tuple[date, int], list[int]] = {}
+
+    def add(
+        self,
+        premises_id: str,
+        party: str,
+        org_type: str,
+        day: date,
+        hour: int,
+        changes: dict[str, int],
+    ) -> None:
+        zero = [0] * len(MEASURES)
+        cell = self.cells.setdefault((premises_id, day, hour, party), [org_type, zero[:]])[1]
+        per_day = self.days.setdefault((premises_id, day), zero[:])
+        per_hour = self.hours.setdefault((day, hour), zero[:])
+        for name, amount in changes.items():
+            i = INDEX[name]
+            cell[i] += amount
+            per_day[i] += amount
+            per_hour[i] += amount
+
+
+class Usage(BatchProjection):
+    name = "usage"
+    event_types = frozenset(
+        {
+            "OrganisationRegistered",
+            "PremisesRegistered",
+            "PremisesUpdated",
+            "PremisesRetired",
+            "ClosureAdded",
+            "BookingPlaced",
+            "BookingApproved",
+            "BookingRejected",
+            "BookingCancelled",
+            "PopupRequested",
+            "PopupApproved",
+            "PopupRejected",
+            "PopupExpired",
+        }
+    )
+    define = staticmethod(define)
+
+    @property
+    def t(self) -> dict[str, Table]:
+        return {
+            table.name.removeprefix("usage_").removesuffix(self.suffix): table
+            for table in self.tables
+        }
+
+    def apply_batch(self, conn: Connection, batch: Sequence[RecordedEvent]) -> None:
+        t = self.t
+        events = [(r, data_of(r)) for r in batch]
+        premises = _load(
+            conn,
+            t["premises"],
+            "premises_id",
+            {d["premises_id"] for _, d in events if "premises_id" in d},
+        )
+        organisations = _load(
+            conn,
+            t["organisations"],
+            "organisation_id",
+            {
+                d["organisation_id"]
+                for r, d in events
+                if r.type == "BookingPlaced" and d.get("organisation_id")
+            },
+        )
+        bookings = _load(
+            conn,
+            t["bookings"],
+            "booking_id",
+            {
+                d["booking_id"]
+                for r, d in events
+                if r.type.startswith("Booking") and r.type != "BookingPlaced"
+            },
+        )
+        popups = _load(
+            conn,
+            t["popups"],
+            "request_id",
+            {
+                d["request_id"]
+                for r, d in events
+                if r.type.startswith("Popup") and r.type != "PopupRequested"
+            },
+        )
+        changed: dict[str, set[str]] = {
+            name: set() for name in ("premises", "organisations", "bookings", "popups")
+        }
+        schedules: list[dict[str, Any]] = []
+        closures: list[dict[str, Any]] = []
+        out = _Batch()
+        for recorded, data in events:
+            kind = recorded.type
+            if kind == "OrganisationRegistered":
+                organisations[data["organisation_id"]] = {
+                    "organisation_id": data["organisation_id"],
+                    "type": data["type"],
+                }
+                changed["organisations"].add(data["organisation_id"])
+            elif kind == "PremisesRegistered":
+                row = {
+                    "premises_id": data["premises_id"],
+                    "district": data["district"],
+                    "timezone": data["timezone"],
+                    "capacity": data["capacity"],
+                    "opening_hours": data["opening_hours"],
+                    "retired_at": None,
+                }
+                premises[data["premises_id"]] = row
+                changed["premises"].add(data["premises_id"])
+                schedules.append(_schedule(row, recorded))
+            elif kind in ("PremisesUpdated", "PremisesRetired"):
+                row = premises.get(data["premises_id"])
+                if row is None:
+                    continue
+                if kind == "PremisesRetired":
+                    row["retired_at"] = recorded.recorded_at
+                else:
+                    changes = data["changes"]
+                    row.update(
+                        {
+                            k: changes[k]
+                            for k in ("district", "timezone", "capacity", "opening_hours")
+                            if k in changes
+                        }
+                    )
+                    if "opening_hours" in changes or "timezone" in changes:
+                        schedules.append(_schedule(row, recorded))
+                changed["premises"].add(data["premises_id"])
+            elif kind == "ClosureAdded":
+                closures.append(
+                    {
+                        "premises_id": data["premises_id"],
+                        "closure_id": data["closure_id"],
+                        "start": instant(data["start"]),
+                        "end": instant(data["end"]),
+                    }
+                )
+            elif kind == "BookingPlaced":
+                self._placed(data, premises, organisations, bookings, out)
+                changed["bookings"].add(data["booking_id"])
+            elif kind.startswith("Booking"):
+                booking = bookings.get(data["booking_id"])
+                if booking is not None:
+                    self._booking_changed(kind, data, booking, out)
+                    changed["bookings"].add(data["booking_id"])
+            else:
+                self._popup(kind, data, premises, popups, out)
+                changed["popups"].add(data["request_id"])
+        upsert_replacing(
+            conn,
+            t["organisations"],
+            ["organisation_id"],
+            [organisations[k] for k in sorted(changed["organisations"])],
+        )
+        upsert_replacing(
+            conn, t["premises"], ["premises_id"], [premises[k] for k in sorted(changed["premises"])]
+        )
+        upsert_replacing(
+            conn, t["bookings"], ["booking_id"], [bookings[k] for k in sorted(changed["bookings"])]
+        )
+        upsert_replacing(
+            conn,
+            t["popups"],
+            ["request_id"],
+            [popups[k] for k in sorted(changed["popups"]) if k in popups],
+        )
+        upsert_replacing(conn, t["schedules"], ["premises_id", "position"], schedules)
+        upsert_replacing(conn, t["closures"], ["premises_id", "closure_id"], closures)
+        _write(conn, t, out)
+
+    # --- bookings -------------------------------------------------------------------------
+
+    def _placed(
+        self,
+        data: dict[str, Any],
+        premises: dict[str, dict[str, Any]],
+        organisations: dict[str, dict[str, Any]],
+        bookings: dict[str, dict[str, Any]],
+        out: _Batch,
+    ) -> None:
+        place = premises.get(data["premises_id"])
+        zone_name = place["timezone"] if place else "Europe/Helsinki"
+        capacity = max(1, int(place["capacity"])) if place else 1
+        organisation_id = data.get("organisation_id")
+        if organisation_id:
+            found = organisations.get(organisation_id)
+            org_type = found["type"] if found else "unknown"
+        else:
+            org_type = "individual"
+        start, end = instant(data["start"]), instant(data["end"])
+        lead = (start - instant(data["placed_at"])).total_seconds() / 3600
+        booking = {
+            "booking_id": data["booking_id"],
+            "premises_id": data["premises_id"],
+            "party": party_of(organisation_id, data["booked_by"]),
+            "org_type": org_type,
+            "timezone": zone_name,
+            "start": start,
+            "end": end,
+            "status": data["status"],
+            "lead_bucket": lead_bucket(lead),
+            "attendance_ppm": data["attendees"] * 1_000_000 // capacity,
+        }
+        bookings[data["booking_id"]] = booking
+        _at_start(booking, out, {"bookings": 1, LEADS[booking["lead_bucket"]]: 1})
+        if booking["status"] == "confirmed":
+            _use(booking, out, +1)
+
+    def _booking_changed(
+        self, kind: str, data: dict[str, Any], booking: dict[str, Any], out: _Batch
+    ) -> None:
+        was = booking["status"]
+        if kind == "BookingApproved" and was == "pending_approval":
+            booking["status"] = "confirmed"
+            _use(booking, out, +1)
+        elif kind == "BookingRejected" and was == "pending_approval":
+            booking["status"] = "rejected"
+            _at_start(booking, out, {"bookings": -1, LEADS[booking["lead_bucket"]]: -1})
+        elif kind == "BookingCancelled" and was in ("confirmed", "pending_approval"):
+            booking["status"] = "cancelled"
+            late = 1 if data.get("late") else 0
+            _at_start(booking, out, {"cancellations": 1, "late_cancellations": late})
+            if was == "confirmed":
+                _use(booking, out, -1)
+
+    # --- pop-up requests ------------------------------------------------------------------
+
+    def _popup(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        premises: dict[str, dict[str, Any]],
+        popups: dict[str, dict[str, Any]],
+        out: _Batch,
+    ) -> None:
+        """A request counts where it would start; its outcome in the same cell. The booking
+        an approval places arrives as its own BookingPlaced and counts as a booking."""
+        if kind == "PopupRequested":
+            place = premises.get(data["premises_id"])
+            popups[data["request_id"]] = {
+                "request_id": data["request_id"],
+                "premises_id": data["premises_id"],
+                "party": party_of(None, data["requested_by"]),
+                "timezone": place["timezone"] if place else "Europe/Helsinki",
+                "start": instant(data["start"]),
+            }
+            counted = "popup_requests"
+        else:
+            counted = {
+                "PopupApproved": "popup_approved",
+                "PopupRejected": "popup_rejected",
+                "PopupExpired": "popup_expired",
+            }[kind]
+        popup = popups.get(data["request_id"])
+        if popup is None:
+            return
+        local = popup["start"].astimezone(ZoneInfo(popup["timezone"]))
+        out.add(
+            popup["premises_id"],
+            popup["party"],
+            "individual",
+            local.date(),
+            local.hour,
+            {counted: 1},
+        )
+
+
+def _at_start(booking: dict[str, Any], out: _Batch, changes: dict[str, int]) -> None:
+    zone = ZoneInfo(booking["timezone"])
+    local = booking["start"].astimezone(zone)
+    out.add(
+        booking["premises_id"],
+        booking["party"],
+        booking["org_type"],
+        local.date(),
+        local.hour,
+        changes,
+    )
+
+
+def _use(booking: dict[str, Any], out: _Batch, sign: int) -> None:
+    """Add (or take back) a confirmed booking's seconds and its attendance."""
+    zone = ZoneInfo(booking["timezone"])
+    for day, hour, seconds in split_hours(booking["start"], booking["end"], zone):
+        out.add(
+            booking["premises_id"],
+            booking["party"],
+            booking["org_type"],
+            day,
+            hour,
+            {"booked_s": sign * seconds},
+        )
+    _at_start(
+        booking, out, {"attendance_ppm": sign * booking["attendance_ppm"], "attendance_n": sign}
+    )
+
+
+def _schedule(row: dict[str, Any], recorded: RecordedEvent) -> dict[str, Any]:
+    return {
+        "premises_id": row["premises_id"],
+        "position": recorded.position,
+        "valid_from": recorded.recorded_at,
+        "opening_hours": row["opening_hours"],
+        "timezone": row["timezone"],
+    }
+
+
+def _load(conn: Connection, table: Table, key: str, ids: set[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    ordered = sorted(ids)
+    for at in range(0, len(ordered), 500):  # keep the IN list within every driver's limits
+        chunk = ordered[at : at + 500]
+        for row in conn.execute(select(table).where(table.c[key].in_(chunk))).mappings():
+            found[row[key]] = dict(row)
+    return found
+
+
+def _write(conn: Connection, t: dict[str, Table], out: _Batch) -> None:
+    def measures(values: list[int]) -> dict[str, int]:
+        return dict(zip(MEASURES, values, strict=True))
+
+    upsert_adding(
+        conn,
+        t["cells"],
+        ["premises_id", "day", "hour", "party"],
+        [
+            {
+                "premises_id": p,
+                "day": d,
+                "hour": h,
+                "party": party,
+                "org_type": org_type,
+                **time_columns(d),
+                **measures(values),
+            }
+            for (p, d, h, party), (org_type, values) in sorted(out.cells.items())
+        ],
+    )
+    upsert_adding(
+        conn,
+        t["days"],
+        ["premises_id", "day"],
+        [
+            {"premises_id": p, "day": d, **time_columns(d), **measures(values)}
+            for (p, d), values in sorted(out.days.items())
+        ],
+    )
+    upsert_adding(
+        conn,
+        t["hours"],
+        ["day", "hour"],
+        [
+            {"day": d, "hour": h, **time_columns(d), **measures(values)}
+            for (d, h), values in sorted(out.hours.items())
+        ],
+    )
+
+
+def canonical_hours(opening_hours: Any) -> str:
+    """Opening hours as canonical JSON text (the cache key of their weekly template)."""
+    return json.dumps(opening_hours, sort_keys=True, separators=(",", ":"))
