@@ -33,9 +33,26 @@ def run_forever(app: Flask) -> None:
     scheduler.start()
 
 
-def run_projector(app: Flask, poll_seconds: float = 1.0) -> None:
+def run_projector(app: Flask, poll_seconds: float = 1.0, batch_size: int = 1000) -> None:
+    """`booking projector`: keep the asynchronous projections caught up until SIGTERM or
+    SIGINT. A batch and its checkpoint commit together, so stopping (or being killed) between
+    or inside batches neither loses nor repeats an event."""
+    import signal
+    import threading
+
     logging.basicConfig(level=logging.INFO)
-    log.info("projector started; projections: %s", ", ".join(p.name for p in runner.ALL))
-    while True:
-        _report_status(app)
-        time.sleep(max(poll_seconds, 60))
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("projector stopping (signal %s)", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    names = ", ".join(p.name for p in runner.ASYNC)
+    log.info("projector started; asynchronous projections: %s", names)
+    _report_status(app)
+    engine = app.extensions["tilavaraus"].engine
+    runner.Runner(engine, batch_size=batch_size, poll_seconds=poll_seconds).run(stop)
+    log.info("projector stopped after %.0f s", time.monotonic() - started)
