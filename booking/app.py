@@ -10,7 +10,7 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from booking import config as configuration
-from booking import feeds
+from booking import feeds, pages
 from booking.api import bookings, feed_tokens, log, people, premises
 from booking.api import registry as registry_api
 from booking.api import stats as stats_api
@@ -66,6 +66,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(log.health)
     app.register_blueprint(feeds.blp)
     register_error_handlers(app)
+    pages.init_app(app)
 
     @app.before_request
     def _request_id() -> None:

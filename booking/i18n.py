@@ -1,0 +1,79 @@
+"""Languages of the pages: Flask-Babel set up for Finnish (default), English and Swedish.
+
+The catalogues are kept as .po files in booking/translations and compiled at app start with
+Babel's own API into a per-process folder, so no generated .mo file is ever committed or
+stale. `?lang=fi|en|sv` switches the language and the choice is remembered in the session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Flask, g, request, session
+from flask_babel import Babel, get_locale
+
+LANGUAGES = ("fi", "en", "sv")
+DEFAULT_LANGUAGE = "fi"
+LANGUAGE_NAMES = {"fi": "Suomeksi", "en": "In English", "sv": "På svenska"}
+SOURCE = Path(__file__).resolve().parent / "translations"
+_compiled: dict[str, Path] = {}
+_lock = threading.Lock()
+
+
+def compiled_catalogues(source: Path = SOURCE) -> Path:
+    """A folder of .mo files compiled from the .po files under `source` (cached per content)."""
+    files = sorted(source.glob("*/LC_MESSAGES/*.po"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:16]
+    with _lock:
+        if digest in _compiled:
+            return _compiled[digest]
+        target = Path(tempfile.mkdtemp(prefix=f"tilavaraus-i18n-{digest}-"))
+        for po_path in files:
+            locale = po_path.parent.parent.name
+            with po_path.open("rb") as po_file:
+                catalogue = read_po(po_file, locale=locale)
+            out = target / locale / "LC_MESSAGES" / (po_path.stem + ".mo")
+            out.parent.mkdir(parents=True)
+            with out.open("wb") as mo_file:
+                # Fuzzy entries are guesses by the tools, not translations: leave them out.
+                write_mo(mo_file, catalogue, use_fuzzy=False)
+        _compiled[digest] = target
+        return target
+
+
+def select_locale() -> str:
+    """?lang= (remembered), then the remembered choice, the browser's wish, Finnish."""
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        session["lang"] = asked
+        return asked
+    remembered = session.get("lang")
+    if remembered in LANGUAGES:
+        return str(remembered)
+    user = g.get("page_user")
+    if user is not None and user.language in LANGUAGES:
+        return str(user.language)
+    return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
+
+
+def current_language() -> str:
+    return str(get_locale() or DEFAULT_LANGUAGE)
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled_catalogues())
+    Babel(app, locale_selector=select_locale)
+
+    @app.context_processor
+    def _languages() -> dict[str, object]:
+        return {
+            "languages": LANGUAGES,
+            "language_names": LANGUAGE_NAMES,
+            "current_language": current_language(),
+        }

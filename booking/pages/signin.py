@@ -1,0 +1,146 @@
+"""Signing in and out: e-mail and password, or (for residents) an e-mailed sign-in link.
+
+The link carries a signed, expiring token (itsdangerous, which Flask ships). Opening it shows
+a button; only pressing it signs in, so a mail scanner that follows links signs nobody in.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from booking import accounts
+from booking.http import runtime
+from booking.i18n import current_language
+from booking.pages.common import Form, redirect_to, run, safe_next, sign_in
+from booking.security import RateLimiter
+from booking.tables import users
+from events.sql import read_transaction
+
+bp = Blueprint("signin", __name__)
+log = logging.getLogger(__name__)
+LINK_MAX_AGE = 30 * 60  # seconds a sign-in link stays valid
+# Failed sign-ins per e-mail address and per client address, and links asked per client.
+failures_per_email = RateLimiter(limit=5, window=15 * 60)
+failures_per_client = RateLimiter(limit=30, window=15 * 60)
+links_per_client = RateLimiter(limit=5, window=15 * 60)
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _wait_message(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return _("Too many attempts. Try again in %(n)d minutes.", n=minutes)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    form = Form(request.form if request.method == "POST" else None, next=request.args.get("next"))
+    target = safe_next(form.get("next"), url_for("public.search"))
+    if request.method == "GET":
+        return render_template("signin/login.html", form=form)
+    email = form.required("email", _("Give your e-mail address.")).lower()
+    password = form.required("password", _("Give your password."))
+    if not form.ok:
+        return render_template("signin/login.html", form=form), 422
+    wait = max(failures_per_email.blocked(email), failures_per_client.blocked(_client()))
+    if wait:
+        form.error("_form", _wait_message(wait))
+        page = render_template("signin/login.html", form=form)
+        return page, 429, {"Retry-After": str(int(wait))}
+    with read_transaction(runtime().engine) as conn:
+        user = accounts.user_by_password(conn, email, password)
+    if user is None:
+        failures_per_email.hit(email)
+        failures_per_client.hit(_client())
+        form.data["password"] = ""
+        form.error("email", _("The e-mail address or the password is wrong."))
+        return render_template("signin/login.html", form=form), 422
+    failures_per_email.reset(email)
+    sign_in(user)
+    return redirect(target, code=303)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Any:
+    if request.method == "GET":
+        return render_template("signin/logout.html")
+    language = session.get("lang")
+    session.clear()
+    if language:
+        session["lang"] = language
+    return redirect_to("public.search")
+
+
+# --- residents: sign up and sign in with a link -----------------------------------------
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key or "", salt="tilavaraus-sign-in-link")
+
+
+def sign_in_link(user_id: str) -> str:
+    token = _serializer().dumps({"user": user_id})
+    return url_for("signin.link", token=token, _external=True)
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup() -> Any:
+    form = Form(request.form if request.method == "POST" else None)
+    if request.method == "GET":
+        return render_template("signin/signup.html", form=form, sent=False)
+    email = form.required("email", _("Give your e-mail address.")).lower()
+    if email and ("@" not in email or len(email) > 320 or " " in email):
+        form.error("email", _("This is not an e-mail address."))
+    name = form.text("name", 300)
+    if not form.ok:
+        return render_template("signin/signup.html", form=form, sent=False), 422
+    wait = links_per_client.blocked(_client())
+    if wait:
+        form.error("_form", _wait_message(wait))
+        return render_template("signin/signup.html", form=form, sent=False), 429
+    links_per_client.hit(_client())
+    language = current_language()
+
+    def find_or_create(conn: Any) -> str:
+        found = conn.execute(select(users.c.id).where(users.c.email == email)).scalar()
+        if found:
+            return str(found)
+        created = accounts.create_user(
+            conn, email=email, name=name, role="resident", language=language
+        )
+        return created.user_id
+
+    user_id = run(find_or_create)
+    link = sign_in_link(user_id)
+    # TODO(outbox): put the link in an e-mail through the outbox once it exists; until then
+    # it is only logged (the person id, never the address, goes to the log).
+    log.info("sign-in link for user %s: %s", user_id, link)
+    # The same answer whether or not the address was known: no one learns who has an account.
+    return render_template("signin/signup.html", form=Form(), sent=True, email=email)
+
+
+@bp.route("/login/link/<token>", methods=["GET", "POST"])
+def link(token: str) -> Any:
+    try:
+        data = _serializer().loads(token, max_age=LINK_MAX_AGE)
+    except SignatureExpired:
+        return render_template("signin/link.html", problem=_("The link has expired.")), 410
+    except BadSignature:
+        return render_template("signin/link.html", problem=_("The link is not valid.")), 404
+    try:
+        with read_transaction(runtime().engine) as conn:
+            user = accounts.user_by_id(conn, str(data.get("user")))
+    except Exception:  # NotFound or a malformed payload: the same answer
+        return render_template("signin/link.html", problem=_("The link is not valid.")), 404
+    if request.method == "GET":
+        return render_template("signin/link.html", problem=None, token=token)
+    sign_in(user)
+    return redirect_to("member.home")
