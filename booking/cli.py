@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +57,22 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
+            if app.config.get("BOOKING_RUN_SCHEDULER", True):
+                # The embedded default runs the jobs in the worker (started after the fork,
+                # so no thread crosses it); production runs `booking scheduler` instead.
+                self.cfg.set("post_worker_init", _start_scheduler)
 
         def load(self) -> Flask:
             return app
 
     click.echo(f"Serving Tilavaraus on http://{host}:{port}/", err=True)
     Server().run()
+
+
+def _start_scheduler(worker: Any) -> None:
+    from booking.scheduler import start_in_process
+
+    start_in_process(worker.app.wsgi())
 
 
 @main.group()
@@ -141,16 +152,31 @@ def demo() -> None:
 @click.option("--bookings", "booking_count", default=20_000, show_default=True, type=int)
 @click.option("--seed", default=2026, show_default=True, type=int)
 @click.option("--if-empty", is_flag=True, help="do nothing when the catalogue has premises")
-def demo_load(booking_count: int, seed: int, if_empty: bool) -> None:
+@click.option(
+    "--anchor",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="a day of the week the history ends in (default: today); same seed and week, same data",
+)
+def demo_load(booking_count: int, seed: int, if_empty: bool, anchor: datetime | None) -> None:
     """Load the Mikkeli catalogue and a year of bookings (through the booking commands)."""
-    from booking.demo import load
+    from booking.demo import CatalogueNotEmpty, load
+    from booking.domain.errors import DomainError
 
     app = _app()
     rt = _runtime(app)
     upgrade(rt.engine)
-    summary = load(
-        rt.engine, rt.premises, booking_count=booking_count, seed=seed, if_empty=if_empty
-    )
+    try:
+        summary = load(
+            rt.engine,
+            rt.premises,
+            booking_count=booking_count,
+            seed=seed,
+            if_empty=if_empty,
+            anchor=anchor.date() if anchor else None,
+        )
+    except (CatalogueNotEmpty, DomainError) as error:
+        raise click.ClickException(str(error)) from None
     click.echo(summary)
 
 

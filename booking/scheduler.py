@@ -1,19 +1,30 @@
 """Background work: the APScheduler process and the projection runner process.
 
-Pop-up expiry, reminders and the outbox join the scheduler with the pop-up issue; the
-asynchronous projections join the runner with the statistics issue. Until then every
-projection is inline and both processes have nothing to catch up.
+`booking scheduler` runs the jobs of booking/jobs.py on an interval. With PostgreSQL only
+one scheduler process works at a time: the leader holds a session-level advisory lock, the
+others wait for it. The jobs are idempotent as well, so a double run appends nothing. On
+the embedded default, `booking serve` runs the same jobs in a background thread.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
 
-from events.sql import read_transaction
+from booking.jobs import Jobs
+from booking.outbox import SmtpSettings
+from booking.service import PremisesRepository
+from events.sql import make_engine, read_transaction
 from projections import runner
 
 log = logging.getLogger(__name__)
@@ -25,12 +36,84 @@ def _report_status(app: Flask) -> None:
             log.info("projection %s at %s (lag %s)", row.name, row.position, row.lag)
 
 
+LEADER_LOCK = 0x7E1A_5C4E  # advisory lock key: "the scheduler leader"
+INTERVALS = {"expire_popups": 30, "send_mail": 15, "queue_reminders": 300}
+
+
+def jobs_for(app: Flask, engine: Engine | None = None) -> Jobs:
+    rt = app.extensions["tilavaraus"]
+    url = app.config.get("BOOKING_SMTP_URL")
+    smtp = SmtpSettings.from_url(url, app.config["BOOKING_MAIL_FROM"]) if url else None
+    return Jobs(engine or rt.engine, PremisesRepository(), rt.vault, smtp)
+
+
+def _schedule(scheduler: BaseScheduler, jobs: Jobs, leader: Leader | None = None) -> None:
+    for name, seconds in INTERVALS.items():
+        work = getattr(jobs, name)
+        scheduler.add_job(
+            _as_leader(work, leader) if leader else work,
+            "interval",
+            seconds=seconds,
+            id=name,
+            next_run_time=datetime.now(UTC),  # catch up at once on start
+            max_instances=1,
+            coalesce=True,
+        )
+
+
+class Leader:
+    """Holds PostgreSQL's session advisory lock on a connection of its own while alive."""
+
+    def __init__(self, engine: Engine) -> None:
+        # A connection outside the pool: closing it must end the session and its lock.
+        self.engine = create_engine(engine.url, poolclass=NullPool)
+        self.conn: Connection | None = None
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def is_leader(self) -> bool:
+        if self.engine.dialect.name != "postgresql":
+            return True  # one process on the embedded default
+        if self.conn is None:
+            conn = self.engine.connect()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK})
+            if got.scalar():
+                conn.commit()
+                self.conn = conn
+                log.info("this scheduler is the leader")
+            else:
+                conn.close()
+        return self.conn is not None
+
+
+def _as_leader(work: Callable[[], object], leader: Leader) -> Callable[[], None]:
+    def run() -> None:
+        if leader.is_leader():
+            work()
+
+    return run
+
+
 def run_forever(app: Flask) -> None:
     logging.basicConfig(level=logging.INFO)
+    jobs = jobs_for(app)
     scheduler = BlockingScheduler(timezone=app.config["BOOKING_TIMEZONE"])
+    _schedule(scheduler, jobs, Leader(jobs.engine))
     scheduler.add_job(_report_status, "interval", minutes=10, args=[app], id="status")
     log.info("scheduler started")
     scheduler.start()
+
+
+def start_in_process(app: Flask) -> BackgroundScheduler:
+    """The jobs in a background thread of this process (the embedded default)."""
+    engine = make_engine(app.config["BOOKING_DATABASE_URL"])
+    scheduler = BackgroundScheduler(timezone=app.config["BOOKING_TIMEZONE"], daemon=True)
+    _schedule(scheduler, jobs_for(app, engine))
+    scheduler.start()
+    return scheduler
 
 
 def run_projector(app: Flask, poll_seconds: float = 1.0, batch_size: int = 1000) -> None:

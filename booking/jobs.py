@@ -1,0 +1,110 @@
+"""The scheduler's jobs: expire pop-up requests, send the outbox, queue reminders.
+
+Each job is idempotent and catches up by itself: it looks for everything that is due (not
+only what fell due since the last run), so a scheduler that was down does the missed work
+when it starts, and two schedulers running at once append nothing twice — expiry goes
+through the premises' stream version, mails through their dedupe keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+
+from booking.domain.popups import ExpirePopups
+from booking.notifications import Notifier
+from booking.outbox import SmtpSettings, deliver, enqueue
+from booking.privacy import Vault
+from booking.service import Outcome, PremisesRepository, execute, run_premises_command
+from booking.tables import users
+from events.sql import read_transaction
+from events.store import Metadata
+from projections.bookings import bookings_table
+from projections.popups import popups_table
+
+log = logging.getLogger(__name__)
+REMINDER_AHEAD = timedelta(hours=24)
+SCHEDULER = Metadata(actor="scheduler")
+
+
+@dataclass
+class Jobs:
+    engine: Engine
+    premises: PremisesRepository
+    vault: Vault
+    smtp: SmtpSettings | None
+
+    def expire_popups(self, now: datetime | None = None) -> int:
+        """Expire every pending request whose decision deadline has passed; returns how many."""
+        now = now or datetime.now(UTC)
+        p = popups_table
+        with read_transaction(self.engine) as conn:
+            due = list(
+                conn.execute(
+                    select(p.c.premises_id)
+                    .where(p.c.status == "pending", p.c.decision_deadline <= now)
+                    .distinct()
+                ).scalars()
+            )
+        expired = 0
+        for premises_id in due:
+
+            def handle(conn: Connection, premises_id: str = premises_id) -> Outcome:
+                command = ExpirePopups(premises_id, now)
+                recorded = run_premises_command(
+                    conn, self.premises, premises_id, command, SCHEDULER
+                )
+                return Outcome(200, {"expired": len(recorded)})
+
+            expired += execute(self.engine, handle).body["expired"]
+        if expired:
+            log.info("expired %s pop-up request(s)", expired)
+        return expired
+
+    def queue_reminders(self, now: datetime | None = None) -> int:
+        """Queue a reminder for each confirmed booking starting within 24 h that was placed
+        earlier than that; the dedupe key makes a second run a no-op."""
+        now = now or datetime.now(UTC)
+        b = bookings_table
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(b).where(
+                    b.c.status == "confirmed",
+                    b.c.start > now,
+                    b.c.start <= now + REMINDER_AHEAD,
+                )
+            ).all()
+        due = [r for r in rows if r.created_at <= r.start - REMINDER_AHEAD]
+        if not due:
+            return 0
+
+        def handle(conn: Connection) -> Outcome:
+            notifier = Notifier(conn)
+            mails = [
+                notifier.mail(
+                    "reminder",
+                    f"reminder:{r.id}",
+                    r.booked_by,
+                    r.premises_id,
+                    r.title,
+                    r.start,
+                    r.end,
+                )
+                for r in due
+            ]
+            enqueue(conn, mails, now)
+            return Outcome(200, {"queued": len(mails)})
+
+        return int(execute(self.engine, handle).body["queued"])
+
+    def send_mail(self, now: datetime | None = None) -> int:
+        return deliver(self.engine, self.smtp, self.address_of, now)
+
+    def address_of(self, conn: Connection, user_id: str) -> str | None:
+        """The address to send to, read at send time: an erased person has none."""
+        found = conn.execute(select(users.c.email).where(users.c.id == user_id)).scalar()
+        return str(found) if found and "@" in str(found) else None

@@ -1,0 +1,217 @@
+"""The scheduler's jobs: expiry that catches up and runs once, reminders, and an outbox
+that survives a mail server going away."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiosmtpd.controller import Controller
+from freezegun import freeze_time
+from sqlalchemy import func, select
+
+from booking.jobs import Jobs
+from booking.outbox import SmtpSettings, outbox
+from booking.scheduler import Leader
+from booking.service import PremisesRepository
+from events.sql import make_engine, read_transaction
+from events.store import events_table
+from tests.conftest import Api
+
+HELSINKI = ZoneInfo("Europe/Helsinki")
+ALWAYS_OPEN = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+POPUP_RULES = {"popup_allowed": True, "min_notice_minutes": 0, "max_advance_days": 400}
+
+
+def jobs(api: Api, smtp: SmtpSettings | None = None) -> Jobs:
+    return Jobs(api.engine, PremisesRepository(), api.app.extensions["tilavaraus"].vault, smtp)
+
+
+def ask(api: Api, start: datetime, premises_id: str = "room") -> dict:
+    body = {
+        "premises_id": premises_id,
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "title": "Korjauskahvila",
+    }
+    response = api.post("/api/v1/popup-requests", body, role="resident")
+    assert response.status_code == 201, response.get_json()
+    return dict(response.get_json())
+
+
+def count(api: Api, event_type: str) -> int:
+    with read_transaction(api.engine) as conn:
+        query = (
+            select(func.count()).select_from(events_table).where(events_table.c.type == event_type)
+        )
+        return int(conn.execute(query).scalar_one())
+
+
+def test_expiry_catches_up_every_missed_deadline_once(api: Api) -> None:
+    api.premises("room", opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
+    api.premises("hall", opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
+    base = (datetime.now(UTC) + timedelta(days=5)).replace(minute=0, second=0, microsecond=0)
+    asked = [ask(api, base + timedelta(hours=2 * n), ("room", "hall")[n % 2]) for n in range(6)]
+    latest = max(datetime.fromisoformat(p["decision_deadline"]) for p in asked)
+
+    # The scheduler was down past every deadline: one run expires them all, a second nothing.
+    assert jobs(api).expire_popups(latest - timedelta(days=3)) == 0
+    assert jobs(api).expire_popups(latest) == 6
+    assert jobs(api).expire_popups(latest + timedelta(hours=1)) == 0
+    assert count(api, "PopupExpired") == 6
+    statuses = {
+        api.get(f"/api/v1/popup-requests/{p['id']}", role="staff").get_json()["status"]
+        for p in asked
+    }
+    assert statuses == {"expired"}
+
+
+@freeze_time("2027-10-30 12:00:00", tz_offset=0)
+def test_a_request_on_the_saturday_before_the_october_change_expires_48_hours_later(
+    api: Api,
+) -> None:
+    api.premises("room", opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
+    # Saturday 30 Oct 2027 15:00 EEST; clocks go back at 04:00 on Sunday.
+    start = datetime(2027, 11, 3, 18, 0, tzinfo=HELSINKI)
+    popup = ask(api, start)
+    deadline = datetime.fromisoformat(popup["decision_deadline"])
+    assert deadline == datetime(2027, 11, 1, 12, 0, tzinfo=UTC)
+    # 48 elapsed hours: 14:00 on Monday by the wall clock (winter time), not 15:00.
+    assert deadline.astimezone(HELSINKI).hour == 14
+    assert jobs(api).expire_popups(deadline - timedelta(seconds=1)) == 0
+    assert jobs(api).expire_popups(deadline) == 1
+
+
+@pytest.mark.postgres
+def test_two_schedulers_expire_each_request_exactly_once(postgres_url: str) -> None:
+    from booking.app import create_app
+
+    engine = make_engine(postgres_url)
+    app = create_app({"ENGINE": engine, "BOOKING_DATABASE_URL": postgres_url, "SECRET_KEY": "t"})
+    api = Api(app, app.test_client())
+    for n in range(4):
+        api.premises(f"room-{n}", opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
+    base = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    asked = [ask(api, base + timedelta(hours=n), f"room-{n % 4}") for n in range(20)]
+    deadline = max(datetime.fromisoformat(p["decision_deadline"]) for p in asked)
+
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def scheduler() -> None:
+        try:
+            mine = jobs(api)  # its own premises cache, as another process would have
+            results.append(sum(mine.expire_popups(deadline) for _ in range(3)))
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=scheduler) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(results) == 20
+    assert count(api, "PopupExpired") == 20
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_one_leader_at_a_time(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    first, second = Leader(engine), Leader(engine)
+    assert first.is_leader() is True
+    assert second.is_leader() is False
+    first.release()  # the leader's session ends (as when its process dies): the lock goes
+    assert second.is_leader() is True
+    second.release()
+    engine.dispose()
+
+
+def test_reminder_is_queued_once_a_day_ahead(api: Api) -> None:
+    api.premises("room")
+    start = (
+        (datetime.now(UTC) + timedelta(days=3))
+        .astimezone(HELSINKI)
+        .replace(hour=18, minute=0, second=0, microsecond=0)
+    )
+    booking = api.book("room", start, start + timedelta(hours=2)).get_json()
+    job = jobs(api)
+    assert job.queue_reminders(start - timedelta(hours=25)) == 0
+    assert job.queue_reminders(start - timedelta(hours=23)) == 1
+    job.queue_reminders(start - timedelta(hours=22))
+    with read_transaction(api.engine) as conn:
+        reminders = conn.execute(
+            select(outbox).where(outbox.c.dedupe_key.like(f"reminder:{booking['id']}%"))
+        ).all()
+    assert len(reminders) == 1
+    assert reminders[0].subject.startswith("Muistutus")
+    assert "klo 18.00" in reminders[0].body and "Europe/Helsinki" in reminders[0].body
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append(envelope.content.decode())
+        return "250 OK"
+
+
+def test_outbox_delivers_every_mail_exactly_once_across_an_outage(api: Api) -> None:
+    api.premises("room")
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    smtp = SmtpSettings("127.0.0.1", port, "tilavaraus@example.fi")
+    start = (
+        (datetime.now(UTC) + timedelta(days=10))
+        .astimezone(HELSINKI)
+        .replace(hour=8, minute=0, second=0, microsecond=0)
+    )
+
+    def book(n: int) -> None:
+        placed = api.book(
+            "room", start + timedelta(hours=2 * n), start + timedelta(hours=2 * n + 1)
+        )
+        assert placed.status_code == 201, placed.get_json()
+
+    for n in range(3):
+        book(n)
+    job = jobs(api, smtp)
+    assert job.send_mail() == 3
+    assert len(inbox.received) == 3
+
+    controller.stop()  # the mail server goes away
+    for n in range(3, 6):
+        book(n)
+    assert job.send_mail() == 0  # nothing lost: the rows wait with a backoff
+    with read_transaction(api.engine) as conn:
+        waiting = conn.execute(select(outbox).where(outbox.c.sent_at.is_(None))).all()
+    assert len(waiting) == 3 and all(r.attempts == 1 and r.last_error for r in waiting)
+
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        later = datetime.now(UTC) + timedelta(minutes=5)  # past the first backoff
+        assert job.send_mail(later) == 3
+        assert job.send_mail(later + timedelta(hours=2)) == 0
+    finally:
+        controller.stop()
+    ids = [
+        line
+        for mail in inbox.received
+        for line in mail.splitlines()
+        if line.startswith("Message-ID")
+    ]
+    assert len(ids) == 6 and len(set(ids)) == 6
