@@ -1,0 +1,167 @@
+"""Expiring 10,000 pending pop-up requests whose deadline passed, beside a plain UPDATE.
+
+The path is the scheduler's job (`booking.jobs.Jobs.expire_popups`): per premises one
+`ExpirePopups` command decides against the cached state and appends one `PopupExpired` per
+request, which the inline projections apply (the pop-up row changes status, the hold leaves
+availability). The baseline is one UPDATE of the same 10,000 rows in a table of the
+pop-up read model's shape, on the same database. Target: ≤ 5× the baseline's time.
+
+    python -m bench.expiry [--quick] [--databases sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Index, MetaData, Table, func, insert, select, update
+
+from bench import common
+from booking.domain.popups import RequestPopup
+from booking.jobs import Jobs
+from booking.service import Outcome, execute, run_premises_command
+from events.slot import Slot
+from events.sql import write_transaction
+from events.store import Metadata, events_table
+from projections.popups import popups_table
+
+TARGET = 5.0
+ALWAYS_OPEN = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+PREMISES = 50
+
+baseline_metadata = MetaData()
+baseline_table = Table(
+    "bench_popup_requests",
+    baseline_metadata,
+    *(column._copy() for column in popups_table.columns),
+    Index("ix_bench_popup_requests_status_deadline", "status", "decision_deadline"),
+)
+
+
+def _pending_requests(engine: Engine, count: int, now: datetime) -> tuple[Jobs, datetime]:
+    """`count` pending requests over `PREMISES` premises, made through the commands."""
+    app = common.bench_app(engine)
+    repository = common.repository_of(app)
+    staff = common.new_person(engine, "staff")
+    resident = common.new_person(engine, "resident")
+    rules = {"popup_allowed": True, "min_notice_minutes": 0, "popup_max_duration_minutes": 60}
+    for n in range(PREMISES):
+        profile = common.premises_profile(f"Pop-up {n}", opening_hours=ALWAYS_OPEN, rules=rules)
+        common.register_premises(engine, repository, staff.actor, f"popup-{n}", profile)
+    first = (now + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    for i in range(count):
+        premises_id = f"popup-{i % PREMISES}"
+        start = first + timedelta(hours=i // PREMISES)
+        command = RequestPopup(
+            resident.actor,
+            str(uuid.uuid4()),
+            str(uuid.uuid4()),
+            premises_id,
+            Slot(start, start + timedelta(hours=1)),
+            "Kirpputori",
+            "",
+            10,
+            now,
+        )
+
+        def handle(conn: Any, command: RequestPopup = command, pid: str = premises_id) -> Outcome:
+            run_premises_command(conn, repository, pid, command, Metadata(), notify=False)
+            return Outcome(201, {})
+
+        execute(engine, handle)
+    vault = app.extensions["tilavaraus"].vault
+    # Past every deadline: 48 h after the requests, and before the first start minus 1 h.
+    return Jobs(engine, repository, vault, None), now + timedelta(hours=48)
+
+
+def _baseline(engine: Engine, count: int, now: datetime, after: datetime) -> float:
+    baseline_metadata.create_all(engine)
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "premises_id": f"popup-{i % PREMISES}",
+            "requested_by": "x",
+            "status": "pending",
+            "start": now,
+            "end": now,
+            "title": "Kirpputori",
+            "description": "",
+            "expected_attendees": 10,
+            "decision_deadline": now,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        for i in range(count)
+    ]
+    with write_transaction(engine) as conn:
+        conn.execute(insert(baseline_table), rows)
+    t = baseline_table
+    began = time.perf_counter()
+    with write_transaction(engine) as conn:
+        changed = conn.execute(
+            update(t)
+            .where(t.c.status == "pending", t.c.decision_deadline <= after)
+            .values(status="expired", updated_at=after, version=t.c.version + 1)
+        ).rowcount
+    elapsed = time.perf_counter() - began
+    assert changed == count, changed
+    return elapsed
+
+
+def measure(kind: str, engine: Engine, count: int) -> list[object]:
+    now = datetime.now(UTC)
+    setup = time.perf_counter()
+    jobs, after = _pending_requests(engine, count, now)
+    setup = time.perf_counter() - setup
+    with write_transaction(engine) as conn:
+        before = conn.execute(select(func.count()).select_from(events_table)).scalar_one()
+    began = time.perf_counter()
+    expired = jobs.expire_popups(after)
+    elapsed = time.perf_counter() - began
+    with write_transaction(engine) as conn:
+        appended = conn.execute(select(func.count()).select_from(events_table)).scalar_one()
+    appended -= before
+    assert expired == count == appended, (expired, count, appended)
+    assert jobs.expire_popups(after) == 0  # a second run finds nothing
+    baseline = _baseline(engine, count, now, after)
+    return [
+        kind,
+        count,
+        appended,
+        f"{setup:.1f}",
+        common.millis(elapsed),
+        common.millis(baseline),
+        common.ratio(elapsed / baseline),
+        f"≤ {TARGET:g}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = common.parser(__doc__).parse_args(argv)
+    count = 500 if args.quick else 10_000
+    print(f"expiring {count} pending pop-up requests — {common.machine()}\n", flush=True)
+    rows = []
+    for kind in common.chosen_databases(args):
+        with common.migrated_engine(kind, args.postgres) as engine:
+            rows.append(measure(kind, engine, count))
+    common.print_table(
+        "pop-up expiry job vs one plain UPDATE of the same rows",
+        [
+            "database",
+            "requests",
+            "events appended",
+            "setup s",
+            "job ms",
+            "UPDATE ms",
+            "× baseline",
+            "target",
+        ],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
