@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -114,7 +114,3 @@ def place(
         request=request(when, **request_fields),
         now=now,
     )
-
-
-def hours(n: float) -> timedelta:
-    return timedelta(hours=n)
