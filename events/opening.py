@@ -7,6 +7,7 @@ zone, so a day with a DST change has 23 or 25 hours and 08:00 is always 08:00 lo
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,6 +36,20 @@ def local_instant(day: date, clock: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
 
 
+def _minutes(opens: time, closes: time) -> tuple[int, int]:
+    start = opens.hour * 60 + opens.minute
+    end = closes.hour * 60 + closes.minute
+    return start, end if end > start else end + 24 * 60
+
+
+def _refuse_overlaps(day: str, intervals: list[tuple[time, time]]) -> None:
+    """One day's intervals must not overlap: each instant is open once or not at all."""
+    spans = sorted(_minutes(o, c) for o, c in intervals)
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        if start < end:
+            raise ValueError(f"{day}: opening intervals overlap")
+
+
 @dataclass(frozen=True)
 class OpeningHours:
     weekly: Mapping[str, Sequence[tuple[time, time]]]
@@ -54,6 +69,7 @@ class OpeningHours:
                 if opens == closes and pair[1] != "24:00":
                     raise ValueError(f"{day}: an interval cannot be empty")
                 intervals.append((opens, closes))
+            _refuse_overlaps(day, intervals)
             weekly[day] = intervals
         return cls(weekly)
 

@@ -168,7 +168,12 @@ def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
 def _close(cmd: AddClosure, premises: PremisesState) -> list[Event]:
     _staff_only(cmd.actor.is_staff)
     _existing(premises)
-    clashing = [b for b in premises.active_bookings() if b.slot.overlaps(cmd.slot)]
+    # Bookings already over are history: a closure neither conflicts with nor cancels them.
+    clashing = [
+        b
+        for b in premises.active_bookings()
+        if b.slot.overlaps(cmd.slot) and b.slot.end > cmd.now
+    ]
     held = [p for p in premises.popups.values() if p.pending and p.slot.overlaps(cmd.slot)]
     if (clashing or held) and not cmd.cancel_conflicting:
         conflicts = [Conflict(b.slot, b.kind) for b in clashing]

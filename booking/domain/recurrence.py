@@ -147,6 +147,9 @@ def expand(first: Slot, rule: str, zone: ZoneInfo) -> list[Slot]:
         end = (wall_start + local_length).replace(tzinfo=zone).astimezone(UTC)
         if end > start:
             slots.append(Slot(start, end))
+    if slots and slots[0] != first:
+        # RFC 5545 leaves a start that is not itself an occurrence undefined; say so.
+        raise BadRecurrence("the start must be an occurrence of the rule (check BYDAY)")
     return slots
 
 

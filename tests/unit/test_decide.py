@@ -677,3 +677,21 @@ def test_decide_reads_no_clock_only_the_commands_now(wall_clock: str) -> None:
         (cancelled,) = decide(cancel, state)
         assert isinstance(cancelled, BookingCancelled)
         assert (cancelled.cancelled_at, cancelled.late) == (NOW, False)
+
+
+def test_a_closure_leaves_bookings_that_are_over_alone() -> None:
+    state = premises()
+    day = NOW.date()
+    earlier = slot(day - timedelta(days=1), (10, 0), (12, 0))
+    run(state, place(earlier, now=NOW - timedelta(days=3)))
+    whole_week = Slot(earlier.start - timedelta(hours=1), NOW + timedelta(days=2))
+    events = decide(closure(whole_week, cancel_conflicting=False), state)
+    assert [type(e).__name__ for e in events] == ["ClosureAdded"]
+
+
+def test_a_series_must_start_on_one_of_its_occurrences() -> None:
+    state = premises()
+    monday = NOW.date() + timedelta(days=(7 - NOW.date().weekday()) % 7 + 7)
+    with pytest.raises(RuleBroken) as refused:
+        decide(series(slot(monday, (18, 0), (19, 0)), "FREQ=WEEKLY;BYDAY=TU;COUNT=3"), state)
+    assert "rrule" in refused.value.problems

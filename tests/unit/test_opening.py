@@ -189,3 +189,21 @@ def test_nothing_is_covered_without_opening_hours() -> None:
     closed = OpeningHours.parse({})
     assert not closed.covers(Slot(local(MONDAY, 10), local(MONDAY, 11)), HELSINKI)
     assert closed.intervals_on(MONDAY, HELSINKI) == []
+
+
+@pytest.mark.parametrize(
+    "intervals",
+    [
+        [["08:00", "12:00"], ["10:00", "14:00"]],
+        [["18:00", "02:00"], ["20:00", "21:00"]],
+        [["08:00", "12:00"], ["08:00", "12:00"]],
+    ],
+)
+def test_overlapping_intervals_on_one_day_are_refused(intervals: list[list[str]]) -> None:
+    with pytest.raises(ValueError, match="overlap"):
+        OpeningHours.parse({"mon": intervals})
+
+
+def test_intervals_that_only_meet_are_accepted() -> None:
+    hours = OpeningHours.parse({"mon": [["08:00", "12:00"], ["12:00", "16:00"]]})
+    assert len(hours.weekly["mon"]) == 2
