@@ -24,7 +24,14 @@ from booking.domain.errors import DomainError, NotFound
 from booking.domain.premises import PremisesState, evolve
 from booking.tables import idempotency_keys
 from events.sql import write_transaction
-from events.store import ConcurrencyError, Metadata, RecordedEvent, append, read_stream
+from events.store import (
+    ConcurrencyError,
+    Metadata,
+    RecordedEvent,
+    append,
+    lock_for_append,
+    read_stream,
+)
 from projections.bookings import bookings_table
 from projections.runner import project_inline
 
@@ -71,6 +78,11 @@ def run_premises_command(
 ) -> list[RecordedEvent]:
     """Decide, append, project inline and queue the e-mails — all in the caller's
     transaction. `notify=False` is for history that nobody should be told about (demo)."""
+    # Lock before deciding, not only before appending: otherwise N writers of one premises
+    # all decide on the same version, one wins and N-1 retry, round after round (N² work;
+    # 60 bookings of one hall from 5 processes ran out of retries). SQLite's BEGIN
+    # IMMEDIATE already serialises the whole transaction the same way.
+    lock_for_append(conn)
     version, events = repository.decide(conn, premises_id, command)
     recorded = append(conn, premises_stream(premises_id), events, version, metadata)
     appended = list(zip(events, recorded, strict=True))
@@ -129,7 +141,20 @@ class Busy(Exception):
 
 
 ProblemOf = Callable[[DomainError], Outcome]
-MAX_ATTEMPTS = 30
+
+# Retries are bounded by time, not by count: each conflict means another writer of the same
+# premises committed, so a burst of N writers needs up to N rounds; 50 bookings of one hall
+# at once ran out of a fixed 30 attempts. The budget stays well inside a worker's timeout.
+RETRY_BUDGET_SECONDS = 10.0
+BACKOFF_FIRST_SECONDS = 0.002
+BACKOFF_CAP_SECONDS = 0.05
+INTEGRITY_RETRIES = 3
+
+
+def backoff(attempt: int) -> float:
+    """Full jitter on an exponential ceiling: spreads a burst of losers out so that the next
+    round has few conflicts, without making a lone retry wait."""
+    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_FIRST_SECONDS * 2**attempt))
 
 
 def execute(
@@ -143,7 +168,10 @@ def execute(
     With an idempotency key the first outcome — success or refusal — is stored in the same
     transaction and returned again for a retry of the same request, appending nothing.
     """
-    for attempt in range(MAX_ATTEMPTS):
+    deadline = time.monotonic() + RETRY_BUDGET_SECONDS
+    integrity_errors = 0
+    attempt = 0
+    while True:
         try:
             with write_transaction(engine) as conn:
                 if idempotency is not None:
@@ -158,10 +186,15 @@ def execute(
             # Another writer got there first: back off a little and decide again. A unique or
             # exclusion violation means the same (a racing idempotent retry, a second line of
             # defence firing); one that persists is a real error.
-            if isinstance(error, IntegrityError) and attempt >= 3:
-                raise
-            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-    raise Busy("the premises is too busy right now; try again")
+            if isinstance(error, IntegrityError):
+                integrity_errors += 1
+                if integrity_errors > INTEGRITY_RETRIES:
+                    raise
+        pause = backoff(attempt)
+        attempt += 1
+        if time.monotonic() + pause > deadline:
+            raise Busy("the premises is too busy right now; try again")
+        time.sleep(pause)
 
 
 def _run_or_refuse(

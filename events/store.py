@@ -98,7 +98,10 @@ class RecordedEvent:
         return serializer.load(self.type, self.schema_version, self.data)
 
 
-def _lock_for_append(conn: Connection) -> None:
+def lock_for_append(conn: Connection) -> None:
+    """Take the append lock now (it is held until the transaction ends; taking it again is
+    free). A writer that takes it before reading the state it decides on cannot be
+    overtaken by another writer, so it never meets a `ConcurrencyError`."""
     if conn.dialect.name == "postgresql":
         # Commit order must equal position order, or catch-up readers skip late commits.
         # EXCLUSIVE blocks other appenders until we commit but lets readers through.
@@ -119,7 +122,7 @@ def append(
     """
     if not new_events:
         return []
-    _lock_for_append(conn)
+    lock_for_append(conn)
     if stream_version(conn, stream) != expected_version:
         raise ConcurrencyError(stream, expected_version)
     now = datetime.now(UTC)
