@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -43,41 +44,51 @@ def text(response: Any) -> str:
 
 
 class Site:
-    """People (one per role) with known e-mail addresses, and the Api helper for set-up."""
+    """People with known e-mail addresses (made on first use), and the Api helper."""
+
+    ORGANISATION = {"booker": "organisation_id", "other_booker": "other_organisation_id"}
 
     def __init__(self, app: Flask, api: Api) -> None:
         self.app, self.api = app, api
-        self.emails: dict[str, str] = {}
-        for role in ("booker", "staff", "analyst", "resident", "other_booker"):
-            organisation = {
-                "booker": api.organisation_id,
-                "other_booker": api.other_organisation_id,
-            }.get(role)
-            email = f"{role.replace('_', '-')}@example.fi"
-            with write_transaction(api.engine) as conn:
+        self.ids: dict[str, str] = {}
+
+    def email(self, role: str) -> str:
+        return f"{role.replace('_', '-')}@example.fi"
+
+    def user_id(self, role: str) -> str:
+        if role not in self.ids:
+            organisation = (
+                getattr(self.api, self.ORGANISATION[role], None)
+                if role in self.ORGANISATION
+                else None
+            )
+            with write_transaction(self.api.engine) as conn:
                 created = accounts.create_user(
                     conn,
-                    email=email,
+                    email=self.email(role),
                     name=f"Test {role}",
                     role="booker" if role == "other_booker" else role,
                     organisation_id=organisation,
                     password=PASSWORD,
                 )
-            self.emails[role] = email
-            setattr(self, f"{role}_id", created.user_id)
+            self.ids[role] = created.user_id
+        return self.ids[role]
 
     def client(self, role: str | None = None, lang: str | None = None) -> FlaskClient:
         client = self.app.test_client()
         if lang:
             client.get(f"/?lang={lang}")
         if role:
-            sign_in(client, self.emails[role])
+            self.user_id(role)
+            sign_in(client, self.email(role))
         return client
 
 
 @pytest.fixture(autouse=True)
-def _fresh_limits() -> Iterator[None]:
-    """The sign-in limiter counts per process: every test starts from zero."""
+def _fresh_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The sign-in limiter counts per process: every test starts from zero. Passwords are
+    hashed with the cheapest Argon2 settings here (verification reads them from the hash)."""
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
     for limiter in (
         signin.failures_per_email,
         signin.failures_per_client,

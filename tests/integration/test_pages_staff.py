@@ -1,0 +1,181 @@
+"""Staff pages over real HTTP on both databases: the approval queue, and the catalogue —
+create, edit (with a stale-version check), opening hours, closures and retirement."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from events.sql import read_transaction
+from projections.bookings import bookings_table
+from projections.catalogue import premises_table
+from tests.conftest import Api, future_weekday, local
+from tests.integration.test_pages_helpers import Site, _fresh_limits, post_form, site, text
+
+__all__ = ["_fresh_limits", "site"]
+
+
+def _premises(api: Api, premises_id: str) -> object:
+    with read_transaction(api.engine) as conn:
+        return conn.execute(
+            select(premises_table).where(premises_table.c.id == premises_id)
+        ).first()
+
+
+def _status(api: Api, booking_id: str) -> tuple[str, str | None]:
+    b = bookings_table
+    with read_transaction(api.engine) as conn:
+        row = conn.execute(select(b.c.status, b.c.reason).where(b.c.id == booking_id)).one()
+    return row.status, row.reason
+
+
+def test_staff_approve_and_reject_bookings_waiting_for_approval(site: Site, api: Api) -> None:
+    api.premises("hall", rules={"requires_approval": True})
+    day = future_weekday(2)
+    first = api.book("hall", local(day, 10), local(day, 11), title="Eka").get_json()
+    second = api.book("hall", local(day, 12), local(day, 13), title="Toka").get_json()
+    assert first["status"] == "pending_approval"
+    staff = site.client("staff", lang="en")
+    queue = text(staff.get("/staff/requests"))
+    assert "Eka" in queue and "Toka" in queue
+    approved = post_form(
+        staff, f"/staff/bookings/{first['id']}/approve", {}, page="/staff/requests"
+    )
+    assert approved.status_code == 303
+    assert _status(api, first["id"]) == ("confirmed", None)
+    # Rejecting needs a reason, shown next to that request's field.
+    refused = post_form(
+        staff, f"/staff/bookings/{second['id']}/reject", {"reason": ""}, page="/staff/requests"
+    )
+    assert refused.status_code == 422
+    assert f'id="f-reason-{second["id"]}-error"' in text(refused)
+    assert _status(api, second["id"]) == ("pending_approval", None)
+    rejected = post_form(
+        staff,
+        f"/staff/bookings/{second['id']}/reject",
+        {"reason": "Sali on varattu kunnan käyttöön"},
+        page="/staff/requests",
+    )
+    assert rejected.status_code == 303
+    assert _status(api, second["id"]) == ("rejected", "Sali on varattu kunnan käyttöön")
+    assert "No bookings are waiting." in text(staff.get("/staff/requests"))
+
+
+def _new_premises_form(**extra: str) -> dict[str, str]:
+    form = {
+        "name_fi": "Nuorisotila Kompassi",
+        "name_en": "Youth centre Kompassi",
+        "address": "Porrassalmenkatu 1, 50100 Mikkeli",
+        "district": "Keskusta",
+        "capacity": "30",
+        "free_of_charge": "1",
+        "accessibility": "step_free_access",
+        "equipment": "projector, sound system",
+        "timezone": "Europe/Helsinki",
+        "hours_mon": "08:00-20:00",
+        "hours_fri": "18:00-02:00",
+        "min_duration_minutes": "30",
+        "max_duration_minutes": "240",
+        "min_notice_minutes": "60",
+        "max_advance_days": "180",
+        "buffer_minutes": "0",
+        "cancellation_deadline_minutes": "1440",
+        "popup_max_duration_minutes": "180",
+        "bookable_by": "organisations",
+    }
+    form.update(extra)
+    return form
+
+
+def test_staff_create_and_edit_premises(site: Site, api: Api) -> None:
+    staff = site.client("staff", lang="en")
+    created = post_form(
+        staff, "/staff/premises/new", _new_premises_form(), page="/staff/premises/new"
+    )
+    assert created.status_code == 303
+    row = _premises(api, "nuorisotila-kompassi")
+    assert row is not None
+    assert row.capacity == 30 and row.district == "keskusta" and row.free_of_charge
+    assert row.opening_hours["fri"] == [["18:00", "02:00"]] and row.opening_hours["sun"] == []
+    assert row.equipment == ["projector", "sound_system"]
+    edit_page = text(staff.get(created.headers["Location"]))
+    assert 'value="30"' in edit_page and 'name="version" value="1"' in edit_page
+    changed = post_form(
+        staff,
+        "/staff/premises/nuorisotila-kompassi",
+        _new_premises_form(capacity="35", version="1"),
+        page="/staff/premises/nuorisotila-kompassi",
+    )
+    assert changed.status_code == 303
+    assert _premises(api, "nuorisotila-kompassi").capacity == 35
+    # A form filled in before someone else saved gets a clear message and changes nothing.
+    stale = post_form(
+        staff,
+        "/staff/premises/nuorisotila-kompassi",
+        _new_premises_form(capacity="40", version="1"),
+        page="/staff/premises",
+    )
+    assert stale.status_code == 409 and "Someone else changed these premises" in text(stale)
+    assert _premises(api, "nuorisotila-kompassi").capacity == 35
+
+
+def test_premises_form_errors_are_next_to_the_fields(site: Site, api: Api) -> None:
+    staff = site.client("staff")
+    bad = _new_premises_form(
+        name_fi="", name_en="", capacity="paljon", hours_mon="8-20", timezone="Mars/Olympus"
+    )
+    response = post_form(staff, "/staff/premises/new", bad, page="/staff/premises/new")
+    assert response.status_code == 422
+    page = text(response)
+    assert 'id="f-name_fi-error"' in page and "Anna nimi vähintään yhdellä kielellä." in page
+    assert 'id="f-capacity-error"' in page and 'value="paljon"' in page
+    assert 'id="f-hours_mon-error"' in page
+    assert 'id="f-timezone-error"' in page
+    with read_transaction(api.engine) as conn:
+        assert conn.execute(select(premises_table.c.id)).all() == []
+
+
+def test_closure_over_bookings_needs_consent_then_cancels_them(site: Site, api: Api) -> None:
+    api.premises("room")
+    day = future_weekday(2)
+    booking = api.book("room", local(day, 10), local(day, 12)).get_json()
+    staff = site.client("staff", lang="en")
+    closure = {
+        "closure_start_date": str(day),
+        "closure_start_time": "08:00",
+        "closure_end_date": str(day),
+        "closure_end_time": "22:00",
+        "closure_reason": "Vesivahinko",
+    }
+    refused = post_form(staff, "/staff/premises/room/closures", closure, page="/staff/premises")
+    assert refused.status_code == 422
+    assert "There are bookings in this period" in text(refused)
+    assert _status(api, booking["id"])[0] == "confirmed"
+    closure["cancel_conflicting"] = "1"
+    done = post_form(staff, "/staff/premises/room/closures", closure, page="/staff/premises")
+    assert done.status_code == 303
+    assert "1 booking cancelled." in text(staff.get(done.headers["Location"]))
+    assert _status(api, booking["id"]) == ("cancelled", "The premises is closed: Vesivahinko")
+    week = text(staff.get(f"/premises/room?week={day}"))
+    assert "(closed)" in week
+
+
+def test_retire_needs_confirmation_and_takes_premises_out_of_the_registry(
+    site: Site, api: Api
+) -> None:
+    api.premises("room", name={"fi": "Vanha kerhohuone"})
+    staff = site.client("staff", lang="en")
+    unconfirmed = post_form(
+        staff, "/staff/premises/room/retire", {"retire_reason": "Purku"}, page="/staff/premises"
+    )
+    assert unconfirmed.status_code == 422 and "Tick the box to confirm." in text(unconfirmed)
+    assert not _premises(api, "room").retired
+    done = post_form(
+        staff,
+        "/staff/premises/room/retire",
+        {"retire_reason": "Purku", "retire_confirm": "1"},
+        page="/staff/premises",
+    )
+    assert done.status_code == 303
+    assert _premises(api, "room").retired
+    assert "Vanha kerhohuone" not in text(staff.get("/registry"))
+    assert "retired" in text(staff.get("/staff/premises"))
