@@ -77,8 +77,7 @@ def by_name(names: Sequence[str] = ()) -> list[Projection]:
 def project_inline(conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]]) -> None:
     """Apply just-appended events to the inline projections, in the caller's transaction."""
     for projection in INLINE:
-        for event, recorded in appended:
-            projection.apply(conn, event, recorded)
+        projection.apply_all(conn, appended)
 
 
 # --- checkpoints ------------------------------------------------------------------------
@@ -427,3 +426,15 @@ class BackgroundRunner:
     def close(self, timeout: float = 5.0) -> None:
         self.stop.set()
         self.thread.join(timeout)
+
+
+def contents(conn: Connection, projection: Projection) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the projection's tables, sorted: to check that a rebuild equals it."""
+    found = {}
+    suffix = projection.suffix if isinstance(projection, BatchProjection) else ""
+    for table in projection.tables:
+        rows = conn.execute(select(table)).all()
+        found[table.name.removesuffix(suffix) if suffix else table.name] = sorted(
+            (tuple(row) for row in rows), key=repr
+        )
+    return found
