@@ -229,7 +229,7 @@ def date_text(day: date | datetime) -> str:
 
 
 def day_name(day: date) -> str:
-    return format_date(day, "EEEE", locale=current_language())
+    return format_date(day, "cccc", locale=current_language())
 
 
 def short_day(day: date) -> str:
