@@ -257,11 +257,13 @@ def scheduler() -> None:
 
 
 @main.command()
-def projector() -> None:
-    """Run the projection runner as its own process."""
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--poll-seconds", default=1.0, show_default=True, type=click.FloatRange(0.01, 60))
+def projector(batch_size: int, poll_seconds: float) -> None:
+    """Run the projection runner as its own process (until SIGTERM)."""
     from booking.scheduler import run_projector
 
-    run_projector(_app())
+    run_projector(_app(), poll_seconds=poll_seconds, batch_size=batch_size)
 
 
 if __name__ == "__main__":
