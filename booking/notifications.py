@@ -184,6 +184,7 @@ class Notifier:
         self.conn = conn
         self._premises: dict[str, tuple[dict[str, Any], ZoneInfo]] = {}
         self._languages: dict[str, str] = {}
+        self._popups: dict[str, Any] = {}
 
     def language(self, user_id: str) -> str:
         if user_id not in self._languages:
@@ -230,6 +231,17 @@ class Notifier:
             body=body.format(**fields),
         )
 
+    def popup(self, request_id: str) -> Any:
+        if request_id not in self._popups:
+            self.prefetch_popups([request_id])
+        return self._popups[request_id]
+
+    def prefetch_popups(self, request_ids: list[str]) -> None:
+        """Read many pop-up rows in one query (an expiry run touches thousands)."""
+        for chunk in (request_ids[i : i + 500] for i in range(0, len(request_ids), 500)):
+            for row in self.conn.execute(select(popups_table).where(popups_table.c.id.in_(chunk))):
+                self._popups[row.id] = row
+
     def booking(self, booking_id: str) -> Any:
         return self.conn.execute(
             select(bookings_table).where(bookings_table.c.id == booking_id)
@@ -269,6 +281,9 @@ def mails_for(conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]])
     """The mails that `appended` (already projected inline) should send."""
     notifier = Notifier(conn)
     context = Batch.of([event for event, _ in appended])
+    notifier.prefetch_popups(
+        [e.request_id for e, _ in appended if isinstance(e, PopupExpired | PopupRejected)]
+    )
     mails: list[Mail] = []
     for event, recorded in appended:
         key = f"{recorded.stream}:{recorded.version}"
@@ -344,7 +359,7 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
             | PopupRejected(request_id=rid)
             | PopupExpired(request_id=rid)
         ):
-            row = n.conn.execute(select(popups_table).where(popups_table.c.id == rid)).one()
+            row = n.popup(rid)
             kind = {
                 PopupApproved: "popup_approved",
                 PopupRejected: "popup_rejected",
@@ -369,7 +384,7 @@ def _message_mails(n: Notifier, event: MessagePosted, key: str) -> Iterable[Mail
         row = n.booking(event.thread_id)
         owner, title = row.booked_by, row.title
     else:
-        row = n.conn.execute(select(popups_table).where(popups_table.c.id == event.thread_id)).one()
+        row = n.popup(event.thread_id)
         owner, title = row.requested_by, row.title
     # Staff's message goes to the booker or requester; theirs goes to staff.
     recipients = [owner] if event.author_role in ("staff", "admin") else n.staff()

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Engine, TypeDecorator, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.pool import NullPool
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
@@ -52,7 +51,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=NullPool if not memory else None,
+            # A pooled connection stays open: closing the last connection to a WAL database
+            # checkpoints it, which costs a sync per transaction.
             **kwargs,
         )
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    bindparam,
     delete,
     insert,
     select,
@@ -45,7 +46,7 @@ from events.opening import days as dates
 from events.slot import Slot, subtract
 from events.sql import UTCDateTime
 from events.store import RecordedEvent
-from projections.base import Projection, handles, metadata
+from projections.base import Projection, handles, handles_many, metadata
 
 PopupDecision = PopupApproved | PopupRejected | PopupWithdrawn | PopupExpired
 
@@ -101,15 +102,21 @@ class Availability(Projection):
             .values(buffer_minutes=minutes)
         )
         rows = conn.execute(
-            select(busy_table.c.ref_id, busy_table.c.end).where(
-                busy_table.c.premises_id == e.premises_id, busy_table.c.kind != "closure"
-            )
+            select(busy_table.c.ref_id, busy_table.c.start, busy_table.c.end)
+            .where(busy_table.c.premises_id == e.premises_id, busy_table.c.kind != "closure")
+            .order_by(busy_table.c.start)
         ).all()
-        for ref_id, end in rows:
+        # Bookings placed under a smaller buffer stay valid; their blocked span stops at the
+        # next booking's start, or the exclusion constraint would refuse the update itself.
+        starts = [row.start for row in rows[1:]] + [None]
+        for (ref_id, _, end), next_start in zip(rows, starts, strict=True):
+            blocked_until = end + timedelta(minutes=minutes)
+            if next_start is not None:
+                blocked_until = max(end, min(blocked_until, next_start))
             conn.execute(
                 update(busy_table)
                 .where(busy_table.c.premises_id == e.premises_id, busy_table.c.ref_id == ref_id)
-                .values(blocked_until=end + timedelta(minutes=minutes))
+                .values(blocked_until=blocked_until)
             )
 
     @handles(BookingPlaced)
@@ -160,13 +167,15 @@ class Availability(Projection):
             )
         )
 
-    @handles(PopupApproved, PopupRejected, PopupWithdrawn, PopupExpired)
-    def popup_decided(self, conn: Connection, e: PopupDecision, rec: RecordedEvent) -> None:
+    @handles_many(PopupApproved, PopupRejected, PopupWithdrawn, PopupExpired)
+    def popup_decided(self, conn: Connection, decided: list[PopupDecision]) -> None:
         # The hold goes; an approval's BookingPlaced (appended right after) takes the slot.
         conn.execute(
             delete(busy_table).where(
-                busy_table.c.premises_id == e.premises_id, busy_table.c.ref_id == e.request_id
-            )
+                busy_table.c.premises_id == bindparam("premises_id"),
+                busy_table.c.ref_id == bindparam("request_id"),
+            ),
+            [{"premises_id": e.premises_id, "request_id": e.request_id} for e in decided],
         )
 
     @handles(ClosureAdded)
@@ -207,10 +216,11 @@ def busy_between(
     conn: Connection, premises_ids: list[str], window: Slot
 ) -> dict[str, list[tuple[Busy, Slot]]]:
     """Busy rows meeting `window` (widened by a day for buffers), with their blocked span."""
-    t = busy_table
+    t, b = busy_table, buffers_table
     margin = timedelta(days=1)
     rows = conn.execute(
-        select(t.c.premises_id, t.c.kind, t.c.start, t.c.end, t.c.blocked_until, t.c.title)
+        select(t.c.premises_id, t.c.kind, t.c.start, t.c.end, t.c.title, b.c.buffer_minutes)
+        .join(b, b.c.premises_id == t.c.premises_id, isouter=True)
         .where(
             t.c.premises_id.in_(premises_ids),
             t.c.start < window.end + margin,
@@ -219,10 +229,12 @@ def busy_between(
         .order_by(t.c.start)
     )
     found: dict[str, list[tuple[Busy, Slot]]] = {pid: [] for pid in premises_ids}
-    for pid, kind, start, end, blocked_until, title in rows:
+    for pid, kind, start, end, title, minutes in rows:
         # A buffer keeps a gap on both sides of a booking, so block it before the start too.
-        lead = blocked_until - end
-        found[pid].append((Busy(Slot(start, end), kind, title), Slot(start - lead, blocked_until)))
+        # The current buffer, as the decider uses it (`blocked_until` may be capped for
+        # bookings placed under a smaller one); closures have none.
+        pad = timedelta(minutes=minutes or 0) if kind != "closure" else timedelta(0)
+        found[pid].append((Busy(Slot(start, end), kind, title), Slot(start - pad, end + pad)))
     return found
 
 

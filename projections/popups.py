@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, insert, update
+from sqlalchemy import Column, Index, Integer, String, Table, Text, bindparam, insert, update
 from sqlalchemy.engine import Connection
 
 from events.catalog import (
@@ -14,7 +14,7 @@ from events.catalog import (
 )
 from events.sql import UTCDateTime
 from events.store import RecordedEvent
-from projections.base import Projection, handles, metadata
+from projections.base import Projection, handles, handles_many, metadata
 
 popups_table = Table(
     "popup_requests",
@@ -85,6 +85,12 @@ class Popups(Projection):
     def withdrawn(self, conn: Connection, e: PopupWithdrawn, rec: RecordedEvent) -> None:
         self._change(conn, e.request_id, status="withdrawn", updated_at=e.withdrawn_at)
 
-    @handles(PopupExpired)
-    def expired(self, conn: Connection, e: PopupExpired, rec: RecordedEvent) -> None:
-        self._change(conn, e.request_id, status="expired", updated_at=e.expired_at)
+    @handles_many(PopupExpired)
+    def expired(self, conn: Connection, expired: list[PopupExpired]) -> None:
+        t = popups_table
+        conn.execute(
+            update(t)
+            .where(t.c.id == bindparam("request_id"))
+            .values(status="expired", updated_at=bindparam("at"), version=t.c.version + 1),
+            [{"request_id": e.request_id, "at": e.expired_at} for e in expired],
+        )
