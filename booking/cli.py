@@ -175,7 +175,9 @@ def demo_load(booking_count: int, seed: int, if_empty: bool, anchor: datetime | 
             if_empty=if_empty,
             anchor=anchor.date() if anchor else None,
         )
-    except (CatalogueNotEmpty, DomainError) as error:
+    except CatalogueNotEmpty as error:
+        raise click.ClickException(f"{error}: the demo loads into an empty database.") from None
+    except DomainError as error:
         raise click.ClickException(str(error)) from None
     click.echo(summary)
 

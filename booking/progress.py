@@ -18,13 +18,14 @@ class Progress:
         total: int | None = None,
         stream: TextIO | None = None,
         every_seconds: float = 5.0,
+        unit: str = "ev",
     ) -> None:
-        self.label, self.total, self.count = label, total, 0
+        self.label, self.total, self.count, self.unit = label, total, 0, unit
         self.stream = stream or sys.stderr
         self.every = every_seconds
         self.started = self.last_line = time.monotonic()
         self.bar = (
-            tqdm(total=total, desc=label, unit="ev", file=self.stream, dynamic_ncols=True)
+            tqdm(total=total, desc=label, unit=unit, file=self.stream, dynamic_ncols=True)
             if self.stream.isatty()
             else None
         )
@@ -44,7 +45,7 @@ class Progress:
         of = f"/{self.total}" if self.total else ""
         word = "done" if final else "…"
         print(
-            f"{self.label}: {self.count}{of} {word} ({self.count / elapsed:,.0f}/s)",
+            f"{self.label}: {self.count}{of} {word} ({self.count / elapsed:,.0f} {self.unit}/s)",
             file=self.stream,
             flush=True,
         )
