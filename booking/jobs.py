@@ -28,6 +28,7 @@ from projections.popups import popups_table
 
 log = logging.getLogger(__name__)
 REMINDER_AHEAD = timedelta(hours=24)
+PREMISES_PER_TRANSACTION = 100
 SCHEDULER = Metadata(actor="scheduler")
 
 
@@ -51,14 +52,21 @@ class Jobs:
                 ).scalars()
             )
         expired = 0
-        for premises_id in due:
+        # Many premises per transaction: each still appends to its own stream at the version
+        # it decided on, so a racing scheduler or booking makes the whole chunk retry.
+        for chunk in (
+            due[i : i + PREMISES_PER_TRANSACTION]
+            for i in range(0, len(due), PREMISES_PER_TRANSACTION)
+        ):
 
-            def handle(conn: Connection, premises_id: str = premises_id) -> Outcome:
-                command = ExpirePopups(premises_id, now)
-                recorded = run_premises_command(
-                    conn, self.premises, premises_id, command, SCHEDULER
-                )
-                return Outcome(200, {"expired": len(recorded)})
+            def handle(conn: Connection, chunk: list[str] = chunk) -> Outcome:
+                count = 0
+                for premises_id in chunk:
+                    command = ExpirePopups(premises_id, now)
+                    count += len(
+                        run_premises_command(conn, self.premises, premises_id, command, SCHEDULER)
+                    )
+                return Outcome(200, {"expired": count})
 
             expired += execute(self.engine, handle).body["expired"]
         if expired:
