@@ -142,6 +142,7 @@ def measure(kind: str, engine: Engine, count: int) -> list[object]:
     assert expired == count == appended, (expired, count, appended)
     assert jobs.expire_popups(after) == 0  # a second run finds nothing
     baseline = _baseline(engine, count, now, after)
+    per_row = _per_row_baseline(engine, after)
     return [
         kind,
         count,
@@ -151,6 +152,8 @@ def measure(kind: str, engine: Engine, count: int) -> list[object]:
         common.millis(baseline),
         common.ratio(elapsed / baseline),
         f"≤ {TARGET:g}",
+        common.millis(per_row),
+        common.ratio(elapsed / per_row),
     ]
 
 
