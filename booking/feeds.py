@@ -249,7 +249,7 @@ def summary_of(row: Any, details: bool) -> str:
     return f"{CANCELLED}: {summary}" if STATUSES[row.status][0] == "CANCELLED" else summary
 
 
-def description_of(row: Any, personal: PersonalData) -> str:
+def description_of(row: Any, personal: PersonalData, contact: str | None) -> str:
     lines = []
     if row.kind == "closure":
         lines.append(f"Syy / Reason: {row.title}")
@@ -258,7 +258,7 @@ def description_of(row: Any, personal: PersonalData) -> str:
             lines.append(f"Järjestö / Organisation: {row.organisation_name}")
         lines.append(f"Osallistujia / Attendees: {row.attendees}")
         lines.append(f"Tila / Status: {STATUSES[row.status][1]}")
-        if contact := contact_of(personal, row.contact_name, row.contact_email):
+        if contact:
             lines.append(f"Yhteyshenkilö / Contact: {contact}")
         if notes := personal.open(row.notes):
             lines.append(f"Lisätiedot / Notes: {notes}")
@@ -289,10 +289,9 @@ def render(
         event.add("TRANSP", "TRANSPARENT" if status == "CANCELLED" else "OPAQUE")
         event.add("LOCATION", locations.get(row.premises_id, row.premises_id))
         if personal is not None:
-            event.add("DESCRIPTION", description_of(row, personal))
-            if row.kind == "booking" and (
-                contact := contact_of(personal, row.contact_name, row.contact_email)
-            ):
+            contact = contact_of(personal, row.contact_name, row.contact_email)
+            event.add("DESCRIPTION", description_of(row, personal, contact))
+            if contact:
                 event.add("CONTACT", contact)
         calendar.add_component(event)
     body: bytes = calendar.to_ical()
