@@ -36,6 +36,7 @@ from booking.pages.common import (
     run,
     signed_in_as,
 )
+from booking.pages.threads import post_to_thread, read_thread
 from booking.service import premises_of_booking, premises_of_series, run_premises_command
 from booking.tables import organisations
 from events.slot import Slot
@@ -189,18 +190,45 @@ def _visible_booking(booking_id: str) -> Any:
     return rows[0], premises
 
 
-@bp.route("/my/bookings/<booking_id>")
-@signed_in_as(*BOOKERS)
-def booking_page(booking_id: str) -> str:
+def _render_booking(
+    booking_id: str, form: Form | None = None, message_form: Form | None = None
+) -> str:
     row, premises = _visible_booking(booking_id)
+    user = page_user()
+    assert user is not None
+    with read_transaction(runtime().engine) as conn:
+        thread = read_thread(conn, user, "booking", booking_id)
     return render_template(
         "member/booking.html",
         row=row,
         premises=premises,
         zone=ZoneInfo(premises.timezone),
-        form=Form(),
+        form=form or Form(),
+        message_form=message_form or Form(),
+        thread=thread,
         now=datetime.now(UTC),
     )
+
+
+@bp.route("/my/bookings/<booking_id>")
+@signed_in_as(*BOOKERS)
+def booking_page(booking_id: str) -> str:
+    return _render_booking(booking_id)
+
+
+@bp.route("/my/bookings/<booking_id>/messages", methods=["POST"])
+@signed_in_as(*BOOKERS)
+def message(booking_id: str) -> Any:
+    user = page_user()
+    assert user is not None
+    _visible_booking(booking_id)
+    form = Form(request.form)
+    body = form.text("body", 5000, required=True)
+    if not form.ok:
+        return _render_booking(booking_id, message_form=form), 422
+    run(lambda conn: post_to_thread(conn, user, "booking", booking_id, body))
+    flash(_("Message sent."), "success")
+    return redirect_to("member.booking_page", booking_id=booking_id, _anchor="messages-title")
 
 
 @bp.route("/my/bookings/<booking_id>/cancel", methods=["POST"])
@@ -245,17 +273,7 @@ def cancel(booking_id: str) -> Any:
             return redirect_to("member.booking_page", booking_id=booking_id)
         except DomainError as error:
             form.take_domain_error(error, {"_schema": "reason"}, ZoneInfo(premises.timezone))
-    return (
-        render_template(
-            "member/booking.html",
-            row=row,
-            premises=premises,
-            zone=ZoneInfo(premises.timezone),
-            form=form,
-            now=datetime.now(UTC),
-        ),
-        422,
-    )
+    return _render_booking(booking_id, form), 422
 
 
 # --- calendar feeds ---------------------------------------------------------------------

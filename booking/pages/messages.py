@@ -61,6 +61,19 @@ PATTERNS: list[tuple[re.Pattern[str], Translate]] = [
             "The booking is %(status)s, not waiting for approval.", status=status_name(m.group(1))
         ),
     ),
+    (
+        re.compile(r"A pop-up lasts at most (\d+) minutes\."),
+        lambda m: _("A pop-up lasts at most %(n)d minutes.", n=_n(m)),
+    ),
+    (
+        re.compile(r"Ask at least (\d+) minutes ahead\."),
+        lambda m: _("Ask at least %(n)d minutes ahead.", n=_n(m)),
+    ),
+    (
+        re.compile(r"The request is (\w+)(, not pending)?\."),
+        lambda m: _("The request is already %(status)s.", status=status_name(m.group(1))),
+    ),
+    (re.compile(r"No pop-up request .*"), lambda m: _("No such pop-up request.")),
     (re.compile(r"No premises .*"), lambda m: _("No such premises.")),
     (re.compile(r"No booking series .*"), lambda m: _("No such booking series.")),
     (re.compile(r"No booking .*"), lambda m: _("No such booking.")),
@@ -113,6 +126,23 @@ FIXED: dict[str, Callable[[], str]] = {
     "Give a name in at least one language.": lambda: _("Give a name in at least one language."),
     "The end must be after the start.": lambda: _("The end must be after the start."),
     "conflict": lambda: _("The time is already taken."),
+    "These premises take no pop-up requests.": lambda: _("These premises take no pop-up requests."),
+    "A pop-up starts within the next 30 days.": lambda: _(
+        "A pop-up slot must start within the next 30 days."
+    ),
+    "Too close to the start for staff to decide; ask at least an hour ahead.": lambda: _(
+        "Too close to the start for staff to decide; ask at least an hour ahead."
+    ),
+    "The premises is not open for the whole slot.": lambda: _(
+        "The premises is not open for the whole time."
+    ),
+    "Only the requester may withdraw the request.": lambda: _(
+        "Only the requester may withdraw the request."
+    ),
+    "The decision deadline has passed; the request is expiring.": lambda: _(
+        "The decision deadline has passed; the request is expiring."
+    ),
+    "The pop-up is over.": lambda: _("The pop-up is already over."),
 }
 
 

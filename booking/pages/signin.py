@@ -1,12 +1,15 @@
 """Signing in and out: e-mail and password, or (for residents) an e-mailed sign-in link.
 
-The link carries a signed, expiring token (itsdangerous, which Flask ships). Opening it shows
-a button; only pressing it signs in, so a mail scanner that follows links signs nobody in.
+The link carries a signed, expiring token (itsdangerous, which Flask ships) and is sent
+through the outbox. Opening it shows a button; only pressing it signs in, so a mail scanner
+that follows links signs nobody in.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
@@ -14,7 +17,7 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from booking import accounts
+from booking import accounts, outbox
 from booking.http import runtime
 from booking.i18n import current_language
 from booking.pages.common import Form, redirect_to, run, safe_next, sign_in
@@ -91,6 +94,26 @@ def sign_in_link(user_id: str) -> str:
     return url_for("signin.link", token=token, _external=True)
 
 
+LINK_TEXTS = {
+    "fi": (
+        "Kirjautumislinkki – Tilavaraus",
+        "Kirjaudu Tilavaraukseen tästä linkistä (voimassa 30 minuuttia):\n\n{link}\n\n"
+        "Jos et pyytänyt linkkiä, voit jättää tämän viestin huomiotta.",
+    ),
+    "en": (
+        "Your sign-in link – Tilavaraus",
+        "Sign in to Tilavaraus with this link (valid for 30 minutes):\n\n{link}\n\n"
+        "If you did not ask for it, you can ignore this message.",
+    ),
+}
+
+
+def link_mail(user_id: str, language: str, link: str) -> outbox.Mail:
+    subject, body = LINK_TEXTS.get(language, LINK_TEXTS["fi"])
+    key = hashlib.sha256(link.encode()).hexdigest()[:32]
+    return outbox.Mail(f"sign-in-link:{key}", user_id, language, subject, body.format(link=link))
+
+
 @bp.route("/signup", methods=["GET", "POST"])
 def signup() -> Any:
     form = Form(request.form if request.method == "POST" else None)
@@ -112,17 +135,18 @@ def signup() -> Any:
     def find_or_create(conn: Any) -> str:
         found = conn.execute(select(users.c.id).where(users.c.email == email)).scalar()
         if found:
-            return str(found)
-        created = accounts.create_user(
-            conn, email=email, name=name, role="resident", language=language
-        )
-        return created.user_id
+            user_id = str(found)
+        else:
+            user_id = accounts.create_user(
+                conn, email=email, name=name, role="resident", language=language
+            ).user_id
+        link = sign_in_link(user_id)
+        # The link goes out through the outbox, in the transaction that made the account.
+        outbox.enqueue(conn, [link_mail(user_id, language, link)], datetime.now(UTC))
+        log.info("sign-in link queued for user %s", user_id)
+        return user_id
 
-    user_id = run(find_or_create)
-    link = sign_in_link(user_id)
-    # TODO(outbox): put the link in an e-mail through the outbox once it exists; until then
-    # it is only logged (the person id, never the address, goes to the log).
-    log.info("sign-in link for user %s: %s", user_id, link)
+    run(find_or_create)
     # The same answer whether or not the address was known: no one learns who has an account.
     return render_template("signin/signup.html", form=Form(), sent=True, email=email)
 

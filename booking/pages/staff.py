@@ -1,7 +1,9 @@
-"""Staff pages: the queue of bookings and pop-up requests waiting for a decision."""
+"""Staff pages: the queue of bookings and pop-up requests waiting for a decision (approve,
+reject with a reason; replies go through each pop-up request's message thread)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +11,10 @@ from flask import Blueprint, flash, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from booking.api.popups import _rows as _popup_rows
+from booking.api.popups import popup_row
 from booking.domain.commands import DecideBooking
+from booking.domain.popups import DecidePopup
 from booking.domain.errors import DomainError
 from booking.http import runtime
 from booking.pages.common import STAFF, Form, metadata, page_user, redirect_to, run, signed_in_as
@@ -19,6 +24,7 @@ from booking.tables import organisations
 from events.sql import read_transaction
 from projections.bookings import bookings_table
 from projections.catalogue import premises_table
+from projections.popups import popups_table
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -44,11 +50,17 @@ def _pending(conn: Any) -> list[Any]:
 def requests(form: Form | None = None, failed: str | None = None) -> Any:
     with read_transaction(runtime().engine) as conn:
         pending = _pending(conn)
-    # TODO(popups): list pending pop-up requests (GET /api/v1/popup-requests?status=pending)
-    # with approve / reject / reply once the pop-up commands exist (issue: pop-up requests).
-    # TODO(messages): a reply form per request once the message threads exist.
+        popups = conn.execute(
+            _popup_rows()
+            .where(popups_table.c.status == "pending")
+            .order_by(popups_table.c.decision_deadline)
+        ).all()
     page = render_template(
-        "staff/requests.html", pending=pending, form=form or Form(), failed=failed
+        "staff/requests.html",
+        pending=pending,
+        popups=popups,
+        form=form or Form(),
+        failed=failed,
     )
     return (page, 422) if form is not None and not form.ok else page
 
@@ -79,4 +91,36 @@ def decide(booking_id: str, decision: str) -> Any:
         form.error("reason", translate(str(error)))
         return requests(form, booking_id)
     flash(_("Booking approved.") if decision == "approve" else _("Booking rejected."), "success")
+    return redirect_to("staff.requests")
+
+
+@bp.route("/popups/<request_id>/<decision>", methods=["POST"])
+@signed_in_as(*STAFF)
+def decide_popup(request_id: str, decision: str) -> Any:
+    """Approve (a booking is placed) or reject (with a reason) a pop-up request."""
+    user = page_user()
+    assert user is not None
+    if decision not in ("approve", "reject"):
+        return requests()
+    form = Form(request.form)
+    reason = form.text("reason", 2000, required=decision == "reject")
+    if form.errors.get("reason"):
+        form.errors["reason"] = [_("Give the reason for rejecting; the requester will see it.")]
+    if not form.ok:
+        return requests(form, request_id)
+    approve = decision == "approve"
+
+    def handle(conn: Any) -> Any:
+        row = popup_row(conn, request_id)
+        command = DecidePopup(
+            user.actor, request_id, approve, str(uuid.uuid4()), reason, datetime.now(UTC)
+        )
+        return run_premises_command(conn, runtime().premises, row.premises_id, command, metadata())
+
+    try:
+        run(handle)
+    except DomainError as error:
+        form.error("reason", translate(str(error)))
+        return requests(form, request_id)
+    flash(_("Pop-up request approved.") if approve else _("Pop-up request rejected."), "success")
     return redirect_to("staff.requests")
