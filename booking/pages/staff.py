@@ -14,8 +14,8 @@ from sqlalchemy import select
 from booking.api.popups import _rows as _popup_rows
 from booking.api.popups import popup_row
 from booking.domain.commands import DecideBooking
-from booking.domain.popups import DecidePopup
 from booking.domain.errors import DomainError
+from booking.domain.popups import DecidePopup
 from booking.http import runtime
 from booking.pages.common import STAFF, Form, metadata, page_user, redirect_to, run, signed_in_as
 from booking.pages.messages import translate

@@ -11,10 +11,9 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from booking.outbox import outbox
+from booking.pages import signin
 from booking.tables import users
 from events.sql import read_transaction
-
-from booking.pages import signin
 from tests.integration.test_pages_helpers import (
     PASSWORD,
     Site,
