@@ -182,3 +182,39 @@ def test_axe_does_find_violations(page: Any, axe_source: str) -> None:
     page.set_content("<html><body><img src='x.png'><input type='text'></body></html>")
     found = {v["id"] for v in axe_violations(page, axe_source)}
     assert {"html-has-lang", "image-alt", "label"} <= found
+
+
+def test_resident_asks_for_a_pop_up_and_staff_approve_it(
+    browser: Any, page: Any, site: Site, axe_source: str
+) -> None:
+    sign_in(page, site, "resident")
+    page.goto(f"{site.url}/popup/new?lang=en")
+    page.select_option("#f-premises_id", "kirjasto-kokoushuone")
+    page.fill("#f-date", site.day.isoformat())
+    page.fill("#f-start", "19:00")
+    page.fill("#f-end", "20:00")
+    page.fill("#f-title", "Runoilta")
+    page.fill("#f-description", "Avoin runoilta")
+    page.click("form.panel button[type=submit]")
+    page.wait_for_url(re.compile(r"/popup/[0-9a-f-]{36}$"))
+    assert "waiting for a decision" in page.locator(".status").inner_text()
+    screenshot(page, "popup-request")
+    results = {"popup-request": axe_violations(page, axe_source)}
+    request_url = page.url
+
+    staff_context = browser.new_context(locale="en-GB")
+    staff = staff_context.new_page()
+    sign_in(staff, site, "staff")
+    staff.goto(f"{site.url}/staff/requests?lang=en")
+    screenshot(staff, "staff-queue-with-popup")
+    results["staff-queue-with-popup"] = axe_violations(staff, axe_source)
+    card = staff.locator("li.card", has_text="Runoilta")
+    card.locator("button", has_text="Approve").click()
+    staff.wait_for_load_state()
+    assert "Pop-up request approved." in staff.locator(".flash").inner_text()
+    staff_context.close()
+
+    page.goto(request_url)
+    assert page.locator(".status").inner_text() == "approved"
+    _record(results)
+    assert {k: v for k, v in results.items() if v} == {}
