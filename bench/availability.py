@@ -221,10 +221,11 @@ def measure(
     month = busiest_month(engine)
     windows = search_windows(month)
     client = app.test_client()
+    demo = loaded.summary.split("\n\n")[0].strip()  # the figures, not the demo accounts
     note = (
-        f"{kind}: {loaded.summary} — loaded by {loaded.source} in {loaded.seconds:.1f} s; "
+        f"{kind}: loaded by {loaded.source} in {loaded.seconds:.0f} s:\n{demo}\n"
         f"{premises_count} premises, {busy_count} busy rows; month {month.first:%Y-%m} of "
-        f"{month.premises_id} ({month.busy_rows} bookings); {len(windows)} search windows"
+        f"{month.premises_id} ({month.busy_rows} busy rows); {len(windows)} search windows"
     )
     print(note, end="\n\n", flush=True)
     month_samples = common.interleave(
