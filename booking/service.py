@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -43,8 +43,10 @@ def premises_stream(premises_id: str) -> str:
 class PremisesRepository:
     """One state per premises, kept in memory and caught up from the log on every load.
 
-    Only committed events reach a cached state (a load reads them before its transaction
-    writes anything), so a rolled-back command never leaves a trace here.
+    A load reads committed events, and the transaction's own once it has appended: a second
+    command on the same premises in one transaction brings the first one's events into the
+    cached state. If that transaction (or savepoint) then rolls back, the state is dropped
+    and rebuilt from the log on the next load (`forget_on_rollback`).
     """
 
     def __init__(self) -> None:
@@ -64,8 +66,21 @@ class PremisesRepository:
             state = self._caught_up(conn, premises_id)
             return state.version, decide(command, state)
 
-    def forget(self) -> None:
-        self._states.clear()
+    def forget(self, premises_id: str | None = None) -> None:
+        if premises_id is None:
+            self._states.clear()
+        else:
+            self._states.pop(premises_id, None)
+
+    def forget_on_rollback(self, conn: Connection, premises_id: str) -> None:
+        """Drop the premises' state if `conn` rolls back what it appended. The append lock
+        is still held when the listener runs, so no other writer can load it meanwhile."""
+
+        def drop(*_: Any) -> None:
+            self.forget(premises_id)
+
+        event.listen(conn, "rollback", drop, once=True)
+        event.listen(conn, "rollback_savepoint", drop, once=True)
 
 
 def run_premises_command(
@@ -85,6 +100,7 @@ def run_premises_command(
     lock_for_append(conn)
     version, events = repository.decide(conn, premises_id, command)
     recorded = append(conn, premises_stream(premises_id), events, version, metadata)
+    repository.forget_on_rollback(conn, premises_id)
     appended = list(zip(events, recorded, strict=True))
     project_inline(conn, appended)
     if notify:
