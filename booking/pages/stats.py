@@ -1,15 +1,136 @@
-"""Analysts' page: usage charts (server-side SVG with data tables) and CSV downloads."""
+"""Analysts' page: utilisation over time, a weekday × hour heatmap and utilisation by
+district, drawn as accessible SVG with data tables, and the same figures as CSV.
+
+Figures come from the asynchronous usage projection (projections/usage_query.py), the same
+source as GET /api/v1/stats/usage; the page names the log position they reflect.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from booking.pages.common import signed_in_as
+from flask import Blueprint, Response, current_app, render_template, request
+from flask_babel import gettext as _
+
+from booking.api.stats import _csv
+from booking.http import runtime
+from booking.pages.charts import Point, bar_chart, column_chart, heatmap
+from booking.pages.common import Form, day_name, signed_in_as
+from events.sql import read_transaction
+from projections import runner
+from projections.usage_query import usage
 
 bp = Blueprint("stats", __name__)
+ANALYSTS = ("analyst", "staff", "admin")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_DAYS = 366
+GROUPINGS = {"week": ["week"], "heatmap": ["weekday", "hour"], "district": ["district"]}
+
+
+def _period(form: Form) -> tuple[date, date]:
+    """The asked dates, or the last twelve weeks up to the end of this week."""
+    today = datetime.now(UTC).astimezone(ZoneInfo(current_app.config["BOOKING_TIMEZONE"])).date()
+    sunday = today + timedelta(days=6 - today.weekday())
+    first = form.date("from", required=False) or sunday - timedelta(days=7 * 12 - 1)
+    last = form.date("to", required=False) or sunday
+    if form.ok and last < first:
+        form.error("to", _("The end must not be before the start."))
+    elif form.ok and (last - first).days >= MAX_DAYS:
+        form.error("to", _("Ask for at most %(n)d days at a time.", n=MAX_DAYS))
+    return first, last
 
 
 @bp.route("/stats")
-@signed_in_as("analyst", "staff", "admin")
-def index() -> str:
-    return render_template("stats/index.html")
+@signed_in_as(*ANALYSTS)
+def index() -> Any:
+    form = Form(request.args)
+    first, last = _period(form)
+    form.data.setdefault("from", first.isoformat())
+    form.data.setdefault("to", last.isoformat())
+    if not form.ok:
+        return render_template("stats/index.html", form=form, charts=None), 422
+    with read_transaction(runtime().engine) as conn:
+        weeks = usage(conn, first, last, GROUPINGS["week"])
+        cells = usage(conn, first, last, GROUPINGS["heatmap"])
+        districts = usage(conn, first, last, GROUPINGS["district"])
+    position = runner.position_of(runtime().engine, "usage")
+    names = {key: day_name(date(2024, 1, 1) + timedelta(days=n)) for n, key in enumerate(WEEKDAYS)}
+    week_points = [Point(r["key"]["week"], r["utilisation"]) for r in weeks]
+    district_points = [
+        Point(str(r["key"]["district"]).capitalize(), r["utilisation"]) for r in districts
+    ]
+    values = {(r["key"]["weekday"], int(r["key"]["hour"])): r["utilisation"] for r in cells}
+    hours = sorted({h for _, h in values}) or list(range(8, 22))
+    busiest = max(week_points, key=lambda p: p.value or 0.0, default=None)
+    charts = {
+        "weeks": column_chart(
+            "chart-weeks",
+            _("Utilisation by week"),
+            _(
+                "Share of opening hours booked, per week, %(first)s – %(last)s. Highest: %(best)s.",
+                first=first.isoformat(),
+                last=last.isoformat(),
+                best=f"{busiest.label} {round((busiest.value or 0) * 100)} %" if busiest else "–",
+            ),
+            week_points,
+            label_every=max(1, len(week_points) // 8),
+        ),
+        "heatmap": heatmap(
+            "chart-heatmap",
+            _("Utilisation by weekday and hour"),
+            _("Darker cells are busier hours. The table below gives every value."),
+            WEEKDAYS,
+            hours,
+            values,
+            names,
+        ),
+        "districts": bar_chart(
+            "chart-districts",
+            _("Utilisation by district"),
+            _("Share of opening hours booked in each district."),
+            district_points,
+        ),
+    }
+    return render_template(
+        "stats/index.html",
+        form=form,
+        charts=charts,
+        weeks=weeks,
+        cells=cells,
+        districts=districts,
+        weekday_names=names,
+        position=position,
+        first=first,
+        last=last,
+    )
+
+
+@bp.route("/stats/usage.csv")
+@signed_in_as(*ANALYSTS)
+def download() -> Response:
+    form = Form(request.args)
+    first, last = _period(form)
+    group_by = GROUPINGS.get(form.get("group_by"), ["week"])
+    if not form.ok:
+        problems = " ".join(m for messages in form.errors.values() for m in messages)
+        return Response(problems, status=422, mimetype="text/plain")
+    length = last - first + timedelta(days=1)
+    before_first, before_last = first - length, first - timedelta(days=1)
+    with read_transaction(runtime().engine) as conn:
+        rows = usage(conn, first, last, group_by)
+        previous = usage(conn, before_first, before_last, group_by)
+    body = _csv(
+        group_by,
+        [("current", first, last, rows), ("previous", before_first, before_last, previous)],
+    )
+    name = "-".join(group_by)
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="usage-{name}-{first}-{last}.csv"',
+            "Content-Type": "text/csv; charset=utf-8",
+        },
+    )
