@@ -21,7 +21,17 @@ from werkzeug.exceptions import HTTPException
 from booking import i18n, security
 from booking.domain.errors import DomainError
 from booking.http import http_problem, outcome_of_error
-from booking.pages import common, member, popup, public, signin, staff, staff_premises, stats
+from booking.pages import (
+    common,
+    feed_links,
+    member,
+    popup,
+    public,
+    signin,
+    staff,
+    staff_premises,
+    stats,
+)
 from booking.pages.messages import status_name, translate
 from booking.service import Busy
 from events.opening import WEEKDAYS
@@ -31,13 +41,14 @@ BLUEPRINTS = (
     public.bp,
     signin.bp,
     member.bp,
+    feed_links.bp,
     popup.bp,
     staff.bp,
     staff_premises.bp,
     stats.bp,
 )
 # Paths answered by machines: they keep problem+json errors and need no session.
-MACHINE_PREFIXES = ("/api/", "/feeds/", "/healthz")
+MACHINE_PREFIXES = ("/api/", "/healthz")
 ERROR_TITLES = {
     400: lambda: _("The request could not be understood"),
     403: lambda: _("You may not do this"),
@@ -52,7 +63,7 @@ ERROR_TITLES = {
 
 
 def for_people() -> bool:
-    return not request.path.startswith(MACHINE_PREFIXES)
+    return not request.path.startswith(MACHINE_PREFIXES) and not request.path.endswith(".ics")
 
 
 def error_page(status: int, detail: str | None = None) -> Response:

@@ -274,23 +274,3 @@ def cancel(booking_id: str) -> Any:
         except DomainError as error:
             form.take_domain_error(error, {"_schema": "reason"}, ZoneInfo(premises.timezone))
     return _render_booking(booking_id, form), 422
-
-
-# --- calendar feeds ---------------------------------------------------------------------
-
-
-def feed_links(path: str) -> dict[str, str]:
-    """The https:// and webcal:// addresses of one feed path on this site."""
-    https = request.host_url.rstrip("/") + path
-    webcal = "webcal://" + https.split("://", 1)[1]
-    return {"https": https, "webcal": webcal}
-
-
-@bp.route("/feeds")
-def feeds() -> str:
-    with read_transaction(runtime().engine) as conn:
-        rows = _premises_choices(conn)
-    public = [(row, feed_links(f"/feeds/premises/{row.id}.ics")) for row in rows]
-    # TODO(feeds): private feed links (POST /api/v1/feed-tokens) for an organisation's own
-    # bookings and for staff, with revoke — the token store is built in the feeds issue.
-    return render_template("member/feeds.html", public=public)

@@ -3,6 +3,8 @@ errors next to the fields, my bookings, cancel with a reason, and feed links."""
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from events.sql import read_transaction
@@ -159,3 +161,33 @@ def test_feed_links_are_offered_in_both_schemes(site: Site, api: Api) -> None:
     assert 'href="webcal://localhost/feeds/premises/room.ics"' in page
     assert 'value="http://localhost/feeds/premises/room.ics"' in page
     assert "data-copy=" in page and " hidden>" in page  # the copy button waits for JavaScript
+
+
+def test_private_feed_links_are_shown_once_and_can_be_revoked(site: Site, api: Api) -> None:
+    api.premises("room")
+    day = future_weekday(2)
+    assert (
+        api.book("room", local(day, 10), local(day, 11), title="Salainen kokous").status_code == 201
+    )
+    booker = site.client("booker", lang="en")
+    created = post_form(booker, "/feeds/private", {}, page="/feeds")
+    assert created.status_code == 201
+    page = text(created)
+    feed = re.search(r'value="http://localhost(/feeds/private/[^"]+\.ics)"', page)
+    assert feed and "webcal://localhost/feeds/private/" in page
+    calendar = site.client().get(feed[1])
+    assert calendar.status_code == 200 and "Salainen kokous" in text(calendar)
+    listing = text(booker.get("/feeds"))
+    assert feed[1] not in listing  # the secret is never shown again
+    token_id = re.search(r'action="/feeds/private/([0-9a-f-]{36})/revoke"', listing)
+    assert token_id
+    revoked = post_form(booker, f"/feeds/private/{token_id[1]}/revoke", {}, page="/feeds")
+    assert revoked.status_code == 303
+    assert site.client().get(feed[1]).status_code == 404
+    # Staff choose premises; choosing none is an error next to the field.
+    staff = site.client("staff", lang="en")
+    none = post_form(staff, "/feeds/private", {}, page="/feeds")
+    assert none.status_code == 422 and "Choose at least one premises." in text(none)
+    assert (
+        post_form(staff, "/feeds/private", {"premises": "room"}, page="/feeds").status_code == 201
+    )
