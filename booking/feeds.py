@@ -41,10 +41,10 @@ from booking.accounts import token_hash
 from booking.domain.errors import RuleBroken
 from booking.http import runtime
 from booking.privacy import PersonalData
-from booking.tables import feed_tokens, organisations, users
+from booking.tables import feed_token_keys, feed_tokens, organisations, users
 from events.sql import read_transaction
 from projections.bookings import bookings_table
-from projections.feed_entries import calendars, entries_table
+from projections.feed_entries import calendars, calendars_table, entries_table
 
 blp = Blueprint("feeds", __name__, url_prefix="/feeds")
 
@@ -314,20 +314,23 @@ def _calendar_name(conn: Connection, scope: Scope, heads: list[Any]) -> str:
     return f"{shown} – varaukset / bookings"
 
 
-def serve(resolve: Callable[[Connection], Scope | None], must_exist: bool) -> Response:
-    """The feed of the scope `resolve` finds (404 without one), or 304 when the client's
-    copy is current. One read transaction: the 304 path is two primary-key reads."""
+Resolved = tuple[Scope, list[Any]] | None  # a feed's scope and its heads, or no feed
+
+
+def serve(resolve: Callable[[Connection], Resolved]) -> Response:
+    """The feed `resolve` finds with its `feed_calendars` heads (404 without one), or 304
+    when the client's copy is current; the 304 path is one read of the heads."""
     now = datetime.now(UTC)
     zone = ZoneInfo(current_app.config["BOOKING_TIMEZONE"])
     window = window_of(
         now.astimezone(zone).date(), zone, request.args.get("from"), request.args.get("to")
     )
     with read_transaction(runtime().engine) as conn:
-        scope = resolve(conn)
         # The heads are read before the entries, so the body is never older than its ETag.
-        heads = calendars(conn, scope.kind, scope.keys) if scope else []
-        if scope is None or (must_exist and not heads):
+        found = resolve(conn)
+        if found is None:
             raise NotFound("No such feed.")
+        scope, heads = found
         checks = validators(scope, heads, window, now)
         headers = {
             "ETag": f'"{checks.etag}"',
@@ -353,24 +356,42 @@ def premises_feed(premises_id: str) -> Response:
     """A premises' public busy times: no names of people or organisations, titles only for
     public bookings."""
     scope = Scope("premises", [premises_id], False, f"public:{premises_id}")
-    return serve(lambda conn: scope, must_exist=True)
+
+    def resolve(conn: Connection) -> Resolved:
+        heads = calendars(conn, "premises", [premises_id])
+        return (scope, heads) if heads else None
+
+    return serve(resolve)
 
 
-def token_scope(conn: Connection, token: str) -> Scope | None:
-    """The scope of a live feed token whose owner may still see it, or None."""
-    t, u = feed_tokens, users
-    row = conn.execute(
-        select(t, u.c.role, u.c.organisation_id.label("member_of"))
+def token_scope(conn: Connection, token: str) -> Resolved:
+    """The scope and heads of a live feed token whose owner may still see it, or None.
+    One query: the token, its owner, the keys of its scope and their heads."""
+    t, k, u, c = feed_tokens, feed_token_keys, users, calendars_table
+    rows = conn.execute(
+        select(
+            t.c.id,
+            t.c.scope.label("token_scope"),
+            u.c.role,
+            u.c.organisation_id.label("member_of"),
+            k.c.key.label("token_key"),
+            *c.c,
+        )
         .join(u, u.c.id == t.c.user_id)
+        .join(k, k.c.token_id == t.c.id)
+        .outerjoin(c, and_(c.c.scope == t.c.scope, c.c.key == k.c.key))
         .where(t.c.token_hash == token_hash(token), t.c.revoked_at.is_(None))
-    ).first()
-    if row is None:
+        .order_by(k.c.ordinal)
+    ).all()
+    if not rows:
         return None
-    staff = row.role in ("staff", "admin")
-    if row.scope == "premises" and staff:
-        return Scope("premises", list(row.premises_ids), True, f"token:{row.id}")
-    if row.scope == "organisation" and (staff or row.member_of == row.organisation_id):
-        return Scope("organisation", [row.organisation_id], True, f"token:{row.id}")
+    first, keys = rows[0], [r.token_key for r in rows]
+    heads = [r for r in rows if r.position is not None]
+    staff = first.role in ("staff", "admin")
+    if first.token_scope == "premises" and staff:
+        return Scope("premises", keys, True, f"token:{first.id}"), heads
+    if first.token_scope == "organisation" and (staff or [first.member_of] == keys):
+        return Scope("organisation", keys, True, f"token:{first.id}"), heads
     return None  # the owner's role or membership changed since: the token no longer works
 
 
@@ -379,4 +400,4 @@ def private_feed(token: str) -> Response:
     """A feed token's bookings with details; 404 for a revoked or unknown token."""
     if len(token) > 100:
         raise NotFound("No such feed.")
-    return serve(lambda conn: token_scope(conn, token), must_exist=False)
+    return serve(lambda conn: token_scope(conn, token))

@@ -65,8 +65,16 @@ feed_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("user_id", String(64), ForeignKey("users.id"), nullable=False, index=True),
     Column("scope", String(16), nullable=False),  # premises | organisation
-    Column("premises_ids", JSONDocument),  # scope premises: the list of premises ids
-    Column("organisation_id", String(64)),  # scope organisation
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+)
+
+feed_token_keys = Table(
+    "feed_token_keys",
+    metadata,
+    # What a token's scope names (premises ids, or one organisation id), one row each, so
+    # that a feed's token, owner and heads come back in one query.
+    Column("token_id", String(36), ForeignKey("feed_tokens.id"), primary_key=True),
+    Column("key", String(100), primary_key=True),
+    Column("ordinal", Integer, nullable=False),
 )

@@ -37,7 +37,7 @@ from booking.http import (
     runtime,
 )
 from booking.service import IdempotencyKey, Outcome, execute
-from booking.tables import feed_tokens, organisations
+from booking.tables import feed_token_keys, feed_tokens, organisations
 from events.sql import read_transaction
 from projections.catalogue import premises_table
 
@@ -165,16 +165,20 @@ def create_feed_token(body: dict[str, Any]) -> Response:
     def handle(conn: Connection) -> Outcome:
         scope = checked_scope(conn, user, body["scope"])
         now = datetime.now(UTC)
+        kind = next(iter(scope))
         conn.execute(
             insert(feed_tokens).values(
                 id=token_id,
                 token_hash=token_hash(token),
                 user_id=user.id,
-                scope=next(iter(scope)),
-                premises_ids=scope.get("premises"),
-                organisation_id=scope.get("organisation"),
+                scope=kind,
                 created_at=now,
             )
+        )
+        keys = scope["premises"] if kind == "premises" else [scope["organisation"]]
+        conn.execute(
+            insert(feed_token_keys),
+            [{"token_id": token_id, "key": key, "ordinal": n} for n, key in enumerate(keys)],
         )
         summary = {"id": token_id, "scope": scope, "created_at": iso(now)}
         return Outcome(
@@ -195,27 +199,24 @@ def create_feed_token(body: dict[str, Any]) -> Response:
 def list_feed_tokens() -> Response:
     """The caller's own feed tokens that are not revoked (without their secrets)."""
     user = signed_in()
-    t = feed_tokens
+    t, k = feed_tokens, feed_token_keys
     with read_transaction(runtime().engine) as conn:
         rows = conn.execute(
-            select(t)
+            select(t.c.id, t.c.scope, t.c.created_at, k.c.key)
+            .join(k, k.c.token_id == t.c.id)
             .where(t.c.user_id == user.id, t.c.revoked_at.is_(None))
-            .order_by(t.c.created_at, t.c.id)
+            .order_by(t.c.created_at, t.c.id, k.c.ordinal)
         ).all()
-    return json_response(
-        {
-            "feed_tokens": [
-                {
-                    "id": row.id,
-                    "scope": {"premises": row.premises_ids}
-                    if row.scope == "premises"
-                    else {"organisation": row.organisation_id},
-                    "created_at": iso(row.created_at),
-                }
-                for row in rows
-            ]
-        }
-    )
+    tokens: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        token = tokens.setdefault(
+            row.id, {"id": row.id, "scope": {}, "created_at": iso(row.created_at)}
+        )
+        if row.scope == "premises":
+            token["scope"].setdefault("premises", []).append(row.key)
+        else:
+            token["scope"]["organisation"] = row.key
+    return json_response({"feed_tokens": list(tokens.values())})
 
 
 @blp.route("/feed-tokens/<token_id>", methods=["DELETE"])

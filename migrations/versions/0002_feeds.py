@@ -2,7 +2,8 @@
 
 `feed_entries` and `feed_calendars` belong to the inline projection `feed_entries`; a
 database that already holds events needs `booking projections rebuild feed_entries` once.
-`feed_tokens` keeps only the sha256 of each private feed's secret.
+`feed_tokens` keeps only the sha256 of each private feed's secret; `feed_token_keys` what
+its scope names.
 
 Revision ID: 0002
 Revises: 0001
@@ -72,8 +73,6 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.String(length=64), nullable=False),
         sa.Column("scope", sa.String(length=16), nullable=False),
-        sa.Column("premises_ids", _json(), nullable=True),
-        sa.Column("organisation_id", sa.String(length=64), nullable=True),
         sa.Column("created_at", events.sql.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", events.sql.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
@@ -83,8 +82,18 @@ def upgrade() -> None:
     with op.batch_alter_table("feed_tokens", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_feed_tokens_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "feed_token_keys",
+        sa.Column("token_id", sa.String(length=36), nullable=False),
+        sa.Column("key", sa.String(length=100), nullable=False),
+        sa.Column("ordinal", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["token_id"], ["feed_tokens.id"]),
+        sa.PrimaryKeyConstraint("token_id", "key"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("feed_token_keys")
     with op.batch_alter_table("feed_tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_feed_tokens_user_id"))
     op.drop_table("feed_tokens")
