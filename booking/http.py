@@ -133,8 +133,8 @@ def write(actor: str, handler: Callable[[Connection], Outcome]) -> Response:
     key = request.headers.get("Idempotency-Key")
     idempotency = None
     if key:
-        if len(key) > 200:
-            return problem(400, "Bad Idempotency-Key", "At most 200 characters.")
+        if len(key) > 200 or not key.isprintable():
+            return problem(400, "Bad Idempotency-Key", "At most 200 printable characters.")
         body = request.get_json(silent=True)
         idempotency = IdempotencyKey.of(actor, key, request.method, request.path, body)
     outcome = execute(
@@ -154,7 +154,41 @@ def expected_version() -> int | None:
     return int(text)
 
 
+def _nul_in(value: Any, where: str) -> str | None:
+    """The name of the first field in a JSON value whose text holds a NUL character."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if not isinstance(value, dict | list):
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        name = str(key) if where == "_schema" else f"{where}.{key}"
+        if "\x00" in str(key):
+            return name
+        if found := _nul_in(item, name):
+            return found
+    return None
+
+
+def refuse_nul_characters() -> Response | None:
+    """PostgreSQL text cannot hold NUL, so a NUL anywhere in a request is refused up front
+    (on both databases, so that they answer alike) instead of failing in the database."""
+    message = ["Must not contain NUL characters."]
+    if "\x00" in request.path:
+        return problem(404, "Not Found", "No such resource.")
+    for key, value in request.args.items(multi=True):
+        if "\x00" in key or "\x00" in value:
+            return problem(422, "Unprocessable Entity", "NUL in the query.", errors={key: message})
+    if request.is_json and request.content_length:
+        field = _nul_in(request.get_json(silent=True), "_schema")
+        if field is not None:
+            return problem(422, "Unprocessable Entity", "NUL in the body.", errors={field: message})
+    return None
+
+
 def register_error_handlers(app: Any) -> None:
+    app.before_request(refuse_nul_characters)
+
     @app.errorhandler(DomainError)
     def _domain(error: DomainError) -> Response:
         return respond(outcome_of_error(error))

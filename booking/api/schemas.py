@@ -6,6 +6,7 @@ These schemas are also what the OpenAPI document at /api/v1/openapi.json is made
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -42,8 +43,42 @@ class OpeningHoursField(fields.Dict):
         )
 
 
+# Instants outside these bounds are no booking's: refusing them early keeps date arithmetic
+# (padding, offsets, day windows) from overflowing into a 500.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+class ApiInstant(InstantField):
+    """An RFC 3339 instant with an offset, between 1970 and 2200."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        try:
+            result = super()._deserialize(value, attr, data, **kwargs)
+        except OverflowError:
+            raise ma.ValidationError("Not a valid instant.") from None
+        if not EARLIEST <= result < LATEST:
+            raise ma.ValidationError("Give an instant between 1970 and 2200.")
+        return result
+
+
 def instant(**kwargs: Any) -> InstantField:
-    return InstantField(format="iso", **kwargs)
+    return ApiInstant(format="iso", **kwargs)
+
+
+def local_date(**kwargs: Any) -> fields.Date:
+    """A `YYYY-MM-DD` date in the same bounds as instants (day windows are built from it)."""
+    bounds = validate.Range(date(1970, 1, 2), date(2199, 12, 30))
+    return fields.Date(validate=bounds, **kwargs)
+
+
+def not_blank(text: str) -> None:
+    if not text.strip():
+        raise ma.ValidationError("Must not be blank.")
+
+
+# Bounds for numbers that reach SQL: an unbounded integer overflows SQLite's INTEGER.
+MAX_POSITION = 2**53
 
 
 class RulesSchema(ma.Schema):
@@ -79,7 +114,7 @@ def _premises_fields(required: bool) -> dict[str, fields.Field[Any]]:
         ),
         "free_of_charge": fields.Boolean(),
         "hourly_price_cents": fields.Integer(
-            strict=True, allow_none=True, validate=validate.Range(0)
+            strict=True, allow_none=True, validate=validate.Range(0, 100_000_000)
         ),
         "free_use_conditions": Localised(),
         "accessibility": features,
@@ -125,7 +160,7 @@ class PremisesList(ma.Schema):
 
 class PremisesQuery(ma.Schema):
     district = Text()
-    min_capacity = fields.Integer(validate=validate.Range(0))
+    min_capacity = fields.Integer(validate=validate.Range(0, 1_000_000))
     feature = fields.List(Text())
     free_of_charge = fields.Boolean()
     q = Text(validate=validate.Length(max=200))
@@ -156,7 +191,7 @@ class BookingIn(ma.Schema):
     premises_id = Text(required=True, validate=validate.Length(1, 100))
     start = instant(required=True)
     end = instant(required=True)
-    title = Text(required=True, validate=validate.Length(1, 300))
+    title = Text(required=True, validate=[validate.Length(1, 300), not_blank])
     attendees = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 100_000))
     public = fields.Boolean(load_default=False)
     notes = Text(load_default="", validate=validate.Length(max=5000))
@@ -187,8 +222,8 @@ class BookingList(ma.Schema):
 
 
 class BookingQuery(ma.Schema):
-    from_ = fields.Date(data_key="from")
-    to = fields.Date()
+    from_ = local_date(data_key="from")
+    to = local_date()
     premises_id = Text()
     status = Text(
         validate=validate.OneOf(["confirmed", "pending_approval", "cancelled", "rejected"])
@@ -218,8 +253,8 @@ class SeriesOut(ma.Schema):
 
 
 class DateRange(ma.Schema):
-    from_ = fields.Date(data_key="from", required=True)
-    to = fields.Date(required=True)
+    from_ = local_date(data_key="from", required=True)
+    to = local_date(required=True)
 
 
 class BusyOut(ma.Schema):
@@ -245,7 +280,7 @@ class AvailabilityOut(ma.Schema):
 class SearchQuery(ma.Schema):
     start = instant(required=True)
     end = instant(required=True)
-    min_capacity = fields.Integer(validate=validate.Range(0))
+    min_capacity = fields.Integer(validate=validate.Range(0, 1_000_000))
     district = Text()
     feature = fields.List(Text())
     free_of_charge = fields.Boolean()
@@ -258,7 +293,7 @@ class SearchOut(ma.Schema):
 
 
 class EventsQuery(ma.Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(0))
+    after = fields.Integer(load_default=0, validate=validate.Range(0, MAX_POSITION))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 
