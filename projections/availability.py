@@ -9,7 +9,7 @@ stream-version check were ever bypassed (DESIGN.md invariant 2, second line of d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    func,
     insert,
     select,
     update,
@@ -83,6 +84,20 @@ class Availability(Projection):
         ).scalar_one()
         return timedelta(minutes=minutes)
 
+    def _blocked_until(self, conn: Connection, premises_id: str, end: datetime) -> datetime:
+        """The end plus the buffer, stopped at the next booking or hold. The decider keeps
+        that gap for new bookings, but a slot held under a smaller buffer (a pop-up approved
+        after the buffer grew) may sit closer, and the exclusion constraint would refuse
+        it. A true overlap still reaches the constraint: the span never ends before `end`."""
+        t = busy_table
+        next_start = conn.execute(
+            select(func.min(t.c.start)).where(
+                t.c.premises_id == premises_id, t.c.kind != "closure", t.c.start >= end
+            )
+        ).scalar()
+        blocked = end + self._buffer(conn, premises_id)
+        return blocked if next_start is None else max(end, min(blocked, next_start))
+
     @handles(PremisesRegistered)
     def registered(self, conn: Connection, e: PremisesRegistered, rec: RecordedEvent) -> None:
         conn.execute(
@@ -128,7 +143,7 @@ class Availability(Projection):
                 kind="booking" if e.status == "confirmed" else "hold",
                 start=e.start,
                 end=e.end,
-                blocked_until=e.end + self._buffer(conn, e.premises_id),
+                blocked_until=self._blocked_until(conn, e.premises_id, e.end),
                 title=e.title if e.public else None,
                 public=e.public,
             )
@@ -161,7 +176,7 @@ class Availability(Projection):
                 kind="hold",
                 start=e.start,
                 end=e.end,
-                blocked_until=e.end + self._buffer(conn, e.premises_id),
+                blocked_until=self._blocked_until(conn, e.premises_id, e.end),
                 title=None,
                 public=False,
             )

@@ -270,3 +270,34 @@ def test_free_time_follows_a_smaller_buffer(api: Api) -> None:
     with read_transaction(api.engine) as conn:
         assert len(read_all(conn, types=["BookingPlaced"])) == 2
     assert_rebuild_equals_live(api.engine)
+
+
+def test_a_pop_up_approved_after_the_buffer_grew_keeps_its_neighbour(api: Api) -> None:
+    """The pending request held 10–11 and a booking took 11:15 under a 15-minute buffer;
+    approving the request after the buffer grew to 30 used to hit the exclusion constraint
+    on PostgreSQL (a 500)."""
+    api.premises("room", rules={"popup_allowed": True, "buffer_minutes": 15})
+    day = future_weekday(1, weeks_ahead=1)
+    asked = api.post(
+        "/api/v1/popup-requests",
+        {
+            "premises_id": "room",
+            "start": local(day, 10).isoformat(),
+            "end": local(day, 11).isoformat(),
+            "title": "Kirpputori",
+            "expected_attendees": 3,
+        },
+        role="resident",
+    )
+    assert asked.status_code == 201, asked.get_json()
+    assert api.book("room", local(day, 11, 15), local(day, 12)).status_code == 201
+    grown = api.patch("/api/v1/premises/room", {"rules": {"buffer_minutes": 30}}, role="staff")
+    assert grown.status_code == 200, grown.get_json()
+    approved = api.post(f"/api/v1/popup-requests/{asked.get_json()['id']}/approve", role="staff")
+    assert approved.status_code == 200, approved.get_json()
+    seen = api.get(f"/api/v1/premises/room/availability?from={day}&to={day}").get_json()
+    assert [(b["start"], b["kind"]) for b in seen["days"][0]["busy"]] == [
+        (local(day, 10).isoformat(), "booking"),
+        (local(day, 11, 15).isoformat(), "booking"),
+    ]
+    assert_rebuild_equals_live(api.engine)
