@@ -3,13 +3,11 @@ and the free-premises registry (with CSV download). Nobody needs to sign in for 
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -155,9 +153,9 @@ def accessibility() -> str:
     return render_template("public/accessibility.html")
 
 
-# --- the free-premises registry ---------------------------------------------------------
-# TODO(registry): read projections/registry.py once that projection exists (issue: registry);
-# until then the registry is computed from the catalogue and availability tables directly.
+# --- the free-premises registry --------------------------------------------------------
+# The page reads the catalogue (inline, so a change shows at once); the CSV download is the
+# open-data file of GET /api/v1/registry/free-premises, from the registry projection.
 
 
 def next_free_hour(conn: Any, row: Any, now: datetime, days_ahead: int = 14) -> datetime | None:
@@ -186,74 +184,17 @@ def registry_rows(conn: Any, now: datetime) -> list[tuple[Any, datetime | None]]
     return [(row, next_free_hour(conn, row, now)) for row in rows]
 
 
-def _hours_text(opening_hours: dict[str, Any]) -> str:
-    return "; ".join(
-        f"{day} " + ",".join(f"{a}-{b}" for a, b in opening_hours.get(day, []))
-        for day in WEEKDAYS
-        if opening_hours.get(day)
-    )
-
-
 @bp.route("/registry")
 def registry() -> Response | str:
+    if request.args.get("format") == "csv":
+        return registry_download()
     now = datetime.now(UTC)
     with read_transaction(runtime().engine) as conn:
         rows = registry_rows(conn, now)
-    if request.args.get("format") == "csv":
-        return registry_csv(rows)
     return render_template("public/registry.html", rows=rows, now=now)
 
 
 @bp.route("/registry.csv")
 def registry_download() -> Response:
-    with read_transaction(runtime().engine) as conn:
-        rows = registry_rows(conn, datetime.now(UTC))
-    return registry_csv(rows)
-
-
-def registry_csv(rows: list[tuple[Any, datetime | None]]) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(
-        [
-            "id",
-            "name_fi",
-            "name_en",
-            "address",
-            "district",
-            "capacity",
-            "accessibility",
-            "equipment",
-            "opening_hours",
-            "free_use_conditions_fi",
-            "timezone",
-            "next_free_hour",
-        ]
-    )
-    for row, free in rows:
-        zone = ZoneInfo(row.timezone)
-        writer.writerow(
-            [
-                row.id,
-                row.name.get("fi") or "",
-                row.name.get("en") or "",
-                row.address,
-                row.district,
-                row.capacity,
-                " ".join(row.accessibility),
-                " ".join(row.equipment),
-                _hours_text(row.opening_hours),
-                (row.free_use_conditions or {}).get("fi") or "",
-                row.timezone,
-                free.astimezone(zone).isoformat() if free else "",
-            ]
-        )
-    today = datetime.now(UTC).date().isoformat()
-    return Response(
-        out.getvalue(),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="free-premises-{today}.csv"',
-            "Content-Type": "text/csv; charset=utf-8",
-        },
-    )
+    """The open data itself is served by the API, in one format for everyone."""
+    return redirect(url_for("api_registry.free_premises", format="csv"), code=303)
