@@ -56,7 +56,9 @@ PROFILE_FIELDS = (
 def search_text(row: dict[str, Any]) -> str:
     parts = [row["id"], row["address"], row["district"]]
     for key in ("name", "description"):
-        parts += [v for v in (row[key] or {}).values() if v]
+        # By language, not by dict order: JSONB hands keys back in its own order, so a
+        # rebuild on PostgreSQL would otherwise differ from the live row.
+        parts += [v for _, v in sorted((row[key] or {}).items()) if v]
     return " ".join(parts).casefold()
 
 
