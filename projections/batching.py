@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import MetaData, Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from events.catalog import ALL_EVENTS, Event, JSONObject
@@ -88,18 +87,11 @@ def upsert_adding(
     """
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
     keep = set(table.info.get("keep", ()))
-    added = {
-        name: table.c[name] + statement.excluded[name]
-        for name in rows[0]
-        if name not in keys and name not in keep
-    }
-    if added:
-        conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=added), rows)
-    else:
-        conn.execute(statement.on_conflict_do_nothing(index_elements=list(keys)), rows)
+    names = list(rows[0])
+    added = [n for n in names if n not in keys and n not in keep]
+    action = ", ".join(f'"{n}" = "{table.name}"."{n}" + excluded."{n}"' for n in added)
+    _upsert(conn, table, keys, names, f"DO UPDATE SET {action}" if added else "DO NOTHING", rows)
 
 
 def upsert_replacing(
@@ -108,7 +100,41 @@ def upsert_replacing(
     """Insert rows, or overwrite the non-key columns of the rows already there."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    replaced = {name: statement.excluded[name] for name in rows[0] if name not in keys}
-    conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=replaced), rows)
+    names = list(rows[0])
+    action = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
+    _upsert(conn, table, keys, names, f"DO UPDATE SET {action}", rows)
+
+
+def _upsert(
+    conn: Connection,
+    table: Table,
+    keys: Sequence[str],
+    names: list[str],
+    action: str,
+    rows: Sequence[dict[str, Any]],
+) -> None:
+    """One INSERT … ON CONFLICT for many rows, straight to the driver: SQLAlchemy's
+    per-parameter processing of thousands of wide rows costs more than the database."""
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    columns = ", ".join(f'"{n}"' for n in names)
+    conflict = ", ".join(f'"{k}"' for k in keys)
+    sql = (
+        f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join(mark for _ in names)}) '
+        f"ON CONFLICT ({conflict}) {action}"
+    )
+    processors = [
+        (i, p)
+        for i, n in enumerate(names)
+        if (p := table.c[n].type._cached_bind_processor(conn.dialect)) is not None
+    ]
+    if not processors:
+        values = [tuple(row[n] for n in names) for row in rows]
+    else:
+        values = []
+        for row in rows:
+            found = [row[n] for n in names]
+            for i, process in processors:
+                if found[i] is not None:
+                    found[i] = process(found[i])
+            values.append(tuple(found))
+    conn.exec_driver_sql(sql, values)
