@@ -124,7 +124,7 @@ class Availability(Projection):
         # Bookings placed under a smaller buffer stay valid; their blocked span stops at the
         # next booking's start, or the exclusion constraint would refuse the update itself.
         starts = [row.start for row in rows[1:]] + [None]
-        for (ref_id, _, end), next_start in zip(rows, starts, strict=True):
+        for (ref_id, _, end), next_start in zip(rows, starts, strict=False):
             blocked_until = end + timedelta(minutes=minutes)
             if next_start is not None:
                 blocked_until = max(end, min(blocked_until, next_start))

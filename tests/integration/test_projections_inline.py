@@ -227,6 +227,8 @@ def test_a_larger_buffer_keeps_adjacent_bookings_and_applies_to_new_ones(api: Ap
     """Back-to-back bookings placed without a buffer stay valid when one is introduced; on
     PostgreSQL the exclusion constraint used to refuse the projection's update (a 500)."""
     api.premises("room")
+    nothing_booked = api.patch("/api/v1/premises/room", {"rules": {"buffer_minutes": 0}}, "staff")
+    assert nothing_booked.status_code == 200, nothing_booked.get_json()
     day = future_weekday(2)
     for hour in (10, 11):
         assert api.book("room", local(day, hour), local(day, hour + 1)).status_code == 201
