@@ -26,6 +26,7 @@ from booking.app import create_app
 from booking.migrate import upgrade
 from booking.tables import organisations, users
 from events.sql import make_engine, write_transaction
+from projections.runner import catch_up
 from tests.conftest import premises_body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +150,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     today = datetime.now(UTC).astimezone(HELSINKI).date()
     site.day = today + timedelta(days=7 - today.weekday() + 7)  # the Monday after next
     _premises(site, app)
+    catch_up(engine)  # the asynchronous projections (statistics, registry) see the history
     yield site
     server.shutdown()
     thread.join(timeout=5)

@@ -102,7 +102,7 @@ def test_signed_in_pages_have_no_accessibility_violations(
                 "staff-premises": "/staff/premises",
                 "staff-premises-new": "/staff/premises/new",
                 "staff-premises-edit": "/staff/premises/kirjasto-kokoushuone",
-                "stats": "/stats",
+                "stats": f"/stats?from={site.day.replace(day=1)}&to={site.day}",
             },
         )
     )
@@ -216,5 +216,27 @@ def test_resident_asks_for_a_pop_up_and_staff_approve_it(
 
     page.goto(request_url)
     assert page.locator(".status").inner_text() == "approved"
+    _record(results)
+    assert {k: v for k, v in results.items() if v} == {}
+
+
+def test_pages_fit_a_phone(browser: Any, site: Site, axe_source: str) -> None:
+    """On a narrow screen nothing but the week grid's own scroll area scrolls sideways."""
+    context = browser.new_context(locale="fi-FI", viewport={"width": 390, "height": 844})
+    phone = context.new_page()
+    results = {}
+    for name, path in {
+        "phone-search": "/",
+        "phone-week": f"/premises/kirjasto-kokoushuone?week={site.day}",
+        "phone-registry": "/registry",
+    }.items():
+        phone.goto(site.url + path)
+        overflow = phone.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, (name, overflow)
+        screenshot(phone, name)
+        results[name] = axe_violations(phone, axe_source)
+    context.close()
     _record(results)
     assert {k: v for k, v in results.items() if v} == {}
