@@ -116,6 +116,7 @@ class Planner:
         self.rng = random.Random(seed)
         self.people = people
         self.zone = ZoneInfo("Europe/Helsinki")
+        anchor = anchor_of(anchor)
         self.present = local_instant(anchor, time(0), self.zone)
         self.days = list(
             days(
@@ -382,7 +383,7 @@ class Planner:
                     continue
                 now = original.placed_at + (latest - original.placed_at) * self.rng.uniform(0.1, 1)
             elif roll < 0.8:  # more people than the premises holds
-                now = original.placed_at + timedelta(minutes=1)
+                now = min(original.placed_at + timedelta(minutes=1), self.present)
                 attendees = p.demo.profile["capacity"] + self.rng.randint(1, 30)
             else:  # later than the premises' notice allows
                 now = slot.start - timedelta(minutes=p.rules.min_notice_minutes / 2)

@@ -1,0 +1,227 @@
+"""The Mikkeli demo: its catalogue is what the API accepts, its history follows the patterns it
+claims, and a load is deterministic for a seed and an anchor week and keeps every rule."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, select
+
+from booking.api import schemas
+from booking.demo import Loaded, load_demo
+from booking.demo.catalogue import CATALOGUE
+from booking.demo.history import Planner
+from booking.demo.people import ORGANISATIONS, People
+from booking.domain.commands import Actor, PlaceBooking, PlaceSeries
+from booking.domain.premises import Rules
+from booking.service import PremisesRepository
+from booking.tables import organisations, users
+from events.opening import OpeningHours
+from events.slot import Slot
+from events.sql import make_engine, read_transaction
+from projections.bookings import bookings_table
+from tests.integration.test_cli import table_checksum
+
+HELSINKI = ZoneInfo("Europe/Helsinki")
+ANCHOR = date(2026, 11, 25)  # a Wednesday: the history ends on Monday 2026-11-23
+PRESENT_DAY = date(2026, 11, 23)
+PROFILES = {p.premises_id: p.profile for p in CATALOGUE}
+
+
+# --- the catalogue ---------------------------------------------------------------------
+
+
+def test_the_catalogue_is_what_the_api_accepts() -> None:
+    assert len(CATALOGUE) >= 30
+    assert len(PROFILES) == len(CATALOGUE), "premises ids are unique"
+    for premises_id, profile in PROFILES.items():
+        errors = schemas.PremisesCreate().validate({"id": premises_id, **profile})
+        assert errors == {}, (premises_id, errors)
+        assert profile["name"]["fi"] and profile["name"]["en"]
+        assert profile["description"]["fi"] and profile["description"]["en"]
+        OpeningHours.parse(profile["opening_hours"])
+
+
+def test_a_third_is_free_with_conditions_in_finnish_and_english() -> None:
+    free = [p for p in PROFILES.values() if p["free_of_charge"]]
+    assert len(free) * 3 >= len(PROFILES)
+    for profile in free:
+        assert profile["hourly_price_cents"] is None
+        assert profile["free_use_conditions"]["fi"] and profile["free_use_conditions"]["en"]
+    paid = [p for p in PROFILES.values() if not p["free_of_charge"]]
+    assert paid and all(p["hourly_price_cents"] > 0 for p in paid)
+
+
+def test_premises_span_districts_kinds_and_rules() -> None:
+    districts = Counter(p["district"] for p in PROFILES.values())
+    assert len(districts) >= 10
+    assert {"keskusta", "rantakylä", "ristiina", "haukivuori", "anttola", "suomenniemi"} <= set(
+        districts
+    )
+    assert set(Counter(p.kind for p in CATALOGUE)) == {
+        "library", "hall", "youth", "gym", "village_hall", "meeting_place"
+    }  # fmt: skip
+    rules = [Rules.from_json(p["rules"]) for p in PROFILES.values()]
+    assert sum(r.requires_approval for r in rules) >= 5
+    assert sum(r.buffer_minutes > 0 for r in rules) >= 5
+    assert sum(r.popup_allowed for r in rules) >= 5
+    assert sum(r.quota_hours_per_week is not None for r in rules) >= 3
+    assert any(r.quota_hours_per_month is not None for r in rules)
+    assert any(r.bookable_by == "anyone" for r in rules)
+    assert sum("induction_loop" in p["accessibility"] for p in PROFILES.values()) >= 3
+    assert any("step_free_access" not in p["accessibility"] for p in PROFILES.values())
+
+
+def test_a_youth_centre_is_open_past_midnight_at_weekends() -> None:
+    kompassi = PROFILES["nuorisotila-kompassi"]["opening_hours"]
+    assert kompassi["fri"] == kompassi["sat"] == [["18:00", "02:00"]]
+    opening = OpeningHours.parse(kompassi)
+    friday = date(2026, 11, 27)
+    late = Slot(_local(friday, 22), _local(friday + timedelta(days=1), 2))
+    assert opening.covers(late, HELSINKI)  # so may a booking
+
+
+def _local(day: date, hour: int) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=HELSINKI)
+
+
+# --- the plan, without a database ------------------------------------------------------
+
+
+def _people() -> People:
+    ids = [f"org-{n}" for n in range(len(ORGANISATIONS))]
+    bookers = [Actor(f"user-{n}", "booker", ids[n]) for n in range(len(ids))]
+    return People(ids, bookers, Actor("staff", "staff"), [])
+
+
+def _placed(planner_steps: list[Any]) -> list[Slot]:
+    slots = []
+    for step in planner_steps:
+        if isinstance(step.command, PlaceBooking | PlaceSeries):
+            slots.append(step.command.request.slot)
+    return slots
+
+
+def test_the_plan_is_busier_on_evenings_and_in_autumn_and_thins_out_ahead() -> None:
+    plan = Planner(7, ANCHOR, _people()).plan(4000)
+    starts = [s.start.astimezone(HELSINKI) for s in _placed(plan.steps)]
+    hours = Counter(s.hour for s in starts)
+    assert sum(hours[h] for h in range(17, 20)) > 2 * sum(hours[h] for h in range(8, 11))
+    months = Counter(s.month for s in starts)
+    assert months[7] * 2 < months[10]  # summer is quiet
+    weekend = sum(1 for s in starts if s.weekday() >= 5) / 2
+    weekday = sum(1 for s in starts if s.weekday() < 5) / 5
+    assert weekend > 0.6 * weekday
+    present = _local(PRESENT_DAY, 0)
+    near = sum(1 for s in starts if present <= s < present + timedelta(weeks=4))
+    far = sum(1 for s in starts if present + timedelta(weeks=8) <= s)
+    assert near > 2 * far > 0  # fewer bookings are made the further ahead a week is
+    first = _local(PRESENT_DAY - timedelta(weeks=40), 0)
+    assert all(first <= s < present + timedelta(weeks=12) for s in starts)
+
+
+def test_every_command_happens_before_the_present_and_before_what_it_is_about() -> None:
+    plan = Planner(11, ANCHOR, _people()).plan(1500)
+    present = _local(PRESENT_DAY, 0)
+    assert [s.now for s in plan.steps] == sorted(s.now for s in plan.steps)
+    assert all(step.now <= present for step in plan.steps)
+    for step in plan.steps:
+        if isinstance(step.command, PlaceBooking | PlaceSeries):
+            assert step.now < step.command.request.slot.start
+            assert step.command.now == step.now
+    kinds = Counter(type(s.command).__name__ for s in plan.steps)
+    assert kinds["PlaceSeries"] >= 1 and kinds["CancelSeries"] <= 1
+    assert kinds["CancelBooking"] >= 0.05 * plan.planned_bookings
+    assert kinds["DecideBooking"] > 0 and kinds["AddClosure"] > 0
+
+
+# --- a load, on SQLite and PostgreSQL --------------------------------------------------
+
+
+def _load(engine: Engine, count: int = 500) -> Loaded:
+    return load_demo(engine, PremisesRepository(), booking_count=count, seed=99, anchor=ANCHOR)
+
+
+def _portable(engine: Engine) -> Any:
+    """Organisation and user ids are random per load: compare by name and e-mail instead."""
+    with read_transaction(engine) as conn:
+        names = dict(conn.execute(select(organisations.c.id, organisations.c.name)).all())
+        emails = dict(conn.execute(select(users.c.id, users.c.email)).all())
+
+    def rewrite(row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **row,
+            "organisation_id": names.get(row["organisation_id"]),
+            "booked_by": emails[row["booked_by"]],
+        }
+
+    return rewrite
+
+
+def _overlaps(engine: Engine) -> list[tuple[str, Slot, Slot]]:
+    t = bookings_table
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            select(t.c.premises_id, t.c.start, t.c.end)
+            .where(t.c.status.in_(("confirmed", "pending_approval")))
+            .order_by(t.c.premises_id, t.c.start)
+        ).all()
+    found, previous = [], None
+    for premises_id, start, end in rows:
+        slot = Slot(start, end)
+        buffer = timedelta(minutes=PROFILES[premises_id]["rules"].get("buffer_minutes", 0))
+        if previous and previous[0] == premises_id and previous[1].end + buffer > start:
+            found.append((premises_id, previous[1], slot))
+        previous = (premises_id, slot)
+    return found
+
+
+@dataclass(frozen=True)
+class Reference:
+    loaded: Loaded
+    checksum: str
+
+
+@pytest.fixture(scope="module")
+def reference(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    """The same load once more, into a SQLite database of its own."""
+    path = tmp_path_factory.mktemp("reference") / "demo.sqlite"
+    shutil.copy(sqlite_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        loaded = _load(engine)
+        return Reference(loaded, table_checksum(engine, bookings_table, _portable(engine)))
+    finally:
+        engine.dispose()
+
+
+def test_a_load_keeps_every_rule_and_is_the_same_every_time(
+    engine: Engine, reference: Reference
+) -> None:
+    loaded = _load(engine)
+    tally = loaded.tally
+    assert tally.placed >= 500
+    # The planner mirrors the rules: only the attempts meant to fail are refused.
+    assert tally.refused_other == 0 and tally.not_run == 0
+    assert 0 < tally.refused_taken + tally.refused_rules <= loaded.plan.attempts_meant_to_fail
+    assert 0.05 * tally.placed <= tally.cancelled <= 0.11 * tally.placed
+    assert 0 < tally.late < tally.cancelled
+    assert tally.series >= 1 and tally.approved > 0 and tally.rejected > 0
+    assert tally.pending >= tally.approved + tally.rejected
+    assert _overlaps(engine) == []
+    with read_transaction(engine) as conn:
+        statuses = conn.execute(select(bookings_table.c.status)).scalars().all()
+    assert len(statuses) == tally.placed
+    assert Counter(statuses)["cancelled"] == tally.cancelled
+
+    # The same seed and week give the same history, whatever the database.
+    assert loaded.events == reference.loaded.events
+    assert loaded.tally == reference.loaded.tally
+    assert table_checksum(engine, bookings_table, _portable(engine)) == reference.checksum
