@@ -135,36 +135,87 @@ def irregular_dates(zone_name: str, first: date, last: date) -> frozenset[date]:
 
 
 TimeKey = Callable[[date], tuple[object, ...]]
-Open = dict[tuple[str, tuple[object, ...], int], int]  # (premises, time key, hour) -> seconds
+PlaceKey = Callable[[PremisesHours], str]
+# (place, time key, hour or None) -> seconds
+Open = dict[tuple[str, tuple[object, ...], int | None], int]
 
 
-def open_seconds(premises: Sequence[PremisesHours], first: date, last: date, key: TimeKey) -> Open:
-    """Open seconds less closures per premises, time key (of the cell's date) and hour."""
+def open_seconds(
+    premises: Sequence[PremisesHours],
+    first: date,
+    last: date,
+    key: TimeKey,
+    place: PlaceKey = lambda p: p.premises_id,
+    by_hour: bool = True,
+) -> Open:
+    """Open seconds less closures per place (`place(p)`), time key (of the cell's date) and
+    hour (None unless `by_hour`). Premises of one place with the same opening hours and no
+    history of changes are counted together: that is what makes a year of many premises
+    cheap."""
     dates = list(days(first, last))
     base = Counter((key(d), d.weekday()) for d in dates)
     found: Open = defaultdict(int)
+
+    def add(where: str, time_key: tuple[object, ...], hour: int, seconds: int) -> None:
+        found[(where, time_key, hour if by_hour else None)] += seconds
+
+    alike: dict[tuple[str, str, str], list[PremisesHours]] = defaultdict(list)
     for p in premises:
-        zone_name = str(p.zone.key)
-        special = set(irregular_dates(zone_name, first, last))
-        for segment in p.segments:
-            for edge in (segment.start, segment.end):
-                if edge is not None:
-                    local = edge.astimezone(p.zone).date()
-                    special.update({local - timedelta(days=1), local, local + timedelta(days=1)})
-        special = {d for d in special if first <= d <= last}
-        for run_key, count, segment in _ordinary_runs(p, dates, base, special, key):
-            template = weekly_template(segment.hours_json, segment.zone)
-            time_key, weekday = run_key
-            for hour, seconds in enumerate(template[weekday]):
-                if seconds:
-                    found[(p.premises_id, time_key, hour)] += count * seconds
-        for day in sorted(special):
-            for hour, seconds in _cells(open_slots_on(p, day), p.zone).items():
-                found[(p.premises_id, key(day), hour)] += seconds
+        segment = p.segments[0] if len(p.segments) == 1 else None
+        if segment is not None and segment.start is None and segment.end is None:
+            alike[(place(p), segment.hours_json, str(p.zone.key))].append(p)
+        else:
+            _one_by_one(p, dates, base, key, first, last, place(p), add)
         for closure in merge(p.closures):
             for day, hour, seconds in _closed(p, closure, first, last):
-                found[(p.premises_id, key(day), hour)] -= seconds
+                add(place(p), key(day), hour, -seconds)
+    for (where, hours_json, zone_name), group in alike.items():
+        special = {d for d in irregular_dates(zone_name, first, last) if first <= d <= last}
+        counts = Counter(base)
+        counts.subtract((key(d), d.weekday()) for d in special)
+        template = weekly_template(hours_json, zone_name)
+        for (time_key, weekday), count in counts.items():
+            if not count:
+                continue
+            if by_hour:
+                for hour, seconds in enumerate(template[weekday]):
+                    if seconds:
+                        add(where, time_key, hour, count * seconds * len(group))
+            else:
+                add(where, time_key, 0, count * sum(template[weekday]) * len(group))
+        for day in sorted(special):
+            cells = _cells(open_slots_on(group[0], day), group[0].zone)
+            for hour, seconds in cells.items():
+                add(where, key(day), hour, seconds * len(group))
     return found
+
+
+def _one_by_one(
+    p: PremisesHours,
+    dates: list[date],
+    base: Counter[tuple[tuple[object, ...], int]],
+    key: TimeKey,
+    first: date,
+    last: date,
+    where: str,
+    add: Callable[[str, tuple[object, ...], int, int], None],
+) -> None:
+    """Open seconds of premises whose opening hours changed or that was retired."""
+    special = set(irregular_dates(str(p.zone.key), first, last))
+    for segment in p.segments:
+        for edge in (segment.start, segment.end):
+            if edge is not None:
+                local = edge.astimezone(p.zone).date()
+                special.update({local - timedelta(days=1), local, local + timedelta(days=1)})
+    special = {d for d in special if first <= d <= last}
+    for (time_key, weekday), count, segment in _ordinary_runs(p, dates, base, special, key):
+        template = weekly_template(segment.hours_json, segment.zone)
+        for hour, seconds in enumerate(template[weekday]):
+            if seconds:
+                add(where, time_key, hour, count * seconds)
+    for day in sorted(special):
+        for hour, seconds in _cells(open_slots_on(p, day), p.zone).items():
+            add(where, key(day), hour, seconds)
 
 
 def _ordinary_runs(

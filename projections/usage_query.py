@@ -156,8 +156,14 @@ def usage(
         return tuple(parts[k] for k in outer_keys)
 
     groups: dict[tuple[object, ...], Group] = defaultdict(Group)
+    by_place = "premises" in group_by or "district" in group_by
     for (premises_id, times, hour), seconds in open_seconds(
-        places, first, last, _time_key(group_by)
+        places,
+        first,
+        last,
+        _time_key(group_by),
+        place=(lambda p: p.premises_id) if by_place else (lambda p: ""),
+        by_hour="hour" in group_by,
     ).items():
         groups[outer(premises_id, times, hour)].open_s += seconds
 
