@@ -136,6 +136,10 @@ def overlapping_pairs(engine: Engine) -> list[Any]:
 
 
 # --- invariant 3: a catch-up reader never skips a committed event (PostgreSQL) -------------
+# A sequence hands out positions when rows are inserted, not when they commit: a transaction
+# holding position 6 may commit after one holding 7, and a reader that already moved past 7
+# never asks for 6 again. The append lock makes insert-to-commit one at a time, so positions
+# become visible in order. SQLite has a single writer, which gives the same order for free.
 
 
 def _raw_insert(conn: Any, stream: str) -> int:
