@@ -4,8 +4,7 @@ of bookings, all written through the same commands the API sends.
 The history is planned first (booking.demo.history) and then run command by command, each
 with its simulated `now`. Commands run in batches, one transaction per batch: a command's
 decision sees the batch's earlier events (the repository reads its own transaction's
-writes), and if a batch fails the repository's cache, which may hold events that were
-rolled back, is dropped before anything else reads it.
+writes), and if a batch rolls back, the repository drops what it cached of it.
 """
 
 from __future__ import annotations
@@ -135,10 +134,10 @@ def load_demo(
         for p in CATALOGUE:
             command = RegisterPremises(people.staff, p.premises_id, p.profile)
             metadata = Metadata(actor=people.staff.user_id)
-            run_premises_command(conn, repository, p.premises_id, command, metadata)
+            run_premises_command(conn, repository, p.premises_id, command, metadata, False)
         return people
 
-    people = _in_transaction(engine, repository, register)
+    people = _in_transaction(engine, register)
     plan = Planner(seed, monday, people).plan(booking_count)
     with Progress("demo", len(plan.steps), unit="cmd") as progress:
         tally = run(engine, repository, plan.steps, progress, batch_size)
@@ -147,19 +146,16 @@ def load_demo(
     return Loaded(people, plan, tally, monday, seed, events, time.monotonic() - started)
 
 
-def _in_transaction(
-    engine: Engine, repository: PremisesRepository, work: Callable[[Connection], T]
-) -> T:
-    """`work` in one write transaction, retried when another writer got in first."""
+def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """`work` in one write transaction, retried when another writer got in first. A
+    rollback drops the repository's states of the premises it touched (the repository
+    listens for it), so a retry decides on committed events only."""
     for _ in range(10):
         try:
             with write_transaction(engine) as conn:
                 return work(conn)
         except ConcurrencyError:
-            repository.forget()
-        except BaseException:
-            repository.forget()
-            raise
+            continue
     raise RuntimeError("the database is too busy to load the demo; try again")
 
 
@@ -175,7 +171,7 @@ def run(
     for first in range(0, len(steps), batch_size):
         batch = steps[first : first + batch_size]
         work = partial(_run_batch, repository=repository, batch=batch, placed_ids=placed_ids)
-        done, new_ids = _in_transaction(engine, repository, work)
+        done, new_ids = _in_transaction(engine, work)
         tally.add(done)
         placed_ids.update(new_ids)
         progress(len(batch))
@@ -195,8 +191,9 @@ def _run_batch(
             continue
         metadata = Metadata(actor=step.command.actor.user_id, correlation_id="demo")
         try:
+            # notify=False: nobody is e-mailed about a history that never happened.
             recorded = run_premises_command(
-                conn, repository, step.premises_id, step.command, metadata
+                conn, repository, step.premises_id, step.command, metadata, notify=False
             )
         except SlotTaken:
             done.refused_taken += 1

@@ -74,6 +74,7 @@ class _Premises:
     opening: OpeningHours
     rules: Rules
     zone: ZoneInfo
+    # Cumulative weights (for bisect) of the planner's days and of ORGANISATIONS.
     day_weights: list[float] = field(default_factory=list)
     org_weights: list[float] = field(default_factory=list)
     taken: defaultdict[date, list[Slot]] = field(default_factory=lambda: defaultdict(list))
@@ -91,7 +92,6 @@ class _Booking:
     org: int
     slot: Slot
     placed_at: datetime
-    attendees: int
 
     @property
     def pending(self) -> bool:
@@ -112,6 +112,9 @@ def anchor_of(day: date) -> date:
 
 
 class Planner:
+    """Plans the history: closures, weekly series, single bookings until the count is
+    reached, attempts meant to fail, then staff decisions and cancellations."""
+
     def __init__(self, seed: int, anchor: date, people: People) -> None:
         self.rng = random.Random(seed)
         self.people = people
@@ -316,7 +319,7 @@ class Planner:
             return
         self._take(p, org, slot)
         request = self._request(p, org, slot)
-        booking = _Booking(self._id(), p, org, slot, placed_at, request.attendees)
+        booking = _Booking(self._id(), p, org, slot, placed_at)
         self.bookings.append(booking)
         command = PlaceBooking(self.people.bookers[org], booking.booking_id, request, placed_at)
         self.steps.append(Step(placed_at, p.id, command))
