@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from freezegun import freeze_time
+
 from tests.conftest import HELSINKI, Api, future_weekday, local
 from tests.integration.test_api_log import event_count, warm_tokens
 
@@ -359,6 +361,20 @@ def test_cancel_refusals(api: Api) -> None:
     assert again.mimetype == PROBLEM
     # Staff may cancel any organisation's booking (and find it already cancelled here).
     assert api.post(path, {}, role="staff").status_code == 409
+
+
+def test_a_booking_that_is_over_cannot_be_cancelled(api: Api) -> None:
+    # Time is frozen so that the booking can be placed and then lie in the past.
+    with freeze_time("2027-01-04T10:00:00Z") as clock:
+        api.premises("room")
+        day = date(2027, 1, 5)
+        booking = api.book("room", local(day, 10), local(day, 11)).get_json()
+        clock.move_to("2027-01-05T09:30:00Z")  # 11:30 in Helsinki: the booking is over
+        response = api.post(f"/api/v1/bookings/{booking['id']}/cancel", {}, role="booker")
+        assert response.status_code == 409
+        assert response.mimetype == PROBLEM
+        seen = api.get(f"/api/v1/bookings/{booking['id']}", role="booker").get_json()
+        assert seen["status"] == "confirmed"
 
 
 def test_staff_cancel_any_booking(api: Api) -> None:
