@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,17 @@ from werkzeug.exceptions import HTTPException
 
 from booking import config as configuration
 from booking import feeds, pages
-from booking.api import bookings, feed_tokens, log, people, premises
+from booking.api import bookings, feed_tokens, log, messages, people, popups, premises
 from booking.api import registry as registry_api
 from booking.api import stats as stats_api
-from booking.http import Runtime, http_problem, new_request_id, register_error_handlers
+from booking.http import (
+    PROBLEM,
+    ProblemSchema,
+    Runtime,
+    http_problem,
+    new_request_id,
+    register_error_handlers,
+)
 from booking.privacy import Vault
 from booking.service import PremisesRepository
 from events.sql import make_engine
@@ -27,6 +35,16 @@ class ProblemApi(Api):  # type: ignore[misc]
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return http_problem(error)
+
+    def _register_responses(self) -> None:
+        # Document error responses as what they are: application/problem+json bodies.
+        problem = {"content": {PROBLEM: {"schema": ProblemSchema}}}
+        for status in HTTPStatus:
+            if status >= 400:
+                response = {"description": status.phrase, **problem}
+                self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "An error (problem+json)", **problem}
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -59,7 +77,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}, {}]
-    for blueprint in (premises.blp, bookings.blp, people.blp, log.blp, feed_tokens.blp):
+    for blueprint in (
+        premises.blp,
+        bookings.blp,
+        popups.blp,
+        messages.blp,
+        people.blp,
+        log.blp,
+        feed_tokens.blp,
+    ):
         api.register_blueprint(blueprint)
     for blueprint in (registry_api.blp, stats_api.blp):  # the asynchronous read side
         api.register_blueprint(blueprint)

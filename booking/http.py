@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import marshmallow as ma
 from flask import Response, current_app, g, request
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
@@ -64,6 +65,22 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
         status=status,
         headers=headers,
         mimetype="application/json",
+    )
+
+
+class ProblemSchema(ma.Schema):
+    """What every error body looks like (RFC 9457), for the OpenAPI document only."""
+
+    class Meta:
+        unknown = ma.INCLUDE  # problems may carry extension members
+
+    type = ma.fields.String(required=True)
+    title = ma.fields.String(required=True)
+    status = ma.fields.Integer(required=True)
+    detail = ma.fields.String(required=True)
+    errors = ma.fields.Dict(metadata={"description": "field → messages (422)"})
+    conflicts = ma.fields.List(
+        ma.fields.Dict(), metadata={"description": "what a booking meets (409)"}
     )
 
 
@@ -186,7 +203,56 @@ def refuse_nul_characters() -> Response | None:
     return None
 
 
+MAX_JSON_DEPTH = 32  # our bodies nest four deep; past this a body is an attack, not data
+
+
+def _unreadable(value: Any) -> str | None:
+    """Why a parsed JSON body cannot be used: nested too deeply, or text with a lone
+    surrogate (valid JSON, but not encodable as UTF-8 for either database)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"Nested deeper than {MAX_JSON_DEPTH} levels."
+        texts: list[str] = []
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, dict):
+            texts.extend(item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        if any(not text.isascii() and _has_surrogate(text) for text in texts):
+            return "Text must be valid Unicode (no lone surrogates)."
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def refuse_unreadable_json() -> Response | None:
+    """Read a JSON body once, safely, before anything else does: the json module raises
+    RecursionError on deep nesting and ValueError on numbers of thousands of digits, which
+    would otherwise surface as 500s from the first code that parses the body."""
+    if not request.is_json or not request.content_length:
+        return None
+    try:
+        parsed = json.loads(request.get_data(cache=True))
+    except (ValueError, RecursionError):
+        return problem(400, "Bad Request", "The body is not readable JSON.")
+    reason = _unreadable(parsed)
+    if reason is not None:
+        return problem(400, "Bad Request", reason)
+    return None
+
+
 def register_error_handlers(app: Any) -> None:
+    app.before_request(refuse_unreadable_json)
     app.before_request(refuse_nul_characters)
 
     @app.errorhandler(DomainError)
@@ -205,6 +271,13 @@ def register_error_handlers(app: Any) -> None:
     @app.errorhandler(Busy)
     def _busy(error: Busy) -> Response:
         return problem(503, "Busy", str(error), headers={"Retry-After": "1"})
+
+    @app.errorhandler(OverflowError)
+    def _out_of_range(error: OverflowError) -> Response:
+        # A number or date past what the database or the calendar holds (year 0, 10**30):
+        # the request's fault, which a field without bounds let through — never a 500.
+        log.warning("out of range on %s %s: %s", request.method, request.path, error)
+        return problem(422, "Out of range", "A number or date in the request is out of range.")
 
     @app.errorhandler(OperationalError)
     def _database_down(error: OperationalError) -> Response:

@@ -242,16 +242,27 @@ def place_series(body: dict[str, Any]) -> Response:
         )
         header = recorded[0].data
         ids = [r.data["booking_id"] for r in recorded if r.type == "BookingPlaced"]
+        rows = booking_rows(conn, ids)
+        zone = ZoneInfo(rows[0].timezone)
         return Outcome(
             201,
             {
                 "series_id": series_id,
-                "bookings": [booking_json(r) for r in booking_rows(conn, ids)],
-                "skipped": header["skipped"],
+                "bookings": [booking_json(r) for r in rows],
+                "skipped": [_in_zone(s, zone) for s in header["skipped"]],
             },
         )
 
     return write(user.id, handle)
+
+
+def _in_zone(skipped: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
+    """A skipped occurrence with its instants in local time, like the bookings beside it."""
+    return {
+        **skipped,
+        "start": iso(datetime.fromisoformat(skipped["start"]), zone),
+        "end": iso(datetime.fromisoformat(skipped["end"]), zone),
+    }
 
 
 @blp.route("/booking-series/<series_id>/cancel", methods=["POST"])

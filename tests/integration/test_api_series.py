@@ -118,6 +118,7 @@ def test_skip_books_the_rest_and_names_the_clash(api: Api) -> None:
     assert set(skipped) >= {"start", "end", "reason"}
     assert datetime.fromisoformat(skipped["start"]) == local(clash_day, 18)
     assert datetime.fromisoformat(skipped["end"]) == local(clash_day, 20)
+    assert skipped["start"] == local(clash_day, 18).isoformat()  # local time, like bookings
     assert skipped["reason"]
 
 
