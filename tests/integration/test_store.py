@@ -126,16 +126,16 @@ def test_empty_append_writes_nothing(engine: Engine) -> None:
     assert count_events(engine) == 0
 
 
-@pytest.mark.parametrize("stale", [0, 2, 5])
-def test_stale_expected_version_raises_and_writes_nothing(engine: Engine, stale: int) -> None:
+def test_stale_expected_version_raises_and_writes_nothing(engine: Engine) -> None:
     with write_transaction(engine) as conn:
         append(conn, "premises-a", [retired(1)], 0)
-    # Even a caller that swallows the error and commits must not have written anything.
-    with write_transaction(engine) as conn:
-        with pytest.raises(ConcurrencyError) as raised:
-            append(conn, "premises-a", [retired(2), retired(3)], stale)
-        assert raised.value.stream == "premises-a"
-        assert raised.value.expected_version == stale
+    for stale in (0, 2, 5):  # behind, ahead, far ahead
+        # Even a caller that swallows the error and commits must not have written anything.
+        with write_transaction(engine) as conn:
+            with pytest.raises(ConcurrencyError) as raised:
+                append(conn, "premises-a", [retired(2), retired(3)], stale)
+            assert raised.value.stream == "premises-a"
+            assert raised.value.expected_version == stale
     assert count_events(engine) == 1
     with read_transaction(engine) as conn:
         assert [r.to_event() for r in read_stream(conn, "premises-a")] == [retired(1)]
@@ -212,22 +212,22 @@ def _snapshot(engine: Engine) -> list[Any]:
         return [tuple(r) for r in conn.execute(select(events_table).order_by("position"))]
 
 
-@pytest.mark.parametrize(
-    "statement",
-    [
+def test_raw_update_and_delete_are_refused(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        append(conn, "premises-a", [retired(1), retired(2)], 0)
+    before = _snapshot(engine)
+    statements = [
         "UPDATE events SET type = 'Forged'",
         "UPDATE events SET data = data WHERE position = 1",
         "DELETE FROM events",
         "DELETE FROM events WHERE position = 1",
-    ],
-)
-def test_raw_update_and_delete_are_refused(engine: Engine, statement: str) -> None:
-    with write_transaction(engine) as conn:
-        append(conn, "premises-a", [retired(1), retired(2)], 0)
-    before = _snapshot(engine)
-    with pytest.raises(DBAPIError, match="append-only"), write_transaction(engine) as conn:
-        conn.execute(text(statement))
-    assert _snapshot(engine) == before
+    ]
+    if engine.dialect.name == "postgresql":  # SQLite has no TRUNCATE
+        statements.append("TRUNCATE events")
+    for statement in statements:
+        with pytest.raises(DBAPIError, match="append-only"), write_transaction(engine) as conn:
+            conn.execute(text(statement))
+        assert _snapshot(engine) == before, statement
 
 
 def test_overwriting_inserts_are_refused(engine: Engine) -> None:
@@ -251,21 +251,6 @@ def test_overwriting_inserts_are_refused(engine: Engine) -> None:
         with pytest.raises(DBAPIError, match="append-only"), write_transaction(engine) as conn:
             conn.execute(text(statement))
         assert _snapshot(engine) == before, statement
-
-
-@pytest.mark.postgres
-def test_truncate_is_refused_on_postgresql(postgres_url: str) -> None:
-    from events.sql import make_engine
-
-    engine = make_engine(postgres_url)
-    try:
-        with write_transaction(engine) as conn:
-            append(conn, "premises-a", [retired(1)], 0)
-        with pytest.raises(DBAPIError, match="append-only"), write_transaction(engine) as conn:
-            conn.execute(text("TRUNCATE events"))
-        assert count_events(engine) == 1
-    finally:
-        engine.dispose()
 
 
 # --- serialisation --------------------------------------------------------------------------
@@ -295,17 +280,13 @@ def test_every_event_type_round_trips_through_the_database(engine: Engine) -> No
     assert [r.to_event() for r in stored] == originals
 
 
-def test_naive_instants_never_reach_the_log(engine: Engine) -> None:
+def test_events_that_could_not_be_read_back_never_reach_the_log(engine: Engine) -> None:
     naive = ClosureAdded("p", "c", datetime(2027, 1, 1, 10), datetime(2027, 1, 1, 11), "x")
     with pytest.raises(UnreadableEvent, match="naive"), write_transaction(engine) as conn:
         append(conn, "premises-p", [naive], 0)
-    assert count_events(engine) == 0
-
-
-def test_values_the_schema_cannot_read_back_are_refused(engine: Engine) -> None:
-    wrong = PremisesRetired(premises_id=None, reason="x")  # type: ignore[arg-type]
+    missing = PremisesRetired(premises_id=None, reason="x")  # type: ignore[arg-type]
     with pytest.raises(UnreadableEvent), write_transaction(engine) as conn:
-        append(conn, "premises-p", [wrong], 0)
+        append(conn, "premises-p", [missing], 0)
     assert count_events(engine) == 0
 
 
