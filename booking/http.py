@@ -137,10 +137,22 @@ def respond(outcome: Outcome) -> Response:
     return response
 
 
+def correlation_id() -> str:
+    """The client's X-Request-Id when it is short plain text, else one of ours: it is kept in
+    every event's metadata (and PostgreSQL's JSONB refuses a NUL in it)."""
+    given = request.headers.get("X-Request-Id", "")
+    if 0 < len(given) <= 128 and given.isascii() and given.isprintable():
+        return given
+    if g.get("request_id") in (None, given):
+        g.request_id = new_request_id()
+    found: str = g.request_id
+    return found
+
+
 def request_metadata(actor: str | None) -> Metadata:
     return Metadata(
         actor=actor,
-        correlation_id=request.headers.get("X-Request-Id") or g.get("request_id"),
+        correlation_id=correlation_id(),
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
 

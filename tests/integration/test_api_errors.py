@@ -289,3 +289,17 @@ def test_bad_idempotency_keys(api: Api) -> None:
         )
         assert_problem(response, 400)
     assert event_count(api) == before
+
+
+def test_odd_request_ids_do_not_break_writes(api: Api) -> None:
+    # A client's X-Request-Id ends up in event metadata; PostgreSQL's JSONB refuses a NUL.
+    api.premises("room")
+    day = future_weekday(2)
+    for hour, request_id in ((9, "a\x00b"), (11, "r" * 100_000), (13, "ok-123")):
+        body = booking(
+            day, start=local(day, hour).isoformat(), end=local(day, hour + 1).isoformat()
+        )
+        response = api.post(
+            "/api/v1/bookings", body, role="booker", headers={"X-Request-Id": request_id}
+        )
+        assert response.status_code == 201, (request_id[:10], response.get_json())
