@@ -21,8 +21,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from events.slot import Slot
-from projections.usage import INDEX, LEAD_EDGES, LEAD_TOP, LEADS, MEASURES, Usage, canonical_hours
+from projections.usage import Usage
 from projections.usage_hours import PremisesHours, Segment, open_seconds
+from projections.usage_tables import INDEX, LEAD_EDGES, LEAD_TOP, LEADS, MEASURES, canonical_hours
 
 GROUP_KEYS = ("premises", "district", "month", "week", "weekday", "hour", "organisation_type")
 TIME_KEYS = ("month", "week", "weekday")
