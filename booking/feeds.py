@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, request
 from icalendar import Calendar, Event
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.engine import Connection
 from werkzeug.exceptions import NotFound
 from werkzeug.http import http_date
@@ -97,7 +97,7 @@ def window_of(today: date, zone: ZoneInfo, first: str | None, last: str | None) 
         if text is None:
             return default
         try:
-            if not DATE.match(text):
+            if not DATE.fullmatch(text):
                 raise ValueError(text)
             found = date.fromisoformat(text)
         except ValueError:
@@ -171,6 +171,7 @@ def entry_rows(conn: Connection, scope: Scope, window: Window) -> list[Any]:
         e.c.end > window.start,
         or_(e.c.status.in_(SHOWN_ANYWAY), e.c.last_modified >= window.cancelled_since),
     )
+    in_scope: ColumnElement[bool]
     if scope.kind == "premises":
         in_scope = e.c.premises_id.in_(scope.keys)
     else:
@@ -220,11 +221,16 @@ def contact_of(personal: PersonalData, name: str | None, email: str | None) -> s
 # --- rendering ----------------------------------------------------------------------------
 
 
-def premises_label(head: Any) -> str:
+def premises_name(head: Any) -> str:
     names = head.name or {}
     fi, en = names.get("fi"), names.get("en")
-    label = f"{fi} / {en}" if fi and en and fi != en else fi or en or head.key
-    return f"{label}, {head.address}" if head.address else str(label)
+    return str(f"{fi} / {en}" if fi and en and fi != en else fi or en or head.key)
+
+
+def premises_label(head: Any) -> str:
+    """What LOCATION says: the premises' name and address."""
+    name = premises_name(head)
+    return f"{name}, {head.address}" if head.address else name
 
 
 def new_calendar(name: str) -> Calendar:
@@ -307,7 +313,7 @@ def _calendar_name(conn: Connection, scope: Scope, heads: list[Any]) -> str:
             select(organisations.c.name).where(organisations.c.id == scope.keys[0])
         ).scalar()
         return f"{found or scope.keys[0]} – varaukset / bookings"
-    labels = [premises_label(h).split(", ")[0] for h in heads]
+    labels = [premises_name(h) for h in heads]
     shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3}" if len(labels) > 3 else "")
     if scope.details:
         return f"Tilavaraus: {shown}"

@@ -136,6 +136,37 @@ def checked_scope(conn: Connection, user: User, scope: dict[str, Any]) -> dict[s
     return {"organisation": organisation_id}
 
 
+def issue(conn: Connection, user: User, scope: dict[str, Any], token_id: str, token: str) -> Any:
+    """Store a feed token (its hash) for `scope` after the role checks; the stored scope and
+    the creation instant. Shared by this API and the /feeds page."""
+    checked = checked_scope(conn, user, scope)
+    kind, now = next(iter(checked)), datetime.now(UTC)
+    conn.execute(
+        insert(feed_tokens).values(
+            id=token_id, token_hash=token_hash(token), user_id=user.id, scope=kind, created_at=now
+        )
+    )
+    keys = checked["premises"] if kind == "premises" else [checked["organisation"]]
+    conn.execute(
+        insert(feed_token_keys),
+        [{"token_id": token_id, "key": key, "ordinal": n} for n, key in enumerate(keys)],
+    )
+    return checked, now
+
+
+def revoke(conn: Connection, user: User, token_id: str) -> None:
+    """Revoke a live token of `user` (an admin: anyone's), or NotFound."""
+    t = feed_tokens
+    mine = t.c.user_id == user.id if user.role != "admin" else t.c.id == token_id
+    done = conn.execute(
+        update(t)
+        .where(t.c.id == token_id, t.c.revoked_at.is_(None), mine)
+        .values(revoked_at=datetime.now(UTC))
+    )
+    if not done.rowcount:
+        raise NotFound(f"No live feed token {token_id!r} of yours.")
+
+
 def _run(user: User, handler: Any) -> Outcome | Response:
     """The write in a retried transaction, honouring Idempotency-Key (as `http.write`)."""
     key = request.headers.get("Idempotency-Key")
@@ -163,27 +194,10 @@ def create_feed_token(body: dict[str, Any]) -> Response:
     token, token_id = secrets.token_urlsafe(32), str(uuid.uuid4())
 
     def handle(conn: Connection) -> Outcome:
-        scope = checked_scope(conn, user, body["scope"])
-        now = datetime.now(UTC)
-        kind = next(iter(scope))
-        conn.execute(
-            insert(feed_tokens).values(
-                id=token_id,
-                token_hash=token_hash(token),
-                user_id=user.id,
-                scope=kind,
-                created_at=now,
-            )
-        )
-        keys = scope["premises"] if kind == "premises" else [scope["organisation"]]
-        conn.execute(
-            insert(feed_token_keys),
-            [{"token_id": token_id, "key": key, "ordinal": n} for n, key in enumerate(keys)],
-        )
+        scope, now = issue(conn, user, body["scope"], token_id, token)
         summary = {"id": token_id, "scope": scope, "created_at": iso(now)}
-        return Outcome(
-            201, {**summary, **NO_LINKS}, {"Location": f"/api/v1/feed-tokens/{token_id}"}
-        )
+        location = {"Location": f"/api/v1/feed-tokens/{token_id}"}
+        return Outcome(201, {**summary, **NO_LINKS}, location)
 
     outcome = _run(user, handle)
     if isinstance(outcome, Response):
@@ -228,15 +242,7 @@ def revoke_feed_token(token_id: str) -> Response:
     user = signed_in()
 
     def handle(conn: Connection) -> Outcome:
-        t = feed_tokens
-        mine = t.c.user_id == user.id if user.role != "admin" else t.c.id == token_id
-        done = conn.execute(
-            update(t)
-            .where(t.c.id == token_id, t.c.revoked_at.is_(None), mine)
-            .values(revoked_at=datetime.now(UTC))
-        )
-        if not done.rowcount:
-            raise NotFound(f"No live feed token {token_id!r} of yours.")
+        revoke(conn, user, token_id)
         return Outcome(204, {})
 
     outcome = _run(user, handle)
