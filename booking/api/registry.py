@@ -27,7 +27,10 @@ from projections.availability import busy_between
 from projections.registry import listed
 
 blp = Blueprint(
-    "api_registry", __name__, url_prefix="/api/v1", description="The free-premises registry (public)"
+    "api_registry",
+    __name__,
+    url_prefix="/api/v1",
+    description="The free-premises registry (public)",
 )
 handle_not_caught_up(blp)
 HORIZON = timedelta(days=14)
