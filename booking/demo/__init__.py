@@ -55,14 +55,12 @@ class Tally:
     refused_rules: int = 0
     refused_other: int = 0
     not_run: int = 0  # cancellations and decisions of bookings that were refused
-    events: int = 0
 
     def add(self, other: Tally) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def count(self, recorded: Sequence[RecordedEvent], placed_ids: set[str]) -> None:
-        self.events += len(recorded)
         for event in recorded:
             data = event.data
             if event.type == "BookingPlaced":
@@ -134,7 +132,7 @@ def load_demo(
         for p in CATALOGUE:
             command = RegisterPremises(people.staff, p.premises_id, p.profile)
             metadata = Metadata(actor=people.staff.user_id)
-            run_premises_command(conn, repository, p.premises_id, command, metadata, False)
+            run_premises_command(conn, repository, p.premises_id, command, metadata, notify=False)
         return people
 
     people = _in_transaction(engine, register)
