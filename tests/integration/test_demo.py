@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from events.opening import OpeningHours
 from events.slot import Slot
 from events.sql import make_engine, read_transaction
 from projections.bookings import bookings_table
+from tests.conftest import local
 from tests.integration.test_cli import table_checksum
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
@@ -84,12 +85,8 @@ def test_a_youth_centre_is_open_past_midnight_at_weekends() -> None:
     assert kompassi["fri"] == kompassi["sat"] == [["18:00", "02:00"]]
     opening = OpeningHours.parse(kompassi)
     friday = date(2026, 11, 27)
-    late = Slot(_local(friday, 22), _local(friday + timedelta(days=1), 2))
+    late = Slot(local(friday, 22), local(friday + timedelta(days=1), 2))
     assert opening.covers(late, HELSINKI)  # so may a booking
-
-
-def _local(day: date, hour: int) -> datetime:
-    return datetime.combine(day, time(hour), tzinfo=HELSINKI)
 
 
 # --- the plan, without a database ------------------------------------------------------
@@ -119,17 +116,17 @@ def test_the_plan_is_busier_on_evenings_and_in_autumn_and_thins_out_ahead() -> N
     weekend = sum(1 for s in starts if s.weekday() >= 5) / 2
     weekday = sum(1 for s in starts if s.weekday() < 5) / 5
     assert weekend > 0.6 * weekday
-    present = _local(PRESENT_DAY, 0)
+    present = local(PRESENT_DAY, 0)
     near = sum(1 for s in starts if present <= s < present + timedelta(weeks=4))
     far = sum(1 for s in starts if present + timedelta(weeks=8) <= s)
     assert near > 2 * far > 0  # fewer bookings are made the further ahead a week is
-    first = _local(PRESENT_DAY - timedelta(weeks=40), 0)
+    first = local(PRESENT_DAY - timedelta(weeks=40), 0)
     assert all(first <= s < present + timedelta(weeks=12) for s in starts)
 
 
 def test_every_command_happens_before_the_present_and_before_what_it_is_about() -> None:
     plan = Planner(11, ANCHOR, _people()).plan(1500)
-    present = _local(PRESENT_DAY, 0)
+    present = local(PRESENT_DAY, 0)
     assert [s.now for s in plan.steps] == sorted(s.now for s in plan.steps)
     assert all(step.now <= present for step in plan.steps)
     for step in plan.steps:
