@@ -223,6 +223,7 @@ def measure(kind: str, engine: Engine, count: int) -> list[list[object]]:
                 common.millis(found.p50),
                 common.millis(found.p95),
                 common.ratio(relative),
+                common.millis(1 / found.cpu_rate),
                 verdict,
             ]
         )
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.extend(measure(kind, engine, count))
     common.print_table(
         "(a) bookings per second, sequential, one transaction each",
-        ["database", "path", "n", "ops/s", "p50 ms", "p95 ms", "vs raw", "target"],
+        ["database", "path", "n", "ops/s", "p50 ms", "p95 ms", "vs raw", "cpu ms/op", "target"],
         rows,
     )
 

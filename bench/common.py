@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -92,10 +92,13 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 @dataclass
 class Samples:
-    """Durations in seconds of one operation, repeated."""
+    """Durations in seconds of one operation, repeated: wall-clock time, and this process's
+    CPU time, which a busy shared machine does not inflate (it leaves out the database
+    server's work on PostgreSQL, and waits for the disk)."""
 
     name: str
-    seconds: list[float]
+    seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -110,6 +113,11 @@ class Samples:
         """Operations per second, back to back."""
         return self.count / self.total if self.total else math.inf
 
+    @property
+    def cpu_rate(self) -> float:
+        total = sum(self.cpu_seconds)
+        return self.count / total if total else math.inf
+
     def p(self, q: float) -> float:
         return percentile(self.seconds, q)
 
@@ -121,15 +129,19 @@ class Samples:
     def p95(self) -> float:
         return self.p(95)
 
+    def cpu_p(self, q: float) -> float:
+        return percentile(self.cpu_seconds, q)
 
-def time_calls(operation: Callable[[int], object], indices: range) -> list[float]:
-    """Run `operation(i)` for each index and return each call's duration in seconds."""
-    found = []
-    clock = time.perf_counter
+
+def time_calls(operation: Callable[[int], object], indices: range) -> Samples:
+    """Run `operation(i)` for each index; each call's wall-clock and CPU seconds."""
+    found = Samples("")
+    wall, cpu = time.perf_counter, time.process_time
     for i in indices:
-        began = clock()
+        began, began_cpu = wall(), cpu()
         operation(i)
-        found.append(clock() - began)
+        found.seconds.append(wall() - began)
+        found.cpu_seconds.append(cpu() - began_cpu)
     return found
 
 
@@ -147,11 +159,13 @@ def interleave(
     """
     for operation in operations.values():
         time_calls(operation, range(warmup))
-    samples = {name: Samples(name, []) for name in operations}
+    samples = {name: Samples(name) for name in operations}
     bounds = [warmup + count * r // rounds for r in range(rounds + 1)]
     for low, high in itertools.pairwise(bounds):
         for name, operation in operations.items():
-            samples[name].seconds.extend(time_calls(operation, range(low, high)))
+            block = time_calls(operation, range(low, high))
+            samples[name].seconds.extend(block.seconds)
+            samples[name].cpu_seconds.extend(block.cpu_seconds)
     return samples
 
 
