@@ -49,6 +49,9 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
     app = _app()
     upgrade(_runtime(app).engine)
+    # gunicorn forks the workers from this process: pooled connections opened here would be
+    # shared by every worker (one socket, several users: mixed-up answers on PostgreSQL).
+    _runtime(app).engine.dispose()
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
