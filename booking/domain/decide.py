@@ -55,7 +55,6 @@ from events.catalog import (
     PremisesUpdated,
 )
 from events.opening import OpeningHours
-from events.slot import Slot
 
 Command = (
     PopupCommand
@@ -316,18 +315,7 @@ def _place_series(cmd: PlaceSeries, premises: PremisesState) -> list[Event]:
 def _with_tentative(premises: PremisesState, event: BookingPlaced) -> PremisesState:
     """A shallow copy that also holds `event`'s booking; the caller's state stays untouched."""
     copy = replace(premises, bookings=dict(premises.bookings))
-    copy.bookings[event.booking_id] = BookingRecord(
-        booking_id=event.booking_id,
-        organisation_id=event.organisation_id,
-        booked_by=event.booked_by,
-        slot=Slot(event.start, event.end),
-        status=event.status,
-        title=event.title,
-        attendees=event.attendees,
-        public=event.public,
-        placed_at=event.placed_at,
-        series_id=event.series_id,
-    )
+    copy.bookings[event.booking_id] = BookingRecord.of(event)
     return copy
 
 

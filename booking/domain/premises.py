@@ -81,6 +81,21 @@ class BookingRecord:
     series_id: str | None
     version: int = 1
 
+    @classmethod
+    def of(cls, placed: BookingPlaced) -> BookingRecord:
+        return cls(
+            booking_id=placed.booking_id,
+            organisation_id=placed.organisation_id,
+            booked_by=placed.booked_by,
+            slot=Slot(placed.start, placed.end),
+            status=placed.status,
+            title=placed.title,
+            attendees=placed.attendees,
+            public=placed.public,
+            placed_at=placed.placed_at,
+            series_id=placed.series_id,
+        )
+
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
@@ -193,18 +208,7 @@ def evolve(state: PremisesState, event: Event) -> PremisesState:
         case ClosureAdded(closure_id=cid, start=start, end=end, reason=reason):
             state.closures.append(Closure(cid, Slot(start, end), reason))
         case BookingPlaced() as placed:
-            state.bookings[placed.booking_id] = BookingRecord(
-                booking_id=placed.booking_id,
-                organisation_id=placed.organisation_id,
-                booked_by=placed.booked_by,
-                slot=Slot(placed.start, placed.end),
-                status=placed.status,
-                title=placed.title,
-                attendees=placed.attendees,
-                public=placed.public,
-                placed_at=placed.placed_at,
-                series_id=placed.series_id,
-            )
+            state.bookings[placed.booking_id] = BookingRecord.of(placed)
             if placed.series_id:
                 state.series[placed.series_id].booking_ids.append(placed.booking_id)
         case BookingApproved(booking_id=bid):
