@@ -65,6 +65,8 @@ class OpeningHours:
             for pair in raw.get(day, []):
                 if len(pair) != 2:
                     raise ValueError(f"{day}: an interval is [open, close]")
+                if pair[0] == "24:00":
+                    raise ValueError(f"{day}: 24:00 closes a day; it cannot open one")
                 opens, closes = parse_clock(pair[0]), parse_clock(pair[1])
                 if opens == closes and pair[1] != "24:00":
                     raise ValueError(f"{day}: an interval cannot be empty")

@@ -42,7 +42,10 @@ class InstantField(fields.AwareDateTime):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         result: datetime = super()._deserialize(value, attr, data, **kwargs)
-        return result.astimezone(UTC)
+        try:
+            return result.astimezone(UTC)
+        except OverflowError:  # an offset that moves year 1 or 9999 off the calendar
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
 
 
 def _field_for(annotation: Any) -> fields.Field[Any]:

@@ -184,6 +184,7 @@ class Api:
                 role=role,
                 organisation_id=organisation_id,
                 password="salasana-123",
+                vault=self.app.extensions["tilavaraus"].vault,
             )
         return created.token
 
@@ -224,7 +225,7 @@ class Api:
             "attendees": 5,
             **overrides,
         }
-        role = overrides.pop("role", None) or body.pop("role", "booker")
+        role = body.pop("role", "booker")
         return self.post("/api/v1/bookings", body, role=role)
 
 

@@ -569,6 +569,7 @@ def test_register_is_for_staff_once() -> None:
         ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
         ({"timezone": "Europe"}, "timezone"),  # a directory of the zone database
         ({"timezone": "Europe/Helsinki/Kallio"}, "timezone"),
+        ({"timezone": "localtime"}, "timezone"),  # a file of the server, not a place
         ({"timezone": "../etc/passwd"}, "timezone"),
         ({"opening_hours": {"mon": [["08:00", "25:00"]]}}, "opening_hours"),
         ({"opening_hours": {"mon": [["10:00", "10:00"]]}}, "opening_hours"),

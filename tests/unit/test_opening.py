@@ -207,3 +207,8 @@ def test_overlapping_intervals_on_one_day_are_refused(intervals: list[list[str]]
 def test_intervals_that_only_meet_are_accepted() -> None:
     hours = OpeningHours.parse({"mon": [["08:00", "12:00"], ["12:00", "16:00"]]})
     assert len(hours.weekly["mon"]) == 2
+
+
+def test_24_00_can_close_a_day_but_not_open_one() -> None:
+    with pytest.raises(ValueError, match="24:00"):
+        OpeningHours.parse({"mon": [["24:00", "02:00"]]})
