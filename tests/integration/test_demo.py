@@ -147,16 +147,22 @@ def _load(engine: Engine, count: int = 500) -> Loaded:
 
 
 def _portable(engine: Engine) -> Any:
-    """Organisation and user ids are random per load: compare by name and e-mail instead."""
+    """Organisation and user ids are random per load: compare organisations by name and
+    people by role and organisation (e-mail addresses are sealed, each load differently)."""
     with read_transaction(engine) as conn:
         names = dict(conn.execute(select(organisations.c.id, organisations.c.name)).all())
-        emails = dict(conn.execute(select(users.c.id, users.c.email)).all())
+        people = {
+            user_id: f"{role} of {names.get(organisation_id)}"
+            for user_id, role, organisation_id in conn.execute(
+                select(users.c.id, users.c.role, users.c.organisation_id)
+            )
+        }
 
     def rewrite(row: dict[str, Any]) -> dict[str, Any]:
         return {
             **row,
             "organisation_id": names.get(row["organisation_id"]),
-            "booked_by": emails[row["booked_by"]],
+            "booked_by": people[row["booked_by"]],
         }
 
     return rewrite
