@@ -159,7 +159,8 @@ def demo() -> None:
     "--anchor",
     type=click.DateTime(["%Y-%m-%d"]),
     default=None,
-    help="a day of the week the history ends in (default: today); same seed and week, same data",
+    help="the history's present is the Monday of this date's week (default: today); "
+    "the same seed and week give the same data",
 )
 def demo_load(booking_count: int, seed: int, if_empty: bool, anchor: datetime | None) -> None:
     """Load the Mikkeli catalogue and a year of bookings (through the booking commands)."""
