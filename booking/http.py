@@ -84,10 +84,17 @@ class ProblemSchema(ma.Schema):
     )
 
 
-def problem_body(status: int, title: str, detail: str = "", **extra: Any) -> dict[str, Any]:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+def problem_body(
+    status: int, title: str, detail: str = "", type_: str = "about:blank", **extra: Any
+) -> dict[str, Any]:
+    body = {"type": type_, "title": title, "status": status, "detail": detail}
     body.update(extra)
     return body
+
+
+# RFC 9457: with `about:blank` the title is the status phrase; a refusal of our own domain has
+# a type of its own, so clients can tell "slot taken" from any other 409.
+PROBLEM_TYPE = "urn:tilavaraus:problem:"
 
 
 def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response:
@@ -101,7 +108,16 @@ def outcome_of_error(error: DomainError) -> Outcome:
     """The one place where domain refusals become HTTP statuses."""
     match error:
         case RuleBroken(problems=problems):
-            return Outcome(422, problem_body(422, "A rule is broken", str(error), errors=problems))
+            return Outcome(
+                422,
+                problem_body(
+                    422,
+                    "A rule is broken",
+                    str(error),
+                    PROBLEM_TYPE + "rule-broken",
+                    errors=problems,
+                ),
+            )
         case SlotTaken(conflicts=conflicts):
             return Outcome(
                 409,
@@ -109,6 +125,7 @@ def outcome_of_error(error: DomainError) -> Outcome:
                     409,
                     "The slot is taken",
                     "The time overlaps another booking (buffer included).",
+                    PROBLEM_TYPE + "slot-taken",
                     conflicts=[
                         {"start": iso(c.slot.start), "end": iso(c.slot.end), "kind": c.kind}
                         for c in conflicts
@@ -118,7 +135,13 @@ def outcome_of_error(error: DomainError) -> Outcome:
         case StaleVersion(current=current):
             return Outcome(
                 412,
-                problem_body(412, "Stale version", str(error), current_version=current),
+                problem_body(
+                    412,
+                    "Stale version",
+                    str(error),
+                    PROBLEM_TYPE + "stale-version",
+                    current_version=current,
+                ),
                 {"ETag": f'"{current}"'},
             )
         case NotFound():
@@ -126,7 +149,9 @@ def outcome_of_error(error: DomainError) -> Outcome:
         case NotAllowed():
             return Outcome(403, problem_body(403, "Forbidden", str(error)))
         case InvalidState():
-            return Outcome(409, problem_body(409, "Conflict", str(error)))
+            return Outcome(
+                409, problem_body(409, "Conflict", str(error), PROBLEM_TYPE + "invalid-state")
+            )
     return Outcome(400, problem_body(400, "Bad request", str(error)))
 
 
