@@ -67,6 +67,8 @@ def safe_next(target: str | None, default: str) -> str:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return default
+    if not target.isprintable():  # CR/LF would reach the Location header (a 500 there)
+        return default
     return target
 
 

@@ -380,3 +380,28 @@ def test_pages_need_no_inline_script_or_style(room: Api) -> None:
 def test_api_and_feed_responses_are_not_sniffed(room: Api) -> None:
     for path in ["/api/v1/premises", "/api/v1/nowhere", "/feeds/premises/room.ics", "/healthz"]:
         assert room.get(path).headers["X-Content-Type-Options"] == "nosniff", path
+
+
+def test_the_sign_in_redirect_stays_on_this_site(room: Api) -> None:
+    """`next` after signing in: another host, a scheme, a backslash or CR/LF never lead
+    off the site (nor into a header); a plain path is kept."""
+    email = "redirect@example.fi"
+    room.user("resident", email=email)  # password "salasana-123"
+    wanted = {
+        "/my/bookings": "/my/bookings",
+        "https://evil.example/": "/",
+        "//evil.example/": "/",
+        "/\\evil.example/": "/%5Cevil.example/",  # a path here, not a host
+        "/\r\nSet-Cookie: owned=1": "/",
+        "javascript:alert(1)": "/",
+    }
+    for target, location in wanted.items():
+        client = room.app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert match, "the sign-in form has a CSRF token"
+        form = {"email": email, "password": "salasana-123", "next": target}
+        response = client.post("/login", data={**form, "csrf_token": match.group(1)})
+        assert response.status_code == 303, (target, response.status_code)
+        assert response.headers["Location"] == location, target
+        assert "owned" not in response.headers.get("Set-Cookie", "")
