@@ -170,7 +170,9 @@ class FeedEntries(Projection):
                 position=rec.position,
             )
         )
-        _touch_scopes_of(conn, e.booking_id, rec)
+        _touch(conn, "premises", e.premises_id, rec)
+        if e.organisation_id is not None:
+            _touch(conn, "organisation", e.organisation_id, rec)
 
     def _changed(self, conn: Connection, booking_id: str, status: str, rec: RecordedEvent) -> None:
         # Every change a client should pick up raises SEQUENCE (RFC 5545 3.8.7.4).
