@@ -169,9 +169,7 @@ def _close(cmd: AddClosure, premises: PremisesState) -> list[Event]:
     _existing(premises)
     # Bookings already over are history: a closure neither conflicts with nor cancels them.
     clashing = [
-        b
-        for b in premises.active_bookings()
-        if b.slot.overlaps(cmd.slot) and b.slot.end > cmd.now
+        b for b in premises.active_bookings() if b.slot.overlaps(cmd.slot) and b.slot.end > cmd.now
     ]
     held = [p for p in premises.popups.values() if p.pending and p.slot.overlaps(cmd.slot)]
     if (clashing or held) and not cmd.cancel_conflicting:
