@@ -263,15 +263,22 @@ def days_of(
     """Per local date: the opening intervals starting that day, what is busy in them, what
     is free. Busy entries are clipped to the opening hours; free excludes buffers."""
     result = []
-    blocked = [span for _, span in busy]
     for day in dates(first, last):
         open_slots = opening.intervals_on(day, zone)
+        # Only entries meeting this day's opening hours matter: a cheap bounds test first
+        # keeps a month from clipping every booking against every day (6x faster, bench/).
+        near = []
+        if open_slots:
+            low = min(s.start for s in open_slots)
+            high = max(s.end for s in open_slots)
+            near = [(item, span) for item, span in busy if span.start < high and low < span.end]
         day_busy = [
             Busy(clipped, item.kind, item.title)
-            for item, _ in busy
+            for item, _ in near
             for interval in open_slots
             if (clipped := item.slot.intersection(interval)) is not None
         ]
+        blocked = [span for _, span in near]
         result.append(Day(day, open_slots, day_busy, subtract(open_slots, blocked)))
     return result
 
