@@ -94,6 +94,22 @@ def upsert_adding(
     _upsert(conn, table, keys, names, f"DO UPDATE SET {action}" if added else "DO NOTHING", rows)
 
 
+def upsert_rows(
+    conn: Connection,
+    table: Table,
+    keys: Sequence[str],
+    names: list[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """`upsert_adding` for rows given as tuples of `names`, already in the driver's types."""
+    if not rows:
+        return
+    keep = set(table.info.get("keep", ()))
+    added = [n for n in names if n not in keys and n not in keep]
+    action = ", ".join(f'"{n}" = "{table.name}"."{n}" + excluded."{n}"' for n in added)
+    conn.exec_driver_sql(_upsert_sql(conn, table, keys, names, f"DO UPDATE SET {action}"), rows)
+
+
 def upsert_replacing(
     conn: Connection, table: Table, keys: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> None:
@@ -115,13 +131,7 @@ def _upsert(
 ) -> None:
     """One INSERT … ON CONFLICT for many rows, straight to the driver: SQLAlchemy's
     per-parameter processing of thousands of wide rows costs more than the database."""
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    columns = ", ".join(f'"{n}"' for n in names)
-    conflict = ", ".join(f'"{k}"' for k in keys)
-    sql = (
-        f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join(mark for _ in names)}) '
-        f"ON CONFLICT ({conflict}) {action}"
-    )
+    sql = _upsert_sql(conn, table, keys, names, action)
     processors = [
         (i, p)
         for i, n in enumerate(names)
@@ -138,3 +148,15 @@ def _upsert(
                     found[i] = process(found[i])
             values.append(tuple(found))
     conn.exec_driver_sql(sql, values)
+
+
+def _upsert_sql(
+    conn: Connection, table: Table, keys: Sequence[str], names: Sequence[str], action: str
+) -> str:
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    columns = ", ".join(f'"{n}"' for n in names)
+    conflict = ", ".join(f'"{k}"' for k in keys)
+    return (
+        f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join(mark for _ in names)}) '
+        f"ON CONFLICT ({conflict}) {action}"
+    )

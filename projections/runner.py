@@ -19,6 +19,7 @@ runner reads, and shows that an append without the lock would be skipped.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -26,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, delete, insert, select, text, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
@@ -61,6 +62,7 @@ ASYNC = tuple(p for p in ALL if not p.inline)
 
 NOTIFY_CHANNEL = "tilavaraus_events"  # the trigger of migration 0003 notifies here
 REBUILD_SUFFIX = "__rebuild"
+REBUILD_CACHE_KIB = 256 * 1024  # SQLite page cache of a rebuild's connection
 
 Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
@@ -134,10 +136,34 @@ def _next_batch(
     has committed (see the module docstring), so the events of other types up to it are
     passed over for good."""
     head = head_position(conn)
-    batch = read_all(conn, after, limit, types=sorted(projection.handled_types()))
+    types = sorted(projection.handled_types())
+    if isinstance(projection, BatchProjection):
+        batch = _read_raw(conn, after, limit, types)
+    else:
+        batch = read_all(conn, after, limit, types=types)
     if len(batch) == limit:
         return batch, batch[-1].position
     return batch, max(head, batch[-1].position if batch else after)
+
+
+_RAW = text(
+    "SELECT position, stream, version, type, schema_version, data, recorded_at FROM events "
+    "WHERE position > :after AND type IN :types ORDER BY position LIMIT :limit"
+).bindparams(bindparam("types", expanding=True))
+
+
+def _read_raw(conn: Connection, after: int, limit: int, types: list[str]) -> list[RecordedEvent]:
+    """`read_all` without the column types' per-value processing and without metadata,
+    which batch projections do not read: on a rebuild that processing costs as much as the
+    projection's own work. Same rows, same order."""
+    rows = conn.execute(_RAW, {"after": after, "types": types, "limit": limit}).all()
+    if conn.dialect.name != "sqlite":  # psycopg hands out dicts and aware datetimes
+        return [RecordedEvent(p, s, v, t, sv, d, {}, r) for p, s, v, t, sv, d, r in rows]
+    loads, parse = json.loads, datetime.fromisoformat
+    return [
+        RecordedEvent(p, s, v, t, sv, loads(d), {}, parse(r).replace(tzinfo=UTC))
+        for p, s, v, t, sv, d, r in rows
+    ]
 
 
 def _apply(conn: Connection, projection: Projection, batch: Sequence[RecordedEvent]) -> None:
@@ -188,7 +214,7 @@ def catch_up(
 def rebuild(
     engine: Engine,
     projections: Sequence[Projection],
-    batch_size: int = 5000,
+    batch_size: int = 20_000,
     progress: Progress | None = None,
 ) -> int:
     """Replay the log into the projections; returns the count of events read.
@@ -234,7 +260,7 @@ def _rebuild_inline(
 def rebuild_swapping(
     engine: Engine,
     projection: Projection,
-    batch_size: int = 5000,
+    batch_size: int = 20_000,
     progress: Progress | None = None,
 ) -> int:
     """Rebuild an asynchronous projection from zero while the live one keeps serving.
@@ -258,14 +284,21 @@ def rebuild_swapping(
         conn.execute(delete(checkpoints).where(checkpoints.c.name == copy.checkpoint_name))
         _checkpoint(conn, copy.checkpoint_name)
     count = 0
-    while True:
-        with write_transaction(engine) as conn:
-            applied = catch_up_once(conn, copy, batch_size)
-        count += applied or 0
-        if applied and progress:
-            progress(applied)
-        if applied is None or applied < batch_size:
-            break
+    # One connection for every batch: on SQLite its page cache then stays warm from one
+    # batch to the next (a new connection per batch re-reads the growing tables each time).
+    with engine.connect() as held:
+        held = held.execution_options(write=True)
+        if held.dialect.name == "sqlite":
+            held.exec_driver_sql(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
+            held.commit()
+        while True:
+            with held.begin():
+                applied = catch_up_once(held, copy, batch_size)
+            count += applied or 0
+            if applied and progress:
+                progress(applied)
+            if applied is None or applied < batch_size:
+                break
     with write_transaction(engine) as conn:
         _checkpoint(conn, projection.checkpoint_name, lock=True)  # the live runner waits
         while (applied := catch_up_once(conn, copy, batch_size)) is not None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,14 +42,15 @@ from projections.batching import (
     BatchProjection,
     data_of,
     instant,
-    upsert_adding,
     upsert_replacing,
+    upsert_rows,
 )
 from projections.usage_hours import split_hours
 from projections.usage_tables import (
     INDEX,
     LEADS,
     MEASURES,
+    TIME_COLUMNS,
     define,
     lead_bucket,
     time_columns,
@@ -272,16 +273,18 @@ class Usage(BatchProjection):
             "party": party_of(organisation_id, data["booked_by"]),
             "org_type": org_type,
             "timezone": zone_name,
-            "start": start,
-            "end": end,
+            "start_s": int(start.timestamp()),
+            "end_s": int(end.timestamp()),
             "status": data["status"],
             "lead_bucket": lead_bucket(lead),
             "attendance_ppm": data["attendees"] * 1_000_000 // capacity,
         }
         bookings[data["booking_id"]] = booking
-        _at_start(booking, out, {"bookings": 1, LEADS[booking["lead_bucket"]]: 1})
+        counted = {"bookings": 1, LEADS[booking["lead_bucket"]]: 1}
         if booking["status"] == "confirmed":
-            _use(booking, out, +1)
+            _use(booking, out, +1, counted)
+        else:
+            _at_start(booking, out, counted)
 
     def _booking_changed(
         self, kind: str, data: dict[str, Any], booking: dict[str, Any], out: _Batch
@@ -344,7 +347,7 @@ class Usage(BatchProjection):
 
 def _at_start(booking: dict[str, Any], out: _Batch, changes: dict[str, int]) -> None:
     zone = ZoneInfo(booking["timezone"])
-    local = booking["start"].astimezone(zone)
+    local = datetime.fromtimestamp(booking["start_s"], zone)
     out.add(
         booking["premises_id"],
         booking["party"],
@@ -355,21 +358,23 @@ def _at_start(booking: dict[str, Any], out: _Batch, changes: dict[str, int]) -> 
     )
 
 
-def _use(booking: dict[str, Any], out: _Batch, sign: int) -> None:
-    """Add (or take back) a confirmed booking's seconds and its attendance."""
+def _use(
+    booking: dict[str, Any], out: _Batch, sign: int, also: dict[str, int] | None = None
+) -> None:
+    """Add (or take back) a confirmed booking's seconds and its attendance (and `also`, at
+    the start)."""
     zone = ZoneInfo(booking["timezone"])
-    for day, hour, seconds in split_hours(booking["start"], booking["end"], zone):
-        out.add(
-            booking["premises_id"],
-            booking["party"],
-            booking["org_type"],
-            day,
-            hour,
-            {"booked_s": sign * seconds},
-        )
-    _at_start(
-        booking, out, {"attendance_ppm": sign * booking["attendance_ppm"], "attendance_n": sign}
-    )
+    first = True
+    start = datetime.fromtimestamp(booking["start_s"], UTC)
+    end = datetime.fromtimestamp(booking["end_s"], UTC)
+    for day, hour, seconds in split_hours(start, end, zone):
+        changes = {"booked_s": sign * seconds}
+        if first:
+            changes.update(also or {})
+            changes["attendance_ppm"] = sign * booking["attendance_ppm"]
+            changes["attendance_n"] = sign
+            first = False
+        out.add(booking["premises_id"], booking["party"], booking["org_type"], day, hour, changes)
 
 
 def _schedule(row: dict[str, Any], recorded: RecordedEvent) -> dict[str, Any]:
@@ -395,41 +400,39 @@ def _load(conn: Connection, table: Table, key: str, ids: set[str]) -> dict[str, 
 
 
 def _write(conn: Connection, t: dict[str, Table], out: _Batch) -> None:
-    def measures(values: list[int]) -> dict[str, int]:
-        return dict(zip(MEASURES, values, strict=True))
+    sqlite = conn.dialect.name == "sqlite"
+    times: dict[date, tuple[Any, ...]] = {}
 
-    upsert_adding(
+    def day_columns(d: date) -> tuple[Any, ...]:
+        # The date as the driver takes it (SQLAlchemy's Date stores ISO text on SQLite),
+        # and the time columns derived from it.
+        if d not in times:
+            derived = time_columns(d)
+            times[d] = (d.isoformat() if sqlite else d, *(derived[k] for k in TIME_COLUMNS))
+        return times[d]
+
+    cells = []
+    for (p, d, h, party), (org_type, values) in sorted(out.cells.items()):
+        day, *derived = day_columns(d)
+        cells.append((p, day, h, party, org_type, *derived, *values))
+    upsert_rows(
         conn,
         t["cells"],
         ["premises_id", "day", "hour", "party"],
-        [
-            {
-                "premises_id": p,
-                "day": d,
-                "hour": h,
-                "party": party,
-                "org_type": org_type,
-                **time_columns(d),
-                **measures(values),
-            }
-            for (p, d, h, party), (org_type, values) in sorted(out.cells.items())
-        ],
+        ["premises_id", "day", "hour", "party", "org_type", *TIME_COLUMNS, *MEASURES],
+        cells,
     )
-    upsert_adding(
+    upsert_rows(
         conn,
         t["days"],
         ["premises_id", "day"],
-        [
-            {"premises_id": p, "day": d, **time_columns(d), **measures(values)}
-            for (p, d), values in sorted(out.days.items())
-        ],
+        ["premises_id", "day", *TIME_COLUMNS, *MEASURES],
+        [(p, *day_columns(d), *values) for (p, d), values in sorted(out.days.items())],
     )
-    upsert_adding(
+    upsert_rows(
         conn,
         t["hours"],
         ["day", "hour"],
-        [
-            {"day": d, "hour": h, **time_columns(d), **measures(values)}
-            for (d, h), values in sorted(out.hours.items())
-        ],
+        ["day", *TIME_COLUMNS, "hour", *MEASURES],
+        [(*day_columns(d), h, *values) for (d, h), values in sorted(out.hours.items())],
     )

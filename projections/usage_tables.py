@@ -6,6 +6,7 @@ See `projections.usage` for what each measure counts.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from datetime import date
 from typing import Any
 
@@ -35,11 +36,7 @@ TIME_COLUMNS = ("month", "week", "weekday")  # derived from the date, for GROUP 
 
 
 def lead_bucket(hours: float) -> int:
-    found = 0
-    for i, edge in enumerate(LEAD_EDGES):
-        if hours >= edge:
-            found = i
-    return found
+    return max(0, bisect_right(LEAD_EDGES, hours) - 1)
 
 
 def time_columns(day: date) -> dict[str, int]:
@@ -100,8 +97,9 @@ def define(metadata: MetaData, suffix: str) -> tuple[Table, ...]:
             Column("party", String(64), nullable=False),
             Column("org_type", String(32), nullable=False),
             Column("timezone", String(64), nullable=False),
-            Column("start", UTCDateTime, nullable=False),
-            Column("end", UTCDateTime, nullable=False),
+            # Epoch seconds: read and written for every booking event, so no date parsing.
+            Column("start_s", BigInteger, nullable=False),
+            Column("end_s", BigInteger, nullable=False),
             Column("status", String(32), nullable=False),
             Column("lead_bucket", SmallInteger, nullable=False),
             Column("attendance_ppm", Integer, nullable=False),
