@@ -5,8 +5,9 @@
     the same in process (the view's queries and day building, without JSON and HTTP).
 (c) search: GET /api/v1/availability?start&end over every premises, and in process.
 The floor for each is one SQLAlchemy Core SELECT of the same premises' busy rows in the
-window, on the same engine. The premises is the one with the most busy rows in a 31-day
-month, and that month is asked for; search windows walk 2-hour spans across that month.
+window, on the same engine. (b) asks for the premises and 31-day month with the most busy
+rows (the most days to build); (c) walks 2-hour windows across the coming 31-day month, which
+is what people search in (and the busy rows' index is scanned from the start of history).
 
     python -m bench.availability [--quick] [--databases sqlite,postgresql] [--bookings N]
 """
@@ -70,10 +71,19 @@ def busiest_month(engine: Engine) -> Month:
     return Month(premises_id, date(year, month, 1), date(year, month, 31), found)
 
 
-def search_windows(month: Month) -> list[Slot]:
-    """2-hour windows over the month at times people book: 10, 14 and 17 o'clock."""
+def coming_month(today: date) -> tuple[date, date]:
+    """The next 31-day month starting after `today`: what people search in."""
+    first = date(today.year, today.month, 1)
+    while True:
+        first = (first + timedelta(days=32)).replace(day=1)
+        if calendar.monthrange(first.year, first.month)[1] == 31:
+            return first, first.replace(day=31)
+
+
+def search_windows(first: date) -> list[Slot]:
+    """2-hour windows over 31 days from `first` at times people book: 10, 14 and 17."""
     starts = [
-        datetime.combine(month.first + timedelta(days=day), time(hour), ZONE)
+        datetime.combine(first + timedelta(days=day), time(hour), ZONE)
         for day in range(31)
         for hour in (10, 14, 17)
     ]
@@ -222,13 +232,15 @@ def measure(
         premises_count = len(matching_premises(conn, {}))
         busy_count = len(conn.execute(select(busy_table.c.ref_id)).all())
     month = busiest_month(engine)
-    windows = search_windows(month)
+    coming, _ = coming_month(datetime.now(ZONE).date())
+    windows = search_windows(coming)
     client = app.test_client()
     demo = loaded.summary.split("\n\n")[0].strip()  # the figures, not the demo accounts
     note = (
         f"{kind}: loaded by {loaded.source} in {loaded.seconds:.0f} s:\n{demo}\n"
         f"{premises_count} premises, {busy_count} busy rows; month {month.first:%Y-%m} of "
-        f"{month.premises_id} ({month.busy_rows} busy rows); {len(windows)} search windows"
+        f"{month.premises_id} ({month.busy_rows} busy rows); {len(windows)} search windows "
+        f"in {coming:%Y-%m}"
     )
     print(note, end="\n\n", flush=True)
     month_samples = common.interleave(
