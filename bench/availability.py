@@ -237,7 +237,7 @@ def measure(
     client = app.test_client()
     demo = loaded.summary.split("\n\n")[0].strip()  # the figures, not the demo accounts
     note = (
-        f"{kind}: loaded by {loaded.source} in {loaded.seconds:.0f} s:\n{demo}\n"
+        f"{kind}: demo loaded in {loaded.seconds:.0f} s:\n{demo}\n"
         f"{premises_count} premises, {busy_count} busy rows; month {month.first:%Y-%m} of "
         f"{month.premises_id} ({month.busy_rows} busy rows); {len(windows)} search windows "
         f"in {coming:%Y-%m}"

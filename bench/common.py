@@ -13,7 +13,6 @@ import itertools
 import math
 import os
 import platform
-import random
 import sys
 import tempfile
 import time
@@ -21,10 +20,9 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Flask
 from sqlalchemy import Engine, create_engine, text
@@ -32,12 +30,9 @@ from sqlalchemy.engine import make_url
 
 from booking import accounts
 from booking.app import create_app
-from booking.domain.commands import Actor, BookingRequest, PlaceBooking, RegisterPremises
-from booking.domain.errors import DomainError
+from booking.domain.commands import Actor, RegisterPremises
 from booking.migrate import upgrade
 from booking.service import Outcome, PremisesRepository, execute, run_premises_command
-from events.opening import OpeningHours
-from events.slot import Slot
 from events.sql import make_engine, write_transaction
 from events.store import Metadata
 
@@ -381,115 +376,16 @@ def register_premises(
 
 @dataclass(frozen=True)
 class DemoLoad:
-    source: str  # which loader filled the database
     seconds: float
-    summary: str
+    summary: str  # booking.demo's, with the demo accounts
 
 
 def load_demo(
     engine: Engine, repository: PremisesRepository, booking_count: int, seed: int = 2026
 ) -> DemoLoad:
-    """The Mikkeli demo year through `booking.demo.load`, or the stand-in below without it."""
+    """The Mikkeli demo year, through the booking commands (`booking.demo.load`)."""
+    from booking.demo import load
+
     began = time.perf_counter()
-    try:
-        import booking.demo as demo
-    except ModuleNotFoundError as error:
-        if error.name != "booking.demo":
-            raise
-        demo = None
-    # booking/demo/ may exist as data files only, before its loader does.
-    load = getattr(demo, "load", None)
-    source = "booking.demo"
-    if load is None:
-        load, source = standin_demo, "bench.common.standin_demo"
     summary = load(engine, repository, booking_count=booking_count, seed=seed, if_empty=False)
-    return DemoLoad(source, time.perf_counter() - began, str(summary))
-
-
-DISTRICTS = ("keskusta", "tuppurala", "kalevankangas", "rantakylä", "urpola", "launiala")
-OPENINGS = (
-    EVERY_DAY,
-    {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
-    {d: [["16:00", "22:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
-    {
-        **{d: [["09:00", "21:00"]] for d in ("mon", "tue", "wed", "thu")},
-        "fri": [["18:00", "02:00"]],  # past midnight
-    },
-)
-
-
-def standin_demo(
-    engine: Engine,
-    repository: PremisesRepository,
-    booking_count: int,
-    seed: int,
-    if_empty: bool = False,
-) -> str:
-    """Until booking.demo exists: 30 premises and a year of bookings through PlaceBooking.
-
-    Each command carries a `now` some days before its slot, as if placed then; a taken or
-    rule-breaking slot is skipped. Commands run 200 to a transaction: a refusal happens in
-    decide, before anything is written, so it leaves the transaction clean.
-    """
-    rng = random.Random(seed)
-    staff = new_person(engine, "staff").actor
-    bookers = [new_person(engine, "booker").actor for _ in range(12)]
-    premises: list[tuple[str, OpeningHours, int]] = []
-    for n in range(30):
-        premises_id = f"demo-{n:02d}"
-        profile = premises_profile(
-            f"Demotila {n}",
-            district=rng.choice(DISTRICTS),
-            capacity=rng.choice((8, 12, 20, 40, 120)),
-            opening_hours=rng.choice(OPENINGS),
-            rules={
-                "min_notice_minutes": 0,
-                "max_advance_days": 365,
-                "buffer_minutes": rng.choice((0, 0, 0, 15)),
-            },
-        )
-        register_premises(engine, repository, staff, premises_id, profile)
-        opening = OpeningHours.parse(profile["opening_hours"])
-        premises.append((premises_id, opening, profile["capacity"]))
-    zone = ZoneInfo("Europe/Helsinki")
-    first_day = date(2026, 6, 1)
-    placed = attempts = 0
-    while placed < booking_count and attempts < 3 * booking_count:
-        with write_transaction(engine) as conn:
-            for _ in range(200):
-                attempts += 1
-                premises_id, opening, capacity = rng.choice(premises)
-                day = first_day + timedelta(days=rng.randrange(365))
-                intervals = opening.intervals_on(day, zone)
-                if not intervals:
-                    continue
-                interval = rng.choice(intervals)
-                start = interval.start + timedelta(minutes=30 * rng.randrange(20))
-                slot_end = start + timedelta(minutes=rng.choice((60, 90, 120, 180)))
-                if slot_end > interval.end:
-                    continue
-                booker = rng.choice(bookers)
-                command = PlaceBooking(
-                    actor=booker,
-                    booking_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                    request=BookingRequest(
-                        premises_id=premises_id,
-                        slot=Slot(start, slot_end),
-                        title=rng.choice(("Kerhoilta", "Kuoroharjoitus", "Hallituksen kokous")),
-                        attendees=rng.randint(1, capacity),
-                        public=rng.random() < 0.3,
-                        notes="",
-                        organisation_id=booker.organisation_id,
-                    ),
-                    now=start - timedelta(days=rng.randint(1, 60)),
-                )
-                try:
-                    run_premises_command(
-                        conn, repository, premises_id, command, Metadata(booker.user_id)
-                    )
-                except DomainError:
-                    continue
-                placed += 1
-                if placed >= booking_count:
-                    break
-    return f"stand-in demo: 30 premises, {placed} bookings from {attempts} attempts"
+    return DemoLoad(time.perf_counter() - began, summary)
