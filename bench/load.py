@@ -308,6 +308,19 @@ class Processes:
     def __init__(self, folder: Path, env: dict[str, str]) -> None:
         self.folder, self.env = folder, env
         self.started: list[subprocess.Popen[bytes]] = []
+        self.names: dict[int, str] = {}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by each started process and its children (Linux /proc)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        found = dict.fromkeys(self.names.values(), 0.0)
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                group = int(fields[2])  # process group: the one start_new_session made
+                if group in self.names:
+                    found[self.names[group]] += (int(fields[11]) + int(fields[12])) / tick
+        return found
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.folder / f"{name}.log").open("ab")
@@ -319,6 +332,7 @@ class Processes:
             start_new_session=True,
         )
         self.started.append(process)
+        self.names[process.pid] = name
         return process
 
     def close(self) -> None:
@@ -483,6 +497,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     run_round(
                         targets[name], args.clients, args.seconds, tallies[name], round_number
                     )
+            cpu = processes.cpu_seconds()
+            cpu["load client"] = time.process_time()
             engine = make_engine(url)
             try:
                 caught_up = catch_up_seconds(engine)
@@ -491,7 +507,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 engine.dispose()
         finally:
             processes.close()
-    return {"tallies": tallies, "caught_up": caught_up, "overlaps": overlaps}
+    return {"tallies": tallies, "caught_up": caught_up, "overlaps": overlaps, "cpu": cpu}
 
 
 def report(args: argparse.Namespace, found: dict[str, Any]) -> bool:
@@ -524,6 +540,10 @@ def report(args: argparse.Namespace, found: dict[str, Any]) -> bool:
         if s
     ]
     print_table("By kind", ["system", "kind", "requests", "p50", "p99"], kinds)
+    print(
+        "CPU seconds over the run (warm-up and both systems' rounds): "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in found["cpu"].items())
+    )
     app, baseline = tallies["app"], tallies["baseline"]
     throughput = (app.count / app.elapsed) / (baseline.count / baseline.elapsed)
     p99 = percentile(app.all_seconds, 99)
