@@ -19,7 +19,13 @@ from booking.domain.popups import ExpirePopups
 from booking.notifications import Notifier
 from booking.outbox import SmtpSettings, deliver, enqueue
 from booking.privacy import Vault
-from booking.service import Outcome, PremisesRepository, execute, run_premises_command
+from booking.service import (
+    Outcome,
+    PremisesRepository,
+    execute,
+    lock_premises,
+    run_premises_command,
+)
 from booking.tables import users
 from events.sql import read_transaction
 from events.store import Metadata
@@ -60,6 +66,7 @@ class Jobs:
         ):
 
             def handle(conn: Connection, chunk: list[str] = chunk) -> Outcome:
+                lock_premises(conn, chunk)  # all at once, in order: no deadlock with bookings
                 count = 0
                 for premises_id in chunk:
                     command = ExpirePopups(premises_id, now)

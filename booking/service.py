@@ -9,12 +9,12 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Engine, event, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -29,7 +29,6 @@ from events.store import (
     Metadata,
     RecordedEvent,
     append,
-    lock_for_append,
     read_stream,
 )
 from projections.bookings import bookings_table
@@ -93,11 +92,7 @@ def run_premises_command(
 ) -> list[RecordedEvent]:
     """Decide, append, project inline and queue the e-mails — all in the caller's
     transaction. `notify=False` is for history that nobody should be told about (demo)."""
-    # Lock before deciding, not only before appending: otherwise N writers of one premises
-    # all decide on the same version, one wins and N-1 retry, round after round (N² work;
-    # 60 bookings of one hall from 5 processes ran out of retries). SQLite's BEGIN
-    # IMMEDIATE already serialises the whole transaction the same way.
-    lock_for_append(conn)
+    lock_premises(conn, [premises_id])
     version, events = repository.decide(conn, premises_id, command)
     recorded = append(conn, premises_stream(premises_id), events, version, metadata)
     repository.forget_on_rollback(conn, premises_id)
@@ -106,6 +101,25 @@ def run_premises_command(
     if notify:
         notifications.notify(conn, appended, datetime.now(UTC))
     return recorded
+
+
+def lock_premises(conn: Connection, premises_ids: Iterable[str]) -> None:
+    """Serialise the writers of these premises until the transaction ends (PostgreSQL).
+
+    Taken before deciding: otherwise N writers of one premises all decide on the same
+    version, one wins and N-1 retry, round after round (60 bookings of one hall from 5
+    processes ran out of retries). Writers of other premises go on meanwhile; they meet only
+    at the short append lock, from drawing a position to commit. Several premises are
+    locked in sorted order, before any append, so two such writers cannot deadlock. SQLite's
+    BEGIN IMMEDIATE serialises every writer already.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for premises_id in sorted(set(premises_ids)):
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:stream, 0))"),
+            {"stream": premises_stream(premises_id)},
+        )
 
 
 def premises_of_booking(conn: Connection, booking_id: str) -> str:
