@@ -1,7 +1,9 @@
-"""Organisations, users, API tokens and passwords.
+"""Organisations, users, API tokens and passwords; erasing a person.
 
 Tokens are random and stored only as SHA-256 hashes; passwords are hashed with Argon2id.
-Each organisation and user is also an event (ids, role, language — no personal data).
+Each organisation and user is also an event (ids, role, language — no personal data). A
+user's e-mail and name are kept only as envelopes under their own data key (booking.privacy)
+and found by a keyed hash of the address; erasing the person deletes the key.
 """
 
 from __future__ import annotations
@@ -11,17 +13,23 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import insert, select
+from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from booking.domain.commands import ROLES, Actor
 from booking.domain.errors import InvalidState, NotFound, RuleBroken
-from booking.tables import api_tokens, organisations, users
+from booking.outbox import outbox
+from booking.privacy import PersonalData, Vault, current_vault, person_keys
+from booking.tables import api_tokens, feed_tokens, idempotency_keys, organisations, users
 from events.catalog import OrganisationRegistered, UserRegistered
 from events.store import Metadata, append
+from projections.bookings import bookings_table
+from projections.messages import messages_table
+from projections.popups import popups_table
 
 ORGANISATION_TYPES = ("association", "company", "other")
 LANGUAGES = ("fi", "en", "sv")
@@ -82,7 +90,10 @@ def create_user(
     password: str | None = None,
     language: str = "fi",
     actor: str | None = None,
+    vault: Vault | None = None,
 ) -> NewUser:
+    """A user, its data key and a first API token; `vault` defaults to the app's."""
+    vault = vault or current_vault()
     problems: dict[str, list[str]] = {}
     email = email.strip().lower()
     if "@" not in email or len(email) > 320:
@@ -102,17 +113,22 @@ def create_user(
         problems["organisation_id"] = ["No such organisation."]
     if problems:
         raise RuleBroken(problems)
-    if conn.execute(select(users.c.id).where(users.c.email == email)).first():
+    email_hash = vault.lookup_hash(email)
+    if conn.execute(select(users.c.id).where(users.c.email_hash == email_hash)).first():
         raise InvalidState("A user with that e-mail address exists.")
     user_id = str(uuid.uuid4())
     event = UserRegistered(user_id, role, organisation_id, language)
     recorded = append(conn, f"user-{user_id}", [event], 0, Metadata(actor=actor))
     now = recorded[0].recorded_at
+    vault.create_key(conn, user_id)
+    personal = vault.reader(conn)
+    name = name.strip()
     conn.execute(
         insert(users).values(
             id=user_id,
-            email=email,
-            name=name.strip(),
+            email=personal.seal(user_id, email),
+            name=personal.seal(user_id, name) if name else "",
+            email_hash=email_hash,
             role=role,
             organisation_id=organisation_id,
             language=language,
@@ -147,35 +163,131 @@ class User:
         return Actor(self.id, self.role, self.organisation_id)
 
 
-def _user(row: object) -> User:
+def _user(row: Any, personal: PersonalData) -> User:
+    personal.preload(row.id, row.wrapped_key)
     return User(
-        id=row.id,  # type: ignore[attr-defined]
-        email=row.email,  # type: ignore[attr-defined]
-        name=row.name,  # type: ignore[attr-defined]
-        role=row.role,  # type: ignore[attr-defined]
-        organisation_id=row.organisation_id,  # type: ignore[attr-defined]
-        language=row.language,  # type: ignore[attr-defined]
+        id=row.id,
+        email=personal.open(row.email) or "",
+        name=personal.open(row.name) or "",
+        role=row.role,
+        organisation_id=row.organisation_id,
+        language=row.language,
     )
 
 
-def user_by_token(conn: Connection, token: str) -> User | None:
+def _users() -> Select[Any]:
+    """Users that were not erased, each with its wrapped data key (one query opens them)."""
+    return (
+        select(users, person_keys.c.wrapped_key)
+        .outerjoin(person_keys, person_keys.c.person_id == users.c.id)
+        .where(users.c.erased_at.is_(None))
+    )
+
+
+def user_by_token(conn: Connection, token: str, vault: Vault | None = None) -> User | None:
     row = conn.execute(
-        select(users)
+        _users()
         .join(api_tokens, api_tokens.c.user_id == users.c.id)
         .where(api_tokens.c.token_hash == token_hash(token), api_tokens.c.revoked_at.is_(None))
     ).first()
-    return _user(row) if row else None
+    return _user(row, (vault or current_vault()).reader(conn)) if row else None
 
 
-def user_by_id(conn: Connection, user_id: str) -> User:
-    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+def user_by_id(conn: Connection, user_id: str, vault: Vault | None = None) -> User:
+    """A user who may act (not erased), or NotFound."""
+    row = conn.execute(_users().where(users.c.id == user_id)).first()
     if row is None:
         raise NotFound(f"No user {user_id!r}.")
-    return _user(row)
+    return _user(row, (vault or current_vault()).reader(conn))
 
 
-def user_by_password(conn: Connection, email: str, password: str) -> User | None:
-    row = conn.execute(select(users).where(users.c.email == email.strip().lower())).first()
+def user_id_by_email(conn: Connection, email: str, vault: Vault | None = None) -> str | None:
+    """The id of the (not erased) user with this e-mail address, found by its keyed hash."""
+    email_hash = (vault or current_vault()).lookup_hash(email)
+    found = conn.execute(select(users.c.id).where(users.c.email_hash == email_hash)).scalar()
+    return None if found is None else str(found)
+
+
+def user_by_password(
+    conn: Connection, email: str, password: str, vault: Vault | None = None
+) -> User | None:
+    vault = vault or current_vault()
+    row = conn.execute(_users().where(users.c.email_hash == vault.lookup_hash(email))).first()
     if row is None or not password_matches(row.password_hash, password):
         return None
-    return _user(row)
+    return _user(row, vault.reader(conn))
+
+
+# --- erasure (crypto-shredding, DESIGN.md invariant 5) ------------------------------------
+
+
+def erase_user(conn: Connection, user_id: str, vault: Vault | None = None) -> datetime:
+    """Erase a person: delete their data key, so every envelope of theirs (e-mail, name,
+    booking notes, pop-up descriptions, messages) is unreadable wherever it is kept; revoke
+    their tokens, clear their sign-in, drop their unsent mail. Their bookings stay, for
+    statistics. Returns when they were erased (the first time: erasing twice is a no-op)."""
+    vault = vault or current_vault()
+    row = conn.execute(select(users.c.erased_at).where(users.c.id == user_id)).first()
+    if row is None:
+        raise NotFound(f"No user {user_id!r}.")
+    if row.erased_at is not None:
+        erased_at: datetime = row.erased_at
+        return erased_at
+    now = datetime.now(UTC)
+    if conn.dialect.name == "sqlite":
+        # Zero what this transaction frees (the wrapped key, old response texts) instead of
+        # leaving it readable in the file's free space.
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+    # Idempotency records keep whole responses, opened: scrub them while the key still opens.
+    _scrub_stored_responses(conn, _clear_values(conn, user_id, vault.reader(conn)))
+    conn.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(email_hash=None, password_hash=None, erased_at=now)
+    )
+    for tokens in (api_tokens, feed_tokens):
+        conn.execute(
+            update(tokens)
+            .where(tokens.c.user_id == user_id, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    conn.execute(delete(outbox).where(outbox.c.recipient_id == user_id, outbox.c.sent_at.is_(None)))
+    vault.erase(conn, user_id)
+    return now
+
+
+def _clear_values(conn: Connection, user_id: str, personal: PersonalData) -> set[str]:
+    """Every personal text of the person, opened: what a stored response may show."""
+    b, p, m = bookings_table, popups_table, messages_table
+    sealed = [
+        *conn.execute(select(users.c.email, users.c.name).where(users.c.id == user_id)).one(),
+        *conn.execute(select(b.c.notes).where(b.c.booked_by == user_id)).scalars(),
+        *conn.execute(select(p.c.description).where(p.c.requested_by == user_id)).scalars(),
+        *conn.execute(select(m.c.body).where(m.c.author_id == user_id)).scalars(),
+    ]
+    return {text for text in map(personal.open, sealed) if text}
+
+
+def _scrub_stored_responses(conn: Connection, values: set[str]) -> None:
+    """Replace the person's texts with null in stored Idempotency-Key responses (a retry
+    then answers as an erased person's data reads everywhere else)."""
+    if not values:
+        return
+    t = idempotency_keys
+    rows = conn.execute(select(t.c.actor, t.c.key, t.c.body).where(t.c.status < 300)).all()
+    for row in rows:
+        scrubbed = _without(row.body, values)
+        if scrubbed != row.body:
+            conn.execute(
+                update(t).where(t.c.actor == row.actor, t.c.key == row.key).values(body=scrubbed)
+            )
+
+
+def _without(value: Any, values: set[str]) -> Any:
+    if isinstance(value, str):
+        return None if value in values else value
+    if isinstance(value, list):
+        return [_without(item, values) for item in value]
+    if isinstance(value, dict):
+        return {key: _without(item, values) for key, item in value.items()}
+    return value

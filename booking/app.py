@@ -23,7 +23,7 @@ from booking.http import (
     new_request_id,
     register_error_handlers,
 )
-from booking.privacy import Vault
+from booking.privacy import Vault, use_by_default
 from booking.service import PremisesRepository
 from events.sql import make_engine
 
@@ -68,6 +68,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["tilavaraus"] = Runtime(
         engine, PremisesRepository(), Vault(app.config["SECRET_KEY"])
     )
+    # Code outside a request (CLI, demo loader, test helpers) seals with this app's secret.
+    use_by_default(app.extensions["tilavaraus"].vault)
 
     api = ProblemApi(
         app,

@@ -121,5 +121,8 @@ class Jobs:
 
     def address_of(self, conn: Connection, user_id: str) -> str | None:
         """The address to send to, read at send time: an erased person has none."""
-        found = conn.execute(select(users.c.email).where(users.c.id == user_id)).scalar()
-        return str(found) if found and "@" in str(found) else None
+        sealed = conn.execute(
+            select(users.c.email).where(users.c.id == user_id, users.c.erased_at.is_(None))
+        ).scalar()
+        found = self.vault.reader(conn).open(sealed)
+        return found if found and "@" in found else None

@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app, has_app_context
 from sqlalchemy import Column, MetaData, String, Table, delete, insert, select
 from sqlalchemy.engine import Connection
 
@@ -106,6 +107,13 @@ class Vault:
     def reader(self, conn: Connection) -> PersonalData:
         return PersonalData(self, conn)
 
+    def seal_for(self, conn: Connection, person_id: str, text: str) -> str:
+        """`text` sealed under the person's key (made on first use); empty stays empty."""
+        if not text:
+            return text
+        self.ensure_key(conn, person_id)
+        return self.reader(conn).seal(person_id, text)
+
     def unwrap(self, person_id: str, wrapped: str) -> AESGCM:
         raw = base64.b64decode(wrapped)
         return AESGCM(self._wrapping.decrypt(raw[:12], raw[12:], person_id.encode()))
@@ -117,6 +125,13 @@ class PersonalData:
     def __init__(self, vault: Vault, conn: Connection) -> None:
         self._vault, self._conn = vault, conn
         self._keys: dict[str, AESGCM | None] = {}
+
+    def preload(self, person_id: str, wrapped_key: str | None) -> None:
+        """Use a wrapped key the caller already read (joined to its row): one query less."""
+        if person_id not in self._keys:
+            self._keys[person_id] = (
+                None if wrapped_key is None else self._vault.unwrap(person_id, wrapped_key)
+            )
 
     def _key(self, person_id: str) -> AESGCM | None:
         if person_id not in self._keys:
@@ -151,3 +166,29 @@ class PersonalData:
             return key.decrypt(sealed[:12], sealed[12:], person_id.encode()).decode()
         except InvalidTag:
             return ERASED
+
+
+# --- which vault: the app's, or the one made from the deployment's configuration ---------
+
+_default: Vault | None = None
+
+
+def use_by_default(vault: Vault) -> None:
+    """Make `vault` the one code outside a request uses (tests, the CLI, the demo loader):
+    create_app calls this, so helpers that make users seal with the app's own secret."""
+    global _default
+    _default = vault
+
+
+def current_vault() -> Vault:
+    """The running app's vault; else the process default; else one from BOOKING_SECRET_KEY
+    (or the instance folder's key), as `booking.config.from_environment()` reads it."""
+    if has_app_context() and "tilavaraus" in current_app.extensions:
+        found: Vault = current_app.extensions["tilavaraus"].vault
+        return found
+    if _default is None:
+        from booking.config import from_environment
+
+        use_by_default(Vault(from_environment()["SECRET_KEY"]))
+    assert _default is not None
+    return _default

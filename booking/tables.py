@@ -1,12 +1,12 @@
 """Tables the service keeps beside the log: accounts, tokens and idempotency records.
 
 Organisations and users are also recorded as events (without personal data); these tables
-hold what signing in needs.
+hold what signing in needs — a user's e-mail and name only sealed (booking.privacy).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 from events.sql import JSONDocument, UTCDateTime
 
@@ -26,13 +26,18 @@ users = Table(
     "users",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("email", String(320), nullable=False, unique=True),
-    Column("name", String(300), nullable=False),
+    # E-mail and name are envelopes under the user's own key (booking.privacy); sign-in and
+    # uniqueness go by a keyed hash of the address, which erasure clears.
+    Column("email", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("email_hash", String(64)),
     Column("role", String(16), nullable=False),
     Column("organisation_id", String(64), ForeignKey("organisations.id")),
     Column("language", String(8), nullable=False),
     Column("password_hash", Text),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("erased_at", UTCDateTime),  # set when the person's data was crypto-shredded
+    UniqueConstraint("email_hash", name="uq_users_email_hash"),
 )
 
 api_tokens = Table(

@@ -15,14 +15,12 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
 
 from booking import accounts, outbox
 from booking.http import runtime
 from booking.i18n import current_language
 from booking.pages.common import Form, redirect_to, run, safe_next, sign_in
 from booking.security import RateLimiter
-from booking.tables import users
 from events.sql import read_transaction
 
 bp = Blueprint("signin", __name__)
@@ -133,9 +131,9 @@ def signup() -> Any:
     language = current_language()
 
     def find_or_create(conn: Any) -> str:
-        found = conn.execute(select(users.c.id).where(users.c.email == email)).scalar()
+        found = accounts.user_id_by_email(conn, email)
         if found:
-            user_id = str(found)
+            user_id = found
         else:
             user_id = accounts.create_user(
                 conn, email=email, name=name, role="resident", language=language
