@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +28,7 @@ from booking.domain.commands import (
 )
 from booking.domain.errors import NotAllowed, NotFound
 from booking.http import expected_version, iso, json_response, request_metadata, runtime, write
+from booking.privacy import current_vault
 from booking.service import (
     Outcome,
     premises_of_booking,
@@ -67,10 +70,16 @@ def _with_zone() -> Any:
     return select(b, p.c.timezone).join(p, p.c.id == b.c.premises_id)
 
 
+def notes_opened(conn: Connection, rows: Any) -> list[Any]:
+    """Booking rows with their notes opened (sealed with the booker's key; None once erased)."""
+    personal = current_vault().reader(conn)
+    return [SimpleNamespace(**{**r._asdict(), "notes": personal.open(r.notes)}) for r in rows]
+
+
 def booking_rows(conn: Connection, ids: list[str]) -> list[Any]:
     order = {booking_id: n for n, booking_id in enumerate(ids)}
     rows = conn.execute(_with_zone().where(bookings_table.c.id.in_(ids))).all()
-    return sorted(rows, key=lambda r: order[r.id])
+    return sorted(notes_opened(conn, rows), key=lambda r: order[r.id])
 
 
 def visible_to(user: User, row: Any) -> bool:
@@ -87,7 +96,7 @@ def _request(body: dict[str, Any], user: User) -> BookingRequest:
         if user.role not in ("staff", "admin"):
             raise NotAllowed("You may book only for your own organisation.")
         organisation_id = body["organisation_id"]
-    return BookingRequest(
+    return BookingRequest(  # notes are sealed in the write transaction: `_sealed`
         premises_id=body["premises_id"],
         slot=_slot(body["start"], body["end"]),
         title=body["title"].strip(),
@@ -96,6 +105,12 @@ def _request(body: dict[str, Any], user: User) -> BookingRequest:
         notes=body["notes"],
         organisation_id=organisation_id,
     )
+
+
+def _sealed(conn: Connection, user: User, request: BookingRequest) -> BookingRequest:
+    """The request with its notes (free text, may hold contact details) under the booker's
+    key: the log never holds them in clear (DESIGN.md invariant 5)."""
+    return replace(request, notes=runtime().vault.seal_for(conn, user.id, request.notes))
 
 
 def _placed_outcome(conn: Connection, booking_id: str) -> Outcome:
@@ -121,7 +136,9 @@ def place(body: dict[str, Any]) -> Response:
     booking_id = str(uuid.uuid4())
 
     def handle(conn: Connection) -> Outcome:
-        command = PlaceBooking(user.actor, booking_id, request, datetime.now(UTC))
+        command = PlaceBooking(
+            user.actor, booking_id, _sealed(conn, user, request), datetime.now(UTC)
+        )
         run_premises_command(
             conn, runtime().premises, request.premises_id, command, request_metadata(user.id)
         )
@@ -154,7 +171,7 @@ def list_bookings(query: dict[str, Any]) -> Response:
             mine = or_(mine, b.c.organisation_id == user.organisation_id)
         sql = sql.where(mine)
     with read_transaction(runtime().engine) as conn:
-        rows = conn.execute(sql).all()
+        rows = notes_opened(conn, conn.execute(sql).all())
     return json_response({"bookings": [booking_json(r) for r in rows]})
 
 
@@ -235,7 +252,12 @@ def place_series(body: dict[str, Any]) -> Response:
 
     def handle(conn: Connection) -> Outcome:
         command = PlaceSeries(
-            user.actor, series_id, request, body["rrule"], body["on_conflict"], datetime.now(UTC)
+            user.actor,
+            series_id,
+            _sealed(conn, user, request),
+            body["rrule"],
+            body["on_conflict"],
+            datetime.now(UTC),
         )
         recorded = run_premises_command(
             conn, runtime().premises, request.premises_id, command, request_metadata(user.id)

@@ -209,7 +209,7 @@ class BookingOut(ma.Schema):
     title = Text()
     attendees = fields.Integer()
     public = fields.Boolean()
-    notes = Text()
+    notes = Text(allow_none=True, metadata={"description": "null once the booker is erased"})
     version = fields.Integer()
     created_at = Text()
     updated_at = Text()

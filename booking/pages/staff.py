@@ -11,6 +11,7 @@ from flask import Blueprint, flash, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from booking.api.bookings import notes_opened
 from booking.api.popups import _rows as _popup_rows
 from booking.api.popups import popup_row
 from booking.domain.commands import DecideBooking
@@ -49,7 +50,7 @@ def _pending(conn: Any) -> list[Any]:
 @signed_in_as(*STAFF)
 def requests(form: Form | None = None, failed: str | None = None) -> Any:
     with read_transaction(runtime().engine) as conn:
-        pending = _pending(conn)
+        pending = notes_opened(conn, _pending(conn))
         popups = conn.execute(
             _popup_rows()
             .where(popups_table.c.status == "pending")
