@@ -1,20 +1,38 @@
-"""/api/v1/users and /api/v1/organisations: accounts (admins create them, anyone reads own)."""
+"""/api/v1/users and /api/v1/organisations: accounts (admins create them, anyone reads own),
+a person's data export and their erasure (GDPR; DESIGN.md invariant 5)."""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
+import marshmallow as ma
 from flask import Response
 from flask_smorest import Blueprint
+from marshmallow import fields
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from booking import accounts
+from booking.api import bookings as bookings_api
+from booking.api import popups as popups_api
 from booking.api import schemas
+from booking.api.messages import MessageOut, message_json
+from booking.api.popups import PopupOut
 from booking.auth import require, signed_in
-from booking.http import json_response, write
+from booking.domain.errors import InvalidState, NotAllowed, NotFound
+from booking.http import iso, json_response, runtime, write
+from booking.outbox import outbox
 from booking.service import Outcome
+from booking.tables import api_tokens, feed_token_keys, feed_tokens, organisations, users
+from events.sql import read_transaction
+from projections.bookings import bookings_table
+from projections.messages import messages_table
+from projections.popups import popups_table
 
 blp = Blueprint("people", __name__, url_prefix="/api/v1", description="Users and organisations")
+log = logging.getLogger(__name__)
 
 
 def user_json(user: accounts.User) -> dict[str, Any]:
@@ -53,6 +71,7 @@ def create_user(body: dict[str, Any]) -> Response:
             password=body.get("password"),
             language=body["language"],
             actor=admin.id,
+            vault=runtime().vault,
         )
         user = accounts.user_by_id(conn, created.user_id)
         return Outcome(201, {**user_json(user), "token": created.token})
@@ -74,3 +93,188 @@ def create_organisation(body: dict[str, Any]) -> Response:
         return Outcome(201, {"id": organisation_id, **body})
 
     return write(actor.id, handle)
+
+
+# --- a person's data: export and erasure ---------------------------------------------------
+
+
+class ErasedOut(ma.Schema):
+    id = fields.String()
+    erased = fields.Boolean()
+    erased_at = fields.String()
+
+
+class HeldAccountOut(ma.Schema):
+    id = fields.String()
+    email = fields.String(allow_none=True, metadata={"description": "null once erased"})
+    name = fields.String(allow_none=True, metadata={"description": "null once erased"})
+    role = fields.String()
+    organisation_id = fields.String(allow_none=True)
+    organisation_name = fields.String(allow_none=True)
+    language = fields.String()
+    created_at = fields.String()
+    erased_at = fields.String(allow_none=True)
+
+
+class HeldMessageOut(MessageOut):
+    thread_kind = fields.String(metadata={"enum": ["booking", "popup"]})
+    thread_id = fields.String()
+
+
+class HeldApiTokenOut(ma.Schema):
+    created_at = fields.String()
+    revoked_at = fields.String(allow_none=True)
+
+
+class HeldFeedTokenOut(HeldApiTokenOut):
+    id = fields.String(metadata={"description": "never the secret"})
+    scope = fields.Dict()
+
+
+class HeldMailOut(ma.Schema):
+    id = fields.Integer()
+    language = fields.String()
+    subject = fields.String()
+    body = fields.String()
+    created_at = fields.String()
+    sent_at = fields.String(allow_none=True)
+
+
+class PersonalDataOut(ma.Schema):
+    account = fields.Nested(HeldAccountOut)
+    bookings = fields.List(fields.Nested(schemas.BookingOut))
+    popup_requests = fields.List(fields.Nested(PopupOut))
+    messages = fields.List(fields.Nested(HeldMessageOut))
+    feed_tokens = fields.List(fields.Nested(HeldFeedTokenOut))
+    api_tokens = fields.List(fields.Nested(HeldApiTokenOut))
+    outbox = fields.List(fields.Nested(HeldMailOut, metadata={"description": "sent or waiting"}))
+
+
+@blp.route("/users/<user_id>/erase", methods=["POST"])
+@require("admin")
+@blp.response(200, ErasedOut)
+@blp.alt_response(404, description="No such user")
+@blp.alt_response(409, description="An admin cannot erase themself")
+def erase_user(user_id: str) -> Response:
+    """Crypto-shred a person (admin): their data key is deleted, so their e-mail, name,
+    booking notes, pop-up descriptions and messages read as null everywhere — API, pages,
+    feeds, mail and exports of the log alike; their tokens stop working, unsent mail to them
+    is dropped. Their bookings stay and count in the statistics. Erasing twice is a no-op."""
+    admin = signed_in()
+    if user_id == admin.id:
+        raise InvalidState("Ask another admin to erase your own account.")
+
+    def handle(conn: Connection) -> Outcome:
+        erased_at = accounts.erase_user(conn, user_id, runtime().vault)
+        log.info("user %s erased by %s", user_id, admin.id)
+        return Outcome(200, {"id": user_id, "erased": True, "erased_at": iso(erased_at)})
+
+    return write(admin.id, handle)
+
+
+@blp.route("/users/<user_id>/data", methods=["GET"])
+@require()
+@blp.response(200, PersonalDataOut)
+@blp.alt_response(403, description="Someone else's data (only the person or an admin)")
+@blp.alt_response(404, description="No such user")
+def personal_data(user_id: str) -> Response:
+    """Everything held about a person (the person or an admin), personal texts opened:
+    account, bookings they placed, pop-up requests, messages they wrote, feed and API tokens
+    (never their secrets) and the mail sent or waiting for them."""
+    user = signed_in()
+    if user.id != user_id and user.role != "admin":
+        raise NotAllowed("Only the person themself or an admin reads a person's data.")
+    with read_transaction(runtime().engine) as conn:
+        return json_response(export(conn, user_id))
+
+
+def export(conn: Connection, user_id: str) -> dict[str, Any]:
+    u, o = users, organisations
+    row = conn.execute(
+        select(u, o.c.name.label("organisation_name"))
+        .outerjoin(o, o.c.id == u.c.organisation_id)
+        .where(u.c.id == user_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"No user {user_id!r}.")
+    personal = runtime().vault.reader(conn)
+    b, p, m, t = bookings_table, popups_table, messages_table, outbox
+    booking_ids = list(
+        conn.execute(select(b.c.id).where(b.c.booked_by == user_id).order_by(b.c.start)).scalars()
+    )
+    popups = conn.execute(popups_api._rows().where(p.c.requested_by == user_id).order_by(p.c.start))
+    messages = conn.execute(
+        select(m).where(m.c.author_id == user_id).order_by(m.c.posted_at, m.c.id)
+    )
+    mails = conn.execute(select(t).where(t.c.recipient_id == user_id).order_by(t.c.id))
+    return {
+        "account": {
+            "id": row.id,
+            "email": personal.open(row.email),
+            "name": personal.open(row.name),
+            "role": row.role,
+            "organisation_id": row.organisation_id,
+            "organisation_name": row.organisation_name,
+            "language": row.language,
+            "created_at": iso(row.created_at),
+            "erased_at": iso(row.erased_at) if row.erased_at else None,
+        },
+        "bookings": [
+            bookings_api.booking_json(r) for r in bookings_api.booking_rows(conn, booking_ids)
+        ],
+        "popup_requests": [popups_api.popup_json(r, personal) for r in popups],
+        "messages": [
+            {**message_json(r, personal), "thread_kind": r.thread_kind, "thread_id": r.thread_id}
+            for r in messages
+        ],
+        "feed_tokens": _feed_tokens(conn, user_id),
+        "api_tokens": [
+            {"created_at": iso(r.created_at), "revoked_at": _iso_or_none(r.revoked_at)}
+            for r in conn.execute(
+                select(api_tokens)
+                .where(api_tokens.c.user_id == user_id)
+                .order_by(api_tokens.c.created_at)
+            )
+        ],
+        "outbox": [
+            {
+                "id": r.id,
+                "language": r.language,
+                "subject": r.subject,
+                "body": r.body,
+                "created_at": iso(r.created_at),
+                "sent_at": _iso_or_none(r.sent_at),
+            }
+            for r in mails
+        ],
+    }
+
+
+def _feed_tokens(conn: Connection, user_id: str) -> list[dict[str, Any]]:
+    t, k = feed_tokens, feed_token_keys
+    rows = conn.execute(
+        select(t.c.id, t.c.scope, t.c.created_at, t.c.revoked_at, k.c.key)
+        .join(k, k.c.token_id == t.c.id)
+        .where(t.c.user_id == user_id)
+        .order_by(t.c.created_at, t.c.id, k.c.ordinal)
+    ).all()
+    tokens: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        token = tokens.setdefault(
+            r.id,
+            {
+                "id": r.id,
+                "scope": {},
+                "created_at": iso(r.created_at),
+                "revoked_at": _iso_or_none(r.revoked_at),
+            },
+        )
+        if r.scope == "premises":
+            token["scope"].setdefault("premises", []).append(r.key)
+        else:
+            token["scope"]["organisation"] = r.key
+    return list(tokens.values())
+
+
+def _iso_or_none(instant: datetime | None) -> str | None:
+    return iso(instant) if instant else None
