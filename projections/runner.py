@@ -417,6 +417,10 @@ class Runner:
                     log.warning("catch-up failed, retrying: %s", error.orig)
                     stop.wait(min(5.0, self.poll_seconds * 4))
                     continue
+                except Exception:  # a projection bug: keep the process, show the lag
+                    log.exception("catch-up failed; the batch was rolled back, retrying")
+                    stop.wait(30.0)
+                    continue
                 self._wait(listener, stop)
         finally:
             if listener is not None:
