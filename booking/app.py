@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, g, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from booking import config as configuration
 from booking import feeds, pages
@@ -53,6 +54,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.config.setdefault("BOOKING_TIMEZONE", "Europe/Helsinki")
     app.config.setdefault("SECRET_KEY", "test-only-secret")
+    if proxies := int(app.config.get("BOOKING_TRUSTED_PROXIES", 0)):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     app.config.update(
         API_TITLE=API_TITLE,
         API_VERSION="v1",

@@ -22,6 +22,9 @@ def from_environment() -> dict[str, Any]:
         "BOOKING_MAIL_FROM": os.environ.get("BOOKING_MAIL_FROM", "tilavaraus@localhost"),
         "BOOKING_RUN_SCHEDULER": os.environ.get("BOOKING_RUN_SCHEDULER", "1") == "1",
         "BOOKING_INSTANCE_PATH": str(instance),
+        # How many reverse proxies stand in front and append to X-Forwarded-For: sign-in
+        # rate limits then count the client's address, not the proxy's.
+        "BOOKING_TRUSTED_PROXIES": int(os.environ.get("BOOKING_TRUSTED_PROXIES", "0")),
     }
 
 
