@@ -10,6 +10,7 @@ rows (the most days to build); (c) walks 2-hour windows across the coming 31-day
 is what people search in (and the busy rows' index is scanned from the start of history).
 
     python -m bench.availability [--quick] [--databases sqlite,postgresql] [--bookings N]
+                                 [--profile N]
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ def _rows(
 
 
 def measure(
-    kind: str, engine: Engine, booking_count: int, requests: int
+    kind: str, engine: Engine, booking_count: int, requests: int, profile: int = 0
 ) -> tuple[list[list[object]], str]:
     app = common.bench_app(engine)
     repository: PremisesRepository = common.repository_of(app)
@@ -259,6 +260,13 @@ def measure(
         },
         requests,
     )
+    if profile:
+        common.profile_calls(
+            f"{kind}, (b) in process", month_in_process(engine, month), range(profile)
+        )
+        common.profile_calls(
+            f"{kind}, (c) in process", search_in_process(engine, windows), range(profile)
+        )
     rows = _rows(
         kind,
         "(b) 1 premises, 31 days",
@@ -287,6 +295,7 @@ def measure(
 def main(argv: list[str] | None = None) -> None:
     parser = common.parser(__doc__)
     parser.add_argument("--bookings", type=int, help="demo bookings to load (default 20000)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile N requests")
     args = parser.parse_args(argv)
     booking_count = args.bookings or (2000 if args.quick else 20_000)
     requests = 50 if args.quick else 300
@@ -294,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[list[object]] = []
     for kind in common.chosen_databases(args):
         with common.migrated_engine(kind, args.postgres) as engine:
-            found, _ = measure(kind, engine, booking_count, requests)
+            found, _ = measure(kind, engine, booking_count, requests, args.profile)
             rows.extend(found)
     print()
     common.print_table(

@@ -8,7 +8,7 @@ nothing else, into a table of the events table's shape on the same database and 
 Extra rows: the same command with an Idempotency-Key, and the whole POST through the Flask
 test client. Every booking is on a distinct one-hour slot of one of a few premises.
 
-    python -m bench.booking_commands [--quick] [--databases sqlite,postgresql]
+    python -m bench.booking_commands [--quick] [--databases sqlite,postgresql] [--profile N]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from events.store import Metadata
 
 TARGET = 0.5  # command layer ≥ half the raw insert rate
 PREMISES_PER_PATH = 4
+WARMUP = 10  # untimed calls per path before the timed ones
 HOURS = range(8, 22)  # one-hour slots inside the premises' 08-22 opening hours
 ZONE = ZoneInfo("Europe/Helsinki")
 
@@ -184,7 +185,7 @@ PATHS = {
 }
 
 
-def measure(kind: str, engine: Engine, count: int) -> list[list[object]]:
+def measure(kind: str, engine: Engine, count: int, profiled: int = 0) -> list[list[object]]:
     raw_metadata.create_all(engine)
     app = common.bench_app(engine)
     repository = common.repository_of(app)
@@ -202,7 +203,10 @@ def measure(kind: str, engine: Engine, count: int) -> list[list[object]]:
         "keyed": command(engine, repository, booker, slots["keyed"], keyed=True),
         "http": http_post(app.test_client(), booker, slots["http"]),
     }
-    samples = common.interleave(operations, count)
+    samples = common.interleave(operations, count, warmup=WARMUP)
+    if profiled:
+        more = range(WARMUP + count, WARMUP + count + profiled)  # slots not booked yet
+        common.profile_calls(f"{kind}, {PATHS['command']}", operations["command"], more)
     raw_rate = samples["raw"].rate
     rows: list[list[object]] = []
     for name, label in PATHS.items():
@@ -231,13 +235,15 @@ def measure(kind: str, engine: Engine, count: int) -> list[list[object]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = common.parser(__doc__).parse_args(argv)
+    parser = common.parser(__doc__)
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile N commands")
+    args = parser.parse_args(argv)
     count = 200 if args.quick else 3000
     print(f"(a) booking commands vs raw INSERT — {count} each, {common.machine()}\n", flush=True)
     rows: list[list[object]] = []
     for kind in common.chosen_databases(args):
         with common.migrated_engine(kind, args.postgres) as engine:
-            rows.extend(measure(kind, engine, count))
+            rows.extend(measure(kind, engine, count, args.profile))
     common.print_table(
         "(a) bookings per second, sequential, one transaction each",
         ["database", "path", "n", "ops/s", "p50 ms", "p95 ms", "vs raw", "cpu ms/op", "target"],

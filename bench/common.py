@@ -9,10 +9,13 @@ Benchmarks compare a path with its baseline in the same run, on the same databas
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import itertools
 import math
 import os
 import platform
+import pstats
 import sys
 import tempfile
 import time
@@ -162,6 +165,27 @@ def interleave(
             samples[name].seconds.extend(block.seconds)
             samples[name].cpu_seconds.extend(block.cpu_seconds)
     return samples
+
+
+OUR_CODE = r"/(booking|events|projections)/"
+
+
+def profile_calls(
+    title: str, operation: Callable[[int], object], indices: range, limit: int = 30
+) -> None:
+    """Run `operation(i)` under cProfile and print where the time goes: our own functions
+    by cumulative time, then the costliest functions anywhere by their own time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in indices:
+        operation(i)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    print(f"--- profile: {title}, {len(indices)} calls", file=out)
+    stats.sort_stats("cumulative").print_stats(OUR_CODE, limit)
+    stats.sort_stats("tottime").print_stats(limit // 2)
+    print(out.getvalue(), flush=True)
 
 
 # --- output -------------------------------------------------------------------------------
