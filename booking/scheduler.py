@@ -107,13 +107,14 @@ def run_forever(app: Flask) -> None:
     scheduler.start()
 
 
-def start_in_process(app: Flask) -> BackgroundScheduler:
-    """The jobs in a background thread of this process (the embedded default)."""
+def start_in_process(app: Flask) -> tuple[BackgroundScheduler, runner.BackgroundRunner]:
+    """The jobs and the projection runner in background threads of this process (the
+    embedded default); production runs `booking scheduler` and `booking projector`."""
     engine = make_engine(app.config["BOOKING_DATABASE_URL"])
     scheduler = BackgroundScheduler(timezone=app.config["BOOKING_TIMEZONE"], daemon=True)
     _schedule(scheduler, jobs_for(app, engine))
     scheduler.start()
-    return scheduler
+    return scheduler, runner.BackgroundRunner(engine).start()
 
 
 def run_projector(app: Flask, poll_seconds: float = 1.0, batch_size: int = 1000) -> None:

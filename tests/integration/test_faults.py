@@ -71,12 +71,15 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
+        return self.start_with(scheduler=False)
+
+    def start_with(self, scheduler: bool) -> Server:
         env = {
             **os.environ,
             "BOOKING_DATABASE_URL": self.database_url,
             "BOOKING_INSTANCE_PATH": str(self.tmp_path / "instance"),
             "BOOKING_SECRET_KEY": "tests",
-            "BOOKING_RUN_SCHEDULER": "0",
+            "BOOKING_RUN_SCHEDULER": "1" if scheduler else "0",
         }
         command = [sys.executable, "-m", "booking.cli", "serve", "--host", "127.0.0.1"]
         log = (self.tmp_path / "server.log").open("ab")

@@ -1,0 +1,64 @@
+"""`booking serve` on the embedded default runs the jobs and the projection runner itself:
+a premises registered over HTTP reaches the (asynchronous) free-premises registry without
+any other process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import premises_body
+from tests.integration.test_faults import Server
+
+
+def test_embedded_serve_keeps_the_registry_caught_up(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'serve.sqlite'}"
+    env = {
+        **os.environ,
+        "BOOKING_DATABASE_URL": url,
+        "BOOKING_SECRET_KEY": "tests",
+        "BOOKING_INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "booking.cli",
+            "admin",
+            "create-user",
+            "--email",
+            "staff@example.fi",
+            "--name",
+            "Staff",
+            "--role",
+            "staff",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    token = created.stdout.strip().splitlines()[-1]
+    server = Server(url, tmp_path)
+    server.start_with(scheduler=True)
+    try:
+        status, _ = server.request(
+            "POST",
+            "/api/v1/premises",
+            premises_body("kylatalo"),
+            {"Authorization": f"Bearer {token}"},
+        )
+        assert status == 201
+        deadline = time.monotonic() + 20
+        while True:
+            status, body = server.request("GET", "/api/v1/registry/free-premises")
+            listed = [p["id"] for p in body.get("premises", [])] if status == 200 else []
+            if "kylatalo" in listed:
+                break
+            assert time.monotonic() < deadline, (status, body)
+            time.sleep(0.3)
+    finally:
+        server.stop()
