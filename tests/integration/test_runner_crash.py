@@ -9,6 +9,7 @@ and count every booking exactly once.
 from __future__ import annotations
 
 import os
+import select as io_select
 import signal
 import sqlite3
 import subprocess
@@ -138,6 +139,19 @@ def _kill_mid_batch(engine: Engine, process: subprocess.Popen[bytes]) -> bool:
     raise AssertionError("the projector never held a batch open")
 
 
+def _wait_until_started(process: subprocess.Popen[bytes]) -> str:
+    """The projector's output up to its start line (it sets its signal handlers before)."""
+    assert process.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + 60
+    while "projector started" not in seen:
+        assert time.monotonic() < deadline and process.poll() is None, seen
+        ready, _, _ = io_select.select([process.stdout], [], [], 0.5)
+        if ready:
+            seen += process.stdout.readline().decode()
+    return seen
+
+
 @pytest.mark.slow
 def test_killed_mid_batch_then_restarted_equals_a_rebuild(
     api: Api, database_url: str, tmp_path: Path
@@ -160,12 +174,14 @@ def test_killed_mid_batch_then_restarted_equals_a_rebuild(
         assert _position(engine) < _head(engine)  # the batch it was in never committed
     assert kills >= 1
     process = _projector(database_url, tmp_path)
+    # A SIGTERM before the projector sets its handler would simply kill it.
+    started_output = _wait_until_started(process)
     deadline = time.monotonic() + 60
     while _position(engine) < _head(engine):
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=20)[0].decode()
+    output = started_output + process.communicate(timeout=20)[0].decode()
     assert process.returncode == 0, output
     assert "projector stopped" in output
 
