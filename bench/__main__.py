@@ -28,11 +28,22 @@ def discover() -> dict[str, Callable[..., object]]:
     for module in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):
         if module.name in NOT_BENCHMARKS or module.name.startswith("_"):
             continue
-        loaded = importlib.import_module(f"bench.{module.name}")
+        try:
+            loaded = importlib.import_module(f"bench.{module.name}")
+        except Exception as error:  # a module that does not import fails its own run only
+            found[module.name] = _failing(error)
+            continue
         main = getattr(loaded, "main", None)
         if callable(main):
             found[module.name] = main
     return found
+
+
+def _failing(error: Exception) -> Callable[..., object]:
+    def fail(argv: list[str] | None = None) -> None:
+        raise error
+
+    return fail
 
 
 def _call(name: str, main: Callable[..., object], argv: list[str]) -> None:
