@@ -87,6 +87,16 @@ def next_free_hour(
 @blp.route("/registry/free-premises", methods=["GET"])
 @blp.arguments(RegistryQuery, location="query")
 @blp.response(200, RegistryOut)
+@blp.doc(
+    responses={
+        "200": {
+            "content": {
+                "application/json": {"schema": RegistryOut},
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        }
+    }
+)  # ?format=csv
 def free_premises(query: dict[str, Any]) -> Response:
     """Every free-of-charge premises in use, with where it is, what it has, when it is open,
     on what terms, and its next free hour. `format=csv` gives the same as CSV (UTF-8)."""

@@ -91,6 +91,16 @@ def _group_by(raw: str) -> list[str]:
 @require("analyst", "staff", "admin")
 @blp.arguments(UsageQuery, location="query")
 @blp.response(200, UsageOut)
+@blp.doc(
+    responses={
+        "200": {
+            "content": {
+                "application/json": {"schema": UsageOut},
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        }
+    }
+)  # ?format=csv
 def usage_stats(query: dict[str, Any]) -> Response:
     """Open and booked hours, utilisation, bookings, cancellations, pop-up outcomes, lead
     times and attendance per group, for local dates `from`..`to` and the period of equal
