@@ -14,6 +14,7 @@ from booking import accounts
 from booking.app import create_app
 from booking.http import Runtime
 from booking.migrate import upgrade
+from booking.privacy import WrongSecret
 from booking.progress import Progress
 from events.sql import read_transaction, write_transaction
 from events.store import head_position
@@ -49,6 +50,11 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
     app = _app()
     upgrade(_runtime(app).engine)
+    with read_transaction(_runtime(app).engine) as conn:
+        try:
+            _runtime(app).vault.check(conn)
+        except WrongSecret as error:
+            raise click.ClickException(str(error)) from None
     # gunicorn forks the workers from this process: pooled connections opened here would be
     # shared by every worker (one socket, several users: mixed-up answers on PostgreSQL).
     _runtime(app).engine.dispose()

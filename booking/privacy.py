@@ -116,7 +116,24 @@ class Vault:
 
     def unwrap(self, person_id: str, wrapped: str) -> AESGCM:
         raw = base64.b64decode(wrapped)
-        return AESGCM(self._wrapping.decrypt(raw[:12], raw[12:], person_id.encode()))
+        try:
+            return AESGCM(self._wrapping.decrypt(raw[:12], raw[12:], person_id.encode()))
+        except InvalidTag:
+            raise WrongSecret() from None
+
+    def check(self, conn: Connection) -> None:
+        """Refuse to start with a secret that cannot open the data keys already stored."""
+        row = conn.execute(select(person_keys).limit(1)).first()
+        if row is not None:
+            self.unwrap(row.person_id, row.wrapped_key)
+
+
+class WrongSecret(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__(
+            "BOOKING_SECRET_KEY is not the secret the stored data keys were wrapped with: "
+            "use the same secret in every process (and keep it backed up)"
+        )
 
 
 class PersonalData:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from cryptography.exceptions import InvalidTag
 from sqlalchemy import Engine, select, text
 
-from booking.privacy import PREFIX, Vault, person_keys
+from booking.privacy import PREFIX, Vault, WrongSecret, person_keys
 from events.sql import read_transaction, write_transaction
 
 
@@ -35,8 +34,12 @@ def test_a_different_secret_cannot_open_the_keys(engine: Engine) -> None:
     with write_transaction(engine) as conn:
         Vault("one secret").create_key(conn, "p")
         sealed = Vault("one secret").reader(conn).seal("p", "salainen")
-    with read_transaction(engine) as conn, pytest.raises(InvalidTag):
+    with read_transaction(engine) as conn, pytest.raises(WrongSecret):
         Vault("another secret").reader(conn).open(sealed)
+    with read_transaction(engine) as conn, pytest.raises(WrongSecret):
+        Vault("another secret").check(conn)
+    with read_transaction(engine) as conn:
+        Vault("one secret").check(conn)
 
 
 def test_lookup_hash_is_stable_keyed_and_case_blind() -> None:
