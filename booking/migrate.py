@@ -6,9 +6,21 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def declared_metadata() -> list[MetaData]:
+    """Every table the code declares, as the migrations must build them."""
+    import booking.outbox  # noqa: F401  (registers the outbox table)
+    from booking.privacy import metadata as privacy_metadata
+    from booking.tables import metadata as booking_metadata
+    from events.store import metadata as events_metadata
+    from projections.base import metadata as projections_metadata
+    from projections.runner import ALL  # noqa: F401  (registers the projections' tables)
+
+    return [events_metadata, booking_metadata, privacy_metadata, projections_metadata]
 
 
 def alembic_config(engine: Engine | None = None) -> Config:

@@ -5,15 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import booking.outbox  # noqa: F401  (registers the outbox table)
-from booking.privacy import metadata as privacy_metadata
-from booking.tables import metadata as booking_metadata
+from booking.migrate import declared_metadata
 from events.sql import make_engine
-from events.store import metadata as events_metadata
-from projections.base import metadata as projections_metadata
-from projections.runner import ALL as _all_projections  # noqa: F401  (registers their tables)
 
-target_metadata = [events_metadata, booking_metadata, privacy_metadata, projections_metadata]
+target_metadata = declared_metadata()
 
 
 def run(connection: Connection) -> None:

@@ -63,6 +63,8 @@ busy_table = Table(
     Column("title", String(300)),  # only for public bookings
     Column("public", Boolean, nullable=False),
     Index("ix_availability_busy_premises_start", "premises_id", "start"),
+    # A search for a coming window bounds rows by their end: without this it walks history.
+    Index("ix_availability_busy_premises_blocked", "premises_id", "blocked_until"),
 )
 
 buffers_table = Table(
@@ -89,13 +91,16 @@ class Availability(Projection):
         that gap for new bookings, but a slot held under a smaller buffer (a pop-up approved
         after the buffer grew) may sit closer, and the exclusion constraint would refuse
         it. A true overlap still reaches the constraint: the span never ends before `end`."""
+        buffer = self._buffer(conn, premises_id)
+        if not buffer:
+            return end  # no buffer, nothing to stop short of the next booking
         t = busy_table
         next_start = conn.execute(
             select(func.min(t.c.start)).where(
                 t.c.premises_id == premises_id, t.c.kind != "closure", t.c.start >= end
             )
         ).scalar()
-        blocked = end + self._buffer(conn, premises_id)
+        blocked = end + buffer
         return blocked if next_start is None else max(end, min(blocked, next_start))
 
     @handles(PremisesRegistered)
