@@ -38,7 +38,7 @@ from events.opening import OpeningHours
 from events.slot import Slot
 from events.sql import read_transaction
 from projections.availability import busy_between, days_of, free_for_whole
-from projections.catalogue import premises_table
+from projections.catalogue import PROFILE_FIELDS, premises_table
 
 blp = Blueprint("premises", __name__, url_prefix="/api/v1", description="The premises catalogue")
 MAX_AVAILABILITY_DAYS = 92
@@ -48,19 +48,7 @@ MAX_SEARCH_WINDOW = timedelta(days=14)
 def premises_json(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
-        "name": row.name,
-        "description": row.description,
-        "address": row.address,
-        "district": row.district,
-        "capacity": row.capacity,
-        "free_of_charge": row.free_of_charge,
-        "hourly_price_cents": row.hourly_price_cents,
-        "free_use_conditions": row.free_use_conditions,
-        "accessibility": row.accessibility,
-        "equipment": row.equipment,
-        "timezone": row.timezone,
-        "opening_hours": row.opening_hours,
-        "rules": row.rules,
+        **{field: getattr(row, field) for field in PROFILE_FIELDS},
         "retired": row.retired,
         "version": row.version,
     }

@@ -34,6 +34,7 @@ from booking.service import run_premises_command
 from events.opening import WEEKDAYS, OpeningHours
 from events.slot import Slot
 from events.sql import read_transaction
+from projections.catalogue import PROFILE_FIELDS as CATALOGUE_FIELDS
 from projections.catalogue import premises_table
 
 bp = Blueprint("staff_premises", __name__, url_prefix="/staff/premises")
@@ -227,21 +228,10 @@ def _rule_defaults() -> dict[str, str]:
 
 
 def _changes(profile: dict[str, Any], row: Any) -> dict[str, Any]:
-    current = {
-        "name": row.name,
-        "description": row.description,
-        "address": row.address,
-        "district": row.district,
-        "capacity": row.capacity,
-        "free_of_charge": row.free_of_charge,
-        "hourly_price_cents": row.hourly_price_cents,
-        "free_use_conditions": row.free_use_conditions,
-        "accessibility": row.accessibility,
-        "equipment": row.equipment,
-        "timezone": row.timezone,
-        "opening_hours": OpeningHours.parse(row.opening_hours).as_json(),
-        "rules": Rules.from_json(row.rules).as_json(),
-    }
+    current = {field: getattr(row, field) for field in CATALOGUE_FIELDS}
+    # Stored forms that the form's may spell differently: compare them normalised.
+    current["opening_hours"] = OpeningHours.parse(row.opening_hours).as_json()
+    current["rules"] = Rules.from_json(row.rules).as_json()
     changed = {k: v for k, v in profile.items() if v != current.get(k)}
     if "rules" in changed:
         changed["rules"] = {
