@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,10 +115,16 @@ def worker_id(request: pytest.FixtureRequest) -> str:
 def database_url(
     request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 ) -> Iterator[str]:
-    if request.param == "sqlite":
-        path = tmp_path / "tilavaraus.sqlite"
-        shutil.copy(sqlite_template, path)
-        yield f"sqlite:///{path}"
+    with fresh_database(request.param, request, tmp_path / "tilavaraus.sqlite") as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(kind: str, request: pytest.FixtureRequest, sqlite_path: Path) -> Iterator[str]:
+    """A migrated, empty database of `kind` ("sqlite" at `sqlite_path`, or "postgresql")."""
+    if kind == "sqlite":
+        shutil.copy(request.getfixturevalue("sqlite_template"), sqlite_path)
+        yield f"sqlite:///{sqlite_path}"
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
     url = server.fresh_database()

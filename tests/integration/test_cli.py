@@ -40,7 +40,7 @@ from projections import runner
 from projections.availability import buffers_table, busy_table
 from projections.bookings import bookings_table
 from projections.catalogue import premises_table
-from tests.conftest import PostgresServer
+from tests.conftest import PostgresServer, fresh_database
 
 ANCHOR = "2026-11-23"
 DEMO_BOOKINGS = 300
@@ -282,19 +282,11 @@ def demo_url(
 
 
 @pytest.fixture
-def fresh_url(
-    demo_url: str, sqlite_template: Path, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[str]:
+def fresh_url(demo_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty, migrated database of the same kind as `demo_url`."""
-    if make_url(demo_url).get_backend_name() == "sqlite":
-        path = tmp_path / "fresh.sqlite"
-        shutil.copy(sqlite_template, path)
-        yield f"sqlite:///{path}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    url = server.fresh_database()
-    yield url
-    server.drop(url)
+    kind = make_url(demo_url).get_backend_name()
+    with fresh_database(kind, request, tmp_path / "fresh.sqlite") as url:
+        yield url
 
 
 @pytest.fixture
