@@ -66,6 +66,15 @@ def requests(form: Form | None = None, failed: str | None = None) -> Any:
     return (page, 422) if form is not None and not form.ok else page
 
 
+def _reason_form(decision: str, missing: str) -> tuple[Form, str]:
+    """The approve/reject form: a reason is required to reject, said as `missing`."""
+    form = Form(request.form)
+    reason = form.text("reason", 2000, required=decision == "reject")
+    if form.errors.get("reason"):
+        form.errors["reason"] = [missing]
+    return form, reason
+
+
 @bp.route("/bookings/<booking_id>/<decision>", methods=["POST"])
 @signed_in_as(*STAFF)
 def decide(booking_id: str, decision: str) -> Any:
@@ -73,10 +82,9 @@ def decide(booking_id: str, decision: str) -> Any:
     assert user is not None
     if decision not in ("approve", "reject"):
         return requests()
-    form = Form(request.form)
-    reason = form.text("reason", 2000, required=decision == "reject")
-    if form.errors.get("reason"):
-        form.errors["reason"] = [_("Give the reason for rejecting; the booker will see it.")]
+    form, reason = _reason_form(
+        decision, _("Give the reason for rejecting; the booker will see it.")
+    )
     if not form.ok:
         return requests(form, booking_id)
     command = DecideBooking(
@@ -103,10 +111,9 @@ def decide_popup(request_id: str, decision: str) -> Any:
     assert user is not None
     if decision not in ("approve", "reject"):
         return requests()
-    form = Form(request.form)
-    reason = form.text("reason", 2000, required=decision == "reject")
-    if form.errors.get("reason"):
-        form.errors["reason"] = [_("Give the reason for rejecting; the requester will see it.")]
+    form, reason = _reason_form(
+        decision, _("Give the reason for rejecting; the requester will see it.")
+    )
     if not form.ok:
         return requests(form, request_id)
     approve = decision == "approve"
