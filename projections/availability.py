@@ -75,32 +75,36 @@ buffers_table = Table(
 )
 
 
+# One round trip for both things a new booking's blocked span depends on.
+_BUFFER_AND_NEXT_START = select(
+    buffers_table.c.buffer_minutes,
+    select(func.min(busy_table.c.start))
+    .where(
+        busy_table.c.premises_id == bindparam("p"),
+        busy_table.c.kind != "closure",
+        busy_table.c.start >= bindparam("end", type_=UTCDateTime()),
+    )
+    .scalar_subquery(),
+).where(buffers_table.c.premises_id == bindparam("p"))
+_INSERT_BUSY = insert(busy_table)
+
+
 class Availability(Projection):
     name = "availability"
     tables = (busy_table, buffers_table)
     inline = True
-
-    def _buffer(self, conn: Connection, premises_id: str) -> timedelta:
-        minutes = conn.execute(
-            select(buffers_table.c.buffer_minutes).where(buffers_table.c.premises_id == premises_id)
-        ).scalar_one()
-        return timedelta(minutes=minutes)
 
     def _blocked_until(self, conn: Connection, premises_id: str, end: datetime) -> datetime:
         """The end plus the buffer, stopped at the next booking or hold. The decider keeps
         that gap for new bookings, but a slot held under a smaller buffer (a pop-up approved
         after the buffer grew) may sit closer, and the exclusion constraint would refuse
         it. A true overlap still reaches the constraint: the span never ends before `end`."""
-        buffer = self._buffer(conn, premises_id)
-        if not buffer:
+        minutes, next_start = conn.execute(
+            _BUFFER_AND_NEXT_START, {"p": premises_id, "end": end}
+        ).one()
+        if not minutes:
             return end  # no buffer, nothing to stop short of the next booking
-        t = busy_table
-        next_start = conn.execute(
-            select(func.min(t.c.start)).where(
-                t.c.premises_id == premises_id, t.c.kind != "closure", t.c.start >= end
-            )
-        ).scalar()
-        blocked = end + buffer
+        blocked = end + timedelta(minutes=minutes)
         return blocked if next_start is None else max(end, min(blocked, next_start))
 
     @handles(PremisesRegistered)
@@ -142,16 +146,17 @@ class Availability(Projection):
     @handles(BookingPlaced)
     def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:
         conn.execute(
-            insert(busy_table).values(
-                premises_id=e.premises_id,
-                ref_id=e.booking_id,
-                kind="booking" if e.status == "confirmed" else "hold",
-                start=e.start,
-                end=e.end,
-                blocked_until=self._blocked_until(conn, e.premises_id, e.end),
-                title=e.title if e.public else None,
-                public=e.public,
-            )
+            _INSERT_BUSY,
+            {
+                "premises_id": e.premises_id,
+                "ref_id": e.booking_id,
+                "kind": "booking" if e.status == "confirmed" else "hold",
+                "start": e.start,
+                "end": e.end,
+                "blocked_until": self._blocked_until(conn, e.premises_id, e.end),
+                "title": e.title if e.public else None,
+                "public": e.public,
+            },
         )
 
     @handles(BookingApproved)

@@ -40,6 +40,10 @@ bookings_table = Table(
 )
 
 
+# Built once: a statement made per call costs more Python than the database's insert.
+_INSERT = insert(bookings_table)
+
+
 class Bookings(Projection):
     name = "bookings"
     tables = (bookings_table,)
@@ -48,23 +52,24 @@ class Bookings(Projection):
     @handles(BookingPlaced)
     def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:
         conn.execute(
-            insert(bookings_table).values(
-                id=e.booking_id,
-                premises_id=e.premises_id,
-                organisation_id=e.organisation_id,
-                booked_by=e.booked_by,
-                series_id=e.series_id,
-                status=e.status,
-                start=e.start,
-                end=e.end,
-                title=e.title,
-                attendees=e.attendees,
-                public=e.public,
-                notes=e.notes,
-                created_at=e.placed_at,
-                updated_at=e.placed_at,
-                version=1,
-            )
+            _INSERT,
+            {
+                "id": e.booking_id,
+                "premises_id": e.premises_id,
+                "organisation_id": e.organisation_id,
+                "booked_by": e.booked_by,
+                "series_id": e.series_id,
+                "status": e.status,
+                "start": e.start,
+                "end": e.end,
+                "title": e.title,
+                "attendees": e.attendees,
+                "public": e.public,
+                "notes": e.notes,
+                "created_at": e.placed_at,
+                "updated_at": e.placed_at,
+                "version": 1,
+            },
         )
 
     def _change(self, conn: Connection, booking_id: str, **values: object) -> None:

@@ -52,6 +52,7 @@ from events.catalog import (
 from events.sql import JSONDocument, UTCDateTime
 from events.store import RecordedEvent
 from projections.base import Projection, handles, metadata
+from projections.batching import upsert_replacing
 
 # The namespace of UIDs made for ids that are not UUIDs already (RFC 7986 asks for UUIDs).
 UID_NAMESPACE = uuid.UUID("6f1c7f0e-4a8a-4f43-9d55-8f1d2f0b6a11")
@@ -102,25 +103,27 @@ def uid_for(kind: str, ref_id: str) -> str:
         return str(uuid.uuid5(UID_NAMESPACE, f"{kind}:{ref_id}"))
 
 
-def _touch(conn: Connection, scope: str, key: str, rec: RecordedEvent, **values: object) -> None:
-    """Move a scope's position to `rec`; creates the row on first use."""
-    t = calendars_table
-    changed = dict(position=rec.position, changed_at=rec.recorded_at, **values)
-    done = conn.execute(update(t).where(t.c.scope == scope, t.c.key == key).values(changed))
-    if not done.rowcount:
-        conn.execute(insert(t).values(scope=scope, key=key, **changed))
+def _touch(
+    conn: Connection, rec: RecordedEvent, scopes: list[tuple[str, str]], **values: object
+) -> None:
+    """Move each (scope, key)'s position to `rec`, creating rows on first use: one upsert."""
+    changed = {"position": rec.position, "changed_at": rec.recorded_at, **values}
+    upsert_replacing(
+        conn,
+        calendars_table,
+        ("scope", "key"),
+        [{"scope": s, "key": k, **changed} for s, k in scopes],
+    )
 
 
-def _touch_scopes_of(conn: Connection, ref_id: str, rec: RecordedEvent) -> None:
-    t = entries_table
-    row = conn.execute(
-        select(t.c.premises_id, t.c.organisation_id).where(t.c.ref_id == ref_id)
-    ).first()
-    if row is None:
-        return
-    _touch(conn, "premises", row.premises_id, rec)
-    if row.organisation_id is not None:
-        _touch(conn, "organisation", row.organisation_id, rec)
+def _scopes(premises_id: str, organisation_id: str | None) -> list[tuple[str, str]]:
+    scopes = [("premises", premises_id)]
+    if organisation_id is not None:
+        scopes.append(("organisation", organisation_id))
+    return scopes
+
+
+_INSERT_ENTRY = insert(entries_table)
 
 
 class FeedEntries(Projection):
@@ -130,14 +133,14 @@ class FeedEntries(Projection):
 
     @handles(PremisesRegistered)
     def registered(self, conn: Connection, e: PremisesRegistered, rec: RecordedEvent) -> None:
-        _touch(conn, "premises", e.premises_id, rec, name=e.name, address=e.address)
+        _touch(conn, rec, [("premises", e.premises_id)], name=e.name, address=e.address)
 
     @handles(PremisesUpdated)
     def updated(self, conn: Connection, e: PremisesUpdated, rec: RecordedEvent) -> None:
         shown = {k: e.changes[k] for k in ("name", "address") if k in e.changes}
         if not shown:
             return  # rules, hours, prices: nothing a feed shows
-        _touch(conn, "premises", e.premises_id, rec, **shown)
+        _touch(conn, rec, [("premises", e.premises_id)], **shown)
         # Organisation feeds name the premises in LOCATION: their ETags must move too.
         t = entries_table
         organisations = conn.execute(
@@ -145,39 +148,37 @@ class FeedEntries(Projection):
             .where(t.c.premises_id == e.premises_id, t.c.organisation_id.is_not(None))
             .distinct()
         ).scalars()
-        for organisation_id in list(organisations):
-            _touch(conn, "organisation", organisation_id, rec)
+        _touch(conn, rec, [("organisation", o) for o in organisations])
 
     @handles(BookingPlaced)
     def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:
         conn.execute(
-            insert(entries_table).values(
-                ref_id=e.booking_id,
-                kind="booking",
-                premises_id=e.premises_id,
-                organisation_id=e.organisation_id,
-                booked_by=e.booked_by,
-                uid=uid_for("booking", e.booking_id),
-                sequence=0,
-                status=e.status,
-                start=e.start,
-                end=e.end,
-                title=e.title,
-                public=e.public,
-                attendees=e.attendees,
-                created_at=e.placed_at,
-                last_modified=rec.recorded_at,
-                position=rec.position,
-            )
+            _INSERT_ENTRY,
+            {
+                "ref_id": e.booking_id,
+                "kind": "booking",
+                "premises_id": e.premises_id,
+                "organisation_id": e.organisation_id,
+                "booked_by": e.booked_by,
+                "uid": uid_for("booking", e.booking_id),
+                "sequence": 0,
+                "status": e.status,
+                "start": e.start,
+                "end": e.end,
+                "title": e.title,
+                "public": e.public,
+                "attendees": e.attendees,
+                "created_at": e.placed_at,
+                "last_modified": rec.recorded_at,
+                "position": rec.position,
+            },
         )
-        _touch(conn, "premises", e.premises_id, rec)
-        if e.organisation_id is not None:
-            _touch(conn, "organisation", e.organisation_id, rec)
+        _touch(conn, rec, _scopes(e.premises_id, e.organisation_id))
 
     def _changed(self, conn: Connection, booking_id: str, status: str, rec: RecordedEvent) -> None:
         # Every change a client should pick up raises SEQUENCE (RFC 5545 3.8.7.4).
         t = entries_table
-        conn.execute(
+        row = conn.execute(
             update(t)
             .where(t.c.ref_id == booking_id)
             .values(
@@ -186,8 +187,10 @@ class FeedEntries(Projection):
                 last_modified=rec.recorded_at,
                 position=rec.position,
             )
-        )
-        _touch_scopes_of(conn, booking_id, rec)
+            .returning(t.c.premises_id, t.c.organisation_id)
+        ).first()
+        if row is not None:
+            _touch(conn, rec, _scopes(row.premises_id, row.organisation_id))
 
     @handles(BookingApproved)
     def approved(self, conn: Connection, e: BookingApproved, rec: RecordedEvent) -> None:
@@ -223,7 +226,7 @@ class FeedEntries(Projection):
                 position=rec.position,
             )
         )
-        _touch(conn, "premises", e.premises_id, rec)
+        _touch(conn, rec, [("premises", e.premises_id)])
 
 
 # --- queries ----------------------------------------------------------------------------
