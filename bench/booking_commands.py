@@ -2,8 +2,8 @@
 
 The command path is what POST /api/v1/bookings does minus HTTP: `booking.service.execute`
 runs a write transaction in which `run_premises_command` decides a `PlaceBooking` against the
-cached premises state, appends the event and projects it inline, and the booking row is read
-back for the answer. The baseline inserts one row per transaction, with SQLAlchemy Core and
+cached premises state, appends the event, projects it inline and queues the mail, and the
+answer is built from the event (as the POST handler does). The baseline inserts one row per transaction, with SQLAlchemy Core and
 nothing else, into a table of the events table's shape on the same database and engine.
 Extra rows: the same command with an Idempotency-Key, and the whole POST through the Flask
 test client. Every booking is on a distinct one-hour slot of one of a few premises.
@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from bench import common
-from booking.api.bookings import booking_json, booking_rows
+from booking.api.bookings import placed_in, placed_outcome
 from booking.domain.commands import BookingRequest, PlaceBooking
 from booking.http import outcome_of_error
 from booking.service import IdempotencyKey, Outcome, PremisesRepository, execute
@@ -145,9 +145,8 @@ def command(
         def handle(conn: Connection) -> Outcome:
             placing = PlaceBooking(actor, booking_id, request, datetime.now(UTC))
             meta = Metadata(actor.user_id, correlation_id=uuid.uuid4().hex)
-            run_command(conn, repository, premises_id, placing, meta)
-            (row,) = booking_rows(conn, [booking_id])
-            return Outcome(201, booking_json(row), {"Location": f"/api/v1/bookings/{booking_id}"})
+            recorded = run_command(conn, repository, premises_id, placing, meta)
+            return placed_outcome(*placed_in(conn, recorded, repository), request.notes)
 
         key = None
         if keyed:

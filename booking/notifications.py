@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from booking.outbox import Mail, enqueue
@@ -177,6 +177,14 @@ def local_time(start: datetime, end: datetime, zone: ZoneInfo, language: str) ->
     return f"{day} {s.day} {s:%b %Y} {s:%H:%M}–{end_text} ({zone.key})"
 
 
+_LANGUAGE = select(users.c.language).where(users.c.id == bindparam("user"))
+_PREMISES = select(
+    premises_table.c.name,
+    premises_table.c.timezone,
+    _LANGUAGE.scalar_subquery().label("language"),
+).where(premises_table.c.id == bindparam("premises"))
+
+
 class Notifier:
     """Collects mails for one transaction's events; reads what it needs once."""
 
@@ -188,21 +196,27 @@ class Notifier:
 
     def language(self, user_id: str) -> str:
         if user_id not in self._languages:
-            found = self.conn.execute(
-                select(users.c.language).where(users.c.id == user_id)
-            ).scalar()
-            self._languages[user_id] = found if found in ("fi", "en") else "fi"
+            found = self.conn.execute(_LANGUAGE, {"user": user_id}).scalar()
+            self._remember_language(user_id, found)
         return self._languages[user_id]
+
+    def _remember_language(self, user_id: str, found: str | None) -> None:
+        self._languages[user_id] = found if found in ("fi", "en") else "fi"
 
     def premises(self, premises_id: str) -> tuple[dict[str, Any], ZoneInfo]:
         if premises_id not in self._premises:
-            row = self.conn.execute(
-                select(premises_table.c.name, premises_table.c.timezone).where(
-                    premises_table.c.id == premises_id
-                )
-            ).one()
+            row = self.conn.execute(_PREMISES, {"premises": premises_id, "user": None}).one()
             self._premises[premises_id] = (row.name, ZoneInfo(row.timezone))
         return self._premises[premises_id]
+
+    def _prefetch(self, user_id: str, premises_id: str) -> None:
+        """The recipient's language and the premises in one round trip (most commands mail
+        one person about one premises)."""
+        if user_id in self._languages or premises_id in self._premises:
+            return
+        row = self.conn.execute(_PREMISES, {"premises": premises_id, "user": user_id}).one()
+        self._premises[premises_id] = (row.name, ZoneInfo(row.timezone))
+        self._remember_language(user_id, row.language)
 
     def mail(
         self,
@@ -215,6 +229,8 @@ class Notifier:
         end: datetime | None = None,
         **extra: object,
     ) -> Mail:
+        if premises_id is not None:
+            self._prefetch(recipient, premises_id)
         language = self.language(recipient)
         fields: dict[str, object] = {"title": title, "premises": "", "when": "", **extra}
         if premises_id is not None:

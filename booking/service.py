@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, event, insert, select, text
 from sqlalchemy.engine import Connection
@@ -65,6 +66,11 @@ class PremisesRepository:
             state = self._caught_up(conn, premises_id)
             return state.version, decide(command, state)
 
+    def zone(self, premises_id: str) -> ZoneInfo | None:
+        """The premises' time zone as last loaded (None when not loaded)."""
+        state = self._states.get(premises_id)
+        return state.zone if state is not None else None
+
     def forget(self, premises_id: str | None = None) -> None:
         if premises_id is None:
             self._states.clear()
@@ -94,7 +100,9 @@ def run_premises_command(
     transaction. `notify=False` is for history that nobody should be told about (demo)."""
     lock_premises(conn, [premises_id])
     version, events = repository.decide(conn, premises_id, command)
-    recorded = append(conn, premises_stream(premises_id), events, version, metadata)
+    recorded = append(
+        conn, premises_stream(premises_id), events, version, metadata, read_in_transaction=True
+    )
     repository.forget_on_rollback(conn, premises_id)
     appended = list(zip(events, recorded, strict=True))
     project_inline(conn, appended)

@@ -93,8 +93,12 @@ class RecordedEvent:
     data: JSONObject
     metadata: JSONObject = field(default_factory=dict)
     recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The event itself when this process just appended it: no need to load it back.
+    source: Event | None = field(default=None, compare=False, repr=False)
 
     def to_event(self) -> Event:
+        if self.source is not None:
+            return self.source
         return serializer.load(self.type, self.schema_version, self.data)
 
 
@@ -114,16 +118,21 @@ def append(
     new_events: Sequence[Event],
     expected_version: int,
     metadata: Metadata | None = None,
+    *,
+    read_in_transaction: bool = False,
 ) -> list[RecordedEvent]:
     """Append events at `expected_version + 1, + 2, …` or raise `ConcurrencyError`.
 
     Must run inside a transaction; the caller commits. `expected_version` 0 means the
-    stream must not exist yet.
+    stream must not exist yet. `read_in_transaction` says the caller read the stream up to
+    `expected_version` in this transaction: the stream cannot be behind that, and if another
+    writer moved it on since, the unique `(stream, version)` key refuses the first row — so
+    the version check costs no extra query.
     """
     if not new_events:
         return []
     lock_for_append(conn)
-    if stream_version(conn, stream) != expected_version:
+    if not read_in_transaction and stream_version(conn, stream) != expected_version:
         raise ConcurrencyError(stream, expected_version)
     now = datetime.now(UTC)
     meta = (metadata or Metadata()).as_json()
@@ -152,9 +161,12 @@ def append(
             .scalars()
             .all()
         )
-    except IntegrityError as error:  # a racing writer took the version (SQLite without lock)
+    except IntegrityError as error:  # a racing writer took the version first
         raise ConcurrencyError(stream, expected_version) from error
-    return [RecordedEvent(position=p, **row) for p, row in zip(positions, rows, strict=True)]
+    return [
+        RecordedEvent(position=p, source=event, **row)
+        for p, row, event in zip(positions, rows, new_events, strict=True)
+    ]
 
 
 def _recorded(row: Any) -> RecordedEvent:

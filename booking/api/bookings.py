@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime, time, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -31,11 +31,14 @@ from booking.http import expected_version, iso, json_response, request_metadata,
 from booking.privacy import current_vault
 from booking.service import (
     Outcome,
+    PremisesRepository,
     premises_of_booking,
     premises_of_series,
     run_premises_command,
 )
+from events.catalog import BookingPlaced
 from events.sql import read_transaction
+from events.store import RecordedEvent
 from projections.bookings import bookings_table
 from projections.catalogue import premises_table
 
@@ -113,13 +116,39 @@ def _sealed(conn: Connection, user: User, request: BookingRequest) -> BookingReq
     return replace(request, notes=runtime().vault.seal_for(conn, user.id, request.notes))
 
 
-def _placed_outcome(conn: Connection, booking_id: str) -> Outcome:
-    (row,) = booking_rows(conn, [booking_id])
+def placed_outcome(placed: BookingPlaced, zone: ZoneInfo, notes: str) -> Outcome:
+    """The 201 for a booking just placed, from its event: what the booking list's new row
+    holds (version 1, nothing late or rejected yet), without reading it back."""
+    row = SimpleNamespace(
+        **{f.name: getattr(placed, f.name) for f in fields(placed)},
+        id=placed.booking_id,
+        timezone=zone.key,
+        version=1,
+        created_at=placed.placed_at,
+        updated_at=placed.placed_at,
+        late=None,
+        reason=None,
+    )
+    row.notes = notes
     return Outcome(
         201,
         booking_json(row),
-        {"ETag": f'"{row.version}"', "Location": f"/api/v1/bookings/{booking_id}"},
+        {"ETag": '"1"', "Location": f"/api/v1/bookings/{placed.booking_id}"},
     )
+
+
+def placed_in(
+    conn: Connection, recorded: list[RecordedEvent], repository: PremisesRepository
+) -> tuple[BookingPlaced, ZoneInfo]:
+    """The BookingPlaced among a command's events, and its premises' zone."""
+    placed = next(e for r in recorded if isinstance(e := r.to_event(), BookingPlaced))
+    zone = repository.zone(placed.premises_id)
+    if zone is None:  # the cached state was dropped meanwhile
+        p = premises_table
+        zone = ZoneInfo(
+            conn.execute(select(p.c.timezone).where(p.c.id == placed.premises_id)).scalar_one()
+        )
+    return placed, zone
 
 
 @blp.route("/bookings", methods=["POST"])
@@ -139,10 +168,11 @@ def place(body: dict[str, Any]) -> Response:
         command = PlaceBooking(
             user.actor, booking_id, _sealed(conn, user, request), datetime.now(UTC)
         )
-        run_premises_command(
-            conn, runtime().premises, request.premises_id, command, request_metadata(user.id)
+        repository = runtime().premises
+        recorded = run_premises_command(
+            conn, repository, request.premises_id, command, request_metadata(user.id)
         )
-        return _placed_outcome(conn, booking_id)
+        return placed_outcome(*placed_in(conn, recorded, repository), request.notes)
 
     return write(user.id, handle)
 
