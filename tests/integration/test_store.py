@@ -141,6 +141,20 @@ def test_stale_expected_version_raises_and_writes_nothing(engine: Engine) -> Non
         assert [r.to_event() for r in read_stream(conn, "premises-a")] == [retired(1)]
 
 
+def test_a_writer_that_read_the_stream_is_refused_by_the_unique_key_when_overtaken(
+    engine: Engine,
+) -> None:
+    """`read_in_transaction` skips the version query; the database's key still refuses the
+    writer that decided on version 1 after another one appended version 2."""
+    with write_transaction(engine) as conn:
+        append(conn, "premises-a", [retired(1), retired(2)], 0)
+    with pytest.raises(ConcurrencyError) as raised, write_transaction(engine) as conn:
+        append(conn, "premises-a", [retired(3), retired(4)], 1, read_in_transaction=True)
+    assert raised.value.expected_version == 1
+    with read_transaction(engine) as conn:
+        assert [r.to_event() for r in read_stream(conn, "premises-a")] == [retired(1), retired(2)]
+
+
 def test_unique_stream_version_in_the_database(engine: Engine) -> None:
     with write_transaction(engine) as conn:
         (recorded,) = append(conn, "premises-a", [retired(1)], 0)
