@@ -6,7 +6,7 @@ request, which the inline projections apply (the pop-up row changes status, the 
 availability). The baseline is one UPDATE of the same 10,000 rows in a table of the
 pop-up read model's shape, on the same database. Target: ≤ 5× the baseline's time.
 
-    python -m bench.expiry [--quick] [--databases sqlite,postgresql]
+    python -m bench.expiry [--quick] [--profile] [--databases sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -126,11 +126,16 @@ def _per_row_baseline(engine: Engine, after: datetime) -> float:
     return time.perf_counter() - began
 
 
-def measure(kind: str, engine: Engine, count: int) -> list[object]:
+def measure(kind: str, engine: Engine, count: int, profile: bool = False) -> list[object]:
     now = datetime.now(UTC)
     setup = time.perf_counter()
     jobs, after = _pending_requests(engine, count, now)
     setup = time.perf_counter() - setup
+    if profile:  # where the job's time goes, instead of timing it
+        common.profile_calls(
+            f"{kind}: expire_popups", lambda _: jobs.expire_popups(after), range(1)
+        )
+        return [kind, count, "(profiled)"] + [""] * 7
     with write_transaction(engine) as conn:
         before = conn.execute(select(func.count()).select_from(events_table)).scalar_one()
     began = time.perf_counter()
@@ -158,13 +163,17 @@ def measure(kind: str, engine: Engine, count: int) -> list[object]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = common.parser(__doc__).parse_args(argv)
+    found = common.parser(__doc__)
+    found.add_argument(
+        "--profile", action="store_true", help="print a cProfile of the job instead of timing it"
+    )
+    args = found.parse_args(argv)
     count = 500 if args.quick else 10_000
     print(f"expiring {count} pending pop-up requests — {common.machine()}\n", flush=True)
     rows = []
     for kind in common.chosen_databases(args):
         with common.migrated_engine(kind, args.postgres) as engine:
-            rows.append(measure(kind, engine, count))
+            rows.append(measure(kind, engine, count, args.profile))
     common.print_table(
         "pop-up expiry job vs one plain UPDATE of the same rows",
         [

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
+from booking import notifications
 from booking.domain.popups import ExpirePopups
 from booking.notifications import Notifier
 from booking.outbox import SmtpSettings, deliver, enqueue
@@ -24,16 +25,19 @@ from booking.service import (
     PremisesRepository,
     execute,
     lock_premises,
-    run_premises_command,
+    premises_stream,
 )
 from booking.tables import users
+from events.bulk import StreamAppend, append_many
 from events.sql import read_transaction
 from events.store import Metadata
 from projections.bookings import bookings_table
 from projections.popups import popups_table
+from projections.runner import project_inline
 
 log = logging.getLogger(__name__)
 REMINDER_AHEAD = timedelta(hours=24)
+# Premises per transaction: bounds how long the premises and the append lock are held.
 PREMISES_PER_TRANSACTION = 100
 SCHEDULER = Metadata(actor="scheduler")
 
@@ -55,30 +59,49 @@ class Jobs:
                     select(p.c.premises_id)
                     .where(p.c.status == "pending", p.c.decision_deadline <= now)
                     .distinct()
+                    .order_by(p.c.premises_id)
                 ).scalars()
             )
         expired = 0
-        # Many premises per transaction: each still appends to its own stream at the version
-        # it decided on, so a racing scheduler or booking makes the whole chunk retry.
         for chunk in (
             due[i : i + PREMISES_PER_TRANSACTION]
             for i in range(0, len(due), PREMISES_PER_TRANSACTION)
         ):
 
             def handle(conn: Connection, chunk: list[str] = chunk) -> Outcome:
-                lock_premises(conn, chunk)  # all at once, in order: no deadlock with bookings
-                count = 0
-                for premises_id in chunk:
-                    command = ExpirePopups(premises_id, now)
-                    count += len(
-                        run_premises_command(conn, self.premises, premises_id, command, SCHEDULER)
-                    )
-                return Outcome(200, {"expired": count})
+                return Outcome(200, {"expired": self._expire(conn, chunk, now)})
 
             expired += execute(self.engine, handle).body["expired"]
         if expired:
             log.info("expired %s pop-up request(s)", expired)
         return expired
+
+    def _expire(self, conn: Connection, premises_ids: list[str], now: datetime) -> int:
+        """One transaction's expiry: decide per premises under its lock, then append, project
+        and queue the mails of all of them at once (one statement each, not one per event).
+
+        Each premises still appends to its own stream at the version it decided on, so a
+        racing scheduler or booking makes the whole chunk retry; the second run then decides
+        on the events the first appended and finds nothing left to expire.
+        """
+        lock_premises(conn, premises_ids)  # all at once, in order: no deadlock with bookings
+        appends = []
+        for premises_id in premises_ids:
+            version, events = self.premises.decide(
+                conn, premises_id, ExpirePopups(premises_id, now)
+            )
+            if events:
+                appends.append(StreamAppend(premises_stream(premises_id), events, version))
+                self.premises.forget_on_rollback(conn, premises_id)
+        appended = [
+            pair
+            for a, recorded in zip(appends, append_many(conn, appends, SCHEDULER), strict=True)
+            for pair in zip(a.events, recorded, strict=True)
+        ]
+        if appended:
+            project_inline(conn, appended)
+            notifications.notify(conn, appended, datetime.now(UTC))
+        return len(appended)
 
     def queue_reminders(self, now: datetime | None = None) -> int:
         """Queue a reminder for each confirmed booking starting within 24 h that was placed

@@ -1,0 +1,146 @@
+"""`events.bulk.append_many` on both databases: the rules of `events.store.append` per stream
+(expected version, consecutive versions, nothing written on refusal), the same stored JSON
+as the serializer's, and the append lock on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+
+from events.bulk import StreamAppend, TemplateDumper, append_many, stream_versions
+from events.catalog import ALL_EVENTS, Event, PopupExpired, PremisesRetired
+from events.serialization import UnreadableEvent, serializer
+from events.sql import make_engine, read_transaction, write_transaction
+from events.store import (
+    ConcurrencyError,
+    Metadata,
+    append,
+    lock_for_append,
+    read_all,
+    read_stream,
+)
+from tests.integration.test_store import count_events, sample_event
+
+WHEN = datetime(2027, 10, 31, 1, 30, 15, 123456, tzinfo=UTC)
+
+
+def expired(premises: str, n: int, at: datetime = WHEN) -> PopupExpired:
+    return PopupExpired(premises_id=premises, request_id=f"req-ä-{premises}-{n}", expired_at=at)
+
+
+def test_appends_to_many_streams_at_their_next_versions(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        append(conn, "premises-a", [PremisesRetired("a", "old")], 0)
+    batches = [
+        StreamAppend("premises-a", [expired("a", 1), expired("a", 2)], 1),
+        StreamAppend("premises-empty", [], 0),
+        StreamAppend("premises-b", [expired("b", 1)], 0),
+    ]
+    with write_transaction(engine) as conn:
+        recorded = append_many(conn, batches, Metadata(actor="scheduler"))
+    assert [[(r.stream, r.version) for r in rs] for rs in recorded] == [
+        [("premises-a", 2), ("premises-a", 3)],
+        [],
+        [("premises-b", 1)],
+    ]
+    with read_transaction(engine) as conn:
+        stored = read_all(conn)
+        assert [r.to_event() for r in read_stream(conn, "premises-a", 1)] == list(batches[0].events)
+        assert stream_versions(conn, ["premises-a", "premises-b", "premises-c"]) == {
+            "premises-a": 3,
+            "premises-b": 1,
+        }
+    # What the caller got back is what the log holds, position for position.
+    assert [r for rs in recorded for r in rs] == stored[1:]
+    assert {r.metadata["actor"] for r in stored[1:]} == {"scheduler"}
+
+
+def test_stored_json_is_the_serializers_for_every_event_type(engine: Engine) -> None:
+    events: list[Event] = [sample_event(t) for t in ALL_EVENTS]
+    events += [sample_event(t, optionals_none=True) for t in ALL_EVENTS]
+    # Many of one shape (the template path) and one of another instant.
+    events += [expired("x", n) for n in range(5)] + [expired("x", 9, WHEN + timedelta(hours=1))]
+    with write_transaction(engine) as conn:
+        append_many(conn, [StreamAppend("mixed", events, 0)])
+    with read_transaction(engine) as conn:
+        stored = read_stream(conn, "mixed")
+    assert [(r.type, r.schema_version, r.data) for r in stored] == [
+        serializer.dump(e) for e in events
+    ]
+    assert [r.to_event() for r in stored] == events
+
+
+def test_a_value_of_another_type_goes_the_serializers_way() -> None:
+    dump = TemplateDumper()
+    assert dump(expired("a", 1)) == serializer.dump(expired("a", 1))
+    odd = PopupExpired(premises_id="a", request_id=7, expired_at=WHEN)  # type: ignore[arg-type]
+    assert dump(odd) == serializer.dump(odd)
+    naive = PopupExpired(premises_id="a", request_id="r", expired_at=WHEN.replace(tzinfo=None))
+    with pytest.raises(UnreadableEvent):
+        dump(naive)
+
+
+def test_a_stale_stream_refuses_the_whole_batch_and_writes_nothing(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        append(conn, "premises-a", [PremisesRetired("a", "old")], 0)
+    for stale in (0, 2):  # behind, ahead
+        with write_transaction(engine) as conn:
+            with pytest.raises(ConcurrencyError) as raised:
+                append_many(
+                    conn,
+                    [
+                        StreamAppend("premises-b", [expired("b", 1)], 0),
+                        StreamAppend("premises-a", [expired("a", 1)], stale),
+                    ],
+                )
+            assert (raised.value.stream, raised.value.expected_version) == ("premises-a", stale)
+    assert count_events(engine) == 1
+
+
+def test_a_stream_named_twice_is_refused(engine: Engine) -> None:
+    with write_transaction(engine) as conn, pytest.raises(ValueError):
+        append_many(
+            conn,
+            [StreamAppend("s", [expired("s", 1)], 0), StreamAppend("s", [expired("s", 2)], 1)],
+        )
+    assert count_events(engine) == 0
+
+
+@pytest.mark.postgres
+def test_the_append_lock_is_held_until_commit(postgres_url: str) -> None:
+    """Another appender cannot take the lock while a batch is uncommitted, so positions
+    still commit in order (DESIGN.md invariant 3)."""
+    engine = make_engine(postgres_url)  # a migrated database of its own
+    try:
+        refused: list[BaseException] = []
+        appended = threading.Event()
+        checked = threading.Event()
+
+        def other_writer() -> None:
+            appended.wait()
+            try:
+                with write_transaction(engine) as conn:
+                    conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                    lock_for_append(conn)
+            except OperationalError as error:
+                refused.append(error)
+            finally:
+                checked.set()
+
+        thread = threading.Thread(target=other_writer)
+        thread.start()
+        with write_transaction(engine) as conn:
+            append_many(conn, [StreamAppend("premises-a", [expired("a", 1)], 0)])
+            appended.set()
+            checked.wait()
+        thread.join()
+        assert len(refused) == 1 and "lock timeout" in str(refused[0])
+        with write_transaction(engine) as conn:  # released at commit
+            conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+            lock_for_append(conn)
+    finally:
+        engine.dispose()
