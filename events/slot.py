@@ -6,6 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+# The longest a booking or hold may last and the widest buffer a premises may keep: the
+# decider refuses rules beyond them, and the availability search relies on them to bound
+# its index scan (projections.availability.busy_between).
+LONGEST_BOOKING = timedelta(days=7)
+LONGEST_BUFFER = timedelta(days=1)
+
 
 @dataclass(frozen=True, order=True)
 class Slot:

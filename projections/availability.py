@@ -8,8 +8,10 @@ stream-version check were ever bypassed (DESIGN.md invariant 2, second line of d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -24,6 +26,8 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
+    union_all,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -34,6 +38,7 @@ from events.catalog import (
     BookingPlaced,
     BookingRejected,
     ClosureAdded,
+    Event,
     PopupApproved,
     PopupExpired,
     PopupRejected,
@@ -44,12 +49,15 @@ from events.catalog import (
 )
 from events.opening import OpeningHours
 from events.opening import days as dates
-from events.slot import Slot, subtract
+from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot, subtract
 from events.sql import UTCDateTime
 from events.store import RecordedEvent
 from projections.base import Projection, handles, handles_many, metadata
+from projections.batching import insert_rows
 
 PopupDecision = PopupApproved | PopupRejected | PopupWithdrawn | PopupExpired
+
+CLOSURE_ROWS = "kind = 'closure'"
 
 busy_table = Table(
     "availability_busy",
@@ -63,8 +71,14 @@ busy_table = Table(
     Column("title", String(300)),  # only for public bookings
     Column("public", Boolean, nullable=False),
     Index("ix_availability_busy_premises_start", "premises_id", "start"),
-    # A search for a coming window bounds rows by their end: without this it walks history.
-    Index("ix_availability_busy_premises_blocked", "premises_id", "blocked_until"),
+    # Closures have no longest length, so `busy_between` looks them up apart.
+    Index(
+        "ix_availability_busy_closures",
+        "premises_id",
+        "start",
+        sqlite_where=text(CLOSURE_ROWS),
+        postgresql_where=text(CLOSURE_ROWS),
+    ),
 )
 
 buffers_table = Table(
@@ -145,19 +159,7 @@ class Availability(Projection):
 
     @handles(BookingPlaced)
     def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:
-        conn.execute(
-            _INSERT_BUSY,
-            {
-                "premises_id": e.premises_id,
-                "ref_id": e.booking_id,
-                "kind": "booking" if e.status == "confirmed" else "hold",
-                "start": e.start,
-                "end": e.end,
-                "blocked_until": self._blocked_until(conn, e.premises_id, e.end),
-                "title": e.title if e.public else None,
-                "public": e.public,
-            },
-        )
+        conn.execute(_INSERT_BUSY, _booking_row(e, self._blocked_until(conn, e.premises_id, e.end)))
 
     @handles(BookingApproved)
     def approved(self, conn: Connection, e: BookingApproved, rec: RecordedEvent) -> None:
@@ -179,18 +181,7 @@ class Availability(Projection):
 
     @handles(PopupRequested)
     def popup_requested(self, conn: Connection, e: PopupRequested, rec: RecordedEvent) -> None:
-        conn.execute(
-            insert(busy_table).values(
-                premises_id=e.premises_id,
-                ref_id=e.request_id,
-                kind="hold",
-                start=e.start,
-                end=e.end,
-                blocked_until=self._blocked_until(conn, e.premises_id, e.end),
-                title=None,
-                public=False,
-            )
-        )
+        conn.execute(_INSERT_BUSY, _hold_row(e, self._blocked_until(conn, e.premises_id, e.end)))
 
     @handles_many(PopupApproved, PopupRejected, PopupWithdrawn, PopupExpired)
     def popup_decided(self, conn: Connection, decided: list[PopupDecision]) -> None:
@@ -218,6 +209,91 @@ class Availability(Projection):
             )
         )
 
+    def replay(self, conn: Connection, pairs: Sequence[tuple[Event, RecordedEvent]]) -> None:
+        """A rebuild's batch. New busy rows wait in memory (an approval, cancellation or
+        decision of one of them changes it there) and are written with one many-row INSERT.
+        Changes to rows of earlier batches go through the live handlers (they touch only
+        their own row); anything else, and a new row whose blocked span depends on the rows
+        after it (a premises with a buffer), first writes what waits."""
+        new: dict[str, dict[str, Any]] = {}
+        buffers: dict[str, int] | None = None
+
+        def flush() -> None:
+            insert_rows(conn, busy_table, list(new.values()))
+            new.clear()
+
+        for e, rec in pairs:
+            if isinstance(e, BookingPlaced | PopupRequested):
+                if buffers is None:
+                    buffers = {p: m for p, m in conn.execute(select(buffers_table)).all()}
+                if buffers.get(e.premises_id):
+                    flush()
+                    self.apply(conn, e, rec)
+                elif isinstance(e, BookingPlaced):
+                    new[e.booking_id] = _booking_row(e, e.end)
+                else:
+                    new[e.request_id] = _hold_row(e, e.end)
+                continue
+            row = new.get(_ref_of(e)) if isinstance(e, _ONE_ROW) else None
+            if row is not None and row["premises_id"] == e.premises_id:  # type: ignore[attr-defined]
+                if isinstance(e, BookingApproved):
+                    row["kind"] = "booking"
+                else:
+                    del new[row["ref_id"]]
+            elif isinstance(e, _ONE_ROW):
+                self.apply(conn, e, rec)
+            else:
+                flush()
+                self.apply(conn, e, rec)
+                buffers = None  # a registration or an update may have changed them
+        flush()
+
+
+# The events that free a busy row (an approved pop-up's booking arrives as BookingPlaced).
+_RELEASES = (
+    BookingCancelled,
+    BookingRejected,
+    PopupApproved,
+    PopupRejected,
+    PopupWithdrawn,
+    PopupExpired,
+)
+_ONE_ROW = (*_RELEASES, BookingApproved)  # changes that touch only the row they name
+
+
+def _ref_of(e: Event) -> str:
+    """The busy row an event of `_ONE_ROW` changes (a pop-up approval names its booking
+    too, but frees the request's hold)."""
+    if isinstance(e, PopupApproved | PopupRejected | PopupWithdrawn | PopupExpired):
+        return e.request_id
+    return e.booking_id  # type: ignore[attr-defined, no-any-return]
+
+
+def _booking_row(e: BookingPlaced, blocked_until: datetime) -> dict[str, Any]:
+    return {
+        "premises_id": e.premises_id,
+        "ref_id": e.booking_id,
+        "kind": "booking" if e.status == "confirmed" else "hold",
+        "start": e.start,
+        "end": e.end,
+        "blocked_until": blocked_until,
+        "title": e.title if e.public else None,
+        "public": e.public,
+    }
+
+
+def _hold_row(e: PopupRequested, blocked_until: datetime) -> dict[str, Any]:
+    return {
+        "premises_id": e.premises_id,
+        "ref_id": e.request_id,
+        "kind": "hold",
+        "start": e.start,
+        "end": e.end,
+        "blocked_until": blocked_until,
+        "title": None,
+        "public": False,
+    }
+
 
 # --- queries ----------------------------------------------------------------------------
 
@@ -240,18 +316,31 @@ class Day:
 def busy_between(
     conn: Connection, premises_ids: list[str], window: Slot
 ) -> dict[str, list[tuple[Busy, Slot]]]:
-    """Busy rows meeting `window` (widened by a day for buffers), with their blocked span."""
+    """Busy rows meeting `window` (widened by a day for buffers), with their blocked span.
+
+    Bookings and holds are found by their start alone, between the window's end and as far
+    back as the longest one (plus buffer) could reach: one tight range of the
+    (premises, start) index, as cheap for a month of history as for the coming weeks.
+    Closures have no longest length; there are few, and a partial index holds just them.
+    """
     t, b = busy_table, buffers_table
     margin = timedelta(days=1)
+    meets = (
+        t.c.premises_id.in_(premises_ids),
+        t.c.start < window.end + margin,
+        t.c.blocked_until > window.start - margin,
+    )
+    columns = (t.c.premises_id, t.c.kind, t.c.start, t.c.end, t.c.title)
+    reach = window.start - margin - LONGEST_BOOKING - LONGEST_BUFFER
+    found_rows = union_all(
+        select(*columns).where(*meets, t.c.kind != "closure", t.c.start >= reach),
+        # Literal SQL: SQLite uses a partial index only for the very same condition.
+        select(*columns).where(*meets, text(CLOSURE_ROWS)),
+    ).subquery()
     rows = conn.execute(
-        select(t.c.premises_id, t.c.kind, t.c.start, t.c.end, t.c.title, b.c.buffer_minutes)
-        .join(b, b.c.premises_id == t.c.premises_id, isouter=True)
-        .where(
-            t.c.premises_id.in_(premises_ids),
-            t.c.start < window.end + margin,
-            t.c.blocked_until > window.start - margin,
-        )
-        .order_by(t.c.start)
+        select(found_rows, b.c.buffer_minutes)
+        .join(b, b.c.premises_id == found_rows.c.premises_id, isouter=True)
+        .order_by(found_rows.c.start)
     )
     found: dict[str, list[tuple[Busy, Slot]]] = {pid: [] for pid in premises_ids}
     for pid, kind, start, end, title, minutes in rows:

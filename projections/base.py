@@ -97,6 +97,14 @@ class Projection:
         if run:
             self._batch_handlers[type(run[0])](self, conn, run)
 
+    def replay(self, conn: Connection, pairs: Sequence[tuple[Event, RecordedEvent]]) -> None:
+        """Apply a batch of a rebuild (`projections.runner.rebuild`): events in log order, on
+        tables the rebuild emptied and fills in one transaction. By default the live
+        handlers, one event at a time; a projection overrides it to load what the batch
+        touches, change it in memory and write each table with one many-row statement."""
+        for event, recorded in pairs:
+            self.apply(conn, event, recorded)
+
     def clear(self, conn: Connection) -> None:
         for table in reversed(self.tables):
             conn.execute(delete(table))

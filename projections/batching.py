@@ -12,15 +12,17 @@ serving, and swap them in by renaming (see `projections.runner.rebuild_swapping`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, ClassVar
 
-from sqlalchemy import MetaData, Table
-from sqlalchemy.engine import Connection
+from sqlalchemy import Column, MetaData, Table, select
+from sqlalchemy.engine import Connection, Dialect
 
 from events.catalog import ALL_EVENTS, Event, JSONObject
 from events.serialization import serializer
+from events.sql import UTCDateTime
 from events.store import RecordedEvent
 from projections.base import Projection, metadata
 
@@ -121,6 +123,31 @@ def upsert_replacing(
     _upsert(conn, table, keys, names, f"DO UPDATE SET {action}", rows)
 
 
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """One plain INSERT of many rows, every column of the table (a value a row lacks is
+    NULL: column defaults are not applied), straight to the driver like `_upsert`."""
+    if not rows:
+        return
+    names = [column.name for column in table.columns]
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    columns = ", ".join(f'"{n}"' for n in names)
+    sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join(mark for _ in names)})'
+    conn.exec_driver_sql(sql, _driver_values(conn, table, names, rows))
+
+
+def rows_by_key(
+    conn: Connection, table: Table, key: str, ids: Iterable[Any]
+) -> dict[Any, dict[str, Any]]:
+    """The rows of `table` whose column `key` is one of `ids`, as dicts by that key."""
+    found: dict[Any, dict[str, Any]] = {}
+    ordered = sorted(set(ids))
+    for at in range(0, len(ordered), 500):  # keep the IN list within every driver's limits
+        chunk = ordered[at : at + 500]
+        for row in conn.execute(select(table).where(table.c[key].in_(chunk))).mappings():
+            found[row[key]] = dict(row)
+    return found
+
+
 def _upsert(
     conn: Connection,
     table: Table,
@@ -132,22 +159,42 @@ def _upsert(
     """One INSERT … ON CONFLICT for many rows, straight to the driver: SQLAlchemy's
     per-parameter processing of thousands of wide rows costs more than the database."""
     sql = _upsert_sql(conn, table, keys, names, action)
+    conn.exec_driver_sql(sql, _driver_values(conn, table, names, rows))
+
+
+def _driver_values(
+    conn: Connection, table: Table, names: list[str], rows: Sequence[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """The rows as tuples of `names`, each value through its column type's bind processor."""
     processors = [
-        (i, p)
-        for i, n in enumerate(names)
-        if (p := table.c[n].type._cached_bind_processor(conn.dialect)) is not None
+        (i, p) for i, n in enumerate(names) if (p := _processor(table.c[n], conn.dialect))
     ]
     if not processors:
-        values = [tuple(row[n] for n in names) for row in rows]
-    else:
-        values = []
-        for row in rows:
-            found = [row[n] for n in names]
-            for i, process in processors:
-                if found[i] is not None:
-                    found[i] = process(found[i])
-            values.append(tuple(found))
-    conn.exec_driver_sql(sql, values)
+        return [tuple(row.get(n) for n in names) for row in rows]
+    values = []
+    for row in rows:
+        found = [row.get(n) for n in names]
+        for i, process in processors:
+            if found[i] is not None:
+                found[i] = process(found[i])
+        values.append(tuple(found))
+    return values
+
+
+def _processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    if dialect.name == "sqlite" and isinstance(column.type, UTCDateTime):
+        return sqlite_instant
+    return column.type._cached_bind_processor(dialect)
+
+
+@lru_cache(maxsize=1 << 16)
+def sqlite_instant(value: datetime) -> str:
+    """The text `UTCDateTime` stores on SQLite (through SQLAlchemy's DateTime: UTC, fixed
+    width, microseconds), in one step and remembered: a rebuild writes millions of them, a
+    booking's start and end in three tables."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given where an instant is required")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _upsert_sql(

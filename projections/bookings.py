@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, insert, update
 from sqlalchemy.engine import Connection
 
@@ -10,10 +13,12 @@ from events.catalog import (
     BookingCancelled,
     BookingPlaced,
     BookingRejected,
+    Event,
 )
 from events.sql import UTCDateTime
 from events.store import RecordedEvent
 from projections.base import Projection, handles, metadata
+from projections.batching import insert_rows, rows_by_key, upsert_replacing
 
 bookings_table = Table(
     "booking_list",
@@ -51,26 +56,7 @@ class Bookings(Projection):
 
     @handles(BookingPlaced)
     def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:
-        conn.execute(
-            _INSERT,
-            {
-                "id": e.booking_id,
-                "premises_id": e.premises_id,
-                "organisation_id": e.organisation_id,
-                "booked_by": e.booked_by,
-                "series_id": e.series_id,
-                "status": e.status,
-                "start": e.start,
-                "end": e.end,
-                "title": e.title,
-                "attendees": e.attendees,
-                "public": e.public,
-                "notes": e.notes,
-                "created_at": e.placed_at,
-                "updated_at": e.placed_at,
-                "version": 1,
-            },
-        )
+        conn.execute(_INSERT, _placed_row(e))
 
     def _change(self, conn: Connection, booking_id: str, **values: object) -> None:
         t = bookings_table
@@ -80,21 +66,68 @@ class Bookings(Projection):
 
     @handles(BookingApproved)
     def approved(self, conn: Connection, e: BookingApproved, rec: RecordedEvent) -> None:
-        self._change(conn, e.booking_id, status="confirmed", updated_at=e.approved_at)
+        self._change(conn, e.booking_id, **_changed_values(e))
 
     @handles(BookingRejected)
     def rejected(self, conn: Connection, e: BookingRejected, rec: RecordedEvent) -> None:
-        self._change(
-            conn, e.booking_id, status="rejected", reason=e.reason, updated_at=e.rejected_at
-        )
+        self._change(conn, e.booking_id, **_changed_values(e))
 
     @handles(BookingCancelled)
     def cancelled(self, conn: Connection, e: BookingCancelled, rec: RecordedEvent) -> None:
-        self._change(
-            conn,
-            e.booking_id,
-            status="cancelled",
-            reason=e.reason,
-            late=e.late,
-            updated_at=e.cancelled_at,
-        )
+        self._change(conn, e.booking_id, **_changed_values(e))
+
+    def replay(self, conn: Connection, pairs: Sequence[tuple[Event, RecordedEvent]]) -> None:
+        """A rebuild's batch: the rows it places or changes (those of earlier batches read
+        back first) are changed in memory and written with one upsert."""
+        placed = {e.booking_id: None for e, _ in pairs if isinstance(e, BookingPlaced)}
+        earlier = [
+            e.booking_id for e, _ in pairs if isinstance(e, _CHANGES) and e.booking_id not in placed
+        ]
+        rows = rows_by_key(conn, bookings_table, "id", earlier)
+        changed: dict[str, None] = {}
+        for e, _ in pairs:
+            if isinstance(e, BookingPlaced):
+                rows[e.booking_id] = _placed_row(e)
+            elif isinstance(e, _CHANGES) and (row := rows.get(e.booking_id)) is not None:
+                row.update(_changed_values(e), version=row["version"] + 1)
+                if e.booking_id not in placed:
+                    changed[e.booking_id] = None
+        insert_rows(conn, bookings_table, [rows[i] for i in placed if i in rows])
+        upsert_replacing(conn, bookings_table, ["id"], [_complete(rows[i]) for i in changed])
+
+
+_CHANGES = (BookingApproved, BookingRejected, BookingCancelled)
+_COLUMNS = tuple(c.name for c in bookings_table.columns)
+
+
+def _placed_row(e: BookingPlaced) -> dict[str, Any]:
+    return {
+        "id": e.booking_id,
+        "premises_id": e.premises_id,
+        "organisation_id": e.organisation_id,
+        "booked_by": e.booked_by,
+        "series_id": e.series_id,
+        "status": e.status,
+        "start": e.start,
+        "end": e.end,
+        "title": e.title,
+        "attendees": e.attendees,
+        "public": e.public,
+        "notes": e.notes,
+        "created_at": e.placed_at,
+        "updated_at": e.placed_at,
+        "version": 1,
+    }
+
+
+def _changed_values(e: BookingApproved | BookingRejected | BookingCancelled) -> dict[str, Any]:
+    if isinstance(e, BookingApproved):
+        return {"status": "confirmed", "updated_at": e.approved_at}
+    if isinstance(e, BookingRejected):
+        return {"status": "rejected", "reason": e.reason, "updated_at": e.rejected_at}
+    return {"status": "cancelled", "reason": e.reason, "late": e.late, "updated_at": e.cancelled_at}
+
+
+def _complete(row: dict[str, Any]) -> dict[str, Any]:
+    """Every column, in one order (an upsert takes rows of one shape); unset ones NULL."""
+    return {name: row.get(name) for name in _COLUMNS}

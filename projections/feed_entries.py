@@ -24,6 +24,7 @@ organisations are registered outside the premises streams (and never renamed).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -46,13 +47,14 @@ from events.catalog import (
     BookingPlaced,
     BookingRejected,
     ClosureAdded,
+    Event,
     PremisesRegistered,
     PremisesUpdated,
 )
 from events.sql import JSONDocument, UTCDateTime
 from events.store import RecordedEvent
 from projections.base import Projection, handles, metadata
-from projections.batching import upsert_replacing
+from projections.batching import insert_rows, upsert_replacing
 
 # The namespace of UIDs made for ids that are not UUIDs already (RFC 7986 asks for UUIDs).
 UID_NAMESPACE = uuid.UUID("6f1c7f0e-4a8a-4f43-9d55-8f1d2f0b6a11")
@@ -152,45 +154,13 @@ class FeedEntries(Projection):
 
     @handles(BookingPlaced)
     def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:
-        conn.execute(
-            _INSERT_ENTRY,
-            {
-                "ref_id": e.booking_id,
-                "kind": "booking",
-                "premises_id": e.premises_id,
-                "organisation_id": e.organisation_id,
-                "booked_by": e.booked_by,
-                "uid": uid_for("booking", e.booking_id),
-                "sequence": 0,
-                "status": e.status,
-                "start": e.start,
-                "end": e.end,
-                "title": e.title,
-                "public": e.public,
-                "attendees": e.attendees,
-                "created_at": e.placed_at,
-                "last_modified": rec.recorded_at,
-                "position": rec.position,
-            },
-        )
+        conn.execute(_INSERT_ENTRY, _placed_row(e, rec))
         _touch(conn, rec, _scopes(e.premises_id, e.organisation_id))
 
     def _changed(self, conn: Connection, booking_id: str, status: str, rec: RecordedEvent) -> None:
-        # Every change a client should pick up raises SEQUENCE (RFC 5545 3.8.7.4).
-        t = entries_table
-        row = conn.execute(
-            update(t)
-            .where(t.c.ref_id == booking_id)
-            .values(
-                status=status,
-                sequence=t.c.sequence + 1,
-                last_modified=rec.recorded_at,
-                position=rec.position,
-            )
-            .returning(t.c.premises_id, t.c.organisation_id)
-        ).first()
-        if row is not None:
-            _touch(conn, rec, _scopes(row.premises_id, row.organisation_id))
+        scopes = _change_entry(conn, booking_id, status, rec)
+        if scopes:
+            _touch(conn, rec, scopes)
 
     @handles(BookingApproved)
     def approved(self, conn: Connection, e: BookingApproved, rec: RecordedEvent) -> None:
@@ -227,6 +197,99 @@ class FeedEntries(Projection):
             )
         )
         _touch(conn, rec, [("premises", e.premises_id)])
+
+    def replay(self, conn: Connection, pairs: Sequence[tuple[Event, RecordedEvent]]) -> None:
+        """A rebuild's batch. New entries and the calendars' moves wait in memory and are
+        written with one many-row statement per table; a change to an entry of an earlier
+        batch updates its row at once. Other events (premises, closures) first write what
+        waits and then go through the live handlers."""
+        new: dict[str, dict[str, Any]] = {}
+        touched: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def touch(rec: RecordedEvent, scopes: list[tuple[str, str]]) -> None:
+            for scope in scopes:
+                found = touched.setdefault(scope, {"scope": scope[0], "key": scope[1]})
+                found.update(position=rec.position, changed_at=rec.recorded_at)
+
+        def flush() -> None:
+            insert_rows(conn, entries_table, list(new.values()))
+            new.clear()
+            # Rows that moved name or address too, and rows that only moved.
+            for shape in {tuple(row) for row in touched.values()}:
+                rows = [row for row in touched.values() if tuple(row) == shape]
+                upsert_replacing(conn, calendars_table, ("scope", "key"), rows)
+            touched.clear()
+
+        for e, rec in pairs:
+            if isinstance(e, BookingPlaced):
+                new[e.booking_id] = _placed_row(e, rec)
+                touch(rec, _scopes(e.premises_id, e.organisation_id))
+            elif isinstance(e, BookingApproved | BookingRejected | BookingCancelled):
+                status = _STATUS_AFTER[type(e)]
+                row = new.get(e.booking_id)
+                if row is not None:
+                    row.update(
+                        status=status,
+                        sequence=row["sequence"] + 1,
+                        last_modified=rec.recorded_at,
+                        position=rec.position,
+                    )
+                    touch(rec, _scopes(row["premises_id"], row["organisation_id"]))
+                elif scopes := _change_entry(conn, e.booking_id, status, rec):
+                    touch(rec, scopes)
+            else:
+                flush()
+                self.apply(conn, e, rec)
+        flush()
+
+
+_STATUS_AFTER: dict[type[Event], str] = {
+    BookingApproved: "confirmed",
+    BookingRejected: "rejected",
+    BookingCancelled: "cancelled",
+}
+
+
+def _placed_row(e: BookingPlaced, rec: RecordedEvent) -> dict[str, Any]:
+    return {
+        "ref_id": e.booking_id,
+        "kind": "booking",
+        "premises_id": e.premises_id,
+        "organisation_id": e.organisation_id,
+        "booked_by": e.booked_by,
+        "uid": uid_for("booking", e.booking_id),
+        "sequence": 0,
+        "status": e.status,
+        "start": e.start,
+        "end": e.end,
+        "title": e.title,
+        "public": e.public,
+        "attendees": e.attendees,
+        "created_at": e.placed_at,
+        "last_modified": rec.recorded_at,
+        "position": rec.position,
+    }
+
+
+def _change_entry(
+    conn: Connection, booking_id: str, status: str, rec: RecordedEvent
+) -> list[tuple[str, str]]:
+    """Give a booking's entry its new status; the scopes whose feeds show it (none when
+    there is no such entry)."""
+    # Every change a client should pick up raises SEQUENCE (RFC 5545 3.8.7.4).
+    t = entries_table
+    row = conn.execute(
+        update(t)
+        .where(t.c.ref_id == booking_id)
+        .values(
+            status=status,
+            sequence=t.c.sequence + 1,
+            last_modified=rec.recorded_at,
+            position=rec.position,
+        )
+        .returning(t.c.premises_id, t.c.organisation_id)
+    ).first()
+    return [] if row is None else _scopes(row.premises_id, row.organisation_id)
 
 
 # --- queries ----------------------------------------------------------------------------

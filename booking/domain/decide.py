@@ -55,6 +55,7 @@ from events.catalog import (
     PremisesUpdated,
 )
 from events.opening import OpeningHours
+from events.slot import LONGEST_BOOKING, LONGEST_BUFFER
 
 Command = (
     PopupCommand
@@ -109,8 +110,16 @@ def profile_problems(profile: dict[str, Any]) -> Problems:
             problems["opening_hours"] = [str(error)]
     if "rules" in profile:
         rules = Rules.from_json(profile["rules"])
+        wrong = []
         if rules.min_duration_minutes > rules.max_duration_minutes:
-            problems["rules"] = ["min_duration_minutes is more than max_duration_minutes."]
+            wrong.append("min_duration_minutes is more than max_duration_minutes.")
+        longest = int(LONGEST_BOOKING.total_seconds() // 60)
+        if max(rules.max_duration_minutes, rules.popup_max_duration_minutes) > longest:
+            wrong.append(f"A booking or pop-up lasts at most {longest} minutes.")
+        if rules.buffer_minutes > LONGEST_BUFFER.total_seconds() // 60:
+            wrong.append(f"buffer_minutes is at most {int(LONGEST_BUFFER.total_seconds() // 60)}.")
+        if wrong:
+            problems["rules"] = wrong
     if "name" in profile and not any((profile["name"] or {}).values()):
         problems["name"] = ["Give a name in at least one language."]
     return problems

@@ -3,7 +3,7 @@ read, change with If-Match, close for a period and retire (API.md, "Premises")."
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -310,6 +310,27 @@ def test_closure_on_a_free_period(api: Api) -> None:
     refused = api.book("room", local(day, 10), local(day, 11))
     assert refused.status_code == 422
     assert "start" in errors_of(refused)
+
+
+def test_a_closure_that_began_long_before_still_shows_and_blocks_the_search(api: Api) -> None:
+    """Busy rows are found by start within the longest booking's reach; a closure may be
+    far longer, and must still be found weeks after it began."""
+    api.premises("room")
+    api.premises("other")
+    first = future_weekday(0)
+    closure = {
+        "start": local(first, 0).isoformat(),
+        "end": local(first + timedelta(days=60), 0).isoformat(),
+        "reason": "Peruskorjaus",
+    }
+    assert api.post("/api/v1/premises/room/closures", closure, role="staff").status_code == 201
+    day = first + timedelta(days=40)
+    seen = api.get(f"/api/v1/premises/room/availability?from={day}&to={day}").get_json()
+    assert [b["kind"] for b in seen["days"][0]["busy"]] == ["closure"]
+    assert seen["days"][0]["free"] == []
+    window = {"start": local(day, 12).isoformat(), "end": local(day, 13).isoformat()}
+    search = api.get("/api/v1/availability", query_string=window)
+    assert [p["id"] for p in search.get_json()["premises"]] == ["other"]
 
 
 def test_closure_over_bookings_is_409_with_conflicts(api: Api) -> None:

@@ -604,6 +604,10 @@ def test_update_checks_the_catalogue_version() -> None:
         {"timezone": "Europe"},
         {"opening_hours": {"mon": [["8:00", "12:00"]]}},
         {"rules": {"max_duration_minutes": 10}},  # below the current min of 30
+        # Beyond what any premises may allow: the availability search relies on these.
+        {"rules": {"max_duration_minutes": 7 * 24 * 60 + 1}},
+        {"rules": {"popup_max_duration_minutes": 7 * 24 * 60 + 1}},
+        {"rules": {"buffer_minutes": 24 * 60 + 1}},
         {"name": {}},
     ],
 )

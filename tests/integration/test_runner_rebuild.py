@@ -1,0 +1,176 @@
+"""A rebuild of the inline projections replays the log in batches (`Projection.replay`):
+new rows wait in memory and changes to them are made there, changes to rows of earlier
+batches go to the database. Whatever the batch size, the result equals the live tables, on
+both databases. Also the pieces the replay rests on: the fast event decoding and the
+SQLite instant text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.dialects import sqlite
+
+from events.sql import UTCDateTime, read_transaction
+from events.store import read_all
+from projections import runner
+from projections.batching import sqlite_instant
+from projections.decoding import decode
+from tests.conftest import Api, future_weekday, local
+
+HELSINKI_HOURS = {
+    d: [["08:00", "22:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+}
+
+
+def inline_contents(api: Api) -> dict[str, Any]:
+    with read_transaction(api.engine) as conn:
+        return {p.name: runner.contents(conn, p) for p in runner.INLINE}
+
+
+def a_mixed_history(api: Api) -> None:
+    """Bookings placed, approved, rejected and cancelled soon after or much later, on
+    premises with and without a buffer; closures, pop-ups and premises updates between."""
+    api.premises("plain")
+    api.premises("buffered", rules={"buffer_minutes": 30})
+    api.premises("approval", rules={"requires_approval": True})
+    api.premises(
+        "popups",
+        rules={"popup_allowed": True, "popup_max_duration_minutes": 180, "buffer_minutes": 0},
+    )
+    day = future_weekday(2)
+    ids: dict[str, list[str]] = {"plain": [], "buffered": [], "approval": []}
+    for n in range(5):
+        for premises in ids:
+            # Out of time order, so a later booking's start comes before earlier ones.
+            hour = 8 + ((n * 5) % 12)
+            placed = api.book(premises, local(day, hour), local(day, hour + 1), public=n % 2 == 0)
+            assert placed.status_code == 201, placed.get_json()
+            ids[premises].append(placed.get_json()["id"])
+        if n == 1:
+            first = ids["approval"][0]
+            assert api.post(f"/api/v1/bookings/{first}/approve", role="staff").status_code == 200
+            cancelled = api.post(
+                f"/api/v1/bookings/{ids['plain'][1]}/cancel", {"reason": "este"}, role="booker"
+            )
+            assert cancelled.status_code == 200, cancelled.get_json()
+        if n == 2:
+            closure = {
+                "start": local(day + timedelta(days=1), 8).isoformat(),
+                "end": local(day + timedelta(days=1), 12).isoformat(),
+                "reason": "Remontti",
+            }
+            closed = api.post("/api/v1/premises/buffered/closures", closure, role="staff")
+            assert closed.status_code in (200, 201), closed.get_json()
+            renamed = api.patch(
+                "/api/v1/premises/plain", {"name": {"fi": "Uusi nimi"}}, role="staff"
+            )
+            assert renamed.status_code == 200, renamed.get_json()
+    for booking in ids["approval"][1:3]:
+        assert api.post(f"/api/v1/bookings/{booking}/approve", role="staff").status_code == 200
+    rejected = api.post(
+        f"/api/v1/bookings/{ids['approval'][3]}/reject", {"reason": "varattu"}, role="staff"
+    )
+    assert rejected.status_code == 200, rejected.get_json()
+    for premises in ("plain", "buffered", "approval"):
+        cancelled = api.post(
+            f"/api/v1/bookings/{ids[premises][0]}/cancel", {"reason": "r"}, role="booker"
+        )
+        assert cancelled.status_code == 200, cancelled.get_json()
+    buffer = api.patch("/api/v1/premises/buffered", {"rules": {"buffer_minutes": 45}}, role="staff")
+    assert buffer.status_code == 200, buffer.get_json()
+    start = (datetime.now(UTC) + timedelta(hours=30)).replace(minute=0, second=0, microsecond=0)
+    requests = []
+    for n in range(3):
+        body = {
+            "premises_id": "popups",
+            "start": (start + timedelta(hours=2 * n)).isoformat(),
+            "end": (start + timedelta(hours=2 * n + 1)).isoformat(),
+            "title": "Kirpputori",
+            "description": "Tervetuloa",
+            "expected_attendees": 10,
+        }
+        asked = api.post("/api/v1/popup-requests", body, role="resident")
+        assert asked.status_code == 201, asked.get_json()
+        requests.append(asked.get_json()["id"])
+    assert (
+        api.post(f"/api/v1/popup-requests/{requests[0]}/approve", role="staff").status_code == 200
+    )
+    rejected = api.post(
+        f"/api/v1/popup-requests/{requests[1]}/reject", {"reason": "ei"}, role="staff"
+    )
+    assert rejected.status_code == 200, rejected.get_json()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 7, 20_000])
+def test_a_rebuild_of_the_inline_projections_equals_the_live_tables(
+    api: Api, batch_size: int
+) -> None:
+    a_mixed_history(api)
+    live = inline_contents(api)
+    assert len(live["bookings"]["booking_list"]) == 16  # 15, and an approved pop-up's
+    assert len(live["feed_entries"]["feed_entries"]) == 17  # and a closure
+    assert len(live["popups"]["popup_requests"]) == 3
+    runner.rebuild(api.engine, runner.INLINE, batch_size=batch_size)
+    rebuilt = inline_contents(api)
+    for name, tables in live.items():
+        for table, rows in tables.items():
+            got = rebuilt[name][table]
+            assert got == rows, (table, set(got) - set(rows), set(rows) - set(got))
+
+
+def test_fast_decoding_gives_the_events_the_serializer_gives(api: Api) -> None:
+    a_mixed_history(api)
+    with read_transaction(api.engine) as conn:
+        recorded = read_all(conn, 0, 10_000)
+    assert len({r.type for r in recorded}) >= 10
+    for r in recorded:
+        assert decode(r.type, r.schema_version, r.data) == r.to_event(), r.type
+
+
+def test_an_old_schema_version_goes_through_its_upcaster() -> None:
+    data = {
+        "premises_id": "p",
+        "booking_id": "b",
+        "organisation_id": None,
+        "booked_by": "u",
+        "start": "2026-03-29T00:30:00+00:00",
+        "end": "2026-03-29T01:30:00+02:00",
+        "title": "t",
+        "attendee_count": 4,
+        "public": False,
+        "notes": "",
+        "status": "confirmed",
+        "placed_at": "2026-03-01T00:00:00Z",
+        "series_id": None,
+    }
+    event = decode("BookingPlaced", 1, data)
+    assert event.attendees == 4  # type: ignore[attr-defined]
+    assert event.end == datetime(2026, 3, 28, 23, 30, tzinfo=UTC)  # type: ignore[attr-defined]
+
+
+def test_the_sqlite_instant_text_is_what_sqlalchemy_stores() -> None:
+    process = UTCDateTime()._cached_bind_processor(sqlite.dialect())
+    assert process is not None
+    for value in (
+        datetime(2026, 10, 25, 0, 59, 59, tzinfo=UTC),
+        datetime(2026, 10, 25, 3, 30, 0, 120, tzinfo=timezone(timedelta(hours=3))),
+        datetime(5, 1, 2, 3, 4, 5, 7, tzinfo=UTC),
+    ):
+        assert sqlite_instant(value) == process(value)
+    with pytest.raises(ValueError):
+        sqlite_instant(datetime(2026, 1, 1))  # naive: refused, as UTCDateTime does
+
+
+def test_a_rebuild_restores_the_page_cache_of_its_connection(api: Api) -> None:
+    if api.engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite setting")
+    a_mixed_history(api)
+    with api.engine.connect() as conn:
+        before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    runner.rebuild(api.engine, runner.INLINE)
+    with api.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == before
+        assert conn.execute(select(1)).scalar() == 1
