@@ -17,9 +17,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -70,11 +72,10 @@ def append_many(
             raise ConcurrencyError(a.stream, a.expected_version)
 
     dump = TemplateDumper()
-    rows: list[tuple[str, int, str, int, JSONObject]] = []
+    rows: list[_Row] = []
     for a in busy:
         for offset, event in enumerate(a.events, start=1):
-            name, schema_version, data = dump(event)
-            rows.append((a.stream, a.expected_version + offset, name, schema_version, data))
+            rows.append((a.stream, a.expected_version + offset, *dump(event)))
     now = datetime.now(UTC)
     meta = (metadata or Metadata()).as_json()
     try:
@@ -85,7 +86,7 @@ def append_many(
         raise RuntimeError(f"appended {len(rows)} events but found {len(positions)}")
 
     recorded: dict[str, list[RecordedEvent]] = {}
-    for stream, version, name, schema_version, data in rows:
+    for stream, version, name, schema_version, data, _ in rows:
         recorded.setdefault(stream, []).append(
             RecordedEvent(
                 position=positions[(stream, version)],
@@ -112,14 +113,20 @@ def stream_versions(conn: Connection, streams: Sequence[str]) -> dict[str, int]:
     return found
 
 
+# stream, version, type, schema version, data, data as JSON text
+_Row = tuple[str, int, str, int, JSONObject, str]
+
+
 def _insert(
     conn: Connection,
-    rows: list[tuple[str, int, str, int, JSONObject]],
+    rows: list[_Row],
     meta: JSONObject,
     now: datetime,
 ) -> dict[tuple[str, int], int]:
     """Insert the rows; returns each (stream, version)'s position."""
-    at = events_table.c.recorded_at.type.bind_processor(conn.dialect)
+    # The column type's processing for this dialect (on SQLite: UTC text in a fixed form).
+    column_type = events_table.c.recorded_at.type.dialect_impl(conn.dialect)
+    at = column_type.bind_processor(conn.dialect)
     recorded_at = at(now) if at else now
     if conn.dialect.name == "postgresql":
         # One statement for all rows: arrays cost one round trip, where executemany would
@@ -136,7 +143,7 @@ def _insert(
                 "v": [r[1] for r in rows],
                 "t": [r[2] for r in rows],
                 "sv": [r[3] for r in rows],
-                "d": [json.dumps(r[4]) for r in rows],
+                "d": [r[5] for r in rows],
                 "meta": json.dumps(meta),
                 "at": recorded_at,
             },
@@ -144,14 +151,12 @@ def _insert(
         return {(s, v): p for p, s, v in returned}
     # SQLite: one writer at a time (BEGIN IMMEDIATE), so the positions after the head read
     # here are exactly the rows inserted next.
-    to_json = events_table.c.data.type.bind_processor(conn.dialect)
-    assert to_json is not None
     head = head_position(conn)
-    meta_json = to_json(meta)
+    meta_json = json.dumps(meta)  # JSON text as SQLAlchemy's JSON type writes it
     conn.exec_driver_sql(
         "INSERT INTO events (stream, version, type, schema_version, data, metadata,"
         " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(s, v, t, sv, to_json(d), meta_json, recorded_at) for s, v, t, sv, d in rows],
+        [(s, v, t, sv, text, meta_json, recorded_at) for s, v, t, sv, _, text in rows],
     )
     mine = conn.exec_driver_sql(
         "SELECT position, stream, version FROM events WHERE position > ?", (head,)
@@ -160,46 +165,112 @@ def _insert(
 
 
 class TemplateDumper:
-    """`serializer.dump` for many events, through marshmallow once per shape.
+    """`serializer.dump` for many events, through marshmallow once per shape, and their JSON.
 
     Events of one type whose fields differ only in plain strings (thousands of
     `PopupExpired` of one run: same instant, other ids) serialise to the same JSON but for
     those strings, which a string field passes through unchanged. So the first event of each
-    shape is dumped and validated in full, and the others copy its data with their own
-    strings. Anything else (a list, a dict, a value of the wrong type) goes the full way.
+    shape is dumped and validated in full, and the others take its data and its JSON text
+    with their own strings put in. Anything else (a value of another type, an unhashable
+    field) goes the full way.
     """
 
     def __init__(self) -> None:
-        self._templates: dict[Hashable, tuple[str, int, JSONObject]] = {}
+        self._shapes: dict[Hashable, _Shape] = {}
 
-    def __call__(self, event: Event) -> tuple[str, int, JSONObject]:
-        strings, others = _string_fields(type(event))
-        own = {name: getattr(event, name) for name in strings}
-        if not all(type(value) is str for value in own.values()):
-            return serializer.dump(event)
-        key = (type(event), tuple(getattr(event, name) for name in others))
+    def __call__(self, event: Event) -> tuple[str, int, JSONObject, str]:
+        """(type name, schema version, data, the data as JSON text)."""
+        fields = _fields_of(type(event))
+        own = fields.strings(event)
+        if not all(type(value) is str for value in own):
+            return self._full(event)
+        key = (type(event), *map(_same_json, fields.others(event)))
         try:
-            template = self._templates.get(key)
+            shape = self._shapes.get(key)
         except TypeError:  # an unhashable field value: no shape to share
-            return serializer.dump(event)
-        if template is None:
-            template = self._templates[key] = serializer.dump(event)
-        name, schema_version, data = template
-        return name, schema_version, {**data, **own}
+            return self._full(event)
+        if shape is None:
+            shape = _Shape.of(serializer.dump(event), fields.names)
+            if shape is None:
+                return self._full(event)
+            self._shapes[key] = shape
+        return shape.fill(own)
+
+    @staticmethod
+    def _full(event: Event) -> tuple[str, int, JSONObject, str]:
+        name, schema_version, data = serializer.dump(event)
+        return name, schema_version, data, json.dumps(data)
 
 
-_FIELDS: dict[type[Event], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+@dataclass(frozen=True)
+class _Shape:
+    name: str
+    schema_version: int
+    data: JSONObject
+    names: tuple[str, ...]  # the string fields, in the order of the `{}` in `fill_in`
+    fill_in: Callable[..., str]  # the JSON text's `str.format`, one `{}` per string field
+
+    @classmethod
+    def of(cls, dumped: tuple[str, int, JSONObject], names: tuple[str, ...]) -> _Shape | None:
+        name, schema_version, data = dumped
+        # Mark each string's place with a text no other field should hold, and cut the JSON there.
+        marks = [f"\x00{i}\x00" for i in range(len(names))]
+        text = json.dumps({**data, **dict(zip(names, marks, strict=True))})
+        quoted = [json.dumps(mark) for mark in marks]
+        if any(text.count(q) != 1 for q in quoted):  # a mark inside another field's value
+            return None
+        pieces = [text]
+        for q in quoted:  # in field order, as json.dumps wrote them
+            pieces[-1:] = pieces[-1].split(q)
+        if len(pieces) != len(names) + 1:  # the marks came out in another order
+            return None
+        pattern = "{}".join(p.replace("{", "{{").replace("}", "}}") for p in pieces)
+        return cls(name, schema_version, data, names, pattern.format)
+
+    def fill(self, values: tuple[str, ...]) -> tuple[str, int, JSONObject, str]:
+        data = self.data.copy()
+        data.update(zip(self.names, values, strict=True))
+        text = self.fill_in(*map(_json_string, values))
+        return self.name, self.schema_version, data, text
 
 
-def _string_fields(event_type: type[Event]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(fields declared `str`, every other field) of an event type."""
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
+
+
+def _same_json(value: Any) -> Hashable:
+    """Equal only for values that serialise alike: `True == 1`, and one instant in two zones
+    is equal but written with two offsets."""
+    if type(value) is datetime:
+        return (value, value.tzinfo)
+    return (value, type(value))
+
+
+@dataclass(frozen=True)
+class _Fields:
+    names: tuple[str, ...]  # declared `str`
+    strings: Callable[[Event], tuple[str, ...]]
+    others: Callable[[Event], tuple[Any, ...]]
+
+
+_FIELDS: dict[type[Event], _Fields] = {}
+
+
+def _fields_of(event_type: type[Event]) -> _Fields:
     found = _FIELDS.get(event_type)
     if found is None:
         hints = typing.get_type_hints(event_type)
         names = [f.name for f in dataclasses.fields(event_type)]
-        found = (
-            tuple(n for n in names if hints[n] is str),
-            tuple(n for n in names if hints[n] is not str),
-        )
-        _FIELDS[event_type] = found
+        strings = tuple(n for n in names if hints[n] is str)
+        others = tuple(n for n in names if hints[n] is not str)
+        found = _FIELDS[event_type] = _Fields(strings, _getter(strings), _getter(others))
     return found
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Event], tuple[Any, ...]]:
+    """A tuple of these attributes (operator.attrgetter returns a bare value for one)."""
+    if len(names) >= 2:
+        return attrgetter(*names)
+    if len(names) == 1:
+        get = attrgetter(names[0])
+        return lambda event: (get(event),)
+    return lambda event: ()

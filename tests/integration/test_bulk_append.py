@@ -4,8 +4,10 @@ as the serializer's, and the append lock on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, text
@@ -59,6 +61,17 @@ def test_appends_to_many_streams_at_their_next_versions(engine: Engine) -> None:
     assert {r.metadata["actor"] for r in stored[1:]} == {"scheduler"}
 
 
+def test_recorded_at_is_stored_as_append_stores_it(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        append(conn, "one", [expired("a", 1)], 0)
+        append_many(conn, [StreamAppend("many", [expired("b", 1)], 0)])
+    with read_transaction(engine) as conn:
+        raw = dict(conn.exec_driver_sql("SELECT stream, recorded_at FROM events").all())
+    # SQLite compares the stored text: both must have the same fixed form.
+    assert {str(at)[10] for at in raw.values()} == {" "}
+    assert {type(at) for at in raw.values()} == {type(raw["one"])}
+
+
 def test_stored_json_is_the_serializers_for_every_event_type(engine: Engine) -> None:
     events: list[Event] = [sample_event(t) for t in ALL_EVENTS]
     events += [sample_event(t, optionals_none=True) for t in ALL_EVENTS]
@@ -74,11 +87,16 @@ def test_stored_json_is_the_serializers_for_every_event_type(engine: Engine) -> 
     assert [r.to_event() for r in stored] == events
 
 
-def test_a_value_of_another_type_goes_the_serializers_way() -> None:
+def test_the_template_gives_the_serializers_data_and_json() -> None:
     dump = TemplateDumper()
-    assert dump(expired("a", 1)) == serializer.dump(expired("a", 1))
     odd = PopupExpired(premises_id="a", request_id=7, expired_at=WHEN)  # type: ignore[arg-type]
-    assert dump(odd) == serializer.dump(odd)
+    quoted = PopupExpired(premises_id='"}\\', request_id="\x00ä\n", expired_at=WHEN)
+    helsinki = expired("a", 4, WHEN.astimezone(ZoneInfo("Europe/Helsinki")))  # == WHEN
+    events = [expired("a", 1), expired("b", 2), odd, quoted, helsinki, expired("a", 3, WHEN)]
+    for event in events:
+        name, schema_version, data, text = dump(event)
+        assert (name, schema_version, data) == serializer.dump(event)
+        assert text == json.dumps(data)
     naive = PopupExpired(premises_id="a", request_id="r", expired_at=WHEN.replace(tzinfo=None))
     with pytest.raises(UnreadableEvent):
         dump(naive)
