@@ -17,11 +17,17 @@ two cores as the servers, alike for both systems, so the ratio between them is t
 Everything listens on 127.0.0.1 only; each round is bounded by time and by a request count.
 
 Reported: requests, throughput, p50 and p99 latency and 5xx per system and per kind of
-request; then the checks: no 5xx, no overlapping bookings (SQL on the booking list and the
-availability table), every projection caught up within 5 s after the load stops. Targets:
-the app's throughput ≥ 0.5 × the baseline's, at an app p99 ≤ 100 ms.
+request; the CPU time per request of every process during each system's rounds (the
+servers, projector, scheduler, this client, and the PostgreSQL backends of the run's
+database), which a busy shared machine disturbs far less than throughput; then the checks:
+no 5xx, no overlapping bookings (SQL on the booking list and the availability table), every
+projection caught up within 5 s after the load stops. Targets: the app's throughput ≥ 0.5 ×
+the baseline's, at an app p99 ≤ 100 ms.
 
     python -m bench.load [--quick] [--seconds S] [--rounds R] [--clients C] [--workers W]
+                         [--threads T] [--mix availability=50,feed=30,booking=15,cancel=5]
+
+`--mix booking=100` (or any weights) loads one kind alone: to see what it costs.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -172,6 +178,7 @@ class Target:
     token: str
     app: bool  # the real app (else the baseline)
     first_day: date
+    mix: tuple[tuple[str, int], ...] = MIX
     slots: Iterator[int] = field(default_factory=itertools.count)
 
     def slot(self) -> tuple[str, datetime]:
@@ -225,6 +232,7 @@ class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     elapsed: float = 0.0
+    cpu: Counter[str] = field(default_factory=Counter)  # seconds per process, its rounds
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def merge(self, seconds: dict[str, list[float]], statuses: Counter[int]) -> None:
@@ -248,8 +256,8 @@ class Tally:
 
 def _client(target: Target, seed: int, until: float, budget: Iterator[int], tally: Tally) -> None:
     rng = random.Random(seed)
-    kinds = [k for k, _ in MIX]
-    weights = [w for _, w in MIX]
+    kinds = [k for k, _ in target.mix]
+    weights = [w for _, w in target.mix]
     headers = {"Authorization": f"Bearer {target.token}", "Content-Type": "application/json"}
     mine: list[str] = []
     seconds: dict[str, list[float]] = defaultdict(list)
@@ -310,16 +318,22 @@ class Processes:
         self.started: list[subprocess.Popen[bytes]] = []
         self.names: dict[int, str] = {}
 
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU time used so far by each started process and its children (Linux /proc)."""
+    def cpu_seconds(self, backends: Iterable[int] = ()) -> dict[str, float]:
+        """CPU time used so far by each started process and its children, and by the
+        PostgreSQL `backends` given (Linux /proc)."""
         tick = os.sysconf("SC_CLK_TCK")
-        found = dict.fromkeys(self.names.values(), 0.0)
+        found = dict.fromkeys([*self.names.values(), "postgres"], 0.0)
+        wanted = set(backends)
         for stat in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 fields = stat.read_text().rsplit(")", 1)[1].split()
                 group = int(fields[2])  # process group: the one start_new_session made
+                used = (int(fields[11]) + int(fields[12])) / tick
                 if group in self.names:
-                    found[self.names[group]] += (int(fields[11]) + int(fields[12])) / tick
+                    found[self.names[group]] += used
+                elif int(stat.parent.name) in wanted:
+                    found["postgres"] += used
+        found["load client"] = time.process_time()
         return found
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
@@ -370,6 +384,19 @@ SELECT count(*) FROM {table} a JOIN {table} b
  AND a.start < b."end" AND b.start < a."end"
  WHERE {active}
 """
+
+
+def _backends(engine: Engine) -> list[int]:
+    """The process ids of the PostgreSQL backends serving this run's database."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalars()
+        )
 
 
 def overlapping(engine: Engine) -> dict[str, int]:
@@ -486,21 +513,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             _register_premises(app_port, staff)
             first = datetime.now(UTC).astimezone(HELSINKI).date() + timedelta(days=14)
             targets = {
-                "app": Target("app", app_port, booker, True, first),
-                "baseline": Target("baseline", baseline_port, booker, False, first),
+                "app": Target("app", app_port, booker, True, first, args.mix),
+                "baseline": Target("baseline", baseline_port, booker, False, first, args.mix),
             }
             tallies = {name: Tally() for name in targets}
             for target in targets.values():  # warm-up, not counted
                 run_round(target, args.clients, args.warmup, Tally(), seed=99)
-            for round_number in range(args.rounds):
-                for name in ("baseline", "app") if round_number % 2 == 0 else ("app", "baseline"):
-                    run_round(
-                        targets[name], args.clients, args.seconds, tallies[name], round_number
-                    )
-            cpu = processes.cpu_seconds()
-            cpu["load client"] = time.process_time()
             engine = make_engine(url)
             try:
+                for round_number in range(args.rounds):
+                    order = ("baseline", "app") if round_number % 2 == 0 else ("app", "baseline")
+                    for name in order:
+                        backends = _backends(engine)  # the pools' connections, kept open
+                        before = processes.cpu_seconds(backends)
+                        run_round(
+                            targets[name], args.clients, args.seconds, tallies[name], round_number
+                        )
+                        after = processes.cpu_seconds(backends)
+                        tallies[name].cpu.update({k: after[k] - before[k] for k in after})
+                cpu = processes.cpu_seconds()
+                del cpu["postgres"]  # its backends come and go over a whole run
                 caught_up = catch_up_seconds(engine)
                 overlaps = overlapping(engine)
             finally:
@@ -516,7 +548,7 @@ def report(args: argparse.Namespace, found: dict[str, Any]) -> bool:
     print(
         f"{args.clients} clients, {args.rounds} rounds of {args.seconds:g} s per system, "
         f"gunicorn {args.workers} workers × {args.threads} threads; mix "
-        + ", ".join(f"{k} {w} %" for k, w in MIX)
+        + ", ".join(f"{k} {w}" for k, w in args.mix)
     )
     rows = []
     for name, tally in tallies.items():
@@ -540,11 +572,33 @@ def report(args: argparse.Namespace, found: dict[str, Any]) -> bool:
         if s
     ]
     print_table("By kind", ["system", "kind", "requests", "p50", "p99"], kinds)
+    names = [n for n in found["cpu"] if n != "postgres"] + ["postgres"]
+    print_table(
+        "CPU ms per request during each system's rounds (servers, projector, scheduler, "
+        "the database's backends, this client)",
+        ["system", *names, "total"],
+        [
+            [
+                name,
+                *(f"{tally.cpu[n] * 1000 / max(tally.count, 1):.2f}" for n in names),
+                f"{sum(tally.cpu.values()) * 1000 / max(tally.count, 1):.2f}",
+            ]
+            for name, tally in tallies.items()
+        ],
+    )
     print(
-        "CPU seconds over the run (warm-up and both systems' rounds): "
+        "CPU seconds over the whole run, start-up and warm-up included: "
         + ", ".join(f"{name} {seconds:.1f}" for name, seconds in found["cpu"].items())
     )
     app, baseline = tallies["app"], tallies["baseline"]
+    per_request = {n: sum(t.cpu.values()) / max(t.count, 1) for n, t in tallies.items()}
+    print(
+        f"CPU per request, every process: app {per_request['app'] * 1000:.2f} ms, baseline "
+        f"{per_request['baseline'] * 1000:.2f} ms — the baseline's is "
+        f"{per_request['baseline'] / max(per_request['app'], 1e-9):.2f} × the app's "
+        "(what the throughput ratio tends to when CPU is all that is short); load average "
+        "at the end " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+    )
     throughput = (app.count / app.elapsed) / (baseline.count / baseline.elapsed)
     p99 = percentile(app.all_seconds, 99)
     checks = {
@@ -564,6 +618,17 @@ def report(args: argparse.Namespace, found: dict[str, Any]) -> bool:
     return all(checks.values())
 
 
+def _mix(text_: str) -> tuple[tuple[str, int], ...]:
+    known = {k for k, _ in MIX}
+    found = []
+    for part in text_.split(","):
+        kind, _, weight = part.partition("=")
+        if kind.strip() not in known or not weight.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"{part!r}: kind=weight, kinds {sorted(known)}")
+        found.append((kind.strip(), int(weight)))
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke run")
@@ -575,6 +640,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers, both systems")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
+    parser.add_argument(
+        "--mix",
+        type=_mix,
+        default=MIX,
+        help="kind=weight,… of availability, feed, booking, cancel (default: "
+        + ",".join(f"{k}={w}" for k, w in MIX)
+        + ")",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds, args.warmup = 4.0, 1, 1.0
