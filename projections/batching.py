@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from sqlalchemy import Column, MetaData, Table, select
+from sqlalchemy import Boolean, Column, MetaData, Table, select
 from sqlalchemy.engine import Connection, Dialect
 
 from events.catalog import ALL_EVENTS, Event, JSONObject
@@ -165,25 +165,26 @@ def _upsert(
 def _driver_values(
     conn: Connection, table: Table, names: list[str], rows: Sequence[dict[str, Any]]
 ) -> list[tuple[Any, ...]]:
-    """The rows as tuples of `names`, each value through its column type's bind processor."""
+    """The rows as tuples of `names`, each value through its column type's bind processor
+    (column by column: a rebuild passes thousands of rows at a time)."""
     processors = [
         (i, p) for i, n in enumerate(names) if (p := _processor(table.c[n], conn.dialect))
     ]
+    values = [tuple(row.get(n) for n in names) for row in rows]
     if not processors:
-        return [tuple(row.get(n) for n in names) for row in rows]
-    values = []
-    for row in rows:
-        found = [row.get(n) for n in names]
-        for i, process in processors:
-            if found[i] is not None:
-                found[i] = process(found[i])
-        values.append(tuple(found))
-    return values
+        return values
+    columns = list(zip(*values, strict=True))
+    for i, process in processors:
+        columns[i] = tuple(None if v is None else process(v) for v in columns[i])
+    return list(zip(*columns, strict=True))
 
 
 def _processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
-    if dialect.name == "sqlite" and isinstance(column.type, UTCDateTime):
-        return sqlite_instant
+    if dialect.name == "sqlite":
+        if isinstance(column.type, UTCDateTime):
+            return sqlite_instant
+        if isinstance(column.type, Boolean):
+            return None  # sqlite3 stores a bool as the 0 or 1 that the processor makes
     return column.type._cached_bind_processor(dialect)
 
 

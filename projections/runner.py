@@ -7,7 +7,8 @@
 - `Runner` keeps them caught up: woken by PostgreSQL NOTIFY (a trigger on the events table,
   migration 0003) or by polling on SQLite.
 - `rebuild` replays the log: inline projections in one transaction, asynchronous ones into
-  fresh tables that are swapped in when caught up (`rebuild_swapping`).
+  fresh tables that are swapped in when caught up (`rebuild_swapping`); all of them
+  together in one pass over the log.
 
 Why `WHERE position > checkpoint` skips nothing (DESIGN.md invariant 3): `events.store.append`
 holds an EXCLUSIVE lock on the events table from before it draws a position until it commits,
@@ -221,43 +222,83 @@ def rebuild(
 ) -> int:
     """Replay the log into the projections; returns the count of events read.
 
-    Inline projections are emptied and refilled in one transaction (appends wait on the
-    append lock meanwhile, so their read-your-writes promise holds). Asynchronous ones are
-    rebuilt into fresh tables and swapped in, one after the other (`rebuild_swapping`).
+    With inline projections among them, everything is rebuilt in one pass and one
+    transaction (`_rebuild_in_one_pass`): appends wait on the append lock meanwhile, so the
+    inline projections' read-your-writes promise holds. Asynchronous ones alone are rebuilt
+    into fresh tables batch by batch while appends go on, and swapped in, one after the
+    other (`rebuild_swapping`).
     """
     inline = [p for p in projections if p.inline]
-    count = _rebuild_inline(engine, inline, batch_size, progress) if inline else 0
-    for projection in projections:
-        if not projection.inline:
-            count += rebuild_swapping(engine, projection, batch_size, progress)
-    return count
+    later = [p for p in projections if not p.inline]
+    if inline:
+        return _rebuild_in_one_pass(engine, inline, later, batch_size, progress)
+    return sum(rebuild_swapping(engine, p, batch_size, progress) for p in later)
 
 
-def _rebuild_inline(
+def _rebuild_in_one_pass(
     engine: Engine,
-    projections: Sequence[Projection],
+    inline: Sequence[Projection],
+    later: Sequence[Projection],
     batch_size: int,
     progress: Progress | None,
 ) -> int:
-    """One pass over the log for all of them: each event is read and decoded once (without
-    marshmallow: `projections.decoding`) and every projection replays the batch."""
-    wanted = sorted(frozenset().union(*(p.handled_types() for p in projections)))
+    """Each event is read and JSON-decoded once for all the projections, and decoded into
+    an event (without marshmallow: `projections.decoding`) once for all inline ones. Inline
+    projections are emptied and replay every batch in place; asynchronous ones fill fresh
+    tables, swapped in at the end of the same transaction."""
+    copies = [_fresh(p) for p in later]
+    for_inline = frozenset().union(*(p.handled_types() for p in inline))
+    wanted = sorted(for_inline.union(*(p.handled_types() for p in later)))
     count = 0
     with write_transaction(engine) as conn, _large_cache(conn):
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
-        for projection in projections:
+        for projection in inline:
             projection.clear(conn)
+        for copy in copies:
+            _create_tables(conn, copy)
         position = 0
         while batch := _read_raw(conn, position, batch_size, wanted):
-            pairs = [(event_of(recorded), recorded) for recorded in batch]
-            for projection in projections:
+            pairs = [(event_of(r), r) for r in batch if r.type in for_inline]
+            for projection in inline:
                 projection.replay(conn, pairs)
+            for copy in copies:
+                types = copy.event_types
+                copy.apply_batch(conn, [r for r in batch if r.type in types])
             position = batch[-1].position
             count += len(batch)
             if progress:
                 progress(len(batch))
+        head = head_position(conn)  # no append can commit while we hold the append lock
+        for copy, projection in zip(copies, later, strict=True):
+            _checkpoint(conn, checkpoint_name(projection), lock=True)  # the live runner waits
+            _swap_in(conn, copy, projection, head)
     return count
+
+
+def _fresh(projection: Projection) -> BatchProjection:
+    if not isinstance(projection, BatchProjection):
+        raise TypeError(f"{projection.name} cannot be rebuilt into fresh tables")
+    return projection.fresh(REBUILD_SUFFIX)
+
+
+def _create_tables(conn: Connection, copy: BatchProjection) -> None:
+    """The copy's tables, empty, and its checkpoint at 0 (leftovers of an interrupted
+    rebuild are dropped)."""
+    for table in reversed(copy.tables):
+        table.drop(conn, checkfirst=True)
+    for table in copy.tables:
+        table.create(conn)
+    conn.execute(delete(checkpoints).where(checkpoints.c.name == copy.checkpoint_name))
+    _checkpoint(conn, copy.checkpoint_name)
+
+
+def _swap_in(conn: Connection, copy: BatchProjection, live: Projection, position: int) -> None:
+    """The copy's tables replace the live ones, which then stand at `position`."""
+    for fresh, table in zip(copy.tables, live.tables, strict=True):
+        _swap(conn, fresh.name, table.name)
+    _set_checkpoint(conn, checkpoint_name(live), position)
+    conn.execute(delete(checkpoints).where(checkpoints.c.name == copy.checkpoint_name))
 
 
 @contextmanager
@@ -291,16 +332,9 @@ def rebuild_swapping(
     the live names and moves the checkpoint. Renaming tables inside a transaction works
     alike on SQLite and PostgreSQL, and readers see either the old tables or the new ones.
     """
-    if not isinstance(projection, BatchProjection):
-        raise TypeError(f"{projection.name} cannot be rebuilt into fresh tables")
-    copy = projection.fresh(REBUILD_SUFFIX)
+    copy = _fresh(projection)
     with write_transaction(engine) as conn:
-        for table in reversed(copy.tables):
-            table.drop(conn, checkfirst=True)
-        for table in copy.tables:
-            table.create(conn)
-        conn.execute(delete(checkpoints).where(checkpoints.c.name == copy.checkpoint_name))
-        _checkpoint(conn, copy.checkpoint_name)
+        _create_tables(conn, copy)
     count = 0
     # One connection for every batch: on SQLite its page cache then stays warm from one
     # batch to the next (a new connection per batch re-reads the growing tables each time).
@@ -318,14 +352,10 @@ def rebuild_swapping(
             if applied is None or applied < batch_size:
                 break
     with write_transaction(engine) as conn:
-        _checkpoint(conn, projection.checkpoint_name, lock=True)  # the live runner waits
+        _checkpoint(conn, checkpoint_name(projection), lock=True)  # the live runner waits
         while (applied := catch_up_once(conn, copy, batch_size)) is not None:
             count += applied
-        position = read_checkpoint(conn, copy.checkpoint_name)
-        for fresh, live in zip(copy.tables, projection.tables, strict=True):
-            _swap(conn, fresh.name, live.name)
-        _set_checkpoint(conn, projection.checkpoint_name, position)
-        conn.execute(delete(checkpoints).where(checkpoints.c.name == copy.checkpoint_name))
+        _swap_in(conn, copy, projection, read_checkpoint(conn, copy.checkpoint_name))
     return count
 
 

@@ -82,10 +82,16 @@ class _Batch:
         hour: int,
         changes: dict[str, int],
     ) -> None:
-        zero = [0] * len(MEASURES)
-        cell = self.cells.setdefault((premises_id, day, hour, party), [org_type, zero[:]])[1]
-        per_day = self.days.setdefault((premises_id, day), zero[:])
-        per_hour = self.hours.setdefault((day, hour), zero[:])
+        # get before setdefault: a rebuild adds to existing sums far more often than it
+        # starts new ones, and setdefault would build a list of zeros every time.
+        key = (premises_id, day, hour, party)
+        if (found := self.cells.get(key)) is None:
+            found = self.cells[key] = [org_type, [0] * len(MEASURES)]
+        cell = found[1]
+        if (per_day := self.days.get((premises_id, day))) is None:
+            per_day = self.days[(premises_id, day)] = [0] * len(MEASURES)
+        if (per_hour := self.hours.get((day, hour))) is None:
+            per_hour = self.hours[(day, hour)] = [0] * len(MEASURES)
         for name, amount in changes.items():
             i = INDEX[name]
             cell[i] += amount
