@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from booking import notifications
+from booking import expiry, notifications
 from booking.domain.popups import ExpirePopups
 from booking.notifications import Notifier
 from booking.outbox import SmtpSettings, deliver, enqueue
@@ -100,7 +100,11 @@ class Jobs:
         ]
         if appended:
             project_inline(conn, appended)
-            notifications.notify(conn, appended, datetime.now(UTC))
+            expiries = expiry.only_expiries(appended)
+            if expiries is None:
+                notifications.notify(conn, appended, datetime.now(UTC))
+            else:
+                expiry.enqueue(conn, expiry.expiry_mails(conn, expiries), datetime.now(UTC))
         return len(appended)
 
     def queue_reminders(self, now: datetime | None = None) -> int:

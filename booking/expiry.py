@@ -1,0 +1,132 @@
+"""The mails of a pop-up expiry run, composed in one pass over thousands of expiries.
+
+`booking.notifications.mails_for` makes the same mails, event by event: for 10,000
+`PopupExpired` that is about half a second of Python (whole pop-up rows read back, the local
+time of every slot formatted again, a `match` and a dict per mail). Here the pop-ups, their
+requesters' languages and the premises are read with a few queries and each distinct slot's
+local time is formatted once. The texts, the time format and the dedupe keys are
+`booking.notifications`' own; `tests/integration/test_jobs.py` checks that the mails equal
+what `mails_for` makes of the same events, so the two cannot drift apart unnoticed.
+
+`enqueue` is `booking.outbox.enqueue` without SQLAlchemy's per-row processing.
+
+Stopgaps until `booking.notifications` and `booking.outbox` have batch paths of their own
+(requested in /work/notes/requests.md): then the job calls those and this module goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import String, select, type_coerce
+from sqlalchemy.engine import Connection
+
+from booking.notifications import TEXTS, local_time
+from booking.outbox import Mail, outbox
+from booking.tables import users
+from events.catalog import Event, PopupExpired
+from events.store import RecordedEvent
+from projections.catalogue import premises_table
+from projections.popups import popups_table
+
+CHUNK = 500  # ids per `IN (…)`
+LANGUAGES = ("fi", "en")  # what Notifier.language accepts; anything else gets Finnish
+
+
+def only_expiries(
+    appended: Sequence[tuple[Event, RecordedEvent]],
+) -> list[tuple[PopupExpired, RecordedEvent]] | None:
+    """The pairs, if every event is a `PopupExpired` (else None: use the general path)."""
+    found = [(e, r) for e, r in appended if isinstance(e, PopupExpired)]
+    return found if len(found) == len(appended) else None
+
+
+def expiry_mails(
+    conn: Connection, expired: Sequence[tuple[PopupExpired, RecordedEvent]]
+) -> list[Mail]:
+    """One "pop-up expired" mail to each request's requester, as `mails_for` writes it."""
+    requests = _requests(conn, [e.request_id for e, _ in expired])
+    premises = _premises(conn, {row.premises_id for row in requests.values()})
+    # The slot's instants come as stored; only each distinct slot is read and formatted.
+    instant = popups_table.c.start.type.dialect_impl(conn.dialect).result_processor(
+        conn.dialect, None
+    )
+    subjects_bodies = TEXTS["popup_expired"]
+    whens: dict[tuple[Any, Any, ZoneInfo, str], str] = {}
+    mails = []
+    for event, recorded in expired:
+        row = requests[event.request_id]
+        language = row.language if row.language in LANGUAGES else "fi"
+        names, zone = premises[row.premises_id]
+        when_key = (row.start, row.end, zone, language)
+        when = whens.get(when_key)
+        if when is None:
+            start, end = (instant(row.start), instant(row.end)) if instant else (row.start, row.end)
+            when = whens[when_key] = local_time(start, end, zone, language)
+        fields = {
+            "title": row.title,
+            "premises": names.get(language) or names.get("fi") or row.premises_id,
+            "when": when,
+            "reason": "",
+        }
+        subject, body = subjects_bodies[language]
+        mails.append(
+            Mail(
+                dedupe_key=f"{recorded.stream}:{recorded.version}:{row.requested_by}",
+                recipient_id=row.requested_by,
+                language=language,
+                subject=subject.format(**fields),
+                body=body.format(**fields),
+            )
+        )
+    return mails
+
+
+def enqueue(conn: Connection, mails: Sequence[Mail], now: datetime) -> None:
+    """`booking.outbox.enqueue` straight to the driver: one many-row INSERT whose instants
+    are processed once, not once per row by SQLAlchemy (a third of a second for 10,000)."""
+    if not mails:
+        return
+    dialect = conn.dialect
+    process = outbox.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    at = process(now) if process else now
+    mark = "%s" if dialect.name == "postgresql" else "?"
+    conn.exec_driver_sql(
+        "INSERT INTO outbox (dedupe_key, recipient_id, language, subject, body, created_at,"
+        f" next_attempt_at, attempts) VALUES ({', '.join([mark] * 8)})"
+        " ON CONFLICT (dedupe_key) DO NOTHING",
+        [(m.dedupe_key, m.recipient_id, m.language, m.subject, m.body, at, at, 0) for m in mails],
+    )
+
+
+def _requests(conn: Connection, request_ids: list[str]) -> dict[str, Any]:
+    """What the mail needs of each request, with the requester's language; the slot's
+    instants as the driver gives them (see `expiry_mails`)."""
+    p = popups_table
+    query = select(
+        p.c.id,
+        p.c.requested_by,
+        p.c.premises_id,
+        p.c.title,
+        type_coerce(p.c.start, String).label("start"),
+        type_coerce(p.c.end, String).label("end"),
+        users.c.language,
+    ).select_from(p.outerjoin(users, users.c.id == p.c.requested_by))
+    found: dict[str, Any] = {}
+    for i in range(0, len(request_ids), CHUNK):
+        chunk = request_ids[i : i + CHUNK]
+        found.update((row.id, row) for row in conn.execute(query.where(p.c.id.in_(chunk))))
+    return found
+
+
+def _premises(conn: Connection, ids: set[str]) -> dict[str, tuple[dict[str, Any], ZoneInfo]]:
+    t = premises_table
+    ordered = sorted(ids)
+    found = {}
+    for i in range(0, len(ordered), CHUNK):
+        query = select(t.c.id, t.c.name, t.c.timezone).where(t.c.id.in_(ordered[i : i + CHUNK]))
+        found.update((row.id, (row.name, ZoneInfo(row.timezone))) for row in conn.execute(query))
+    return found
