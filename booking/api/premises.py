@@ -309,11 +309,21 @@ def _availability_body(
     busy = busy_between(conn, [premises_id], window)[premises_id]
     days = days_of(OpeningHours.parse(row.opening_hours), zone, first, last, busy)
 
+    # A week names a few hundred instants, most of them twice (a busy end is a free start)
+    # and converting to the zone is most of the cost of writing one: each is written once.
+    written: dict[datetime, str] = {}
+
+    def local(instant: datetime) -> str:
+        found = written.get(instant)
+        if found is None:
+            found = written[instant] = iso(instant, zone)
+        return found
+
     def pair(slot: Slot) -> list[str]:
-        return [iso(slot.start, zone), iso(slot.end, zone)]
+        return [local(slot.start), local(slot.end)]
 
     def busy_json(item: Any) -> dict[str, Any]:
-        found = {"start": iso(item.slot.start, zone), "end": iso(item.slot.end, zone)}
+        found = {"start": local(item.slot.start), "end": local(item.slot.end)}
         found["kind"] = item.kind
         if item.title is not None:
             found["title"] = item.title
