@@ -122,6 +122,37 @@ def test_the_runner_wakes_on_new_events(api: Api) -> None:
     assert not background.thread.is_alive()
 
 
+def test_a_burst_of_commits_costs_few_catch_ups(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL every commit notifies; the runner lets a burst settle and catches up
+    once for many of them instead of once each."""
+    if api.engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite polls")
+    passes = []
+    real_catch_up = runner.catch_up
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        passes.append(time.monotonic())
+        return real_catch_up(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "catch_up", counted)
+    background = runner.BackgroundRunner(api.engine, poll_seconds=3, settle_seconds=0.5)
+    background.start()
+    try:
+        api.premises("lib")
+        assert runner.wait_for(api.engine, "registry", head(api.engine), timeout=5)
+        before = len(passes)
+        day = future_weekday(2)
+        for hour in range(8, 20):
+            assert api.book("lib", local(day, hour), local(day, hour + 1)).status_code == 201
+        wanted = head(api.engine)
+        assert runner.wait_for(api.engine, "usage", wanted, timeout=5) >= wanted
+        # Twelve commits, one wake-up each without settling; a few with it.
+        assert len(passes) - before <= 6, len(passes) - before
+    finally:
+        background.close()
+    assert not background.thread.is_alive()
+
+
 def test_min_position_must_be_a_position(api: Api) -> None:
     response = api.get("/api/v1/registry/free-premises?min_position=soon")
     assert response.status_code == 422
