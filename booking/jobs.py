@@ -98,13 +98,17 @@ class Jobs:
             for a, recorded in zip(appends, append_many(conn, appends, SCHEDULER), strict=True)
             for pair in zip(a.events, recorded, strict=True)
         ]
-        if appended:
-            project_inline(conn, appended)
-            expiries = expiry.only_expiries(appended)
-            if expiries is None:
-                notifications.notify(conn, appended, datetime.now(UTC))
-            else:
-                expiry.enqueue(conn, expiry.expiry_mails(conn, expiries), datetime.now(UTC))
+        if not appended:
+            return 0
+        expiries = expiry.only_expiries(appended)
+        # What the mails say of each request, read before the projections mark them expired.
+        known = expiry.due_requests(conn, premises_ids, now) if expiries else {}
+        project_inline(conn, appended)
+        if expiries is None:
+            notifications.notify(conn, appended, datetime.now(UTC))
+        else:
+            mails = expiry.expiry_mails(conn, expiries, known)
+            expiry.enqueue(conn, mails, datetime.now(UTC))
         return len(appended)
 
     def queue_reminders(self, now: datetime | None = None) -> int:

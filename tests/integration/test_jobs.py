@@ -13,12 +13,14 @@ from aiosmtpd.controller import Controller
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
+from booking import accounts, notifications
 from booking.jobs import Jobs
 from booking.outbox import SmtpSettings, outbox
 from booking.scheduler import Leader
 from booking.service import PremisesRepository
-from events.sql import make_engine, read_transaction
-from events.store import events_table
+from events.sql import make_engine, read_transaction, write_transaction
+from events.store import events_table, read_all
+from projections.availability import busy_table
 from tests.conftest import Api
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
@@ -30,14 +32,18 @@ def jobs(api: Api, smtp: SmtpSettings | None = None) -> Jobs:
     return Jobs(api.engine, PremisesRepository(), api.app.extensions["tilavaraus"].vault, smtp)
 
 
-def ask(api: Api, start: datetime, premises_id: str = "room") -> dict:
+def ask(api: Api, start: datetime, premises_id: str = "room", token: str | None = None) -> dict:
     body = {
         "premises_id": premises_id,
         "start": start.isoformat(),
         "end": (start + timedelta(hours=1)).isoformat(),
         "title": "Korjauskahvila",
     }
-    response = api.post("/api/v1/popup-requests", body, role="resident")
+    if token is None:
+        response = api.post("/api/v1/popup-requests", body, role="resident")
+    else:
+        headers = {"Authorization": f"Bearer {token}"}
+        response = api.client.post("/api/v1/popup-requests", json=body, headers=headers)
     assert response.status_code == 201, response.get_json()
     return dict(response.get_json())
 
@@ -67,6 +73,47 @@ def test_expiry_catches_up_every_missed_deadline_once(api: Api) -> None:
         for p in asked
     }
     assert statuses == {"expired"}
+
+
+def test_expiry_releases_the_holds_and_mails_each_requester_as_notifications_would(
+    api: Api,
+) -> None:
+    api.premises("room", opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
+    api.premises("hall", opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
+    with write_transaction(api.engine) as conn:
+        english = accounts.create_user(
+            conn,
+            email="resident-en@example.fi",
+            name="Resident",
+            role="resident",
+            organisation_id=None,
+            password="salasana-123",
+            vault=api.app.extensions["tilavaraus"].vault,
+            language="en",
+        ).token
+    base = (datetime.now(UTC) + timedelta(days=5)).replace(minute=0, second=0, microsecond=0)
+    asked = [ask(api, base + timedelta(hours=2 * n), ("room", "hall")[n % 2]) for n in range(4)]
+    asked.append(ask(api, base + timedelta(hours=20), "hall", token=english))
+    latest = max(datetime.fromisoformat(p["decision_deadline"]) for p in asked)
+    with read_transaction(api.engine) as conn:
+        holds = conn.execute(select(func.count()).select_from(busy_table)).scalar_one()
+    assert holds == 5
+
+    assert jobs(api).expire_popups(latest) == 5
+
+    with read_transaction(api.engine) as conn:
+        assert conn.execute(select(func.count()).select_from(busy_table)).scalar_one() == 0
+        stored = {
+            (m.dedupe_key, m.recipient_id, m.language, m.subject, m.body)
+            for m in conn.execute(select(outbox).where(outbox.c.subject.like("Pop-up%")))
+        }
+        expired = [r for r in read_all(conn) if r.type == "PopupExpired"]
+        expected = {
+            (m.dedupe_key, m.recipient_id, m.language, m.subject, m.body)
+            for m in notifications.mails_for(conn, [(r.to_event(), r) for r in expired])
+        }
+    assert len(expected) == 5 and {m[2] for m in expected} == {"fi", "en"}
+    assert stored == expected
 
 
 @freeze_time("2027-10-30 12:00:00", tz_offset=0)
