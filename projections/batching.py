@@ -109,7 +109,7 @@ def upsert_rows(
     keep = set(table.info.get("keep", ()))
     added = [n for n in names if n not in keys and n not in keep]
     action = ", ".join(f'"{n}" = "{table.name}"."{n}" + excluded."{n}"' for n in added)
-    conn.exec_driver_sql(_upsert_sql(conn, table, keys, names, f"DO UPDATE SET {action}"), rows)
+    _insert_many(conn, table, names, _on_conflict(keys, f"DO UPDATE SET {action}"), rows)
 
 
 def upsert_replacing(
@@ -129,10 +129,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     names = [column.name for column in table.columns]
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    columns = ", ".join(f'"{n}"' for n in names)
-    sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join(mark for _ in names)})'
-    conn.exec_driver_sql(sql, _driver_values(conn, table, names, rows))
+    _insert_many(conn, table, names, "", _driver_values(conn, table, names, rows))
 
 
 def rows_by_key(
@@ -158,8 +155,8 @@ def _upsert(
 ) -> None:
     """One INSERT … ON CONFLICT for many rows, straight to the driver: SQLAlchemy's
     per-parameter processing of thousands of wide rows costs more than the database."""
-    sql = _upsert_sql(conn, table, keys, names, action)
-    conn.exec_driver_sql(sql, _driver_values(conn, table, names, rows))
+    values = _driver_values(conn, table, names, rows)
+    _insert_many(conn, table, names, _on_conflict(keys, action), values)
 
 
 def _driver_values(
@@ -198,13 +195,34 @@ def sqlite_instant(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _upsert_sql(
-    conn: Connection, table: Table, keys: Sequence[str], names: Sequence[str], action: str
-) -> str:
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    columns = ", ".join(f'"{n}"' for n in names)
+def _on_conflict(keys: Sequence[str], action: str) -> str:
     conflict = ", ".join(f'"{k}"' for k in keys)
-    return (
-        f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join(mark for _ in names)}) '
-        f"ON CONFLICT ({conflict}) {action}"
-    )
+    return f"ON CONFLICT ({conflict}) {action}"
+
+
+_UNNEST_FROM = 20  # rows: fewer (a command's own writes) go as plain VALUES
+
+
+def _insert_many(
+    conn: Connection,
+    table: Table,
+    names: Sequence[str],
+    tail: str,
+    values: Sequence[tuple[Any, ...]],
+) -> None:
+    """`INSERT INTO table (names) … tail` for many rows of driver values. SQLite's driver
+    runs one prepared statement per row in C. On PostgreSQL that would be an execution per
+    row, so each column goes as one array and `unnest` makes the rows: one statement, one
+    plan (a key may then appear only once per call: ON CONFLICT DO UPDATE may not meet a
+    row twice)."""
+    columns = ", ".join(f'"{n}"' for n in names)
+    head = f'INSERT INTO "{table.name}" ({columns}) '
+    postgresql = conn.dialect.name == "postgresql"
+    if not postgresql or len(values) < _UNNEST_FROM:
+        mark = "%s" if postgresql else "?"
+        conn.exec_driver_sql(f"{head}VALUES ({', '.join(mark for _ in names)}) {tail}", values)
+        return
+    arrays = ", ".join(f"%b::{table.c[n].type.compile(dialect=conn.dialect)}[]" for n in names)
+    # WHERE true: without it, ON CONFLICT could be read as a join's ON.
+    sql = f"{head}SELECT * FROM unnest({arrays}) WHERE true {tail}"
+    conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*values, strict=True)))

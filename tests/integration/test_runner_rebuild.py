@@ -10,14 +10,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import sqlite
 
-from events.sql import UTCDateTime, read_transaction
+from events.sql import UTCDateTime, read_transaction, write_transaction
 from events.store import read_all
 from projections import runner
-from projections.batching import sqlite_instant
+from projections.batching import insert_rows, sqlite_instant, upsert_replacing
 from projections.decoding import decode
+from projections.feed_entries import calendars_table, entries_table
 from tests.conftest import Api, future_weekday, local
 
 HELSINKI_HOURS = {
@@ -174,3 +175,51 @@ def test_a_rebuild_restores_the_page_cache_of_its_connection(api: Api) -> None:
     with api.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == before
         assert conn.execute(select(1)).scalar() == 1
+
+
+@pytest.mark.parametrize("count", [3, 250])  # PostgreSQL: VALUES, then unnest of arrays
+def test_many_row_writes_store_what_sqlalchemy_reads_back(api: Api, count: int) -> None:
+    at = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
+    entries = [
+        {
+            "ref_id": f"ref-{n}",
+            "kind": "booking",
+            "premises_id": "lib",
+            "organisation_id": None if n % 2 else f"org-{n}",
+            "booked_by": "user",
+            "uid": f"uid-{n}",
+            "sequence": n,
+            "status": "confirmed",
+            "start": at + timedelta(hours=n),
+            "end": at + timedelta(hours=n, minutes=90),
+            "title": "Kerho",
+            "public": n % 3 == 0,
+            "attendees": None if n % 5 == 0 else n,
+            "created_at": at,
+            "last_modified": at.astimezone(timezone(timedelta(hours=3))),
+            "position": 10**12 + n,
+        }
+        for n in range(count)
+    ]
+    calendars = [
+        {"scope": "premises", "key": f"p-{n}", "name": {"fi": f"Tila {n}"}, "address": None}
+        | {"position": n, "changed_at": at}
+        for n in range(count)
+    ]
+    later = at + timedelta(days=1)
+    moved = [
+        {"scope": "premises", "key": f"p-{n}", "position": n + 1, "changed_at": later}
+        for n in range(count)
+    ]
+    with write_transaction(api.engine) as conn:
+        conn.execute(delete(entries_table))
+        conn.execute(delete(calendars_table))
+        insert_rows(conn, entries_table, entries)
+        upsert_replacing(conn, calendars_table, ("scope", "key"), calendars)
+        upsert_replacing(conn, calendars_table, ("scope", "key"), moved)  # every key again
+    with read_transaction(api.engine) as conn:
+        stored = [dict(r) for r in conn.execute(select(entries_table)).mappings()]
+        kept = [dict(r) for r in conn.execute(select(calendars_table)).mappings()]
+    assert sorted(stored, key=lambda r: r["sequence"]) == entries
+    expected = [c | {"position": c["position"] + 1, "changed_at": later} for c in calendars]
+    assert sorted(kept, key=lambda r: r["position"]) == expected
