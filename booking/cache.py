@@ -102,7 +102,7 @@ class Caches:
     """One app's caches (sizes in bytes of the rendered values, per process)."""
 
     def __init__(self) -> None:
-        self.feed_bodies: Versioned[bytes] = Versioned(32 * 2**20)
+        self.feed_bodies: Versioned[bytes] = Versioned(16 * 2**20)
         self.feed_events: Memo[bytes] = Memo(16 * 2**20)
         self.availability: Versioned[bytes] = Versioned(8 * 2**20)
 

@@ -329,7 +329,7 @@ def render_public(name: str, rows: Iterable[Any], locations: dict[str, str]) -> 
         text = made.get(key)
         if text is None:
             text = event_of(row, locations, None).to_ical()
-            made.put(key, text, len(text) + 200)  # the key's strings and instants too
+            made.put(key, text, len(text) + 1000)  # the key: a row of strings and instants
         parts.append(text)
     parts.append(END_CALENDAR)
     return b"".join(parts)
