@@ -294,7 +294,7 @@ class Batch:
 
 
 def mails_for(conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]]) -> list[Mail]:
-    """The mails that `appended` (already projected inline) should send."""
+    """The mails that `appended` should send (read after the projections by event ran)."""
     notifier = Notifier(conn)
     context = Batch.of([event for event, _ in appended])
     notifier.prefetch_popups(

@@ -29,11 +29,12 @@ from events.store import (
     ConcurrencyError,
     Metadata,
     RecordedEvent,
-    append,
+    prepare,
     read_stream,
+    write,
 )
 from projections.bookings import bookings_table
-from projections.runner import project_inline
+from projections.runner import BY_EVENT, BY_POSITION, project_inline
 
 
 def premises_stream(premises_id: str) -> str:
@@ -97,17 +98,22 @@ def run_premises_command(
     notify: bool = True,
 ) -> list[RecordedEvent]:
     """Decide, append, project inline and queue the e-mails — all in the caller's
-    transaction. `notify=False` is for history that nobody should be told about (demo)."""
+    transaction. `notify=False` is for history that nobody should be told about (demo).
+
+    On PostgreSQL the append lock is held from the append until commit, and every writer
+    of every premises queues for it: so whatever does not need the events' positions —
+    the projections that read only the events, and the mails — is written first, and only
+    the append and the position-stamped projections run under the lock.
+    """
     lock_premises(conn, [premises_id])
     version, events = repository.decide(conn, premises_id, command)
-    recorded = append(
-        conn, premises_stream(premises_id), events, version, metadata, read_in_transaction=True
-    )
-    repository.forget_on_rollback(conn, premises_id)
-    appended = list(zip(events, recorded, strict=True))
-    project_inline(conn, appended)
+    prepared = prepare(premises_stream(premises_id), events, version, metadata)
+    project_inline(conn, list(zip(events, prepared, strict=True)), BY_EVENT)
     if notify:
-        notifications.notify(conn, appended, datetime.now(UTC))
+        notifications.notify(conn, list(zip(events, prepared, strict=True)), datetime.now(UTC))
+    recorded = write(conn, prepared, read_in_transaction=True)
+    repository.forget_on_rollback(conn, premises_id)
+    project_inline(conn, list(zip(events, recorded, strict=True)), BY_POSITION)
     return recorded
 
 

@@ -15,7 +15,7 @@ writer at a time, which gives the same guarantee.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,6 +112,66 @@ def lock_for_append(conn: Connection) -> None:
         conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
 
 
+def prepare(
+    stream: str,
+    new_events: Sequence[Event],
+    expected_version: int,
+    metadata: Metadata | None = None,
+) -> list[RecordedEvent]:
+    """The events as they will be recorded at `expected_version + 1, …`, serialised and
+    timed, but with no position yet (0): `write` gives them one."""
+    now = datetime.now(UTC)
+    meta = (metadata or Metadata()).as_json()
+    prepared = []
+    for offset, event in enumerate(new_events, start=1):
+        name, schema_version, data = serializer.dump(event)
+        prepared.append(
+            RecordedEvent(
+                0, stream, expected_version + offset, name, schema_version, data, meta, now, event
+            )
+        )
+    return prepared
+
+
+def write(
+    conn: Connection, prepared: Sequence[RecordedEvent], *, read_in_transaction: bool = False
+) -> list[RecordedEvent]:
+    """Append prepared events (one stream, consecutive versions) or raise `ConcurrencyError`;
+    the same rules as `append`, which is `write(conn, prepare(...))`."""
+    if not prepared:
+        return []
+    stream, expected_version = prepared[0].stream, prepared[0].version - 1
+    lock_for_append(conn)
+    if not read_in_transaction and stream_version(conn, stream) != expected_version:
+        raise ConcurrencyError(stream, expected_version)
+    rows = [
+        {
+            "stream": r.stream,
+            "version": r.version,
+            "type": r.type,
+            "schema_version": r.schema_version,
+            "data": r.data,
+            "metadata": r.metadata,
+            "recorded_at": r.recorded_at,
+        }
+        for r in prepared
+    ]
+    try:
+        positions = (
+            conn.execute(
+                insert(events_table).returning(
+                    events_table.c.position, sort_by_parameter_order=True
+                ),
+                rows,
+            )
+            .scalars()
+            .all()
+        )
+    except IntegrityError as error:  # a racing writer took the version first
+        raise ConcurrencyError(stream, expected_version) from error
+    return [replace(r, position=p) for p, r in zip(positions, prepared, strict=True)]
+
+
 def append(
     conn: Connection,
     stream: str,
@@ -129,44 +189,11 @@ def append(
     writer moved it on since, the unique `(stream, version)` key refuses the first row — so
     the version check costs no extra query.
     """
-    if not new_events:
-        return []
-    lock_for_append(conn)
-    if not read_in_transaction and stream_version(conn, stream) != expected_version:
-        raise ConcurrencyError(stream, expected_version)
-    now = datetime.now(UTC)
-    meta = (metadata or Metadata()).as_json()
-    rows: list[dict[str, Any]] = []
-    for offset, event in enumerate(new_events, start=1):
-        name, schema_version, data = serializer.dump(event)
-        rows.append(
-            {
-                "stream": stream,
-                "version": expected_version + offset,
-                "type": name,
-                "schema_version": schema_version,
-                "data": data,
-                "metadata": meta,
-                "recorded_at": now,
-            }
-        )
-    try:
-        positions = (
-            conn.execute(
-                insert(events_table).returning(
-                    events_table.c.position, sort_by_parameter_order=True
-                ),
-                rows,
-            )
-            .scalars()
-            .all()
-        )
-    except IntegrityError as error:  # a racing writer took the version first
-        raise ConcurrencyError(stream, expected_version) from error
-    return [
-        RecordedEvent(position=p, source=event, **row)
-        for p, row, event in zip(positions, rows, new_events, strict=True)
-    ]
+    return write(
+        conn,
+        prepare(stream, new_events, expected_version, metadata),
+        read_in_transaction=read_in_transaction,
+    )
 
 
 def _recorded(row: Any) -> RecordedEvent:

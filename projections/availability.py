@@ -107,6 +107,7 @@ class Availability(Projection):
     name = "availability"
     tables = (busy_table, buffers_table)
     inline = True
+    needs_position = False
 
     def _blocked_until(self, conn: Connection, premises_id: str, end: datetime) -> datetime:
         """The end plus the buffer, stopped at the next booking or hold. The decider keeps

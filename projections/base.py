@@ -54,6 +54,9 @@ class Projection:
     # Inline projections are written in the transaction of the append (read your own
     # writes); the others are fed by the runner and keep a checkpoint.
     inline: ClassVar[bool] = False
+    # An inline projection that never reads a recorded event's position or time can be
+    # written before the append, outside the append lock (`booking.service`).
+    needs_position: ClassVar[bool] = True
     _handlers: ClassVar[dict[type[Event], Handler]]
     _batch_handlers: ClassVar[dict[type[Event], BatchHandler]]
 

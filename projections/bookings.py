@@ -53,6 +53,7 @@ class Bookings(Projection):
     name = "bookings"
     tables = (bookings_table,)
     inline = True
+    needs_position = False
 
     @handles(BookingPlaced)
     def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:

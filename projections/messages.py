@@ -29,6 +29,7 @@ class Messages(Projection):
     name = "messages"
     tables = (messages_table,)
     inline = True
+    needs_position = False
 
     @handles(MessagePosted)
     def posted(self, conn: Connection, e: MessagePosted, rec: RecordedEvent) -> None:

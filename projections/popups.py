@@ -42,6 +42,7 @@ class Popups(Projection):
     name = "popups"
     tables = (popups_table,)
     inline = True
+    needs_position = False
 
     @handles(PopupRequested)
     def requested(self, conn: Connection, e: PopupRequested, rec: RecordedEvent) -> None:

@@ -79,9 +79,19 @@ def by_name(names: Sequence[str] = ()) -> list[Projection]:
     return [known[n] for n in names] if names else list(ALL)
 
 
-def project_inline(conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]]) -> None:
-    """Apply just-appended events to the inline projections, in the caller's transaction."""
-    for projection in INLINE:
+# The inline projections that read only the events, and those that need their positions.
+BY_EVENT = tuple(p for p in INLINE if not p.needs_position)
+BY_POSITION = tuple(p for p in INLINE if p.needs_position)
+
+
+def project_inline(
+    conn: Connection,
+    appended: Sequence[tuple[Event, RecordedEvent]],
+    projections: Sequence[Projection] = INLINE,
+) -> None:
+    """Apply just-appended events to the inline projections, in the caller's transaction.
+    (`BY_EVENT` may also be given events about to be appended: see `booking.service`.)"""
+    for projection in projections:
         projection.apply_all(conn, appended)
 
 
