@@ -28,12 +28,12 @@ from booking.service import (
     premises_stream,
 )
 from booking.tables import users
-from events.bulk import StreamAppend, append_many
+from events.bulk import StreamAppend, prepare_many, write_many
 from events.sql import read_transaction
 from events.store import Metadata
 from projections.bookings import bookings_table
 from projections.popups import popups_table
-from projections.runner import project_inline
+from projections.runner import BY_EVENT, BY_POSITION, project_inline
 
 log = logging.getLogger(__name__)
 REMINDER_AHEAD = timedelta(hours=24)
@@ -77,38 +77,50 @@ class Jobs:
         return expired
 
     def _expire(self, conn: Connection, premises_ids: list[str], now: datetime) -> int:
-        """One transaction's expiry: decide per premises under its lock, then append, project
-        and queue the mails of all of them at once (one statement each, not one per event).
+        """One transaction's expiry: decide per premises under its lock, then project, mail
+        and append the events of all of them at once (one statement each, not one per event).
 
-        Each premises still appends to its own stream at the version it decided on, so a
-        racing scheduler or booking makes the whole chunk retry; the second run then decides
-        on the events the first appended and finds nothing left to expire.
+        As in `booking.service.run_premises_command`, what needs no position (the inline
+        projections that read only the events, the mails) is written before the append, so
+        that on PostgreSQL the append lock — which every writer of every premises queues
+        for — is held only for the INSERT and the position-stamped projections. Each premises
+        still appends to its own stream at the version it decided on, so a racing scheduler
+        or booking makes the whole chunk retry; the retry decides on the events the other
+        appended and finds nothing left to expire.
         """
         lock_premises(conn, premises_ids)  # all at once, in order: no deadlock with bookings
-        appends = []
+        appends, expiring = [], []
         for premises_id in premises_ids:
-            version, events = self.premises.decide(
-                conn, premises_id, ExpirePopups(premises_id, now)
-            )
+            command = ExpirePopups(premises_id, now)
+            version, events = self.premises.decide(conn, premises_id, command)
             if events:
                 appends.append(StreamAppend(premises_stream(premises_id), events, version))
-                self.premises.forget_on_rollback(conn, premises_id)
-        appended = [
-            pair
-            for a, recorded in zip(appends, append_many(conn, appends, SCHEDULER), strict=True)
-            for pair in zip(a.events, recorded, strict=True)
-        ]
-        if not appended:
+                expiring.append(premises_id)
+        if not appends:
             return 0
-        expiries = expiry.only_expiries(appended)
+        prepared = prepare_many(appends, SCHEDULER)
+        before = [
+            pair
+            for a, mine in zip(appends, prepared.recorded, strict=True)
+            for pair in zip(a.events, mine, strict=True)
+        ]
+        expiries = expiry.only_expiries(before)
         # What the mails say of each request, read before the projections mark them expired.
         known = expiry.due_requests(conn, premises_ids, now) if expiries else {}
-        project_inline(conn, appended)
+        project_inline(conn, before, BY_EVENT)
         if expiries is None:
-            notifications.notify(conn, appended, datetime.now(UTC))
+            notifications.notify(conn, before, datetime.now(UTC))
         else:
-            mails = expiry.expiry_mails(conn, expiries, known)
-            expiry.enqueue(conn, mails, datetime.now(UTC))
+            expiry.enqueue(conn, expiry.expiry_mails(conn, expiries, known), datetime.now(UTC))
+        recorded = write_many(conn, prepared)
+        for premises_id in expiring:
+            self.premises.forget_on_rollback(conn, premises_id)
+        appended = [
+            pair
+            for a, mine in zip(appends, recorded, strict=True)
+            for pair in zip(a.events, mine, strict=True)
+        ]
+        project_inline(conn, appended, BY_POSITION)
         return len(appended)
 
     def queue_reminders(self, now: datetime | None = None) -> int:

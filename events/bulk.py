@@ -7,9 +7,11 @@ checked with one query, the events' JSON is built by marshmallow once per shape 
 once per event, and the rows go to the driver in one statement (PostgreSQL: `unnest` of
 arrays; SQLite: one `executemany`) instead of through SQLAlchemy's per-row processing.
 
-The append lock is taken first (`events.store.lock_for_append`), so commit order still equals
-position order on PostgreSQL (DESIGN.md invariant 3), and the version check and the insert
-cannot be overtaken by another appender.
+`prepare_many` serialises without writing (stream versions known, positions not yet), so a
+caller can write what needs no position before `write_many` takes the append lock
+(`events.store.lock_for_append`): commit order still equals position order on PostgreSQL
+(DESIGN.md invariant 3), and the version check and the insert cannot be overtaken by another
+appender. `append_many` is the two in one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import dataclasses
 import json
 import typing
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
@@ -50,6 +52,66 @@ class StreamAppend:
     expected_version: int
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Events of many streams serialised for `write_many`, each at its future stream
+    version, without a position yet (0)."""
+
+    recorded: list[list[RecordedEvent]]  # per entry of the appends, in their order
+    expected: list[tuple[str, int]]  # (stream, expected version) of each non-empty entry
+    texts: list[str]  # each event's data as JSON text, in the order of `recorded`
+
+
+def prepare_many(appends: Sequence[StreamAppend], metadata: Metadata | None = None) -> Prepared:
+    """Serialise every stream's events at its `expected_version + 1, + 2, …` (nothing is
+    written: inline projections and mails that need no position may use these first)."""
+    streams = [a.stream for a in appends]
+    if len(set(streams)) != len(streams):
+        raise ValueError("append_many: a stream may appear only once")
+    dump = TemplateDumper()
+    now = datetime.now(UTC)
+    meta = (metadata or Metadata()).as_json()
+    recorded: list[list[RecordedEvent]] = []
+    texts: list[str] = []
+    for a in appends:
+        mine = []
+        for version, event in enumerate(a.events, start=a.expected_version + 1):
+            name, schema_version, data, text = dump(event)
+            mine.append(
+                RecordedEvent(0, a.stream, version, name, schema_version, data, meta, now, event)
+            )
+            texts.append(text)
+        recorded.append(mine)
+    expected = [(a.stream, a.expected_version) for a in appends if a.events]
+    return Prepared(recorded, expected, texts)
+
+
+def write_many(conn: Connection, prepared: Prepared) -> list[list[RecordedEvent]]:
+    """Append prepared events, all in one statement, or raise `ConcurrencyError` (for the
+    first stale stream) and write nothing. Returns them with their positions.
+
+    Must run inside a transaction; the caller commits.
+    """
+    if not prepared.expected:
+        return prepared.recorded
+    lock_for_append(conn)
+    current = stream_versions(conn, [stream for stream, _ in prepared.expected])
+    for stream, expected_version in prepared.expected:
+        if current.get(stream, 0) != expected_version:
+            raise ConcurrencyError(stream, expected_version)
+    flat = [r for mine in prepared.recorded for r in mine]
+    try:
+        positions = _insert(conn, flat, prepared.texts)
+    except IntegrityError as error:  # only a writer that bypassed the append lock gets here
+        raise ConcurrencyError(*prepared.expected[0]) from error
+    if len(positions) != len(flat):  # pragma: no cover - the lock makes this impossible
+        raise RuntimeError(f"appended {len(flat)} events but found {len(positions)}")
+    return [
+        [replace(r, position=positions[(r.stream, r.version)]) for r in mine]
+        for mine in prepared.recorded
+    ]
+
+
 def append_many(
     conn: Connection, appends: Sequence[StreamAppend], metadata: Metadata | None = None
 ) -> list[list[RecordedEvent]]:
@@ -59,47 +121,7 @@ def append_many(
     Returns the recorded events per entry of `appends`, in the same order. Must run inside
     a transaction; the caller commits. Each stream may appear once.
     """
-    streams = [a.stream for a in appends]
-    if len(set(streams)) != len(streams):
-        raise ValueError("append_many: a stream may appear only once")
-    busy = [a for a in appends if a.events]
-    if not busy:
-        return [[] for _ in appends]
-    lock_for_append(conn)
-    current = stream_versions(conn, [a.stream for a in busy])
-    for a in busy:
-        if current.get(a.stream, 0) != a.expected_version:
-            raise ConcurrencyError(a.stream, a.expected_version)
-
-    dump = TemplateDumper()
-    rows: list[_Row] = []
-    for a in busy:
-        for offset, event in enumerate(a.events, start=1):
-            rows.append((a.stream, a.expected_version + offset, *dump(event)))
-    now = datetime.now(UTC)
-    meta = (metadata or Metadata()).as_json()
-    try:
-        positions = _insert(conn, rows, meta, now)
-    except IntegrityError as error:  # only a writer that bypassed the append lock gets here
-        raise ConcurrencyError(busy[0].stream, busy[0].expected_version) from error
-    if len(positions) != len(rows):  # pragma: no cover - the lock makes this impossible
-        raise RuntimeError(f"appended {len(rows)} events but found {len(positions)}")
-
-    recorded: dict[str, list[RecordedEvent]] = {}
-    for stream, version, name, schema_version, data, _ in rows:
-        recorded.setdefault(stream, []).append(
-            RecordedEvent(
-                position=positions[(stream, version)],
-                stream=stream,
-                version=version,
-                type=name,
-                schema_version=schema_version,
-                data=data,
-                metadata=meta,
-                recorded_at=now,
-            )
-        )
-    return [recorded.get(a.stream, []) for a in appends]
+    return write_many(conn, prepare_many(appends, metadata))
 
 
 def stream_versions(conn: Connection, streams: Sequence[str]) -> dict[str, int]:
@@ -113,20 +135,14 @@ def stream_versions(conn: Connection, streams: Sequence[str]) -> dict[str, int]:
     return found
 
 
-# stream, version, type, schema version, data, data as JSON text
-_Row = tuple[str, int, str, int, JSONObject, str]
-
-
 def _insert(
-    conn: Connection,
-    rows: list[_Row],
-    meta: JSONObject,
-    now: datetime,
+    conn: Connection, rows: list[RecordedEvent], texts: list[str]
 ) -> dict[tuple[str, int], int]:
     """Insert the rows; returns each (stream, version)'s position."""
     # The column type's processing for this dialect (on SQLite: UTC text in a fixed form).
     column_type = events_table.c.recorded_at.type.dialect_impl(conn.dialect)
     at = column_type.bind_processor(conn.dialect)
+    now, meta = rows[0].recorded_at, rows[0].metadata  # one of each for a prepared batch
     recorded_at = at(now) if at else now
     if conn.dialect.name == "postgresql":
         # One statement for all rows: arrays cost one round trip, where executemany would
@@ -139,11 +155,11 @@ def _insert(
             " %(d)s::text[]) AS u(s, v, t, sv, d)"
             " RETURNING position, stream, version",
             {
-                "s": [r[0] for r in rows],
-                "v": [r[1] for r in rows],
-                "t": [r[2] for r in rows],
-                "sv": [r[3] for r in rows],
-                "d": [r[5] for r in rows],
+                "s": [r.stream for r in rows],
+                "v": [r.version for r in rows],
+                "t": [r.type for r in rows],
+                "sv": [r.schema_version for r in rows],
+                "d": texts,
                 "meta": json.dumps(meta),
                 "at": recorded_at,
             },
@@ -156,7 +172,10 @@ def _insert(
     conn.exec_driver_sql(
         "INSERT INTO events (stream, version, type, schema_version, data, metadata,"
         " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(s, v, t, sv, text, meta_json, recorded_at) for s, v, t, sv, _, text in rows],
+        [
+            (r.stream, r.version, r.type, r.schema_version, text, meta_json, recorded_at)
+            for r, text in zip(rows, texts, strict=True)
+        ],
     )
     mine = conn.exec_driver_sql(
         "SELECT position, stream, version FROM events WHERE position > ?", (head,)

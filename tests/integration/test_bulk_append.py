@@ -13,7 +13,14 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from events.bulk import StreamAppend, TemplateDumper, append_many, stream_versions
+from events.bulk import (
+    StreamAppend,
+    TemplateDumper,
+    append_many,
+    prepare_many,
+    stream_versions,
+    write_many,
+)
 from events.catalog import ALL_EVENTS, Event, PopupExpired, PremisesRetired
 from events.serialization import UnreadableEvent, serializer
 from events.sql import make_engine, read_transaction, write_transaction
@@ -116,6 +123,20 @@ def test_a_stale_stream_refuses_the_whole_batch_and_writes_nothing(engine: Engin
                     ],
                 )
             assert (raised.value.stream, raised.value.expected_version) == ("premises-a", stale)
+    assert count_events(engine) == 1
+
+
+def test_prepared_events_are_refused_when_the_stream_moved_before_the_write(
+    engine: Engine,
+) -> None:
+    prepared = prepare_many([StreamAppend("premises-a", [expired("a", 1)], 0)])
+    assert [(r.position, r.stream, r.version) for r in prepared.recorded[0]] == [
+        (0, "premises-a", 1)
+    ]
+    with write_transaction(engine) as conn:  # another writer gets there between the two
+        append(conn, "premises-a", [PremisesRetired("a", "old")], 0)
+    with write_transaction(engine) as conn, pytest.raises(ConcurrencyError):
+        write_many(conn, prepared)
     assert count_events(engine) == 1
 
 
