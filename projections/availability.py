@@ -52,7 +52,7 @@ from events.opening import days as dates
 from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot, subtract
 from events.sql import UTCDateTime
 from events.store import RecordedEvent
-from projections.base import Projection, handles, handles_many, metadata
+from projections.base import Projection, chunks, handles, handles_many, metadata
 from projections.batching import insert_rows
 
 PopupDecision = PopupApproved | PopupRejected | PopupWithdrawn | PopupExpired
@@ -187,13 +187,14 @@ class Availability(Projection):
     @handles_many(PopupApproved, PopupRejected, PopupWithdrawn, PopupExpired)
     def popup_decided(self, conn: Connection, decided: list[PopupDecision]) -> None:
         # The hold goes; an approval's BookingPlaced (appended right after) takes the slot.
-        conn.execute(
-            delete(busy_table).where(
-                busy_table.c.premises_id == bindparam("premises_id"),
-                busy_table.c.ref_id == bindparam("request_id"),
-            ),
-            [{"premises_id": e.premises_id, "request_id": e.request_id} for e in decided],
-        )
+        # One DELETE per premises and chunk of requests (an expiry run decides thousands).
+        by_premises: dict[str, list[str]] = {}
+        for e in decided:
+            by_premises.setdefault(e.premises_id, []).append(e.request_id)
+        t = busy_table
+        for premises_id, ids in by_premises.items():
+            for chunk in chunks(ids):
+                conn.execute(delete(t).where(t.c.premises_id == premises_id, t.c.ref_id.in_(chunk)))
 
     @handles(ClosureAdded)
     def closed(self, conn: Connection, e: ClosureAdded, rec: RecordedEvent) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, bindparam, insert, update
+from datetime import datetime
+
+from sqlalchemy import Column, Index, Integer, String, Table, Text, insert, update
 from sqlalchemy.engine import Connection
 
 from events.catalog import (
@@ -14,7 +16,7 @@ from events.catalog import (
 )
 from events.sql import UTCDateTime
 from events.store import RecordedEvent
-from projections.base import Projection, handles, handles_many, metadata
+from projections.base import Projection, chunks, handles, handles_many, metadata
 
 popups_table = Table(
     "popup_requests",
@@ -88,10 +90,16 @@ class Popups(Projection):
 
     @handles_many(PopupExpired)
     def expired(self, conn: Connection, expired: list[PopupExpired]) -> None:
+        # An expiry run expires thousands at one instant: one UPDATE per instant and chunk of
+        # ids, not one per request (10,000 parameter sets cost ~25 µs each in SQLAlchemy).
         t = popups_table
-        conn.execute(
-            update(t)
-            .where(t.c.id == bindparam("request_id"))
-            .values(status="expired", updated_at=bindparam("at"), version=t.c.version + 1),
-            [{"request_id": e.request_id, "at": e.expired_at} for e in expired],
-        )
+        by_instant: dict[datetime, list[str]] = {}
+        for e in expired:
+            by_instant.setdefault(e.expired_at, []).append(e.request_id)
+        for at, ids in by_instant.items():
+            for chunk in chunks(ids):
+                conn.execute(
+                    update(t)
+                    .where(t.c.id.in_(chunk))
+                    .values(status="expired", updated_at=at, version=t.c.version + 1)
+                )
