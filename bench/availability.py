@@ -1,13 +1,14 @@
 """Availability of one premises for a 31-day month, and the search over all premises for a
 2-hour window, with the demo year loaded — each beside a plain SELECT of the busy rows.
 
-(b) month: GET /api/v1/premises/{id}/availability?from&to through the Flask test client, and
-    the same in process (the view's queries and day building, without JSON and HTTP).
+(b) month: GET /api/v1/premises/{id}/availability?from&to through the Flask test client (after
+    the first request the view's per-process cache answers: that row shows a hit), and in
+    process what the view does on a miss (its queries, the days and the JSON body).
 (c) search: GET /api/v1/availability?start&end over every premises, and in process.
 The floor for each is one SQLAlchemy Core SELECT of the same premises' busy rows in the
-window, on the same engine. (b) asks for the premises and 31-day month with the most busy
-rows (the most days to build); (c) walks 2-hour windows across the coming 31-day month, which
-is what people search in (and the busy rows' index is scanned from the start of history).
+window, over the same index range as the view's, on the same engine. (b) asks for the
+premises and 31-day month with the most busy rows (the most days to build); (c) walks 2-hour
+windows across the coming 31-day month, which is what people search in.
 
     python -m bench.availability [--quick] [--databases sqlite,postgresql] [--bookings N]
                                  [--profile N]
@@ -26,12 +27,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 
 from bench import common
-from booking.api.premises import matching_premises, premises_row
-from booking.service import PremisesRepository
+from booking.api.premises import _AVAILABILITY_HEAD, _availability_body, matching_premises
+from booking.service import PremisesRepository, premises_stream
 from events.opening import OpeningHours
-from events.slot import Slot
+from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot
 from events.sql import read_transaction
-from projections.availability import busy_between, busy_table, days_of, free_for_whole
+from projections.availability import busy_between, busy_table, free_for_whole
 from projections.catalogue import premises_table
 
 MONTH_TARGET_P95 = 0.005  # seconds, in process
@@ -94,6 +95,12 @@ def search_windows(first: date) -> list[Slot]:
 # --- (b) one premises, one month ----------------------------------------------------------
 
 
+def _reach(window: Slot) -> datetime:
+    """How far back a busy row meeting `window` may start (bookings and holds; the index
+    range `busy_between` reads), so the floor walks the same range of the same index."""
+    return window.start - LONGEST_BOOKING - LONGEST_BUFFER
+
+
 def month_floor(engine: Engine, month: Month) -> Callable[[int], object]:
     t, window = busy_table, month.window
 
@@ -102,6 +109,7 @@ def month_floor(engine: Engine, month: Month) -> Callable[[int], object]:
             return conn.execute(
                 select(t.c.kind, t.c.start, t.c.end, t.c.blocked_until, t.c.title).where(
                     t.c.premises_id == month.premises_id,
+                    t.c.start >= _reach(window),
                     t.c.start < window.end,
                     t.c.blocked_until > window.start,
                 )
@@ -111,14 +119,16 @@ def month_floor(engine: Engine, month: Month) -> Callable[[int], object]:
 
 
 def month_in_process(engine: Engine, month: Month) -> Callable[[int], object]:
-    """What the availability view computes, minus the JSON: the same calls in the same order."""
+    """What the availability view does when its cache misses: the head query, the busy rows,
+    the days and the JSON body (`booking.api.premises`), without HTTP and the cache."""
+    stream = premises_stream(month.premises_id)
 
     def query(_: int) -> object:
         with read_transaction(engine) as conn:
-            row = premises_row(conn, month.premises_id)
-            zone = ZoneInfo(row.timezone)
-            busy = busy_between(conn, [month.premises_id], month.window)[month.premises_id]
-        return days_of(OpeningHours.parse(row.opening_hours), zone, month.first, month.last, busy)
+            row = conn.execute(
+                _AVAILABILITY_HEAD, {"id": month.premises_id, "stream": stream}
+            ).one()
+            return _availability_body(conn, month.premises_id, row, month.first, month.last)
 
     return query
 
@@ -148,6 +158,7 @@ def search_floor(engine: Engine, windows: list[Slot]) -> Callable[[int], object]
             return conn.execute(
                 select(t.c.premises_id, t.c.start, t.c.blocked_until).where(
                     t.c.premises_id.in_(live),
+                    t.c.start >= _reach(window),
                     t.c.start < window.end,
                     t.c.blocked_until > window.start,
                 )
