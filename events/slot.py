@@ -28,6 +28,16 @@ class Slot:
         if self.end <= self.start:
             raise ValueError("a slot must end after it starts")
 
+    @classmethod
+    def of_utc(cls, start: datetime, end: datetime) -> Slot:
+        """A slot of instants already in UTC with `end > start` — slot arithmetic on other
+        slots, or rows of our own tables — without checking them again (the checks were
+        most of the cost of building a month of availability)."""
+        slot = object.__new__(cls)
+        object.__setattr__(slot, "start", start)
+        object.__setattr__(slot, "end", end)
+        return slot
+
     @property
     def duration(self) -> timedelta:
         return self.end - self.start
@@ -47,7 +57,7 @@ class Slot:
 
     def intersection(self, other: Slot) -> Slot | None:
         start, end = max(self.start, other.start), min(self.end, other.end)
-        return Slot(start, end) if start < end else None
+        return Slot.of_utc(start, end) if start < end else None
 
 
 def merge(slots: Iterable[Slot]) -> list[Slot]:
@@ -56,7 +66,7 @@ def merge(slots: Iterable[Slot]) -> list[Slot]:
     for slot in sorted(slots):
         if merged and slot.start <= merged[-1].end:
             if slot.end > merged[-1].end:
-                merged[-1] = Slot(merged[-1].start, slot.end)
+                merged[-1] = Slot.of_utc(merged[-1].start, slot.end)
         else:
             merged.append(slot)
     return merged
@@ -72,10 +82,10 @@ def subtract(base: Iterable[Slot], holes: Iterable[Slot]) -> list[Slot]:
             if hole.end <= start or hole.start >= piece.end:
                 continue
             if hole.start > start:
-                result.append(Slot(start, hole.start))
+                result.append(Slot.of_utc(start, hole.start))
             start = max(start, hole.end)
             if start >= piece.end:
                 break
         if start < piece.end:
-            result.append(Slot(start, piece.end))
+            result.append(Slot.of_utc(start, piece.end))
     return result

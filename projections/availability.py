@@ -350,7 +350,8 @@ def busy_between(
         # The current buffer, as the decider uses it (`blocked_until` may be capped for
         # bookings placed under a smaller one); closures have none.
         pad = timedelta(minutes=minutes or 0) if kind != "closure" else timedelta(0)
-        found[pid].append((Busy(Slot(start, end), kind, title), Slot(start - pad, end + pad)))
+        busy = Busy(Slot.of_utc(start, end), kind, title)
+        found[pid].append((busy, Slot.of_utc(start - pad, end + pad)))
     return found
 
 

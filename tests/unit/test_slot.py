@@ -117,3 +117,14 @@ def test_subtract() -> None:
     ]
     assert subtract([s(8, 12), s(14, 18)], [s(11, 15)]) == [s(8, 11), s(15, 18)]
     assert subtract([s(8, 10)], [s(10, 12), s(6, 8)]) == [s(8, 10)], "touching holes take nothing"
+
+
+def test_a_slot_of_utc_instants_is_the_same_slot_as_a_checked_one() -> None:
+    local_start = datetime(2026, 10, 25, 3, 30, tzinfo=HELSINKI)  # the autumn change
+    checked = Slot(local_start, local_start + timedelta(hours=2))
+    trusted = Slot.of_utc(checked.start, checked.end)
+    assert trusted == checked and hash(trusted) == hash(checked)
+    assert trusted.start.tzinfo is UTC and trusted.duration == checked.duration
+    assert subtract(
+        [checked], [Slot.of_utc(checked.start, checked.start + timedelta(hours=1))]
+    ) == [Slot(checked.start + timedelta(hours=1), checked.end)]
