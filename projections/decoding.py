@@ -5,7 +5,7 @@ read once, but on a rebuild it costs more than all the projections' writes toget
 0.3 ms an event). What the log holds was validated by `serializer.dump` before it was
 appended, so a replay only needs the instants parsed back: this does that and builds the
 dataclass. Old schema versions, and any type this does not know, still go through
-`serializer.load` (upcasters included). `tests/unit/test_replay_decoding.py` checks that both
+`serializer.load` (upcasters included). `tests/integration/test_runner_rebuild.py` checks that both
 give equal events.
 """
 
