@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, request
 from icalendar import Calendar, Event
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.engine import Connection
 from werkzeug.exceptions import NotFound
 from werkzeug.http import http_date
@@ -43,7 +43,7 @@ from booking.domain.errors import RuleBroken
 from booking.http import runtime
 from booking.privacy import PersonalData
 from booking.tables import feed_token_keys, feed_tokens, organisations, users
-from events.sql import read_transaction
+from events.sql import UTCDateTime, read_transaction
 from projections.bookings import bookings_table
 from projections.feed_entries import calendars, calendars_table, entries_table
 
@@ -166,17 +166,33 @@ def validators(scope: Scope, heads: list[Any], window: Window, now: datetime) ->
 
 
 def entry_rows(conn: Connection, scope: Scope, window: Window) -> list[Any]:
+    keys = scope.keys if scope.kind == "premises" else scope.keys[0]
+    params = {
+        "keys": keys,
+        "start": window.start,
+        "end": window.end,
+        "cancelled_since": window.cancelled_since,
+    }
+    return list(conn.execute(_ENTRY_QUERIES[scope.kind, scope.details], params))
+
+
+def _entry_query(kind: str, details: bool) -> Select[Any]:
+    """The entries of a feed of `kind`, with the private columns when `details`: built once
+    per kind (building it per request cost SQLAlchemy more than running it)."""
     e = entries_table
     in_window = and_(
-        e.c.start < window.end,
-        e.c.end > window.start,
-        or_(e.c.status.in_(SHOWN_ANYWAY), e.c.last_modified >= window.cancelled_since),
+        e.c.start < bindparam("end", type_=UTCDateTime()),
+        e.c.end > bindparam("start", type_=UTCDateTime()),
+        or_(
+            e.c.status.in_(SHOWN_ANYWAY),
+            e.c.last_modified >= bindparam("cancelled_since", type_=UTCDateTime()),
+        ),
     )
     in_scope: ColumnElement[bool]
-    if scope.kind == "premises":
-        in_scope = e.c.premises_id.in_(scope.keys)
+    if kind == "premises":
+        in_scope = e.c.premises_id.in_(bindparam("keys", expanding=True))
     else:
-        in_scope = and_(e.c.organisation_id == scope.keys[0], e.c.kind == "booking")
+        in_scope = and_(e.c.organisation_id == bindparam("keys"), e.c.kind == "booking")
     columns = [
         e.c.uid,
         e.c.kind,
@@ -191,7 +207,7 @@ def entry_rows(conn: Connection, scope: Scope, window: Window) -> list[Any]:
         e.c.last_modified,
     ]
     query = select(*columns)
-    if scope.details:
+    if details:
         b, o, u = bookings_table, organisations, users
         query = (
             select(
@@ -207,7 +223,14 @@ def entry_rows(conn: Connection, scope: Scope, window: Window) -> list[Any]:
             .outerjoin(o, o.c.id == e.c.organisation_id)
             .outerjoin(u, u.c.id == e.c.booked_by)
         )
-    return list(conn.execute(query.where(in_scope, in_window).order_by(e.c.start, e.c.uid)))
+    return query.where(in_scope, in_window).order_by(e.c.start, e.c.uid)
+
+
+_ENTRY_QUERIES = {
+    (kind, details): _entry_query(kind, details)
+    for kind in ("premises", "organisation")
+    for details in (False, True)
+}
 
 
 def contact_of(personal: PersonalData, name: str | None, email: str | None) -> str | None:
