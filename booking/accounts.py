@@ -17,7 +17,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Select, delete, insert, select, update
+from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from booking.domain.commands import ROLES, Actor
@@ -184,12 +184,15 @@ def _users() -> Select[Any]:
     )
 
 
+_BY_TOKEN = (
+    _users()
+    .join(api_tokens, api_tokens.c.user_id == users.c.id)
+    .where(api_tokens.c.token_hash == bindparam("hash"), api_tokens.c.revoked_at.is_(None))
+)
+
+
 def user_by_token(conn: Connection, token: str, vault: Vault | None = None) -> User | None:
-    row = conn.execute(
-        _users()
-        .join(api_tokens, api_tokens.c.user_id == users.c.id)
-        .where(api_tokens.c.token_hash == token_hash(token), api_tokens.c.revoked_at.is_(None))
-    ).first()
+    row = conn.execute(_BY_TOKEN, {"hash": token_hash(token)}).first()
     return _user(row, (vault or current_vault()).reader(conn)) if row else None
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     func,
     insert,
     select,
@@ -209,12 +210,18 @@ def _recorded(row: Any) -> RecordedEvent:
     )
 
 
-def read_stream(conn: Connection, stream: str, after_version: int = 0) -> list[RecordedEvent]:
-    rows = conn.execute(
-        select(events_table)
-        .where(events_table.c.stream == stream, events_table.c.version > after_version)
-        .order_by(events_table.c.version)
+_READ_STREAM = (
+    select(events_table)
+    .where(
+        events_table.c.stream == bindparam("stream"),
+        events_table.c.version > bindparam("after"),
     )
+    .order_by(events_table.c.version)
+)
+
+
+def read_stream(conn: Connection, stream: str, after_version: int = 0) -> list[RecordedEvent]:
+    rows = conn.execute(_READ_STREAM, {"stream": stream, "after": after_version})
     return [_recorded(row) for row in rows]
 
 
