@@ -3,8 +3,9 @@
 The command path is what POST /api/v1/bookings does minus HTTP: `booking.service.execute`
 runs a write transaction in which `run_premises_command` decides a `PlaceBooking` against the
 cached premises state, appends the event, projects it inline and queues the mail, and the
-answer is built from the event (as the POST handler does). The baseline inserts one row per transaction, with SQLAlchemy Core and
-nothing else, into a table of the events table's shape on the same database and engine.
+answer is built from the event (as the POST handler does). The baseline inserts one row per
+transaction, with SQLAlchemy Core and nothing else, into a table of the events table's shape
+on the same database and engine.
 Extra rows: the same command with an Idempotency-Key, and the whole POST through the Flask
 test client. Every booking is on a distinct one-hour slot of one of a few premises.
 
