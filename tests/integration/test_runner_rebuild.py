@@ -165,9 +165,8 @@ def test_the_sqlite_instant_text_is_what_sqlalchemy_stores() -> None:
         sqlite_instant(datetime(2026, 1, 1))  # naive: refused, as UTCDateTime does
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a SQLite setting
 def test_a_rebuild_restores_the_page_cache_of_its_connection(api: Api) -> None:
-    if api.engine.dialect.name != "sqlite":
-        pytest.skip("a SQLite setting")
     a_mixed_history(api)
     with api.engine.connect() as conn:
         before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
