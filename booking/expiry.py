@@ -8,10 +8,8 @@ local time is formatted once. The texts, the time format and the dedupe keys are
 `booking.notifications`' own; `tests/integration/test_jobs.py` checks that the mails equal
 what `mails_for` makes of the same events, so the two cannot drift apart unnoticed.
 
-`enqueue` is `booking.outbox.enqueue` without SQLAlchemy's per-row processing.
-
-Stopgaps until `booking.notifications` and `booking.outbox` have batch paths of their own
-(requested in /work/notes/requests.md): then the job calls those and this module goes.
+A stopgap until `booking.notifications` has a batch path of its own
+(requested in /work/notes/requests.md): then the job calls it and this module goes.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from sqlalchemy import String, select, type_coerce
 from sqlalchemy.engine import Connection
 
 from booking.notifications import TEXTS, local_time
-from booking.outbox import Mail, outbox
+from booking.outbox import Mail
 from booking.tables import users
 from events.catalog import Event, PopupExpired
 from events.store import RecordedEvent
@@ -103,37 +101,6 @@ def expiry_mails(
             )
         )
     return mails
-
-
-def enqueue(conn: Connection, mails: Sequence[Mail], now: datetime) -> None:
-    """`booking.outbox.enqueue` straight to the driver: one many-row INSERT whose instants
-    are processed once, not once per row by SQLAlchemy (a third of a second for 10,000)."""
-    if not mails:
-        return
-    dialect = conn.dialect
-    process = outbox.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
-    at = process(now) if process else now
-    columns = "dedupe_key, recipient_id, language, subject, body, created_at, next_attempt_at"
-    if dialect.name == "postgresql":  # arrays: one statement, where executemany sends 10,000
-        conn.exec_driver_sql(
-            f"INSERT INTO outbox ({columns}, attempts) SELECT k, r, l, s, b, %(at)s, %(at)s, 0"
-            " FROM unnest(%(k)s::text[], %(r)s::text[], %(l)s::text[], %(s)s::text[],"
-            " %(b)s::text[]) AS u(k, r, l, s, b) ON CONFLICT (dedupe_key) DO NOTHING",
-            {
-                "k": [m.dedupe_key for m in mails],
-                "r": [m.recipient_id for m in mails],
-                "l": [m.language for m in mails],
-                "s": [m.subject for m in mails],
-                "b": [m.body for m in mails],
-                "at": at,
-            },
-        )
-        return
-    conn.exec_driver_sql(
-        f"INSERT INTO outbox ({columns}, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 0)"
-        " ON CONFLICT (dedupe_key) DO NOTHING",
-        [(m.dedupe_key, m.recipient_id, m.language, m.subject, m.body, at, at) for m in mails],
-    )
 
 
 _POPUPS = popups_table

@@ -111,7 +111,7 @@ class Jobs:
         if expiries is None:
             notifications.notify(conn, before, datetime.now(UTC))
         else:
-            expiry.enqueue(conn, expiry.expiry_mails(conn, expiries, known), datetime.now(UTC))
+            enqueue(conn, expiry.expiry_mails(conn, expiries, known), datetime.now(UTC))
         recorded = write_many(conn, prepared)
         for premises_id in expiring:
             self.premises.forget_on_rollback(conn, premises_id)
