@@ -26,11 +26,11 @@ from booking.notifications import TEXTS, local_time
 from booking.outbox import Mail
 from booking.tables import users
 from events.catalog import Event, PopupExpired
+from events.sql import chunks
 from events.store import RecordedEvent
 from projections.catalogue import premises_table
 from projections.popups import popups_table
 
-CHUNK = 500  # ids per `IN (…)`
 LANGUAGES = ("fi", "en")  # what Notifier.language accepts; anything else gets Finnish
 
 
@@ -47,9 +47,9 @@ def due_requests(conn: Connection, premises_ids: Sequence[str], now: datetime) -
     one query before the projections change them (instead of 10,000 ids in `IN` lists)."""
     p = popups_table
     found: dict[str, Any] = {}
-    for i in range(0, len(premises_ids), CHUNK):
+    for chunk in chunks(premises_ids):
         query = _REQUESTS.where(
-            p.c.premises_id.in_(premises_ids[i : i + CHUNK]),
+            p.c.premises_id.in_(chunk),
             p.c.status == "pending",
             p.c.decision_deadline <= now,
         )
@@ -119,8 +119,8 @@ _REQUESTS = select(
 def _requests(conn: Connection, request_ids: list[str]) -> dict[str, Any]:
     """What the mail needs of each request, with the requester's language."""
     found: dict[str, Any] = {}
-    for i in range(0, len(request_ids), CHUNK):
-        query = _REQUESTS.where(_POPUPS.c.id.in_(request_ids[i : i + CHUNK]))
+    for chunk in chunks(request_ids):
+        query = _REQUESTS.where(_POPUPS.c.id.in_(chunk))
         found.update((row.id, row) for row in conn.execute(query))
     return found
 
@@ -129,7 +129,7 @@ def _premises(conn: Connection, ids: set[str]) -> dict[str, tuple[dict[str, Any]
     t = premises_table
     ordered = sorted(ids)
     found = {}
-    for i in range(0, len(ordered), CHUNK):
-        query = select(t.c.id, t.c.name, t.c.timezone).where(t.c.id.in_(ordered[i : i + CHUNK]))
+    for chunk in chunks(ordered):
+        query = select(t.c.id, t.c.name, t.c.timezone).where(t.c.id.in_(chunk))
         found.update((row.id, (row.name, ZoneInfo(row.timezone))) for row in conn.execute(query))
     return found

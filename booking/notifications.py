@@ -31,6 +31,7 @@ from events.catalog import (
     PopupExpired,
     PopupRejected,
 )
+from events.sql import chunks
 from events.store import RecordedEvent
 from projections.bookings import bookings_table
 from projections.catalogue import premises_table
@@ -254,7 +255,7 @@ class Notifier:
 
     def prefetch_popups(self, request_ids: list[str]) -> None:
         """Read many pop-up rows in one query (an expiry run touches thousands)."""
-        for chunk in (request_ids[i : i + 500] for i in range(0, len(request_ids), 500)):
+        for chunk in chunks(request_ids):
             for row in self.conn.execute(select(popups_table).where(popups_table.c.id.in_(chunk))):
                 self._popups[row.id] = row
 

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from events.catalog import Event, JSONObject
 from events.serialization import serializer
+from events.sql import chunks
 from events.store import (
     ConcurrencyError,
     Metadata,
@@ -39,8 +40,6 @@ from events.store import (
     head_position,
     lock_for_append,
 )
-
-VERSION_QUERY_CHUNK = 500  # streams per `IN (…)`: well under every driver's parameter limit
 
 
 @dataclass(frozen=True)
@@ -128,8 +127,7 @@ def stream_versions(conn: Connection, streams: Sequence[str]) -> dict[str, int]:
     """Each stream's current version; a stream with no events is left out (version 0)."""
     t = events_table
     found: dict[str, int] = {}
-    for i in range(0, len(streams), VERSION_QUERY_CHUNK):
-        chunk = list(streams[i : i + VERSION_QUERY_CHUNK])
+    for chunk in chunks(streams):
         query = select(t.c.stream, func.max(t.c.version)).where(t.c.stream.in_(chunk))
         found.update((s, int(v)) for s, v in conn.execute(query.group_by(t.c.stream)))
     return found

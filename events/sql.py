@@ -6,16 +6,25 @@ two (how a write transaction begins, how instants are stored) are settled here o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, Engine, TypeDecorator, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+IN_CHUNK = 500  # values per `IN (…)`: well under every driver's parameter limit
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """`items` in runs of at most `size`, for statements with an `IN (…)` list."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

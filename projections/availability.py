@@ -51,9 +51,9 @@ from events.catalog import (
 from events.opening import OpeningHours
 from events.opening import days as dates
 from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot, subtract
-from events.sql import UTCDateTime
+from events.sql import UTCDateTime, chunks
 from events.store import RecordedEvent
-from projections.base import Projection, chunks, handles, handles_many, metadata
+from projections.base import Projection, handles, handles_many, metadata
 from projections.batching import insert_rows
 
 PopupDecision = PopupApproved | PopupRejected | PopupWithdrawn | PopupExpired

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, delete
@@ -23,7 +23,6 @@ checkpoints = Table(
 )
 
 E = TypeVar("E", bound=Event)
-T = TypeVar("T")
 Handler = Callable[[Any, Connection, Any, RecordedEvent], None]
 BatchHandler = Callable[[Any, Connection, list[Any]], None]
 
@@ -112,12 +111,3 @@ class Projection:
     def clear(self, conn: Connection) -> None:
         for table in reversed(self.tables):
             conn.execute(delete(table))
-
-
-IN_CHUNK = 500  # ids per `IN (…)`: well under every driver's parameter limit
-
-
-def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
-    """`items` in runs of at most `size`, for statements with an `IN (…)` list."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Dialect
 
 from events.catalog import ALL_EVENTS, Event, JSONObject
 from events.serialization import serializer
-from events.sql import UTCDateTime
+from events.sql import UTCDateTime, chunks
 from events.store import RecordedEvent
 from projections.base import Projection, metadata
 
@@ -138,8 +138,7 @@ def rows_by_key(
     """The rows of `table` whose column `key` is one of `ids`, as dicts by that key."""
     found: dict[Any, dict[str, Any]] = {}
     ordered = sorted(set(ids))
-    for at in range(0, len(ordered), 500):  # keep the IN list within every driver's limits
-        chunk = ordered[at : at + 500]
+    for chunk in chunks(ordered):
         for row in conn.execute(select(table).where(table.c[key].in_(chunk))).mappings():
             found[row[key]] = dict(row)
     return found

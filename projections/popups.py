@@ -14,9 +14,9 @@ from events.catalog import (
     PopupRequested,
     PopupWithdrawn,
 )
-from events.sql import UTCDateTime
+from events.sql import UTCDateTime, chunks
 from events.store import RecordedEvent
-from projections.base import Projection, chunks, handles, handles_many, metadata
+from projections.base import Projection, handles, handles_many, metadata
 
 popups_table = Table(
     "popup_requests",

@@ -33,7 +33,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Table,
-    select,
 )
 from sqlalchemy.engine import Connection
 
@@ -42,6 +41,7 @@ from projections.batching import (
     BatchProjection,
     data_of,
     instant,
+    rows_by_key,
     upsert_replacing,
     upsert_rows,
 )
@@ -130,13 +130,13 @@ class Usage(BatchProjection):
     def apply_batch(self, conn: Connection, batch: Sequence[RecordedEvent]) -> None:
         t = self.t
         events = [(r, data_of(r)) for r in batch]
-        premises = _load(
+        premises = rows_by_key(
             conn,
             t["premises"],
             "premises_id",
             {d["premises_id"] for _, d in events if "premises_id" in d},
         )
-        organisations = _load(
+        organisations = rows_by_key(
             conn,
             t["organisations"],
             "organisation_id",
@@ -146,7 +146,7 @@ class Usage(BatchProjection):
                 if r.type == "BookingPlaced" and d.get("organisation_id")
             },
         )
-        bookings = _load(
+        bookings = rows_by_key(
             conn,
             t["bookings"],
             "booking_id",
@@ -156,7 +156,7 @@ class Usage(BatchProjection):
                 if r.type.startswith("Booking") and r.type != "BookingPlaced"
             },
         )
-        popups = _load(
+        popups = rows_by_key(
             conn,
             t["popups"],
             "request_id",
@@ -391,18 +391,6 @@ def _schedule(row: dict[str, Any], recorded: RecordedEvent) -> dict[str, Any]:
         "opening_hours": row["opening_hours"],
         "timezone": row["timezone"],
     }
-
-
-def _load(conn: Connection, table: Table, key: str, ids: set[str]) -> dict[str, dict[str, Any]]:
-    if not ids:
-        return {}
-    found: dict[str, dict[str, Any]] = {}
-    ordered = sorted(ids)
-    for at in range(0, len(ordered), 500):  # keep the IN list within every driver's limits
-        chunk = ordered[at : at + 500]
-        for row in conn.execute(select(table).where(table.c[key].in_(chunk))).mappings():
-            found[row[key]] = dict(row)
-    return found
 
 
 def _write(conn: Connection, t: dict[str, Table], out: _Batch) -> None:
