@@ -123,6 +123,15 @@ def upsert_replacing(
     _upsert(conn, table, keys, names, f"DO UPDATE SET {action}", rows)
 
 
+def insert_new(
+    conn: Connection, table: Table, keys: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert the rows whose `keys` are not there yet; the others are skipped."""
+    if not rows:
+        return
+    _upsert(conn, table, keys, list(rows[0]), "DO NOTHING", rows)
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """One plain INSERT of many rows, every column of the table (a value a row lacks is
     NULL: column defaults are not applied), straight to the driver like `_upsert`."""
