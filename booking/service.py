@@ -108,9 +108,10 @@ def run_premises_command(
     lock_premises(conn, [premises_id])
     version, events = repository.decide(conn, premises_id, command)
     prepared = prepare(premises_stream(premises_id), events, version, metadata)
-    project_inline(conn, list(zip(events, prepared, strict=True)), BY_EVENT)
+    pending = list(zip(events, prepared, strict=True))
+    project_inline(conn, pending, BY_EVENT)
     if notify:
-        notifications.notify(conn, list(zip(events, prepared, strict=True)), datetime.now(UTC))
+        notifications.notify(conn, pending, datetime.now(UTC))
     recorded = write(conn, prepared, read_in_transaction=True)
     repository.forget_on_rollback(conn, premises_id)
     project_inline(conn, list(zip(events, recorded, strict=True)), BY_POSITION)
