@@ -67,6 +67,20 @@ class PremisesRepository:
             state = self._caught_up(conn, premises_id)
             return state.version, decide(command, state)
 
+    def advance(self, premises_id: str, version: int, events: list[Any]) -> None:
+        """`events`, decided at `version`, are now appended in the caller's transaction:
+        evolve the kept state by them, so that the next load has nothing to read back and
+        decode. The caller holds the premises (its lock, or SQLite's write lock) and has
+        called `forget_on_rollback`, so no other writer can load the state meanwhile and a
+        rollback drops it."""
+        with self._locks[premises_id]:
+            state = self._states.get(premises_id)
+            if state is None or state.version != version:
+                self.forget(premises_id)
+                return
+            for decided in events:
+                evolve(state, decided)
+
     def zone(self, premises_id: str) -> ZoneInfo | None:
         """The premises' time zone as last loaded (None when not loaded)."""
         state = self._states.get(premises_id)
@@ -114,6 +128,7 @@ def run_premises_command(
         notifications.notify(conn, pending, datetime.now(UTC))
     recorded = write(conn, prepared, read_in_transaction=True)
     repository.forget_on_rollback(conn, premises_id)
+    repository.advance(premises_id, version, events)
     project_inline(conn, list(zip(events, recorded, strict=True)), BY_POSITION)
     return recorded
 

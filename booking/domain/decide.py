@@ -177,10 +177,8 @@ def _close(cmd: AddClosure, premises: PremisesState) -> list[Event]:
     _staff_only(cmd.actor.is_staff)
     _existing(premises)
     # Bookings already over are history: a closure neither conflicts with nor cancels them.
-    clashing = [
-        b for b in premises.active_bookings() if b.slot.overlaps(cmd.slot) and b.slot.end > cmd.now
-    ]
-    held = [p for p in premises.popups.values() if p.pending and p.slot.overlaps(cmd.slot)]
+    clashing = [b for b in premises.active_bookings_meeting(cmd.slot) if b.slot.end > cmd.now]
+    held = premises.pending_popups_meeting(cmd.slot)
     if (clashing or held) and not cmd.cancel_conflicting:
         conflicts = [Conflict(b.slot, b.kind) for b in clashing]
         conflicts += [Conflict(p.slot, "hold") for p in held]
@@ -321,8 +319,12 @@ def _place_series(cmd: PlaceSeries, premises: PremisesState) -> list[Event]:
 
 def _with_tentative(premises: PremisesState, event: BookingPlaced) -> PremisesState:
     """A shallow copy that also holds `event`'s booking; the caller's state stays untouched."""
-    copy = replace(premises, bookings=dict(premises.bookings))
-    copy.bookings[event.booking_id] = BookingRecord.of(event)
+    copy = replace(
+        premises,
+        bookings=dict(premises.bookings),
+        bookings_by_start=premises.bookings_by_start.copy(),
+    )
+    copy.add_booking(BookingRecord.of(event))
     return copy
 
 

@@ -8,10 +8,11 @@ every event would cost more than it is worth.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from events.catalog import (
@@ -65,6 +66,51 @@ class Rules:
     @property
     def buffer(self) -> timedelta:
         return timedelta(minutes=self.buffer_minutes)
+
+
+class _HasSlot(Protocol):
+    @property
+    def slot(self) -> Slot: ...
+
+
+R = TypeVar("R", bound=_HasSlot)
+
+
+class ByStart(Generic[R]):
+    """Records in order of their slot's start, to find the few that may meet a window
+    without looking at every one: a premises keeps years of bookings, and a decision is
+    about one slot.
+
+    A record meets [a, b) only if it starts before b and ends after a; no record lasts
+    longer than the longest one added, so it also starts after a minus that. `meeting`
+    gives every record starting in that range: a superset, which callers test exactly.
+    """
+
+    __slots__ = ("_longest", "_records", "_starts")
+
+    def __init__(self) -> None:
+        self._starts: list[datetime] = []
+        self._records: list[R] = []
+        self._longest = timedelta(0)
+
+    def add(self, record: R) -> None:
+        slot = record.slot
+        at = bisect_right(self._starts, slot.start)  # after equal starts: order of adding
+        self._starts.insert(at, slot.start)
+        self._records.insert(at, record)
+        self._longest = max(self._longest, slot.duration)
+
+    def meeting(self, window: Slot) -> list[R]:
+        """Candidates for meeting `window`: every record that does, maybe some that don't."""
+        low = bisect_left(self._starts, window.start - self._longest)
+        high = bisect_left(self._starts, window.end)
+        return self._records[low:high]
+
+    def copy(self) -> ByStart[R]:
+        twin: ByStart[R] = ByStart()
+        twin._starts, twin._records = list(self._starts), list(self._records)
+        twin._longest = self._longest
+        return twin
 
 
 @dataclass
@@ -150,6 +196,9 @@ class PremisesState:
     closures: list[Closure] = field(default_factory=list)
     series: dict[str, SeriesRecord] = field(default_factory=dict)
     popups: dict[str, PopupRecord] = field(default_factory=dict)
+    # The same bookings and pop-up requests by start (`add_booking`, `add_popup` keep both).
+    bookings_by_start: ByStart[BookingRecord] = field(default_factory=ByStart, repr=False)
+    popups_by_start: ByStart[PopupRecord] = field(default_factory=ByStart, repr=False)
 
     @property
     def exists(self) -> bool:
@@ -159,18 +208,36 @@ class PremisesState:
     def capacity(self) -> int:
         return int(self.profile.get("capacity", 0))
 
+    def add_booking(self, record: BookingRecord) -> None:
+        self.bookings[record.booking_id] = record
+        self.bookings_by_start.add(record)
+
+    def add_popup(self, record: PopupRecord) -> None:
+        self.popups[record.request_id] = record
+        self.popups_by_start.add(record)
+
     def active_bookings(self) -> Iterator[BookingRecord]:
         return (b for b in self.bookings.values() if b.active)
 
+    def active_bookings_meeting(self, slot: Slot) -> list[BookingRecord]:
+        """Active bookings whose slot meets `slot`."""
+        return [
+            b for b in self.bookings_by_start.meeting(slot) if b.active and b.slot.overlaps(slot)
+        ]
+
+    def pending_popups_meeting(self, slot: Slot) -> list[PopupRecord]:
+        """Pending pop-up requests (they hold their slot) whose slot meets `slot`."""
+        return [
+            p for p in self.popups_by_start.meeting(slot) if p.pending and p.slot.overlaps(slot)
+        ]
+
     def bookings_overlapping(self, slot: Slot) -> list[BookingRecord]:
         """Active bookings whose slot, widened by the buffer, meets `slot`."""
-        wide = slot.padded(self.rules.buffer)
-        return [b for b in self.active_bookings() if b.slot.overlaps(wide)]
+        return self.active_bookings_meeting(slot.padded(self.rules.buffer))
 
     def holds_overlapping(self, slot: Slot) -> list[PopupRecord]:
-        """Pending pop-up requests (they hold their slot) that meet `slot`, buffer included."""
-        wide = slot.padded(self.rules.buffer)
-        return [p for p in self.popups.values() if p.pending and p.slot.overlaps(wide)]
+        """Pending pop-up requests that meet `slot`, buffer included."""
+        return self.pending_popups_meeting(slot.padded(self.rules.buffer))
 
     def closures_overlapping(self, slot: Slot) -> list[Closure]:
         return [c for c in self.closures if c.slot.overlaps(slot)]
@@ -208,7 +275,7 @@ def evolve(state: PremisesState, event: Event) -> PremisesState:
         case ClosureAdded(closure_id=cid, start=start, end=end, reason=reason):
             state.closures.append(Closure(cid, Slot(start, end), reason))
         case BookingPlaced() as placed:
-            state.bookings[placed.booking_id] = BookingRecord.of(placed)
+            state.add_booking(BookingRecord.of(placed))
             if placed.series_id:
                 state.series[placed.series_id].booking_ids.append(placed.booking_id)
         case BookingApproved(booking_id=bid):
@@ -218,13 +285,15 @@ def evolve(state: PremisesState, event: Event) -> PremisesState:
         case BookingCancelled(booking_id=bid):
             _set_status(state, bid, "cancelled")
         case PopupRequested() as asked:
-            state.popups[asked.request_id] = PopupRecord(
-                request_id=asked.request_id,
-                requested_by=asked.requested_by,
-                slot=Slot(asked.start, asked.end),
-                title=asked.title,
-                expected_attendees=asked.expected_attendees,
-                decision_deadline=asked.decision_deadline,
+            state.add_popup(
+                PopupRecord(
+                    request_id=asked.request_id,
+                    requested_by=asked.requested_by,
+                    slot=Slot(asked.start, asked.end),
+                    title=asked.title,
+                    expected_attendees=asked.expected_attendees,
+                    decision_deadline=asked.decision_deadline,
+                )
             )
         case PopupApproved(request_id=rid, booking_id=bid):
             _set_popup(state, rid, "approved").booking_id = bid

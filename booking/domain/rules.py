@@ -15,6 +15,9 @@ from events.slot import Slot
 
 Problems = dict[str, list[str]]
 
+# Farther than any week or calendar month reaches from one of its instants.
+PERIOD_REACH = timedelta(days=32)
+
 
 def check_booking(
     request: BookingRequest, actor: Actor, premises: PremisesState, now: datetime
@@ -59,6 +62,9 @@ def _period(instant: datetime, zone: ZoneInfo, name: str) -> tuple[int, int]:
 def _quota_problems(request: BookingRequest, premises: PremisesState) -> list[str]:
     """Per-organisation quota on these premises, per local ISO week and calendar month."""
     rules, zone = premises.rules, premises.zone
+    # Every booking starting in the request's week or month, whatever the zone: the
+    # candidates, which the period test below then sorts out.
+    near = Slot.of_utc(request.slot.start - PERIOD_REACH, request.slot.start + PERIOD_REACH)
     found = []
     for quota, name in (
         (rules.quota_hours_per_week, "week"),
@@ -70,7 +76,7 @@ def _quota_problems(request: BookingRequest, premises: PremisesState) -> list[st
         used = sum(
             (
                 b.slot.duration
-                for b in premises.active_bookings()
+                for b in premises.active_bookings_meeting(near)
                 if b.organisation_id == request.organisation_id
                 and _period(b.slot.start, zone, name) == period
             ),

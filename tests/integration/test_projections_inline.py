@@ -5,6 +5,7 @@ and consistent with the decider when a premises' buffer changes under existing b
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,10 +13,11 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from booking.domain.commands import Actor, BookingRequest, PlaceBooking
-from booking.service import PremisesRepository, run_premises_command
+from booking.domain.premises import PremisesState, evolve
+from booking.service import PremisesRepository, premises_stream, run_premises_command
 from events.slot import Slot
 from events.sql import read_transaction, write_transaction
-from events.store import Metadata, events_table, read_all, stream_version
+from events.store import Metadata, events_table, read_all, read_stream, stream_version
 from projections import runner
 from projections.availability import busy_table
 from projections.bookings import bookings_table
@@ -175,6 +177,32 @@ def test_rebuild_equals_live_after_a_varied_history(api: Api) -> None:
     assert patched.status_code == 200, patched.get_json()
 
     assert_rebuild_equals_live(api.engine)
+    assert_kept_states_equal_the_log(api)
+
+
+def state_facts(state: PremisesState) -> dict[str, Any]:
+    """What a premises state holds, comparable (its indexes by what they give back)."""
+    everything = Slot(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    facts = {f.name: getattr(state, f.name) for f in fields(state) if "by_start" not in f.name}
+    facts["bookings_by_start"] = [b.booking_id for b in state.bookings_by_start.meeting(everything)]
+    facts["popups_by_start"] = [p.request_id for p in state.popups_by_start.meeting(everything)]
+    return facts
+
+
+def assert_kept_states_equal_the_log(api: Api) -> None:
+    """The service evolves its kept states by the events it has just appended instead of
+    reading them back (`PremisesRepository.advance`): they must equal states built afresh
+    from the log."""
+    repository: PremisesRepository = api.app.extensions["tilavaraus"].premises
+    kept = dict(repository._states)
+    assert kept
+    with read_transaction(api.engine) as conn:
+        for premises_id, state in kept.items():
+            fresh = PremisesState(premises_id)
+            for recorded in read_stream(conn, premises_stream(premises_id)):
+                evolve(fresh, recorded.to_event())
+            assert fresh.version == stream_version(conn, premises_stream(premises_id))
+            assert state_facts(state) == state_facts(fresh), premises_id
 
 
 def test_rebuild_reads_old_event_versions_through_the_upcaster(api: Api) -> None:
