@@ -8,6 +8,7 @@ stream-version check were ever bypassed (DESIGN.md invariant 2, second line of d
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -382,16 +383,21 @@ def days_of(
 ) -> list[Day]:
     """Per local date: the opening intervals starting that day, what is busy in them, what
     is free. Busy entries are clipped to the opening hours; free excludes buffers."""
+    # Only entries meeting a day's opening hours matter to it. Ordered by where their blocked
+    # span starts, a day's candidates are one range found by bisection, rather than every
+    # entry of the month tested against every day; they keep the order they came in.
+    ordered = sorted(enumerate(busy), key=lambda numbered: numbered[1][1].start)
+    starts = [span.start for _, (_, span) in ordered]
+    longest = max((span.end - span.start for _, span in busy), default=timedelta(0))
     result = []
     for day in dates(first, last):
         open_slots = opening.intervals_on(day, zone)
-        # Only entries meeting this day's opening hours matter: a cheap bounds test first
-        # keeps a month from clipping every booking against every day (6x faster, bench/).
         near = []
         if open_slots:
             low = min(s.start for s in open_slots)
             high = max(s.end for s in open_slots)
-            near = [(item, span) for item, span in busy if span.start < high and low < span.end]
+            candidates = ordered[bisect_left(starts, low - longest) : bisect_left(starts, high)]
+            near = [pair for _, pair in sorted(candidates) if low < pair[1].end]
         day_busy = [
             Busy(clipped, item.kind, item.title)
             for item, _ in near

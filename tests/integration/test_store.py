@@ -11,12 +11,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, cast, func, insert, literal, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from events.catalog import ALL_EVENTS, BookingPlaced, ClosureAdded, Event, PremisesRetired
 from events.serialization import UnreadableEvent, serializer
-from events.sql import read_transaction, write_transaction
+from events.sql import UTCDateTime, make_engine, read_transaction, write_transaction
 from events.store import (
     ConcurrencyError,
     Metadata,
@@ -343,3 +344,25 @@ def test_stored_v1_booking_placed_reads_as_v2(engine: Engine) -> None:
     name, version, data = serializer.dump(event)
     assert (name, version) == ("BookingPlaced", 2)
     assert data["attendees"] == 11 and "attendee_count" not in data
+
+
+@pytest.mark.postgres
+def test_sessions_speak_utc_whatever_the_servers_zone(postgres_url: str) -> None:
+    """make_engine puts each PostgreSQL session in UTC, so instants come back with
+    datetime.UTC itself (which UTCDateTime passes through) even when the database's own
+    default zone is Helsinki's."""
+    name = make_url(postgres_url).database
+    setup = make_engine(postgres_url)
+    with setup.connect() as conn:
+        conn.execute(text(f"ALTER DATABASE \"{name}\" SET timezone = 'Europe/Helsinki'"))
+        conn.commit()
+    setup.dispose()
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW timezone")).scalar() == "UTC"
+            summer = datetime(2027, 7, 1, 9, 30, tzinfo=ZoneInfo("Europe/Helsinki"))
+            value = conn.execute(select(cast(literal(summer), UTCDateTime()))).scalar_one()
+        assert value == summer and value.tzinfo is UTC
+    finally:
+        engine.dispose()
