@@ -78,6 +78,15 @@ class BatchProjection(Projection):
     def apply_batch(self, conn: Connection, batch: Sequence[RecordedEvent]) -> None:
         raise NotImplementedError
 
+    def hold(self) -> None:
+        """From now on the projection may keep what it reads and changes in memory from one
+        `apply_batch` to the next and write it later, at the latest at `flush`. Only for a
+        rebuild into fresh tables that one transaction fills from the start of the log
+        (`projections.runner.rebuild`); by default it writes each batch at once."""
+
+    def flush(self, conn: Connection) -> None:
+        """Write what `hold` kept, and stop holding."""
+
 
 def upsert_adding(
     conn: Connection, table: Table, keys: Sequence[str], rows: Sequence[dict[str, Any]]
@@ -175,12 +184,17 @@ def _driver_values(
     processors = [
         (i, p) for i, n in enumerate(names) if (p := _processor(table.c[n], conn.dialect))
     ]
-    values = [tuple(row.get(n) for n in names) for row in rows]
+    # map over a bound get: a quarter cheaper than a generator per row.
+    values = [tuple(map(row.get, names)) for row in rows]
     if not processors:
         return values
-    columns = list(zip(*values, strict=True))
+    columns: list[Iterable[Any]] = list(zip(*values, strict=True))
     for i, process in processors:
-        columns[i] = tuple(None if v is None else process(v) for v in columns[i])
+        column = columns[i]
+        if None in column:  # type: ignore[operator]
+            columns[i] = [None if v is None else process(v) for v in column]
+        else:
+            columns[i] = map(process, column)
     return list(zip(*columns, strict=True))
 
 

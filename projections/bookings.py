@@ -54,6 +54,7 @@ class Bookings(Projection):
     tables = (bookings_table,)
     inline = True
     needs_position = False
+    rebuild_drops = tuple(bookings_table.indexes)  # a replay finds rows by id only
 
     @handles(BookingPlaced)
     def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:

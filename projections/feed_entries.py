@@ -23,6 +23,7 @@ organisations are registered outside the premises streams (and never renamed).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -97,8 +98,14 @@ calendars_table = Table(
 ACTIVE = ("confirmed", "pending_approval")
 
 
+# A UUID in its canonical text (what the app makes): its own UID as it stands.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def uid_for(kind: str, ref_id: str) -> str:
     """The booking's or closure's own UUID, or a name-based one for any other id."""
+    if _CANONICAL_UUID.fullmatch(ref_id):
+        return ref_id  # what str(uuid.UUID(ref_id)) gives, without building one
     try:
         return str(uuid.UUID(ref_id))
     except ValueError:
@@ -132,6 +139,8 @@ class FeedEntries(Projection):
     name = "feed_entries"
     tables = (entries_table, calendars_table)
     inline = True
+    # A replay finds entries by id; only a premises' rename reads by premises (and scans).
+    rebuild_drops = tuple(entries_table.indexes)
 
     @handles(PremisesRegistered)
     def registered(self, conn: Connection, e: PremisesRegistered, rec: RecordedEvent) -> None:

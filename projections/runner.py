@@ -254,8 +254,10 @@ def _rebuild_in_one_pass(
 ) -> int:
     """Each event is read and JSON-decoded once for all the projections, and decoded into
     an event (without marshmallow: `projections.decoding`) once for all inline ones. Inline
-    projections are emptied and replay every batch in place; asynchronous ones fill fresh
-    tables, swapped in at the end of the same transaction."""
+    projections are emptied and replay every batch in place (on SQLite without the indexes
+    they name in `rebuild_drops`, built again at the end); asynchronous ones fill fresh
+    tables, holding what they build in memory across batches (`BatchProjection.hold`), and
+    are swapped in at the end of the same transaction."""
     copies = [_fresh(p) for p in later]
     for_inline = frozenset().union(*(p.handled_types() for p in inline))
     wanted = sorted(for_inline.union(*(p.handled_types() for p in later)))
@@ -263,10 +265,12 @@ def _rebuild_in_one_pass(
     with write_transaction(engine) as conn, _large_cache(conn):
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+        dropped = _drop_indexes(conn, inline)
         for projection in inline:
             projection.clear(conn)
         for copy in copies:
             _create_tables(conn, copy)
+            copy.hold()  # its tables are fresh and filled in this transaction alone
         position = 0
         while batch := _read_raw(conn, position, batch_size, wanted):
             pairs = [(event_of(r), r) for r in batch if r.type in for_inline]
@@ -279,11 +283,34 @@ def _rebuild_in_one_pass(
             count += len(batch)
             if progress:
                 progress(len(batch))
+        for copy in copies:
+            copy.flush(conn)
+        for sql in dropped:
+            conn.exec_driver_sql(sql)
         head = head_position(conn)  # no append can commit while we hold the append lock
         for copy, projection in zip(copies, later, strict=True):
             _checkpoint(conn, checkpoint_name(projection), lock=True)  # the live runner waits
             _swap_in(conn, copy, projection, head)
     return count
+
+
+def _drop_indexes(conn: Connection, projections: Sequence[Projection]) -> list[str]:
+    """On SQLite, drop the projections' `rebuild_drops` indexes for the replay; the
+    statements that make them again, as the database had them. (Not on PostgreSQL: there
+    DROP INDEX would lock readers out of the table until the rebuild commits, where now they
+    go on reading the old rows.)"""
+    names = [index.name for p in projections for index in p.rebuild_drops]
+    if conn.dialect.name != "sqlite" or not names:
+        return []
+    found = conn.execute(
+        text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN :names"
+        ).bindparams(bindparam("names", expanding=True)),
+        {"names": names},
+    ).all()
+    for name, _ in found:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    return [sql for _, sql in found]
 
 
 def _fresh(projection: Projection) -> BatchProjection:

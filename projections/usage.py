@@ -31,11 +31,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (
-    Table,
-)
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
+from events.catalog import JSONObject
 from events.store import RecordedEvent
 from projections.batching import (
     BatchProjection,
@@ -99,6 +98,36 @@ class _Batch:
             per_hour[i] += amount
 
 
+ROW_KINDS = ("premises", "organisations", "bookings", "popups")
+
+
+class _State:
+    """The rows a run of events reads and changes (by kind and key), the keys it changed, and
+    its new schedules, closures and cell changes: one batch's, or a held rebuild's."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in ROW_KINDS}
+        self.changed: dict[str, set[str]] = {kind: set() for kind in ROW_KINDS}
+        self.schedules: list[dict[str, Any]] = []
+        self.closures: list[dict[str, Any]] = []
+        self.out = _Batch()
+
+    def size(self) -> int:
+        rows = self.rows
+        return len(rows["bookings"]) + len(rows["popups"]) + len(self.out.cells)
+
+
+# A held rebuild writes what it holds once it holds this many bookings, requests and cells
+# together (about 0.5 kB each), and goes on from the database: memory stays bounded.
+HELD_ROWS = 1_500_000
+_KEYS = {
+    "premises": "premises_id",
+    "organisations": "organisation_id",
+    "bookings": "booking_id",
+    "popups": "request_id",
+}
+
+
 class Usage(BatchProjection):
     name = "usage"
     event_types = frozenset(
@@ -119,6 +148,7 @@ class Usage(BatchProjection):
         }
     )
     define = staticmethod(define)
+    _held: _State | None = None
 
     @property
     def t(self) -> dict[str, Table]:
@@ -127,51 +157,25 @@ class Usage(BatchProjection):
             for table in self.tables
         }
 
+    def hold(self) -> None:
+        """Keep rows and sums in memory from one batch to the next (see `BatchProjection`):
+        a rebuild then writes each booking, cell, day and hour once, not once per batch
+        that touches it (a day's or hour's sums, the most)."""
+        self._held = _State()
+
+    def flush(self, conn: Connection) -> None:
+        if self._held is not None:
+            self._write(conn, self._held)
+            self._held = None
+
     def apply_batch(self, conn: Connection, batch: Sequence[RecordedEvent]) -> None:
-        t = self.t
+        state = self._held if self._held is not None else _State()
         events = [(r, data_of(r)) for r in batch]
-        premises = rows_by_key(
-            conn,
-            t["premises"],
-            "premises_id",
-            {d["premises_id"] for _, d in events if "premises_id" in d},
-        )
-        organisations = rows_by_key(
-            conn,
-            t["organisations"],
-            "organisation_id",
-            {
-                d["organisation_id"]
-                for r, d in events
-                if r.type == "BookingPlaced" and d.get("organisation_id")
-            },
-        )
-        bookings = rows_by_key(
-            conn,
-            t["bookings"],
-            "booking_id",
-            {
-                d["booking_id"]
-                for r, d in events
-                if r.type.startswith("Booking") and r.type != "BookingPlaced"
-            },
-        )
-        popups = rows_by_key(
-            conn,
-            t["popups"],
-            "request_id",
-            {
-                d["request_id"]
-                for r, d in events
-                if r.type.startswith("Popup") and r.type != "PopupRequested"
-            },
-        )
-        changed: dict[str, set[str]] = {
-            name: set() for name in ("premises", "organisations", "bookings", "popups")
-        }
-        schedules: list[dict[str, Any]] = []
-        closures: list[dict[str, Any]] = []
-        out = _Batch()
+        self._load(conn, state, events)
+        premises, organisations = state.rows["premises"], state.rows["organisations"]
+        bookings, popups = state.rows["bookings"], state.rows["popups"]
+        changed, out = state.changed, state.out
+        schedules, closures = state.schedules, state.closures
         for recorded, data in events:
             kind = recorded.type
             if kind == "OrganisationRegistered":
@@ -230,27 +234,43 @@ class Usage(BatchProjection):
             else:
                 self._popup(kind, data, premises, popups, out)
                 changed["popups"].add(data["request_id"])
-        upsert_replacing(
-            conn,
-            t["organisations"],
-            ["organisation_id"],
-            [organisations[k] for k in sorted(changed["organisations"])],
-        )
-        upsert_replacing(
-            conn, t["premises"], ["premises_id"], [premises[k] for k in sorted(changed["premises"])]
-        )
-        upsert_replacing(
-            conn, t["bookings"], ["booking_id"], [bookings[k] for k in sorted(changed["bookings"])]
-        )
-        upsert_replacing(
-            conn,
-            t["popups"],
-            ["request_id"],
-            [popups[k] for k in sorted(changed["popups"]) if k in popups],
-        )
-        upsert_replacing(conn, t["schedules"], ["premises_id", "position"], schedules)
-        upsert_replacing(conn, t["closures"], ["premises_id", "closure_id"], closures)
-        _write(conn, t, out)
+        if self._held is None:
+            self._write(conn, state)
+        elif state.size() >= HELD_ROWS:
+            self._write(conn, state)  # and go on with what the database has
+            self._held = _State()
+
+    def _load(
+        self, conn: Connection, state: _State, events: list[tuple[RecordedEvent, JSONObject]]
+    ) -> None:
+        """Read the rows the events touch that the state does not have yet."""
+        wanted: dict[str, set[str]] = {kind: set() for kind in ROW_KINDS}
+        for r, d in events:
+            kind = r.type
+            if "premises_id" in d:
+                wanted["premises"].add(d["premises_id"])
+            if kind == "BookingPlaced":
+                if d.get("organisation_id"):
+                    wanted["organisations"].add(d["organisation_id"])
+            elif kind.startswith("Booking"):
+                wanted["bookings"].add(d["booking_id"])
+            elif kind.startswith("Popup") and kind != "PopupRequested":
+                wanted["popups"].add(d["request_id"])
+        t = self.t
+        for kind, keys in wanted.items():
+            have = state.rows[kind]
+            if missing := [k for k in keys if k not in have]:
+                have.update(rows_by_key(conn, t[kind], _KEYS[kind], missing))
+
+    def _write(self, conn: Connection, state: _State) -> None:
+        t, rows, changed = self.t, state.rows, state.changed
+        for kind in ROW_KINDS:
+            found = rows[kind]
+            written = [found[k] for k in sorted(changed[kind]) if k in found]
+            upsert_replacing(conn, t[kind], [_KEYS[kind]], written)
+        upsert_replacing(conn, t["schedules"], ["premises_id", "position"], state.schedules)
+        upsert_replacing(conn, t["closures"], ["premises_id", "closure_id"], state.closures)
+        _write_sums(conn, t, state.out)
 
     # --- bookings -------------------------------------------------------------------------
 
@@ -393,7 +413,7 @@ def _schedule(row: dict[str, Any], recorded: RecordedEvent) -> dict[str, Any]:
     }
 
 
-def _write(conn: Connection, t: dict[str, Table], out: _Batch) -> None:
+def _write_sums(conn: Connection, t: dict[str, Table], out: _Batch) -> None:
     sqlite = conn.dialect.name == "sqlite"
     times: dict[date, tuple[Any, ...]] = {}
 

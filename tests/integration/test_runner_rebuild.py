@@ -222,3 +222,39 @@ def test_many_row_writes_store_what_sqlalchemy_reads_back(api: Api, count: int) 
     assert sorted(stored, key=lambda r: r["sequence"]) == entries
     expected = [c | {"position": c["position"] + 1, "changed_at": later} for c in calendars]
     assert sorted(kept, key=lambda r: r["position"]) == expected
+
+
+def _indexes(api: Api) -> set[tuple[str, str]]:
+    """(table, index definition) of every index of the tables a rebuild drops indexes of."""
+    tables = ("booking_list", "feed_entries")
+    with read_transaction(api.engine) as conn:
+        if conn.dialect.name == "sqlite":
+            query = "SELECT tbl_name, sql FROM sqlite_master WHERE type = 'index'"
+        else:
+            query = "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        return {(t, str(sql)) for t, sql in conn.exec_driver_sql(query) if t in tables}
+
+
+def test_a_rebuild_builds_the_indexes_it_dropped_again(api: Api) -> None:
+    a_mixed_history(api)
+    before = _indexes(api)
+    assert len(before) >= 6  # three secondary indexes on bookings, two on entries, keys
+    runner.rebuild(api.engine, runner.ALL, batch_size=5)
+    assert _indexes(api) == before
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # DDL only on SQLite
+def test_a_failed_rebuild_leaves_the_indexes_and_rows(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_mixed_history(api)
+    before, rows = _indexes(api), inline_contents(api)
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a projection bug")
+
+    monkeypatch.setattr(runner.Usage, "flush", broken)
+    with pytest.raises(RuntimeError):
+        runner.rebuild(api.engine, runner.ALL)
+    assert _indexes(api) == before
+    assert inline_contents(api) == rows
