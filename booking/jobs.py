@@ -8,14 +8,17 @@ through the premises' stream version, mails through their dedupe keys.
 
 from __future__ import annotations
 
+import gc
 import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from booking import expiry, notifications
+from booking import notifications
 from booking.domain.popups import ExpirePopups
 from booking.notifications import Notifier
 from booking.outbox import SmtpSettings, deliver, enqueue
@@ -29,8 +32,10 @@ from booking.service import (
 )
 from booking.tables import users
 from events.bulk import StreamAppend, prepare_many, write_many
+from events.catalog import Event
 from events.sql import read_transaction
-from events.store import Metadata
+from events.store import Metadata, RecordedEvent
+from projections.base import Projection
 from projections.bookings import bookings_table
 from projections.popups import popups_table
 from projections.runner import BY_EVENT, BY_POSITION, project_inline
@@ -40,6 +45,36 @@ REMINDER_AHEAD = timedelta(hours=24)
 # Premises per transaction: bounds how long the premises and the append lock are held.
 PREMISES_PER_TRANSACTION = 100
 SCHEDULER = Metadata(actor="scheduler")
+
+
+def concerned(
+    projections: Sequence[Projection], pairs: Sequence[tuple[Event, RecordedEvent]]
+) -> list[Projection]:
+    """The projections that handle any of these events: the others would only look up, for
+    each of 10,000 `PopupExpired`, that they have no handler for it."""
+    names = {type(event).__name__ for event, _ in pairs}
+    return [p for p in projections if not p.handled_types().isdisjoint(names)]
+
+
+@contextmanager
+def _collecting_only_new_objects() -> Iterator[None]:
+    """Spare the collector's full passes the objects alive before a bulk phase.
+
+    An expiry run keeps ~60,000 objects alive at once (events, their data, mails), which
+    sets off a full collection; that pass would walk the whole app's objects too (~80 ms of
+    a ~700 ms run on SQLite; ~13 ms with them frozen). `gc.freeze` moves what exists now out
+    of the collector's sight until `gc.unfreeze`; reference counting still frees it as
+    usual, only cyclic garbage made before the phase waits for the unfreeze. Left alone if
+    something else (a server that forks after freezing) has frozen objects already.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @dataclass
@@ -78,7 +113,9 @@ class Jobs:
 
     def _expire(self, conn: Connection, premises_ids: list[str], now: datetime) -> int:
         """One transaction's expiry: decide per premises under its lock, then project, mail
-        and append the events of all of them at once (one statement each, not one per event).
+        and append the events of all of them at once (one statement per table and chunk of
+        ids, not one per event: the projections' batch handlers, `notifications.mails_for`'s
+        reads of many rows at once, one outbox INSERT, `events.bulk`'s one INSERT).
 
         As in `booking.service.run_premises_command`, what needs no position (the inline
         projections that read only the events, the mails) is written before the append, so
@@ -98,30 +135,27 @@ class Jobs:
                 expiring.append(premises_id)
         if not appends:
             return 0
-        prepared = prepare_many(appends, SCHEDULER)
-        before = [
-            pair
-            for a, mine in zip(appends, prepared.recorded, strict=True)
-            for pair in zip(a.events, mine, strict=True)
-        ]
-        expiries = expiry.only_expiries(before)
-        # What the mails say of each request, read before the projections mark them expired.
-        known = expiry.due_requests(conn, premises_ids, now) if expiries else {}
-        project_inline(conn, before, BY_EVENT)
-        if expiries is None:
+        with _collecting_only_new_objects():
+            prepared = prepare_many(appends, SCHEDULER)
+            before = [
+                pair
+                for a, mine in zip(appends, prepared.recorded, strict=True)
+                for pair in zip(a.events, mine, strict=True)
+            ]
+            project_inline(conn, before, concerned(BY_EVENT, before))
             notifications.notify(conn, before, datetime.now(UTC))
-        else:
-            enqueue(conn, expiry.expiry_mails(conn, expiries, known), datetime.now(UTC))
-        recorded = write_many(conn, prepared)
-        for premises_id in expiring:
-            self.premises.forget_on_rollback(conn, premises_id)
-        appended = [
-            pair
-            for a, mine in zip(appends, recorded, strict=True)
-            for pair in zip(a.events, mine, strict=True)
-        ]
-        project_inline(conn, appended, BY_POSITION)
-        return len(appended)
+            recorded = write_many(conn, prepared)
+            for premises_id in expiring:
+                self.premises.forget_on_rollback(conn, premises_id)
+            by_position = concerned(BY_POSITION, before)
+            if by_position:
+                appended = [
+                    pair
+                    for a, mine in zip(appends, recorded, strict=True)
+                    for pair in zip(a.events, mine, strict=True)
+                ]
+                project_inline(conn, appended, by_position)
+            return len(before)
 
     def queue_reminders(self, now: datetime | None = None) -> int:
         """Queue a reminder for each confirmed booking starting within 24 h that was placed

@@ -103,6 +103,11 @@ _BUFFER_AND_NEXT_START = select(
     .scalar_subquery(),
 ).where(buffers_table.c.premises_id == bindparam("p"))
 _INSERT_BUSY = insert(busy_table)
+# Built once: an `IN` of 500 literal values would be compiled again for every chunk.
+_RELEASE_HOLDS = delete(busy_table).where(
+    busy_table.c.premises_id == bindparam("p"),
+    busy_table.c.ref_id.in_(bindparam("ids", expanding=True)),
+)
 
 
 class Availability(Projection):
@@ -193,10 +198,9 @@ class Availability(Projection):
         by_premises: dict[str, list[str]] = {}
         for e in decided:
             by_premises.setdefault(e.premises_id, []).append(e.request_id)
-        t = busy_table
         for premises_id, ids in by_premises.items():
             for chunk in chunks(ids):
-                conn.execute(delete(t).where(t.c.premises_id == premises_id, t.c.ref_id.in_(chunk)))
+                conn.execute(_RELEASE_HOLDS, {"p": premises_id, "ids": chunk})
 
     @handles(ClosureAdded)
     def closed(self, conn: Connection, e: ClosureAdded, rec: RecordedEvent) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, insert, update
+from sqlalchemy import Column, Index, Integer, String, Table, Text, bindparam, insert, update
 from sqlalchemy.engine import Connection
 
 from events.catalog import (
@@ -37,6 +37,18 @@ popups_table = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
     Index("ix_popup_requests_status_deadline", "status", "decision_deadline"),
+)
+
+
+# Built once: an `IN` of 500 literal values would be compiled again for every chunk.
+_EXPIRE = (
+    update(popups_table)
+    .where(popups_table.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status="expired",
+        updated_at=bindparam("at", type_=UTCDateTime()),
+        version=popups_table.c.version + 1,
+    )
 )
 
 
@@ -92,14 +104,9 @@ class Popups(Projection):
     def expired(self, conn: Connection, expired: list[PopupExpired]) -> None:
         # An expiry run expires thousands at one instant: one UPDATE per instant and chunk of
         # ids, not one per request (10,000 parameter sets cost ~25 µs each in SQLAlchemy).
-        t = popups_table
         by_instant: dict[datetime, list[str]] = {}
         for e in expired:
             by_instant.setdefault(e.expired_at, []).append(e.request_id)
         for at, ids in by_instant.items():
             for chunk in chunks(ids):
-                conn.execute(
-                    update(t)
-                    .where(t.c.id.in_(chunk))
-                    .values(status="expired", updated_at=at, version=t.c.version + 1)
-                )
+                conn.execute(_EXPIRE, {"ids": chunk, "at": at})

@@ -3,6 +3,7 @@ that survives a mail server going away."""
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from booking.service import PremisesRepository
 from events.sql import make_engine, read_transaction, write_transaction
 from events.store import events_table, read_all
 from projections.availability import busy_table
+from projections.popups import popups_table
 from tests.conftest import Api
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
@@ -75,9 +77,7 @@ def test_expiry_catches_up_every_missed_deadline_once(api: Api) -> None:
     assert statuses == {"expired"}
 
 
-def test_expiry_releases_the_holds_and_mails_each_requester_as_notifications_would(
-    api: Api,
-) -> None:
+def test_expiry_releases_the_holds_and_mails_each_requester_in_their_language(api: Api) -> None:
     api.premises("room", opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
     api.premises("hall", opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
     with write_transaction(api.engine) as conn:
@@ -91,9 +91,15 @@ def test_expiry_releases_the_holds_and_mails_each_requester_as_notifications_wou
             vault=api.app.extensions["tilavaraus"].vault,
             language="en",
         ).token
-    base = (datetime.now(UTC) + timedelta(days=5)).replace(minute=0, second=0, microsecond=0)
-    asked = [ask(api, base + timedelta(hours=2 * n), ("room", "hall")[n % 2]) for n in range(4)]
-    asked.append(ask(api, base + timedelta(hours=20), "hall", token=english))
+    # Slots within one local day (10:00–19:00), so that each mail's text is written here.
+    base = (datetime.now(HELSINKI) + timedelta(days=5)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )
+    # Two requests share a slot (in two premises): a slot's text is made once and reused.
+    asked = [
+        ask(api, base + timedelta(hours=2 * (n // 2)), ("room", "hall")[n % 2]) for n in range(4)
+    ]
+    asked.append(ask(api, base + timedelta(hours=8), "hall", token=english))
     latest = max(datetime.fromisoformat(p["decision_deadline"]) for p in asked)
     with read_transaction(api.engine) as conn:
         holds = conn.execute(select(func.count()).select_from(busy_table)).scalar_one()
@@ -104,15 +110,50 @@ def test_expiry_releases_the_holds_and_mails_each_requester_as_notifications_wou
     with read_transaction(api.engine) as conn:
         assert conn.execute(select(func.count()).select_from(busy_table)).scalar_one() == 0
         stored = {
-            (m.dedupe_key, m.recipient_id, m.language, m.subject, m.body)
+            m.dedupe_key: (m.recipient_id, m.language, m.subject, m.body)
             for m in conn.execute(select(outbox).where(outbox.c.subject.like("Pop-up%")))
         }
         expired = [r for r in read_all(conn) if r.type == "PopupExpired"]
-        expected = {
-            (m.dedupe_key, m.recipient_id, m.language, m.subject, m.body)
-            for m in notifications.mails_for(conn, [(r.to_event(), r) for r in expired])
+        requests = {
+            r.id: r
+            for r in conn.execute(
+                select(popups_table).where(
+                    popups_table.c.id.in_([r.data["request_id"] for r in expired])
+                )
+            )
         }
-    assert len(expected) == 5 and {m[2] for m in expected} == {"fi", "en"}
+        # The mails of all the events at once are those of each event alone.
+        one_by_one = [
+            m for r in expired for m in notifications.mails_for(conn, [(r.to_event(), r)])
+        ]
+        assert notifications.mails_for(conn, [(r.to_event(), r) for r in expired]) == one_by_one
+    expected = {}
+    for r in expired:
+        request = requests[r.data["request_id"]]
+        english_mail = request.requested_by != requests[asked[0]["id"]].requested_by
+        start = request.start.astimezone(HELSINKI)
+        if english_mail:
+            subject = "Pop-up request expired: Meeting room 2"
+            when = f"{start:%a} {start.day} {start:%b %Y %H:%M}–{start.hour + 1:02}:00"
+            body = (
+                "Your pop-up request Korjauskahvila was not decided in time, and the slot is"
+                f" free again.\nMeeting room 2, {when} (Europe/Helsinki)."
+            )
+        else:
+            subject = "Pop-up-pyyntö vanheni: Kokoushuone 2"
+            days = ("ma", "ti", "ke", "to", "pe", "la", "su")
+            when = (
+                f"{days[start.weekday()]} {start.day}.{start.month}.{start.year}"
+                f" klo {start:%H.%M}–{start.hour + 1:02}.00"
+            )
+            body = (
+                "Pop-up-pyyntöösi Korjauskahvila ei ehditty vastata, ja aika on vapautettu."
+                f"\nKokoushuone 2, {when} (Europe/Helsinki)."
+            )
+        language = "en" if english_mail else "fi"
+        key = f"{r.stream}:{r.version}:{request.requested_by}"
+        expected[key] = (request.requested_by, language, subject, body)
+    assert len(expected) == 5 and {m[1] for m in expected.values()} == {"fi", "en"}
     assert stored == expected
 
 
@@ -262,3 +303,22 @@ def test_outbox_delivers_every_mail_exactly_once_across_an_outage(api: Api) -> N
         if line.startswith("Message-ID")
     ]
     assert len(ids) == 6 and len(set(ids)) == 6
+
+
+def test_expiry_leaves_the_collector_as_it_found_it(api: Api) -> None:
+    api.premises("room", opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
+    base = (datetime.now(UTC) + timedelta(days=5)).replace(minute=0, second=0, microsecond=0)
+    first = ask(api, base)
+    assert gc.get_freeze_count() == 0
+    assert jobs(api).expire_popups(datetime.fromisoformat(first["decision_deadline"])) == 1
+    # The job froze the app's objects for its bulk phase only.
+    assert gc.get_freeze_count() == 0
+    # What a server froze before stays frozen (the job leaves it alone).
+    second = ask(api, base + timedelta(hours=2))
+    gc.freeze()
+    try:
+        assert jobs(api).expire_popups(datetime.fromisoformat(second["decision_deadline"])) == 1
+        # (Objects freed meanwhile leave the frozen set; an unfreeze would empty it.)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
