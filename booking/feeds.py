@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 from icalendar import Calendar, Event
 from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.engine import Connection
@@ -38,14 +39,14 @@ from werkzeug.exceptions import NotFound
 from werkzeug.http import http_date
 
 from booking.accounts import token_hash
-from booking.cache import caches
+from booking.cache import Memo, caches
 from booking.domain.errors import RuleBroken
 from booking.http import runtime
 from booking.privacy import PersonalData
 from booking.tables import feed_token_keys, feed_tokens, organisations, users
 from events.sql import UTCDateTime, read_transaction
 from projections.bookings import bookings_table
-from projections.feed_entries import calendars, calendars_table, entries_table
+from projections.feed_entries import calendars_table, entries_table
 
 blp = Blueprint("feeds", __name__, url_prefix="/feeds")
 
@@ -132,6 +133,7 @@ def window_of(today: date, zone: ZoneInfo, first: str | None, last: str | None) 
 @dataclass(frozen=True)
 class Validators:
     etag: str  # without quotes
+    position: int  # the scope's last change: what the body shows
     last_modified: datetime
     settled: bool  # the last change is older than SETTLE
 
@@ -157,6 +159,7 @@ def validators(scope: Scope, heads: list[Any], window: Window, now: datetime) ->
     digest = hashlib.sha256(f"{FORMAT}|{scope.ident}|{window.key}".encode()).hexdigest()[:16]
     return Validators(
         etag=f"{position}-{digest}",
+        position=position,
         last_modified=max(changed, window.epoch),
         settled=now - changed >= SETTLE,
     )
@@ -176,6 +179,23 @@ def entry_rows(conn: Connection, scope: Scope, window: Window) -> list[Any]:
     return list(conn.execute(_ENTRY_QUERIES[scope.kind, scope.details], params))
 
 
+def _entry_columns() -> list[Any]:
+    e = entries_table
+    return [
+        e.c.uid,
+        e.c.kind,
+        e.c.status,
+        e.c.sequence,
+        e.c.start,
+        e.c.end,
+        e.c.title,
+        e.c.public,
+        e.c.premises_id,
+        e.c.created_at,
+        e.c.last_modified,
+    ]
+
+
 def _entry_query(kind: str, details: bool) -> Select[Any]:
     """The entries of a feed of `kind`, with the private columns when `details`: built once
     per kind (building it per request cost SQLAlchemy more than running it)."""
@@ -193,19 +213,7 @@ def _entry_query(kind: str, details: bool) -> Select[Any]:
         in_scope = e.c.premises_id.in_(bindparam("keys", expanding=True))
     else:
         in_scope = and_(e.c.organisation_id == bindparam("keys"), e.c.kind == "booking")
-    columns = [
-        e.c.uid,
-        e.c.kind,
-        e.c.status,
-        e.c.sequence,
-        e.c.start,
-        e.c.end,
-        e.c.title,
-        e.c.public,
-        e.c.premises_id,
-        e.c.created_at,
-        e.c.last_modified,
-    ]
+    columns = _entry_columns()
     query = select(*columns)
     if details:
         b, o, u = bookings_table, organisations, users
@@ -231,6 +239,33 @@ _ENTRY_QUERIES = {
     for kind in ("premises", "organisation")
     for details in (False, True)
 }
+
+# The public columns of the premises' entries changed after a position, in or out of any
+# window: what a public body made at that position needs to become the current one.
+_CHANGED_ENTRIES = select(*_entry_columns()).where(
+    entries_table.c.premises_id.in_(bindparam("keys", expanding=True)),
+    entries_table.c.position > bindparam("since"),
+)
+
+_HEADS = select(calendars_table).where(
+    calendars_table.c.scope == bindparam("scope"),
+    calendars_table.c.key.in_(bindparam("keys", expanding=True)),
+)
+
+
+def heads_of(conn: Connection, scope: str, keys: list[str]) -> list[Any]:
+    """The `feed_calendars` rows of these keys of a scope (what `calendars` reads, from a
+    statement built once)."""
+    return list(conn.execute(_HEADS, {"scope": scope, "keys": keys}))
+
+
+def in_window(row: Any, window: Window) -> bool:
+    """What `_entry_query`'s window condition says of one entry row."""
+    return (
+        row.start < window.end
+        and row.end > window.start
+        and (row.status in SHOWN_ANYWAY or row.last_modified >= window.cancelled_since)
+    )
 
 
 def contact_of(personal: PersonalData, name: str | None, email: str | None) -> str | None:
@@ -335,27 +370,131 @@ def event_of(row: Any, locations: dict[str, str], personal: PersonalData | None)
 END_CALENDAR = b"END:VCALENDAR\r\n"
 
 
-def render_public(name: str, rows: Iterable[Any], locations: dict[str, str]) -> bytes:
-    """`render` without personal data, byte for byte, from each event's text made once per
-    process: an entry's row and LOCATION are all its text depends on, so most of a feed
-    that changed by one booking is joined from text already made. (The library's whole
-    rendering was 80 % of a feed request's CPU.)"""
+def _calendar_text(name: str) -> bytes:
     made = caches().feed_events
     head = made.get(("VCALENDAR", name))
     if head is None:
         head = new_calendar(name).to_ical().removesuffix(END_CALENDAR)
         made.put(("VCALENDAR", name), head, len(head) + 100)
-    parts = [head]
-    for row in rows:
-        location = locations.get(row.premises_id, row.premises_id)
-        key = (tuple(row), location)
-        text = made.get(key)
-        if text is None:
-            text = event_of(row, locations, None).to_ical()
-            made.put(key, text, len(text) + 1000)  # the key: a row of strings and instants
-        parts.append(text)
-    parts.append(END_CALENDAR)
-    return b"".join(parts)
+    return head
+
+
+def _event_text(row: Any, locations: dict[str, str]) -> bytes:
+    made = caches().feed_events
+    key = (tuple(row), locations.get(row.premises_id, row.premises_id))
+    text = made.get(key)
+    if text is None:
+        text = event_of(row, locations, None).to_ical()
+        made.put(key, text, len(text) + 1000)  # the key: a row of strings and instants
+    return text
+
+
+@dataclass(frozen=True)
+class PublicBody:
+    """A public feed's body as made at one position of its scope, with the entries it was
+    joined from in feed order (start, then UID).
+
+    The next body of the same feed and window re-reads only the entries changed after that
+    position (`updated`), not every entry of the window: a premises booked all day changes
+    its feed several times a second, and reading a year of entries on each change was most
+    of a feed request's cost. Entries are never deleted, a change moves an entry's
+    `position`, and positions commit in order (the append lock), so the entries changed
+    after `position` are all that can differ.
+    """
+
+    position: int
+    name: str
+    locations: dict[str, str]
+    uids: list[str]
+    starts: list[datetime]
+    texts: dict[str, bytes]
+    body: bytes
+
+    @classmethod
+    def of(cls, position: int, name: str, rows: list[Any], locations: dict[str, str]) -> PublicBody:
+        """From every entry of the window, in the entry query's order."""
+        texts = {row.uid: _event_text(row, locations) for row in rows}
+        uids, starts = [row.uid for row in rows], [row.start for row in rows]
+        return cls._joined(position, name, locations, uids, starts, texts)
+
+    @classmethod
+    def _joined(
+        cls,
+        position: int,
+        name: str,
+        locations: dict[str, str],
+        uids: list[str],
+        starts: list[datetime],
+        texts: dict[str, bytes],
+    ) -> PublicBody:
+        body = b"".join([_calendar_text(name), *(texts[uid] for uid in uids), END_CALENDAR])
+        return cls(position, name, locations, uids, starts, texts, body)
+
+    def updated(self, position: int, changed: list[Any], window: Window) -> PublicBody | None:
+        """This body with the entries `changed` after its position; None where the order
+        of a new entry would depend on comparing UIDs (another entry starts at the same
+        instant: the database's collation orders those), for the caller to read all."""
+        uids, starts, texts = list(self.uids), list(self.starts), dict(self.texts)
+        for row in changed:
+            shown = in_window(row, window)
+            if row.uid in texts:
+                at = uids.index(row.uid)
+                if starts[at] != row.start:
+                    return None  # entries keep their times; anything else: read all
+                if shown:
+                    texts[row.uid] = _event_text(row, self.locations)
+                else:
+                    del uids[at], starts[at], texts[row.uid]
+            elif shown:
+                at = bisect_left(starts, row.start)
+                if at < len(starts) and starts[at] == row.start:
+                    return None
+                uids.insert(at, row.uid)
+                starts.insert(at, row.start)
+                texts[row.uid] = _event_text(row, self.locations)
+        return self._joined(position, self.name, self.locations, uids, starts, texts)
+
+    @property
+    def size(self) -> int:
+        return 2 * len(self.body) + 200 * len(self.uids)
+
+
+SNAPSHOTS = "tilavaraus.feed_snapshots"
+
+
+def public_bodies(app: Flask | None = None) -> Memo[PublicBody]:
+    """The latest public body made per feed and window, in this process: the base the next
+    change's body is made from (the bodies by ETag are `caches().feed_bodies`)."""
+    extensions = (app or current_app).extensions
+    found: Memo[PublicBody] | None = extensions.get(SNAPSHOTS)
+    if found is None:
+        found = extensions.setdefault(SNAPSHOTS, Memo(32 * 2**20))
+    return found
+
+
+def public_body(
+    conn: Connection, scope: Scope, heads: list[Any], window: Window, position: int
+) -> bytes:
+    """The body of a public feed at `position`: from the one made last, with the entries
+    changed since, when the calendar's name and locations are the same; else from all."""
+    name = _calendar_name(conn, scope, heads)
+    locations = {h.key: premises_label(h) for h in heads if h.scope == "premises"}
+    made, key = public_bodies(), (scope.ident, window.key)
+    base = made.get(key)
+    found: PublicBody | None = None
+    if base is not None and base.name == name and base.locations == locations:
+        if base.position == position:
+            found = base
+        elif base.position < position:
+            changed = list(
+                conn.execute(_CHANGED_ENTRIES, {"keys": scope.keys, "since": base.position})
+            )
+            found = base.updated(position, changed, window)
+    if found is None:
+        found = PublicBody.of(position, name, entry_rows(conn, scope, window), locations)
+    if base is None or found.position >= base.position:
+        made.put(key, found, found.size)
+    return found.body
 
 
 # --- the views ----------------------------------------------------------------------------
@@ -409,9 +548,7 @@ def serve(resolve: Callable[[Connection], Resolved]) -> Response:
             bodies, name = caches().feed_bodies, (scope.ident, window.key)
             found = bodies.get(name, checks.etag)
             if found is None:
-                rows = entry_rows(conn, scope, window)
-                locations = {h.key: premises_label(h) for h in heads if h.scope == "premises"}
-                found = render_public(_calendar_name(conn, scope, heads), rows, locations)
+                found = public_body(conn, scope, heads, window, checks.position)
                 bodies.put(name, checks.etag, found, len(found))
             body = found
     return Response(body, mimetype="text/calendar", headers=headers)
@@ -422,7 +559,7 @@ def _render_private(conn: Connection, scope: Scope, heads: list[Any], window: Wi
     showing the moment its owner is erased, so none of it is kept."""
     rows = entry_rows(conn, scope, window)
     if scope.kind == "organisation":
-        heads = calendars(conn, "premises", sorted({r.premises_id for r in rows}))
+        heads = heads_of(conn, "premises", sorted({r.premises_id for r in rows}))
     locations = {h.key: premises_label(h) for h in heads if h.scope == "premises"}
     name = _calendar_name(conn, scope, heads)
     return render(name, rows, locations, runtime().vault.reader(conn))
@@ -435,7 +572,7 @@ def premises_feed(premises_id: str) -> Response:
     scope = Scope("premises", [premises_id], False, f"public:{premises_id}")
 
     def resolve(conn: Connection) -> Resolved:
-        heads = calendars(conn, "premises", [premises_id])
+        heads = heads_of(conn, "premises", [premises_id])
         return (scope, heads) if heads else None
 
     return serve(resolve)
