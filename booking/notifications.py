@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from booking.outbox import Mail, enqueue
 from booking.tables import users
+from events.bulk import ByDialect, one_of
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -189,11 +190,12 @@ _PREMISES = select(
     premises_table.c.timezone,
     _LANGUAGE.scalar_subquery().label("language"),
 ).where(premises_table.c.id == bindparam("premises"))
-# Statements for many rows, built once: an `IN` of 500 literal values is compiled again each
-# time, an expanding parameter once.
-_PREMISES_BY_ID = select(
-    premises_table.c.id, premises_table.c.name, premises_table.c.timezone
-).where(premises_table.c.id.in_(bindparam("ids", expanding=True)))
+# Statements for many rows, built once per dialect (`events.bulk.one_of`).
+_PREMISES_BY_ID = ByDialect(
+    lambda dialect: select(
+        premises_table.c.id, premises_table.c.name, premises_table.c.timezone
+    ).where(one_of(premises_table.c.id, "ids", dialect))
+)
 _p = popups_table
 # What a pop-up's mails need of the request, with the requester's language. The instants
 # come as the driver gives them and are read once per distinct value (`Notifier._instant`):
@@ -207,7 +209,7 @@ _POPUPS = select(
     type_coerce(_p.c.end, String).label("end"),
     users.c.language,
 ).select_from(_p.outerjoin(users, users.c.id == _p.c.requested_by))
-_POPUPS_BY_ID = _POPUPS.where(_p.c.id.in_(bindparam("ids", expanding=True)))
+_POPUPS_BY_ID = ByDialect(lambda dialect: _POPUPS.where(one_of(_p.c.id, "ids", dialect)))
 LANGUAGES = ("fi", "en")
 
 
@@ -253,7 +255,7 @@ class Notifier:
         """Read many premises in one query per chunk."""
         missing = sorted(set(premises_ids) - self._premises.keys())
         for chunk in chunks(missing):
-            for row in self.conn.execute(_PREMISES_BY_ID, {"ids": chunk}).all():
+            for row in self.conn.execute(_PREMISES_BY_ID[self.conn], {"ids": chunk}).all():
                 self._premises[row.id] = (row.name, ZoneInfo(row.timezone))
 
     def _prefetch(self, user_id: str, premises_id: str) -> None:
@@ -313,7 +315,7 @@ class Notifier:
         missing = sorted(set(request_ids) - self._popups.keys())
         instant = self._instant
         for chunk in chunks(missing):
-            rows = self.conn.execute(_POPUPS_BY_ID, {"ids": chunk}).all()
+            rows = self.conn.execute(_POPUPS_BY_ID[self.conn], {"ids": chunk}).all()
             for request_id, requester, premises_id, title, start, end, language in rows:
                 popup = Popup(requester, premises_id, title, instant(start), instant(end))
                 self._popups[request_id] = popup

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
+from events.bulk import ByDialect, one_of
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -103,10 +104,11 @@ _BUFFER_AND_NEXT_START = select(
     .scalar_subquery(),
 ).where(buffers_table.c.premises_id == bindparam("p"))
 _INSERT_BUSY = insert(busy_table)
-# Built once: an `IN` of 500 literal values would be compiled again for every chunk.
-_RELEASE_HOLDS = delete(busy_table).where(
-    busy_table.c.premises_id == bindparam("p"),
-    busy_table.c.ref_id.in_(bindparam("ids", expanding=True)),
+# Built once per dialect: an `IN` of 500 literal values would be compiled for every chunk.
+_RELEASE_HOLDS = ByDialect(
+    lambda dialect: delete(busy_table).where(
+        busy_table.c.premises_id == bindparam("p"), one_of(busy_table.c.ref_id, "ids", dialect)
+    )
 )
 
 
@@ -200,7 +202,7 @@ class Availability(Projection):
             by_premises.setdefault(e.premises_id, []).append(e.request_id)
         for premises_id, ids in by_premises.items():
             for chunk in chunks(ids):
-                conn.execute(_RELEASE_HOLDS, {"p": premises_id, "ids": chunk})
+                conn.execute(_RELEASE_HOLDS[conn], {"p": premises_id, "ids": chunk})
 
     @handles(ClosureAdded)
     def closed(self, conn: Connection, e: ClosureAdded, rec: RecordedEvent) -> None:

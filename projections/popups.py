@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Column, Index, Integer, String, Table, Text, bindparam, insert, update
 from sqlalchemy.engine import Connection
 
+from events.bulk import ByDialect, one_of
 from events.catalog import (
     PopupApproved,
     PopupExpired,
@@ -40,14 +41,16 @@ popups_table = Table(
 )
 
 
-# Built once: an `IN` of 500 literal values would be compiled again for every chunk.
-_EXPIRE = (
-    update(popups_table)
-    .where(popups_table.c.id.in_(bindparam("ids", expanding=True)))
-    .values(
-        status="expired",
-        updated_at=bindparam("at", type_=UTCDateTime()),
-        version=popups_table.c.version + 1,
+# Built once per dialect: an `IN` of 500 literal values would be compiled for every chunk.
+_EXPIRE = ByDialect(
+    lambda dialect: (
+        update(popups_table)
+        .where(one_of(popups_table.c.id, "ids", dialect))
+        .values(
+            status="expired",
+            updated_at=bindparam("at", type_=UTCDateTime()),
+            version=popups_table.c.version + 1,
+        )
     )
 )
 
@@ -109,4 +112,4 @@ class Popups(Projection):
             by_instant.setdefault(e.expired_at, []).append(e.request_id)
         for at, ids in by_instant.items():
             for chunk in chunks(ids):
-                conn.execute(_EXPIRE, {"ids": chunk, "at": at})
+                conn.execute(_EXPIRE[conn], {"ids": chunk, "at": at})
