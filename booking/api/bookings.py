@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, current_app
 from flask_smorest import Blueprint
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, literal, or_, select
 from sqlalchemy.engine import Connection
 
 from booking.accounts import User
@@ -32,14 +32,14 @@ from booking.privacy import current_vault
 from booking.service import (
     Outcome,
     PremisesRepository,
-    premises_of_booking,
     premises_of_series,
+    premises_stream,
     run_premises_command,
 )
-from events.catalog import BookingPlaced
+from events.catalog import BookingApproved, BookingCancelled, BookingPlaced, BookingRejected
 from events.sql import read_transaction
-from events.store import RecordedEvent
-from projections.bookings import bookings_table
+from events.store import RecordedEvent, events_table
+from projections.bookings import _changed_values, bookings_table
 from projections.catalogue import premises_table
 
 blp = Blueprint("bookings", __name__, url_prefix="/api/v1", description="Bookings")
@@ -219,16 +219,56 @@ def get_booking(booking_id: str) -> Response:
     return json_response(booking_json(rows[0]), headers={"ETag": f'"{rows[0].version}"'})
 
 
+# The booking with its premises' zone, and the version of the premises' stream when it was
+# read (`premises_stream` in SQL): one round trip, before the command locks the premises.
+_BOOKING_BEFORE = (
+    _with_zone()
+    .add_columns(
+        select(events_table.c.version)
+        .where(events_table.c.stream == literal("premises-") + bookings_table.c.premises_id)
+        .order_by(events_table.c.version.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("stream_version")
+    )
+    .where(bookings_table.c.id == bindparam("id"))
+)
+assert premises_stream("x") == "premises-x"  # what `_BOOKING_BEFORE` spells in SQL
+_CHANGES = (BookingApproved, BookingRejected, BookingCancelled)
+
+
+def changed_row(before: Any, recorded: list[RecordedEvent]) -> SimpleNamespace | None:
+    """The booking's row after `recorded`, from the row read before the command: what the
+    bookings projection makes of it (`_changed_values`, one version per change). None when
+    the command was not decided on the stream version the row was read at (another command
+    of the premises came between, and may have changed the booking too)."""
+    if not recorded or recorded[0].version - 1 != before.stream_version:
+        return None
+    row = SimpleNamespace(**before._asdict())
+    for event in (r.to_event() for r in recorded):
+        if isinstance(event, _CHANGES) and event.booking_id == row.id:
+            for name, value in _changed_values(event).items():
+                setattr(row, name, value)
+            row.version += 1
+    return row
+
+
 def _booking_command(booking_id: str, make: Any) -> Response:
     user = signed_in()
 
     def handle(conn: Connection) -> Outcome:
-        premises_id = premises_of_booking(conn, booking_id)
+        before = conn.execute(_BOOKING_BEFORE, {"id": booking_id}).first()
+        if before is None:
+            raise NotFound(f"No booking {booking_id!r}.")
         command = make(user, datetime.now(UTC))
-        run_premises_command(
-            conn, runtime().premises, premises_id, command, request_metadata(user.id)
+        recorded = run_premises_command(
+            conn, runtime().premises, before.premises_id, command, request_metadata(user.id)
         )
-        (row,) = booking_rows(conn, [booking_id])
+        row = changed_row(before, recorded)
+        if row is None:
+            (row,) = booking_rows(conn, [booking_id])
+        else:
+            row.notes = current_vault().reader(conn).open(row.notes)
         return Outcome(200, booking_json(row), {"ETag": f'"{row.version}"'})
 
     return write(user.id, handle)
