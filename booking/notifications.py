@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from booking.outbox import Mail, enqueue
 from booking.tables import users
-from events.bulk import ByDialect, one_of
+from events.bulk import ByDialect, one_of, one_of_chunks
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -37,7 +37,6 @@ from events.catalog import (
     PopupExpired,
     PopupRejected,
 )
-from events.sql import chunks
 from events.store import RecordedEvent
 from projections.bookings import bookings_table
 from projections.catalogue import premises_table
@@ -254,7 +253,7 @@ class Notifier:
     def prefetch_premises(self, premises_ids: Iterable[str]) -> None:
         """Read many premises in one query per chunk."""
         missing = sorted(set(premises_ids) - self._premises.keys())
-        for chunk in chunks(missing):
+        for chunk in one_of_chunks(self.conn, missing):
             for row in self.conn.execute(_PREMISES_BY_ID[self.conn], {"ids": chunk}).all():
                 self._premises[row.id] = (row.name, ZoneInfo(row.timezone))
 
@@ -314,7 +313,7 @@ class Notifier:
         few queries (an expiry run mails thousands)."""
         missing = sorted(set(request_ids) - self._popups.keys())
         instant = self._instant
-        for chunk in chunks(missing):
+        for chunk in one_of_chunks(self.conn, missing):
             rows = self.conn.execute(_POPUPS_BY_ID[self.conn], {"ids": chunk}).all()
             for request_id, requester, premises_id, title, start, end, language in rows:
                 popup = Popup(requester, premises_id, title, instant(start), instant(end))

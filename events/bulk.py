@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -33,7 +33,7 @@ from sqlalchemy.sql import ColumnElement
 
 from events.catalog import Event, JSONObject
 from events.serialization import serializer
-from events.sql import chunks
+from events.sql import IN_CHUNK, chunks
 from events.store import (
     ConcurrencyError,
     Metadata,
@@ -164,6 +164,17 @@ def one_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement
     if dialect == "postgresql":
         return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
     return column.in_(bindparam(name, expanding=True))
+
+
+# Values per `one_of` list: one array is one parameter on PostgreSQL, so a list there is only
+# bounded to keep a statement's memory in reason; an `IN` list is bounded by the driver.
+ARRAY_CHUNK = 10_000
+
+
+def one_of_chunks(conn: Connection, items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`items` in the runs a `one_of` list takes on this connection's database."""
+    size = ARRAY_CHUNK if conn.dialect.name == "postgresql" else IN_CHUNK
+    return chunks(items, size)
 
 
 class ByDialect(Generic[T]):

@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
-from events.bulk import ByDialect, one_of
+from events.bulk import ByDialect, one_of, one_of_chunks
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -53,7 +53,7 @@ from events.catalog import (
 from events.opening import OpeningHours
 from events.opening import days as dates
 from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot, subtract
-from events.sql import UTCDateTime, chunks
+from events.sql import UTCDateTime
 from events.store import RecordedEvent
 from projections.base import Projection, handles, handles_many, metadata
 from projections.batching import insert_rows
@@ -201,7 +201,7 @@ class Availability(Projection):
         for e in decided:
             by_premises.setdefault(e.premises_id, []).append(e.request_id)
         for premises_id, ids in by_premises.items():
-            for chunk in chunks(ids):
+            for chunk in one_of_chunks(conn, ids):
                 conn.execute(_RELEASE_HOLDS[conn], {"p": premises_id, "ids": chunk})
 
     @handles(ClosureAdded)

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Column, Index, Integer, String, Table, Text, bindparam, insert, update
 from sqlalchemy.engine import Connection
 
-from events.bulk import ByDialect, one_of
+from events.bulk import ByDialect, one_of, one_of_chunks
 from events.catalog import (
     PopupApproved,
     PopupExpired,
@@ -15,7 +15,7 @@ from events.catalog import (
     PopupRequested,
     PopupWithdrawn,
 )
-from events.sql import UTCDateTime, chunks
+from events.sql import UTCDateTime
 from events.store import RecordedEvent
 from projections.base import Projection, handles, handles_many, metadata
 
@@ -111,5 +111,5 @@ class Popups(Projection):
         for e in expired:
             by_instant.setdefault(e.expired_at, []).append(e.request_id)
         for at, ids in by_instant.items():
-            for chunk in chunks(ids):
+            for chunk in one_of_chunks(conn, ids):
                 conn.execute(_EXPIRE[conn], {"ids": chunk, "at": at})
