@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, event, insert, select, text
+from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -44,22 +44,42 @@ def premises_stream(premises_id: str) -> str:
 class PremisesRepository:
     """One state per premises, kept in memory and caught up from the log on every load.
 
-    A load reads committed events, and the transaction's own once it has appended: a second
-    command on the same premises in one transaction brings the first one's events into the
-    cached state. If that transaction (or savepoint) then rolls back, the state is dropped
-    and rebuilt from the log on the next load (`forget_on_rollback`).
+    After an append the state is evolved by the events just decided (`advance`), so the
+    next load has nothing to read back and decode. Whether the transaction then commits is
+    not known here: it may roll back, a savepoint may, or the commit itself may fail. So
+    every load checks the kept state against the log: it reads the stream from the state's
+    own last event on, and that row must be the very event the state last took in (same
+    version, position and time of recording). If it is not there, or is another event,
+    the state ran ahead of the log and is rebuilt from the start of the stream.
     """
 
     def __init__(self) -> None:
         self._states: dict[str, PremisesState] = {}
+        # Per premises, (position, recorded_at) of the last event its kept state took in.
+        self._last: dict[str, tuple[int, datetime]] = {}
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
     def _caught_up(self, conn: Connection, premises_id: str) -> PremisesState:
-        state = self._states.get(premises_id) or PremisesState(premises_id)
-        for recorded in read_stream(conn, premises_stream(premises_id), state.version):
-            evolve(state, recorded.to_event())
+        stream = premises_stream(premises_id)
+        state = self._states.get(premises_id)
+        last = self._last.get(premises_id)
+        if state is None or last is None or state.version == 0:
+            state, recorded = PremisesState(premises_id), read_stream(conn, stream)
+        else:
+            recorded = read_stream(conn, stream, state.version - 1)
+            if recorded and _identity(recorded[0]) == (state.version, *last):
+                recorded = recorded[1:]
+            else:  # ahead of the log: what it took in never committed
+                state, recorded = PremisesState(premises_id), read_stream(conn, stream)
+        self._took_in(state, recorded)
         self._states[premises_id] = state
         return state
+
+    def _took_in(self, state: PremisesState, recorded: list[RecordedEvent]) -> None:
+        for event_ in recorded:
+            evolve(state, event_.to_event())
+        if recorded:
+            self._last[state.premises_id] = (recorded[-1].position, recorded[-1].recorded_at)
 
     def decide(self, conn: Connection, premises_id: str, command: Command) -> tuple[int, list[Any]]:
         """(version decided on, events) for `command` against the premises' current state."""
@@ -67,19 +87,16 @@ class PremisesRepository:
             state = self._caught_up(conn, premises_id)
             return state.version, decide(command, state)
 
-    def advance(self, premises_id: str, version: int, events: list[Any]) -> None:
-        """`events`, decided at `version`, are now appended in the caller's transaction:
-        evolve the kept state by them, so that the next load has nothing to read back and
-        decode. The caller holds the premises (its lock, or SQLite's write lock) and has
-        called `forget_on_rollback`, so no other writer can load the state meanwhile and a
-        rollback drops it."""
+    def advance(self, premises_id: str, version: int, recorded: list[RecordedEvent]) -> None:
+        """`recorded`, decided at `version`, were just written in the caller's transaction
+        (which holds the premises, so no other writer loads it meanwhile): evolve the kept
+        state by them. The next load checks that they committed."""
         with self._locks[premises_id]:
             state = self._states.get(premises_id)
             if state is None or state.version != version:
                 self.forget(premises_id)
                 return
-            for decided in events:
-                evolve(state, decided)
+            self._took_in(state, recorded)
 
     def zone(self, premises_id: str) -> ZoneInfo | None:
         """The premises' time zone as last loaded (None when not loaded)."""
@@ -89,18 +106,17 @@ class PremisesRepository:
     def forget(self, premises_id: str | None = None) -> None:
         if premises_id is None:
             self._states.clear()
+            self._last.clear()
         else:
             self._states.pop(premises_id, None)
+            self._last.pop(premises_id, None)
 
     def forget_on_rollback(self, conn: Connection, premises_id: str) -> None:
-        """Drop the premises' state if `conn` rolls back what it appended. The append lock
-        is still held when the listener runs, so no other writer can load it meanwhile."""
+        """Nothing to do any more: every load checks the kept state against the log."""
 
-        def drop(*_: Any) -> None:
-            self.forget(premises_id)
 
-        event.listen(conn, "rollback", drop, once=True)
-        event.listen(conn, "rollback_savepoint", drop, once=True)
+def _identity(recorded: RecordedEvent) -> tuple[int, int, datetime]:
+    return recorded.version, recorded.position, recorded.recorded_at
 
 
 def run_premises_command(
@@ -127,8 +143,7 @@ def run_premises_command(
     if notify:
         notifications.notify(conn, pending, datetime.now(UTC))
     recorded = write(conn, prepared, read_in_transaction=True)
-    repository.forget_on_rollback(conn, premises_id)
-    repository.advance(premises_id, version, events)
+    repository.advance(premises_id, version, recorded)
     project_inline(conn, list(zip(events, recorded, strict=True)), BY_POSITION)
     return recorded
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from booking.domain.commands import Actor, BookingRequest, PlaceBooking
 from booking.domain.premises import PremisesState, evolve
@@ -110,6 +111,34 @@ def test_a_rolled_back_transaction_leaves_no_trace_in_the_premises_cache(api: Ap
         savepoint.rollback()
     placed = api.book("room", local(day, 17), local(day, 18))
     assert placed.status_code == 201, placed.get_json()
+
+
+def test_a_commit_that_fails_leaves_no_trace_in_the_premises_cache(api: Api) -> None:
+    """The kept state takes in what a command appended before the commit; when the commit
+    itself fails (here a deferred constraint of the same transaction), no rollback event
+    tells anyone, and the next load must still see the log as it is."""
+    api.premises("room")
+    day = future_weekday(2)
+    repository: PremisesRepository = api.app.extensions["tilavaraus"].premises
+    with api.engine.connect() as setup:
+        setup.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        setup.exec_driver_sql(
+            "CREATE TABLE child (parent_id INTEGER REFERENCES parent (id)"
+            " DEFERRABLE INITIALLY DEFERRED)"
+        )
+        setup.commit()
+    with pytest.raises(IntegrityError), write_transaction(api.engine) as conn:
+        command = place_command(api, "room", local(day, 10), local(day, 11))
+        run_premises_command(conn, repository, "room", command, Metadata())
+        conn.exec_driver_sql("INSERT INTO child VALUES (42)")  # refused at COMMIT
+    with read_transaction(api.engine) as conn:
+        assert stream_version(conn, "premises-room") == 1  # only the registration
+    placed = api.book("room", local(day, 10), local(day, 11))
+    assert placed.status_code == 201, placed.get_json()
+    with read_transaction(api.engine) as conn:
+        versions = [r.version for r in read_stream(conn, "premises-room")]
+    assert versions == [1, 2]
+    assert_kept_states_equal_the_log(api)
 
 
 # --- a rebuild from the log equals the live projections -------------------------------------
