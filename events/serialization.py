@@ -75,11 +75,57 @@ def _field_for(annotation: Any) -> fields.Field[Any]:
     return field
 
 
+class _Unusual(Exception):
+    """A value outside `_plain`'s exact types: the schema decides what becomes of it."""
+
+
+Plain = Callable[[Any], Any]
+
+
+def _plain_for(annotation: Any) -> Plain:
+    """A function giving exactly what the field's schema dumps — for values of exactly the
+    annotated type, which need no coercion and pass the schema's validation as they are —
+    and raising `_Unusual` for anything else."""
+    optional = False
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(members) < len(typing.get_args(annotation))
+        annotation = members[0]
+    origin = typing.get_origin(annotation) or annotation
+    inner: Plain | None = None
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        inner = _plain_for(item)
+
+    def plain(value: Any) -> Any:
+        kind = type(value)
+        if kind is origin:
+            if kind is datetime:
+                if value.utcoffset() is None:
+                    raise _Unusual
+                return value.isoformat()
+            if inner is not None:
+                return [inner(item) for item in value]
+            if kind is dict:
+                return dict(value)
+            return value  # str, bool, int
+        if value is None and optional:
+            return None
+        raise _Unusual
+
+    return plain
+
+
 def schema_for(event_type: type[Event]) -> ma.Schema:
     hints = typing.get_type_hints(event_type)
     declared = {f.name: _field_for(hints[f.name]) for f in dataclasses.fields(event_type)}
     schema_class = ma.Schema.from_dict(declared, name=f"{event_type.__name__}Schema")
     return schema_class()
+
+
+def _plain_fields(event_type: type[Event]) -> list[tuple[str, Plain]]:
+    hints = typing.get_type_hints(event_type)
+    return [(f.name, _plain_for(hints[f.name])) for f in dataclasses.fields(event_type)]
 
 
 def upcast_booking_placed_v1_v2(data: JSONObject) -> JSONObject:
@@ -95,11 +141,21 @@ class EventSerializer:
     def __init__(self, event_types: tuple[type[Event], ...] = ALL_EVENTS) -> None:
         self._types = {t.__name__: t for t in event_types}
         self._schemas = {t.__name__: schema_for(t) for t in event_types}
+        self._plain = {t.__name__: _plain_fields(t) for t in event_types}
         self._upcasters: dict[tuple[str, int], Upcaster] = {
             ("BookingPlaced", 1): upcast_booking_placed_v1_v2,
         }
 
     def dump(self, event: Event) -> tuple[str, int, JSONObject]:
+        name = type(event).__name__
+        try:
+            data = {field: plain(getattr(event, field)) for field, plain in self._plain[name]}
+            return name, type(event).schema_version, data
+        except _Unusual:
+            return self.dump_by_schema(event)
+
+    def dump_by_schema(self, event: Event) -> tuple[str, int, JSONObject]:
+        """`dump` through the marshmallow schema alone (what the fast path must equal)."""
         name = type(event).__name__
         schema = self._schemas[name]
         data: JSONObject = schema.dump(event)
