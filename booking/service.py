@@ -34,6 +34,7 @@ from events.store import (
     write,
 )
 from projections.bookings import bookings_table
+from projections.decoding import event_of
 from projections.runner import BY_EVENT, BY_POSITION, project_inline
 
 
@@ -77,7 +78,8 @@ class PremisesRepository:
 
     def _took_in(self, state: PremisesState, recorded: list[RecordedEvent]) -> None:
         for event_ in recorded:
-            evolve(state, event_.to_event())
+            # Decoded without marshmallow: the log holds only what `serializer.dump` wrote.
+            evolve(state, event_of(event_))
         if recorded:
             self._last[state.premises_id] = (recorded[-1].position, recorded[-1].recorded_at)
 
