@@ -327,7 +327,8 @@ class Notifier:
         found = self._instants.get(stored)
         if found is None:
             read = self._read_instant
-            found = self._instants[stored] = read(stored) if read else stored
+            value: datetime = read(stored) if read else stored  # NOT NULL columns
+            found = self._instants[stored] = value
         return found
 
     def booking(self, booking_id: str) -> Any:
@@ -365,23 +366,27 @@ class Batch:
         )
 
 
-def mails_for(conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]]) -> list[Mail]:
-    """The mails that `appended` should send (read after the projections by event ran)."""
-    notifier = Notifier(conn)
-    context = Batch.of([event for event, _ in appended])
-    notifier.prefetch_popups(e.request_id for e, _ in appended if type(e) in _POPUP_KINDS)
-    mails: list[Mail] = []
-    for event, recorded in appended:
-        key = f"{recorded.stream}:{recorded.version}"
-        mails += _mails_for_event(notifier, event, key, context)
-    return mails
-
-
+PopupDecision = PopupApproved | PopupRejected | PopupExpired  # each mails its requester
 _POPUP_KINDS: dict[type[Event], str] = {
     PopupApproved: "popup_approved",
     PopupRejected: "popup_rejected",
     PopupExpired: "popup_expired",
 }
+
+
+def mails_for(conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]]) -> list[Mail]:
+    """The mails that `appended` should send (read after the projections by event ran)."""
+    notifier = Notifier(conn)
+    context = Batch.of([event for event, _ in appended])
+    notifier.prefetch_popups(e.request_id for e, _ in appended if isinstance(e, PopupDecision))
+    mails: list[Mail] = []
+    for event, recorded in appended:
+        key = f"{recorded.stream}:{recorded.version}"
+        if isinstance(event, PopupDecision):  # straight there: an expiry run mails thousands
+            mails.append(_popup_mail(notifier, event, key))
+        else:
+            mails += _mails_for_event(notifier, event, key, context)
+    return mails
 
 
 def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Iterable[Mail]:
@@ -447,25 +452,25 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
                 count=context.cancelled_count,
                 reason=reason or "–",
             )
-        case (
-            PopupApproved(request_id=rid)
-            | PopupRejected(request_id=rid)
-            | PopupExpired(request_id=rid)
-        ):
-            row = n.popup(rid)
-            kind = _POPUP_KINDS[type(event)]
-            yield n.mail(
-                kind,
-                key,
-                row.requested_by,
-                row.premises_id,
-                row.title,
-                row.start,
-                row.end,
-                reason=getattr(event, "reason", ""),
-            )
+        case PopupApproved() | PopupRejected() | PopupExpired():
+            yield _popup_mail(n, event, key)
         case MessagePosted():
             yield from _message_mails(n, event, key)
+
+
+def _popup_mail(n: Notifier, event: PopupDecision, key: str) -> Mail:
+    row = n.popup(event.request_id)
+    reason = event.reason if isinstance(event, PopupRejected) else ""
+    return n.mail(
+        _POPUP_KINDS[type(event)],
+        key,
+        row.requested_by,
+        row.premises_id,
+        row.title,
+        row.start,
+        row.end,
+        reason=reason,
+    )
 
 
 def _message_mails(n: Notifier, event: MessagePosted, key: str) -> Iterable[Mail]:
