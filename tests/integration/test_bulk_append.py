@@ -10,13 +10,16 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError
 
 from events.bulk import (
+    ByDialect,
     StreamAppend,
     TemplateDumper,
     append_many,
+    one_of,
+    one_of_chunks,
     prepare_many,
     stream_versions,
     write_many,
@@ -28,6 +31,7 @@ from events.store import (
     ConcurrencyError,
     Metadata,
     append,
+    events_table,
     lock_for_append,
     read_all,
     read_stream,
@@ -84,6 +88,8 @@ def test_stored_json_is_the_serializers_for_every_event_type(engine: Engine) -> 
     events += [sample_event(t, optionals_none=True) for t in ALL_EVENTS]
     # Many of one shape (the template path) and one of another instant.
     events += [expired("x", n) for n in range(5)] + [expired("x", 9, WHEN + timedelta(hours=1))]
+    # What a text array would have to escape (PostgreSQL's arrays go in binary).
+    events += [PopupExpired(premises_id='"}\\,{', request_id="ä\n\t'NULL'", expired_at=WHEN)]
     with write_transaction(engine) as conn:
         append_many(conn, [StreamAppend("mixed", events, 0)])
     with read_transaction(engine) as conn:
@@ -183,3 +189,20 @@ def test_the_append_lock_is_held_until_commit(postgres_url: str) -> None:
             lock_for_append(conn)
     finally:
         engine.dispose()
+
+
+def test_one_of_matches_exactly_the_listed_values(engine: Engine) -> None:
+    streams = ["a", "b'", 'c"}', "d,e", "f"]
+    with write_transaction(engine) as conn:
+        append_many(conn, [StreamAppend(s, [expired(s, 1)], 0) for s in streams])
+    t = events_table
+    query = ByDialect(lambda dialect: select(t.c.stream).where(one_of(t.c.stream, "s", dialect)))
+    with read_transaction(engine) as conn:
+        wanted = ["b'", 'c"}', "d,e", "missing"]
+        found = [
+            s
+            for chunk in one_of_chunks(conn, wanted)
+            for s in conn.execute(query[conn], {"s": chunk}).scalars()
+        ]
+        assert sorted(found) == sorted(["b'", 'c"}', "d,e"])
+        assert conn.execute(query[conn], {"s": []}).all() == []
