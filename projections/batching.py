@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from sqlalchemy import Boolean, Column, MetaData, Table, select
@@ -184,8 +185,7 @@ def _driver_values(
     processors = [
         (i, p) for i, n in enumerate(names) if (p := _processor(table.c[n], conn.dialect))
     ]
-    # map over a bound get: a quarter cheaper than a generator per row.
-    values = [tuple(map(row.get, names)) for row in rows]
+    values = _tuples(rows, names)
     if not processors:
         return values
     columns: list[Iterable[Any]] = list(zip(*values, strict=True))
@@ -196,6 +196,17 @@ def _driver_values(
         else:
             columns[i] = map(process, column)
     return list(zip(*columns, strict=True))
+
+
+def _tuples(rows: Sequence[dict[str, Any]], names: list[str]) -> list[tuple[Any, ...]]:
+    """The rows as tuples of `names`; a name a row lacks is None. When every row has every
+    name (what projections make), one `itemgetter` in C does it, several times faster."""
+    if len(names) > 1:
+        try:
+            return list(map(itemgetter(*names), rows))
+        except KeyError:
+            pass
+    return [tuple(map(row.get, names)) for row in rows]
 
 
 def _processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -212,6 +223,8 @@ def sqlite_instant(value: datetime) -> str:
     """The text `UTCDateTime` stores on SQLite (through SQLAlchemy's DateTime: UTC, fixed
     width, microseconds), in one step and remembered: a rebuild writes millions of them, a
     booking's start and end in three tables."""
+    if value.tzinfo is UTC:  # what the log's decoding gives: drop the "+00:00"
+        return value.isoformat(" ", "microseconds")[:-6]
     if value.tzinfo is None:
         raise ValueError("naive datetime given where an instant is required")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

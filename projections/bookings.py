@@ -119,6 +119,8 @@ def _placed_row(e: BookingPlaced) -> dict[str, Any]:
         "created_at": e.placed_at,
         "updated_at": e.placed_at,
         "version": 1,
+        "late": None,
+        "reason": None,
     }
 
 

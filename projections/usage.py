@@ -26,8 +26,9 @@ projection equals a rebuild whatever the batch boundaries.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -79,8 +80,9 @@ class _Batch:
         org_type: str,
         day: date,
         hour: int,
-        changes: dict[str, int],
+        changes: Iterable[tuple[int, int]],
     ) -> None:
+        """Add `changes`, (index in `MEASURES`, amount) pairs, to a cell and its day and hour."""
         # get before setdefault: a rebuild adds to existing sums far more often than it
         # starts new ones, and setdefault would build a list of zeros every time.
         key = (premises_id, day, hour, party)
@@ -91,11 +93,33 @@ class _Batch:
             per_day = self.days[(premises_id, day)] = [0] * len(MEASURES)
         if (per_hour := self.hours.get((day, hour))) is None:
             per_hour = self.hours[(day, hour)] = [0] * len(MEASURES)
-        for name, amount in changes.items():
-            i = INDEX[name]
+        for i, amount in changes:
             cell[i] += amount
             per_day[i] += amount
             per_hour[i] += amount
+
+
+# Where some measures sit in a cell's list.
+BOOKED_S, BOOKINGS = INDEX["booked_s"], INDEX["bookings"]
+CANCELLATIONS, LATE_CANCELLATIONS = INDEX["cancellations"], INDEX["late_cancellations"]
+ATTENDANCE_PPM, ATTENDANCE_N = INDEX["attendance_ppm"], INDEX["attendance_n"]
+LEAD_INDEX = tuple(INDEX[name] for name in LEADS)
+
+
+@lru_cache(maxsize=1 << 14)
+def _cells_of(start_s: int, end_s: int, zone_name: str) -> tuple[tuple[date, int, int], ...]:
+    """(local date, hour, seconds) of the cells a booking covers: remembered, because many
+    bookings share their times (whole hours, the same slots in many premises)."""
+    start = datetime.fromtimestamp(start_s, UTC)
+    end = datetime.fromtimestamp(end_s, UTC)
+    return tuple(split_hours(start, end, ZoneInfo(zone_name)))
+
+
+@lru_cache(maxsize=1 << 14)
+def _start_cell(start_s: int, zone_name: str) -> tuple[date, int]:
+    """The local date and hour of the cell a booking starts in."""
+    local = datetime.fromtimestamp(start_s, ZoneInfo(zone_name))
+    return local.date(), local.hour
 
 
 ROW_KINDS = ("premises", "organisations", "bookings", "popups")
@@ -306,7 +330,7 @@ class Usage(BatchProjection):
             "attendance_ppm": data["attendees"] * 1_000_000 // capacity,
         }
         bookings[data["booking_id"]] = booking
-        counted = {"bookings": 1, LEADS[booking["lead_bucket"]]: 1}
+        counted = ((BOOKINGS, 1), (LEAD_INDEX[booking["lead_bucket"]], 1))
         if booking["status"] == "confirmed":
             _use(booking, out, +1, counted)
         else:
@@ -321,11 +345,11 @@ class Usage(BatchProjection):
             _use(booking, out, +1)
         elif kind == "BookingRejected" and was == "pending_approval":
             booking["status"] = "rejected"
-            _at_start(booking, out, {"bookings": -1, LEADS[booking["lead_bucket"]]: -1})
+            _at_start(booking, out, ((BOOKINGS, -1), (LEAD_INDEX[booking["lead_bucket"]], -1)))
         elif kind == "BookingCancelled" and was in ("confirmed", "pending_approval"):
             booking["status"] = "cancelled"
             late = 1 if data.get("late") else 0
-            _at_start(booking, out, {"cancellations": 1, "late_cancellations": late})
+            _at_start(booking, out, ((CANCELLATIONS, 1), (LATE_CANCELLATIONS, late)))
             if was == "confirmed":
                 _use(booking, out, -1)
 
@@ -367,40 +391,31 @@ class Usage(BatchProjection):
             "individual",
             local.date(),
             local.hour,
-            {counted: 1},
+            ((INDEX[counted], 1),),
         )
 
 
-def _at_start(booking: dict[str, Any], out: _Batch, changes: dict[str, int]) -> None:
-    zone = ZoneInfo(booking["timezone"])
-    local = datetime.fromtimestamp(booking["start_s"], zone)
-    out.add(
-        booking["premises_id"],
-        booking["party"],
-        booking["org_type"],
-        local.date(),
-        local.hour,
-        changes,
-    )
+def _at_start(booking: dict[str, Any], out: _Batch, changes: Iterable[tuple[int, int]]) -> None:
+    day, hour = _start_cell(booking["start_s"], booking["timezone"])
+    out.add(booking["premises_id"], booking["party"], booking["org_type"], day, hour, changes)
 
 
 def _use(
-    booking: dict[str, Any], out: _Batch, sign: int, also: dict[str, int] | None = None
+    booking: dict[str, Any],
+    out: _Batch,
+    sign: int,
+    also: tuple[tuple[int, int], ...] = (),
 ) -> None:
     """Add (or take back) a confirmed booking's seconds and its attendance (and `also`, at
     the start)."""
-    zone = ZoneInfo(booking["timezone"])
-    first = True
-    start = datetime.fromtimestamp(booking["start_s"], UTC)
-    end = datetime.fromtimestamp(booking["end_s"], UTC)
-    for day, hour, seconds in split_hours(start, end, zone):
-        changes = {"booked_s": sign * seconds}
-        if first:
-            changes.update(also or {})
-            changes["attendance_ppm"] = sign * booking["attendance_ppm"]
-            changes["attendance_n"] = sign
-            first = False
-        out.add(booking["premises_id"], booking["party"], booking["org_type"], day, hour, changes)
+    premises_id, party, org_type = booking["premises_id"], booking["party"], booking["org_type"]
+    cells = _cells_of(booking["start_s"], booking["end_s"], booking["timezone"])
+    for n, (day, hour, seconds) in enumerate(cells):
+        changes: tuple[tuple[int, int], ...] = ((BOOKED_S, sign * seconds),)
+        if n == 0:
+            attendance = ((ATTENDANCE_PPM, sign * booking["attendance_ppm"]), (ATTENDANCE_N, sign))
+            changes += also + attendance
+        out.add(premises_id, party, org_type, day, hour, changes)
 
 
 def _schedule(row: dict[str, Any], recorded: RecordedEvent) -> dict[str, Any]:

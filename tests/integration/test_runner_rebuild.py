@@ -159,6 +159,8 @@ def test_the_sqlite_instant_text_is_what_sqlalchemy_stores() -> None:
         datetime(2026, 10, 25, 0, 59, 59, tzinfo=UTC),
         datetime(2026, 10, 25, 3, 30, 0, 120, tzinfo=timezone(timedelta(hours=3))),
         datetime(5, 1, 2, 3, 4, 5, 7, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))),
     ):
         assert sqlite_instant(value) == process(value)
     with pytest.raises(ValueError):

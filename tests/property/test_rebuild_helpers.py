@@ -1,0 +1,58 @@
+"""The shortcuts a rebuild's writes take give what the long way gives, for any input:
+an instant's SQLite text, rows as tuples, a booking's feed UID."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
+
+from events.sql import UTCDateTime
+from projections.batching import _tuples, sqlite_instant
+from projections.feed_entries import UID_NAMESPACE, uid_for
+
+ZONES = st.one_of(
+    st.just(UTC),
+    st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m))),
+)
+
+
+@given(st.datetimes(timezones=ZONES))
+def test_the_sqlite_instant_text_is_what_sqlalchemy_stores(value: object) -> None:
+    process = UTCDateTime()._cached_bind_processor(sqlite.dialect())
+    assert process is not None
+    assert sqlite_instant(value) == process(value)  # type: ignore[arg-type]
+
+
+NAMES = ["a", "b", "c", "d"]
+
+
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(NAMES), st.one_of(st.none(), st.integers(), st.text())),
+        max_size=8,
+    ),
+    st.lists(st.sampled_from(NAMES), min_size=1, max_size=4, unique=True),
+)
+def test_rows_as_tuples_leave_none_where_a_row_lacks_a_name(
+    rows: list[dict[str, object]], names: list[str]
+) -> None:
+    assert _tuples(rows, names) == [tuple(row.get(n) for n in names) for row in rows]
+
+
+@given(st.uuids(), st.booleans())
+def test_a_uuid_id_is_its_own_uid_in_canonical_form(value: uuid.UUID, upper: bool) -> None:
+    text = str(value).upper() if upper else str(value)
+    assert uid_for("booking", text) == str(value)
+
+
+@given(st.text(max_size=40))
+def test_any_other_id_gets_a_name_based_uid(text: str) -> None:
+    try:
+        expected = str(uuid.UUID(text))
+    except ValueError:
+        expected = str(uuid.uuid5(UID_NAMESPACE, f"booking:{text}"))
+    assert uid_for("booking", text) == expected
