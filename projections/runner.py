@@ -90,9 +90,24 @@ def project_inline(
     projections: Sequence[Projection] = INLINE,
 ) -> None:
     """Apply just-appended events to the inline projections, in the caller's transaction.
-    (`BY_EVENT` may also be given events about to be appended: see `booking.service`.)"""
+    (`BY_EVENT` may also be given events about to be appended: see `booking.service`.)
+    Projections that handle none of the events are passed over (an expiry run's 10,000
+    `PopupExpired` cost ~100 ms of misses in four projections that ignore them)."""
+    names = {type(event).__name__ for event, _ in appended}
     for projection in projections:
-        projection.apply_all(conn, appended)
+        if not _handled(projection).isdisjoint(names):
+            projection.apply_all(conn, appended)
+
+
+_HANDLED: dict[type[Projection], frozenset[str]] = {}
+
+
+def _handled(projection: Projection) -> frozenset[str]:
+    """The projection's event type names, worked out once per class."""
+    found = _HANDLED.get(type(projection))
+    if found is None:
+        found = _HANDLED[type(projection)] = projection.handled_types()
+    return found
 
 
 # --- checkpoints ------------------------------------------------------------------------
