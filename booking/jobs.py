@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,10 +32,8 @@ from booking.service import (
 )
 from booking.tables import users
 from events.bulk import StreamAppend, prepare_many, write_many
-from events.catalog import Event
 from events.sql import read_transaction
-from events.store import Metadata, RecordedEvent
-from projections.base import Projection
+from events.store import Metadata
 from projections.bookings import bookings_table
 from projections.popups import popups_table
 from projections.runner import BY_EVENT, BY_POSITION, project_inline
@@ -45,15 +43,6 @@ REMINDER_AHEAD = timedelta(hours=24)
 # Premises per transaction: bounds how long the premises and the append lock are held.
 PREMISES_PER_TRANSACTION = 100
 SCHEDULER = Metadata(actor="scheduler")
-
-
-def concerned(
-    projections: Sequence[Projection], pairs: Sequence[tuple[Event, RecordedEvent]]
-) -> list[Projection]:
-    """The projections that handle any of these events: the others would only look up, for
-    each of 10,000 `PopupExpired`, that they have no handler for it."""
-    names = {type(event).__name__ for event, _ in pairs}
-    return [p for p in projections if not p.handled_types().isdisjoint(names)]
 
 
 @contextmanager
@@ -142,20 +131,18 @@ class Jobs:
                 for a, mine in zip(appends, prepared.recorded, strict=True)
                 for pair in zip(a.events, mine, strict=True)
             ]
-            project_inline(conn, before, concerned(BY_EVENT, before))
+            project_inline(conn, before, BY_EVENT)
             notifications.notify(conn, before, datetime.now(UTC))
             recorded = write_many(conn, prepared)
             for premises_id in expiring:
                 self.premises.forget_on_rollback(conn, premises_id)
-            by_position = concerned(BY_POSITION, before)
-            if by_position:
-                appended = [
-                    pair
-                    for a, mine in zip(appends, recorded, strict=True)
-                    for pair in zip(a.events, mine, strict=True)
-                ]
-                project_inline(conn, appended, by_position)
-            return len(before)
+            appended = [
+                pair
+                for a, mine in zip(appends, recorded, strict=True)
+                for pair in zip(a.events, mine, strict=True)
+            ]
+            project_inline(conn, appended, BY_POSITION)
+            return len(appended)
 
     def queue_reminders(self, now: datetime | None = None) -> int:
         """Queue a reminder for each confirmed booking starting within 24 h that was placed
