@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Select, bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.engine import Connection
 
 from booking.domain.commands import ROLES, Actor
@@ -186,20 +184,8 @@ def _users() -> Select[Any]:
     )
 
 
+# What a token's user is made of (`_user`), for a live token of a person not erased.
 _BY_TOKEN = (
-    _users()
-    .join(api_tokens, api_tokens.c.user_id == users.c.id)
-    .where(api_tokens.c.token_hash == bindparam("hash"), api_tokens.c.revoked_at.is_(None))
-)
-
-
-def user_by_token(conn: Connection, token: str, vault: Vault | None = None) -> User | None:
-    row = conn.execute(_BY_TOKEN, {"hash": token_hash(token)}).first()
-    return _user(row, (vault or current_vault()).reader(conn)) if row else None
-
-
-# What a token's user is made of (`_user`): texts only, so the driver's values are final.
-_TOKEN_USER = (
     select(
         users.c.id,
         users.c.email,
@@ -217,32 +203,13 @@ _TOKEN_USER = (
         users.c.erased_at.is_(None),
     )
 )
-_TOKEN_USER_SQL = str(_TOKEN_USER.compile(dialect=postgresql_psycopg.dialect()))
 
 
-def user_by_token_alone(conn: Connection, token: str, vault: Vault | None = None) -> User | None:
-    """`user_by_token` as one statement of its own on PostgreSQL, outside any transaction.
-
-    Every authenticated request looks its token up before its own work, and in a read
-    transaction of its own that took BEGIN, the SELECT and COMMIT: three round trips and
-    most of the lookup's CPU in SQLAlchemy. A single statement reads committed data as it
-    stands either way, so a revoked token is refused from the revocation's commit on, as
-    before. `conn` is a fresh checkout with nothing begun on it; other dialects (SQLite's
-    BEGIN costs no round trip) take the transaction.
-    """
-    if conn.dialect.name != "postgresql":
-        with conn.begin():
-            return user_by_token(conn, token, vault)
-    driver = conn.connection.driver_connection
-    assert driver is not None and not conn.in_transaction()
-    driver.autocommit = True  # a client-side flag: no round trip
-    try:
-        row = conn.exec_driver_sql(_TOKEN_USER_SQL, {"hash": token_hash(token)}).first()
-    finally:
-        if driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            driver.autocommit = False
-        else:  # lost meanwhile: never hand it out again in autocommit
-            conn.invalidate()
+def user_by_token(conn: Connection, token: str, vault: Vault | None = None) -> User | None:
+    """The user of a live API token, or None. One statement: it needs no transaction of its
+    own (booking.http `statement_reads`), and reads the token's revocation or its person's
+    erasure from the moment that commits."""
+    row = conn.execute(_BY_TOKEN, {"hash": token_hash(token)}).first()
     return _user(row, (vault or current_vault()).reader(conn)) if row else None
 
 

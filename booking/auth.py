@@ -10,8 +10,8 @@ from flask import g, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
-from booking.accounts import User, user_by_token_alone
-from booking.http import runtime
+from booking.accounts import User, user_by_token
+from booking.http import runtime, statement_reads
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,8 +22,9 @@ def current_user() -> User | None:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            with runtime().engine.connect() as conn:
-                g.user = user_by_token_alone(conn, token.strip())
+            # Its own read, before the request's work: without BEGIN and COMMIT on PostgreSQL.
+            with statement_reads(runtime().engine) as conn:
+                g.user = user_by_token(conn, token.strip())
     user: User | None = g.user
     return user
 

@@ -41,10 +41,10 @@ from werkzeug.http import http_date
 from booking.accounts import token_hash
 from booking.cache import Memo, caches
 from booking.domain.errors import RuleBroken
-from booking.http import runtime
+from booking.http import runtime, statement_reads
 from booking.privacy import PersonalData
 from booking.tables import feed_token_keys, feed_tokens, organisations, users
-from events.sql import UTCDateTime, read_transaction
+from events.sql import UTCDateTime
 from projections.bookings import bookings_table
 from projections.feed_entries import calendars_table, entries_table
 
@@ -524,7 +524,7 @@ def serve(resolve: Callable[[Connection], Resolved]) -> Response:
     window = window_of(
         now.astimezone(zone).date(), zone, request.args.get("from"), request.args.get("to")
     )
-    with read_transaction(runtime().engine) as conn:
+    with statement_reads(runtime().engine) as conn:
         # The heads are read before the entries, so the body is never older than its ETag.
         found = resolve(conn)
         if found is None:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
+import psycopg
 from flask import Response, current_app, g, request
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
@@ -37,6 +39,7 @@ from booking.service import (
     PremisesRepository,
     execute,
 )
+from events.sql import read_transaction
 from events.store import Metadata
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,32 @@ class Runtime:
 def runtime() -> Runtime:
     found: Runtime = current_app.extensions["tilavaraus"]
     return found
+
+
+@contextmanager
+def statement_reads(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads whose every statement sees what is committed when it runs.
+
+    On PostgreSQL that is what a READ COMMITTED transaction gives as well, so the statements
+    run in autocommit: no BEGIN and COMMIT, two round trips per request saved. The
+    connection goes back to the pool out of autocommit, or is discarded. Elsewhere (SQLite)
+    it is a read transaction.
+    """
+    if engine.dialect.name != "postgresql":
+        with read_transaction(engine) as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.autocommit = True  # a client-side flag: no round trip
+        try:
+            yield conn
+        finally:
+            if driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                driver.autocommit = False
+            else:  # lost meanwhile: never hand it out again in autocommit
+                conn.invalidate()
 
 
 def iso(instant: datetime, zone: ZoneInfo | None = None) -> str:

@@ -1,8 +1,8 @@
-"""The API token lookup (booking/accounts.py `user_by_token_alone`), on SQLite and
-PostgreSQL: one statement outside any transaction on PostgreSQL, which refuses a revoked
-token or an erased person from the very next request, and which hands its connection back
-to the pool as it found it (never left in autocommit, where a later write transaction would
-commit statement by statement)."""
+"""The API token lookup (booking/accounts.py `user_by_token` through booking/http.py
+`statement_reads`), on SQLite and PostgreSQL: one statement outside any transaction on
+PostgreSQL, which refuses a revoked token or an erased person from the very next request,
+and which hands its connection back to the pool as it found it (never left in autocommit,
+where a later write transaction would commit statement by statement)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text, update
 
-from booking.accounts import erase_user, user_by_token_alone
+from booking.accounts import erase_user, user_by_token
+from booking.http import statement_reads
 from booking.tables import api_tokens
 from events.sql import write_transaction
 from tests.conftest import Api
 
 
 def lookup(api: Api, token: str) -> object:
-    with api.app.app_context(), api.engine.connect() as conn:
-        return user_by_token_alone(conn, token)
+    with api.app.app_context(), statement_reads(api.engine) as conn:
+        return user_by_token(conn, token)
 
 
 def me(api: Api, token: str) -> int:
