@@ -236,6 +236,7 @@ def _on_conflict(keys: Sequence[str], action: str) -> str:
 
 
 _UNNEST_FROM = 20  # rows: fewer (a command's own writes) go as plain VALUES
+_UNNEST_ROWS = 50_000  # rows per INSERT … unnest statement
 
 
 def _insert_many(
@@ -269,4 +270,7 @@ def _insert_many(
     arrays = ", ".join(f"%b::{table.c[n].type.compile(dialect=conn.dialect)}[]" for n in names)
     # WHERE true: without it, ON CONFLICT could be read as a join's ON.
     sql = f"{head}SELECT * FROM unnest({arrays}) WHERE true {tail}"
-    conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*values, strict=True)))
+    # In parts: a held rebuild may write a million wide rows at once.
+    for at in range(0, len(values), _UNNEST_ROWS):
+        part = values[at : at + _UNNEST_ROWS]
+        conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*part, strict=True)))

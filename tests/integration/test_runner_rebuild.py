@@ -15,7 +15,7 @@ from sqlalchemy.dialects import sqlite
 
 from events.sql import UTCDateTime, read_transaction, write_transaction
 from events.store import read_all
-from projections import runner
+from projections import batching, runner
 from projections.batching import insert_rows, sqlite_instant, upsert_replacing
 from projections.decoding import decode
 from projections.feed_entries import calendars_table, entries_table
@@ -260,3 +260,22 @@ def test_a_failed_rebuild_leaves_the_indexes_and_rows(
         runner.rebuild(api.engine, runner.ALL)
     assert _indexes(api) == before
     assert inline_contents(api) == rows
+
+
+def test_an_upsert_of_many_rows_in_parts_writes_them_all(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batching, "_UNNEST_ROWS", 7)  # PostgreSQL: 250 rows in 36 statements
+    at = datetime(2026, 3, 29, tzinfo=UTC)
+    rows = [
+        {"scope": "premises", "key": f"p-{n}", "name": None, "address": f"Katu {n}"}
+        | {"position": n, "changed_at": at}
+        for n in range(250)
+    ]
+    with write_transaction(api.engine) as conn:
+        conn.execute(delete(calendars_table))
+        upsert_replacing(conn, calendars_table, ("scope", "key"), rows)
+        upsert_replacing(conn, calendars_table, ("scope", "key"), rows[:100])  # again: replaced
+    with read_transaction(api.engine) as conn:
+        stored = [dict(r) for r in conn.execute(select(calendars_table)).mappings()]
+    assert sorted(stored, key=lambda r: r["position"]) == rows
