@@ -23,7 +23,6 @@ from sqlalchemy.engine import Connection
 
 from booking.outbox import Mail, enqueue
 from booking.tables import users
-from events.bulk import ByDialect, one_of, one_of_chunks
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -37,6 +36,7 @@ from events.catalog import (
     PopupExpired,
     PopupRejected,
 )
+from events.sql import ByDialect, one_of, one_of_chunks
 from events.store import RecordedEvent
 from projections.bookings import bookings_table
 from projections.catalogue import premises_table

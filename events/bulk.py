@@ -19,21 +19,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import any_, bindparam, func, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import ColumnElement
 
 from events.catalog import Event, JSONObject
 from events.serialization import serializer
-from events.sql import IN_CHUNK, chunks
+from events.sql import chunks
 from events.store import (
     ConcurrencyError,
     Metadata,
@@ -154,42 +152,6 @@ def _at(r: RecordedEvent, position: int) -> RecordedEvent:
         r.recorded_at,
         r.source,
     )
-
-
-def one_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
-    """`column` is one of the list bound as `name` at execution. On PostgreSQL
-    `= ANY(array)`: one parameter, so the statement's text — SQLAlchemy's rendering, psycopg's
-    parse of it, the server's plan — is the same for every list, where an expanding IN is
-    rendered again with one placeholder per value. Elsewhere an expanding IN."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
-
-
-# Values per `one_of` list: one array is one parameter on PostgreSQL, so a list there is only
-# bounded to keep a statement's memory in reason; an `IN` list is bounded by the driver.
-ARRAY_CHUNK = 10_000
-
-
-def one_of_chunks(conn: Connection, items: Sequence[T]) -> Iterator[Sequence[T]]:
-    """`items` in the runs a `one_of` list takes on this connection's database."""
-    size = ARRAY_CHUNK if conn.dialect.name == "postgresql" else IN_CHUNK
-    return chunks(items, size)
-
-
-class ByDialect(Generic[T]):
-    """A statement built once per dialect (for `one_of`): `statements[conn]`."""
-
-    def __init__(self, build: Callable[[str], T]) -> None:
-        self._build = build
-        self._built: dict[str, T] = {}
-
-    def __getitem__(self, conn: Connection) -> T:
-        name = conn.dialect.name
-        found = self._built.get(name)
-        if found is None:
-            found = self._built[name] = self._build(name)
-        return found
 
 
 def stream_versions(conn: Connection, streams: Sequence[str]) -> dict[str, int]:

@@ -7,15 +7,17 @@ two (how a write transaction begins, how instants are stored) are settled here o
 from __future__ import annotations
 
 import select
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import JSON, DateTime, Engine, TypeDecorator, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, TypeDecorator, any_, bindparam, create_engine, event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.sql import ColumnElement
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
@@ -27,6 +29,42 @@ def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
     """`items` in runs of at most `size`, for statements with an `IN (…)` list."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def one_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
+    """`column` is one of the list bound as `name` at execution. On PostgreSQL
+    `= ANY(array)`: one parameter, so the statement's text — SQLAlchemy's rendering, psycopg's
+    parse of it, the server's plan — is the same for every list, where an expanding IN is
+    rendered again with one placeholder per value. Elsewhere an expanding IN."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+# Values per `one_of` list: one array is one parameter on PostgreSQL, so a list there is only
+# bounded to keep a statement's memory in reason; an `IN` list is bounded by the driver.
+ARRAY_CHUNK = 10_000
+
+
+def one_of_chunks(conn: Connection, items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`items` in the runs a `one_of` list takes on this connection's database."""
+    size = ARRAY_CHUNK if conn.dialect.name == "postgresql" else IN_CHUNK
+    return chunks(items, size)
+
+
+class ByDialect(Generic[T]):
+    """A statement built once per dialect (for `one_of`): `statements[conn]`."""
+
+    def __init__(self, build: Callable[[str], T]) -> None:
+        self._build = build
+        self._built: dict[str, T] = {}
+
+    def __getitem__(self, conn: Connection) -> T:
+        name = conn.dialect.name
+        found = self._built.get(name)
+        if found is None:
+            found = self._built[name] = self._build(name)
+        return found
 
 
 class UTCDateTime(TypeDecorator[datetime]):

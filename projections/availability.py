@@ -34,7 +34,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
-from events.bulk import ByDialect, one_of, one_of_chunks
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -53,7 +52,7 @@ from events.catalog import (
 from events.opening import OpeningHours
 from events.opening import days as dates
 from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot, subtract
-from events.sql import UTCDateTime
+from events.sql import ByDialect, UTCDateTime, one_of, one_of_chunks
 from events.store import RecordedEvent
 from projections.base import Projection, handles, handles_many, metadata
 from projections.batching import insert_rows

@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy import Column, Index, Integer, String, Table, Text, bindparam, insert, update
 from sqlalchemy.engine import Connection
 
-from events.bulk import ByDialect, one_of, one_of_chunks
 from events.catalog import (
     PopupApproved,
     PopupExpired,
@@ -15,7 +14,7 @@ from events.catalog import (
     PopupRequested,
     PopupWithdrawn,
 )
-from events.sql import UTCDateTime
+from events.sql import ByDialect, UTCDateTime, one_of, one_of_chunks
 from events.store import RecordedEvent
 from projections.base import Projection, handles, handles_many, metadata
 

@@ -14,19 +14,23 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError
 
 from events.bulk import (
-    ByDialect,
     StreamAppend,
     TemplateDumper,
     append_many,
-    one_of,
-    one_of_chunks,
     prepare_many,
     stream_versions,
     write_many,
 )
 from events.catalog import ALL_EVENTS, Event, PopupExpired, PremisesRetired
 from events.serialization import UnreadableEvent, serializer
-from events.sql import make_engine, read_transaction, write_transaction
+from events.sql import (
+    ByDialect,
+    make_engine,
+    one_of,
+    one_of_chunks,
+    read_transaction,
+    write_transaction,
+)
 from events.store import (
     ConcurrencyError,
     Metadata,
