@@ -115,13 +115,12 @@ class Jobs:
         appended and finds nothing left to expire.
         """
         lock_premises(conn, premises_ids)  # all at once, in order: no deadlock with bookings
-        appends, expiring = [], []
+        appends = []
         for premises_id in premises_ids:
             command = ExpirePopups(premises_id, now)
             version, events = self.premises.decide(conn, premises_id, command)
             if events:
                 appends.append(StreamAppend(premises_stream(premises_id), events, version))
-                expiring.append(premises_id)
         if not appends:
             return 0
         with _collecting_only_new_objects():
@@ -134,8 +133,6 @@ class Jobs:
             project_inline(conn, before, BY_EVENT)
             notifications.notify(conn, before, datetime.now(UTC))
             recorded = write_many(conn, prepared)
-            for premises_id in expiring:
-                self.premises.forget_on_rollback(conn, premises_id)
             appended = [
                 pair
                 for a, mine in zip(appends, recorded, strict=True)

@@ -113,9 +113,6 @@ class PremisesRepository:
             self._states.pop(premises_id, None)
             self._last.pop(premises_id, None)
 
-    def forget_on_rollback(self, conn: Connection, premises_id: str) -> None:
-        """Nothing to do any more: every load checks the kept state against the log."""
-
 
 def _identity(recorded: RecordedEvent) -> tuple[int, int, datetime]:
     return recorded.version, recorded.position, recorded.recorded_at
