@@ -33,7 +33,6 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, request
 from icalendar import Calendar, Event, vText
-from icalendar.parser.string import _foldline
 from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.engine import Connection
 from werkzeug.exceptions import NotFound
@@ -48,6 +47,11 @@ from booking.tables import feed_token_keys, feed_tokens, organisations, users
 from events.sql import UTCDateTime
 from projections.bookings import bookings_table
 from projections.feed_entries import calendars_table, entries_table
+
+try:  # the library's own folding (public_event): private since icalendar 7
+    from icalendar.parser.string import _foldline
+except ImportError:  # icalendar 6
+    from icalendar.parser import foldline as _foldline  # type: ignore[attr-defined, no-redef]
 
 blp = Blueprint("feeds", __name__, url_prefix="/feeds")
 
