@@ -28,6 +28,7 @@ from sqlalchemy import Engine, select
 
 from bench import common
 from booking.api.premises import _AVAILABILITY_HEAD, _availability_body, matching_premises
+from booking.http import statement_reads
 from booking.service import PremisesRepository, premises_stream
 from events.opening import OpeningHours
 from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot
@@ -124,7 +125,7 @@ def month_in_process(engine: Engine, month: Month) -> Callable[[int], object]:
     stream = premises_stream(month.premises_id)
 
     def query(_: int) -> object:
-        with read_transaction(engine) as conn:
+        with statement_reads(engine) as conn:
             row = conn.execute(
                 _AVAILABILITY_HEAD, {"id": month.premises_id, "stream": stream}
             ).one()
@@ -172,7 +173,7 @@ def search_in_process(engine: Engine, windows: list[Slot]) -> Callable[[int], ob
 
     def query(i: int) -> object:
         window = windows[i % len(windows)]
-        with read_transaction(engine) as conn:
+        with statement_reads(engine) as conn:
             candidates = matching_premises(conn, {})
             busy = busy_between(conn, [r.id for r in candidates], window)
         return [

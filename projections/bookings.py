@@ -68,15 +68,15 @@ class Bookings(Projection):
 
     @handles(BookingApproved)
     def approved(self, conn: Connection, e: BookingApproved, rec: RecordedEvent) -> None:
-        self._change(conn, e.booking_id, **_changed_values(e))
+        self._change(conn, e.booking_id, **changed_values(e))
 
     @handles(BookingRejected)
     def rejected(self, conn: Connection, e: BookingRejected, rec: RecordedEvent) -> None:
-        self._change(conn, e.booking_id, **_changed_values(e))
+        self._change(conn, e.booking_id, **changed_values(e))
 
     @handles(BookingCancelled)
     def cancelled(self, conn: Connection, e: BookingCancelled, rec: RecordedEvent) -> None:
-        self._change(conn, e.booking_id, **_changed_values(e))
+        self._change(conn, e.booking_id, **changed_values(e))
 
     def replay(self, conn: Connection, pairs: Sequence[tuple[Event, RecordedEvent]]) -> None:
         """A rebuild's batch: the rows it places or changes (those of earlier batches read
@@ -91,7 +91,7 @@ class Bookings(Projection):
             if isinstance(e, BookingPlaced):
                 rows[e.booking_id] = _placed_row(e)
             elif isinstance(e, _CHANGES) and (row := rows.get(e.booking_id)) is not None:
-                row.update(_changed_values(e), version=row["version"] + 1)
+                row.update(changed_values(e), version=row["version"] + 1)
                 if e.booking_id not in placed:
                     changed[e.booking_id] = None
         insert_rows(conn, bookings_table, [rows[i] for i in placed if i in rows])
@@ -124,7 +124,7 @@ def _placed_row(e: BookingPlaced) -> dict[str, Any]:
     }
 
 
-def _changed_values(e: BookingApproved | BookingRejected | BookingCancelled) -> dict[str, Any]:
+def changed_values(e: BookingApproved | BookingRejected | BookingCancelled) -> dict[str, Any]:
     if isinstance(e, BookingApproved):
         return {"status": "confirmed", "updated_at": e.approved_at}
     if isinstance(e, BookingRejected):

@@ -39,7 +39,7 @@ from booking.service import (
 from events.catalog import BookingApproved, BookingCancelled, BookingPlaced, BookingRejected
 from events.sql import read_transaction
 from events.store import RecordedEvent, events_table
-from projections.bookings import _changed_values, bookings_table
+from projections.bookings import bookings_table, changed_values
 from projections.catalogue import premises_table
 
 blp = Blueprint("bookings", __name__, url_prefix="/api/v1", description="Bookings")
@@ -239,7 +239,7 @@ _CHANGES = (BookingApproved, BookingRejected, BookingCancelled)
 
 def changed_row(before: Any, recorded: list[RecordedEvent]) -> SimpleNamespace | None:
     """The booking's row after `recorded`, from the row read before the command: what the
-    bookings projection makes of it (`_changed_values`, one version per change). None when
+    bookings projection makes of it (`changed_values`, one version per change). None when
     the command was not decided on the stream version the row was read at (another command
     of the premises came between, and may have changed the booking too)."""
     if not recorded or recorded[0].version - 1 != before.stream_version:
@@ -247,7 +247,7 @@ def changed_row(before: Any, recorded: list[RecordedEvent]) -> SimpleNamespace |
     row = SimpleNamespace(**before._asdict())
     for event in (r.to_event() for r in recorded):
         if isinstance(event, _CHANGES) and event.booking_id == row.id:
-            for name, value in _changed_values(event).items():
+            for name, value in changed_values(event).items():
                 setattr(row, name, value)
             row.version += 1
     return row

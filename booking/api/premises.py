@@ -33,6 +33,7 @@ from booking.http import (
     json_response,
     request_metadata,
     runtime,
+    statement_reads,
     write,
 )
 from booking.service import Outcome, premises_stream, run_premises_command
@@ -267,7 +268,7 @@ def availability(query: dict[str, Any], premises_id: str) -> Response:
     first, last = query["from_"], query["to"]
     _dates(first, last)
     made = caches().availability
-    with read_transaction(runtime().engine) as conn:
+    with statement_reads(runtime().engine) as conn:
         row = conn.execute(
             _AVAILABILITY_HEAD, {"id": premises_id, "stream": premises_stream(premises_id)}
         ).first()
@@ -359,7 +360,7 @@ def search(query: dict[str, Any]) -> Response:
     window = _slot(query["start"], query["end"])
     if window.duration > MAX_SEARCH_WINDOW:
         raise RuleBroken({"end": ["Search a window of at most 14 days."]})
-    with read_transaction(runtime().engine) as conn:
+    with statement_reads(runtime().engine) as conn:
         candidates = matching_premises(conn, query)
         busy = busy_between(conn, [r.id for r in candidates], window) if candidates else {}
     found = [
