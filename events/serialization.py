@@ -48,13 +48,18 @@ class InstantField(fields.AwareDateTime):
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
 
 
-def _field_for(annotation: Any) -> fields.Field[Any]:
+def _unwrapped(annotation: Any) -> tuple[Any, Any, bool]:
+    """(annotation, its origin, optional) of a field's type hint, `X | None` unwrapped."""
     optional = False
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         members = [a for a in typing.get_args(annotation) if a is not type(None)]
         optional = len(members) < len(typing.get_args(annotation))
         annotation = members[0]
-    origin = typing.get_origin(annotation) or annotation
+    return annotation, typing.get_origin(annotation) or annotation, optional
+
+
+def _field_for(annotation: Any) -> fields.Field[Any]:
+    annotation, origin, optional = _unwrapped(annotation)
     field: fields.Field[Any]
     if origin is str:
         field = fields.String(allow_none=optional)
@@ -86,12 +91,7 @@ def _plain_for(annotation: Any) -> Plain:
     """A function giving exactly what the field's schema dumps — for values of exactly the
     annotated type, which need no coercion and pass the schema's validation as they are —
     and raising `_Unusual` for anything else."""
-    optional = False
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        optional = len(members) < len(typing.get_args(annotation))
-        annotation = members[0]
-    origin = typing.get_origin(annotation) or annotation
+    annotation, origin, optional = _unwrapped(annotation)
     inner: Plain | None = None
     if origin is list:
         (item,) = typing.get_args(annotation)
