@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects import sqlite
 
 from events.sql import UTCDateTime, read_transaction, write_transaction
 from events.store import read_all
-from projections import batching, runner
+from projections import batching, runner, usage
 from projections.batching import insert_rows, sqlite_instant, upsert_replacing
 from projections.decoding import decode
 from projections.feed_entries import calendars_table, entries_table
@@ -279,3 +279,30 @@ def test_an_upsert_of_many_rows_in_parts_writes_them_all(
     with read_transaction(api.engine) as conn:
         stored = [dict(r) for r in conn.execute(select(calendars_table)).mappings()]
     assert sorted(stored, key=lambda r: r["position"]) == rows
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+def test_usage_tables_written_mid_rebuild_are_analyzed(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Usage writes what it holds whenever it holds HELD_ROWS rows, then reads rows back by
+    key from its fresh tables. The server planned those reads while the tables were empty;
+    without statistics it kept scanning them (minutes per million events), so the tables
+    are analyzed after each such write: after the swap they have statistics (reltuples is
+    -1 for a table never analyzed)."""
+    a_mixed_history(api)
+    monkeypatch.setattr(usage, "HELD_ROWS", 1)
+    runner.rebuild(api.engine, runner.ALL)  # one pass: usage holds its rows (`hold`)
+    with read_transaction(api.engine) as conn:
+        found = dict(
+            conn.execute(
+                text(
+                    "SELECT relname, reltuples FROM pg_class"
+                    " WHERE relname IN ('usage_bookings', 'usage_cells') AND relkind = 'r'"
+                )
+            ).all()
+        )
+    assert set(found) == {"usage_bookings", "usage_cells"}
+    assert all(tuples >= 0 for tuples in found.values()), found
