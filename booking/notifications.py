@@ -189,7 +189,7 @@ _PREMISES = select(
     premises_table.c.timezone,
     _LANGUAGE.scalar_subquery().label("language"),
 ).where(premises_table.c.id == bindparam("premises"))
-# Statements for many rows, built once per dialect (`events.bulk.one_of`).
+# Statements for many rows, built once per dialect (`events.sql.one_of`).
 _PREMISES_BY_ID = ByDialect(
     lambda dialect: select(
         premises_table.c.id, premises_table.c.name, premises_table.c.timezone
