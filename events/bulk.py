@@ -3,8 +3,7 @@
 The rules are `events.store.append`'s, per stream: the caller names the version it decided
 on, the stream must still be there, the new events take the next versions, and
 UNIQUE(stream, version) is the last guard. What differs is the cost: every stream's version is
-checked with one query, the events' JSON is built by marshmallow once per shape instead of
-once per event, and the rows go to the driver in one statement (PostgreSQL: `unnest` of
+checked with one query, and the rows go to the driver in one statement (PostgreSQL: `unnest` of
 arrays; SQLite: one `executemany`) instead of through SQLAlchemy's per-row processing.
 
 `prepare_many` serialises without writing (stream versions known, positions not yet), so a
@@ -18,18 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import attrgetter
-from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from events.catalog import Event, JSONObject
+from events.catalog import Event
 from events.serialization import serializer
 from events.sql import chunks
 from events.store import (
@@ -40,8 +36,6 @@ from events.store import (
     head_position,
     lock_for_append,
 )
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,7 +63,6 @@ def prepare_many(appends: Sequence[StreamAppend], metadata: Metadata | None = No
     streams = [a.stream for a in appends]
     if len(set(streams)) != len(streams):
         raise ValueError("append_many: a stream may appear only once")
-    dump = TemplateDumper()
     now = datetime.now(UTC)
     meta = (metadata or Metadata()).as_json()
     recorded: list[list[RecordedEvent]] = []
@@ -77,11 +70,11 @@ def prepare_many(appends: Sequence[StreamAppend], metadata: Metadata | None = No
     for a in appends:
         mine = []
         for version, event in enumerate(a.events, start=a.expected_version + 1):
-            name, schema_version, data, text = dump(event)
+            name, schema_version, data = serializer.dump(event)
             mine.append(
                 RecordedEvent(0, a.stream, version, name, schema_version, data, meta, now, event)
             )
-            texts.append(text)
+            texts.append(json.dumps(data))
         recorded.append(mine)
     expected = [(a.stream, a.expected_version) for a in appends if a.events]
     return Prepared(recorded, expected, texts)
@@ -211,115 +204,3 @@ def _insert(
         "SELECT position, stream, version FROM events WHERE position > ?", (head,)
     )
     return {(s, v): p for p, s, v in mine}
-
-
-class TemplateDumper:
-    """`serializer.dump` for many events, through marshmallow once per shape, and their JSON.
-
-    Events of one type whose fields differ only in plain strings (thousands of
-    `PopupExpired` of one run: same instant, other ids) serialise to the same JSON but for
-    those strings, which a string field passes through unchanged. So the first event of each
-    shape is dumped and validated in full, and the others take its data and its JSON text
-    with their own strings put in. Anything else (a value of another type, an unhashable
-    field) goes the full way.
-    """
-
-    def __init__(self) -> None:
-        self._shapes: dict[Hashable, _Shape] = {}
-
-    def __call__(self, event: Event) -> tuple[str, int, JSONObject, str]:
-        """(type name, schema version, data, the data as JSON text)."""
-        fields = _fields_of(type(event))
-        own = fields.strings(event)
-        if not all(type(value) is str for value in own):
-            return self._full(event)
-        key = (type(event), *map(_same_json, fields.others(event)))
-        try:
-            shape = self._shapes.get(key)
-        except TypeError:  # an unhashable field value: no shape to share
-            return self._full(event)
-        if shape is None:
-            shape = _Shape.of(serializer.dump(event), fields.names)
-            if shape is None:
-                return self._full(event)
-            self._shapes[key] = shape
-        return shape.fill(own)
-
-    @staticmethod
-    def _full(event: Event) -> tuple[str, int, JSONObject, str]:
-        name, schema_version, data = serializer.dump(event)
-        return name, schema_version, data, json.dumps(data)
-
-
-@dataclass(frozen=True)
-class _Shape:
-    name: str
-    schema_version: int
-    data: JSONObject
-    names: tuple[str, ...]  # the string fields, in the order of the `{}` in `fill_in`
-    fill_in: Callable[..., str]  # the JSON text's `str.format`, one `{}` per string field
-
-    @classmethod
-    def of(cls, dumped: tuple[str, int, JSONObject], names: tuple[str, ...]) -> _Shape | None:
-        name, schema_version, data = dumped
-        # Mark each string's place with a text no other field should hold, and cut the JSON there.
-        marks = [f"\x00{i}\x00" for i in range(len(names))]
-        text = json.dumps({**data, **dict(zip(names, marks, strict=True))})
-        quoted = [json.dumps(mark) for mark in marks]
-        if any(text.count(q) != 1 for q in quoted):  # a mark inside another field's value
-            return None
-        pieces = [text]
-        for q in quoted:  # in field order, as json.dumps wrote them
-            pieces[-1:] = pieces[-1].split(q)
-        if len(pieces) != len(names) + 1:  # the marks came out in another order
-            return None
-        pattern = "{}".join(p.replace("{", "{{").replace("}", "}}") for p in pieces)
-        return cls(name, schema_version, data, names, pattern.format)
-
-    def fill(self, values: tuple[str, ...]) -> tuple[str, int, JSONObject, str]:
-        data = self.data.copy()
-        data.update(zip(self.names, values, strict=True))
-        text = self.fill_in(*map(_json_string, values))
-        return self.name, self.schema_version, data, text
-
-
-_json_string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
-
-
-def _same_json(value: Any) -> Hashable:
-    """Equal only for values that serialise alike: `True == 1`, and one instant in two zones
-    is equal but written with two offsets."""
-    if type(value) is datetime:
-        return (value, value.tzinfo)
-    return (value, type(value))
-
-
-@dataclass(frozen=True)
-class _Fields:
-    names: tuple[str, ...]  # declared `str`
-    strings: Callable[[Event], tuple[str, ...]]
-    others: Callable[[Event], tuple[Any, ...]]
-
-
-_FIELDS: dict[type[Event], _Fields] = {}
-
-
-def _fields_of(event_type: type[Event]) -> _Fields:
-    found = _FIELDS.get(event_type)
-    if found is None:
-        hints = typing.get_type_hints(event_type)
-        names = [f.name for f in dataclasses.fields(event_type)]
-        strings = tuple(n for n in names if hints[n] is str)
-        others = tuple(n for n in names if hints[n] is not str)
-        found = _FIELDS[event_type] = _Fields(strings, _getter(strings), _getter(others))
-    return found
-
-
-def _getter(names: tuple[str, ...]) -> Callable[[Event], tuple[Any, ...]]:
-    """A tuple of these attributes (operator.attrgetter returns a bare value for one)."""
-    if len(names) >= 2:
-        return attrgetter(*names)
-    if len(names) == 1:
-        get = attrgetter(names[0])
-        return lambda event: (get(event),)
-    return lambda event: ()

@@ -15,7 +15,6 @@ from sqlalchemy.exc import OperationalError
 
 from events.bulk import (
     StreamAppend,
-    TemplateDumper,
     append_many,
     prepare_many,
     stream_versions,
@@ -104,19 +103,19 @@ def test_stored_json_is_the_serializers_for_every_event_type(engine: Engine) -> 
     assert [r.to_event() for r in stored] == events
 
 
-def test_the_template_gives_the_serializers_data_and_json() -> None:
-    dump = TemplateDumper()
+def test_prepared_events_carry_the_serializers_data_and_json() -> None:
     odd = PopupExpired(premises_id="a", request_id=7, expired_at=WHEN)  # type: ignore[arg-type]
     quoted = PopupExpired(premises_id='"}\\', request_id="\x00ä\n", expired_at=WHEN)
     helsinki = expired("a", 4, WHEN.astimezone(ZoneInfo("Europe/Helsinki")))  # == WHEN
     events = [expired("a", 1), expired("b", 2), odd, quoted, helsinki, expired("a", 3, WHEN)]
-    for event in events:
-        name, schema_version, data, text = dump(event)
-        assert (name, schema_version, data) == serializer.dump(event)
-        assert text == json.dumps(data)
+    prepared = prepare_many([StreamAppend("s", events, 0)])
+    (recorded,) = prepared.recorded
+    for event, r, written in zip(events, recorded, prepared.texts, strict=True):
+        assert (r.type, r.schema_version, r.data) == serializer.dump(event)
+        assert written == json.dumps(r.data)
     naive = PopupExpired(premises_id="a", request_id="r", expired_at=WHEN.replace(tzinfo=None))
     with pytest.raises(UnreadableEvent):
-        dump(naive)
+        prepare_many([StreamAppend("s", [naive], 0)])
 
 
 def test_a_stale_stream_refuses_the_whole_batch_and_writes_nothing(engine: Engine) -> None:
