@@ -6,14 +6,19 @@ cached premises state, appends the event, projects it inline and queues the mail
 answer is built from the event (as the POST handler does). The baseline inserts one row per
 transaction, with SQLAlchemy Core and nothing else, into a table of the events table's shape
 on the same database and engine.
-Extra rows: the same command with an Idempotency-Key, and the whole POST through the Flask
-test client. Every booking is on a distinct one-hour slot of one of a few premises.
+Extra rows: the same command with an Idempotency-Key, the whole POST through the Flask
+test client, and a floor: every statement the command path sent to the driver, recorded
+during the run and replayed in the same order on a second database, straight on the driver
+(no Python but the driver's): what the database work of a booking costs by itself. Every
+booking is on a distinct one-hour slot of one of a few premises.
 
     python -m bench.booking_commands [--quick] [--databases sqlite,postgresql] [--profile N]
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,6 +35,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    event,
     insert,
 )
 from sqlalchemy.engine import Connection
@@ -177,16 +183,100 @@ def http_post(client: Any, booker: common.Person, slots: Slots) -> Callable[[int
     return post
 
 
+class Recorder:
+    """Every statement `engine` sends to its driver, in order, and every commit and rollback.
+
+    Entries made while `tagging` is on are tagged: `replay` times the transactions they make.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.entries: list[tuple[str, str, Any, bool]] = []  # (kind, statement, params, tagged)
+        self.tagging = False
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+        event.listen(engine, "rollback", self._rollback)
+
+    def _statement(
+        self, _conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool
+    ) -> None:
+        self.entries.append(("many" if many else "one", statement, params, self.tagging))
+
+    def _commit(self, _conn: Any) -> None:
+        self.entries.append(("commit", "", None, self.tagging))
+
+    def _rollback(self, _conn: Any) -> None:
+        self.entries.append(("rollback", "", None, self.tagging))
+
+    def tagged(self, operation: Callable[[int], object]) -> Callable[[int], object]:
+        def run(i: int) -> object:
+            self.tagging = True
+            try:
+                return operation(i)
+            finally:
+                self.tagging = False
+
+        return run
+
+
+def replay(recorder: Recorder, engine: Engine, pipelined: bool = False) -> common.Samples:
+    """Run the recorded statements on `engine`'s driver connection, in order; the samples
+    are the tagged transactions (a tagged transaction ends at its commit). `pipelined`
+    (psycopg only) sends each tagged transaction in pipeline mode without reading its
+    results: one round trip a transaction, the least the server can be asked to do."""
+    raw = engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        postgres = engine.dialect.name == "postgresql"
+        found = common.Samples("floor")
+        began: tuple[float, float] | None = None
+        pipeline = contextlib.ExitStack()
+        for kind, statement, params, tagged in recorder.entries:
+            if tagged and began is None:
+                if postgres and driver.info.transaction_status:  # an untagged read's
+                    driver.commit()
+                began = (time.perf_counter(), time.process_time())
+                if pipelined:
+                    pipeline.enter_context(driver.pipeline())
+            if kind == "one":
+                cursor.execute(statement, params)
+                if cursor.description is not None and not (pipelined and began):
+                    cursor.fetchall()
+            elif kind == "many":
+                cursor.executemany(statement, params)
+            elif kind == "commit":
+                driver.commit()
+            else:
+                driver.rollback()
+            if began is not None and kind in ("commit", "rollback"):
+                pipeline.close()
+                found.seconds.append(time.perf_counter() - began[0])
+                found.cpu_seconds.append(time.process_time() - began[1])
+                began = None
+        return found
+    finally:
+        raw.close()
+
+
 PATHS = {
     "raw": "raw INSERT, 1 row/transaction (baseline)",
     "command": "command layer: execute + PlaceBooking",
     "keyed": "command layer + Idempotency-Key",
     "http": "POST /api/v1/bookings (test client)",
+    "floor": "floor: the command's SQL replayed on the driver",
+    "pipelined": "floor: the same, one round trip (pipeline mode)",
 }
 
 
-def measure(kind: str, engine: Engine, count: int, profiled: int = 0) -> list[list[object]]:
-    raw_metadata.create_all(engine)
+def measure(
+    kind: str, engine: Engine, twins: list[Engine], count: int, profiled: int = 0
+) -> list[list[object]]:
+    """The paths on `engine`; the floors replay the command path's statements on `twins`,
+    migrated alike (a second twin on PostgreSQL for the pipelined floor)."""
+    for each in (engine, *twins):
+        raw_metadata.create_all(each)
+    recorder = Recorder(engine)
     app = common.bench_app(engine)
     repository = common.repository_of(app)
     staff = common.new_person(engine, "staff")
@@ -199,23 +289,34 @@ def measure(kind: str, engine: Engine, count: int, profiled: int = 0) -> list[li
             common.register_premises(engine, repository, staff.actor, premises_id, profile)
     operations = {
         "raw": raw_insert(engine),
-        "command": command(engine, repository, booker, slots["command"], keyed=False),
+        "command": recorder.tagged(
+            command(engine, repository, booker, slots["command"], keyed=False)
+        ),
         "keyed": command(engine, repository, booker, slots["keyed"], keyed=True),
         "http": http_post(app.test_client(), booker, slots["http"]),
     }
     samples = common.interleave(operations, count, warmup=WARMUP)
+    for name, twin in zip(("floor", "pipelined"), twins, strict=False):
+        floor = replay(recorder, twin, pipelined=name == "pipelined")
+        if floor.count != WARMUP + count:
+            raise RuntimeError(f"replayed {floor.count} transactions, not {WARMUP + count}")
+        samples[name] = common.Samples(name, floor.seconds[WARMUP:], floor.cpu_seconds[WARMUP:])
     if profiled:
         more = range(WARMUP + count, WARMUP + count + profiled)  # slots not booked yet
         common.profile_calls(f"{kind}, {PATHS['command']}", operations["command"], more)
     raw_rate = samples["raw"].rate
     rows: list[list[object]] = []
     for name, label in PATHS.items():
+        if name not in samples:
+            continue
         found = samples[name]
         relative = found.rate / raw_rate
         if name == "raw":
             verdict = "baseline"
         elif name == "command":
             verdict = f"≥ {TARGET:.2f} {'met' if relative >= TARGET else 'MISSED'}"
+        elif name in ("floor", "pipelined"):
+            verdict = "(floor)"
         else:
             verdict = "(extra)"
         rows.append(
@@ -242,8 +343,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"(a) booking commands vs raw INSERT — {count} each, {common.machine()}\n", flush=True)
     rows: list[list[object]] = []
     for kind in common.chosen_databases(args):
-        with common.migrated_engine(kind, args.postgres) as engine:
-            rows.extend(measure(kind, engine, count, args.profile))
+        with contextlib.ExitStack() as stack:
+            engine, *twins = (
+                stack.enter_context(common.migrated_engine(kind, args.postgres))
+                for _ in range(3 if kind == "postgresql" else 2)
+            )
+            rows.extend(measure(kind, engine, twins, count, args.profile))
     common.print_table(
         "(a) bookings per second, sequential, one transaction each",
         ["database", "path", "n", "ops/s", "p50 ms", "p95 ms", "vs raw", "cpu ms/op", "target"],
