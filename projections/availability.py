@@ -31,8 +31,9 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Delete, Select
 
 from events.catalog import (
     BookingApproved,
@@ -103,12 +104,31 @@ _BUFFER_AND_NEXT_START = select(
     .scalar_subquery(),
 ).where(buffers_table.c.premises_id == bindparam("p"))
 _INSERT_BUSY = insert(busy_table)
-# Built once per dialect: an `IN` of 500 literal values would be compiled for every chunk.
-_RELEASE_HOLDS = ByDialect(
-    lambda dialect: delete(busy_table).where(
+
+
+def _release_holds(dialect: str) -> Delete:
+    """Holds leave by (premises, request) pairs. On PostgreSQL one statement joins the pairs
+    as two arrays to the primary key; a statement per premises with `ref_id = ANY(ids)` ran
+    on psycopg's prepared generic plan after five premises, which scans every row of the
+    premises against the whole array (141 ms for an expiry run's 10,000 holds). Elsewhere an
+    `IN` of 500 values per premises, built once: an `IN` of literal values would be compiled
+    for every chunk."""
+    if dialect == "postgresql":
+        texts = postgresql.ARRAY(String())
+        pairs = (
+            func.unnest(bindparam("ps", type_=texts), bindparam("ids", type_=texts))
+            .table_valued("p", "r")
+            .render_derived(name="released")
+        )
+        return delete(busy_table).where(
+            busy_table.c.premises_id == pairs.c.p, busy_table.c.ref_id == pairs.c.r
+        )
+    return delete(busy_table).where(
         busy_table.c.premises_id == bindparam("p"), one_of(busy_table.c.ref_id, "ids", dialect)
     )
-)
+
+
+_RELEASE_HOLDS = ByDialect(_release_holds)
 
 
 class Availability(Projection):
@@ -196,6 +216,11 @@ class Availability(Projection):
     def popup_decided(self, conn: Connection, decided: list[PopupDecision]) -> None:
         # The hold goes; an approval's BookingPlaced (appended right after) takes the slot.
         # One DELETE per premises and chunk of requests (an expiry run decides thousands).
+        if conn.dialect.name == "postgresql":
+            for chunk in one_of_chunks(conn, decided):
+                pairs = {"ps": [e.premises_id for e in chunk], "ids": [e.request_id for e in chunk]}
+                conn.execute(_RELEASE_HOLDS[conn], pairs)
+            return
         by_premises: dict[str, list[str]] = {}
         for e in decided:
             by_premises.setdefault(e.premises_id, []).append(e.request_id)
