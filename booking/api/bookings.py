@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from booking.accounts import User
 from booking.api import schemas
-from booking.api.premises import _slot
+from booking.api.premises import _slot, check_changed_once, check_if_match
 from booking.auth import require, signed_in
 from booking.domain.commands import (
     BookingRequest,
@@ -253,13 +253,16 @@ def changed_row(before: Any, recorded: list[RecordedEvent]) -> SimpleNamespace |
     return row
 
 
-def _booking_command(booking_id: str, make: Any) -> Response:
+def _booking_command(booking_id: str, make: Any, if_match: int | None = None) -> Response:
+    """Run a command on one booking; `if_match` is checked here for the commands whose
+    domain decision takes no version (approve, reject)."""
     user = signed_in()
 
     def handle(conn: Connection) -> Outcome:
         before = conn.execute(_BOOKING_BEFORE, {"id": booking_id}).first()
         if before is None:
             raise NotFound(f"No booking {booking_id!r}.")
+        check_if_match(if_match, before.version)
         command = make(user, datetime.now(UTC))
         recorded = run_premises_command(
             conn, runtime().premises, before.premises_id, command, request_metadata(user.id)
@@ -269,6 +272,7 @@ def _booking_command(booking_id: str, make: Any) -> Response:
             (row,) = booking_rows(conn, [booking_id])
         else:
             row.notes = current_vault().reader(conn).open(row.notes)
+        check_changed_once(if_match, row.version)
         return Outcome(200, booking_json(row), {"ETag": f'"{row.version}"'})
 
     return write(user.id, handle)
@@ -292,9 +296,12 @@ def cancel(body: dict[str, Any], booking_id: str) -> Response:
 @blp.route("/bookings/<booking_id>/approve", methods=["POST"])
 @require("staff", "admin")
 @blp.response(200, schemas.BookingOut)
+@blp.alt_response(412, description="If-Match names an old version")
 def approve(booking_id: str) -> Response:
     return _booking_command(
-        booking_id, lambda user, now: DecideBooking(user.actor, booking_id, True, "", now)
+        booking_id,
+        lambda user, now: DecideBooking(user.actor, booking_id, True, "", now),
+        expected_version(),
     )
 
 
@@ -302,10 +309,12 @@ def approve(booking_id: str) -> Response:
 @require("staff", "admin")
 @blp.arguments(schemas.ReasonIn)
 @blp.response(200, schemas.BookingOut)
+@blp.alt_response(412, description="If-Match names an old version")
 def reject(body: dict[str, Any], booking_id: str) -> Response:
     return _booking_command(
         booking_id,
         lambda user, now: DecideBooking(user.actor, booking_id, False, body["reason"], now),
+        expected_version(),
     )
 
 

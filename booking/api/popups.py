@@ -15,12 +15,19 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from booking.accounts import User
-from booking.api.premises import _slot
+from booking.api.premises import _slot, check_changed_once, check_if_match
 from booking.api.schemas import ReasonIn, instant
 from booking.auth import require, signed_in
 from booking.domain.errors import NotAllowed, NotFound
 from booking.domain.popups import DecidePopup, RequestPopup, WithdrawPopup
-from booking.http import iso, json_response, request_metadata, runtime, write
+from booking.http import (
+    expected_version,
+    iso,
+    json_response,
+    request_metadata,
+    runtime,
+    write,
+)
 from booking.privacy import PersonalData
 from booking.service import Outcome, run_premises_command
 from events.sql import read_transaction
@@ -179,14 +186,21 @@ def get_popup(request_id: str) -> Response:
 
 
 def _popup_command(request_id: str, make: Any) -> Response:
+    """Decide or withdraw a request; If-Match is checked here, as the domain's decision takes
+    no version (someone else's request is refused by the domain first: 403, not 412)."""
     user = signed_in()
     rt = runtime()
+    version = expected_version()
 
     def handle(conn: Connection) -> Outcome:
         row = popup_row(conn, request_id)
+        if visible_to(user, row):
+            check_if_match(version, row.version)
         command = make(user, datetime.now(UTC))
         run_premises_command(conn, rt.premises, row.premises_id, command, request_metadata(user.id))
-        return Outcome(200, popup_json(popup_row(conn, request_id), rt.vault.reader(conn)))
+        after = popup_row(conn, request_id)
+        check_changed_once(version, after.version)
+        return Outcome(200, popup_json(after, rt.vault.reader(conn)))
 
     return write(user.id, handle)
 
@@ -194,6 +208,7 @@ def _popup_command(request_id: str, make: Any) -> Response:
 @blp.route("/popup-requests/<request_id>/approve", methods=["POST"])
 @require("staff", "admin")
 @blp.response(200, PopupOut)
+@blp.alt_response(412, description="If-Match names an old version")
 def approve_popup(request_id: str) -> Response:
     """Approve (staff): a booking is placed for the slot in the same step."""
     booking_id = str(uuid.uuid4())
@@ -207,6 +222,7 @@ def approve_popup(request_id: str) -> Response:
 @require("staff", "admin")
 @blp.arguments(ReasonIn)
 @blp.response(200, PopupOut)
+@blp.alt_response(412, description="If-Match names an old version")
 def reject_popup(body: dict[str, Any], request_id: str) -> Response:
     return _popup_command(
         request_id,
@@ -217,6 +233,7 @@ def reject_popup(body: dict[str, Any], request_id: str) -> Response:
 @blp.route("/popup-requests/<request_id>/withdraw", methods=["POST"])
 @require()
 @blp.response(200, PopupOut)
+@blp.alt_response(412, description="If-Match names an old version")
 def withdraw_popup(request_id: str) -> Response:
     """Withdraw (the requester): a pending request lets its slot go; an approved one also
     cancels its booking."""

@@ -26,7 +26,7 @@ from booking.domain.commands import (
     RetirePremises,
     UpdatePremises,
 )
-from booking.domain.errors import NotFound, RuleBroken
+from booking.domain.errors import NotFound, RuleBroken, StaleVersion
 from booking.http import (
     expected_version,
     iso,
@@ -86,6 +86,21 @@ def _free_slug(conn: Connection, name: dict[str, Any]) -> str:
 
 def _etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
+
+
+def check_if_match(expected: int | None, current: int) -> None:
+    """412 unless If-Match, when sent, names `current`: for the writes the domain decides
+    without a version (API.md: every resource that changes honours If-Match)."""
+    if expected is not None and current != expected:
+        raise StaleVersion(current)
+
+
+def check_changed_once(expected: int | None, after: int) -> None:
+    """After a command that changed the resource by one version: 412 unless it changed
+    version `expected`, i.e. no other write came between the check above and the command
+    (raising rolls the command back)."""
+    if expected is not None and after != expected + 1:
+        raise StaleVersion(after - 1)
 
 
 @blp.route("/premises")
@@ -232,16 +247,20 @@ def add_closure(body: dict[str, Any], premises_id: str) -> Response:
 @require("staff", "admin")
 @blp.arguments(schemas.RetireIn)
 @blp.response(200, schemas.PremisesOut)
+@blp.alt_response(412, description="If-Match names an old version")
 def retire(body: dict[str, Any], premises_id: str) -> Response:
     """Take the premises out of use: no new bookings; its history stays in the statistics."""
     user = signed_in()
     command = RetirePremises(user.actor, premises_id, body["reason"])
+    version = expected_version()
 
     def handle(conn: Connection) -> Outcome:
+        check_if_match(version, premises_row(conn, premises_id).version)
         run_premises_command(
             conn, runtime().premises, premises_id, command, request_metadata(user.id)
         )
         row = premises_row(conn, premises_id)
+        check_changed_once(version, row.version)
         return Outcome(200, premises_json(row), _etag(row.version))
 
     return write(user.id, handle)

@@ -450,6 +450,33 @@ def test_approval_flow(api: Api) -> None:
     assert api.post("/api/v1/bookings/nope/approve", role="staff").status_code == 404
 
 
+def test_approve_and_reject_honour_if_match(api: Api) -> None:
+    # API.md: every resource that changes carries `version`; a stale If-Match gets 412.
+    api.premises("hall", rules={"requires_approval": True})
+    day = future_weekday(2)
+    first = api.book("hall", local(day, 10), local(day, 11)).get_json()
+    second = api.book("hall", local(day, 12), local(day, 13)).get_json()
+    approve = f"/api/v1/bookings/{first['id']}/approve"
+    stale = api.post(approve, role="staff", headers={"If-Match": '"2"'})
+    assert stale.status_code == 412
+    assert stale.mimetype == PROBLEM
+    assert stale.get_json()["current_version"] == 1
+    seen = api.get(f"/api/v1/bookings/{first['id']}", role="booker").get_json()
+    assert seen["status"] == "pending_approval"
+    approved = api.post(approve, role="staff", headers={"If-Match": '"1"'})
+    assert approved.status_code == 200
+    assert approved.get_json()["version"] == 2
+
+    reject = f"/api/v1/bookings/{second['id']}/reject"
+    before = event_count(api)
+    stale = api.post(reject, {"reason": "x"}, "staff", headers={"If-Match": '"5"'})
+    assert stale.status_code == 412
+    assert event_count(api) == before
+    rejected = api.post(reject, {"reason": "x"}, "staff", headers={"If-Match": '"1"'})
+    assert rejected.status_code == 200
+    assert rejected.get_json()["status"] == "rejected"
+
+
 def test_staff_bookings_skip_approval_and_confirmed_cannot_be_approved(api: Api) -> None:
     api.premises("hall", rules={"requires_approval": True})
     api.premises("room")

@@ -420,3 +420,15 @@ def test_retire_takes_premises_out_of_use(api: Api) -> None:
     again = api.post("/api/v1/premises/room/retire", {}, role="staff")
     assert again.status_code == 409
     assert api.post("/api/v1/premises/nope/retire", {}, role="staff").status_code == 404
+
+
+def test_retire_honours_if_match(api: Api) -> None:
+    api.premises("room")
+    path = "/api/v1/premises/room/retire"
+    stale = api.post(path, {}, role="staff", headers={"If-Match": '"2"'})
+    assert stale.status_code == 412
+    assert stale.mimetype == "application/problem+json"
+    assert api.get("/api/v1/premises/room").get_json()["retired"] is False
+    retired = api.post(path, {}, role="staff", headers={"If-Match": '"1"'})
+    assert retired.status_code == 200
+    assert retired.get_json()["retired"] is True

@@ -162,6 +162,40 @@ def test_reject_withdraw_and_threads(api: Api) -> None:
     )
 
 
+def test_decisions_and_withdrawal_honour_if_match(api: Api) -> None:
+    # API.md: a write may send If-Match: "<version>" and gets 412 if it is stale.
+    api.premises(
+        "room",
+        rules=POPUP_RULES,
+        opening_hours={
+            d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        },
+    )
+    first = ask(api, hours=30).get_json()
+    second = ask(api, hours=40).get_json()
+    third = ask(api, hours=50).get_json()
+    for path, body, role in [
+        (f"/api/v1/popup-requests/{first['id']}/approve", None, "staff"),
+        (f"/api/v1/popup-requests/{second['id']}/reject", {"reason": "Remontti"}, "staff"),
+        (f"/api/v1/popup-requests/{third['id']}/withdraw", None, "resident"),
+    ]:
+        before = event_count(api)
+        stale = api.post(path, body, role=role, headers={"If-Match": '"2"'})
+        assert stale.status_code == 412, path
+        assert stale.mimetype == "application/problem+json"
+        assert event_count(api) == before
+        done = api.post(path, body, role=role, headers={"If-Match": '"1"'})
+        assert done.status_code == 200, done.get_json()
+        assert done.get_json()["version"] == 2
+    # Someone else's request is refused as such, whatever If-Match says.
+    stranger = api.user("resident")
+    other = api.client.post(
+        f"/api/v1/popup-requests/{first['id']}/withdraw",
+        headers={"Authorization": f"Bearer {stranger}", "If-Match": '"9"'},
+    )
+    assert other.status_code == 403
+
+
 def test_expiry_releases_the_hold_once(api: Api) -> None:
     api.premises(
         "room",
