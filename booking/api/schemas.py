@@ -62,6 +62,17 @@ class ApiInstant(InstantField):
         return result
 
 
+class JsonBoolean(fields.Boolean):
+    """`true` or `false` in a JSON body; marshmallow's Boolean would also take "yes", "on",
+    "1" or 1, which a JSON client means as no boolean (422 like any other wrong type). Query
+    strings keep `fields.Boolean`: there every value is text."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 def instant(**kwargs: Any) -> InstantField:
     return ApiInstant(format="iso", **kwargs)
 
@@ -87,11 +98,11 @@ class RulesSchema(ma.Schema):
     min_notice_minutes = fields.Integer(strict=True, validate=validate.Range(0, 60 * 24 * 365))
     max_advance_days = fields.Integer(strict=True, validate=validate.Range(1, 3 * 365))
     buffer_minutes = fields.Integer(strict=True, validate=validate.Range(0, 24 * 60))
-    requires_approval = fields.Boolean()
+    requires_approval = JsonBoolean()
     bookable_by = fields.String(validate=validate.OneOf(["organisations", "anyone"]))
-    popup_allowed = fields.Boolean()
+    popup_allowed = JsonBoolean()
     popup_max_duration_minutes = fields.Integer(strict=True, validate=validate.Range(1, 24 * 60))
-    popup_auto_approve = fields.Boolean()
+    popup_auto_approve = JsonBoolean()
     cancellation_deadline_minutes = fields.Integer(
         strict=True, validate=validate.Range(0, 60 * 24 * 60)
     )
@@ -112,7 +123,7 @@ def _premises_fields(required: bool) -> dict[str, fields.Field[Any]]:
         "capacity": fields.Integer(
             strict=True, required=required, validate=validate.Range(1, 100_000)
         ),
-        "free_of_charge": fields.Boolean(),
+        "free_of_charge": JsonBoolean(),
         "hourly_price_cents": fields.Integer(
             strict=True, allow_none=True, validate=validate.Range(0, 100_000_000)
         ),
@@ -171,7 +182,7 @@ class ClosureIn(ma.Schema):
     start = instant(required=True)
     end = instant(required=True)
     reason = Text(required=True, validate=validate.Length(1, 1000))
-    cancel_conflicting = fields.Boolean(load_default=False)
+    cancel_conflicting = JsonBoolean(load_default=False)
 
 
 class ClosureOut(ma.Schema):
@@ -193,7 +204,7 @@ class BookingIn(ma.Schema):
     end = instant(required=True)
     title = Text(required=True, validate=[validate.Length(1, 300), not_blank])
     attendees = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 100_000))
-    public = fields.Boolean(load_default=False)
+    public = JsonBoolean(load_default=False)
     notes = Text(load_default="", validate=validate.Length(max=5000))
     organisation_id = Text(metadata={"description": "staff only: book for this organisation"})
 

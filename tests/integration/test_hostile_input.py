@@ -128,6 +128,32 @@ def test_json_of_the_wrong_shape_is_422(room: Api) -> None:
     _all_refused(room, cases, 422)
 
 
+def test_booleans_in_a_body_are_json_booleans(room: Api) -> None:
+    # "yes", "1" or 1 are no JSON booleans: 422 naming the field, like any other wrong type.
+    cases: dict[str, Callable[[], Any]] = {}
+    for value in ("yes", "true", "1", 1, 0, None):
+        cases[f"public={value!r}"] = lambda value=value: room.post(
+            "/api/v1/bookings", _booking(public=value), role="booker"
+        )
+        cases[f"requires_approval={value!r}"] = lambda value=value: room.patch(
+            "/api/v1/premises/room", {"rules": {"requires_approval": value}}, role="staff"
+        )
+        cases[f"cancel_conflicting={value!r}"] = lambda value=value: room.post(
+            "/api/v1/premises/room/closures",
+            {
+                "start": local(DAY, 8).isoformat(),
+                "end": local(DAY, 9).isoformat(),
+                "reason": "Remontti",
+                "cancel_conflicting": value,
+            },
+            role="staff",
+        )
+    _all_refused(room, cases, 422)
+    refused = room.post("/api/v1/bookings", _booking(public="yes"), role="booker")
+    assert list(refused.get_json()["errors"]) == ["public"]
+    assert room.post("/api/v1/bookings", _booking(public=True), role="booker").status_code == 201
+
+
 def test_numbers_past_every_bound_are_422(room: Api) -> None:
     room.token("admin")
     cases = {
