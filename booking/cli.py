@@ -11,6 +11,7 @@ import click
 from flask import Flask
 
 from booking import accounts
+from booking.api import schemas
 from booking.app import create_app
 from booking.http import Runtime
 from booking.migrate import upgrade
@@ -112,6 +113,7 @@ def admin() -> None:
 @click.option("--language", default="fi", type=click.Choice(["fi", "en", "sv"]))
 def create_user(**options: Any) -> None:
     """Create a user; the last line printed is its API token."""
+    _check(schemas.UserIn(), {k: v for k, v in options.items() if v is not None})
     app = _app()
     engine = _runtime(app).engine
     upgrade(engine)
@@ -129,6 +131,7 @@ def create_user(**options: Any) -> None:
 @click.option("--business-id", default=None)
 def create_organisation(name: str, type_: str, business_id: str | None) -> None:
     """Create an organisation; the last line printed is its id."""
+    _check(schemas.OrganisationIn(), {"name": name, "type": type_, "business_id": business_id})
     engine = _runtime(_app()).engine
     upgrade(engine)
     with write_transaction(engine) as conn:
@@ -136,6 +139,16 @@ def create_organisation(name: str, type_: str, business_id: str | None) -> None:
             lambda: accounts.create_organisation(conn, name, type_, business_id, None)
         )
     click.echo(organisation_id)
+
+
+def _check(schema: Any, values: dict[str, Any]) -> None:
+    """Refuse what POST /api/v1/users or /organisations would refuse (a password shorter than
+    8 characters, a business id that is no Y-tunnus…): the CLI and the API create alike."""
+    problems = schema.validate(values)
+    for field, messages in problems.items():
+        click.echo(f"{field}: {' '.join(map(str, messages))}", err=True)
+    if problems:
+        sys.exit(2)
 
 
 def _or_fail(action: Any) -> Any:

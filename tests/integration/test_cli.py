@@ -124,6 +124,27 @@ def test_create_organisation_refuses_an_unknown_type_or_a_blank_name(
         assert conn.execute(select(organisations)).all() == []
 
 
+def test_the_cli_refuses_what_the_api_refuses(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    # API.md: POST /api/v1/users "creates a user like the CLI does"; the same goes for
+    # organisations. A short password or a malformed business id is refused by both.
+    business = cli(
+        database_url, tmp_path, "admin", "create-organisation", "--name", "X", "--business-id", "1"
+    )
+    assert business.exit_code == 2 and "business_id" in business.output
+    password = cli(
+        database_url,
+        tmp_path,
+        "admin", "create-user", "--email", "a@example.fi", "--name", "A", "--role", "staff",
+        "--password", "short",
+    )  # fmt: skip
+    assert password.exit_code == 2 and "password" in password.output
+    with read_transaction(engine) as conn:
+        assert conn.execute(select(organisations)).all() == []
+        assert conn.execute(select(users)).all() == []
+
+
 def test_create_user_prints_a_token_that_works_for_users_me(
     database_url: str, client: FlaskClient, tmp_path: Path
 ) -> None:
