@@ -284,6 +284,7 @@ def _booking_command(booking_id: str, make: Any, if_match: int | None = None) ->
 @blp.response(200, schemas.BookingOut)
 @blp.alt_response(403, description="Another organisation's booking")
 @blp.alt_response(409, description="Already cancelled, rejected or over")
+@blp.alt_response(412, description="If-Match names an old version")
 def cancel(body: dict[str, Any], booking_id: str) -> Response:
     """Cancel; `late` is true after the premises' cancellation deadline."""
     version = expected_version()
@@ -322,6 +323,8 @@ def reject(body: dict[str, Any], booking_id: str) -> Response:
 @require(*BOOKERS)
 @blp.arguments(schemas.SeriesIn)
 @blp.response(201, schemas.SeriesOut)
+@blp.alt_response(409, description='`on_conflict: "fail"` and an occurrence is taken (`conflicts`)')
+@blp.alt_response(422, description="A rule is broken (`errors` names the fields)")
 def place_series(body: dict[str, Any]) -> Response:
     """Book every occurrence of an RRULE (local wall-clock time kept across DST).
     `on_conflict: "fail"` books nothing if any occurrence fails; `"skip"` books the rest."""

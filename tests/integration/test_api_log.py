@@ -150,6 +150,24 @@ def _shape(path: str) -> str:
     return re.sub(r"\{[^}]*\}", "{}", path)
 
 
+def test_openapi_documents_412_and_the_series_conflict(api: Api) -> None:
+    # API.md: every write to a resource with a `version` honours If-Match (412), and a series
+    # with `on_conflict: "fail"` answers 409 with `conflicts`.
+    paths = api.get("/api/v1/openapi.json").get_json()["paths"]
+    for path, method in [
+        ("/api/v1/premises/{premises_id}", "patch"),
+        ("/api/v1/premises/{premises_id}/retire", "post"),
+        ("/api/v1/bookings/{booking_id}/cancel", "post"),
+        ("/api/v1/bookings/{booking_id}/approve", "post"),
+        ("/api/v1/bookings/{booking_id}/reject", "post"),
+        ("/api/v1/popup-requests/{request_id}/approve", "post"),
+        ("/api/v1/popup-requests/{request_id}/reject", "post"),
+        ("/api/v1/popup-requests/{request_id}/withdraw", "post"),
+    ]:
+        assert "412" in paths[path][method]["responses"], (method, path)
+    assert "409" in paths["/api/v1/booking-series"]["post"]["responses"]
+
+
 def test_openapi_lists_every_api_path(api: Api) -> None:
     response = api.get("/api/v1/openapi.json")
     assert response.status_code == 200
