@@ -360,12 +360,10 @@ def http_problem(error: HTTPException) -> Response:
     extra: dict[str, Any] = {}
     messages = data.get("messages") or data.get("errors")
     if messages:
-        flat: dict[str, Any] = {}
+        flat: dict[str, list[str]] = {}
         for location, found in messages.items():
-            if isinstance(found, dict):
-                flat.update(found)
-            else:
-                flat[location] = found
+            # webargs keys messages by location (json, query, …); a field's path says enough.
+            _flatten_errors(found if isinstance(found, dict) else {location: found}, "", flat)
         extra["errors"] = flat
     if status >= 500:
         log.error("server error on %s %s", request.method, request.path, exc_info=error)
@@ -376,6 +374,21 @@ def http_problem(error: HTTPException) -> Response:
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})
     return problem(status, error.name, str(detail), headers=headers or None, **extra)
+
+
+def _flatten_errors(found: Any, path: str, into: dict[str, list[str]]) -> None:
+    """marshmallow's messages as API.md's `{field: [messages]}`, a nested field named by its
+    dotted path (`rules.min_duration_minutes`, `opening_hours.mon.0.0`): the `key` and
+    `value` levels that a Dict field adds name no field and are left out."""
+    if not isinstance(found, dict):
+        messages = found if isinstance(found, list) else [found]
+        into.setdefault(path or "_schema", []).extend(str(m) for m in messages)
+        return
+    for key, inner in found.items():
+        if path and key in ("key", "value") and isinstance(inner, dict | list):
+            _flatten_errors(inner, path, into)
+        else:
+            _flatten_errors(inner, f"{path}.{key}" if path else str(key), into)
 
 
 def new_request_id() -> str:
