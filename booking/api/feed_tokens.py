@@ -26,6 +26,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from booking.accounts import User, token_hash
+from booking.api.schemas import FlatErrors
 from booking.auth import require, signed_in
 from booking.domain.errors import NotAllowed, NotFound, RuleBroken
 from booking.http import (
@@ -62,7 +63,7 @@ class ScopeIn(ma.Schema):
     )
 
 
-class FeedTokenIn(ma.Schema):
+class FeedTokenIn(FlatErrors):
     scope = fields.Nested(ScopeIn, required=True)
 
     @ma.validates_schema

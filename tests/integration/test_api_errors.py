@@ -71,6 +71,45 @@ def test_bad_bookings_are_422_and_change_nothing(api: Api) -> None:
     assert event_count(api) == before
 
 
+def test_errors_in_nested_fields_are_lists_of_messages(api: Api) -> None:
+    # API.md: a 422 adds `errors: {field: [messages]}` — also for fields inside objects,
+    # whose messages say where inside the field they are.
+    api.premises("room")
+    warm_tokens(api, "staff")
+    before = event_count(api)
+    hours = {"mon": [["25:00", "26:00"]], "funday": []}
+    cases: list[tuple[str, str, dict[str, Any], dict[str, set[str]]]] = [
+        (
+            "patch",
+            "/api/v1/premises/room",
+            {"rules": {"min_duration_minutes": "x", "bookable_by": "all"}},
+            {"rules": {"min_duration_minutes", "bookable_by"}},
+        ),
+        ("patch", "/api/v1/premises/room", {"rules": "x"}, {"rules": set()}),
+        (
+            "post",
+            "/api/v1/premises",
+            premises_body("other", opening_hours=hours, equipment=[1], name={"xx": "Sali"}),
+            {
+                "opening_hours": {"mon.0.0", "mon.0.1", "funday"},
+                "equipment": {"0"},
+                "name": {"xx"},
+            },
+        ),
+        ("post", "/api/v1/feed-tokens", {"scope": {"premises": [1]}}, {"scope": {"premises.0"}}),
+        ("post", "/api/v1/feed-tokens", {"scope": "x"}, {"scope": set()}),
+    ]
+    for method, path, body, expected in cases:
+        response = getattr(api, method)(path, body, role="staff")
+        errors = assert_problem(response, 422)["errors"]
+        assert set(errors) == set(expected), (body, errors)
+        for field, messages in errors.items():
+            assert messages and all(isinstance(m, str) for m in messages), errors
+            named = {m.split(": ", 1)[0] for m in messages if ": " in m}
+            assert named == expected[field], (field, messages)
+    assert event_count(api) == before
+
+
 def test_body_that_is_not_an_object(api: Api) -> None:
     api.premises("room")
     warm_tokens(api, "booker")
