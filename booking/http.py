@@ -363,7 +363,7 @@ def http_problem(error: HTTPException) -> Response:
         flat: dict[str, list[str]] = {}
         for location, found in messages.items():
             # webargs keys messages by location (json, query, …); a field's path says enough.
-            _flatten_errors(found if isinstance(found, dict) else {location: found}, "", flat)
+            _flatten_errors(found if isinstance(found, dict) else {location: found}, flat)
         extra["errors"] = flat
     if status >= 500:
         log.error("server error on %s %s", request.method, request.path, exc_info=error)
@@ -376,19 +376,26 @@ def http_problem(error: HTTPException) -> Response:
     return problem(status, error.name, str(detail), headers=headers or None, **extra)
 
 
-def _flatten_errors(found: Any, path: str, into: dict[str, list[str]]) -> None:
-    """marshmallow's messages as API.md's `{field: [messages]}`, a nested field named by its
-    dotted path (`rules.min_duration_minutes`, `opening_hours.mon.0.0`): the `key` and
-    `value` levels that a Dict field adds name no field and are left out."""
+def _flatten_errors(found: dict[str, Any], into: dict[str, list[str]]) -> None:
+    """marshmallow's messages as API.md's `{field: [messages]}`: each top-level field keeps
+    its key (the same keys the domain's refusals use, so a client maps every 422 to the
+    same form field), and the messages of fields nested inside it lead with their path there,
+    as in `{"rules": ["min_duration_minutes: Not a valid integer."], "opening_hours":
+    ["mon.0.1: …"]}`. A Dict field's `key` and `value` levels and a nested schema's
+    `_schema` name no field and add nothing to the path."""
+    for field, inner in found.items():
+        into.setdefault(str(field), []).extend(_messages(inner, ""))
+
+
+def _messages(found: Any, path: str) -> list[str]:
     if not isinstance(found, dict):
-        messages = found if isinstance(found, list) else [found]
-        into.setdefault(path or "_schema", []).extend(str(m) for m in messages)
-        return
+        items = found if isinstance(found, list) else [found]
+        return [f"{path}: {m}" if path else str(m) for m in items]
+    flat: list[str] = []
     for key, inner in found.items():
-        if path and key in ("key", "value") and isinstance(inner, dict | list):
-            _flatten_errors(inner, path, into)
-        else:
-            _flatten_errors(inner, f"{path}.{key}" if path else str(key), into)
+        same = key in ("_schema", "key", "value")
+        flat += _messages(inner, path if same else f"{path}.{key}" if path else str(key))
+    return flat
 
 
 def new_request_id() -> str:

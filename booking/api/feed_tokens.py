@@ -26,7 +26,6 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from booking.accounts import User, token_hash
-from booking.api.schemas import FlatErrors
 from booking.auth import require, signed_in
 from booking.domain.errors import NotAllowed, NotFound, RuleBroken
 from booking.http import (
@@ -63,7 +62,7 @@ class ScopeIn(ma.Schema):
     )
 
 
-class FeedTokenIn(FlatErrors):
+class FeedTokenIn(ma.Schema):
     scope = fields.Nested(ScopeIn, required=True)
 
     @ma.validates_schema

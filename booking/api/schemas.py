@@ -92,37 +92,6 @@ def not_blank(text: str) -> None:
 MAX_POSITION = 2**53
 
 
-def flat_errors(messages: Any) -> dict[str, list[str]]:
-    """marshmallow's messages as API.md's `errors: {field: [messages]}`: a field's nested
-    messages become strings led by their path inside it, as in `{"rules":
-    ["buffer_minutes: Not a valid integer."], "opening_hours": ["mon.0.1: …"]}` — the same
-    top-level keys that the domain's refusals use."""
-    if not isinstance(messages, dict):
-        return {"_schema": _inner_messages(messages, "")}
-    return {str(field): _inner_messages(found, "") for field, found in messages.items()}
-
-
-def _inner_messages(found: Any, path: str) -> list[str]:
-    if not isinstance(found, dict):
-        items = found if isinstance(found, list) else [found]
-        return [f"{path}: {m}" if path else str(m) for m in items]
-    flat: list[str] = []
-    for key, inner in found.items():
-        # A Dict field's entry speaks of its `key` and `value`, a nested schema of `_schema`.
-        same = key in ("_schema", "key", "value")
-        flat += _inner_messages(inner, path if same else f"{path}.{key}" if path else str(key))
-    return flat
-
-
-class FlatErrors(ma.Schema):
-    """A body schema with nested fields: its 422 `errors` hold lists of messages only."""
-
-    def handle_error(
-        self, error: ma.ValidationError, data: Any, *, many: bool, **kwargs: Any
-    ) -> None:
-        raise ma.ValidationError(flat_errors(error.messages), data=data) from None
-
-
 class RulesSchema(ma.Schema):
     min_duration_minutes = fields.Integer(strict=True, validate=validate.Range(1, 60 * 24 * 7))
     max_duration_minutes = fields.Integer(strict=True, validate=validate.Range(1, 60 * 24 * 7))
@@ -167,14 +136,14 @@ def _premises_fields(required: bool) -> dict[str, fields.Field[Any]]:
     }
 
 
-PremisesCreate = FlatErrors.from_dict(
+PremisesCreate = ma.Schema.from_dict(
     {
         "id": Text(validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,99}$")),
         **_premises_fields(required=True),
     },
     name="PremisesCreate",
 )
-PremisesPatch = FlatErrors.from_dict(_premises_fields(required=False), name="PremisesPatch")
+PremisesPatch = ma.Schema.from_dict(_premises_fields(required=False), name="PremisesPatch")
 
 
 class PremisesOut(ma.Schema):
