@@ -213,6 +213,13 @@ def request_metadata(actor: str | None) -> Metadata:
 
 def write(actor: str, handler: Callable[[Connection], Outcome]) -> Response:
     """Run a command's handler in a retried write transaction; honour Idempotency-Key."""
+    outcome = run_write(actor, handler)
+    return outcome if isinstance(outcome, Response) else respond(outcome)
+
+
+def run_write(actor: str, handler: Callable[[Connection], Outcome]) -> Outcome | Response:
+    """`write` without the response: the outcome as stored for Idempotency-Key replays, for
+    a caller that adds a secret shown only once (a problem response for a bad key)."""
     key = request.headers.get("Idempotency-Key")
     idempotency = None
     if key:
@@ -220,10 +227,9 @@ def write(actor: str, handler: Callable[[Connection], Outcome]) -> Response:
             return problem(400, "Bad Idempotency-Key", "At most 200 printable characters.")
         body = request.get_json(silent=True)
         idempotency = IdempotencyKey.of(actor, key, request.method, request.path, body)
-    outcome = execute(
+    return execute(
         runtime().engine, handler, idempotency, outcome_of_error if idempotency else None
     )
-    return respond(outcome)
 
 
 def expected_version() -> int | None:

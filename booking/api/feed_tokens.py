@@ -28,15 +28,8 @@ from sqlalchemy.engine import Connection
 from booking.accounts import User, token_hash
 from booking.auth import require, signed_in
 from booking.domain.errors import NotAllowed, NotFound, RuleBroken
-from booking.http import (
-    iso,
-    json_response,
-    outcome_of_error,
-    problem,
-    respond,
-    runtime,
-)
-from booking.service import IdempotencyKey, Outcome, execute
+from booking.http import iso, json_response, respond, run_write, runtime
+from booking.service import Outcome
 from booking.tables import feed_token_keys, feed_tokens, organisations
 from events.sql import read_transaction
 from projections.catalogue import premises_table
@@ -167,20 +160,6 @@ def revoke(conn: Connection, user: User, token_id: str) -> None:
         raise NotFound(f"No live feed token {token_id!r} of yours.")
 
 
-def _run(user: User, handler: Any) -> Outcome | Response:
-    """The write in a retried transaction, honouring Idempotency-Key (as `http.write`)."""
-    key = request.headers.get("Idempotency-Key")
-    idempotency = None
-    if key:
-        if len(key) > 200:
-            return problem(400, "Bad Idempotency-Key", "At most 200 characters.")
-        body = request.get_json(silent=True)
-        idempotency = IdempotencyKey.of(user.id, key, request.method, request.path, body)
-    return execute(
-        runtime().engine, handler, idempotency, outcome_of_error if idempotency else None
-    )
-
-
 @blp.route("/feed-tokens", methods=["POST"])
 @require("booker", "staff", "admin")
 @blp.arguments(FeedTokenIn)
@@ -199,7 +178,7 @@ def create_feed_token(body: dict[str, Any]) -> Response:
         location = {"Location": f"/api/v1/feed-tokens/{token_id}"}
         return Outcome(201, {**summary, **NO_LINKS}, location)
 
-    outcome = _run(user, handle)
+    outcome = run_write(user.id, handle)
     if isinstance(outcome, Response):
         return outcome
     if outcome.body.get("id") == token_id:  # created now, not a replay: show the secret once
@@ -245,7 +224,7 @@ def revoke_feed_token(token_id: str) -> Response:
         revoke(conn, user, token_id)
         return Outcome(204, {})
 
-    outcome = _run(user, handle)
+    outcome = run_write(user.id, handle)
     if isinstance(outcome, Response):
         return outcome
     return Response(status=204) if outcome.status == 204 else respond(outcome)

@@ -22,7 +22,7 @@ from booking.api.messages import MessageOut, message_json
 from booking.api.popups import PopupOut
 from booking.auth import require, signed_in
 from booking.domain.errors import InvalidState, NotAllowed, NotFound
-from booking.http import iso, json_response, runtime, write
+from booking.http import iso, json_response, respond, run_write, runtime, write
 from booking.outbox import outbox
 from booking.service import Outcome
 from booking.tables import api_tokens, feed_token_keys, feed_tokens, organisations, users
@@ -58,8 +58,11 @@ def me() -> Response:
 @blp.arguments(schemas.UserIn)
 @blp.response(201, schemas.UserOut)
 def create_user(body: dict[str, Any]) -> Response:
-    """Create a user (admin); the response carries its API token, shown this once."""
+    """Create a user (admin); the response carries its API token, shown this once: the
+    answer kept for an Idempotency-Key replay holds `token: null`, as tokens are otherwise
+    kept only as hashes."""
     admin = signed_in()
+    tokens: dict[str, str] = {}  # by user id: the attempt that committed is the answer's
 
     def handle(conn: Connection) -> Outcome:
         created = accounts.create_user(
@@ -74,9 +77,15 @@ def create_user(body: dict[str, Any]) -> Response:
             vault=runtime().vault,
         )
         user = accounts.user_by_id(conn, created.user_id)
-        return Outcome(201, {**user_json(user), "token": created.token})
+        tokens[created.user_id] = created.token
+        return Outcome(201, {**user_json(user), "token": None})
 
-    return write(admin.id, handle)
+    outcome = run_write(admin.id, handle)
+    if isinstance(outcome, Response):
+        return outcome
+    if outcome.status == 201:  # created now, or a replay (whose user no attempt made here)
+        outcome.body["token"] = tokens.get(outcome.body["id"])
+    return respond(outcome)
 
 
 @blp.route("/organisations", methods=["POST"])

@@ -341,7 +341,13 @@ class UserOut(ma.Schema):
     role = Text()
     organisation_id = Text(allow_none=True)
     language = Text()
-    token = Text(metadata={"description": "only in the response that creates the user"})
+    token = Text(
+        allow_none=True,
+        metadata={
+            "description": "the user's API token, only in the response that creates the user:"
+            " null in an Idempotency-Key replay (tokens are kept only as hashes)"
+        },
+    )
 
 
 class OrganisationIn(ma.Schema):

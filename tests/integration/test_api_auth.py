@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
+from booking.tables import idempotency_keys
 from tests.conftest import Api, future_weekday, local, premises_body
 from tests.integration.test_api_log import event_count
 
@@ -194,6 +197,26 @@ def test_admin_creates_a_user_whose_token_works(api: Api) -> None:
     )
     assert again.status_code == 409
     assert again.mimetype == PROBLEM
+
+
+def test_a_new_users_token_is_shown_once_and_never_kept(api: Api) -> None:
+    # API.md: POST /api/v1/users "returns its token once". A replay with the same
+    # Idempotency-Key answers the same user with `token: null`, and the answer kept for
+    # replays holds no token: tokens are kept only as hashes.
+    body = {"email": "kerran@example.fi", "name": "Kerran", "role": "resident"}
+    headers = {"Idempotency-Key": "new-user-once"}
+    first = api.post("/api/v1/users", body, role="admin", headers=headers)
+    assert first.status_code == 201, first.get_json()
+    token = first.get_json()["token"]
+    assert isinstance(token, str) and len(token) >= 32
+    again = api.post("/api/v1/users", body, role="admin", headers=headers)
+    assert again.status_code == 201
+    assert again.get_json() == {**first.get_json(), "token": None}
+    with api.engine.connect() as conn:
+        kept = conn.execute(select(idempotency_keys.c.body)).scalars().all()
+    assert kept and not any(token in str(answer) for answer in kept)
+    me = api.client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.get_json()["email"] == "kerran@example.fi"
 
 
 def test_bad_new_users_are_422(api: Api) -> None:
