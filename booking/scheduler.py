@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import Connection
@@ -98,13 +97,33 @@ def _as_leader(work: Callable[[], object], leader: Leader) -> Callable[[], None]
 
 
 def run_forever(app: Flask) -> None:
+    """`booking scheduler`: run the jobs until SIGTERM or SIGINT, then let a running job
+    finish (each job commits whole or not at all) and give up the leadership."""
+    import signal
+    import threading
+
     logging.basicConfig(level=logging.INFO)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("scheduler stopping (signal %s)", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     jobs = jobs_for(app)
-    scheduler = BlockingScheduler(timezone=app.config["BOOKING_TIMEZONE"])
-    _schedule(scheduler, jobs, Leader(jobs.engine))
+    leader = Leader(jobs.engine)
+    scheduler = BackgroundScheduler(timezone=app.config["BOOKING_TIMEZONE"])
+    _schedule(scheduler, jobs, leader)
     scheduler.add_job(_report_status, "interval", minutes=10, args=[app], id="status")
-    log.info("scheduler started")
     scheduler.start()
+    log.info("scheduler started")
+    started = time.monotonic()
+    while not stop.wait(1.0):
+        pass
+    scheduler.shutdown(wait=True)
+    leader.release()
+    log.info("scheduler stopped after %.0f s", time.monotonic() - started)
 
 
 def start_in_process(app: Flask) -> tuple[BackgroundScheduler, runner.BackgroundRunner]:

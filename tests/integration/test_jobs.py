@@ -4,9 +4,16 @@ that survives a mail server going away."""
 from __future__ import annotations
 
 import gc
+import os
+import select as select_module
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -322,3 +329,35 @@ def test_expiry_leaves_the_collector_as_it_found_it(api: Api) -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_booking_scheduler_stops_cleanly_on_sigterm(database_url: str, tmp_path: Path) -> None:
+    # Production stops `booking scheduler` with SIGTERM (systemd, containers): it should let
+    # a running job finish and exit 0, not die mid-job with 143.
+    env = {
+        **os.environ,
+        "BOOKING_DATABASE_URL": database_url,
+        "BOOKING_SECRET_KEY": "sigterm-test",
+        "BOOKING_INSTANCE_PATH": str(tmp_path),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "booking.cli", "scheduler"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert process.stdout is not None
+        seen, deadline = "", time.monotonic() + 60
+        while "scheduler started" not in seen:  # its signal handlers are set before
+            assert time.monotonic() < deadline and process.poll() is None, seen
+            if select_module.select([process.stdout], [], [], 0.5)[0]:
+                seen += process.stdout.readline().decode()
+        process.send_signal(signal.SIGTERM)
+        output = seen + process.communicate(timeout=30)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.returncode == 0, output
+    assert "scheduler stopped" in output
