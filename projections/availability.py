@@ -215,7 +215,8 @@ class Availability(Projection):
     @handles_many(PopupApproved, PopupRejected, PopupWithdrawn, PopupExpired)
     def popup_decided(self, conn: Connection, decided: list[PopupDecision]) -> None:
         # The hold goes; an approval's BookingPlaced (appended right after) takes the slot.
-        # One DELETE per premises and chunk of requests (an expiry run decides thousands).
+        # An expiry run decides thousands: one DELETE per chunk of (premises, request) pairs
+        # on PostgreSQL, per premises and chunk of requests elsewhere (`_release_holds`).
         if conn.dialect.name == "postgresql":
             for chunk in one_of_chunks(conn, decided):
                 pairs = {"ps": [e.premises_id for e in chunk], "ids": [e.request_id for e in chunk]}
