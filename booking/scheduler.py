@@ -9,6 +9,8 @@ the embedded default, `booking serve` runs the same jobs in a background thread.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -96,21 +98,25 @@ def _as_leader(work: Callable[[], object], leader: Leader) -> Callable[[], None]
     return run
 
 
-def run_forever(app: Flask) -> None:
-    """`booking scheduler`: run the jobs until SIGTERM or SIGINT, then let a running job
-    finish (each job commits whole or not at all) and give up the leadership."""
-    import signal
-    import threading
-
-    logging.basicConfig(level=logging.INFO)
+def _stopped_by_signal(process: str) -> threading.Event:
+    """An event set by SIGTERM (systemd, containers) or SIGINT, for a process's main loop to
+    finish its work and stop; set before the process says it has started."""
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
-        log.info("scheduler stopping (signal %s)", signum)
+        log.info("%s stopping (signal %s)", process, signum)
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    return stop
+
+
+def run_forever(app: Flask) -> None:
+    """`booking scheduler`: run the jobs until SIGTERM or SIGINT, then let a running job
+    finish (each job commits whole or not at all) and give up the leadership."""
+    logging.basicConfig(level=logging.INFO)
+    stop = _stopped_by_signal("scheduler")
     jobs = jobs_for(app)
     leader = Leader(jobs.engine)
     scheduler = BackgroundScheduler(timezone=app.config["BOOKING_TIMEZONE"])
@@ -140,19 +146,9 @@ def run_projector(app: Flask, poll_seconds: float = 1.0, batch_size: int = 1000)
     """`booking projector`: keep the asynchronous projections caught up until SIGTERM or
     SIGINT. A batch and its checkpoint commit together, so stopping (or being killed) between
     or inside batches neither loses nor repeats an event."""
-    import signal
-    import threading
-
     logging.basicConfig(level=logging.INFO)
-    stop = threading.Event()
+    stop = _stopped_by_signal("projector")
     started = time.monotonic()
-
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("projector stopping (signal %s)", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     names = ", ".join(p.name for p in runner.ASYNC)
     log.info("projector started; asynchronous projections: %s", names)
     _report_status(app)

@@ -16,6 +16,7 @@ from tests.conftest import Api
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 POPUP_RULES = {"popup_allowed": True, "popup_max_duration_minutes": 180, "min_notice_minutes": 0}
+ALWAYS_OPEN = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
 
 def soon(hours: int, length_minutes: int = 60) -> tuple[str, str]:
@@ -45,13 +46,7 @@ def event_count(api: Api) -> int:
 
 
 def test_a_pending_request_holds_its_slot_until_approved(api: Api) -> None:
-    api.premises(
-        "room",
-        rules=POPUP_RULES,
-        opening_hours={
-            d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-        },
-    )
+    api.premises("room", rules=POPUP_RULES, opening_hours=ALWAYS_OPEN)
     asked = ask(api)
     assert asked.status_code == 201, asked.get_json()
     popup = asked.get_json()
@@ -113,13 +108,7 @@ def test_rules_of_pop_ups(api: Api) -> None:
 
 
 def test_reject_withdraw_and_threads(api: Api) -> None:
-    api.premises(
-        "room",
-        rules=POPUP_RULES,
-        opening_hours={
-            d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-        },
-    )
+    api.premises("room", rules=POPUP_RULES, opening_hours=ALWAYS_OPEN)
     first = ask(api, hours=30).get_json()
     second = ask(api, hours=40).get_json()
     assert (
@@ -164,13 +153,7 @@ def test_reject_withdraw_and_threads(api: Api) -> None:
 
 def test_decisions_and_withdrawal_honour_if_match(api: Api) -> None:
     # API.md: a write may send If-Match: "<version>" and gets 412 if it is stale.
-    api.premises(
-        "room",
-        rules=POPUP_RULES,
-        opening_hours={
-            d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-        },
-    )
+    api.premises("room", rules=POPUP_RULES, opening_hours=ALWAYS_OPEN)
     first = ask(api, hours=30).get_json()
     second = ask(api, hours=40).get_json()
     third = ask(api, hours=50).get_json()
@@ -197,13 +180,7 @@ def test_decisions_and_withdrawal_honour_if_match(api: Api) -> None:
 
 
 def test_expiry_releases_the_hold_once(api: Api) -> None:
-    api.premises(
-        "room",
-        rules=POPUP_RULES,
-        opening_hours={
-            d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-        },
-    )
+    api.premises("room", rules=POPUP_RULES, opening_hours=ALWAYS_OPEN)
     popup = ask(api, hours=30).get_json()
     deadline = datetime.fromisoformat(popup["decision_deadline"])
     repo = api.app.extensions["tilavaraus"].premises
