@@ -243,6 +243,21 @@ def expected_version() -> int | None:
     return int(text)
 
 
+def check_if_match(expected: int | None, current: int) -> None:
+    """412 unless If-Match, when sent, names `current`: for the writes the domain decides
+    without a version (API.md: every resource that changes honours If-Match)."""
+    if expected is not None and current != expected:
+        raise StaleVersion(current)
+
+
+def check_changed_once(expected: int | None, after: int) -> None:
+    """After a command that changed the resource by one version: 412 unless it changed
+    version `expected`, i.e. no other write came between the check above and the command
+    (raising rolls the command back)."""
+    if expected is not None and after != expected + 1:
+        raise StaleVersion(after - 1)
+
+
 def _nul_in(value: Any, where: str) -> str | None:
     """The name of the first field in a JSON value whose text holds a NUL character."""
     if isinstance(value, str):

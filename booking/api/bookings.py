@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from booking.accounts import User
 from booking.api import schemas
-from booking.api.premises import _slot, check_changed_once, check_if_match
+from booking.api.premises import _slot
 from booking.auth import require, signed_in
 from booking.domain.commands import (
     BookingRequest,
@@ -27,7 +27,16 @@ from booking.domain.commands import (
     PlaceSeries,
 )
 from booking.domain.errors import NotAllowed, NotFound
-from booking.http import expected_version, iso, json_response, request_metadata, runtime, write
+from booking.http import (
+    check_changed_once,
+    check_if_match,
+    expected_version,
+    iso,
+    json_response,
+    request_metadata,
+    runtime,
+    write,
+)
 from booking.privacy import current_vault
 from booking.service import (
     Outcome,

@@ -15,12 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from booking.accounts import User
-from booking.api.premises import _slot, check_changed_once, check_if_match
+from booking.api.premises import _slot
 from booking.api.schemas import ReasonIn, instant
 from booking.auth import require, signed_in
 from booking.domain.errors import NotAllowed, NotFound
 from booking.domain.popups import DecidePopup, RequestPopup, WithdrawPopup
 from booking.http import (
+    check_changed_once,
+    check_if_match,
     expected_version,
     iso,
     json_response,

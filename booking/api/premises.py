@@ -26,8 +26,10 @@ from booking.domain.commands import (
     RetirePremises,
     UpdatePremises,
 )
-from booking.domain.errors import NotFound, RuleBroken, StaleVersion
+from booking.domain.errors import NotFound, RuleBroken
 from booking.http import (
+    check_changed_once,
+    check_if_match,
     expected_version,
     iso,
     json_response,
@@ -86,21 +88,6 @@ def _free_slug(conn: Connection, name: dict[str, Any]) -> str:
 
 def _etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
-
-
-def check_if_match(expected: int | None, current: int) -> None:
-    """412 unless If-Match, when sent, names `current`: for the writes the domain decides
-    without a version (API.md: every resource that changes honours If-Match)."""
-    if expected is not None and current != expected:
-        raise StaleVersion(current)
-
-
-def check_changed_once(expected: int | None, after: int) -> None:
-    """After a command that changed the resource by one version: 412 unless it changed
-    version `expected`, i.e. no other write came between the check above and the command
-    (raising rolls the command back)."""
-    if expected is not None and after != expected + 1:
-        raise StaleVersion(after - 1)
 
 
 @blp.route("/premises")
