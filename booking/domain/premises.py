@@ -163,6 +163,17 @@ class PopupRecord:
     booking_id: str | None = None
     version: int = 1
 
+    @classmethod
+    def of(cls, asked: PopupRequested) -> PopupRecord:
+        return cls(
+            request_id=asked.request_id,
+            requested_by=asked.requested_by,
+            slot=Slot(asked.start, asked.end),
+            title=asked.title,
+            expected_attendees=asked.expected_attendees,
+            decision_deadline=asked.decision_deadline,
+        )
+
     @property
     def pending(self) -> bool:
         return self.status == "pending"
@@ -285,16 +296,7 @@ def evolve(state: PremisesState, event: Event) -> PremisesState:
         case BookingCancelled(booking_id=bid):
             _set_status(state, bid, "cancelled")
         case PopupRequested() as asked:
-            state.add_popup(
-                PopupRecord(
-                    request_id=asked.request_id,
-                    requested_by=asked.requested_by,
-                    slot=Slot(asked.start, asked.end),
-                    title=asked.title,
-                    expected_attendees=asked.expected_attendees,
-                    decision_deadline=asked.decision_deadline,
-                )
-            )
+            state.add_popup(PopupRecord.of(asked))
         case PopupApproved(request_id=rid, booking_id=bid):
             _set_popup(state, rid, "approved").booking_id = bid
         case PopupRejected(request_id=rid):
