@@ -16,6 +16,7 @@ from booking import feeds, pages
 from booking.api import bookings, feed_tokens, log, messages, people, popups, premises
 from booking.api import registry as registry_api
 from booking.api import stats as stats_api
+from booking.clock import random_ids, system_clock
 from booking.http import (
     PROBLEM,
     ProblemSchema,
@@ -69,7 +70,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if engine is None:
         engine = make_engine(app.config["BOOKING_DATABASE_URL"])
     app.extensions["tilavaraus"] = Runtime(
-        engine, PremisesRepository(), Vault(app.config["SECRET_KEY"])
+        engine,
+        PremisesRepository(),
+        Vault(app.config["SECRET_KEY"]),
+        clock=app.config.get("CLOCK") or system_clock,
+        ids=app.config.get("IDS") or random_ids,
     )
     # Code outside a request (CLI, demo loader, test helpers) seals with this app's secret.
     use_by_default(app.extensions["tilavaraus"].vault)

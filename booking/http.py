@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from booking.clock import Clock, Ids, random_ids, system_clock
 from booking.domain.errors import (
     DomainError,
     InvalidState,
@@ -51,11 +52,23 @@ class Runtime:
     engine: Engine
     premises: PremisesRepository
     vault: Vault
+    clock: Clock = system_clock
+    ids: Ids = random_ids
 
 
 def runtime() -> Runtime:
     found: Runtime = current_app.extensions["tilavaraus"]
     return found
+
+
+def now() -> datetime:
+    """The app's clock: what a view hands to a handler as the time."""
+    return runtime().clock()
+
+
+def new_id() -> str:
+    """A new id from the app's id source."""
+    return runtime().ids()
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, text
@@ -34,6 +35,23 @@ POSTGRES_SERVER = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 HELSINKI = ZoneInfo("Europe/Helsinki")
+# Every test starts at this instant, a Wednesday morning in Helsinki, and time runs on from
+# there: no test depends on the hour, weekday or date it is run at. `clock` moves it.
+TEST_NOW = datetime(2026, 11, 18, 10, 0, tzinfo=HELSINKI)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_clock() -> Iterator[None]:
+    """Session-wide fixtures (the browser tests' site) are made at TEST_NOW as well."""
+    with time_machine.travel(TEST_NOW, tick=True):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def clock(_session_clock: None) -> Iterator[time_machine.Coordinates]:
+    """The time every test runs at (see TEST_NOW); `clock.move_to(…)` or `clock.shift(…)`."""
+    with time_machine.travel(TEST_NOW, tick=True) as traveller:
+        yield traveller
 
 
 def _admin_engine() -> Engine:

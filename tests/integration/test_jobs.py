@@ -17,8 +17,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from aiosmtpd.controller import Controller
-from freezegun import freeze_time
 from sqlalchemy import func, select
 
 from booking import accounts, notifications
@@ -164,7 +164,7 @@ def test_expiry_releases_the_holds_and_mails_each_requester_in_their_language(ap
     assert stored == expected
 
 
-@freeze_time("2027-10-30 12:00:00", tz_offset=0)
+@time_machine.travel("2027-10-30T12:00:00Z", tick=False)
 def test_a_request_on_the_saturday_before_the_october_change_expires_48_hours_later(
     api: Api,
 ) -> None:

@@ -6,7 +6,7 @@ import csv
 import io
 from datetime import date
 
-from freezegun import freeze_time
+import time_machine
 
 from events.sql import read_transaction
 from events.store import head_position
@@ -54,14 +54,14 @@ def test_only_free_premises_in_use_are_listed(api: Api) -> None:
 
 
 def test_next_free_hour_skips_bookings_and_closed_hours(api: Api) -> None:
-    with freeze_time(local(DAY, 9, 15)):
+    with time_machine.travel(local(DAY, 9, 15), tick=False):
         api.premises("lib")
         api.premises("late", opening_hours={"wed": [["18:00", "20:00"]]})
         assert api.book("lib", local(DAY, 10), local(DAY, 12)).status_code == 201
         entries = {e["id"]: e for e in listed(api)}
     assert entries["lib"]["next_free_hour"] == local(DAY, 12).isoformat()
     assert entries["late"]["next_free_hour"] == local(DAY, 18).isoformat()
-    with freeze_time(local(DAY, 21, 30)):
+    with time_machine.travel(local(DAY, 21, 30), tick=False):
         entries = {e["id"]: e for e in listed(api)}
     assert entries["lib"]["next_free_hour"] == local(date(2026, 12, 3), 8).isoformat()
     assert entries["late"]["next_free_hour"] == local(date(2026, 12, 9), 18).isoformat()

@@ -19,7 +19,7 @@ from projections import batching, runner, usage
 from projections.batching import insert_rows, sqlite_instant, upsert_replacing
 from projections.decoding import decode
 from projections.feed_entries import calendars_table, entries_table
-from tests.conftest import Api, future_weekday, local
+from tests.conftest import HELSINKI, Api, future_weekday, local
 
 HELSINKI_HOURS = {
     d: [["08:00", "22:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -82,7 +82,8 @@ def a_mixed_history(api: Api) -> None:
         assert cancelled.status_code == 200, cancelled.get_json()
     buffer = api.patch("/api/v1/premises/buffered", {"rules": {"buffer_minutes": 45}}, role="staff")
     assert buffer.status_code == 200, buffer.get_json()
-    start = (datetime.now(UTC) + timedelta(hours=30)).replace(minute=0, second=0, microsecond=0)
+    # Tomorrow from noon on: inside the pop-up window and the opening hours (08–22).
+    start = local(datetime.now(UTC).astimezone(HELSINKI).date() + timedelta(days=1), 12)
     requests = []
     for n in range(3):
         body = {

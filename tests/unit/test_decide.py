@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from freezegun import freeze_time
+import time_machine
 
 from booking.domain.commands import (
     Actor,
@@ -676,7 +676,7 @@ def test_decide_reads_no_clock_only_the_commands_now(wall_clock: str) -> None:
     command = place(TEN_TO_ELEVEN, booking_id="b-1")
     cancel = CancelBooking(BOOKER, "b-1", "", NOW)
     expected = decide(command, premises())
-    with freeze_time(wall_clock):
+    with time_machine.travel(wall_clock, tick=False):
         state = premises()
         assert run(state, command) == expected
         (cancelled,) = decide(cancel, state)
