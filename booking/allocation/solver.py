@@ -1,0 +1,355 @@
+"""The allocator: an exact, lexicographic optimisation of a round's weekly slots (HiGHS).
+
+Why HiGHS (through `highspy`) and not OR-Tools CP-SAT: the model is a time-indexed set
+packing — one binary per (section, premises, weekday, start) and, per space and weekday, a
+clique row "at most one of the slots that cover this instant". Interval cliques have the
+consecutive-ones property, so the LP relaxation is tight and a MIP solver closes most
+rounds at the root node and *proves* its bound, which the benchmark reports as the gap.
+HiGHS's branch-and-bound is serial, so one thread gives the same answer on every run
+(CP-SAT's strength is its parallel portfolio, which we would have to switch off on this
+2-core machine to stay deterministic). The wheel is small (numpy only), MIT-licensed,
+typed (`py.typed`), and well kept (the solver behind SciPy's `milp`).
+
+The objective is lexicographic, solved stage by stage, each stage's optimum fixed as a
+constraint before the next (weights large enough to dominate would need huge
+coefficients that break the solver's tolerances):
+
+for each tier, highest first, on a model holding only that tier and the ones above it
+(so a lower tier can never change what a higher tier's stages see):
+  1. maximise the tier's allocated minutes (a lower tier never displaces a higher one);
+  2. maximise its preference points: minutes × (3 for a primary time + 3 for the first-
+     choice premises, 2 for the second, 1 for the rest) — any primary time beats any
+     secondary one, and within each the earlier-ranked premises wins;
+  3. fairness: maximise the lowest share of requested hours among the tier's
+     organisations (max-min: nobody is left with nothing while another is topped up),
+  4. then the sum of the organisations' shares (an hour counts more for a club that
+     asked for little than for one that asked for a lot; it settles what max-min leaves
+     open, which is most of a congested round where the lowest share is 0).
+The four values a tier reached are then held as constraints while the lower tiers are
+solved: they may rearrange a higher tier's slots only into an arrangement that is exactly
+as good on all four counts, to make room. So the proposal is the lexicographic optimum of
+(tier 1's four values, tier 2's four values, …): no other allocation — first-come or any —
+is better on it, and removing every lower-tier application leaves a higher tier's values
+unchanged (its exact slots may differ; the values cannot).
+
+Every stage is solved to optimality (integer objectives with an absolute gap below one
+point) unless the time budget runs out; the stages report value, bound and gap. Without a
+time-limit stop the result is a function of the input alone (sections are put in one
+canonical order first, and the solver runs on one thread with a fixed seed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+
+from booking.allocation import explain
+from booking.allocation.candidates import Candidate, all_candidates, ordered
+from booking.allocation.model import Premises, Proposal, Section, StageReport
+
+DEFAULT_STEP_MINUTES = 15
+DEFAULT_TIME_LIMIT_SECONDS = 60.0
+INF = highspy.kHighsInf
+
+
+@dataclass
+class _Rows:
+    """Constraint rows in compressed sparse row form."""
+
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    index: list[int] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+
+    def add(self, cols: Iterable[int], coefs: Iterable[float], lower: float, upper: float) -> None:
+        self.starts.append(len(self.index))
+        self.index.extend(cols)
+        self.value.extend(coefs)
+        self.lower.append(lower)
+        self.upper.append(upper)
+
+    def into(self, h: highspy.Highs) -> None:
+        if not self.lower:
+            return
+        h.addRows(
+            len(self.lower),
+            np.array(self.lower, dtype=np.float64),
+            np.array(self.upper, dtype=np.float64),
+            len(self.index),
+            np.array(self.starts, dtype=np.int32),
+            np.array(self.index, dtype=np.int32),
+            np.array(self.value, dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True)
+class Solved:
+    """The solver's own view: sections in canonical order, all candidates, those chosen."""
+
+    sections: list[Section]
+    candidates: list[Candidate]
+    chosen: list[Candidate]
+    stages: list[StageReport]
+
+
+def solve(
+    sections: Iterable[Section],
+    premises: Mapping[str, Premises],
+    *,
+    step: int = DEFAULT_STEP_MINUTES,
+    time_limit: float = DEFAULT_TIME_LIMIT_SECONDS,
+) -> Solved:
+    secs = ordered(sections)
+    candidates = all_candidates(secs, premises, step)
+    run = _Lexicographic(secs, candidates, time.monotonic() + time_limit)
+    chosen = run.run()
+    return Solved(secs, candidates, chosen, run.stages)
+
+
+def propose(
+    sections: Iterable[Section],
+    premises: Mapping[str, Premises],
+    *,
+    step: int = DEFAULT_STEP_MINUTES,
+    time_limit: float = DEFAULT_TIME_LIMIT_SECONDS,
+) -> Proposal:
+    """The round's proposal: allocations, unallocated sections with reasons, metrics."""
+    solved = solve(sections, premises, step=step, time_limit=time_limit)
+    return proposal_of(solved)
+
+
+def proposal_of(solved: Solved) -> Proposal:
+    allocations = tuple(
+        sorted(
+            (c.allocation() for c in solved.chosen),
+            key=lambda a: (a.premises_id, a.weekday, a.start, a.application_id, a.section),
+        )
+    )
+    figures = explain.metrics(solved.sections, solved.chosen)
+    figures["solver"] = {
+        "name": "HiGHS",
+        "version": _highs().version(),
+        "proven_optimal": all(s.status == "Optimal" for s in solved.stages),
+        "largest_gap": max((s.gap for s in solved.stages), default=0.0),
+    }
+    unallocated = explain.unallocated(solved.sections, solved.candidates, solved.chosen)
+    return Proposal(allocations, tuple(unallocated), figures, tuple(solved.stages))
+
+
+@dataclass(frozen=True)
+class _Achieved:
+    """What a finished tier got, held as constraints while the lower tiers are solved."""
+
+    tier: int
+    minutes: float
+    points: float
+    lowest_share: float | None
+    sum_of_shares: float | None
+
+
+class _Tier:
+    """A tier's columns in a model and its objectives."""
+
+    def __init__(self, tier: int, active: list[Candidate], sections: list[Section]):
+        self.cols = [i for i, c in enumerate(active) if c.section.tier == tier]
+        self.minutes = {i: float(active[i].section.duration) for i in self.cols}
+        self.points = {i: float(active[i].points) for i in self.cols}
+        self.requested: dict[str, int] = defaultdict(int)
+        for section in sections:
+            if section.tier == tier:
+                self.requested[section.organisation_id] += section.requested_minutes
+        self.by_org: dict[str, list[int]] = defaultdict(list)
+        for i in self.cols:
+            self.by_org[active[i].section.organisation_id].append(i)
+        self.shares = {
+            i: self.minutes[i] / self.requested[active[i].section.organisation_id]
+            for i in self.cols
+        }
+
+    @property
+    def fairness_applies(self) -> bool:
+        return len(self.requested) > 1
+
+    def share_rows(self, lowest: float, z: int | None) -> _Rows:
+        """Per organisation: granted minutes ≥ lowest × requested (or ≥ z × requested)."""
+        rows = _Rows()
+        for org in sorted(self.requested):
+            cols = self.by_org.get(org, [])
+            coefs = [self.minutes[i] for i in cols]
+            if z is None:
+                rows.add(cols, coefs, lowest * self.requested[org] - _SLACK, INF)
+            else:
+                rows.add([*cols, z], [*coefs, -float(self.requested[org])], 0.0, INF)
+        return rows
+
+
+# Continuous stage values are held up to this much below what was reached, so that the
+# solver's tolerances never make a held value infeasible.
+_SLACK = 1e-6
+
+
+class _Lexicographic:
+    def __init__(self, sections: list[Section], candidates: list[Candidate], deadline: float):
+        self.sections = sections
+        self.candidates = candidates
+        self.deadline = deadline
+        self.stages: list[StageReport] = []
+        self.achieved: list[_Achieved] = []
+        self.solution: list[float] = []
+        self.binaries = 0  # the candidates in the model being solved
+
+    def run(self) -> list[Candidate]:
+        for tier in sorted({s.tier for s in self.sections}):
+            active = [c for c in self.candidates if c.section.tier <= tier]
+            if any(c.section.tier == tier for c in active):
+                self._tier(tier, active)
+        return [c for c, v in zip(self.candidates, self.solution, strict=False) if v > 0.5]
+
+    def _model(self, active: list[Candidate]) -> highspy.Highs:
+        """Tiers up to this one, with what each higher tier achieved held."""
+        n = self.binaries = len(active)
+        h = _highs()
+        empty_i, empty_f = np.zeros(0, dtype=np.int32), np.zeros(0)
+        h.addCols(n, np.zeros(n), np.zeros(n), np.ones(n), 0, empty_i, empty_i, empty_f)
+        h.changeColsIntegrality(
+            n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger, np.uint8)
+        )
+        _structure(self.sections, active).into(h)
+        for done in self.achieved:
+            held = _Tier(done.tier, active, self.sections)
+            _at_least(h, held.minutes, done.minutes - 0.5)
+            _at_least(h, held.points, done.points - 0.5)
+            if done.lowest_share is not None:
+                held.share_rows(done.lowest_share, None).into(h)
+            if done.sum_of_shares is not None:
+                _at_least(h, held.shares, done.sum_of_shares - _SLACK)
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        return h
+
+    def _tier(self, tier: int, active: list[Candidate]) -> None:
+        # `active` is a prefix of the candidates: sections are ordered by tier first.
+        h = self._model(active)
+        mine = _Tier(tier, active, self.sections)
+        warm = self.solution + [0.0] * (len(active) - len(self.solution))
+        minutes = self._stage(h, tier, "minutes", mine.minutes, warm, integral=True)
+        if minutes < 0.5:  # nothing of this tier fits at all
+            self.solution = warm
+            return
+        _at_least(h, mine.minutes, minutes - 0.5)
+        points = self._stage(h, tier, "preference_points", mine.points, self.solution, True)
+        lowest = total = None
+        if mine.fairness_applies:
+            _at_least(h, mine.points, points - 0.5)
+            lowest, total = self._fairness(h, tier, mine)
+        self.achieved.append(_Achieved(tier, minutes, points, lowest, total))
+
+    def _fairness(self, h: highspy.Highs, tier: int, mine: _Tier) -> tuple[float, float]:
+        z = h.getNumCol()
+        h.addCol(0.0, 0.0, 1.0, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
+        mine.share_rows(0.0, z).into(h)
+        granted: dict[str, float] = defaultdict(float)
+        for org, cols in mine.by_org.items():
+            granted[org] = sum(mine.minutes[i] for i in cols if self.solution[i] > 0.5)
+        now = min(granted[o] / mine.requested[o] for o in mine.requested)
+        lowest = self._stage(h, tier, "lowest_share", {z: 1.0}, [*self.solution, now], False)
+        h.changeColBounds(z, max(0.0, lowest - _SLACK), 1.0)
+        total = self._stage(h, tier, "sum_of_shares", mine.shares, self.solution, False)
+        self.solution = self.solution[:z]
+        return lowest, total
+
+    def _stage(
+        self,
+        h: highspy.Highs,
+        tier: int,
+        name: str,
+        objective: Mapping[int, float],
+        warm: list[float],
+        integral: bool,
+    ) -> float:
+        n = h.getNumCol()
+        costs = np.zeros(n)
+        for i, coef in objective.items():
+            costs[i] = coef
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), costs)
+        h.setOptionValue("mip_abs_gap", 0.99 if integral else 1e-7)
+        h.setOptionValue("time_limit", max(0.1, self.deadline - time.monotonic()))
+        warm = warm + [0.0] * (n - len(warm))
+        h.setSolution(n, np.arange(n, dtype=np.int32), np.array(warm[:n]))
+        h.run()
+        status = h.modelStatusToString(h.getModelStatus())
+        info = h.getInfo()
+        values = list(h.getSolution().col_value)
+        bound = float(info.mip_dual_bound)
+        if len(values) != n or info.primal_solution_status != 2:  # no feasible point found
+            values, gap = warm[:n], 1.0
+        else:
+            values = [round(v) if i < self.binaries else v for i, v in enumerate(values)]
+            gap = float(info.mip_gap)
+        value = sum(objective[i] * values[i] for i in objective)
+        self.solution = values
+        self.stages.append(StageReport(tier, name, value, bound, gap, status))
+        return value
+
+
+def _highs() -> highspy.Highs:
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("random_seed", 0)
+    h.setOptionValue("mip_rel_gap", 0.0)
+    return h
+
+
+def _at_least(h: highspy.Highs, objective: Mapping[int, float], lower: float) -> None:
+    cols = sorted(objective)
+    h.addRow(
+        lower,
+        INF,
+        len(cols),
+        np.array(cols, dtype=np.int32),
+        np.array([objective[i] for i in cols]),
+    )
+
+
+def _structure(sections: list[Section], active: list[Candidate]) -> _Rows:
+    """Slots per week, one a day, and one holder per space at any instant."""
+    rows = _Rows()
+    by_section: dict[int, list[int]] = defaultdict(list)
+    by_day: dict[tuple[int, int], list[int]] = defaultdict(list)
+    by_space_day: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, c in enumerate(active):
+        by_section[c.section_index].append(i)
+        by_day[(c.section_index, c.weekday)].append(i)
+        for space in c.spaces:
+            by_space_day[(space, c.weekday)].append(i)
+    for index, cols in sorted(by_section.items()):
+        limit = sections[index].slots_per_week
+        if limit < len({active[i].weekday for i in cols}):
+            rows.add(cols, [1.0] * len(cols), -INF, float(limit))
+    for _, cols in sorted(by_day.items()):
+        if len(cols) > 1:
+            rows.add(cols, [1.0] * len(cols), -INF, 1.0)
+    for _, cols in sorted(by_space_day.items()):
+        for clique in _cliques([(active[i].start, active[i].end, i) for i in cols]):
+            rows.add(clique, [1.0] * len(clique), -INF, 1.0)
+    return rows
+
+
+def _cliques(intervals: list[tuple[int, int, int]]) -> list[list[int]]:
+    """The maximal sets of intervals that share an instant (each begins at some start)."""
+    points = sorted({start for start, _, _ in intervals})
+    sets = [sorted(i for s, e, i in intervals if s <= p < e) for p in points]
+    result = []
+    for k, members in enumerate(sets):
+        if len(members) < 2:
+            continue
+        if k + 1 < len(sets) and set(members) <= set(sets[k + 1]):
+            continue  # nothing ended before the next start: that clique holds this one
+        result.append(members)
+    return result

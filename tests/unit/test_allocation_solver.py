@@ -1,0 +1,195 @@
+"""The allocator on hand-made rounds whose best answer is known."""
+
+from __future__ import annotations
+
+import random
+
+from booking.allocation import explain
+from booking.allocation.greedy import propose_first_come
+from booking.allocation.model import WEEKDAYS, Premises, Section, TimeWish
+from booking.allocation.solver import proposal_of, propose, solve
+
+MON, TUE, WED = 0, 1, 2
+EVENING = [["16:00", "22:00"]]
+
+
+def hall(premises_id: str, spaces: frozenset[str] = frozenset(), hours=None) -> Premises:
+    return Premises.from_opening_hours(
+        premises_id, hours or {day: EVENING for day in WEEKDAYS}, spaces
+    )
+
+
+def section(
+    app: str,
+    *,
+    org: str | None = None,
+    tier: int = 0,
+    slots: int = 1,
+    minutes: int = 60,
+    premises: tuple[str, ...] = ("a",),
+    times: tuple[tuple[int, str, str, bool], ...] = ((MON, "17:00", "18:00", True),),
+    name: str = "main",
+) -> Section:
+    wishes = tuple(
+        TimeWish(day, int(f[:2]) * 60 + int(f[3:]), int(t[:2]) * 60 + int(t[3:]), primary)
+        for day, f, t, primary in times
+    )
+    return Section(app, name, org or f"org-{app}", tier, slots, minutes, premises, wishes)
+
+
+def places(*items: Premises) -> dict[str, Premises]:
+    return {p.premises_id: p for p in items}
+
+
+def got(proposal, app: str, name: str = "main") -> list[tuple[str, str, str]]:
+    return sorted(
+        (a["premises_id"], a["weekday"], a["start_time"])
+        for a in proposal.as_json()["allocations"]
+        if a["application_id"] == app and a["section"] == name
+    )
+
+
+def test_a_higher_tier_gets_the_contested_slot_whatever_the_order():
+    lower = section("early-bird", tier=1)
+    higher = section("juniors", tier=0)
+    proposal = propose([lower, higher], places(hall("a")))
+    assert got(proposal, "juniors") == [("a", "mon", "17:00")]
+    assert got(proposal, "early-bird") == []
+    (left,) = proposal.unallocated
+    assert left.application_id == "early-bird"
+    assert "main (juniors, tier 1) at a mon 17:00–18:00" in left.reason
+    assert [a.application_id for a in left.blocked_by] == ["juniors"]
+
+
+def test_a_section_takes_its_second_premises_so_that_both_fit():
+    flexible = section("flex", premises=("a", "b"))
+    fixed = section("fixed", premises=("a",))
+    proposal = propose([flexible, fixed], places(hall("a"), hall("b")))
+    assert got(proposal, "fixed") == [("a", "mon", "17:00")]
+    assert got(proposal, "flex") == [("b", "mon", "17:00")]
+    assert proposal.as_json()["metrics"]["first_choice_share"] == 0.5
+
+
+def test_primary_times_and_first_choice_premises_win_when_all_is_free():
+    s = section(
+        "club",
+        premises=("a", "b"),
+        times=((MON, "17:00", "18:00", False), (TUE, "19:00", "20:00", True)),
+    )
+    proposal = propose([s], places(hall("a"), hall("b")))
+    ((allocation),) = proposal.as_json()["allocations"]
+    assert (allocation["premises_id"], allocation["weekday"]) == ("a", "tue")
+    assert allocation["priority"] == "primary" and allocation["premises_rank"] == 1
+
+
+def test_hours_are_shared_between_organisations_before_one_gets_more():
+    # Two slots exist (Mon, Tue 17-19); org "big" has two sections, org "small" one: all
+    # arrangements give the same hours and points, and max-min gives "small" its slot.
+    only = {"mon": [["17:00", "19:00"]], "tue": [["17:00", "19:00"]]}
+    times = ((MON, "17:00", "19:00", True), (TUE, "17:00", "19:00", True))
+    big1 = section("big-1", org="big", minutes=120, times=times)
+    big2 = section("big-2", org="big", minutes=120, times=times)
+    small = section("small", org="small", minutes=120, times=times)
+    proposal = propose([big1, big2, small], places(hall("a", hours=only)))
+    assert len(got(proposal, "small")) == 1
+    assert len(got(proposal, "big-1")) + len(got(proposal, "big-2")) == 1
+    assert proposal.metrics["lowest_organisation_share"] == 0.5
+    # First come would have served the big club twice.
+    greedy = propose_first_come([big1, big2, small], places(hall("a", hours=only)))
+    assert greedy.metrics["lowest_organisation_share"] == 0.0
+
+
+def test_at_most_one_slot_a_day_and_the_reason_says_so():
+    s = section("club", slots=2, times=((MON, "16:00", "22:00", True),))
+    proposal = propose([s], places(hall("a")))
+    assert len(got(proposal, "club")) == 1
+    (left,) = proposal.unallocated
+    assert left.missing_slots == 1 and "one slot a day" in left.reason
+
+
+def test_the_whole_hall_blocks_both_halves_and_the_halves_do_not_block_each_other():
+    whole = hall("sali", frozenset({"ita", "lansi"}))
+    east, west = hall("sali-ita", frozenset({"ita"})), hall("sali-lansi", frozenset({"lansi"}))
+    gym = places(whole, east, west)
+    two_halves = [
+        section("east", premises=("sali-ita",)),
+        section("west", premises=("sali-lansi",)),
+    ]
+    proposal = propose(two_halves, gym)
+    assert got(proposal, "east") and got(proposal, "west")
+
+    with_hall = [
+        section("team", tier=0, premises=("sali",)),
+        *(section(s.application_id, tier=1, premises=s.premises) for s in two_halves),
+    ]
+    proposal = propose(with_hall, gym)
+    assert got(proposal, "team") == [("sali", "mon", "17:00")]
+    assert got(proposal, "east") == got(proposal, "west") == []
+    assert all("team" in u.reason for u in proposal.unallocated)
+
+
+def test_the_whole_hall_goes_to_one_team_rather_than_two_halves_only_by_tier():
+    whole = hall("sali", frozenset({"ita", "lansi"}))
+    east, west = hall("sali-ita", frozenset({"ita"})), hall("sali-lansi", frozenset({"lansi"}))
+    # Same tier: two halves give more hours (2 × 60) than the whole hall (60).
+    apps = [
+        section("team", premises=("sali",)),
+        section("east", premises=("sali-ita",)),
+        section("west", premises=("sali-lansi",)),
+    ]
+    proposal = propose(apps, places(whole, east, west))
+    assert got(proposal, "team") == []
+    assert got(proposal, "east") and got(proposal, "west")
+
+
+def test_nothing_outside_opening_hours_or_wishes():
+    s = section("night-owls", times=((MON, "22:00", "23:30", True),))
+    proposal = propose([s], places(hall("a")))
+    assert proposal.allocations == ()
+    (left,) = proposal.unallocated
+    assert left.reason == "No wished premises is open at the wished times."
+
+
+def test_the_same_applications_in_any_order_give_the_same_proposal():
+    gym = places(hall("a"), hall("b"))
+    apps = [
+        section(
+            f"app-{i}",
+            org=f"org-{i % 3}",
+            tier=i % 2,
+            slots=1 + i % 2,
+            minutes=60 + 30 * (i % 3),
+            premises=("a", "b") if i % 2 else ("b", "a"),
+            times=((MON, "16:00", "20:00", True), (TUE, "17:00", "21:00", i % 3 == 0)),
+        )
+        for i in range(12)
+    ]
+    first = propose(apps, gym).as_json()
+    shuffled = apps[:]
+    random.Random(4).shuffle(shuffled)
+    assert propose(shuffled, gym).as_json() == first
+
+
+def test_the_proposal_keeps_the_invariants_and_beats_first_come_on_a_busy_round():
+    gym = places(hall("a"), hall("b"), hall("c"))
+    rng = random.Random(7)
+    apps = []
+    for i in range(30):
+        day = rng.randrange(3)
+        apps.append(
+            section(
+                f"app-{i:02d}",
+                org=f"org-{rng.randrange(10)}",
+                tier=rng.randrange(3),
+                slots=rng.randint(1, 2),
+                minutes=rng.choice([60, 90, 120]),
+                premises=tuple(rng.sample(["a", "b", "c"], 2)),
+                times=((day, "17:00", "20:00", True), ((day + 1) % 3, "16:00", "21:00", False)),
+            )
+        )
+    solved = solve(apps, gym)
+    assert explain.check(solved.sections, solved.chosen) == []
+    proposal = proposal_of(solved)
+    assert proposal.metrics["solver"]["proven_optimal"]
+    greedy = propose_first_come(apps, gym)
+    assert proposal.metrics["allocated_slots"] >= greedy.metrics["allocated_slots"]
