@@ -173,6 +173,7 @@ class StageReport:
     bound: float
     gap: float
     status: str
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -281,7 +281,9 @@ class _Lexicographic:
         h.setOptionValue("time_limit", max(0.1, self.deadline - time.monotonic()))
         warm = warm + [0.0] * (n - len(warm))
         h.setSolution(n, np.arange(n, dtype=np.int32), np.array(warm[:n]))
+        began = time.process_time()
         h.run()
+        spent = time.process_time() - began
         status = h.modelStatusToString(h.getModelStatus())
         info = h.getInfo()
         values = list(h.getSolution().col_value)
@@ -293,7 +295,7 @@ class _Lexicographic:
             gap = float(info.mip_gap)
         value = sum(objective[i] * values[i] for i in objective)
         self.solution = values
-        self.stages.append(StageReport(tier, name, value, bound, gap, status))
+        self.stages.append(StageReport(tier, name, value, bound, gap, status, spent))
         return value
 
 
