@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from booking import config as configuration
 from booking import feeds, pages
+from booking.api import allocation as allocation_api
 from booking.api import bookings, feed_tokens, log, messages, people, popups, premises
 from booking.api import registry as registry_api
 from booking.api import stats as stats_api
@@ -95,6 +96,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         people.blp,
         log.blp,
         feed_tokens.blp,
+        allocation_api.blp,
     ):
         api.register_blueprint(blueprint)
     for blueprint in (registry_api.blp, stats_api.blp):  # the asynchronous read side

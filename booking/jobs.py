@@ -31,6 +31,7 @@ from booking.service import (
     premises_stream,
 )
 from booking.tables import users
+from booking.usecases.allocation import lapse_offers
 from events.bulk import StreamAppend, prepare_many, write_many
 from events.sql import read_transaction
 from events.store import Metadata
@@ -140,6 +141,15 @@ class Jobs:
             ]
             project_inline(conn, appended, BY_POSITION)
             return len(appended)
+
+    def lapse_offers(self, now: datetime | None = None) -> int:
+        """Allocation offers not answered by their `confirm_by` lapse; returns how many.
+        Each round's stream version guards it, so two schedulers lapse nothing twice."""
+        at = now or datetime.now(UTC)
+        outcome = execute(
+            self.engine, lambda conn: Outcome(200, {"lapsed": lapse_offers(conn, at, SCHEDULER)})
+        )
+        return int(outcome.body["lapsed"])
 
     def queue_reminders(self, now: datetime | None = None) -> int:
         """Queue a reminder for each confirmed booking starting within 24 h that was placed

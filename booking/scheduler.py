@@ -38,7 +38,12 @@ def _report_status(app: Flask) -> None:
 
 
 LEADER_LOCK = 0x7E1A_5C4E  # advisory lock key: "the scheduler leader"
-INTERVALS = {"expire_popups": 30, "send_mail": 15, "queue_reminders": 300}
+INTERVALS = {
+    "expire_popups": 30,
+    "send_mail": 15,
+    "queue_reminders": 300,
+    "lapse_offers": 60,
+}
 
 
 def jobs_for(app: Flask, engine: Engine | None = None) -> Jobs:

@@ -226,6 +226,121 @@ class MessagePosted(Event):
     posted_at: datetime
 
 
+# --- seasonal allocation rounds (vuorojako): one stream per round ---------------------------
+
+
+@dataclass(frozen=True)
+class AllocationRoundOpened(Event):
+    """Dates (`season_start`, `season_end`) are `YYYY-MM-DD` in the premises' zone."""
+
+    round_id: str
+    name: JSONObject
+    season_start: str
+    season_end: str
+    applications_open: datetime
+    applications_close: datetime
+    premises: list[str]
+    criteria: list[JSONObject]
+    confirm_days: int
+    opened_by: str
+    opened_at: datetime
+
+
+@dataclass(frozen=True)
+class AllocationApplicationSubmitted(Event):
+    """`purpose` is what the group does (an organisation's text, like a booking's title)."""
+
+    round_id: str
+    application_id: str
+    organisation_id: str
+    submitted_by: str
+    purpose: str
+    age_group: str
+    group_size: int
+    sections: list[JSONObject]
+    submitted_at: datetime
+
+
+@dataclass(frozen=True)
+class AllocationApplicationUpdated(Event):
+    round_id: str
+    application_id: str
+    changes: JSONObject
+    updated_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AllocationApplicationWithdrawn(Event):
+    round_id: str
+    application_id: str
+    withdrawn_by: str
+    withdrawn_at: datetime
+
+
+@dataclass(frozen=True)
+class AllocationProposed(Event):
+    """The allocator's whole answer (API.md's proposal); it replaces any earlier one."""
+
+    round_id: str
+    allocations: list[JSONObject]
+    unallocated: list[JSONObject]
+    metrics: JSONObject
+    proposed_by: str
+    proposed_at: datetime
+
+
+@dataclass(frozen=True)
+class AllocationAdjusted(Event):
+    """Staff added (`allocation`) or removed (`removed_id`) one allocation of the proposal;
+    `override_reason` is the written reason for breaking a soft rule ("" when none)."""
+
+    round_id: str
+    allocation: JSONObject | None
+    removed_id: str | None
+    override_reason: str
+    adjusted_by: str
+    adjusted_at: datetime
+
+
+@dataclass(frozen=True)
+class AllocationRoundPublished(Event):
+    """Every allocation became an offer (same id) to answer by `confirm_by`."""
+
+    round_id: str
+    offer_ids: list[str]
+    confirm_by: datetime
+    published_by: str
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class AllocationOfferAccepted(Event):
+    """Followed, in the premises' stream, by the `BookingSeriesPlaced` of `series_id`."""
+
+    round_id: str
+    allocation_id: str
+    series_id: str
+    accepted_by: str
+    accepted_at: datetime
+
+
+@dataclass(frozen=True)
+class AllocationOfferDeclined(Event):
+    round_id: str
+    allocation_id: str
+    declined_by: str
+    reason: str
+    declined_at: datetime
+
+
+@dataclass(frozen=True)
+class AllocationOfferLapsed(Event):
+    round_id: str
+    allocation_id: str
+    lapsed_at: datetime
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     OrganisationRegistered,
     UserRegistered,
@@ -245,4 +360,14 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     PopupWithdrawn,
     PopupExpired,
     MessagePosted,
+    AllocationRoundOpened,
+    AllocationApplicationSubmitted,
+    AllocationApplicationUpdated,
+    AllocationApplicationWithdrawn,
+    AllocationProposed,
+    AllocationAdjusted,
+    AllocationRoundPublished,
+    AllocationOfferAccepted,
+    AllocationOfferDeclined,
+    AllocationOfferLapsed,
 )

@@ -37,6 +37,7 @@ from sqlalchemy.exc import OperationalError
 from events.catalog import Event
 from events.sql import read_transaction, write_transaction
 from events.store import RecordedEvent, head_position, read_all
+from projections.allocation import Allocations
 from projections.availability import Availability
 from projections.base import Projection, checkpoints
 from projections.batching import BatchProjection
@@ -57,6 +58,7 @@ ALL: tuple[Projection, ...] = (
     FeedEntries(),
     Popups(),
     Messages(),
+    Allocations(),
     Registry(),
     Usage(),
 )

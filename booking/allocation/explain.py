@@ -135,7 +135,7 @@ def tier_values(sections: list[Section], chosen: list[Candidate]) -> list[tuple[
     """The lexicographic objective the solver maximises, per tier, highest tier first:
     (minutes, preference points, lowest share, sum of shares) — the fairness terms 0 where
     a tier has one organisation (then they are not optimised)."""
-    result = []
+    result: list[tuple[float, ...]] = []
     for tier in sorted({s.tier for s in sections}):
         requested: dict[str, int] = defaultdict(int)
         for section in sections:
@@ -152,7 +152,7 @@ def tier_values(sections: list[Section], chosen: list[Candidate]) -> list[tuple[
                 float(sum(c.section.duration for c in mine)),
                 float(sum(c.points for c in mine)),
                 min(shares) if fair else 0.0,
-                sum(shares) if fair else 0.0,
+                float(sum(shares)) if fair else 0.0,
             )
         )
     return result

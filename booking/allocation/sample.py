@@ -39,6 +39,7 @@ def sections(
     for i in range(count):
         org = i % organisations if i < organisations else rng.randrange(organisations)
         tier = rng.choices(range(4), weights=[15, 25, 30, 30])[0]
+        wanted: tuple[str, ...]
         if rng.random() < 0.75:  # a sport: a gym, a half or the whole, near one another
             g = rng.randrange(GYMS)
             other = (g + rng.choice([1, -1])) % GYMS

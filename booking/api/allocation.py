@@ -1,0 +1,556 @@
+"""/api/v1/allocation-rounds, /api/v1/applications, /api/v1/allocations: seasonal rounds.
+
+Views translate HTTP to a use case of `booking.usecases.allocation` and back. A round's
+`status` is worked out at read time from its instants and whether it was published.
+"""
+
+# flask-smorest and our `require` decorator are untyped; everything else here is strict.
+# mypy: disable-error-code="untyped-decorator"
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import Response
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from booking.accounts import User
+from booking.allocation.model import WEEKDAYS
+from booking.allocation.state import ROUND_STATUSES, status_at
+from booking.api.schemas import JsonBoolean, Localised, ReasonIn, instant, local_date, not_blank
+from booking.auth import current_user, require, signed_in
+from booking.domain.errors import NotAllowed, NotFound, RuleBroken
+from booking.http import (
+    check_if_match,
+    expected_version,
+    iso,
+    json_response,
+    new_id,
+    now,
+    request_metadata,
+    runtime,
+    write,
+)
+from booking.service import Outcome
+from booking.usecases import allocation as usecase
+from events.sql import read_transaction
+from projections.allocation import allocations_table, applications_table, rounds_table
+
+blp = Blueprint(
+    "allocation", __name__, url_prefix="/api/v1", description="Seasonal allocation rounds"
+)
+
+CLOCK = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
+AGE_GROUPS = ("0-6", "7-14", "15-19", "20-64", "65+", "mixed")
+CRITERIA = ("age_group", "organisation_type", "previous_season", "purpose")
+
+
+class CriterionIn(ma.Schema):
+    key = fields.String(required=True, validate=validate.OneOf(CRITERIA))
+    in_ = fields.List(
+        fields.String(validate=validate.Length(1, 100)),
+        data_key="in",
+        validate=validate.Length(max=50),
+    )
+
+    @ma.post_load
+    def _named_as_sent(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if "in_" in data:
+            data["in"] = data.pop("in_")
+        return data
+
+
+class RoundIn(ma.Schema):
+    name = Localised(required=True)
+    season_start = local_date(required=True)
+    season_end = local_date(required=True)
+    applications_open = instant(required=True)
+    applications_close = instant(required=True)
+    premises = fields.List(
+        fields.String(validate=validate.Length(1, 100)),
+        required=True,
+        validate=validate.Length(1, 500),
+    )
+    criteria = fields.List(
+        fields.Nested(CriterionIn), load_default=list, validate=validate.Length(max=10)
+    )
+    confirm_days = fields.Integer(strict=True, load_default=14, validate=validate.Range(1, 90))
+
+
+class TimeIn(ma.Schema):
+    weekday = fields.String(required=True, validate=validate.OneOf(WEEKDAYS))
+    from_ = fields.String(required=True, data_key="from", validate=validate.Regexp(CLOCK))
+    to = fields.String(required=True, validate=validate.Regexp(CLOCK))
+    priority = fields.String(
+        load_default="primary", validate=validate.OneOf(["primary", "secondary"])
+    )
+
+    @ma.post_load
+    def _named_as_sent(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data["from"] = data.pop("from_")
+        return data
+
+
+class SectionIn(ma.Schema):
+    name = fields.String(required=True, validate=[validate.Length(1, 200), not_blank])
+    slots_per_week = fields.Integer(strict=True, required=True, validate=validate.Range(1, 7))
+    duration_minutes = fields.Integer(
+        strict=True, required=True, validate=validate.Range(15, 24 * 60)
+    )
+    premises = fields.List(
+        fields.String(validate=validate.Length(1, 100)),
+        required=True,
+        validate=validate.Length(1, 10),
+    )
+    times = fields.List(fields.Nested(TimeIn), required=True, validate=validate.Length(1, 21))
+
+
+class ApplicationIn(ma.Schema):
+    organisation_id = fields.String(validate=validate.Length(1, 64))
+    purpose = fields.String(required=True, validate=[validate.Length(1, 500), not_blank])
+    age_group = fields.String(required=True, validate=validate.OneOf(AGE_GROUPS))
+    group_size = fields.Integer(strict=True, required=True, validate=validate.Range(1, 10_000))
+    terms_accepted = JsonBoolean(required=True)
+    sections = fields.List(fields.Nested(SectionIn), required=True, validate=validate.Length(1, 20))
+
+
+class ApplicationPatch(ma.Schema):
+    purpose = fields.String(validate=[validate.Length(1, 500), not_blank])
+    age_group = fields.String(validate=validate.OneOf(AGE_GROUPS))
+    group_size = fields.Integer(strict=True, validate=validate.Range(1, 10_000))
+    sections = fields.List(fields.Nested(SectionIn), validate=validate.Length(1, 20))
+
+
+class AllocationIn(ma.Schema):
+    application_id = fields.String(required=True, validate=validate.Length(1, 64))
+    section = fields.String(required=True, validate=validate.Length(1, 200))
+    premises_id = fields.String(required=True, validate=validate.Length(1, 100))
+    weekday = fields.String(required=True, validate=validate.OneOf(WEEKDAYS))
+    start_time = fields.String(required=True, validate=validate.Regexp(CLOCK))
+    end_time = fields.String(required=True, validate=validate.Regexp(CLOCK))
+    override_reason = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class AllocationsQuery(ma.Schema):
+    preview = fields.String(validate=validate.OneOf(["series"]))
+
+
+class RoundOut(ma.Schema):
+    id = fields.String()
+    name = fields.Dict()
+    status = fields.String(metadata={"enum": list(ROUND_STATUSES)})
+    season_start = fields.String()
+    season_end = fields.String()
+    applications_open = fields.String()
+    applications_close = fields.String()
+    premises = fields.List(fields.String())
+    criteria = fields.List(fields.Dict())
+    confirm_days = fields.Integer()
+    published_at = fields.String(allow_none=True)
+    confirm_by = fields.String(allow_none=True)
+    version = fields.Integer()
+
+
+# --- JSON of rows ----------------------------------------------------------------------------
+
+
+def _utc(instant_: Any) -> str | None:
+    return None if instant_ is None else iso(instant_).replace("+00:00", "Z")
+
+
+def round_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "status": status_at(
+            row.applications_open, row.applications_close, row.published_at, row.season_end, now()
+        ),
+        "season_start": row.season_start,
+        "season_end": row.season_end,
+        "applications_open": _utc(row.applications_open),
+        "applications_close": _utc(row.applications_close),
+        "premises": row.premises,
+        "criteria": row.criteria,
+        "confirm_days": row.confirm_days,
+        "published_at": _utc(row.published_at),
+        "confirm_by": _utc(row.confirm_by),
+        "version": row.version,
+    }
+
+
+def application_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "round_id": row.round_id,
+        "organisation_id": row.organisation_id,
+        "status": row.status,
+        "purpose": row.purpose,
+        "age_group": row.age_group,
+        "group_size": row.group_size,
+        "sections": row.sections,
+        "submitted_at": _utc(row.submitted_at),
+        "updated_at": _utc(row.updated_at),
+        "version": row.version,
+    }
+
+
+def allocation_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "round_id": row.round_id,
+        "application_id": row.application_id,
+        "organisation_id": row.organisation_id,
+        "section": row.section,
+        "premises_id": row.premises_id,
+        "weekday": row.weekday,
+        "start_time": row.start_time,
+        "end_time": row.end_time,
+        "tier": row.tier,
+        "priority": row.priority,
+        "premises_rank": row.premises_rank,
+        "status": row.status,
+        "override_reason": row.override_reason or None,
+        "confirm_by": _utc(row.confirm_by),
+        "series_id": row.series_id,
+        "version": row.version,
+    }
+
+
+def _one(conn: Connection, table: Any, key: str, what: str) -> Any:
+    row = conn.execute(select(table).where(table.c.id == key)).first()
+    if row is None:
+        raise NotFound(f"No {what} {key!r}.")
+    return row
+
+
+def _is_staff(user: User | None) -> bool:
+    return user is not None and user.role in ("staff", "admin")
+
+
+# --- rounds ----------------------------------------------------------------------------------
+
+
+@blp.route("/allocation-rounds", methods=["POST"])
+@require("staff", "admin")
+@blp.arguments(RoundIn)
+@blp.response(201, RoundOut)
+def open_round(body: dict[str, Any]) -> Response:
+    """Open a round for a season (staff). `criteria` are ordered priority tiers."""
+    user = signed_in()
+    round_id = new_id()
+    at = now()
+
+    def handle(conn: Connection) -> Outcome:
+        usecase.open_round(conn, user.actor, round_id, body, at, request_metadata(user.id))
+        row = _one(conn, rounds_table, round_id, "allocation round")
+        return Outcome(201, round_json(row), {"Location": f"/api/v1/allocation-rounds/{round_id}"})
+
+    return write(user.id, handle)
+
+
+@blp.route("/allocation-rounds", methods=["GET"])
+def list_rounds() -> Response:
+    """Every round, newest season first (public)."""
+    t = rounds_table
+    with read_transaction(runtime().engine) as conn:
+        rows = conn.execute(select(t).order_by(t.c.season_start.desc(), t.c.id).limit(1000))
+        return json_response({"allocation_rounds": [round_json(r) for r in rows]})
+
+
+@blp.route("/allocation-rounds/<round_id>", methods=["GET"])
+def get_round(round_id: str) -> Response:
+    """One round (public); with `unallocated` and `metrics` once a proposal is made."""
+    with read_transaction(runtime().engine) as conn:
+        row = _one(conn, rounds_table, round_id, "allocation round")
+        body = round_json(row)
+        if row.published_at is not None or _is_staff(current_user()):
+            body["unallocated"] = row.unallocated
+            body["metrics"] = row.metrics
+        return json_response(body, headers={"ETag": f'"{row.version}"'})
+
+
+# --- applications -----------------------------------------------------------------------------
+
+
+@blp.route("/allocation-rounds/<round_id>/applications", methods=["POST"])
+@require("booker", "staff", "admin")
+@blp.arguments(ApplicationIn)
+def submit_application(body: dict[str, Any], round_id: str) -> Response:
+    """Apply for weekly slots (a booker for its organisation; staff name `organisation_id`)."""
+    user = signed_in()
+    application_id = new_id()
+    at = now()
+    organisation_id = body.pop("organisation_id", None)
+    if user.role == "booker":
+        if organisation_id not in (None, user.organisation_id):
+            raise NotAllowed("A booker applies for their own organisation.")
+        organisation_id = user.organisation_id
+    if organisation_id is None:
+        raise RuleBroken({"organisation_id": ["Name the organisation that applies."]})
+
+    def handle(conn: Connection) -> Outcome:
+        usecase.submit_application(
+            conn,
+            user.actor,
+            round_id,
+            application_id,
+            organisation_id,
+            body,
+            at,
+            request_metadata(user.id),
+        )
+        row = _one(conn, applications_table, application_id, "application")
+        return Outcome(
+            201, application_json(row), {"Location": f"/api/v1/applications/{application_id}"}
+        )
+
+    return write(user.id, handle)
+
+
+@blp.route("/allocation-rounds/<round_id>/applications", methods=["GET"])
+@require()
+def list_applications(round_id: str) -> Response:
+    """Staff see every application of the round; a booker its organisation's."""
+    user = signed_in()
+    t = applications_table
+    sql = select(t).where(t.c.round_id == round_id).order_by(t.c.submitted_at, t.c.id)
+    if not _is_staff(user):
+        sql = sql.where(t.c.organisation_id == (user.organisation_id or ""))
+    with read_transaction(runtime().engine) as conn:
+        _one(conn, rounds_table, round_id, "allocation round")
+        rows = conn.execute(sql)
+        return json_response({"applications": [application_json(r) for r in rows]})
+
+
+def _visible_application(conn: Connection, user: User, application_id: str) -> Any:
+    row = _one(conn, applications_table, application_id, "application")
+    if not _is_staff(user) and row.organisation_id != user.organisation_id:
+        raise NotAllowed("The application is another organisation's.")
+    return row
+
+
+@blp.route("/applications/<application_id>", methods=["GET"])
+@require()
+def get_application(application_id: str) -> Response:
+    user = signed_in()
+    with read_transaction(runtime().engine) as conn:
+        row = _visible_application(conn, user, application_id)
+        return json_response(application_json(row), headers={"ETag": f'"{row.version}"'})
+
+
+@blp.route("/applications/<application_id>", methods=["PATCH"])
+@require("booker", "staff", "admin")
+@blp.arguments(ApplicationPatch)
+def update_application(changes: dict[str, Any], application_id: str) -> Response:
+    """Change an application while the round is open (`If-Match` with its version)."""
+    user = signed_in()
+    version = expected_version()
+    at = now()
+
+    def handle(conn: Connection) -> Outcome:
+        usecase.update_application(
+            conn, user.actor, application_id, changes, version, at, request_metadata(user.id)
+        )
+        return Outcome(200, application_json(_one(conn, applications_table, application_id, "")))
+
+    return write(user.id, handle)
+
+
+@blp.route("/applications/<application_id>/withdraw", methods=["POST"])
+@require("booker", "staff", "admin")
+def withdraw_application(application_id: str) -> Response:
+    user = signed_in()
+    version = expected_version()
+    at = now()
+
+    def handle(conn: Connection) -> Outcome:
+        usecase.withdraw_application(
+            conn, user.actor, application_id, version, at, request_metadata(user.id)
+        )
+        return Outcome(200, application_json(_one(conn, applications_table, application_id, "")))
+
+    return write(user.id, handle)
+
+
+# --- proposal, adjustments, publication -------------------------------------------------------
+
+
+def _round_write(round_id: str, act: Any, status: int = 200) -> Response:
+    """A staff write to the round: If-Match names the round's version."""
+    user = signed_in()
+    version = expected_version()
+    at = now()
+
+    def handle(conn: Connection) -> Outcome:
+        row = _one(conn, rounds_table, round_id, "allocation round")
+        check_if_match(version, row.version)
+        body = act(conn, user, at)
+        return Outcome(status, body)
+
+    return write(user.id, handle)
+
+
+def proposal_json(conn: Connection, round_id: str) -> dict[str, Any]:
+    row = _one(conn, rounds_table, round_id, "allocation round")
+    a = allocations_table
+    found = conn.execute(
+        select(a)
+        .where(a.c.round_id == round_id)
+        .order_by(a.c.premises_id, a.c.weekday, a.c.start_time, a.c.id)
+    )
+    return {
+        "round_id": round_id,
+        "version": row.version,
+        "allocations": [allocation_json(r) for r in found],
+        "unallocated": row.unallocated or [],
+        "metrics": row.metrics or {},
+    }
+
+
+@blp.route("/allocation-rounds/<round_id>/proposal", methods=["POST"])
+@require("staff", "admin")
+def make_proposal(round_id: str) -> Response:
+    """Propose an allocation by the round's criteria (staff, while `allocating`). The same
+    applications give the same proposal; it replaces the current allocations."""
+
+    def act(conn: Connection, user: User, at: Any) -> dict[str, Any]:
+        usecase.make_proposal(conn, user.actor, round_id, at, request_metadata(user.id))
+        return proposal_json(conn, round_id)
+
+    return _round_write(round_id, act)
+
+
+@blp.route("/allocation-rounds/<round_id>/allocations", methods=["GET"])
+@require("staff", "admin")
+@blp.arguments(AllocationsQuery, location="query")
+def list_allocations(query: dict[str, Any], round_id: str) -> Response:
+    """The round's allocations; `?preview=series` adds, per allocation, the season's dates
+    that closures or existing bookings would skip and how many would be booked."""
+    user = signed_in()
+    rt = runtime()
+    with read_transaction(rt.engine) as conn:
+        body = proposal_json(conn, round_id)
+        if query.get("preview") == "series":
+            state = usecase.load_round(conn, round_id)
+            for allocation in body["allocations"]:
+                plan = usecase.preview_series(
+                    conn,
+                    rt.premises,
+                    state,
+                    state.allocations[allocation["id"]],
+                    user.actor,
+                    new_id(),
+                    now(),
+                )
+                allocation["series_preview"] = {"skipped": plan.skipped, "bookings": plan.booked}
+        return json_response(body)
+
+
+@blp.route("/allocation-rounds/<round_id>/allocations", methods=["POST"])
+@require("staff", "admin")
+@blp.arguments(AllocationIn)
+def add_allocation(body: dict[str, Any], round_id: str) -> Response:
+    """Add an allocation by hand. A shared space taken at that time or a closed premises is
+    409; outside the section's wishes, more than `slots_per_week`, a second slot that day or
+    another length needs `override_reason` (422 without)."""
+    allocation_id = new_id()
+
+    def act(conn: Connection, user: User, at: Any) -> dict[str, Any]:
+        usecase.add_allocation(
+            conn, user.actor, round_id, allocation_id, body, at, request_metadata(user.id)
+        )
+        return allocation_json(_one(conn, allocations_table, allocation_id, "allocation"))
+
+    return _round_write(round_id, act, 201)
+
+
+@blp.route("/allocation-rounds/<round_id>/allocations/<allocation_id>", methods=["DELETE"])
+@require("staff", "admin")
+def remove_allocation(round_id: str, allocation_id: str) -> Response:
+    def act(conn: Connection, user: User, at: Any) -> dict[str, Any]:
+        usecase.remove_allocation(
+            conn, user.actor, round_id, allocation_id, at, request_metadata(user.id)
+        )
+        return {"id": allocation_id, "removed": True}
+
+    return _round_write(round_id, act)
+
+
+@blp.route("/allocation-rounds/<round_id>/publish", methods=["POST"])
+@require("staff", "admin")
+def publish(round_id: str) -> Response:
+    """Publish (staff): every allocation becomes an offer to answer by `confirm_by`."""
+
+    def act(conn: Connection, user: User, at: Any) -> dict[str, Any]:
+        usecase.publish(conn, user.actor, round_id, at, request_metadata(user.id))
+        body = round_json(_one(conn, rounds_table, round_id, "allocation round"))
+        body["offers"] = proposal_json(conn, round_id)["allocations"]
+        return body
+
+    return _round_write(round_id, act)
+
+
+# --- offers ------------------------------------------------------------------------------------
+
+
+@blp.route("/allocations/<allocation_id>", methods=["GET"])
+@require()
+def get_allocation(allocation_id: str) -> Response:
+    user = signed_in()
+    with read_transaction(runtime().engine) as conn:
+        row = _one(conn, allocations_table, allocation_id, "allocation")
+        if not _is_staff(user) and row.organisation_id != user.organisation_id:
+            raise NotAllowed("The offer is another organisation's.")
+        return json_response(allocation_json(row), headers={"ETag": f'"{row.version}"'})
+
+
+def _answer(allocation_id: str, accept: bool, reason: str) -> Response:
+    user = signed_in()
+    rt = runtime()
+    version = expected_version()
+    at = now()
+    series_id = new_id()
+
+    def handle(conn: Connection) -> Outcome:
+        row = _one(conn, allocations_table, allocation_id, "allocation")
+        if _is_staff(user) or row.organisation_id == user.organisation_id:
+            check_if_match(version, row.version)
+        _, placed = usecase.answer_offer(
+            conn,
+            rt.premises,
+            user.actor,
+            allocation_id,
+            accept,
+            series_id,
+            reason,
+            at,
+            request_metadata(user.id),
+        )
+        body = allocation_json(_one(conn, allocations_table, allocation_id, "allocation"))
+        if accept:
+            header = next(r.to_event() for r in placed if r.type == "BookingSeriesPlaced")
+            body["skipped"] = getattr(header, "skipped", [])
+            body["bookings"] = sum(1 for r in placed if r.type == "BookingPlaced")
+        return Outcome(200, body)
+
+    return write(user.id, handle)
+
+
+@blp.route("/allocations/<allocation_id>/accept", methods=["POST"])
+@require("booker", "staff", "admin")
+def accept_offer(allocation_id: str) -> Response:
+    """Accept an offer: a weekly booking series over the season is placed (local wall time;
+    `skipped` lists the dates that could not be booked)."""
+    return _answer(allocation_id, True, "")
+
+
+@blp.route("/allocations/<allocation_id>/decline", methods=["POST"])
+@require("booker", "staff", "admin")
+@blp.arguments(ReasonIn)
+def decline_offer(body: dict[str, Any], allocation_id: str) -> Response:
+    """Decline an offer: its time is free again for anyone."""
+    return _answer(allocation_id, False, body["reason"])

@@ -1,0 +1,418 @@
+"""Allocation rounds' use cases: load a round's stream, decide, record — in the caller's
+transaction. The API, the pages, the scheduler's lapse job and the demo all call these.
+
+A round is one stream (`allocation-round-<id>`): applications, proposals, adjustments and
+answers to offers are decided against the whole round, with its stream version as the
+concurrency guard. Accepting an offer also places a weekly series in the premises' stream
+through the ordinary series command, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from booking.allocation.commands import (
+    AddAllocation,
+    AnswerOffer,
+    Catalogue,
+    LapseOffers,
+    OpenRound,
+    PremisesFacts,
+    Publish,
+    RecordProposal,
+    RemoveAllocation,
+    RoundCommand,
+    SubmitApplication,
+    UpdateApplication,
+    WithdrawApplication,
+)
+from booking.allocation.decide import decide, first_date
+from booking.allocation.model import Premises
+from booking.allocation.solver import propose
+from booking.allocation.state import RoundState, evolve, round_stream
+from booking.allocation.tiers import tier_of
+from booking.allocation.validate import section_of
+from booking.domain.commands import Actor, BookingRequest, PlaceSeries
+from booking.domain.errors import NotFound
+from booking.service import PremisesRepository, run_premises_command
+from booking.tables import organisations
+from events.catalog import BookingPlaced, BookingSeriesPlaced, Event
+from events.slot import Slot
+from events.store import Metadata, RecordedEvent, prepare, read_stream, write
+from projections.allocation import allocations_table, applications_table, rounds_table
+from projections.catalogue import premises_table
+from projections.decoding import event_of
+from projections.runner import BY_EVENT, BY_POSITION, project_inline
+
+# --- loading and recording ------------------------------------------------------------------
+
+
+def load_round(conn: Connection, round_id: str) -> RoundState:
+    state = RoundState(round_id)
+    for recorded in read_stream(conn, round_stream(round_id)):
+        evolve(state, event_of(recorded))
+    return state
+
+
+def run_round_command(
+    conn: Connection, round_id: str, command: RoundCommand, metadata: Metadata
+) -> tuple[RoundState, list[Event]]:
+    """Decide against the round's current state and append with its version as guard."""
+    state = load_round(conn, round_id)
+    events = decide(command, state)
+    if events:
+        prepared = prepare(round_stream(round_id), events, state.version, metadata)
+        project_inline(conn, list(zip(events, prepared, strict=True)), BY_EVENT)
+        recorded = write(conn, prepared, read_in_transaction=True)
+        project_inline(conn, list(zip(events, recorded, strict=True)), BY_POSITION)
+        for event in events:
+            evolve(state, event)
+    return state, events
+
+
+def catalogue(conn: Connection, premises_ids: Iterable[str]) -> Catalogue:
+    """What the allocation rules need of these premises. A premises occupies the spaces
+    the catalogue names (divisible halls), or itself alone where it names none."""
+    t = premises_table
+    rows = conn.execute(select(t).where(t.c.id.in_(sorted(set(premises_ids)))))
+    found: Catalogue = {}
+    for row in rows:
+        spaces = frozenset(getattr(row, "spaces", None) or ())
+        rules = row.rules or {}
+        found[row.id] = PremisesFacts(
+            Premises.from_opening_hours(row.id, row.opening_hours, spaces),
+            int(rules.get("min_duration_minutes", 30)),
+            int(rules.get("max_duration_minutes", 240)),
+            bool(row.retired),
+            row.capacity,
+        )
+    return found
+
+
+def zone_of(conn: Connection, premises_id: str) -> ZoneInfo:
+    t = premises_table
+    found = conn.execute(select(t.c.timezone).where(t.c.id == premises_id)).scalar()
+    return ZoneInfo(found or "Europe/Helsinki")
+
+
+# --- staff: the round -------------------------------------------------------------------------
+
+
+def open_round(
+    conn: Connection,
+    actor: Actor,
+    round_id: str,
+    body: dict[str, Any],
+    now: datetime,
+    metadata: Metadata,
+) -> RoundState:
+    command = OpenRound(actor, round_id, body, catalogue(conn, body["premises"]), now)
+    return run_round_command(conn, round_id, command, metadata)[0]
+
+
+def _existing(conn: Connection, round_id: str) -> RoundState:
+    state = load_round(conn, round_id)
+    if not state.exists:
+        raise NotFound(f"No allocation round {round_id!r}.")
+    return state
+
+
+def round_of_application(conn: Connection, application_id: str) -> str:
+    t = applications_table
+    found = conn.execute(select(t.c.round_id).where(t.c.id == application_id)).scalar()
+    if found is None:
+        raise NotFound(f"No application {application_id!r}.")
+    return str(found)
+
+
+def round_of_allocation(conn: Connection, allocation_id: str) -> str:
+    t = allocations_table
+    found = conn.execute(select(t.c.round_id).where(t.c.id == allocation_id)).scalar()
+    if found is None:
+        raise NotFound(f"No allocation {allocation_id!r}.")
+    return str(found)
+
+
+# --- bookers: applications -----------------------------------------------------------------
+
+
+def submit_application(
+    conn: Connection,
+    actor: Actor,
+    round_id: str,
+    application_id: str,
+    organisation_id: str,
+    body: dict[str, Any],
+    now: datetime,
+    metadata: Metadata,
+) -> RoundState:
+    state = _existing(conn, round_id)
+    assert state.opened is not None
+    command = SubmitApplication(
+        actor, application_id, organisation_id, body, catalogue(conn, state.opened.premises), now
+    )
+    return run_round_command(conn, round_id, command, metadata)[0]
+
+
+def update_application(
+    conn: Connection,
+    actor: Actor,
+    application_id: str,
+    changes: dict[str, Any],
+    expected_version: int | None,
+    now: datetime,
+    metadata: Metadata,
+) -> RoundState:
+    round_id = round_of_application(conn, application_id)
+    state = _existing(conn, round_id)
+    assert state.opened is not None
+    command = UpdateApplication(
+        actor,
+        application_id,
+        changes,
+        catalogue(conn, state.opened.premises),
+        now,
+        expected_version,
+    )
+    return run_round_command(conn, round_id, command, metadata)[0]
+
+
+def withdraw_application(
+    conn: Connection,
+    actor: Actor,
+    application_id: str,
+    expected_version: int | None,
+    now: datetime,
+    metadata: Metadata,
+) -> RoundState:
+    round_id = round_of_application(conn, application_id)
+    command = WithdrawApplication(actor, application_id, now, expected_version)
+    return run_round_command(conn, round_id, command, metadata)[0]
+
+
+# --- staff: proposal, adjustments, publication ----------------------------------------------
+
+
+def _organisation_types(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
+    t = organisations
+    rows = conn.execute(select(t.c.id, t.c.type).where(t.c.id.in_(sorted(set(ids)))))
+    return {row.id: row.type for row in rows}
+
+
+def previous_season_organisations(conn: Connection, state: RoundState) -> set[str]:
+    """Organisations that accepted an allocation at any of this round's premises in the
+    previous round: the latest round over any of them whose season ended before this one's
+    began."""
+    opened = state.opened
+    assert opened is not None
+    r = rounds_table
+    earlier = conn.execute(
+        select(r.c.id, r.c.premises, r.c.season_end)
+        .where(r.c.season_end < opened.season_start, r.c.id != state.round_id)
+        .order_by(r.c.season_end.desc(), r.c.id)
+    )
+    mine = set(opened.premises)
+    previous = next((row.id for row in earlier if mine & set(row.premises)), None)
+    if previous is None:
+        return set()
+    a = allocations_table
+    rows = conn.execute(
+        select(a.c.organisation_id).where(
+            a.c.round_id == previous, a.c.status == "accepted", a.c.premises_id.in_(sorted(mine))
+        )
+    )
+    return {row.organisation_id for row in rows}
+
+
+def tiers(conn: Connection, state: RoundState) -> dict[str, int]:
+    """application id → its tier (0 = the round's first criterion)."""
+    opened = state.opened
+    assert opened is not None
+    applications = [a for a in state.applications.values() if a.status == "submitted"]
+    types = _organisation_types(conn, (a.organisation_id for a in applications))
+    previous = previous_season_organisations(conn, state)
+    return {
+        a.application_id: tier_of(
+            opened.criteria,
+            age_group=a.age_group,
+            purpose=a.purpose,
+            organisation_type=types.get(a.organisation_id, "other"),
+            previous_season=a.organisation_id in previous,
+        )
+        for a in applications
+    }
+
+
+def make_proposal(
+    conn: Connection, actor: Actor, round_id: str, now: datetime, metadata: Metadata
+) -> RoundState:
+    state = _existing(conn, round_id)
+    assert state.opened is not None
+    tier_by_application = tiers(conn, state)
+    sections = [
+        section_of(a.application_id, a.organisation_id, tier_by_application[a.application_id], s)
+        for a in state.applications.values()
+        if a.status == "submitted"
+        for s in a.sections
+    ]
+    facts = catalogue(conn, state.opened.premises)
+    proposal = propose(sections, {p: f.hours for p, f in facts.items() if not f.retired})
+    body = proposal.as_json()
+    organisation_of = {a.application_id: a.organisation_id for a in state.applications.values()}
+    for allocation in body["allocations"]:
+        allocation["organisation_id"] = organisation_of[allocation["application_id"]]
+    command = RecordProposal(actor, body, now)
+    return run_round_command(conn, round_id, command, metadata)[0]
+
+
+def add_allocation(
+    conn: Connection,
+    actor: Actor,
+    round_id: str,
+    allocation_id: str,
+    body: dict[str, Any],
+    now: datetime,
+    metadata: Metadata,
+) -> RoundState:
+    state = _existing(conn, round_id)
+    assert state.opened is not None
+    tier = tiers(conn, state).get(body["application_id"])
+    command = AddAllocation(
+        actor,
+        allocation_id,
+        {**body, "tier": None if tier is None else tier + 1},
+        body.get("override_reason") or "",
+        catalogue(conn, state.opened.premises),
+        now,
+    )
+    return run_round_command(conn, round_id, command, metadata)[0]
+
+
+def remove_allocation(
+    conn: Connection,
+    actor: Actor,
+    round_id: str,
+    allocation_id: str,
+    now: datetime,
+    metadata: Metadata,
+) -> RoundState:
+    return run_round_command(conn, round_id, RemoveAllocation(actor, allocation_id, now), metadata)[
+        0
+    ]
+
+
+def publish(
+    conn: Connection, actor: Actor, round_id: str, now: datetime, metadata: Metadata
+) -> RoundState:
+    return run_round_command(conn, round_id, Publish(actor, now), metadata)[0]
+
+
+# --- offers: accept, decline, lapse ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """What accepting an allocation would book: its series command, and the dates that
+    closures or existing bookings would skip (from a dry run of the same decision)."""
+
+    command: PlaceSeries
+    skipped: list[dict[str, Any]]
+    booked: int
+
+
+def series_command(
+    conn: Connection,
+    state: RoundState,
+    allocation: dict[str, Any],
+    actor: Actor,
+    series_id: str,
+    now: datetime,
+) -> PlaceSeries:
+    """The weekly series over the rest of the season, in the premises' local wall time."""
+    opened = state.opened
+    assert opened is not None
+    zone = zone_of(conn, allocation["premises_id"])
+    start_day = max(date.fromisoformat(opened.season_start), now.astimezone(zone).date())
+    first = first_date(start_day.isoformat(), allocation["weekday"])
+    start = datetime.combine(first, time.fromisoformat(allocation["start_time"]), zone)
+    end = datetime.combine(first, time.fromisoformat(allocation["end_time"]), zone)
+    application = state.applications[allocation["application_id"]]
+    until = date.fromisoformat(opened.season_end).strftime("%Y%m%dT235959")
+    request = BookingRequest(
+        premises_id=allocation["premises_id"],
+        slot=Slot(start, end),
+        title=f"{application.purpose} — {allocation['section']}"[:300],
+        attendees=application.group_size,
+        public=False,
+        notes="",
+        organisation_id=allocation["organisation_id"],
+    )
+    return PlaceSeries(actor, series_id, request, f"FREQ=WEEKLY;UNTIL={until}", "skip", now)
+
+
+def preview_series(
+    conn: Connection,
+    repository: PremisesRepository,
+    state: RoundState,
+    allocation: dict[str, Any],
+    actor: Actor,
+    series_id: str,
+    now: datetime,
+) -> SeriesPlan:
+    command = series_command(conn, state, allocation, actor, series_id, now)
+    try:
+        _, events = repository.decide(conn, allocation["premises_id"], command)
+    except Exception as error:  # every date refused: say why instead of failing the list
+        return SeriesPlan(command, [{"reason": str(error)}], 0)
+    header = next(e for e in events if isinstance(e, BookingSeriesPlaced))
+    booked = sum(1 for e in events if isinstance(e, BookingPlaced))
+    return SeriesPlan(command, list(header.skipped), booked)
+
+
+def answer_offer(
+    conn: Connection,
+    repository: PremisesRepository,
+    actor: Actor,
+    allocation_id: str,
+    accept: bool,
+    series_id: str,
+    reason: str,
+    now: datetime,
+    metadata: Metadata,
+) -> tuple[RoundState, list[RecordedEvent]]:
+    """Accept (placing the weekly series in the same transaction) or decline an offer."""
+    round_id = round_of_allocation(conn, allocation_id)
+    state, _ = run_round_command(
+        conn, round_id, AnswerOffer(actor, allocation_id, accept, series_id, reason, now), metadata
+    )
+    placed: list[RecordedEvent] = []
+    if accept:
+        allocation = state.allocations[allocation_id]
+        command = series_command(conn, state, allocation, actor, series_id, now)
+        placed = run_premises_command(
+            conn, repository, allocation["premises_id"], command, metadata
+        )
+    return state, placed
+
+
+def lapse_offers(conn: Connection, now: datetime, metadata: Metadata) -> int:
+    """Every offer not answered by its confirm_by lapses (the scheduler's job)."""
+    a = allocations_table
+    due = conn.execute(
+        select(a.c.round_id)
+        .where(a.c.status == "offered", a.c.confirm_by <= now)
+        .group_by(a.c.round_id)
+        .order_by(a.c.round_id)
+    )
+    lapsed = 0
+    for (round_id,) in due.all():
+        _, events = run_round_command(conn, round_id, LapseOffers(now), metadata)
+        lapsed += len(events)
+    return lapsed
