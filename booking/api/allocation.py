@@ -153,6 +153,72 @@ class RoundOut(ma.Schema):
     published_at = fields.String(allow_none=True)
     confirm_by = fields.String(allow_none=True)
     version = fields.Integer()
+    unallocated = fields.List(fields.Dict(), allow_none=True)
+    metrics = fields.Dict(allow_none=True)
+
+
+class RoundList(ma.Schema):
+    allocation_rounds = fields.List(fields.Nested(RoundOut))
+
+
+class ApplicationOut(ma.Schema):
+    id = fields.String()
+    round_id = fields.String()
+    organisation_id = fields.String()
+    status = fields.String(metadata={"enum": ["submitted", "withdrawn"]})
+    purpose = fields.String()
+    age_group = fields.String()
+    group_size = fields.Integer()
+    sections = fields.List(fields.Dict())
+    submitted_at = fields.String()
+    updated_at = fields.String()
+    version = fields.Integer()
+
+
+class ApplicationList(ma.Schema):
+    applications = fields.List(fields.Nested(ApplicationOut))
+
+
+class AllocationOut(ma.Schema):
+    id = fields.String()
+    round_id = fields.String()
+    application_id = fields.String()
+    organisation_id = fields.String()
+    section = fields.String()
+    premises_id = fields.String()
+    weekday = fields.String()
+    start_time = fields.String()
+    end_time = fields.String()
+    tier = fields.Integer(allow_none=True)
+    priority = fields.String(metadata={"enum": ["primary", "secondary", "outside_wishes"]})
+    premises_rank = fields.Integer(allow_none=True)
+    status = fields.String(
+        metadata={"enum": ["proposed", "offered", "accepted", "declined", "lapsed"]}
+    )
+    override_reason = fields.String(allow_none=True)
+    confirm_by = fields.String(allow_none=True)
+    series_id = fields.String(allow_none=True)
+    version = fields.Integer()
+    series_preview = fields.Dict(metadata={"description": "with ?preview=series"})
+    skipped = fields.List(fields.Dict(), metadata={"description": "accept: dates not booked"})
+    bookings = fields.Integer(metadata={"description": "accept: occurrences booked"})
+
+
+class ProposalOut(ma.Schema):
+    round_id = fields.String()
+    version = fields.Integer()
+    allocations = fields.List(fields.Nested(AllocationOut))
+    unallocated = fields.List(fields.Dict())
+    metrics = fields.Dict()
+
+
+class RemovedOut(ma.Schema):
+    id = fields.String()
+    removed = fields.Boolean()
+
+
+class PublishedOut(RoundOut):
+    offers = fields.List(fields.Nested(AllocationOut))
 
 
 # --- JSON of rows ----------------------------------------------------------------------------
@@ -253,6 +319,7 @@ def open_round(body: dict[str, Any]) -> Response:
 
 
 @blp.route("/allocation-rounds", methods=["GET"])
+@blp.response(200, RoundList)
 def list_rounds() -> Response:
     """Every round, newest season first (public)."""
     t = rounds_table
@@ -262,6 +329,7 @@ def list_rounds() -> Response:
 
 
 @blp.route("/allocation-rounds/<round_id>", methods=["GET"])
+@blp.response(200, RoundOut)
 def get_round(round_id: str) -> Response:
     """One round (public); with `unallocated` and `metrics` once a proposal is made."""
     with read_transaction(runtime().engine) as conn:
@@ -279,6 +347,7 @@ def get_round(round_id: str) -> Response:
 @blp.route("/allocation-rounds/<round_id>/applications", methods=["POST"])
 @require("booker", "staff", "admin")
 @blp.arguments(ApplicationIn)
+@blp.response(201, ApplicationOut)
 def submit_application(body: dict[str, Any], round_id: str) -> Response:
     """Apply for weekly slots (a booker for its organisation; staff name `organisation_id`)."""
     user = signed_in()
@@ -313,6 +382,7 @@ def submit_application(body: dict[str, Any], round_id: str) -> Response:
 
 @blp.route("/allocation-rounds/<round_id>/applications", methods=["GET"])
 @require()
+@blp.response(200, ApplicationList)
 def list_applications(round_id: str) -> Response:
     """Staff see every application of the round; a booker its organisation's."""
     user = signed_in()
@@ -335,6 +405,7 @@ def _visible_application(conn: Connection, user: User, application_id: str) -> A
 
 @blp.route("/applications/<application_id>", methods=["GET"])
 @require()
+@blp.response(200, ApplicationOut)
 def get_application(application_id: str) -> Response:
     user = signed_in()
     with read_transaction(runtime().engine) as conn:
@@ -345,6 +416,7 @@ def get_application(application_id: str) -> Response:
 @blp.route("/applications/<application_id>", methods=["PATCH"])
 @require("booker", "staff", "admin")
 @blp.arguments(ApplicationPatch)
+@blp.response(200, ApplicationOut)
 def update_application(changes: dict[str, Any], application_id: str) -> Response:
     """Change an application while the round is open (`If-Match` with its version)."""
     user = signed_in()
@@ -362,6 +434,7 @@ def update_application(changes: dict[str, Any], application_id: str) -> Response
 
 @blp.route("/applications/<application_id>/withdraw", methods=["POST"])
 @require("booker", "staff", "admin")
+@blp.response(200, ApplicationOut)
 def withdraw_application(application_id: str) -> Response:
     user = signed_in()
     version = expected_version()
@@ -413,6 +486,7 @@ def proposal_json(conn: Connection, round_id: str) -> dict[str, Any]:
 
 @blp.route("/allocation-rounds/<round_id>/proposal", methods=["POST"])
 @require("staff", "admin")
+@blp.response(200, ProposalOut)
 def make_proposal(round_id: str) -> Response:
     """Propose an allocation by the round's criteria (staff, while `allocating`). The same
     applications give the same proposal; it replaces the current allocations."""
@@ -427,6 +501,7 @@ def make_proposal(round_id: str) -> Response:
 @blp.route("/allocation-rounds/<round_id>/allocations", methods=["GET"])
 @require("staff", "admin")
 @blp.arguments(AllocationsQuery, location="query")
+@blp.response(200, ProposalOut)
 def list_allocations(query: dict[str, Any], round_id: str) -> Response:
     """The round's allocations; `?preview=series` adds, per allocation, the season's dates
     that closures or existing bookings would skip and how many would be booked."""
@@ -453,6 +528,7 @@ def list_allocations(query: dict[str, Any], round_id: str) -> Response:
 @blp.route("/allocation-rounds/<round_id>/allocations", methods=["POST"])
 @require("staff", "admin")
 @blp.arguments(AllocationIn)
+@blp.response(201, AllocationOut)
 def add_allocation(body: dict[str, Any], round_id: str) -> Response:
     """Add an allocation by hand. A shared space taken at that time or a closed premises is
     409; outside the section's wishes, more than `slots_per_week`, a second slot that day or
@@ -470,6 +546,7 @@ def add_allocation(body: dict[str, Any], round_id: str) -> Response:
 
 @blp.route("/allocation-rounds/<round_id>/allocations/<allocation_id>", methods=["DELETE"])
 @require("staff", "admin")
+@blp.response(200, RemovedOut)
 def remove_allocation(round_id: str, allocation_id: str) -> Response:
     def act(conn: Connection, user: User, at: Any) -> dict[str, Any]:
         usecase.remove_allocation(
@@ -482,6 +559,7 @@ def remove_allocation(round_id: str, allocation_id: str) -> Response:
 
 @blp.route("/allocation-rounds/<round_id>/publish", methods=["POST"])
 @require("staff", "admin")
+@blp.response(200, PublishedOut)
 def publish(round_id: str) -> Response:
     """Publish (staff): every allocation becomes an offer to answer by `confirm_by`."""
 
@@ -499,6 +577,7 @@ def publish(round_id: str) -> Response:
 
 @blp.route("/allocations/<allocation_id>", methods=["GET"])
 @require()
+@blp.response(200, AllocationOut)
 def get_allocation(allocation_id: str) -> Response:
     user = signed_in()
     with read_transaction(runtime().engine) as conn:
@@ -542,6 +621,7 @@ def _answer(allocation_id: str, accept: bool, reason: str) -> Response:
 
 @blp.route("/allocations/<allocation_id>/accept", methods=["POST"])
 @require("booker", "staff", "admin")
+@blp.response(200, AllocationOut)
 def accept_offer(allocation_id: str) -> Response:
     """Accept an offer: a weekly booking series over the season is placed (local wall time;
     `skipped` lists the dates that could not be booked)."""
@@ -551,6 +631,7 @@ def accept_offer(allocation_id: str) -> Response:
 @blp.route("/allocations/<allocation_id>/decline", methods=["POST"])
 @require("booker", "staff", "admin")
 @blp.arguments(ReasonIn)
+@blp.response(200, AllocationOut)
 def decline_offer(body: dict[str, Any], allocation_id: str) -> Response:
     """Decline an offer: its time is free again for anyone."""
     return _answer(allocation_id, False, body["reason"])
