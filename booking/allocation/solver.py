@@ -25,12 +25,19 @@ for each tier, highest first, on a model holding only that tier and the ones abo
   4. then the sum of the organisations' shares (an hour counts more for a club that
      asked for little than for one that asked for a lot; it settles what max-min leaves
      open, which is most of a congested round where the lowest share is 0).
-The four values a tier reached are then held as constraints while the lower tiers are
-solved: they may rearrange a higher tier's slots only into an arrangement that is exactly
-as good on all four counts, to make room. So the proposal is the lexicographic optimum of
-(tier 1's four values, tier 2's four values, …): no other allocation — first-come or any —
-is better on it, and removing every lower-tier application leaves a higher tier's values
-unchanged (its exact slots may differ; the values cannot).
+How a finished tier is held while the lower ones are solved (`hold`):
+- "allocations" (the default): its very slots stay put, and each lower tier is solved alone
+  on the time the tiers above left free. Removing every lower-tier application changes
+  nothing above, not even a slot. Each tier's model is small (the Mikkeli-size round takes
+  ~3 s of CPU); the price is that a lower tier cannot ask a higher one to move to an
+  equally good time to make room.
+- "values": its four values are held as constraints on one growing model, so lower tiers
+  may rearrange a higher tier's slots into an equally good allocation. The proposal is
+  then the exact lexicographic optimum of (tier 1's four values, tier 2's, …), which no
+  other allocation, first-come or any, beats; but the held rows are dense and the
+  Mikkeli-size round takes minutes, so it is for smaller rounds and for the tests.
+In both, no lower tier ever costs a higher one anything, and the highest tier's values
+are the same.
 
 Every stage is solved to within `rel_gap` of its proven bound (0.01 % by default; integer
 stages also stop within one point) unless the time budget runs out; the stages report
@@ -60,6 +67,12 @@ DEFAULT_TIME_LIMIT_SECONDS = 60.0
 # the benchmark's bar is 1 %). Integer stages also stop within one point, which on small
 # rounds is exact; 0 asks for exact optima everywhere (the property tests do).
 DEFAULT_REL_GAP = 1e-4
+# How a finished tier is held while lower ones are solved: "values" keeps its four values
+# (lower tiers may rearrange it into an equally good allocation: the exact lexicographic
+# optimum), "allocations" keeps its very slots (each tier is solved alone on the time the
+# tiers above left free: much smaller models, but lower tiers get no rearrangement above).
+HOLDS = ("values", "allocations")
+DEFAULT_HOLD = "allocations"
 INF = highspy.kHighsInf
 
 
@@ -111,10 +124,11 @@ def solve(
     step: int = DEFAULT_STEP_MINUTES,
     time_limit: float = DEFAULT_TIME_LIMIT_SECONDS,
     rel_gap: float = DEFAULT_REL_GAP,
+    hold: str = DEFAULT_HOLD,
 ) -> Solved:
     secs = ordered(sections)
     candidates = all_candidates(secs, premises, step)
-    run = _Lexicographic(secs, candidates, time.monotonic() + time_limit, rel_gap)
+    run = _Lexicographic(secs, candidates, time.monotonic() + time_limit, rel_gap, hold)
     chosen = run.run()
     return Solved(secs, candidates, chosen, run.stages)
 
@@ -126,9 +140,10 @@ def propose(
     step: int = DEFAULT_STEP_MINUTES,
     time_limit: float = DEFAULT_TIME_LIMIT_SECONDS,
     rel_gap: float = DEFAULT_REL_GAP,
+    hold: str = DEFAULT_HOLD,
 ) -> Proposal:
     """The round's proposal: allocations, unallocated sections with reasons, metrics."""
-    solved = solve(sections, premises, step=step, time_limit=time_limit, rel_gap=rel_gap)
+    solved = solve(sections, premises, step=step, time_limit=time_limit, rel_gap=rel_gap, hold=hold)
     return proposal_of(solved)
 
 
@@ -204,8 +219,16 @@ _SLACK = 1e-6
 
 class _Lexicographic:
     def __init__(
-        self, sections: list[Section], candidates: list[Candidate], deadline: float, rel_gap: float
+        self,
+        sections: list[Section],
+        candidates: list[Candidate],
+        deadline: float,
+        rel_gap: float,
+        hold: str,
     ):
+        if hold not in HOLDS:
+            raise ValueError(f"hold is one of {', '.join(HOLDS)}")
+        self.hold = hold
         self.rel_gap = rel_gap
         self.sections = sections
         self.candidates = candidates
@@ -216,11 +239,35 @@ class _Lexicographic:
         self.binaries = 0  # the candidates in the model being solved
 
     def run(self) -> list[Candidate]:
+        if self.hold == "allocations":
+            return self._tier_by_tier()
         for tier in sorted({s.tier for s in self.sections}):
             active = [c for c in self.candidates if c.section.tier <= tier]
             if any(c.section.tier == tier for c in active):
                 self._tier(tier, active)
         return [c for c, v in zip(self.candidates, self.solution, strict=False) if v > 0.5]
+
+    def _tier_by_tier(self) -> list[Candidate]:
+        """Each tier alone, on what the tiers above left free; their slots stay put."""
+        fixed: list[Candidate] = []
+        taken: dict[tuple[str, int], list[Candidate]] = defaultdict(list)
+        for tier in sorted({s.tier for s in self.sections}):
+            own = [
+                c
+                for c in self.candidates
+                if c.section.tier == tier
+                and not any(o.overlaps(c) for sp in c.spaces for o in taken[(sp, c.weekday)])
+            ]
+            if not own:
+                continue
+            self.solution = []
+            self._tier(tier, own)
+            for c, v in zip(own, self.solution, strict=False):
+                if v > 0.5:
+                    fixed.append(c)
+                    for space in c.spaces:
+                        taken[(space, c.weekday)].append(c)
+        return fixed
 
     def _model(self, active: list[Candidate]) -> highspy.Highs:
         """Tiers up to this one, with what each higher tier achieved held."""
@@ -232,7 +279,7 @@ class _Lexicographic:
             n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger, np.uint8)
         )
         _structure(self.sections, active).into(h)
-        for done in self.achieved:
+        for done in self.achieved if self.hold == "values" else ():
             held = _Tier(done.tier, active, self.sections)
             _at_least(h, held.minutes, done.minutes - 0.5)
             _at_least(h, held.points, done.points - 0.5)
