@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     width = max(len(r[0]) for r in rows)
     print(f"{'':{width}}  {'proposal':>14}  {'first come':>14}")
-    for name, a, b in rows:
-        print(f"{name:{width}}  {a:>14}  {b:>14}")
+    for name, ours_text, theirs_text in rows:
+        print(f"{name:{width}}  {ours_text:>14}  {theirs_text:>14}")
     print("stages:")
     for s in solved.stages:
         print(
