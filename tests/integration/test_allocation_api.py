@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from booking.scheduler import jobs_for
+from events.sql import read_transaction
+from projections import runner
 from tests.conftest import HELSINKI, TEST_NOW, Api
 
 CLOSE = TEST_NOW + timedelta(days=7)
@@ -214,6 +216,14 @@ def test_a_round_from_applications_to_answered_offers(
     assert jobs.lapse_offers(CLOSE + timedelta(days=8)) == 0
     lapsed = api.get(f"/api/v1/allocations/{adults_alloc['id']}", role="staff").get_json()
     assert lapsed["status"] == "lapsed"
+
+    # The rounds' tables rebuilt from the log equal the live ones.
+    (projection,) = runner.by_name(["allocation"])
+    with read_transaction(api.engine) as conn:
+        live = runner.contents(conn, projection)
+    runner.rebuild(api.engine, [projection])
+    with read_transaction(api.engine) as conn:
+        assert runner.contents(conn, projection) == live
 
 
 def test_bad_applications_are_refused_with_field_errors(api: Api, rounds: dict[str, Any]) -> None:
