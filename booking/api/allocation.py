@@ -11,17 +11,29 @@ from __future__ import annotations
 
 from typing import Any
 
-import marshmallow as ma
 from flask import Response
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from booking.accounts import User
-from booking.allocation.model import WEEKDAYS
-from booking.allocation.state import ROUND_STATUSES, status_at
-from booking.api.schemas import JsonBoolean, Localised, ReasonIn, instant, local_date, not_blank
+from booking.allocation.state import status_at
+from booking.api.allocation_schemas import (
+    AllocationIn,
+    AllocationOut,
+    AllocationsQuery,
+    ApplicationIn,
+    ApplicationList,
+    ApplicationOut,
+    ApplicationPatch,
+    ProposalOut,
+    PublishedOut,
+    RemovedOut,
+    RoundIn,
+    RoundList,
+    RoundOut,
+)
+from booking.api.schemas import ReasonIn
 from booking.auth import current_user, require, signed_in
 from booking.domain.errors import NotAllowed, NotFound, RuleBroken
 from booking.http import (
@@ -43,183 +55,6 @@ from projections.allocation import allocations_table, applications_table, rounds
 blp = Blueprint(
     "allocation", __name__, url_prefix="/api/v1", description="Seasonal allocation rounds"
 )
-
-CLOCK = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
-AGE_GROUPS = ("0-6", "7-14", "15-19", "20-64", "65+", "mixed")
-CRITERIA = ("age_group", "organisation_type", "previous_season", "purpose")
-
-
-class CriterionIn(ma.Schema):
-    key = fields.String(required=True, validate=validate.OneOf(CRITERIA))
-    in_ = fields.List(
-        fields.String(validate=validate.Length(1, 100)),
-        data_key="in",
-        validate=validate.Length(max=50),
-    )
-
-    @ma.post_load
-    def _named_as_sent(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        if "in_" in data:
-            data["in"] = data.pop("in_")
-        return data
-
-
-class RoundIn(ma.Schema):
-    name = Localised(required=True)
-    season_start = local_date(required=True)
-    season_end = local_date(required=True)
-    applications_open = instant(required=True)
-    applications_close = instant(required=True)
-    premises = fields.List(
-        fields.String(validate=validate.Length(1, 100)),
-        required=True,
-        validate=validate.Length(1, 500),
-    )
-    criteria = fields.List(
-        fields.Nested(CriterionIn), load_default=list, validate=validate.Length(max=10)
-    )
-    confirm_days = fields.Integer(strict=True, load_default=14, validate=validate.Range(1, 90))
-
-
-class TimeIn(ma.Schema):
-    weekday = fields.String(required=True, validate=validate.OneOf(WEEKDAYS))
-    from_ = fields.String(required=True, data_key="from", validate=validate.Regexp(CLOCK))
-    to = fields.String(required=True, validate=validate.Regexp(CLOCK))
-    priority = fields.String(
-        load_default="primary", validate=validate.OneOf(["primary", "secondary"])
-    )
-
-    @ma.post_load
-    def _named_as_sent(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["from"] = data.pop("from_")
-        return data
-
-
-class SectionIn(ma.Schema):
-    name = fields.String(required=True, validate=[validate.Length(1, 200), not_blank])
-    slots_per_week = fields.Integer(strict=True, required=True, validate=validate.Range(1, 7))
-    duration_minutes = fields.Integer(
-        strict=True, required=True, validate=validate.Range(15, 24 * 60)
-    )
-    premises = fields.List(
-        fields.String(validate=validate.Length(1, 100)),
-        required=True,
-        validate=validate.Length(1, 10),
-    )
-    times = fields.List(fields.Nested(TimeIn), required=True, validate=validate.Length(1, 21))
-
-
-class ApplicationIn(ma.Schema):
-    organisation_id = fields.String(validate=validate.Length(1, 64))
-    purpose = fields.String(required=True, validate=[validate.Length(1, 500), not_blank])
-    age_group = fields.String(required=True, validate=validate.OneOf(AGE_GROUPS))
-    group_size = fields.Integer(strict=True, required=True, validate=validate.Range(1, 10_000))
-    terms_accepted = JsonBoolean(required=True)
-    sections = fields.List(fields.Nested(SectionIn), required=True, validate=validate.Length(1, 20))
-
-
-class ApplicationPatch(ma.Schema):
-    purpose = fields.String(validate=[validate.Length(1, 500), not_blank])
-    age_group = fields.String(validate=validate.OneOf(AGE_GROUPS))
-    group_size = fields.Integer(strict=True, validate=validate.Range(1, 10_000))
-    sections = fields.List(fields.Nested(SectionIn), validate=validate.Length(1, 20))
-
-
-class AllocationIn(ma.Schema):
-    application_id = fields.String(required=True, validate=validate.Length(1, 64))
-    section = fields.String(required=True, validate=validate.Length(1, 200))
-    premises_id = fields.String(required=True, validate=validate.Length(1, 100))
-    weekday = fields.String(required=True, validate=validate.OneOf(WEEKDAYS))
-    start_time = fields.String(required=True, validate=validate.Regexp(CLOCK))
-    end_time = fields.String(required=True, validate=validate.Regexp(CLOCK))
-    override_reason = fields.String(load_default="", validate=validate.Length(max=2000))
-
-
-class AllocationsQuery(ma.Schema):
-    preview = fields.String(validate=validate.OneOf(["series"]))
-
-
-class RoundOut(ma.Schema):
-    id = fields.String()
-    name = fields.Dict()
-    status = fields.String(metadata={"enum": list(ROUND_STATUSES)})
-    season_start = fields.String()
-    season_end = fields.String()
-    applications_open = fields.String()
-    applications_close = fields.String()
-    premises = fields.List(fields.String())
-    criteria = fields.List(fields.Dict())
-    confirm_days = fields.Integer()
-    published_at = fields.String(allow_none=True)
-    confirm_by = fields.String(allow_none=True)
-    version = fields.Integer()
-    unallocated = fields.List(fields.Dict(), allow_none=True)
-    metrics = fields.Dict(allow_none=True)
-
-
-class RoundList(ma.Schema):
-    allocation_rounds = fields.List(fields.Nested(RoundOut))
-
-
-class ApplicationOut(ma.Schema):
-    id = fields.String()
-    round_id = fields.String()
-    organisation_id = fields.String()
-    status = fields.String(metadata={"enum": ["submitted", "withdrawn"]})
-    purpose = fields.String()
-    age_group = fields.String()
-    group_size = fields.Integer()
-    sections = fields.List(fields.Dict())
-    submitted_at = fields.String()
-    updated_at = fields.String()
-    version = fields.Integer()
-
-
-class ApplicationList(ma.Schema):
-    applications = fields.List(fields.Nested(ApplicationOut))
-
-
-class AllocationOut(ma.Schema):
-    id = fields.String()
-    round_id = fields.String()
-    application_id = fields.String()
-    organisation_id = fields.String()
-    section = fields.String()
-    premises_id = fields.String()
-    weekday = fields.String()
-    start_time = fields.String()
-    end_time = fields.String()
-    tier = fields.Integer(allow_none=True)
-    priority = fields.String(metadata={"enum": ["primary", "secondary", "outside_wishes"]})
-    premises_rank = fields.Integer(allow_none=True)
-    status = fields.String(
-        metadata={"enum": ["proposed", "offered", "accepted", "declined", "lapsed"]}
-    )
-    override_reason = fields.String(allow_none=True)
-    confirm_by = fields.String(allow_none=True)
-    series_id = fields.String(allow_none=True)
-    version = fields.Integer()
-    series_preview = fields.Dict(metadata={"description": "with ?preview=series"})
-    skipped = fields.List(fields.Dict(), metadata={"description": "accept: dates not booked"})
-    bookings = fields.Integer(metadata={"description": "accept: occurrences booked"})
-
-
-class ProposalOut(ma.Schema):
-    round_id = fields.String()
-    version = fields.Integer()
-    allocations = fields.List(fields.Nested(AllocationOut))
-    unallocated = fields.List(fields.Dict())
-    metrics = fields.Dict()
-
-
-class RemovedOut(ma.Schema):
-    id = fields.String()
-    removed = fields.Boolean()
-
-
-class PublishedOut(RoundOut):
-    offers = fields.List(fields.Nested(AllocationOut))
-
 
 # --- JSON of rows ----------------------------------------------------------------------------
 
