@@ -23,6 +23,7 @@ from booking.feeds.cap import Reach, fit
 from booking.feeds.query import Scope, Window, in_window
 from booking.feeds.render import (
     END_CALENDAR,
+    Opened,
     calendar_text,
     event_text,
     new_calendar,
@@ -46,17 +47,25 @@ def joined(
     window: Window,
     starts: list[datetime],
     ends: list[datetime],
-    texts: list[bytes],
+    text_of: Callable[[int], bytes],
     head_of: Callable[[str, str], bytes] = calendar_text,
 ) -> Body:
-    """The calendar of `name` with the entries' texts that fit under the cap; its head
-    (`head_of(name, description)`) says how far it reaches."""
+    """The calendar of `name` with the texts of the entries that fit under the cap (entry
+    `i`'s text is `text_of(i)`, asked for at most once, and only of the days looked at);
+    its head (`head_of(name, description)`) says how far it reaches."""
+    texts: dict[int, bytes] = {}
+
+    def size_of(i: int) -> int:
+        found = texts.get(i)
+        if found is None:
+            found = texts[i] = text_of(i)
+        return len(found)
+
     # The head when narrowed is the longest: counting it keeps every answer under the cap.
     fixed = len(head_of(name, reach_text(window.first, window.last, True)))
-    reach = fit(window, starts, ends, [len(t) for t in texts], fixed + len(END_CALENDAR))
+    reach = fit(window, starts, ends, size_of, fixed + len(END_CALENDAR))
     head = head_of(name, reach_text(reach.first, reach.last, reach.narrowed))
-    shown = texts if len(reach.keep) == len(texts) else [texts[i] for i in reach.keep]
-    return Body(b"".join([head, *shown, END_CALENDAR]), reach)
+    return Body(b"".join([head, *(texts[i] for i in reach.keep), END_CALENDAR]), reach)
 
 
 def private_body(
@@ -66,18 +75,21 @@ def private_body(
     window: Window,
     personal: PersonalData,
 ) -> Body:
-    """A private feed's body, rendered afresh."""
+    """A private feed's body, rendered afresh: only the entries it shows, and the days
+    around them that tell how far it may reach."""
     rows = query.entry_rows(conn, scope, window)
     if scope.kind == "organisation":
         heads = query.heads_of(conn, "premises", sorted({r.premises_id for r in rows}))
     locations = {h.key: premises_label(h) for h in heads if h.scope == "premises"}
     name = query.calendar_name(conn, scope, heads)
-    texts = [
-        private_event(row, locations.get(row.premises_id, row.premises_id), personal)
-        for row in rows
-    ]
+    opened = Opened(personal)
+
+    def text_of(i: int) -> bytes:
+        row = rows[i]
+        return private_event(row, locations.get(row.premises_id, row.premises_id), opened)
+
     starts, ends = [r.start for r in rows], [r.end for r in rows]
-    return joined(name, window, starts, ends, texts, _uncached_head)
+    return joined(name, window, starts, ends, text_of, _uncached_head)
 
 
 def _uncached_head(name: str, description: str) -> bytes:
@@ -130,7 +142,7 @@ class PublicBody:
         texts: dict[str, bytes],
         window: Window,
     ) -> PublicBody:
-        body = joined(name, window, starts, ends, [texts[uid] for uid in uids])
+        body = joined(name, window, starts, ends, lambda i: texts[uids[i]])
         return cls(position, name, locations, uids, starts, ends, texts, body)
 
     def updated(self, position: int, changed: list[Any], window: Window) -> PublicBody | None:

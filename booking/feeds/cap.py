@@ -13,7 +13,8 @@ what is counted, and one that does never gets more.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -43,36 +44,50 @@ def fit(
     window: Window,
     starts: Sequence[datetime],
     ends: Sequence[datetime],
-    sizes: Sequence[int],
+    size_of: Callable[[int], int],
     fixed: int,
     limit: int = LIMIT,
 ) -> Reach:
-    """The reach of a feed whose window holds entries (in feed order) starting and ending at
-    `starts`/`ends`, each `sizes` octets long, around `fixed` octets of calendar text."""
-    everything = list(range(len(sizes)))
-    if fixed + sum(sizes) <= limit:
-        return Reach(window.first, window.last, everything, False)
-    budget = limit - fixed
-    # An entry counts on the local day it starts (the window's first if it started before).
-    per_day: dict[date, int] = {}
-    for start, size in zip(starts, sizes, strict=True):
-        day = max(start.astimezone(window.zone).date(), window.first)
-        per_day[day] = per_day.get(day, 0) + size
-    anchor = min(max(window.today, window.first), window.last)
+    """The reach of a feed whose window holds entries (in feed order: `starts` ascending)
+    starting and ending at `starts`/`ends`, entry `i` being `size_of(i)` octets long, around
+    `fixed` octets of calendar text. Sizes are asked for only of the days that are looked
+    at, so a caller that renders in `size_of` renders little more than what is shown."""
     one = timedelta(days=1)
+    budget = limit - fixed
+
+    def bounds(day: date) -> tuple[int, int]:
+        # An entry counts on the local day it starts (the window's first if it started
+        # before): the first day takes everything before it, the last everything after.
+        low = 0 if day == window.first else bisect_left(starts, window.midnight(day))
+        high = (
+            len(starts) if day == window.last else bisect_left(starts, window.midnight(day + one))
+        )
+        return low, high
+
+    def day_size(day: date) -> int:
+        return sum(size_of(i) for i in range(*bounds(day)))
+
+    anchor = min(max(window.today, window.first), window.last)
     first = last = anchor
-    used = per_day.get(anchor, 0)
-    while last < window.last and used + per_day.get(last + one, 0) <= budget:
-        last += one
-        used += per_day.get(last, 0)
-    while first > window.first and used + per_day.get(first - one, 0) <= budget:
-        first -= one
-        used += per_day.get(first, 0)
+    used = day_size(anchor)
+    while last < window.last and used <= budget:
+        more = day_size(last + one)
+        if used + more > budget:
+            break
+        last, used = last + one, used + more
+    while first > window.first and used <= budget:
+        more = day_size(first - one)
+        if used + more > budget:
+            break
+        first, used = first - one, used + more
+    if first == window.first and last == window.last and used <= budget:
+        return Reach(first, last, list(range(len(starts))), False)
     # Entries that began before `first` and run into it are in the narrower window too.
     while True:
-        start, end = window.midnight(first), window.midnight(last + one)
-        keep = [i for i in everything if starts[i] < end and ends[i] > start]
-        if sum(sizes[i] for i in keep) <= budget:
+        low, high = bounds(first)[0], bounds(last)[1]
+        begun = window.midnight(first)
+        keep = [i for i in range(low) if ends[i] > begun] + list(range(low, high))
+        if sum(size_of(i) for i in keep) <= budget:
             return Reach(first, last, keep, True)
         if first < anchor:
             first += one
@@ -82,8 +97,8 @@ def fit(
             break
     kept, used = [], 0
     for i in keep:
-        if used + sizes[i] > budget:
+        if used + size_of(i) > budget:
             break
         kept.append(i)
-        used += sizes[i]
+        used += size_of(i)
     return Reach(first, last, kept, True, cut=True)
