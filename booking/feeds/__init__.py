@@ -11,7 +11,7 @@ the inline `feed_entries` projection, never by replaying the log.
 
 from booking.feeds.bodies import Body, PublicBody, private_body, public_bodies, public_body
 from booking.feeds.cap import LIMIT, Reach, fit
-from booking.feeds.http import blp, serve
+from booking.feeds.http import blp, reach_of_token, serve
 from booking.feeds.query import (
     Scope,
     Window,
@@ -59,6 +59,7 @@ __all__ = [
     "public_bodies",
     "public_body",
     "public_event",
+    "reach_of_token",
     "reach_text",
     "render",
     "serve",

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from booking.cache import Memo
 from booking.feeds import query
-from booking.feeds.cap import Reach, fit
+from booking.feeds.cap import LIMIT, Reach, fit
 from booking.feeds.query import Scope, Window, in_window
 from booking.feeds.render import (
     END_CALENDAR,
@@ -48,6 +48,7 @@ def joined(
     starts: list[datetime],
     ends: list[datetime],
     text_of: Callable[[int], bytes],
+    limit: int,
     head_of: Callable[[str, str], bytes] = calendar_text,
 ) -> Body:
     """The calendar of `name` with the texts of the entries that fit under the cap (entry
@@ -63,7 +64,7 @@ def joined(
 
     # The head when narrowed is the longest: counting it keeps every answer under the cap.
     fixed = len(head_of(name, reach_text(window.first, window.last, True)))
-    reach = fit(window, starts, ends, size_of, fixed + len(END_CALENDAR))
+    reach = fit(window, starts, ends, size_of, fixed + len(END_CALENDAR), limit)
     head = head_of(name, reach_text(reach.first, reach.last, reach.narrowed))
     return Body(b"".join([head, *(texts[i] for i in reach.keep), END_CALENDAR]), reach)
 
@@ -74,6 +75,7 @@ def private_body(
     heads: list[Any],
     window: Window,
     personal: PersonalData,
+    limit: int = LIMIT,
 ) -> Body:
     """A private feed's body, rendered afresh: only the entries it shows, and the days
     around them that tell how far it may reach."""
@@ -89,7 +91,7 @@ def private_body(
         return private_event(row, locations.get(row.premises_id, row.premises_id), opened)
 
     starts, ends = [r.start for r in rows], [r.end for r in rows]
-    return joined(name, window, starts, ends, text_of, _uncached_head)
+    return joined(name, window, starts, ends, text_of, limit, _uncached_head)
 
 
 def _uncached_head(name: str, description: str) -> bytes:
@@ -118,17 +120,24 @@ class PublicBody:
     starts: list[datetime]
     ends: list[datetime]
     texts: dict[str, bytes]
+    limit: int
     body: Body
 
     @classmethod
     def of(
-        cls, position: int, name: str, rows: list[Any], locations: dict[str, str], window: Window
+        cls,
+        position: int,
+        name: str,
+        rows: list[Any],
+        locations: dict[str, str],
+        window: Window,
+        limit: int = LIMIT,
     ) -> PublicBody:
         """From every entry of the window, in the entry query's order."""
         texts = {row.uid: event_text(row, locations) for row in rows}
         uids = [row.uid for row in rows]
         starts, ends = [row.start for row in rows], [row.end for row in rows]
-        return cls._joined(position, name, locations, uids, starts, ends, texts, window)
+        return cls._joined(position, name, locations, uids, starts, ends, texts, window, limit)
 
     @classmethod
     def _joined(
@@ -141,9 +150,10 @@ class PublicBody:
         ends: list[datetime],
         texts: dict[str, bytes],
         window: Window,
+        limit: int,
     ) -> PublicBody:
-        body = joined(name, window, starts, ends, lambda i: texts[uids[i]])
-        return cls(position, name, locations, uids, starts, ends, texts, body)
+        body = joined(name, window, starts, ends, lambda i: texts[uids[i]], limit)
+        return cls(position, name, locations, uids, starts, ends, texts, limit, body)
 
     def updated(self, position: int, changed: list[Any], window: Window) -> PublicBody | None:
         """This body with the entries `changed` after its position; None where the order
@@ -169,7 +179,9 @@ class PublicBody:
                 starts.insert(at, row.start)
                 ends.insert(at, row.end)
                 texts[row.uid] = event_text(row, self.locations)
-        return self._joined(position, self.name, self.locations, uids, starts, ends, texts, window)
+        return self._joined(
+            position, self.name, self.locations, uids, starts, ends, texts, window, self.limit
+        )
 
     @property
     def size(self) -> int:
@@ -190,7 +202,12 @@ def public_bodies(app: Flask | None = None) -> Memo[PublicBody]:
 
 
 def public_body(
-    conn: Connection, scope: Scope, heads: list[Any], window: Window, position: int
+    conn: Connection,
+    scope: Scope,
+    heads: list[Any],
+    window: Window,
+    position: int,
+    limit: int = LIMIT,
 ) -> Body:
     """The body of a public feed at `position`: from the one made last, with the entries
     changed since, when the calendar's name and locations are the same; else from all."""
@@ -199,14 +216,15 @@ def public_body(
     made, key = public_bodies(), (scope.ident, window.key)
     base = made.get(key)
     found: PublicBody | None = None
-    if base is not None and base.name == name and base.locations == locations:
+    same = base is not None and (base.name, base.locations, base.limit) == (name, locations, limit)
+    if base is not None and same:
         if base.position == position:
             found = base
         elif base.position < position:
             found = base.updated(position, query.changed_rows(conn, scope, base.position), window)
     if found is None:
         rows = query.entry_rows(conn, scope, window)
-        found = PublicBody.of(position, name, rows, locations, window)
+        found = PublicBody.of(position, name, rows, locations, window, limit)
     if base is None or found.position >= base.position:
         made.put(key, found, found.size)
     return found.body

@@ -32,6 +32,7 @@ from werkzeug.http import http_date
 
 from booking.cache import caches
 from booking.feeds.bodies import Body, private_body, public_body
+from booking.feeds.cap import LIMIT, Reach
 from booking.feeds.query import Resolved, Scope, Window, premises_scope, token_scope, window_of
 from booking.http import now, runtime, statement_reads
 
@@ -71,16 +72,25 @@ class Validators:
         return self.last_modified.replace(microsecond=0) <= since
 
 
-def validators(scope: Scope, heads: list[Any], window: Window, now: datetime) -> Validators:
+def validators(
+    scope: Scope, heads: list[Any], window: Window, now: datetime, limit: int = LIMIT
+) -> Validators:
     position = max((h.position for h in heads), default=0)
     changed = max((h.changed_at for h in heads), default=window.epoch)
-    digest = hashlib.sha256(f"{FORMAT}|{scope.ident}|{window.key}".encode()).hexdigest()[:16]
+    shaped_by = f"{FORMAT}|{scope.ident}|{window.key}|{limit}"
+    digest = hashlib.sha256(shaped_by.encode()).hexdigest()[:16]
     return Validators(
         etag=f"{position}-{digest}",
         position=position,
         last_modified=max(changed, window.epoch),
         settled=now - changed >= SETTLE,
     )
+
+
+def limit_of_feeds() -> int:
+    """The cap of a feed answer's octets: 1 MB, or the app's BOOKING_FEED_LIMIT (which
+    tests set lower to see a feed narrow without making a thousand bookings)."""
+    return int(current_app.config.get("BOOKING_FEED_LIMIT", LIMIT))
 
 
 def takes_gzip() -> bool:
@@ -108,7 +118,8 @@ def serve(resolve: Callable[[Connection], Resolved]) -> Response:
         if found is None:
             raise NotFound("No such feed.")
         scope, heads = found
-        checks = validators(scope, heads, window, instant)
+        limit = limit_of_feeds()
+        checks = validators(scope, heads, window, instant, limit)
         headers = {
             "ETag": f'"{checks.etag_for(gzipped)}"',
             "Last-Modified": checks.last_modified_header,
@@ -120,10 +131,11 @@ def serve(resolve: Callable[[Connection], Resolved]) -> Response:
         if checks.not_modified(instant):
             return Response(status=304, headers=headers)
         if scope.details:
-            body = private_body(conn, scope, heads, window, runtime().vault.reader(conn))
+            personal = runtime().vault.reader(conn)
+            body = private_body(conn, scope, heads, window, personal, limit)
             text = compressed(body.text) if gzipped else body.text
         else:
-            body, text = _public(conn, scope, heads, window, checks, gzipped)
+            body, text = _public(conn, scope, heads, window, checks, gzipped, limit)
     headers["X-Feed-Window"] = body.reach.header
     if body.reach.narrowed:
         headers["X-Feed-Narrowed"] = "true"
@@ -139,6 +151,7 @@ def _public(
     window: Window,
     checks: Validators,
     gzipped: bool,
+    limit: int,
 ) -> tuple[Body, bytes]:
     """A public feed's body and the text to send. The ETag names everything a public body
     shows (entries, names, addresses, window): the body made for it, and its gzip, serve
@@ -146,10 +159,25 @@ def _public(
     bodies, name = caches().feed_bodies, (scope.ident, window.key, gzipped)
     found: tuple[Body, bytes] | None = bodies.get(name, checks.etag)
     if found is None:
-        body = public_body(conn, scope, heads, window, checks.position)
+        body = public_body(conn, scope, heads, window, checks.position, limit)
         found = (body, compressed(body.text) if gzipped else body.text)
         bodies.put(name, checks.etag, found, len(found[1]))
     return found
+
+
+def reach_of_token(token: str) -> Reach | None:
+    """How far the default window of a feed token's feed reaches now (None for no such
+    feed): what the /feeds page tells whoever just made one. Renders it, as a request would."""
+    instant = now()
+    zone = ZoneInfo(current_app.config["BOOKING_TIMEZONE"])
+    window = window_of(instant.astimezone(zone).date(), zone, None, None)
+    with statement_reads(runtime().engine) as conn:
+        found = token_scope(conn, token)
+        if found is None:
+            return None
+        scope, heads = found
+        personal = runtime().vault.reader(conn)
+        return private_body(conn, scope, heads, window, personal, limit_of_feeds()).reach
 
 
 @blp.route("/premises/<premises_id>.ics")

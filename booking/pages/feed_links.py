@@ -19,6 +19,7 @@ from sqlalchemy import insert, select, update
 from booking.accounts import token_hash
 from booking.api.feed_tokens import checked_scope
 from booking.domain.errors import DomainError, NotFound
+from booking.feeds import Reach, reach_of_token
 from booking.http import runtime
 from booking.pages.common import BOOKERS, Form, page_user, redirect_to, run, signed_in_as
 from booking.pages.messages import translate
@@ -27,6 +28,9 @@ from events.sql import read_transaction
 from projections.catalogue import premises_table
 
 bp = Blueprint("feed_links", __name__, url_prefix="/feeds")
+
+# More premises than this in one feed earn a word about the 1 MB cap even while it fits.
+MANY_PREMISES = 5
 
 
 def feed_links(path: str) -> dict[str, str]:
@@ -58,7 +62,11 @@ def _tokens(conn: Any, user_id: str) -> list[dict[str, Any]]:
 
 
 def _render(
-    form: Form | None = None, created: dict[str, str] | None = None, status: int = 200
+    form: Form | None = None,
+    created: dict[str, str] | None = None,
+    status: int = 200,
+    reach: Reach | None = None,
+    many: bool = False,
 ) -> Any:
     user = page_user()
     with read_transaction(runtime().engine) as conn:
@@ -72,6 +80,8 @@ def _render(
         tokens=tokens,
         form=form or Form(),
         created=created,
+        reach=reach,
+        many=many,
     )
     return page if status == 200 else (page, status)
 
@@ -121,7 +131,10 @@ def create() -> Any:
         form.error("premises", translate(str(error)))
         return _render(form, status=422)
     created = feed_links(url_for("feeds.private_feed", token=token))
-    return _render(created=created, status=201)
+    # How far the new feed reaches (booking/feeds/cap.py): said at once, with a warning
+    # when it is narrowed under 1 MB or spans so many premises that it may be soon.
+    many = len(scope.get("premises", [])) > MANY_PREMISES
+    return _render(created=created, status=201, reach=reach_of_token(token), many=many)
 
 
 @bp.route("/private/<token_id>/revoke", methods=["POST"])
