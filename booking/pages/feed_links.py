@@ -41,7 +41,7 @@ def feed_links(path: str) -> dict[str, str]:
 
 def _premises(conn: Any) -> list[Any]:
     t = premises_table
-    return conn.execute(select(t).where(t.c.retired.is_(False)).order_by(t.c.id)).all()
+    return list(conn.execute(select(t).where(t.c.retired.is_(False)).order_by(t.c.id)).all())
 
 
 def _tokens(conn: Any, user_id: str) -> list[dict[str, Any]]:
