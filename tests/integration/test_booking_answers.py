@@ -73,8 +73,10 @@ def test_a_command_of_the_premises_between_read_and_decision_is_read_back(
     def another_first(conn: Any, repository: Any, premises_id: str, *rest: Any) -> Any:
         staff = Actor("someone-of-staff", "staff")
         approve = DecideBooking(staff, other["id"], True, "", datetime.now(UTC))
-        run_premises_command(conn, repository, premises_id, approve, Metadata(actor=None))
-        return run_premises_command(conn, repository, premises_id, *rest)
+        run_premises_command(
+            conn, repository, premises_id, approve, Metadata(actor=None), now=datetime.now(UTC)
+        )
+        return run_premises_command(conn, repository, premises_id, *rest, now=datetime.now(UTC))
 
     def recorded_answer(before: Any, recorded: Any) -> Any:
         made_up.append(found := changed_row(before, recorded))
