@@ -55,7 +55,8 @@ from events.slot import Slot
 from events.sql import JSONDocument, UTCDateTime
 from events.store import Metadata
 
-TARGET = 0.5  # command layer ≥ half the raw insert rate
+# The command layer's rate against the raw insert's (issue 18).
+TARGETS = {"sqlite": 0.30, "postgresql": 0.35}
 PREMISES_PER_PATH = 4
 WARMUP = 10  # untimed calls per path before the timed ones
 HOURS = range(8, 22)  # one-hour slots inside the premises' 08-22 opening hours
@@ -342,7 +343,8 @@ def measure(
         if name == "raw":
             verdict = "baseline"
         elif name == "command":
-            verdict = f"≥ {TARGET:.2f} {'met' if relative >= TARGET else 'MISSED'}"
+            target = TARGETS[kind]
+            verdict = f"≥ {target:.2f} {'met' if relative >= target else 'MISSED'}"
         elif name in ("floor", "pipelined"):
             verdict = "(floor)"
         else:
