@@ -55,7 +55,12 @@ def password_matches(stored: str | None, password: str) -> bool:
 
 
 def create_organisation(
-    conn: Connection, name: str, type_: str, business_id: str | None, actor: str | None
+    conn: Connection,
+    name: str,
+    type_: str,
+    business_id: str | None,
+    actor: str | None,
+    now: datetime | None = None,
 ) -> str:
     if type_ not in ORGANISATION_TYPES:
         raise RuleBroken({"type": [f"One of: {', '.join(ORGANISATION_TYPES)}."]})
@@ -63,7 +68,14 @@ def create_organisation(
         raise RuleBroken({"name": ["Give a name."]})
     organisation_id = str(uuid.uuid4())
     event = OrganisationRegistered(organisation_id, name.strip(), type_, business_id)
-    recorded = append(conn, f"organisation-{organisation_id}", [event], 0, Metadata(actor=actor))
+    recorded = append(
+        conn,
+        f"organisation-{organisation_id}",
+        [event],
+        0,
+        Metadata(actor=actor),
+        now=now or datetime.now(UTC),
+    )
     conn.execute(
         insert(organisations).values(
             id=organisation_id,
@@ -92,6 +104,7 @@ def create_user(
     language: str = "fi",
     actor: str | None = None,
     vault: Vault | None = None,
+    now: datetime | None = None,
 ) -> NewUser:
     """A user, its data key and a first API token; `vault` defaults to the app's."""
     vault = vault or current_vault()
@@ -119,7 +132,9 @@ def create_user(
         raise InvalidState("A user with that e-mail address exists.")
     user_id = str(uuid.uuid4())
     event = UserRegistered(user_id, role, organisation_id, language)
-    recorded = append(conn, f"user-{user_id}", [event], 0, Metadata(actor=actor))
+    recorded = append(
+        conn, f"user-{user_id}", [event], 0, Metadata(actor=actor), now=now or datetime.now(UTC)
+    )
     now = recorded[0].recorded_at
     vault.create_key(conn, user_id)
     personal = vault.reader(conn)

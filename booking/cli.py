@@ -19,7 +19,7 @@ from booking.privacy import WrongSecret
 from booking.progress import Progress
 from events.sql import read_transaction, write_transaction
 from events.store import head_position
-from projections import runner
+from projections import rebuilding, runner
 
 
 def _app() -> Flask:
@@ -214,7 +214,8 @@ def projections() -> None:
 @click.argument("names", nargs=-1)
 def projections_rebuild(names: tuple[str, ...]) -> None:
     """Rebuild projections (all when none is named) from the log."""
-    engine = _runtime(_app()).engine
+    rt = _runtime(_app())
+    engine = rt.engine
     try:
         chosen = runner.by_name(names)
     except KeyError as error:
@@ -222,7 +223,7 @@ def projections_rebuild(names: tuple[str, ...]) -> None:
     with read_transaction(engine) as conn:
         total = head_position(conn)
     with Progress("rebuild", total) as progress:
-        count = runner.rebuild(engine, chosen, progress=progress)
+        count = rebuilding.rebuild(engine, chosen, progress=progress, clock=rt.clock)
     click.echo(f"rebuilt {', '.join(p.name for p in chosen)} from {count} events")
 
 
@@ -261,7 +262,8 @@ def events_import(file: str) -> None:
     """Restore a log exported as JSON lines into an empty database, then rebuild projections."""
     from booking.logio import NotEmpty, import_events
 
-    engine = _runtime(_app()).engine
+    rt = _runtime(_app())
+    engine = rt.engine
     upgrade(engine)
     try:
         with open(file, encoding="utf-8") as lines, Progress("import") as progress:
@@ -269,7 +271,7 @@ def events_import(file: str) -> None:
     except (NotEmpty, ValueError) as error:
         raise click.ClickException(str(error)) from None
     with Progress("rebuild", count) as progress:
-        runner.rebuild(engine, runner.ALL, progress=progress)
+        rebuilding.rebuild(engine, runner.ALL, progress=progress, clock=rt.clock)
     click.echo(f"imported {count} events from {file}")
 
 

@@ -239,7 +239,7 @@ def run_write(actor: str, handler: Callable[[Connection], Outcome]) -> Outcome |
         if len(key) > 200 or not key.isprintable():
             return problem(400, "Bad Idempotency-Key", "At most 200 printable characters.")
         body = request.get_json(silent=True)
-        idempotency = IdempotencyKey.of(actor, key, request.method, request.path, body)
+        idempotency = IdempotencyKey.of(actor, key, request.method, request.path, body, now())
     return execute(
         runtime().engine, handler, idempotency, outcome_of_error if idempotency else None
     )

@@ -18,11 +18,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from booking import notifications
+from booking.clock import Clock, system_clock
 from booking.domain.popups import ExpirePopups
 from booking.notifications import Notifier
 from booking.outbox import SmtpSettings, deliver, enqueue
 from booking.privacy import Vault
+from booking.recording import record
 from booking.service import (
     Outcome,
     PremisesRepository,
@@ -31,12 +32,11 @@ from booking.service import (
     premises_stream,
 )
 from booking.tables import users
-from events.bulk import StreamAppend, prepare_many, write_many
+from events.bulk import StreamAppend
 from events.sql import read_transaction
 from events.store import Metadata
 from projections.bookings import bookings_table
 from projections.popups import popups_table
-from projections.runner import BY_EVENT, BY_POSITION, project_inline
 
 log = logging.getLogger(__name__)
 REMINDER_AHEAD = timedelta(hours=24)
@@ -72,6 +72,9 @@ class Jobs:
     premises: PremisesRepository
     vault: Vault
     smtp: SmtpSettings | None
+    # The time the expiry's events and mails are recorded at (the instant an expiry is run
+    # for, `now`, may be another: tests and catch-up runs name it).
+    clock: Clock = system_clock
 
     def expire_popups(self, now: datetime | None = None) -> int:
         """Expire every pending request whose decision deadline has passed; returns how many."""
@@ -101,18 +104,15 @@ class Jobs:
         return expired
 
     def _expire(self, conn: Connection, premises_ids: list[str], now: datetime) -> int:
-        """One transaction's expiry: decide per premises under its lock, then project, mail
-        and append the events of all of them at once (one statement per table and chunk of
-        ids, not one per event: the projections' batch handlers, `notifications.mails_for`'s
-        reads of many rows at once, one outbox INSERT, `events.bulk`'s one INSERT).
+        """One transaction's expiry: decide per premises under its lock, then record the
+        events of all of them at once (`booking.recording.record`: one statement per table
+        and chunk of ids, not one per event: the projections' batch handlers,
+        `notifications.mails_for`'s reads of many rows at once, one outbox INSERT,
+        `events.bulk`'s one INSERT).
 
-        As in `booking.service.run_premises_command`, what needs no position (the inline
-        projections that read only the events, the mails) is written before the append, so
-        that on PostgreSQL the append lock — which every writer of every premises queues
-        for — is held only for the INSERT and the position-stamped projections. Each premises
-        still appends to its own stream at the version it decided on, so a racing scheduler
-        or booking makes the whole chunk retry; the retry decides on the events the other
-        appended and finds nothing left to expire.
+        Each premises still appends to its own stream at the version it decided on, so a
+        racing scheduler or booking makes the whole chunk retry; the retry decides on the
+        events the other appended and finds nothing left to expire.
         """
         lock_premises(conn, premises_ids)  # all at once, in order: no deadlock with bookings
         appends = []
@@ -124,22 +124,8 @@ class Jobs:
         if not appends:
             return 0
         with _collecting_only_new_objects():
-            prepared = prepare_many(appends, SCHEDULER)
-            before = [
-                pair
-                for a, mine in zip(appends, prepared.recorded, strict=True)
-                for pair in zip(a.events, mine, strict=True)
-            ]
-            project_inline(conn, before, BY_EVENT)
-            notifications.notify(conn, before, datetime.now(UTC))
-            recorded = write_many(conn, prepared)
-            appended = [
-                pair
-                for a, mine in zip(appends, recorded, strict=True)
-                for pair in zip(a.events, mine, strict=True)
-            ]
-            project_inline(conn, appended, BY_POSITION)
-            return len(appended)
+            recorded = record(conn, appends, SCHEDULER, self.clock())
+            return sum(len(mine) for mine in recorded)
 
     def queue_reminders(self, now: datetime | None = None) -> int:
         """Queue a reminder for each confirmed booking starting within 24 h that was placed

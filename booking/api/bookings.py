@@ -179,7 +179,12 @@ def place(body: dict[str, Any]) -> Response:
         )
         repository = runtime().premises
         recorded = run_premises_command(
-            conn, repository, request.premises_id, command, request_metadata(user.id)
+            conn,
+            repository,
+            request.premises_id,
+            command,
+            request_metadata(user.id),
+            now=runtime().clock(),
         )
         return placed_outcome(*placed_in(conn, recorded, repository), request.notes)
 
@@ -274,7 +279,12 @@ def _booking_command(booking_id: str, make: Any, if_match: int | None = None) ->
         check_if_match(if_match, before.version)
         command = make(user, datetime.now(UTC))
         recorded = run_premises_command(
-            conn, runtime().premises, before.premises_id, command, request_metadata(user.id)
+            conn,
+            runtime().premises,
+            before.premises_id,
+            command,
+            request_metadata(user.id),
+            now=runtime().clock(),
         )
         row = changed_row(before, recorded)
         if row is None:
@@ -351,7 +361,12 @@ def place_series(body: dict[str, Any]) -> Response:
             datetime.now(UTC),
         )
         recorded = run_premises_command(
-            conn, runtime().premises, request.premises_id, command, request_metadata(user.id)
+            conn,
+            runtime().premises,
+            request.premises_id,
+            command,
+            request_metadata(user.id),
+            now=runtime().clock(),
         )
         header = recorded[0].data
         ids = [r.data["booking_id"] for r in recorded if r.type == "BookingPlaced"]
@@ -390,7 +405,12 @@ def cancel_series(body: dict[str, Any], series_id: str) -> Response:
         premises_id = premises_of_series(conn, series_id)
         command = CancelSeries(user.actor, series_id, body["reason"], datetime.now(UTC))
         recorded = run_premises_command(
-            conn, runtime().premises, premises_id, command, request_metadata(user.id)
+            conn,
+            runtime().premises,
+            premises_id,
+            command,
+            request_metadata(user.id),
+            now=runtime().clock(),
         )
         ids = [r.data["booking_id"] for r in recorded if r.type == "BookingCancelled"]
         return Outcome(

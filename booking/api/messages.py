@@ -107,7 +107,7 @@ def _post(kind: str, thread_id: str, body: dict[str, Any]) -> Response:
         )
         stream = f"thread-{kind}-{thread_id}"
         recorded = append(
-            conn, stream, [event], stream_version(conn, stream), request_metadata(user.id)
+            conn, stream, [event], stream_version(conn, stream), request_metadata(user.id), now=now
         )
         project_inline(conn, [(event, recorded[0])])
         notify(conn, [(event, recorded[0])], now)

@@ -143,7 +143,12 @@ def request_popup(body: dict[str, Any]) -> Response:
             datetime.now(UTC),
         )
         run_premises_command(
-            conn, rt.premises, body["premises_id"], command, request_metadata(user.id)
+            conn,
+            rt.premises,
+            body["premises_id"],
+            command,
+            request_metadata(user.id),
+            now=runtime().clock(),
         )
         return Outcome(
             201,
@@ -199,7 +204,14 @@ def _popup_command(request_id: str, make: Any) -> Response:
         if visible_to(user, row):
             check_if_match(version, row.version)
         command = make(user, datetime.now(UTC))
-        run_premises_command(conn, rt.premises, row.premises_id, command, request_metadata(user.id))
+        run_premises_command(
+            conn,
+            rt.premises,
+            row.premises_id,
+            command,
+            request_metadata(user.id),
+            now=runtime().clock(),
+        )
         after = popup_row(conn, request_id)
         check_changed_once(version, after.version)
         return Outcome(200, popup_json(after, rt.vault.reader(conn)))

@@ -113,7 +113,12 @@ class PremisesCollection(MethodView):
             premises_id = body.get("id") or _free_slug(conn, profile["name"])
             command = RegisterPremises(user.actor, premises_id, profile)
             run_premises_command(
-                conn, runtime().premises, premises_id, command, request_metadata(user.id)
+                conn,
+                runtime().premises,
+                premises_id,
+                command,
+                request_metadata(user.id),
+                now=runtime().clock(),
             )
             row = premises_row(conn, premises_id)
             return Outcome(
@@ -181,7 +186,12 @@ class PremisesItem(MethodView):
 
         def handle(conn: Connection) -> Outcome:
             run_premises_command(
-                conn, runtime().premises, premises_id, command, request_metadata(user.id)
+                conn,
+                runtime().premises,
+                premises_id,
+                command,
+                request_metadata(user.id),
+                now=runtime().clock(),
             )
             row = premises_row(conn, premises_id)
             return Outcome(200, premises_json(row), _etag(row.version))
@@ -211,7 +221,12 @@ def add_closure(body: dict[str, Any], premises_id: str) -> Response:
 
     def handle(conn: Connection) -> Outcome:
         recorded = run_premises_command(
-            conn, runtime().premises, premises_id, command, request_metadata(user.id)
+            conn,
+            runtime().premises,
+            premises_id,
+            command,
+            request_metadata(user.id),
+            now=runtime().clock(),
         )
         zone = ZoneInfo(premises_row(conn, premises_id).timezone)
         cancelled = [r.data["booking_id"] for r in recorded if r.type == "BookingCancelled"]
@@ -244,7 +259,12 @@ def retire(body: dict[str, Any], premises_id: str) -> Response:
     def handle(conn: Connection) -> Outcome:
         check_if_match(version, premises_row(conn, premises_id).version)
         run_premises_command(
-            conn, runtime().premises, premises_id, command, request_metadata(user.id)
+            conn,
+            runtime().premises,
+            premises_id,
+            command,
+            request_metadata(user.id),
+            now=runtime().clock(),
         )
         row = premises_row(conn, premises_id)
         check_changed_once(version, row.version)

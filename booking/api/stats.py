@@ -22,7 +22,7 @@ from booking.auth import require
 from booking.domain.errors import NotFound, RuleBroken
 from booking.http import json_response, runtime
 from events.sql import read_transaction
-from projections.usage_query import FIGURES, GROUP_KEYS, UnknownPremises, usage
+from projections.usage.query import FIGURES, GROUP_KEYS, UnknownPremises, usage
 
 blp = Blueprint(
     "api_stats", __name__, url_prefix="/api/v1", description="Usage statistics (analysts, staff)"

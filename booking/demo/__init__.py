@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
+from booking.clock import system_clock
 from booking.demo import people as demo_people
 from booking.demo.catalogue import CATALOGUE
 from booking.demo.history import FUTURE_WEEKS, HISTORY_WEEKS, Plan, Planner, Step, anchor_of
@@ -132,7 +133,9 @@ def load_demo(
         for p in CATALOGUE:
             command = RegisterPremises(people.staff, p.premises_id, p.profile)
             metadata = Metadata(actor=people.staff.user_id)
-            run_premises_command(conn, repository, p.premises_id, command, metadata, notify=False)
+            run_premises_command(
+                conn, repository, p.premises_id, command, metadata, notify=False, now=system_clock()
+            )
         return people
 
     people = _in_transaction(engine, register)
@@ -191,7 +194,13 @@ def _run_batch(
         try:
             # notify=False: nobody is e-mailed about a history that never happened.
             recorded = run_premises_command(
-                conn, repository, step.premises_id, step.command, metadata, notify=False
+                conn,
+                repository,
+                step.premises_id,
+                step.command,
+                metadata,
+                notify=False,
+                now=system_clock(),
             )
         except SlotTaken:
             done.refused_taken += 1

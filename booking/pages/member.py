@@ -133,7 +133,7 @@ def new_booking() -> Any:
     def place(conn: Any) -> Any:
         # Notes may hold contact details: sealed with the booker's key before the log sees them.
         sealed = replace(command, request=_sealed(conn, user.id, booking_request))
-        return run_premises_command(conn, runtime().premises, row.id, sealed, metadata())
+        return run_premises_command(conn, runtime().premises, row.id, sealed, metadata(), now=now)
 
     try:
         recorded = run(place)
@@ -262,6 +262,7 @@ def cancel(booking_id: str) -> Any:
                         premises_of_series(conn, row.series_id),
                         command,
                         metadata(),
+                        now=now,
                     )
                 )
                 flash(_("The future bookings of the series are cancelled."), "success")
@@ -274,6 +275,7 @@ def cancel(booking_id: str) -> Any:
                         premises_of_booking(conn, booking_id),
                         command,
                         metadata(),
+                        now=now,
                     )
                 )
                 if recorded[0].data["late"]:

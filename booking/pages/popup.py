@@ -92,7 +92,9 @@ def new() -> Any:
             attendees or 1,
             datetime.now(UTC),
         )
-        return run_premises_command(conn, rt.premises, row.id, command, metadata())
+        return run_premises_command(
+            conn, rt.premises, row.id, command, metadata(), now=runtime().clock()
+        )
 
     try:
         recorded = run(handle)
@@ -163,7 +165,12 @@ def withdraw(request_id: str) -> Any:
     try:
         run(
             lambda conn: run_premises_command(
-                conn, runtime().premises, row.premises_id, command, metadata()
+                conn,
+                runtime().premises,
+                row.premises_id,
+                command,
+                metadata(),
+                now=runtime().clock(),
             )
         )
     except DomainError as error:

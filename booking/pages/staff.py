@@ -93,7 +93,12 @@ def decide(booking_id: str, decision: str) -> Any:
     try:
         run(
             lambda conn: run_premises_command(
-                conn, runtime().premises, premises_of_booking(conn, booking_id), command, metadata()
+                conn,
+                runtime().premises,
+                premises_of_booking(conn, booking_id),
+                command,
+                metadata(),
+                now=runtime().clock(),
             )
         )
     except DomainError as error:
@@ -123,7 +128,9 @@ def decide_popup(request_id: str, decision: str) -> Any:
         command = DecidePopup(
             user.actor, request_id, approve, str(uuid.uuid4()), reason, datetime.now(UTC)
         )
-        return run_premises_command(conn, runtime().premises, row.premises_id, command, metadata())
+        return run_premises_command(
+            conn, runtime().premises, row.premises_id, command, metadata(), now=runtime().clock()
+        )
 
     try:
         run(handle)

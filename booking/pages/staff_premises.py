@@ -207,7 +207,9 @@ def new() -> Any:
     def handle(conn: Any) -> str:
         premises_id = slug or _free_slug(conn, profile["name"])
         command = RegisterPremises(user.actor, premises_id, profile)
-        run_premises_command(conn, runtime().premises, premises_id, command, metadata())
+        run_premises_command(
+            conn, runtime().premises, premises_id, command, metadata(), now=runtime().clock()
+        )
         return premises_id
 
     try:
@@ -262,7 +264,7 @@ def edit(premises_id: str) -> Any:
     try:
         run(
             lambda conn: run_premises_command(
-                conn, runtime().premises, premises_id, command, metadata()
+                conn, runtime().premises, premises_id, command, metadata(), now=runtime().clock()
             )
         )
     except StaleVersion:
@@ -310,7 +312,12 @@ def close(premises_id: str) -> Any:
         try:
             recorded = run(
                 lambda conn: run_premises_command(
-                    conn, runtime().premises, premises_id, command, metadata()
+                    conn,
+                    runtime().premises,
+                    premises_id,
+                    command,
+                    metadata(),
+                    now=runtime().clock(),
                 )
             )
         except SlotTaken as error:
@@ -368,7 +375,12 @@ def retire(premises_id: str) -> Any:
         try:
             run(
                 lambda conn: run_premises_command(
-                    conn, runtime().premises, premises_id, command, metadata()
+                    conn,
+                    runtime().premises,
+                    premises_id,
+                    command,
+                    metadata(),
+                    now=runtime().clock(),
                 )
             )
         except DomainError as error:

@@ -1,7 +1,7 @@
 """Analysts' page: utilisation over time, a weekday × hour heatmap and utilisation by
 district, drawn as accessible SVG with data tables, and the same figures as CSV.
 
-Figures come from the asynchronous usage projection (projections/usage_query.py), the same
+Figures come from the asynchronous usage projection (projections/usage/query.py), the same
 source as GET /api/v1/stats/usage; the page names the log position they reflect.
 """
 
@@ -20,7 +20,7 @@ from booking.pages.charts import Point, bar_chart, column_chart, heatmap
 from booking.pages.common import Form, day_name, signed_in_as
 from events.sql import read_transaction
 from projections import runner
-from projections.usage_query import usage
+from projections.usage.query import usage
 
 bp = Blueprint("stats", __name__)
 ANALYSTS = ("analyst", "staff", "admin")

@@ -58,6 +58,6 @@ def post_to_thread(conn: Connection, user: User, kind: str, thread_id: str, text
         now,
     )
     stream = f"thread-{kind}-{thread_id}"
-    recorded = append(conn, stream, [event], stream_version(conn, stream), metadata())
+    recorded = append(conn, stream, [event], stream_version(conn, stream), metadata(), now=now)
     project_inline(conn, [(event, recorded[0])])
     notify(conn, [(event, recorded[0])], now)

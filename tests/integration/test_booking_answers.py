@@ -5,7 +5,7 @@ another command of the premises came between the read and the decision."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -70,11 +70,13 @@ def test_a_command_of_the_premises_between_read_and_decision_is_read_back(
     other = api.book("hall", local(day, 12), local(day, 13)).get_json()
     made_up: list[Any] = []
 
-    def another_first(conn: Any, repository: Any, premises_id: str, *rest: Any) -> Any:
+    def another_first(
+        conn: Any, repository: Any, premises_id: str, *rest: Any, now: datetime
+    ) -> Any:
         staff = Actor("someone-of-staff", "staff")
-        approve = DecideBooking(staff, other["id"], True, "", datetime.now(UTC))
-        run_premises_command(conn, repository, premises_id, approve, Metadata(actor=None))
-        return run_premises_command(conn, repository, premises_id, *rest)
+        approve = DecideBooking(staff, other["id"], True, "", now)
+        run_premises_command(conn, repository, premises_id, approve, Metadata(actor=None), now=now)
+        return run_premises_command(conn, repository, premises_id, *rest, now=now)
 
     def recorded_answer(before: Any, recorded: Any) -> Any:
         made_up.append(found := changed_row(before, recorded))

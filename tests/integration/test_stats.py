@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from booking.clock import system_clock
 from booking.domain.commands import (
     Actor,
     AddClosure,
@@ -57,7 +58,12 @@ class History:
     def run(self, premises_id: str, command: Any) -> None:
         def handle(conn: Any) -> Outcome:
             run_premises_command(
-                conn, self.repository, premises_id, command, Metadata(command.actor.user_id)
+                conn,
+                self.repository,
+                premises_id,
+                command,
+                Metadata(command.actor.user_id),
+                now=system_clock(),
             )
             return Outcome(200, {})
 
@@ -122,7 +128,7 @@ def history(api: Api) -> Api:
         h.book("sali", start, start + timedelta(hours=1), orgs[org], 2, lead_hours=1)
     for role in ("analyst", "staff", "admin"):
         api.token(role)  # a new user is an event too: before the catch-up
-    runner.catch_up(api.engine)
+    runner.catch_up(api.engine, clock=system_clock)
     return api
 
 
