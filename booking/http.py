@@ -40,6 +40,7 @@ from booking.service import (
     PremisesRepository,
     execute,
 )
+from booking.usecases.unit import Unit
 from events.sql import read_transaction
 from events.store import Metadata
 
@@ -222,6 +223,13 @@ def request_metadata(actor: str | None) -> Metadata:
         correlation_id=correlation_id(),
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
+
+
+def unit_for(conn: Connection, actor: str | None) -> Unit:
+    """What a use-case handler works in, for this request: the transaction's connection,
+    the app's premises cache and vault, and the request's metadata."""
+    rt = runtime()
+    return Unit(conn, rt.premises, rt.vault, request_metadata(actor))
 
 
 def write(actor: str, handler: Callable[[Connection], Outcome]) -> Response:

@@ -45,7 +45,7 @@ def jobs_for(app: Flask, engine: Engine | None = None) -> Jobs:
     rt = app.extensions["tilavaraus"]
     url = app.config.get("BOOKING_SMTP_URL")
     smtp = SmtpSettings.from_url(url, app.config["BOOKING_MAIL_FROM"]) if url else None
-    return Jobs(engine or rt.engine, PremisesRepository(), rt.vault, smtp)
+    return Jobs(engine or rt.engine, PremisesRepository(), rt.vault, smtp, rt.clock)
 
 
 def _schedule(scheduler: BaseScheduler, jobs: Jobs, leader: Leader | None = None) -> None:

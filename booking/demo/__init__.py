@@ -23,12 +23,15 @@ from sqlalchemy.engine import Connection
 from booking.demo import people as demo_people
 from booking.demo.catalogue import CATALOGUE
 from booking.demo.history import FUTURE_WEEKS, HISTORY_WEEKS, Plan, Planner, Step, anchor_of
+from booking.demo.steps import Done, run_step
 from booking.domain.commands import RegisterPremises
 from booking.domain.errors import DomainError, RuleBroken, SlotTaken
+from booking.privacy import current_vault
 from booking.progress import Progress
 from booking.service import PremisesRepository, run_premises_command
+from booking.usecases.unit import Unit
 from events.sql import read_transaction, write_transaction
-from events.store import ConcurrencyError, Metadata, RecordedEvent, head_position
+from events.store import ConcurrencyError, Metadata, head_position
 from projections.catalogue import premises_table
 
 BATCH_SIZE = 200  # commands per transaction
@@ -60,23 +63,18 @@ class Tally:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
-    def count(self, recorded: Sequence[RecordedEvent], placed_ids: set[str]) -> None:
-        for event in recorded:
-            data = event.data
-            if event.type == "BookingPlaced":
-                self.placed += 1
-                self.pending += data["status"] == "pending_approval"
-                placed_ids.add(data["booking_id"])
-            elif event.type == "BookingSeriesPlaced":
-                self.series += 1
-                self.occurrences_skipped += len(data["skipped"])
-            elif event.type == "BookingCancelled":
-                self.cancelled += 1
-                self.late += bool(data["late"])
-            elif event.type == "BookingApproved":
-                self.approved += 1
-            elif event.type == "BookingRejected":
-                self.rejected += 1
+    def count(self, done: Done, placed_ids: set[str]) -> None:
+        for booking in done.placed:
+            self.placed += 1
+            self.pending += booking.status == "pending_approval"
+            placed_ids.add(booking.id)
+        self.series += done.series
+        self.occurrences_skipped += done.skipped
+        for booking in done.cancelled:
+            self.cancelled += 1
+            self.late += bool(booking.late)
+        self.approved += done.approved
+        self.rejected += done.rejected
 
 
 @dataclass(frozen=True)
@@ -183,16 +181,16 @@ def _run_batch(
     placed_ids: set[str],
 ) -> tuple[Tally, set[str]]:
     done, new_ids = Tally(), set[str]()
+    vault = current_vault()  # the one the demo's people were made with
     for step in batch:
         if step.needs is not None and step.needs not in placed_ids and step.needs not in new_ids:
             done.not_run += 1
             continue
         metadata = Metadata(actor=step.command.actor.user_id, correlation_id="demo")
+        # notify=False: nobody is e-mailed about a history that never happened.
+        unit = Unit(conn, repository, vault, metadata, notify=False)
         try:
-            # notify=False: nobody is e-mailed about a history that never happened.
-            recorded = run_premises_command(
-                conn, repository, step.premises_id, step.command, metadata, notify=False
-            )
+            finished = run_step(unit, step)
         except SlotTaken:
             done.refused_taken += 1
         except RuleBroken:
@@ -200,7 +198,7 @@ def _run_batch(
         except DomainError:
             done.refused_other += 1
         else:
-            done.count(recorded, new_ids)
+            done.count(finished, new_ids)
     return done, new_ids
 
 
