@@ -161,7 +161,7 @@ def outcome_of_error(error: DomainError) -> Outcome:
                     errors=problems,
                 ),
             )
-        case SlotTaken(conflicts=conflicts):
+        case SlotTaken(conflicts=conflicts, zone=zone):
             return Outcome(
                 409,
                 problem_body(
@@ -170,7 +170,11 @@ def outcome_of_error(error: DomainError) -> Outcome:
                     "The time overlaps another booking (buffer included).",
                     PROBLEM_TYPE + "slot-taken",
                     conflicts=[
-                        {"start": iso(c.slot.start), "end": iso(c.slot.end), "kind": c.kind}
+                        {
+                            "start": iso(c.slot.start, zone),
+                            "end": iso(c.slot.end, zone),
+                            "kind": c.kind,
+                        }
                         for c in conflicts
                     ],
                 ),

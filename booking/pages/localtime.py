@@ -4,7 +4,7 @@ with a choice of the two (`<field>_fold`: 0 the earlier, 1 the later)."""
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
@@ -21,7 +21,7 @@ def _offset(text: str) -> str:
 
 def form_span(
     form: Form, day: date, start: time, end: time, zone: ZoneInfo
-) -> tuple[tuple[object, object] | None, Choices]:
+) -> tuple[tuple[datetime, datetime] | None, Choices]:
     """((start, end) instants, or None with the form's errors set), and the choices to
     offer for times that occur twice."""
     folds: dict[str, int | None] = {}

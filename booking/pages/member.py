@@ -53,12 +53,12 @@ def home() -> str:
 
 def _premises_choices(conn: Any) -> list[Any]:
     t = premises_table
-    return conn.execute(select(t).where(t.c.retired.is_(False)).order_by(t.c.id)).all()
+    return list(conn.execute(select(t).where(t.c.retired.is_(False)).order_by(t.c.id)).all())
 
 
 def _organisation_choices(conn: Any) -> list[Any]:
     t = organisations
-    return conn.execute(select(t.c.id, t.c.name).order_by(t.c.name)).all()
+    return list(conn.execute(select(t.c.id, t.c.name).order_by(t.c.name)).all())
 
 
 @bp.route("/bookings/new", methods=["GET", "POST"])
