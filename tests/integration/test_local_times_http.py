@@ -53,6 +53,9 @@ def test_the_booking_form_refuses_a_time_the_clocks_skip(site: Site, api: Api) -
         assert 'id="f-start-error"' in page
         assert "at least 30 minutes" not in page  # the old misleading answer
     assert _starts(api) == []
+    finnish = site.client("booker")
+    page = text(post_form(finnish, "/bookings/new", _form("2027-03-28", "03:30", "05:30")))
+    assert "Kellonaikaa 03:30 ei ole 2027-03-28" in page
     # The hour after the change is there as written.
     done = post_form(
         client, "/bookings/new", _form("2027-03-28", "04:00", "05:30"), page="/bookings/new"
