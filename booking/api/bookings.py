@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from sqlalchemy.engine import Connection
 
 from booking.api import schemas
-from booking.api.paging import AFTER_DOC, next_field, page_headers, page_request
+from booking.api.paging import AFTER_DOC, LINK_HEADER, next_field, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.http import (
     expected_version,
@@ -27,7 +27,8 @@ from booking.http import (
     unit_for,
     write,
 )
-from booking.queries.bookings import BookingFilter, BookingRow, list_bookings, visible_booking
+from booking.queries.bookings import BookingFilter, BookingRow, visible_booking
+from booking.queries.bookings import list_bookings as bookings_page
 from booking.service import Outcome
 from booking.usecases import bookings as cases
 from events.sql import read_transaction
@@ -124,8 +125,8 @@ def place(body: dict[str, Any]) -> Response:
 @blp.route("/bookings", methods=["GET"])
 @require()
 @blp.arguments(BookingPageQuery, location="query")
-@blp.response(200, BookingPage)
-def list_bookings_(query: dict[str, Any]) -> Response:
+@blp.response(200, BookingPage, headers=LINK_HEADER)
+def list_bookings(query: dict[str, Any]) -> Response:
     """Bookings a person may see: a booker its organisation's, staff all. Paged by start:
     `limit` rows (default 500) after the cursor `after`; `next` and the `Link` header
     lead to the next page."""
@@ -137,7 +138,7 @@ def list_bookings_(query: dict[str, Any]) -> Response:
     page = page_request(query)
     rt = runtime()
     with read_transaction(rt.engine) as conn:
-        found = list_bookings(conn, rt.vault, user.actor, wanted, zone, page)
+        found = bookings_page(conn, rt.vault, user.actor, wanted, zone, page)
     return json_response(
         {"bookings": [booking_json(r) for r in found.rows], "next": found.next},
         headers=page_headers(found),

@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy.engine import Connection
 
-from booking.api.paging import PageQuery, next_field, page_headers, page_request
+from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.http import iso, json_response, new_id, now, runtime, unit_for, write
 from booking.privacy import PersonalData
@@ -80,7 +80,7 @@ def _post(kind: str, thread_id: str, body: dict[str, Any]) -> Response:
 @blp.route("/bookings/<booking_id>/messages", methods=["GET"])
 @require()
 @blp.arguments(PageQuery, location="query")
-@blp.response(200, MessageList)
+@blp.response(200, MessageList, headers=LINK_HEADER)
 def booking_messages(query: dict[str, Any], booking_id: str) -> Response:
     """The booking's thread, oldest first, paged (`limit` default 100)."""
     return _list("booking", booking_id, query)
@@ -97,7 +97,7 @@ def post_booking_message(body: dict[str, Any], booking_id: str) -> Response:
 @blp.route("/popup-requests/<request_id>/messages", methods=["GET"])
 @require()
 @blp.arguments(PageQuery, location="query")
-@blp.response(200, MessageList)
+@blp.response(200, MessageList, headers=LINK_HEADER)
 def popup_messages(query: dict[str, Any], request_id: str) -> Response:
     """The request's thread, oldest first, paged (`limit` default 100)."""
     return _list("popup", request_id, query)

@@ -16,7 +16,7 @@ from marshmallow import fields, validate
 from sqlalchemy.engine import Connection
 
 from booking.api.bookings import stated
-from booking.api.paging import PageQuery, next_field, page_headers, page_request
+from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.api.schemas import ReasonIn, instant
 from booking.auth import require, signed_in
 from booking.http import (
@@ -30,7 +30,8 @@ from booking.http import (
     write,
 )
 from booking.privacy import PersonalData
-from booking.queries.popups import PopupFilter, list_popups, visible_popup
+from booking.queries.popups import PopupFilter, visible_popup
+from booking.queries.popups import list_popups as popups_page
 from booking.service import Outcome
 from booking.usecases import popups as cases
 from booking.usecases.popups import PopupInput, PopupResult
@@ -138,14 +139,14 @@ def request_popup(body: dict[str, Any]) -> Response:
 @blp.route("/popup-requests", methods=["GET"])
 @require()
 @blp.arguments(PopupQuery, location="query")
-@blp.response(200, PopupList)
-def list_popups_(query: dict[str, Any]) -> Response:
+@blp.response(200, PopupList, headers=LINK_HEADER)
+def list_popups(query: dict[str, Any]) -> Response:
     """Staff see every request; others see their own. Paged by decision deadline: `limit`
     rows (default 100) after the cursor `after`; `next` and the `Link` header lead on."""
     user = signed_in()
     wanted = PopupFilter(query.get("status"), query.get("premises_id"))
     with read_transaction(runtime().engine) as conn:
-        found = list_popups(conn, user.actor, wanted, page_request(query))
+        found = popups_page(conn, user.actor, wanted, page_request(query))
         personal = runtime().vault.reader(conn)
         rows = [popup_json(r, personal) for r in found.rows]
     return json_response({"popup_requests": rows, "next": found.next}, headers=page_headers(found))
