@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
+from marshmallow import validate
 from sqlalchemy.engine import Connection
 
 from booking.api import schemas
@@ -38,7 +39,7 @@ BOOKERS = ("booker", "staff", "admin")
 
 
 class BookingPageQuery(schemas.BookingQuery):
-    after = schemas.Text(metadata={"description": AFTER_DOC})
+    after = schemas.Text(validate=validate.Length(1, 500), metadata={"description": AFTER_DOC})
 
 
 class BookingPage(schemas.BookingList):
