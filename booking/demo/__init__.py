@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date
 from functools import partial
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
+from booking.clock import Clock, system_clock
 from booking.demo import people as demo_people
 from booking.demo.catalogue import CATALOGUE
 from booking.demo.history import FUTURE_WEEKS, HISTORY_WEEKS, Plan, Planner, Step, anchor_of
@@ -115,15 +116,17 @@ def load_demo(
     seed: int = 2026,
     anchor: date | None = None,
     batch_size: int = BATCH_SIZE,
+    clock: Clock = system_clock,
 ) -> Loaded:
     """Load the demo into a database without premises. The history is the same for the same
-    seed and anchor week (the anchor defaults to today in Helsinki)."""
+    seed and anchor week (the anchor defaults to `clock`'s today in Helsinki)."""
     started = time.monotonic()
     with read_transaction(engine) as conn:
         existing = conn.execute(select(func.count()).select_from(premises_table)).scalar_one()
     if existing:
         raise CatalogueNotEmpty(f"The catalogue already has {existing} premises")
-    monday = anchor_of(anchor or datetime.now(ZoneInfo("Europe/Helsinki")).date())
+    today = clock().astimezone(ZoneInfo("Europe/Helsinki")).date()
+    monday = anchor_of(anchor or today)
 
     def register(conn: Connection) -> demo_people.People:
         people = demo_people.create(conn)
