@@ -140,7 +140,8 @@ def test_a_conflict_and_the_search_answer_in_local_offsets(api: Api) -> None:
     assert conflict["start"] == local(day, 18).isoformat()  # +02:00, not Z
     assert conflict["end"] == local(day, 19).isoformat()
 
-    query = f"start={start_utc:%Y-%m-%dT%H:%M:%SZ}&end={local(day, 21).astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    end_utc = local(day, 21).astimezone(UTC)
+    query = f"start={start_utc:%Y-%m-%dT%H:%M:%SZ}&end={end_utc:%Y-%m-%dT%H:%M:%SZ}"
     found = api.get(f"/api/v1/availability?{query}")
     assert found.status_code == 200
     assert found.get_json()["start"] == local(day, 18, 30).isoformat()
