@@ -44,11 +44,13 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from bench import common
-from booking.api.bookings import placed_in, placed_outcome
-from booking.domain.commands import BookingRequest, PlaceBooking
+from booking.api.bookings import booking_json
+from booking.clock import system_clock
 from booking.http import outcome_of_error
+from booking.privacy import Vault
 from booking.service import IdempotencyKey, Outcome, PremisesRepository, execute
-from booking.service import run_premises_command as run_command
+from booking.usecases.bookings import BookingInput, place_booking
+from booking.usecases.unit import Unit
 from events.catalog import BookingPlaced
 from events.serialization import serializer
 from events.slot import Slot
@@ -142,24 +144,31 @@ def raw_insert(engine: Engine) -> Callable[[int], object]:
 
 
 def command(
-    engine: Engine, repository: PremisesRepository, booker: common.Person, slots: Slots, keyed: bool
+    engine: Engine,
+    repository: PremisesRepository,
+    vault: Vault,
+    booker: common.Person,
+    slots: Slots,
+    keyed: bool,
 ) -> Callable[[int], object]:
-    """One PlaceBooking through `execute`, as the POST handler runs it (minus HTTP)."""
+    """One booking through `execute` and the use-case handler, as the POST view runs it
+    (minus HTTP)."""
     actor = booker.actor
 
     def place(i: int) -> None:
         premises_id, slot = slots(i)
         booking_id = str(uuid.uuid4())
-        organisation = actor.organisation_id
-        request = BookingRequest(premises_id, slot, "Kerhoilta", 5, False, "", organisation)
+        given = BookingInput(premises_id, slot.start, slot.end, "Kerhoilta", 5)
 
         def handle(conn: Connection) -> Outcome:
-            placing = PlaceBooking(actor, booking_id, request, datetime.now(UTC))
             meta = Metadata(actor.user_id, correlation_id=uuid.uuid4().hex)
-            recorded = run_command(
-                conn, repository, premises_id, placing, meta, now=datetime.now(UTC)
+            unit = Unit(conn, repository, vault, meta, system_clock)
+            placed = place_booking(unit, actor, given, booking_id, datetime.now(UTC))
+            return Outcome(
+                201,
+                booking_json(placed.booking),
+                {"ETag": '"1"', "Location": f"/api/v1/bookings/{booking_id}"},
             )
-            return placed_outcome(*placed_in(conn, recorded, repository), request.notes)
 
         key = None
         if keyed:
@@ -301,6 +310,7 @@ def measure(
     recorder = Recorder(engine)
     app = common.bench_app(engine)
     repository = common.repository_of(app)
+    vault = app.extensions["tilavaraus"].vault
     staff = common.new_person(engine, "staff")
     booker = common.new_person(engine, "booker")
     first_day = datetime.now(ZONE) + timedelta(days=2)
@@ -312,9 +322,9 @@ def measure(
     operations: dict[str, Callable[[int], object]] = {
         "raw": raw_insert(engine),
         "command": recorder.tagged(
-            command(engine, repository, booker, slots["command"], keyed=False)
+            command(engine, repository, vault, booker, slots["command"], keyed=False)
         ),
-        "keyed": command(engine, repository, booker, slots["keyed"], keyed=True),
+        "keyed": command(engine, repository, vault, booker, slots["keyed"], keyed=True),
         "http": http_post(app.test_client(), booker, slots["http"]),
     }
     # After "command" in every round: a floor replays the bookings that round just made.

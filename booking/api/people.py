@@ -24,6 +24,8 @@ from booking.auth import require, signed_in
 from booking.domain.errors import InvalidState, NotAllowed, NotFound
 from booking.http import iso, json_response, respond, run_write, runtime, write
 from booking.outbox import outbox
+from booking.queries.bookings import booking_rows
+from booking.queries.popups import with_zone as popups_with_zone
 from booking.service import Outcome
 from booking.tables import api_tokens, feed_token_keys, feed_tokens, organisations, users
 from events.sql import read_transaction
@@ -211,7 +213,7 @@ def export(conn: Connection, user_id: str) -> dict[str, Any]:
     booking_ids = list(
         conn.execute(select(b.c.id).where(b.c.booked_by == user_id).order_by(b.c.start)).scalars()
     )
-    popups = conn.execute(popups_api._rows().where(p.c.requested_by == user_id).order_by(p.c.start))
+    popups = conn.execute(popups_with_zone().where(p.c.requested_by == user_id).order_by(p.c.start))
     messages = conn.execute(
         select(m).where(m.c.author_id == user_id).order_by(m.c.posted_at, m.c.id)
     )
@@ -229,7 +231,7 @@ def export(conn: Connection, user_id: str) -> dict[str, Any]:
             "erased_at": iso(row.erased_at) if row.erased_at else None,
         },
         "bookings": [
-            bookings_api.booking_json(r) for r in bookings_api.booking_rows(conn, booking_ids)
+            bookings_api.booking_json(r) for r in booking_rows(conn, runtime().vault, booking_ids)
         ],
         "popup_requests": [popups_api.popup_json(r, personal) for r in popups],
         "messages": [

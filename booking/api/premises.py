@@ -382,7 +382,9 @@ def json_bytes(body: Any) -> bytes:
 @blp.arguments(schemas.SearchQuery, location="query")
 @blp.response(200, schemas.SearchOut)
 def search(query: dict[str, Any]) -> Response:
-    """The premises open and free for the whole window, with the usual filters. Public."""
+    """The premises open and free for the whole window, with the usual filters. Public.
+    `start` and `end` are echoed in local time (BOOKING_TIMEZONE, Europe/Helsinki by
+    default)."""
     window = _slot(query["start"], query["end"])
     if window.duration > MAX_SEARCH_WINDOW:
         raise RuleBroken({"end": ["Search a window of at most 14 days."]})
@@ -396,10 +398,13 @@ def search(query: dict[str, Any]) -> Response:
             OpeningHours.parse(row.opening_hours), ZoneInfo(row.timezone), window, busy[row.id]
         )
     ]
+    # The window is echoed in the service's zone, like the premises' own instants (API.md:
+    # instants that belong to premises in their local offset).
+    zone = ZoneInfo(current_app.config["BOOKING_TIMEZONE"])
     return json_response(
         {
-            "start": iso(window.start),
-            "end": iso(window.end),
+            "start": iso(window.start, zone),
+            "end": iso(window.end, zone),
             "premises": [premises_json(r) for r in found],
         }
     )

@@ -182,7 +182,7 @@ def _close(cmd: AddClosure, premises: PremisesState) -> list[Event]:
     if (clashing or held) and not cmd.cancel_conflicting:
         conflicts = [Conflict(b.slot, b.kind) for b in clashing]
         conflicts += [Conflict(p.slot, "hold") for p in held]
-        raise SlotTaken(sorted(conflicts, key=lambda c: c.slot.start))
+        raise SlotTaken(sorted(conflicts, key=lambda c: c.slot.start), premises.zone)
     # Pending pop-up requests in a closed period are turned down, with the reason.
     events: list[Event] = [
         PopupRejected(
@@ -256,7 +256,7 @@ def _check_one(cmd: PlaceBooking, premises: PremisesState) -> None:
     if problems := check_booking(cmd.request, cmd.actor, premises, cmd.now):
         raise RuleBroken(problems)
     if clashes := conflicts_with(premises, cmd.request.slot):
-        raise SlotTaken([Conflict(slot, kind) for slot, kind in clashes])
+        raise SlotTaken([Conflict(slot, kind) for slot, kind in clashes], premises.zone)
 
 
 def _place(cmd: PlaceBooking, premises: PremisesState) -> list[Event]:
