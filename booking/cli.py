@@ -67,7 +67,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread")
+            # gthread, answering gunicorn's own refusals (414, 431, 400) as problem+json.
+            self.cfg.set("worker_class", "booking.serving.ProblemWorker")
             self.cfg.set("accesslog", "-")
             if app.config.get("BOOKING_RUN_SCHEDULER", True):
                 # The embedded default runs the jobs in the worker (started after the fork,
