@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from booking import config as configuration
 from booking import feeds, pages
-from booking.api import bookings, feed_tokens, log, messages, people, popups, premises
+from booking.api import bookings, feed_tokens, log, messages, people, popups, premises, schemas
 from booking.api import registry as registry_api
 from booking.api import stats as stats_api
 from booking.api.links import LinksPlugin
@@ -88,6 +88,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             "extra_plugins": [LinksPlugin()],
         },
     )
+    api.ma_plugin.converter.add_attribute_function(schemas.opening_hours_properties)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}, {}]
     for blueprint in (

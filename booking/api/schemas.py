@@ -53,17 +53,20 @@ class OpeningHoursField(fields.Dict):
             fields.String(validate=validate.Regexp(CLOCK_PATTERN)),
             validate=validate.Length(equal=2),
         )
-        documented = {
-            "properties": {day: _DAY_SCHEMA for day in WEEKDAY_KEYS},
-            "additionalProperties": False,
-            **kwargs.pop("metadata", {}),
-        }
         super().__init__(
             keys=fields.String(validate=validate.OneOf(WEEKDAY_KEYS)),
             values=fields.List(interval, validate=validate.Length(max=6)),
-            metadata=documented,
             **kwargs,
         )
+
+
+def opening_hours_properties(converter: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
+    """An apispec attribute function (registered by booking.app): an OpeningHoursField is
+    documented with the seven days as its only properties. apispec's own Dict conversion
+    runs before it and would allow any key (`additionalProperties`)."""
+    if not isinstance(field, OpeningHoursField):
+        return {}
+    return {"properties": {day: _DAY_SCHEMA for day in WEEKDAY_KEYS}, "additionalProperties": False}
 
 
 # Instants outside these bounds are no booking's: refusing them early keeps date arithmetic
