@@ -22,10 +22,11 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy.engine import Connection
 
+from booking.api.paging import PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.domain.errors import NotFound
 from booking.http import iso, json_response, new_id, now, respond, run_write, runtime
-from booking.queries.feed_tokens import feed_token_rows
+from booking.queries.feed_tokens import feed_token_page
 from booking.queries.premises import premises_exists
 from booking.service import Outcome
 from booking.usecases import feed_tokens as handlers
@@ -88,6 +89,7 @@ class FeedTokenSummary(ma.Schema):
 
 class FeedTokenList(ma.Schema):
     feed_tokens = fields.List(fields.Nested(FeedTokenSummary))
+    next = next_field()
 
 
 class PremisesFeedOut(FeedLinksOut):
@@ -133,13 +135,19 @@ def create_feed_token(body: dict[str, Any]) -> Response:
 
 @blp.route("/feed-tokens", methods=["GET"])
 @require()
+@blp.arguments(PageQuery, location="query")
 @blp.response(200, FeedTokenList)
-def list_feed_tokens() -> Response:
-    """The caller's own feed tokens that are not revoked (without their secrets)."""
+def list_feed_tokens(query: dict[str, Any]) -> Response:
+    """The caller's own feed tokens that are not revoked (without their secrets), oldest
+    first. Paged: `limit` rows (default 100) after the cursor `after`; `next` and the
+    `Link` header lead to the next page, `next` is null on the last."""
     user = signed_in()
     with read_transaction(runtime().engine) as conn:
-        tokens = [token.as_json() for token in feed_token_rows(conn, user.id)]
-    return json_response({"feed_tokens": tokens})
+        found = feed_token_page(conn, user.id, page_request(query))
+    return json_response(
+        {"feed_tokens": [token.as_json() for token in found.rows], "next": found.next},
+        headers=page_headers(found),
+    )
 
 
 @blp.route("/feed-tokens/<token_id>", methods=["DELETE"])

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from booking.api import schemas
+from booking.api.paging import next_field, page_args, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.cache import caches
 from booking.domain.errors import NotFound, RuleBroken
@@ -29,7 +30,13 @@ from booking.http import (
     statement_reads,
     write,
 )
-from booking.queries.premises import matching_premises, premises_json, premises_row
+from booking.queries.paging import MAX_LIMIT
+from booking.queries.premises import (
+    matching_premises,
+    premises_json,
+    premises_page,
+    premises_row,
+)
 from booking.service import Outcome, premises_stream
 from booking.usecases import catalogue
 from events.opening import OpeningHours
@@ -47,6 +54,15 @@ MAX_SEARCH_WINDOW = timedelta(days=14)
 __all__ = ["premises_row"]  # booking/pages/member.py still reads it from here
 
 
+PremisesPageQuery = schemas.PremisesQuery.from_dict(
+    page_args(default=MAX_LIMIT), name="PremisesPageQuery"
+)
+
+
+class PremisesPage(schemas.PremisesList):
+    next = next_field()
+
+
 def _etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
 
@@ -58,13 +74,18 @@ def _acting() -> catalogue.Acting:
 
 @blp.route("/premises")
 class PremisesCollection(MethodView):
-    @blp.arguments(schemas.PremisesQuery, location="query")
-    @blp.response(200, schemas.PremisesList)
+    @blp.arguments(PremisesPageQuery, location="query")
+    @blp.response(200, PremisesPage)
     def get(self, query: dict[str, Any]) -> Response:
-        """List premises, filtered by district, size, features, free use and text."""
+        """List premises by id, filtered by district, size, features, free use and text.
+        Paged: `limit` rows (default and most 1000) after the cursor `after`; `next` and
+        the `Link` header lead to the next page, `next` is null on the last."""
         with read_transaction(runtime().engine) as conn:
-            rows = matching_premises(conn, query)
-        return json_response({"premises": [premises_json(r) for r in rows]})
+            found = premises_page(conn, query, page_request(query))
+        return json_response(
+            {"premises": [premises_json(r) for r in found.rows], "next": found.next},
+            headers=page_headers(found),
+        )
 
     @require("staff", "admin")
     @blp.arguments(schemas.PremisesCreate)

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from booking.domain.errors import RuleBroken
+from booking.queries.paging import BAD_CURSOR, Page, PageRequest, encode_cursor
 from booking.tables import feed_token_keys, feed_tokens
 
 
@@ -79,3 +81,22 @@ def tokens_of(conn: Connection, user_id: str, with_revoked: bool = False) -> lis
         {**token.as_json(), **({"revoked_at": token.revoked_at} if with_revoked else {})}
         for token in feed_token_rows(conn, user_id, with_revoked)
     ]
+
+
+def feed_token_page(conn: Connection, user_id: str, page: PageRequest) -> Page[FeedTokenRow]:
+    """One page of the user's live tokens by (created_at, id)."""
+    after = None
+    if page.after is not None:
+        values = page.after
+        if (
+            len(values) != 2
+            or not isinstance(values[0], datetime)
+            or not isinstance(values[1], str)
+        ):
+            raise RuleBroken({"after": [BAD_CURSOR]})
+        after = (values[0], values[1])
+    rows = feed_token_rows(conn, user_id, after=after, limit=page.limit + 1)
+    if len(rows) <= page.limit:
+        return Page(rows, None)
+    rows = rows[: page.limit]
+    return Page(rows, encode_cursor([rows[-1].created_at, rows[-1].id]))

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from booking.domain.errors import NotFound
+from booking.domain.errors import NotFound, RuleBroken
+from booking.queries.paging import BAD_CURSOR, Page, PageRequest, encode_cursor
 from projections.catalogue import PROFILE_FIELDS, premises_table
 
 
@@ -99,3 +100,17 @@ def matching_premises(
             if limit is not None and len(found) >= limit:
                 break
     return found
+
+
+def premises_page(conn: Connection, query: dict[str, Any], page: PageRequest) -> Page[Any]:
+    """One page of `matching_premises`, by id (the cursor is the last id of the page)."""
+    after = None
+    if page.after is not None:
+        if len(page.after) != 1 or not isinstance(page.after[0], str):
+            raise RuleBroken({"after": [BAD_CURSOR]})
+        after = page.after[0]
+    rows = matching_premises(conn, query, after, page.limit + 1)
+    if len(rows) <= page.limit:
+        return Page(rows, None)
+    rows = rows[: page.limit]
+    return Page(rows, encode_cursor([rows[-1].id]))
