@@ -86,6 +86,6 @@ def test_a_request_line_over_the_limit_is_414_problem_json(tmp_path: Path) -> No
             assert problem["status"] == 414 and problem["title"] == "URI Too Long"
         # Just under the limit, the app answers as usual.
         status, found = server.request("GET", "/api/v1/premises?q=" + "a" * 190)
-        assert status == 200 and found == {"premises": []}
+        assert status == 200 and found["premises"] == []
     finally:
         server.stop()
