@@ -22,7 +22,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy.engine import Connection
 
-from booking.api.paging import PageQuery, next_field, page_headers, page_request
+from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.domain.errors import NotFound
 from booking.http import iso, json_response, new_id, now, respond, run_write, runtime
@@ -136,7 +136,7 @@ def create_feed_token(body: dict[str, Any]) -> Response:
 @blp.route("/feed-tokens", methods=["GET"])
 @require()
 @blp.arguments(PageQuery, location="query")
-@blp.response(200, FeedTokenList)
+@blp.response(200, FeedTokenList, headers=LINK_HEADER)
 def list_feed_tokens(query: dict[str, Any]) -> Response:
     """The caller's own feed tokens that are not revoked (without their secrets), oldest
     first. Paged: `limit` rows (default 100) after the cursor `after`; `next` and the

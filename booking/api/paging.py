@@ -21,18 +21,13 @@ NEXT_DOC = (
 )
 
 
-def page_args(default: int, maximum: int = MAX_LIMIT) -> dict[str, fields.Field[Any]]:
-    """`limit` and `after` for a list's query schema."""
-    return {
-        "limit": fields.Integer(
-            load_default=default,
-            validate=validate.Range(1, maximum),
-            metadata={"description": f"Rows per page (1–{maximum}, default {default})."},
-        ),
-        "after": fields.String(
-            validate=validate.Length(1, 500), metadata={"description": AFTER_DOC}
-        ),
+# The `Link` header as the OpenAPI document declares it on every paged list.
+LINK_HEADER = {
+    "Link": {
+        "description": 'The next page, `<URL>; rel="next"`; absent on the last page.',
+        "schema": {"type": "string"},
     }
+}
 
 
 def next_field() -> fields.String:
@@ -40,7 +35,7 @@ def next_field() -> fields.String:
 
 
 class PageQuery(ma.Schema):
-    """Only `limit` and `after` (for lists without other filters)."""
+    """`limit` and `after`: a list's query schema inherits it (and adds its filters)."""
 
     limit = fields.Integer(
         load_default=100,

@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import fields, validate
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from booking.api import schemas
-from booking.api.paging import next_field, page_args, page_headers, page_request
+from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.cache import caches
 from booking.domain.errors import NotFound, RuleBroken
@@ -49,9 +50,13 @@ MAX_AVAILABILITY_DAYS = 92
 MAX_SEARCH_WINDOW = timedelta(days=14)
 
 
-PremisesPageQuery = schemas.PremisesQuery.from_dict(
-    page_args(default=MAX_LIMIT), name="PremisesPageQuery"
-)
+class PremisesPageQuery(schemas.PremisesQuery, PageQuery):
+    # A city's whole catalogue fits one page by default: clients that never page get all.
+    limit = fields.Integer(
+        load_default=MAX_LIMIT,
+        validate=validate.Range(1, MAX_LIMIT),
+        metadata={"description": f"Rows per page (1–{MAX_LIMIT}, default {MAX_LIMIT})."},
+    )
 
 
 class PremisesPage(schemas.PremisesList):
@@ -70,7 +75,7 @@ def _acting() -> catalogue.Acting:
 @blp.route("/premises")
 class PremisesCollection(MethodView):
     @blp.arguments(PremisesPageQuery, location="query")
-    @blp.response(200, PremisesPage)
+    @blp.response(200, PremisesPage, headers=LINK_HEADER)
     def get(self, query: dict[str, Any]) -> Response:
         """List premises by id, filtered by district, size, features, free use and text.
         Paged: `limit` rows (default and most 1000) after the cursor `after`; `next` and
