@@ -20,16 +20,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from booking.clock import Clock, system_clock
+from booking.clock import Clock, Ids, random_ids, system_clock
 from booking.demo import people as demo_people
 from booking.demo.catalogue import CATALOGUE
 from booking.demo.history import FUTURE_WEEKS, HISTORY_WEEKS, Plan, Planner, Step, anchor_of
 from booking.demo.steps import Done, run_step
-from booking.domain.commands import RegisterPremises
 from booking.domain.errors import DomainError, RuleBroken, SlotTaken
 from booking.privacy import current_vault
 from booking.progress import Progress
-from booking.service import PremisesRepository, run_premises_command
+from booking.service import PremisesRepository
+from booking.usecases.catalogue import Acting, register_premises
 from booking.usecases.unit import Unit
 from events.sql import read_transaction, write_transaction
 from events.store import ConcurrencyError, Metadata, head_position
@@ -98,10 +98,12 @@ def load(
     seed: int = 2026,
     if_empty: bool = False,
     anchor: date | None = None,
+    clock: Clock = system_clock,
+    ids: Ids = random_ids,
 ) -> str:
     """Load the demo and return a summary for people (`booking demo load`)."""
     try:
-        loaded = load_demo(engine, repository, booking_count, seed, anchor)
+        loaded = load_demo(engine, repository, booking_count, seed, anchor, clock=clock, ids=ids)
     except CatalogueNotEmpty as error:
         if if_empty:
             return f"{error.args[0]}; the demo was not loaded."
@@ -117,25 +119,23 @@ def load_demo(
     anchor: date | None = None,
     batch_size: int = BATCH_SIZE,
     clock: Clock = system_clock,
+    ids: Ids = random_ids,
 ) -> Loaded:
     """Load the demo into a database without premises. The history is the same for the same
-    seed and anchor week (the anchor defaults to `clock`'s today in Helsinki)."""
+    seed and anchor week (the anchor defaults to `clock`'s today in Helsinki). Accounts and
+    premises are made by the same handlers as the API's, with `clock` and `ids`."""
     started = time.monotonic()
     with read_transaction(engine) as conn:
         existing = conn.execute(select(func.count()).select_from(premises_table)).scalar_one()
     if existing:
         raise CatalogueNotEmpty(f"The catalogue already has {existing} premises")
-    today = clock().astimezone(ZoneInfo("Europe/Helsinki")).date()
-    monday = anchor_of(anchor or today)
+    monday = anchor_of(anchor or clock().astimezone(ZoneInfo("Europe/Helsinki")).date())
 
     def register(conn: Connection) -> demo_people.People:
-        people = demo_people.create(conn)
+        people = demo_people.create(conn, clock, ids)
+        acting = Acting(people.staff, clock(), Metadata(actor=people.staff.user_id))
         for p in CATALOGUE:
-            command = RegisterPremises(people.staff, p.premises_id, p.profile)
-            metadata = Metadata(actor=people.staff.user_id)
-            run_premises_command(
-                conn, repository, p.premises_id, command, metadata, notify=False, now=clock()
-            )
+            register_premises(conn, repository, acting, p.profile, p.premises_id, notify=False)
         return people
 
     people = _in_transaction(engine, register)

@@ -154,7 +154,10 @@ def test_only_a_hash_of_the_secret_is_stored_and_lists_show_no_secret(api: Api) 
             "created_at": created.get_json()["created_at"],
         }
     ]
-    assert api.get("/api/v1/feed-tokens", role="booker").get_json() == {"feed_tokens": []}
+    assert api.get("/api/v1/feed-tokens", role="booker").get_json() == {
+        "feed_tokens": [],
+        "next": None,
+    }
 
 
 def test_revoked_or_unknown_token_is_404(api: Api) -> None:
@@ -176,7 +179,10 @@ def test_revoked_or_unknown_token_is_404(api: Api) -> None:
     assert revoked.status_code == 204 and revoked.data == b""
     gone = api.client.get(path)
     assert gone.status_code == 404 and gone.mimetype == "application/problem+json"
-    assert api.get("/api/v1/feed-tokens", role="staff").get_json() == {"feed_tokens": []}
+    assert api.get("/api/v1/feed-tokens", role="staff").get_json() == {
+        "feed_tokens": [],
+        "next": None,
+    }
     again = api.client.delete(f"/api/v1/feed-tokens/{token_id}", headers=api.headers("staff"))
     assert again.status_code == 404
     assert api.client.get("/feeds/private/not-a-real-token.ics").status_code == 404
