@@ -96,7 +96,9 @@ def fill(engine: Engine, booker: common.Person, count: int) -> None:
     for first in range(0, len(events), 500):
         batch = events[first : first + 500]
         with write_transaction(engine) as conn:
-            recorded = append(conn, f"premises-{PREMISES}", batch, version, Metadata())
+            recorded = append(
+                conn, f"premises-{PREMISES}", batch, version, Metadata(), now=datetime.now(UTC)
+            )
             project_inline(conn, list(zip(batch, recorded, strict=True)))
         version += len(batch)
 
