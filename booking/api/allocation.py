@@ -43,8 +43,8 @@ from booking.http import (
     json_response,
     new_id,
     now,
-    request_metadata,
     runtime,
+    unit_for,
     write,
 )
 from booking.service import Outcome
@@ -146,7 +146,7 @@ def open_round(body: dict[str, Any]) -> Response:
     at = now()
 
     def handle(conn: Connection) -> Outcome:
-        usecase.open_round(conn, user.actor, round_id, body, at, request_metadata(user.id))
+        usecase.open_round(unit_for(conn, user.id), user.actor, round_id, body, at)
         row = _one(conn, rounds_table, round_id, "allocation round")
         return Outcome(201, round_json(row), {"Location": f"/api/v1/allocation-rounds/{round_id}"})
 
@@ -198,14 +198,7 @@ def submit_application(body: dict[str, Any], round_id: str) -> Response:
 
     def handle(conn: Connection) -> Outcome:
         usecase.submit_application(
-            conn,
-            user.actor,
-            round_id,
-            application_id,
-            organisation_id,
-            body,
-            at,
-            request_metadata(user.id),
+            unit_for(conn, user.id), user.actor, round_id, application_id, organisation_id, body, at
         )
         row = _one(conn, applications_table, application_id, "application")
         return Outcome(
@@ -260,7 +253,7 @@ def update_application(changes: dict[str, Any], application_id: str) -> Response
 
     def handle(conn: Connection) -> Outcome:
         usecase.update_application(
-            conn, user.actor, application_id, changes, version, at, request_metadata(user.id)
+            unit_for(conn, user.id), user.actor, application_id, changes, version, at
         )
         return Outcome(200, application_json(_one(conn, applications_table, application_id, "")))
 
@@ -277,7 +270,7 @@ def withdraw_application(application_id: str) -> Response:
 
     def handle(conn: Connection) -> Outcome:
         usecase.withdraw_application(
-            conn, user.actor, application_id, version, at, request_metadata(user.id)
+            unit_for(conn, user.id), user.actor, application_id, version, at
         )
         return Outcome(200, application_json(_one(conn, applications_table, application_id, "")))
 
@@ -327,7 +320,7 @@ def make_proposal(round_id: str) -> Response:
     applications give the same proposal; it replaces the current allocations."""
 
     def act(conn: Connection, user: User, at: Any) -> dict[str, Any]:
-        usecase.make_proposal(conn, user.actor, round_id, at, request_metadata(user.id))
+        usecase.make_proposal(unit_for(conn, user.id), user.actor, round_id, at)
         return proposal_json(conn, round_id)
 
     return _round_write(round_id, act)
@@ -372,7 +365,7 @@ def add_allocation(body: dict[str, Any], round_id: str) -> Response:
 
     def act(conn: Connection, user: User, at: Any) -> dict[str, Any]:
         usecase.add_allocation(
-            conn, user.actor, round_id, allocation_id, body, at, request_metadata(user.id)
+            unit_for(conn, user.id), user.actor, round_id, allocation_id, body, at
         )
         return allocation_json(_one(conn, allocations_table, allocation_id, "allocation"))
 
@@ -384,9 +377,7 @@ def add_allocation(body: dict[str, Any], round_id: str) -> Response:
 @blp.response(200, RemovedOut)
 def remove_allocation(round_id: str, allocation_id: str) -> Response:
     def act(conn: Connection, user: User, at: Any) -> dict[str, Any]:
-        usecase.remove_allocation(
-            conn, user.actor, round_id, allocation_id, at, request_metadata(user.id)
-        )
+        usecase.remove_allocation(unit_for(conn, user.id), user.actor, round_id, allocation_id, at)
         return {"id": allocation_id, "removed": True}
 
     return _round_write(round_id, act)
@@ -399,7 +390,7 @@ def publish(round_id: str) -> Response:
     """Publish (staff): every allocation becomes an offer to answer by `confirm_by`."""
 
     def act(conn: Connection, user: User, at: Any) -> dict[str, Any]:
-        usecase.publish(conn, user.actor, round_id, at, request_metadata(user.id))
+        usecase.publish(unit_for(conn, user.id), user.actor, round_id, at)
         body = round_json(_one(conn, rounds_table, round_id, "allocation round"))
         body["offers"] = proposal_json(conn, round_id)["allocations"]
         return body
@@ -424,7 +415,6 @@ def get_allocation(allocation_id: str) -> Response:
 
 def _answer(allocation_id: str, accept: bool, reason: str) -> Response:
     user = signed_in()
-    rt = runtime()
     version = expected_version()
     at = now()
     series_id = new_id()
@@ -434,15 +424,7 @@ def _answer(allocation_id: str, accept: bool, reason: str) -> Response:
         if _is_staff(user) or row.organisation_id == user.organisation_id:
             check_if_match(version, row.version)
         _, placed = usecase.answer_offer(
-            conn,
-            rt.premises,
-            user.actor,
-            allocation_id,
-            accept,
-            series_id,
-            reason,
-            at,
-            request_metadata(user.id),
+            unit_for(conn, user.id), user.actor, allocation_id, accept, series_id, reason, at
         )
         body = allocation_json(_one(conn, allocations_table, allocation_id, "allocation"))
         if accept:

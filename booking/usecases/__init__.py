@@ -10,4 +10,9 @@ transaction's connection and what recording needs (booking.usecases.unit).
 - popups.py   — request, approve, reject, withdraw, expire (the job)
 - messages.py — post to a booking's or a pop-up request's thread
 - times.py    — local times that do not exist or occur twice (DST)
+- catalogue.py — register, update, close for a period, retire premises
+- accounts.py — create a user, create an organisation (booking.domain.accounts decides)
+- feed_tokens.py — create and revoke a private feed token
+- privacy.py — erase a person (crypto-shredding)
+- allocation.py — allocation rounds: open, wish, propose, adjust, publish, answer, lapse
 """

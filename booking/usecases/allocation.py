@@ -41,15 +41,17 @@ from booking.allocation.tiers import tier_of
 from booking.allocation.validate import section_of
 from booking.domain.commands import Actor, BookingRequest, PlaceSeries
 from booking.domain.errors import NotFound
-from booking.service import PremisesRepository, run_premises_command
+from booking.recording import StreamAppend
+from booking.recording import record as record_streams
+from booking.service import PremisesRepository
 from booking.tables import organisations
+from booking.usecases.unit import Unit, record
 from events.catalog import BookingPlaced, BookingSeriesPlaced, Event
+from events.decoding import event_of
 from events.slot import Slot
-from events.store import Metadata, RecordedEvent, prepare, read_stream, write
+from events.store import RecordedEvent, read_stream
 from projections.allocation import allocations_table, applications_table, rounds_table
 from projections.catalogue import premises_table
-from projections.decoding import event_of
-from projections.runner import BY_EVENT, BY_POSITION, project_inline
 
 # --- loading and recording ------------------------------------------------------------------
 
@@ -62,16 +64,15 @@ def load_round(conn: Connection, round_id: str) -> RoundState:
 
 
 def run_round_command(
-    conn: Connection, round_id: str, command: RoundCommand, metadata: Metadata
+    unit: Unit, round_id: str, command: RoundCommand
 ) -> tuple[RoundState, list[Event]]:
-    """Decide against the round's current state and append with its version as guard."""
-    state = load_round(conn, round_id)
+    """Decide against the round's current state and record (`booking.recording.record`,
+    at the unit's clock) with its version as guard. Round events cause no mail."""
+    state = load_round(unit.conn, round_id)
     events = decide(command, state)
     if events:
-        prepared = prepare(round_stream(round_id), events, state.version, metadata)
-        project_inline(conn, list(zip(events, prepared, strict=True)), BY_EVENT)
-        recorded = write(conn, prepared, read_in_transaction=True)
-        project_inline(conn, list(zip(events, recorded, strict=True)), BY_POSITION)
+        append = StreamAppend(round_stream(round_id), events, state.version)
+        record_streams(unit.conn, [append], unit.metadata, unit.clock(), notify=False)
         for event in events:
             evolve(state, event)
     return state, events
@@ -106,15 +107,14 @@ def zone_of(conn: Connection, premises_id: str) -> ZoneInfo:
 
 
 def open_round(
-    conn: Connection,
+    unit: Unit,
     actor: Actor,
     round_id: str,
     body: dict[str, Any],
     now: datetime,
-    metadata: Metadata,
 ) -> RoundState:
-    command = OpenRound(actor, round_id, body, catalogue(conn, body["premises"]), now)
-    return run_round_command(conn, round_id, command, metadata)[0]
+    command = OpenRound(actor, round_id, body, catalogue(unit.conn, body["premises"]), now)
+    return run_round_command(unit, round_id, command)[0]
 
 
 def _existing(conn: Connection, round_id: str) -> RoundState:
@@ -144,57 +144,59 @@ def round_of_allocation(conn: Connection, allocation_id: str) -> str:
 
 
 def submit_application(
-    conn: Connection,
+    unit: Unit,
     actor: Actor,
     round_id: str,
     application_id: str,
     organisation_id: str,
     body: dict[str, Any],
     now: datetime,
-    metadata: Metadata,
 ) -> RoundState:
-    state = _existing(conn, round_id)
+    state = _existing(unit.conn, round_id)
     assert state.opened is not None
     command = SubmitApplication(
-        actor, application_id, organisation_id, body, catalogue(conn, state.opened.premises), now
+        actor,
+        application_id,
+        organisation_id,
+        body,
+        catalogue(unit.conn, state.opened.premises),
+        now,
     )
-    return run_round_command(conn, round_id, command, metadata)[0]
+    return run_round_command(unit, round_id, command)[0]
 
 
 def update_application(
-    conn: Connection,
+    unit: Unit,
     actor: Actor,
     application_id: str,
     changes: dict[str, Any],
     expected_version: int | None,
     now: datetime,
-    metadata: Metadata,
 ) -> RoundState:
-    round_id = round_of_application(conn, application_id)
-    state = _existing(conn, round_id)
+    round_id = round_of_application(unit.conn, application_id)
+    state = _existing(unit.conn, round_id)
     assert state.opened is not None
     command = UpdateApplication(
         actor,
         application_id,
         changes,
-        catalogue(conn, state.opened.premises),
+        catalogue(unit.conn, state.opened.premises),
         now,
         expected_version,
     )
-    return run_round_command(conn, round_id, command, metadata)[0]
+    return run_round_command(unit, round_id, command)[0]
 
 
 def withdraw_application(
-    conn: Connection,
+    unit: Unit,
     actor: Actor,
     application_id: str,
     expected_version: int | None,
     now: datetime,
-    metadata: Metadata,
 ) -> RoundState:
-    round_id = round_of_application(conn, application_id)
+    round_id = round_of_application(unit.conn, application_id)
     command = WithdrawApplication(actor, application_id, now, expected_version)
-    return run_round_command(conn, round_id, command, metadata)[0]
+    return run_round_command(unit, round_id, command)[0]
 
 
 # --- staff: proposal, adjustments, publication ----------------------------------------------
@@ -250,68 +252,60 @@ def tiers(conn: Connection, state: RoundState) -> dict[str, int]:
     }
 
 
-def make_proposal(
-    conn: Connection, actor: Actor, round_id: str, now: datetime, metadata: Metadata
-) -> RoundState:
-    state = _existing(conn, round_id)
+def make_proposal(unit: Unit, actor: Actor, round_id: str, now: datetime) -> RoundState:
+    state = _existing(unit.conn, round_id)
     assert state.opened is not None
-    tier_by_application = tiers(conn, state)
+    tier_by_application = tiers(unit.conn, state)
     sections = [
         section_of(a.application_id, a.organisation_id, tier_by_application[a.application_id], s)
         for a in state.applications.values()
         if a.status == "submitted"
         for s in a.sections
     ]
-    facts = catalogue(conn, state.opened.premises)
+    facts = catalogue(unit.conn, state.opened.premises)
     proposal = propose(sections, {p: f.hours for p, f in facts.items() if not f.retired})
     body = proposal.as_json()
     organisation_of = {a.application_id: a.organisation_id for a in state.applications.values()}
     for allocation in body["allocations"]:
         allocation["organisation_id"] = organisation_of[allocation["application_id"]]
     command = RecordProposal(actor, body, now)
-    return run_round_command(conn, round_id, command, metadata)[0]
+    return run_round_command(unit, round_id, command)[0]
 
 
 def add_allocation(
-    conn: Connection,
+    unit: Unit,
     actor: Actor,
     round_id: str,
     allocation_id: str,
     body: dict[str, Any],
     now: datetime,
-    metadata: Metadata,
 ) -> RoundState:
-    state = _existing(conn, round_id)
+    state = _existing(unit.conn, round_id)
     assert state.opened is not None
-    tier = tiers(conn, state).get(body["application_id"])
+    tier = tiers(unit.conn, state).get(body["application_id"])
     command = AddAllocation(
         actor,
         allocation_id,
         {**body, "tier": None if tier is None else tier + 1},
         body.get("override_reason") or "",
-        catalogue(conn, state.opened.premises),
+        catalogue(unit.conn, state.opened.premises),
         now,
     )
-    return run_round_command(conn, round_id, command, metadata)[0]
+    return run_round_command(unit, round_id, command)[0]
 
 
 def remove_allocation(
-    conn: Connection,
+    unit: Unit,
     actor: Actor,
     round_id: str,
     allocation_id: str,
     now: datetime,
-    metadata: Metadata,
 ) -> RoundState:
-    return run_round_command(conn, round_id, RemoveAllocation(actor, allocation_id, now), metadata)[
-        0
-    ]
+    return run_round_command(unit, round_id, RemoveAllocation(actor, allocation_id, now))[0]
 
 
-def publish(
-    conn: Connection, actor: Actor, round_id: str, now: datetime, metadata: Metadata
-) -> RoundState:
-    return run_round_command(conn, round_id, Publish(actor, now), metadata)[0]
+def publish(unit: Unit, actor: Actor, round_id: str, now: datetime) -> RoundState:
+    return run_round_command(unit, round_id, Publish(actor, now))[0]
 
 
 # --- offers: accept, decline, lapse ------------------------------------------------------------
@@ -377,35 +371,31 @@ def preview_series(
 
 
 def answer_offer(
-    conn: Connection,
-    repository: PremisesRepository,
+    unit: Unit,
     actor: Actor,
     allocation_id: str,
     accept: bool,
     series_id: str,
     reason: str,
     now: datetime,
-    metadata: Metadata,
 ) -> tuple[RoundState, list[RecordedEvent]]:
     """Accept (placing the weekly series in the same transaction) or decline an offer."""
-    round_id = round_of_allocation(conn, allocation_id)
+    round_id = round_of_allocation(unit.conn, allocation_id)
     state, _ = run_round_command(
-        conn, round_id, AnswerOffer(actor, allocation_id, accept, series_id, reason, now), metadata
+        unit, round_id, AnswerOffer(actor, allocation_id, accept, series_id, reason, now)
     )
     placed: list[RecordedEvent] = []
     if accept:
         allocation = state.allocations[allocation_id]
-        command = series_command(conn, state, allocation, actor, series_id, now)
-        placed = run_premises_command(
-            conn, repository, allocation["premises_id"], command, metadata
-        )
+        command = series_command(unit.conn, state, allocation, actor, series_id, now)
+        placed = record(unit, allocation["premises_id"], command)
     return state, placed
 
 
-def lapse_offers(conn: Connection, now: datetime, metadata: Metadata) -> int:
+def lapse_offers(unit: Unit, now: datetime) -> int:
     """Every offer not answered by its confirm_by lapses (the scheduler's job)."""
     a = allocations_table
-    due = conn.execute(
+    due = unit.conn.execute(
         select(a.c.round_id)
         .where(a.c.status == "offered", a.c.confirm_by <= now)
         .group_by(a.c.round_id)
@@ -413,6 +403,6 @@ def lapse_offers(conn: Connection, now: datetime, metadata: Metadata) -> int:
     )
     lapsed = 0
     for (round_id,) in due.all():
-        _, events = run_round_command(conn, round_id, LapseOffers(now), metadata)
+        _, events = run_round_command(unit, round_id, LapseOffers(now))
         lapsed += len(events)
     return lapsed

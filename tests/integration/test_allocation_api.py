@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from booking.clock import system_clock
 from booking.scheduler import jobs_for
 from events.sql import read_transaction
-from projections import runner
+from projections import rebuilding, runner
 from tests.conftest import HELSINKI, TEST_NOW, Api
 
 CLOSE = TEST_NOW + timedelta(days=7)
@@ -220,10 +221,10 @@ def test_a_round_from_applications_to_answered_offers(
     # The rounds' tables rebuilt from the log equal the live ones.
     (projection,) = runner.by_name(["allocation"])
     with read_transaction(api.engine) as conn:
-        live = runner.contents(conn, projection)
-    runner.rebuild(api.engine, [projection])
+        live = rebuilding.contents(conn, projection)
+    rebuilding.rebuild(api.engine, [projection], clock=system_clock)
     with read_transaction(api.engine) as conn:
-        assert runner.contents(conn, projection) == live
+        assert rebuilding.contents(conn, projection) == live
 
 
 def test_bad_applications_are_refused_with_field_errors(api: Api, rounds: dict[str, Any]) -> None:
