@@ -21,7 +21,8 @@ from flask import Flask
 
 from events.sql import read_transaction
 from events.store import head_position
-from tests.conftest import Api, future_weekday, local, premises_body
+from tests.conftest import TEST_NOW, Api, future_weekday, local, premises_body
+from tests.integration.test_allocation_api import EVENINGS, application, round_body
 
 ROLES = (None, "resident", "booker", "booker2", "staff", "analyst", "admin")
 EVERYONE = frozenset(ROLES)
@@ -33,7 +34,7 @@ BOOKERS = frozenset({"booker", "staff", "admin"})  # booker: of the thing's orga
 class World:
     """Things to aim the calls at, each made fresh on demand, in free slots of their own."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, clock: Any) -> None:
         self.api = api
         self.slots = itertools.count()
         self.booker2_token = api.user("booker", api.other_organisation_id)
@@ -43,6 +44,77 @@ class World:
         self.booking_id = self.booking()
         self.popup_id = self.popup()
         self.booker_id = api.get("/api/v1/users/me", role="booker").get_json()["id"]
+        self.allocation_rounds(clock)
+
+    def allocation_rounds(self, clock: Any) -> None:
+        """A round open for applications; and, once the clock is past their close, one
+        allocating with a proposal, two more ready to publish, and a published one with
+        offers (one per allowed answer, and one left for the refused)."""
+        rules = {"max_advance_days": 365, "max_duration_minutes": 180}
+        for premises_id in ("gym", "court"):
+            self.api.premises(premises_id, opening_hours=EVENINGS, rules=rules, capacity=60)
+        soon = (TEST_NOW + timedelta(hours=1)).isoformat()
+        self.open_round = self.round(body=round_body(premises=["gym", "court"]))
+        self.allocating_round = self.round(soon)
+        self.to_publish = [self.round(soon), self.round(soon)]
+        published = self.round(soon)
+        wishes = [(d, t) for t in ("17:00", "19:00") for d in ("mon", "tue", "wed", "thu")]
+        self.allocating_applications = [
+            self.application(self.allocating_round, *wish) for wish in wishes[:2]
+        ]
+        for round_id in self.to_publish:
+            self.application(round_id, *wishes[0])
+        for wish in wishes:
+            self.application(published, *wish)
+        clock.move_to(TEST_NOW + timedelta(hours=2))
+        for round_id, status in ((self.open_round, "open"), (self.allocating_round, "allocating")):
+            assert self.api.get(f"/api/v1/allocation-rounds/{round_id}").get_json()["status"] == (
+                status
+            )
+        for round_id in (self.allocating_round, *self.to_publish, published):
+            made = self.api.post(f"/api/v1/allocation-rounds/{round_id}/proposal", role="staff")
+            assert made.status_code == 200, made.get_json()
+        done = self.api.post(f"/api/v1/allocation-rounds/{published}/publish", role="staff")
+        assert done.status_code == 200, done.get_json()
+        self.offers = [str(o["id"]) for o in done.get_json()["offers"]]
+        assert len(self.offers) == len(wishes)
+        self.hand_slots = itertools.count()
+
+    def round(self, close: str | None = None, body: dict[str, Any] | None = None) -> str:
+        body = body or round_body(premises=["gym", "court"], applications_close=close)
+        made = self.api.post("/api/v1/allocation-rounds", body, role="staff")
+        assert made.status_code == 201, made.get_json()
+        return str(made.get_json()["id"])
+
+    def application(self, round_id: str, weekday: str = "mon", start: str = "17:00") -> str:
+        body = self.application_body(weekday, start)
+        made = self.api.post(f"/api/v1/allocation-rounds/{round_id}/applications", body, "booker")
+        assert made.status_code == 201, made.get_json()
+        return str(made.get_json()["id"])
+
+    @staticmethod
+    def application_body(weekday: str = "mon", start: str = "17:00") -> dict[str, Any]:
+        """One section wishing 90 minutes at `start` on `weekday`, in the World's rounds."""
+        end = f"{int(start[:2]) + 1}:30"
+        body = application()
+        section = body["sections"][0]
+        section["premises"] = ["gym", "court"]
+        section["times"] = [{"weekday": weekday, "from": start, "to": end, "priority": "primary"}]
+        return body
+
+    def open_application(self) -> str:
+        return self.application(self.open_round)
+
+    def offer(self, role: str | None) -> str:
+        """A fresh offer for a role that may answer it; a refused role gets one left over."""
+        return self.offers.pop() if role in BOOKERS else self.offers[-1]
+
+    def round_to_publish(self, role: str | None) -> str:
+        return self.to_publish.pop() if role in STAFF else self.to_publish[-1]
+
+    def an_allocation(self) -> str:
+        path = f"/api/v1/allocation-rounds/{self.allocating_round}/allocations"
+        return str(self.api.get(path, role="staff").get_json()["allocations"][0]["id"])
 
     def person(self) -> str:
         """A new resident's id, to be erased."""
@@ -197,6 +269,30 @@ def _post(path: str, body: Any, fresh: Callable[[World], str] | None = None) -> 
     return call
 
 
+def _apply(w: World, role: str | None) -> tuple[str, str, Any]:
+    path = f"/api/v1/allocation-rounds/{w.open_round}/applications"
+    return "POST", path, {**w.application_body(), **_on_behalf(w, role)}
+
+
+def _by_hand(w: World, _: str | None) -> tuple[str, str, Any]:
+    """A slot of its own on the court, outside the wishes (hence the reason)."""
+    n = next(w.hand_slots)
+    body = {
+        "application_id": w.allocating_applications[0],
+        "section": "P10",
+        "premises_id": "court",
+        "weekday": ("wed", "thu", "fri")[n % 3],
+        "start_time": f"{16 + 2 * (n // 3)}:00",
+        "end_time": f"{17 + 2 * (n // 3)}:30",
+        "override_reason": "Sovittu",
+    }
+    return "POST", f"/api/v1/allocation-rounds/{w.allocating_round}/allocations", body
+
+
+def _rounds(path: str) -> str:
+    return "/api/v1/allocation-rounds" + path
+
+
 TABLE: tuple[Rule, ...] = (
     Rule("GET", "/api/v1/premises", EVERYONE, _get("/api/v1/premises")),
     Rule(
@@ -349,6 +445,92 @@ TABLE: tuple[Rule, ...] = (
         EVERYONE,
         lambda w, _: ("GET", w.private_feed(), None),
     ),
+    Rule(
+        "POST",
+        "/api/v1/allocation-rounds",
+        STAFF,
+        lambda w, _: ("POST", _rounds(""), round_body(premises=["gym", "court"])),
+    ),
+    Rule("GET", "/api/v1/allocation-rounds", EVERYONE, _get(_rounds(""))),
+    Rule("GET", _rounds("/<round_id>"), EVERYONE, _get(_rounds("/{w.open_round}"))),
+    # Another organisation's booker applies for their own organisation.
+    Rule("POST", _rounds("/<round_id>/applications"), BOOKERS | {"booker2"}, _apply),
+    # Signed-in users see their organisation's applications (maybe none).
+    Rule(
+        "GET",
+        _rounds("/<round_id>/applications"),
+        SIGNED_IN,
+        _get(_rounds("/{w.open_round}/applications")),
+    ),
+    Rule(
+        "GET",
+        "/api/v1/applications/<application_id>",
+        BOOKERS,
+        lambda w, _: ("GET", f"/api/v1/applications/{w.open_application()}", None),
+    ),
+    Rule(
+        "PATCH",
+        "/api/v1/applications/<application_id>",
+        BOOKERS,
+        lambda w, _: (
+            "PATCH",
+            f"/api/v1/applications/{w.open_application()}",
+            {"group_size": 22},
+        ),
+    ),
+    Rule(
+        "POST",
+        "/api/v1/applications/<application_id>/withdraw",
+        BOOKERS,
+        _post("/api/v1/applications/{id}/withdraw", {}, World.open_application),
+    ),
+    Rule(
+        "POST",
+        _rounds("/<round_id>/proposal"),
+        STAFF,
+        _post(_rounds("/{w.allocating_round}/proposal"), {}),
+    ),
+    Rule(
+        "GET",
+        _rounds("/<round_id>/allocations"),
+        STAFF,
+        _get(_rounds("/{w.allocating_round}/allocations")),
+    ),
+    Rule("POST", _rounds("/<round_id>/allocations"), STAFF, _by_hand),
+    Rule(
+        "DELETE",
+        _rounds("/<round_id>/allocations/<allocation_id>"),
+        STAFF,
+        lambda w, _: (
+            "DELETE",
+            _rounds(f"/{w.allocating_round}/allocations/{w.an_allocation()}"),
+            None,
+        ),
+    ),
+    Rule(
+        "POST",
+        _rounds("/<round_id>/publish"),
+        STAFF,
+        lambda w, role: ("POST", _rounds(f"/{w.round_to_publish(role)}/publish"), {}),
+    ),
+    Rule(
+        "GET",
+        "/api/v1/allocations/<allocation_id>",
+        BOOKERS,
+        lambda w, _: ("GET", f"/api/v1/allocations/{w.offers[0]}", None),
+    ),
+    Rule(
+        "POST",
+        "/api/v1/allocations/<allocation_id>/accept",
+        BOOKERS,
+        lambda w, role: ("POST", f"/api/v1/allocations/{w.offer(role)}/accept", {}),
+    ),
+    Rule(
+        "POST",
+        "/api/v1/allocations/<allocation_id>/decline",
+        BOOKERS,
+        lambda w, role: ("POST", f"/api/v1/allocations/{w.offer(role)}/decline", {"reason": "Ei"}),
+    ),
     Rule("GET", "/healthz", EVERYONE, _get("/healthz")),
     Rule("GET", "/api/v1/openapi.json", EVERYONE, _get("/api/v1/openapi.json")),
 )
@@ -391,8 +573,8 @@ def test_the_table_names_every_endpoint(app: Flask) -> None:
     assert _api_rules(app) - listed == set()
 
 
-def test_every_role_may_do_exactly_what_the_table_says(api: Api) -> None:
-    world = World(api)
+def test_every_role_may_do_exactly_what_the_table_says(api: Api, clock: Any) -> None:
+    world = World(api, clock)
     served = _api_rules(api.app)
     mismatches, matrix = [], []
     for rule in TABLE:
