@@ -14,6 +14,7 @@ from flask import Blueprint, flash, render_template, request, url_for
 from flask_babel import gettext as _
 
 from booking.domain.errors import DomainError
+from booking.feeds import Reach, reach_of_token
 from booking.http import new_id, now, runtime
 from booking.pages.common import BOOKERS, Form, page_user, redirect_to, run, signed_in_as
 from booking.pages.messages import translate
@@ -24,6 +25,9 @@ from events.sql import read_transaction
 
 bp = Blueprint("feed_links", __name__, url_prefix="/feeds")
 
+# More premises than this in one feed earn a word about the 1 MB cap even while it fits.
+MANY_PREMISES = 5
+
 
 def feed_links(path: str) -> dict[str, str]:
     """The https:// and webcal:// addresses of one feed path on this site."""
@@ -32,7 +36,11 @@ def feed_links(path: str) -> dict[str, str]:
 
 
 def _render(
-    form: Form | None = None, created: dict[str, str] | None = None, status: int = 200
+    form: Form | None = None,
+    created: dict[str, str] | None = None,
+    status: int = 200,
+    reach: Reach | None = None,
+    many: bool = False,
 ) -> Any:
     user = page_user()
     with read_transaction(runtime().engine) as conn:
@@ -46,6 +54,8 @@ def _render(
         tokens=tokens,
         form=form or Form(),
         created=created,
+        reach=reach,
+        many=many,
     )
     return page if status == 200 else (page, status)
 
@@ -80,7 +90,10 @@ def create() -> Any:
         form.error("premises", translate(str(error)))
         return _render(form, status=422)
     created = feed_links(url_for("feeds.private_feed", token=secret))
-    return _render(created=created, status=201)
+    # How far the new feed reaches (booking/feeds/cap.py): said at once, with a warning
+    # when it is narrowed under 1 MB or spans so many premises that it may be soon.
+    many = len(scope.get("premises", [])) > MANY_PREMISES
+    return _render(created=created, status=201, reach=reach_of_token(secret), many=many)
 
 
 @bp.route("/private/<token_id>/revoke", methods=["POST"])
