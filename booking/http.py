@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -445,4 +444,5 @@ def _messages(found: Any, path: str) -> list[str]:
 
 
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    """A request's id for the logs, from the app's id source."""
+    return runtime().ids()
