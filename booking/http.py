@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from booking.clock import Clock, Ids, random_ids, system_clock
 from booking.domain.errors import (
+    Conflict,
     DomainError,
     InvalidState,
     NotAllowed,
@@ -146,6 +147,15 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response
     return response
 
 
+def conflict_json(conflict: Conflict) -> dict[str, Any]:
+    """`{start, end, kind}`, and `via` when another premises sharing a space holds it."""
+    found = {"start": iso(conflict.slot.start), "end": iso(conflict.slot.end)}
+    found["kind"] = conflict.kind
+    if conflict.via is not None:
+        found["via"] = conflict.via
+    return found
+
+
 def outcome_of_error(error: DomainError) -> Outcome:
     """The one place where domain refusals become HTTP statuses."""
     match error:
@@ -168,10 +178,7 @@ def outcome_of_error(error: DomainError) -> Outcome:
                     "The slot is taken",
                     "The time overlaps another booking (buffer included).",
                     PROBLEM_TYPE + "slot-taken",
-                    conflicts=[
-                        {"start": iso(c.slot.start), "end": iso(c.slot.end), "kind": c.kind}
-                        for c in conflicts
-                    ],
+                    conflicts=[conflict_json(c) for c in conflicts],
                 ),
             )
         case StaleVersion(current=current):

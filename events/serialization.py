@@ -135,6 +135,11 @@ def upcast_booking_placed_v1_v2(data: JSONObject) -> JSONObject:
     return data
 
 
+def upcast_premises_registered_v1_v2(data: JSONObject) -> JSONObject:
+    """v1 premises knew no spaces: each occupies one space named after itself."""
+    return {**data, "spaces": [data["premises_id"]]}
+
+
 class EventSerializer:
     """Maps event objects to (type name, schema version, JSON data) and back."""
 
@@ -144,6 +149,7 @@ class EventSerializer:
         self._plain = {t.__name__: _plain_fields(t) for t in event_types}
         self._upcasters: dict[tuple[str, int], Upcaster] = {
             ("BookingPlaced", 1): upcast_booking_placed_v1_v2,
+            ("PremisesRegistered", 1): upcast_premises_registered_v1_v2,
         }
 
     def dump(self, event: Event) -> tuple[str, int, JSONObject]:
