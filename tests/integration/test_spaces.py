@@ -3,18 +3,27 @@ on both databases — and every answer that shows time shows what the others hol
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import Engine, select
 
-from events.sql import read_transaction
+from events.sql import make_engine, read_transaction
 from projections import runner
 from projections.availability import busy_table, spaces_table
 from projections.bookings import bookings_table
+from projections.catalogue import premises_table
 from tests.conftest import Api, future_weekday, local, premises_body
-from tests.integration.test_concurrency import in_threads, post_booking
+from tests.integration.test_concurrency import (
+    _process_racer,
+    in_threads,
+    make_app,
+    post_booking,
+)
 
 WHOLE, EAST, WEST = "koulu-sali", "koulu-sali-ita", "koulu-sali-lansi"
 
@@ -26,8 +35,8 @@ def gym(api: Api, **rules: Any) -> None:
     api.premises(WEST, spaces=["koulu-lansi"], capacity=30, rules=rules)
 
 
-def rows(api: Api, table: Any) -> list[tuple[Any, ...]]:
-    with read_transaction(api.engine) as conn:
+def rows(engine: Engine, table: Any) -> list[tuple[Any, ...]]:
+    with read_transaction(engine) as conn:
         return sorted(tuple(r) for r in conn.execute(select(table)))
 
 
@@ -77,9 +86,7 @@ def test_availability_shows_the_others_as_busy_with_via_and_no_details(api: Api)
         "kind": "booking",
         "via": WHOLE,
     }
-    assert [local(day, 10).isoformat(), local(day, 12).isoformat()] not in answer["days"][0][
-        "free"
-    ]
+    assert [local(day, 10).isoformat(), local(day, 12).isoformat()] not in answer["days"][0]["free"]
     own = api.get(f"/api/v1/premises/{WHOLE}/availability?from={day}&to={day}").get_json()
     assert own["days"][0]["busy"][0]["title"] == "Salibandy"
     assert "via" not in own["days"][0]["busy"][0]
@@ -138,7 +145,7 @@ def test_a_closure_of_the_whole_meets_the_halves_bookings(api: Api) -> None:
     cancelled = api.get(f"/api/v1/bookings/{east['id']}", role="booker").get_json()
     assert cancelled["status"] == "cancelled"
     assert "Vesivahinko" in cancelled["reason"]
-    assert_rebuild_equals_live(api)
+    assert_rebuild_equals_live(api.engine)
 
 
 def test_bad_spaces_are_422(api: Api) -> None:
@@ -181,7 +188,7 @@ def test_patch_of_spaces_that_would_collide_is_409_with_conflicts(api: Api) -> N
     api.premises("iso-sali", spaces=["uusi-tila", "muu"])
     assert api.book("iso-sali", local(day, 12), local(day, 14)).status_code == 409
     assert api.book("iso-sali", local(day, 13), local(day, 14)).status_code == 201
-    assert_rebuild_equals_live(api)
+    assert_rebuild_equals_live(api.engine)
 
 
 def test_threads_booking_the_whole_and_both_halves_at_once(api: Api) -> None:
@@ -204,14 +211,14 @@ def test_threads_booking_the_whole_and_both_halves_at_once(api: Api) -> None:
     assert set(statuses) <= {201, 409}, results
     won = sorted(body["premises_id"] for status, _, body in results if status == 201)
     assert won in ([WHOLE], [EAST, WEST]), won
-    assert_rebuild_equals_live(api)
+    assert_rebuild_equals_live(api.engine)
 
 
-def assert_rebuild_equals_live(api: Api) -> None:
-    tables = (busy_table, spaces_table, bookings_table)
-    live = {t.name: rows(api, t) for t in tables}
-    runner.rebuild(api.engine, runner.INLINE)
-    assert {t.name: rows(api, t) for t in tables} == live
+def assert_rebuild_equals_live(engine: Engine) -> None:
+    tables = (busy_table, spaces_table, bookings_table, premises_table)
+    live = {t.name: rows(engine, t) for t in tables}
+    runner.rebuild(engine, runner.INLINE)
+    assert {t.name: rows(engine, t) for t in tables} == live
 
 
 def test_the_busy_table_keeps_a_row_per_space(api: Api) -> None:
@@ -225,4 +232,63 @@ def test_the_busy_table_keeps_a_row_per_space(api: Api) -> None:
         assert sorted(found) == ["koulu-ita", "koulu-lansi"]
     cancel = api.post(f"/api/v1/bookings/{booked['id']}/cancel", {"reason": "x"}, role="booker")
     assert cancel.status_code == 200
-    assert [r for r in rows(api, busy_table) if r[1] == booked["id"]] == []
+    assert [r for r in rows(api.engine, busy_table) if r[1] == booked["id"]] == []
+
+
+@pytest.mark.postgres
+def test_processes_booking_the_whole_and_both_halves_at_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Three rounds of 60 attempts from 5 processes (12 threads each) at one slot of a gym:
+    each round ends with the whole alone or with halves only, never the whole and a half."""
+    engine = make_engine(postgres_url)
+    app = make_app(engine, tmp_path)
+    api = Api(app, app.test_client())
+    gym(api)
+    days = [future_weekday(n) for n in (2, 3, 4)]
+    processes, threads = 5, 12
+    engine.dispose()  # no pooled connection crosses the fork
+    context = multiprocessing.get_context("fork")
+    ready, results = context.Queue(), context.Queue()
+    go = [context.Event() for _ in days]
+    workers = []
+    for p in range(processes):
+        rounds = [
+            [
+                {
+                    "premises_id": (WHOLE, EAST, WEST)[(p * threads + i) % 3],
+                    "start": local(day, 18).isoformat(),
+                    "end": local(day, 20).isoformat(),
+                    "title": "Vuoro",
+                    "attendees": 10,
+                }
+                for i in range(threads)
+            ]
+            for day in days
+        ]
+        args = (postgres_url, str(tmp_path), api.token("booker"), rounds, ready, go, results)
+        workers.append(context.Process(target=_process_racer, args=args))
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in workers:
+            ready.get(timeout=60)
+        for event in go:
+            event.set()
+            found = [item for _ in workers for item in results.get(timeout=90)]
+            assert len(found) == processes * threads
+            assert {status for status, _ in found} == {201, 409}, found
+    finally:
+        for worker in workers:
+            worker.join(timeout=30)
+    with read_transaction(engine) as conn:
+        placed = conn.execute(
+            select(bookings_table.c.premises_id, bookings_table.c.start).where(
+                bookings_table.c.status == "confirmed"
+            )
+        ).all()
+    for day in days:
+        won = sorted(p for p, start in placed if start == local(day, 18))
+        assert won in ([WHOLE], [EAST, WEST]), (day, won)
+    assert_rebuild_equals_live(engine)
+    engine.dispose()
