@@ -292,3 +292,23 @@ def test_processes_booking_the_whole_and_both_halves_at_once(
         assert won in ([WHOLE], [EAST, WEST]), (day, won)
     assert_rebuild_equals_live(engine)
     engine.dispose()
+
+
+def test_the_premises_page_names_the_whole_and_the_parts_and_marks_the_whole_booked(
+    api: Api,
+) -> None:
+    gym(api)
+    day = future_weekday(1)
+    assert api.book(WHOLE, local(day, 10), local(day, 12)).status_code == 201
+    assert api.book(EAST, local(day, 14), local(day, 15)).status_code == 201
+    week = f"week={day.isoformat()}"
+    half = api.client.get(f"/premises/{EAST}?{week}&lang=en").get_data(as_text=True)
+    assert "Part of" in half and f'href="/premises/{WHOLE}"' in half
+    assert "Booked (whole hall)" in half
+    whole = api.client.get(f"/premises/{WHOLE}?{week}&lang=en").get_data(as_text=True)
+    assert "Consists of" in whole and f'href="/premises/{WEST}"' in whole
+    assert "Booked (part of the hall)" in whole
+    fi = api.client.get(f"/premises/{EAST}?{week}&lang=fi").get_data(as_text=True)
+    assert "Varattu (koko sali)" in fi and "Osa tilasta" in fi
+    sv = api.client.get(f"/premises/{EAST}?{week}&lang=sv").get_data(as_text=True)
+    assert "Bokad (hela salen)" in sv and "Del av" in sv
