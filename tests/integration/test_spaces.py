@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -312,3 +312,44 @@ def test_the_premises_page_names_the_whole_and_the_parts_and_marks_the_whole_boo
     assert "Varattu (koko sali)" in fi and "Osa tilasta" in fi
     sv = api.client.get(f"/premises/{EAST}?{week}&lang=sv").get_data(as_text=True)
     assert "Bokad (hela salen)" in sv and "Del av" in sv
+
+
+def test_a_pop_up_hold_on_a_half_blocks_the_whole(api: Api) -> None:
+    gym(api, popup_allowed=True)
+    start = (datetime.now(UTC) + timedelta(hours=30)).replace(minute=0, second=0, microsecond=0)
+    body = {
+        "premises_id": EAST,
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "title": "Kirpputori",
+        "description": "",
+        "expected_attendees": 10,
+    }
+    assert api.post("/api/v1/popup-requests", body, role="resident").status_code == 201
+    refused = api.book(WHOLE, start, start + timedelta(hours=2))
+    assert refused.status_code == 409
+    assert refused.get_json()["conflicts"][0] | {"start": "", "end": ""} == {
+        "start": "",
+        "end": "",
+        "kind": "hold",
+        "via": EAST,
+    }
+    # …and a pop-up on the whole waits for nothing the other half holds.
+    asked = api.post("/api/v1/popup-requests", {**body, "premises_id": WEST}, role="resident")
+    assert asked.status_code == 201
+    again = api.post("/api/v1/popup-requests", {**body, "premises_id": WHOLE}, role="resident")
+    assert again.status_code == 409
+
+
+def test_the_registry_s_next_free_hour_counts_the_whole_hall(api: Api) -> None:
+    gym(api)
+    runner.catch_up(api.engine)
+    answer = api.get("/api/v1/registry/free-premises").get_json()
+    first = {e["id"]: e["next_free_hour"] for e in answer["premises"]}[EAST]
+    assert first is not None
+    start = datetime.fromisoformat(first)
+    booked = api.book(WHOLE, start, start + timedelta(hours=2))
+    assert booked.status_code == 201, booked.get_json()
+    answer = api.get("/api/v1/registry/free-premises").get_json()
+    later = {e["id"]: e["next_free_hour"] for e in answer["premises"]}[EAST]
+    assert later is not None and datetime.fromisoformat(later) >= start + timedelta(hours=2)
