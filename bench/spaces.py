@@ -123,7 +123,7 @@ def run(kind: str, count: int, one_space_only: bool, label: str) -> None:
         client = app.test_client()
         # A month of a third whose whole is booked every day, and the search over all.
         month = first_day.date() + timedelta(days=3650 // 2)
-        asks = {
+        asks: dict[str, Callable[[int], object]] = {
             "availability, a month of a third": lambda i: client.get(
                 f"/api/v1/premises/three-{i % PER_KIND}-a/availability"
                 f"?from={month + timedelta(days=i % 60)}&to={month + timedelta(days=i % 60 + 30)}"

@@ -32,6 +32,23 @@ catalogue = sa.table(
 )
 
 
+def _busy(by_space: bool) -> sa.Table:
+    """availability_busy with its primary key per space (or per premises, as before)."""
+    return sa.Table(
+        "availability_busy",
+        sa.MetaData(),
+        sa.Column("premises_id", sa.String(100), primary_key=True),
+        sa.Column("ref_id", sa.String(64), primary_key=True),
+        sa.Column("space_id", sa.String(100), primary_key=by_space, nullable=not by_space),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("start", events.sql.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("end", events.sql.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("blocked_until", events.sql.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("title", sa.String(300), nullable=True),
+        sa.Column("public", sa.Boolean(), nullable=False),
+    )
+
+
 def upgrade() -> None:
     postgresql = op.get_bind().dialect.name == "postgresql"
     with op.batch_alter_table("catalogue_premises", schema=None) as batch_op:
@@ -73,11 +90,12 @@ def upgrade() -> None:
             "PRIMARY KEY (premises_id, ref_id, space_id)"
         )
     else:
-        with op.batch_alter_table("availability_busy", recreate="always") as batch_op:
-            batch_op.alter_column("space_id", existing_type=sa.String(100), nullable=False)
-            batch_op.create_primary_key(
-                "pk_availability_busy", ["premises_id", "ref_id", "space_id"]
-            )
+        # SQLite changes a primary key only by copying the table: described here as it is
+        # to become, so that nothing is reflected and mended afterwards.
+        with op.batch_alter_table(
+            "availability_busy", recreate="always", copy_from=_busy(by_space=True)
+        ):
+            pass
     op.create_index("ix_availability_busy_space_start", "availability_busy", ["space_id", "start"])
     op.create_index(
         "ix_availability_busy_space_closures",
@@ -114,9 +132,10 @@ def downgrade() -> None:
             "PRIMARY KEY (premises_id, ref_id)"
         )
     else:
-        with op.batch_alter_table("availability_busy", recreate="always") as batch_op:
+        with op.batch_alter_table(
+            "availability_busy", recreate="always", copy_from=_busy(by_space=False)
+        ) as batch_op:
             batch_op.drop_column("space_id")
-            batch_op.create_primary_key("pk_availability_busy", ["premises_id", "ref_id"])
     op.create_index(
         "ix_availability_busy_premises_start", "availability_busy", ["premises_id", "start"]
     )
