@@ -353,3 +353,31 @@ def test_the_registry_s_next_free_hour_counts_the_whole_hall(api: Api) -> None:
     answer = api.get("/api/v1/registry/free-premises").get_json()
     later = {e["id"]: e["next_free_hour"] for e in answer["premises"]}[EAST]
     assert later is not None and datetime.fromisoformat(later) >= start + timedelta(hours=2)
+
+
+def test_a_weekly_series_on_a_half_skips_the_week_the_whole_is_booked(api: Api) -> None:
+    gym(api)
+    day = future_weekday(1)
+    taken = local(day + timedelta(weeks=1), 18)
+    assert api.book(WHOLE, taken, taken + timedelta(hours=2)).status_code == 201
+    body = {
+        "premises_id": WEST,
+        "start": local(day, 18).isoformat(),
+        "end": local(day, 19).isoformat(),
+        "rrule": "FREQ=WEEKLY;COUNT=3",
+        "title": "Sulkapallo",
+        "attendees": 8,
+        "on_conflict": "skip",
+    }
+    placed = api.post("/api/v1/booking-series", body, role="booker")
+    assert placed.status_code == 201, placed.get_json()
+    answer = placed.get_json()
+    assert len(answer["bookings"]) == 2
+    assert [datetime.fromisoformat(s["start"]) for s in answer["skipped"]] == [taken]
+    failing = api.post(
+        "/api/v1/booking-series",
+        {**body, "premises_id": EAST, "on_conflict": "fail"},
+        role="booker",
+    )
+    assert failing.status_code == 409
+    assert failing.get_json()["conflicts"][0]["via"] == WHOLE
