@@ -75,7 +75,7 @@ from events.store import (
     read_stream,
     write,
 )
-from projections.availability import shared_between
+from projections.availability_read import shared_between
 from projections.bookings import bookings_table
 from projections.decoding import event_of
 from projections.runner import BY_EVENT, BY_POSITION, project_inline
@@ -275,7 +275,9 @@ def _record(
 
 
 def lock_premises(conn: Connection, premises_ids: Iterable[str]) -> None:
-    """Serialise the writers of these premises until the transaction ends (PostgreSQL).
+    """Serialise the writers of these premises until the transaction ends (PostgreSQL):
+    the guard of commands that occupy no new time (occupying ones lock their spaces
+    instead, `lock_spaces`; no transaction takes both kinds — see the module doc).
 
     Taken before deciding: otherwise N writers of one premises all decide on the same
     version, one wins and N-1 retry, round after round (60 bookings of one hall from 5

@@ -173,6 +173,11 @@ class PremisesItem(MethodView):
     @blp.arguments(schemas.PremisesPatch)
     @blp.response(200, schemas.PremisesOut)
     @blp.alt_response(412, description="If-Match names an old version")
+    @blp.alt_response(
+        409,
+        description="New `spaces` would make the premises' bookings or holds from now on meet "
+        "those of premises already on them (`conflicts`, each with `via`)",
+    )
     def patch(self, changes: dict[str, Any], premises_id: str) -> Response:
         """Change catalogue data (staff). Send If-Match: "<version>" to avoid lost updates."""
         user = signed_in()
