@@ -381,3 +381,23 @@ def test_a_weekly_series_on_a_half_skips_the_week_the_whole_is_booked(api: Api) 
     )
     assert failing.status_code == 409
     assert failing.get_json()["conflicts"][0]["via"] == WHOLE
+
+
+def test_usage_statistics_count_blocked_hours_beside_booked_hours(api: Api) -> None:
+    gym(api)
+    day = future_weekday(1)
+    assert api.book(WHOLE, local(day, 10), local(day, 12)).status_code == 201
+    assert api.book(EAST, local(day, 14), local(day, 15)).status_code == 201
+    assert api.book(WEST, local(day, 14), local(day, 16)).status_code == 201
+    runner.catch_up(api.engine)
+    answer = api.get(
+        f"/api/v1/stats/usage?from={day}&to={day}&group_by=premises", role="analyst"
+    ).get_json()
+    rows = {r["key"]["premises"]: r for r in answer["rows"]}
+    assert rows[WHOLE]["booked_hours"] == 2 and rows[WHOLE]["blocked_hours"] == 2
+    assert rows[EAST]["booked_hours"] == 1 and rows[EAST]["blocked_hours"] == 2
+    assert rows[WEST]["booked_hours"] == 2 and rows[WEST]["blocked_hours"] == 2
+    csv = api.get(
+        f"/api/v1/stats/usage?from={day}&to={day}&group_by=premises&format=csv", role="analyst"
+    ).get_data(as_text=True)
+    assert "blocked_hours" in csv.splitlines()[0]
