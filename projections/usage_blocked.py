@@ -44,11 +44,20 @@ def blocked_seconds(
     """Blocked seconds by group key (`key_of(premises_id, local date, local hour)`)."""
     found: Counter[tuple[object, ...]] = Counter()
     shared = shared_premises(conn, [p.premises_id for p in places])
-    for place in (p for p in places if p.premises_id in shared):
-        period = Slot(
-            local_midnight(first, place.zone), local_midnight(last + timedelta(days=1), place.zone)
+    chosen = [p for p in places if p.premises_id in shared]
+    if not chosen:
+        return found
+    periods = {
+        p.premises_id: Slot(
+            local_midnight(first, p.zone), local_midnight(last + timedelta(days=1), p.zone)
         )
-        busy = busy_between(conn, [place.premises_id], period)[place.premises_id]
+        for p in chosen
+    }
+    widest = Slot(min(s.start for s in periods.values()), max(s.end for s in periods.values()))
+    every = busy_between(conn, list(periods), widest)  # one query for all of them
+    for place in chosen:
+        period = periods[place.premises_id]
+        busy = every[place.premises_id]
         theirs = merge(b.slot for b, _ in busy if b.via is not None and b.kind == "booking")
         mine = [b.slot for b, _ in busy if b.via is None and b.kind == "booking"]
         for slot in subtract(theirs, mine):
