@@ -72,7 +72,9 @@ def booking(
         command = PlaceBooking(actor, str(uuid.uuid4()), request, datetime.now(UTC))
 
         def handle(conn: Connection) -> Outcome:
-            run_premises_command(conn, repository, premises_id, command, Metadata(actor.user_id))
+            run_premises_command(
+                conn, repository, premises_id, command, Metadata(actor.user_id), now=command.now
+            )
             return Outcome(201, {})
 
         execute(engine, handle)

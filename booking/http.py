@@ -41,6 +41,7 @@ from booking.service import (
     PremisesRepository,
     execute,
 )
+from booking.usecases.unit import Unit
 from events.sql import read_transaction
 from events.store import Metadata
 
@@ -147,9 +148,10 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response
     return response
 
 
-def conflict_json(conflict: Conflict) -> dict[str, Any]:
-    """`{start, end, kind}`, and `via` when another premises sharing a space holds it."""
-    found = {"start": iso(conflict.slot.start), "end": iso(conflict.slot.end)}
+def conflict_json(conflict: Conflict, zone: ZoneInfo | None = None) -> dict[str, Any]:
+    """`{start, end, kind}` in `zone`'s offset, and `via` when another premises sharing a
+    space holds it."""
+    found = {"start": iso(conflict.slot.start, zone), "end": iso(conflict.slot.end, zone)}
     found["kind"] = conflict.kind
     if conflict.via is not None:
         found["via"] = conflict.via
@@ -170,7 +172,7 @@ def outcome_of_error(error: DomainError) -> Outcome:
                     errors=problems,
                 ),
             )
-        case SlotTaken(conflicts=conflicts):
+        case SlotTaken(conflicts=conflicts, zone=zone):
             return Outcome(
                 409,
                 problem_body(
@@ -178,7 +180,7 @@ def outcome_of_error(error: DomainError) -> Outcome:
                     "The slot is taken",
                     "The time overlaps another booking (buffer included).",
                     PROBLEM_TYPE + "slot-taken",
-                    conflicts=[conflict_json(c) for c in conflicts],
+                    conflicts=[conflict_json(c, zone) for c in conflicts],
                 ),
             )
         case StaleVersion(current=current):
@@ -231,6 +233,13 @@ def request_metadata(actor: str | None) -> Metadata:
     )
 
 
+def unit_for(conn: Connection, actor: str | None) -> Unit:
+    """What a use-case handler works in, for this request: the transaction's connection,
+    the app's premises cache and vault, and the request's metadata."""
+    rt = runtime()
+    return Unit(conn, rt.premises, rt.vault, request_metadata(actor), rt.clock)
+
+
 def write(actor: str, handler: Callable[[Connection], Outcome]) -> Response:
     """Run a command's handler in a retried write transaction; honour Idempotency-Key."""
     outcome = run_write(actor, handler)
@@ -246,7 +255,7 @@ def run_write(actor: str, handler: Callable[[Connection], Outcome]) -> Outcome |
         if len(key) > 200 or not key.isprintable():
             return problem(400, "Bad Idempotency-Key", "At most 200 printable characters.")
         body = request.get_json(silent=True)
-        idempotency = IdempotencyKey.of(actor, key, request.method, request.path, body)
+        idempotency = IdempotencyKey.of(actor, key, request.method, request.path, body, now())
     return execute(
         runtime().engine, handler, idempotency, outcome_of_error if idempotency else None
     )

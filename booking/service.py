@@ -1,5 +1,7 @@
-"""The service layer: load a premises, decide, append, project — in one transaction, retried
-on a concurrency conflict, and idempotent under a client's Idempotency-Key.
+"""The service layer: load a premises, decide, record — in one transaction, retried on a
+concurrency conflict, and idempotent under a client's Idempotency-Key.
+
+No clock is read here: the time comes from the caller (`booking.clock`, `Runtime.clock`).
 
 How no two holdings of one piece of floor overlap (DESIGN.md invariant 2), whatever the
 number of processes:
@@ -43,7 +45,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,7 +53,6 @@ from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from booking import notifications
 from booking.domain.commands import AddClosure, RegisterPremises, UpdatePremises
 from booking.domain.decide import (
     Command,
@@ -64,21 +65,14 @@ from booking.domain.decide import (
 from booking.domain.errors import DomainError, NotFound
 from booking.domain.premises import PremisesState, evolve
 from booking.domain.spaces import NOTHING_SHARED, Occupied, Shared, by_premises
+from booking.recording import StreamAppend, record
 from booking.tables import idempotency_keys
+from events.decoding import event_of
 from events.slot import Slot
 from events.sql import write_transaction
-from events.store import (
-    ConcurrencyError,
-    Metadata,
-    RecordedEvent,
-    prepare,
-    read_stream,
-    write,
-)
+from events.store import ConcurrencyError, Metadata, RecordedEvent, read_stream
 from projections.availability_read import shared_between
 from projections.bookings import bookings_table
-from projections.decoding import event_of
-from projections.runner import BY_EVENT, BY_POSITION, project_inline
 
 
 def premises_stream(premises_id: str) -> str:
@@ -225,14 +219,16 @@ def run_premises_command(
     command: Command,
     metadata: Metadata,
     notify: bool = True,
+    *,
+    now: datetime,
 ) -> list[RecordedEvent]:
-    """Decide, append, project inline and queue the e-mails — all in the caller's
-    transaction. `notify=False` is for history that nobody should be told about (demo).
+    """Decide and record (`booking.recording.record`: append, project inline, queue the
+    e-mails) — all in the caller's transaction, the events recorded at `now`.
+    `notify=False` is for history that nobody should be told about (demo).
 
-    On PostgreSQL the append lock is held from the append until commit, and every writer
-    of every premises queues for it: so whatever does not need the events' positions —
-    the projections that read only the events, and the mails — is written first, and only
-    the append and the position-stamped projections run under the lock.
+    An occupying command first takes the locks of its spaces and decides with what other
+    premises hold on them (see the module doc); a closure that cancels others' bookings
+    records on their streams too, in the same `record`.
     """
     locked = repository.spaces_to_lock(conn, premises_id, command)
     if locked:
@@ -248,30 +244,11 @@ def run_premises_command(
             other_version, cancelled = repository.decide_elsewhere(conn, other, command)
             if cancelled:
                 appends.append((other, other_version, cancelled))
-    recorded: list[RecordedEvent] = []
-    for appended_to, at_version, decided in appends:
-        recorded += _record(conn, repository, appended_to, at_version, decided, metadata, notify)
-    return recorded
-
-
-def _record(
-    conn: Connection,
-    repository: PremisesRepository,
-    premises_id: str,
-    version: int,
-    events: list[Any],
-    metadata: Metadata,
-    notify: bool,
-) -> list[RecordedEvent]:
-    prepared = prepare(premises_stream(premises_id), events, version, metadata)
-    pending = list(zip(events, prepared, strict=True))
-    project_inline(conn, pending, BY_EVENT)
-    if notify:
-        notifications.notify(conn, pending, datetime.now(UTC))
-    recorded = write(conn, prepared, read_in_transaction=True)
-    repository.advance(premises_id, version, recorded)
-    project_inline(conn, list(zip(events, recorded, strict=True)), BY_POSITION)
-    return recorded
+    streams = [StreamAppend(premises_stream(p), evs, v) for p, v, evs in appends]
+    recorded = record(conn, streams, metadata, now, notify=notify)
+    for (appended_to, at_version, _), mine in zip(appends, recorded, strict=True):
+        repository.advance(appended_to, at_version, mine)
+    return [r for mine in recorded for r in mine]
 
 
 def lock_premises(conn: Connection, premises_ids: Iterable[str]) -> None:
@@ -341,14 +318,20 @@ class Outcome:
 
 @dataclass(frozen=True)
 class IdempotencyKey:
+    """A client's key for one request, and when that request came (`used_at`: the time its
+    first outcome is stored at)."""
+
     actor: str
     key: str
     request_hash: str
+    used_at: datetime
 
     @classmethod
-    def of(cls, actor: str, key: str, method: str, path: str, body: Any) -> IdempotencyKey:
+    def of(
+        cls, actor: str, key: str, method: str, path: str, body: Any, now: datetime
+    ) -> IdempotencyKey:
         canonical = json.dumps([method, path, body], sort_keys=True, default=str)
-        return cls(actor, key, hashlib.sha256(canonical.encode()).hexdigest())
+        return cls(actor, key, hashlib.sha256(canonical.encode()).hexdigest(), now)
 
 
 class IdempotencyKeyReused(Exception):
@@ -450,6 +433,6 @@ def _store_outcome(conn: Connection, key: IdempotencyKey, outcome: Outcome) -> N
             status=outcome.status,
             body=outcome.body,
             headers=outcome.headers,
-            created_at=datetime.now(UTC),
+            created_at=key.used_at,
         )
     )

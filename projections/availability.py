@@ -296,6 +296,7 @@ class Availability(Projection):
                 new[ref] = [{**row, "space_id": s} for s in spaces.get(e.premises_id, ())]
                 continue
             rows = new.get(_ref_of(e)) if isinstance(e, _ONE_ROW) else None
+            # Every event of `_ONE_ROW` names its premises; `Event` itself does not.
             if rows and rows[0]["premises_id"] == e.premises_id:  # type: ignore[attr-defined]
                 if isinstance(e, BookingApproved):
                     for row in rows:
@@ -360,7 +361,7 @@ def _ref_of(e: Event) -> str:
     too, but frees the request's hold)."""
     if isinstance(e, PopupApproved | PopupRejected | PopupWithdrawn | PopupExpired):
         return e.request_id
-    return e.booking_id  # type: ignore[attr-defined, no-any-return]
+    return e.booking_id  # type: ignore[attr-defined, no-any-return]  # the rest name a booking
 
 
 def _booking_row(e: BookingPlaced, blocked_until: datetime) -> dict[str, Any]:

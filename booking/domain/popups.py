@@ -173,7 +173,7 @@ def _request(cmd: RequestPopup, premises: PremisesState, shared: Shared) -> list
         for o in shared.holding(cmd.slot, premises.rules.buffer)
     ]
     if found:
-        raise SlotTaken(sorted(found, key=lambda c: (c.slot.start, c.via or "")))
+        raise SlotTaken(sorted(found, key=lambda c: (c.slot.start, c.via or "")), premises.zone)
     asked = PopupRequested(
         premises_id=cmd.premises_id,
         request_id=cmd.request_id,

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from booking.clock import system_clock
 from events.sql import make_engine, read_transaction
-from projections import runner
+from projections import rebuilding, runner
 from projections.availability import busy_table, spaces_table
 from projections.bookings import bookings_table
 from projections.catalogue import premises_table
@@ -217,7 +218,7 @@ def test_threads_booking_the_whole_and_both_halves_at_once(api: Api) -> None:
 def assert_rebuild_equals_live(engine: Engine) -> None:
     tables = (busy_table, spaces_table, bookings_table, premises_table)
     live = {t.name: rows(engine, t) for t in tables}
-    runner.rebuild(engine, runner.INLINE)
+    rebuilding.rebuild(engine, runner.INLINE, clock=system_clock)
     assert {t.name: rows(engine, t) for t in tables} == live
 
 
@@ -343,7 +344,7 @@ def test_a_pop_up_hold_on_a_half_blocks_the_whole(api: Api) -> None:
 
 def test_the_registry_s_next_free_hour_counts_the_whole_hall(api: Api) -> None:
     gym(api)
-    runner.catch_up(api.engine)
+    runner.catch_up(api.engine, clock=system_clock)
     answer = api.get("/api/v1/registry/free-premises").get_json()
     first = {e["id"]: e["next_free_hour"] for e in answer["premises"]}[EAST]
     assert first is not None
@@ -389,7 +390,7 @@ def test_usage_statistics_count_blocked_hours_beside_booked_hours(api: Api) -> N
     assert api.book(WHOLE, local(day, 10), local(day, 12)).status_code == 201
     assert api.book(EAST, local(day, 14), local(day, 15)).status_code == 201
     assert api.book(WEST, local(day, 14), local(day, 16)).status_code == 201
-    runner.catch_up(api.engine)
+    runner.catch_up(api.engine, clock=system_clock)
     answer = api.get(
         f"/api/v1/stats/usage?from={day}&to={day}&group_by=premises", role="analyst"
     ).get_json()

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from events.slot import Slot, merge, subtract
 from projections.availability_read import busy_between
 from projections.availability_tables import spaces_table
-from projections.usage_hours import PremisesHours, local_midnight, split_hours
+from projections.usage.hours import PremisesHours, local_midnight, split_hours
 
 KeyOf = Callable[[str, date, int], tuple[object, ...]]
 
