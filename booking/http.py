@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from booking.clock import Clock, Ids, random_ids, system_clock
 from booking.domain.errors import (
+    Conflict,
     DomainError,
     InvalidState,
     NotAllowed,
@@ -146,6 +147,16 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response
     return response
 
 
+def conflict_json(conflict: Conflict, zone: ZoneInfo | None = None) -> dict[str, Any]:
+    """`{start, end, kind}` in `zone`'s offset, and `via` when another premises sharing a
+    space holds it."""
+    found = {"start": iso(conflict.slot.start, zone), "end": iso(conflict.slot.end, zone)}
+    found["kind"] = conflict.kind
+    if conflict.via is not None:
+        found["via"] = conflict.via
+    return found
+
+
 def outcome_of_error(error: DomainError) -> Outcome:
     """The one place where domain refusals become HTTP statuses."""
     match error:
@@ -168,14 +179,7 @@ def outcome_of_error(error: DomainError) -> Outcome:
                     "The slot is taken",
                     "The time overlaps another booking (buffer included).",
                     PROBLEM_TYPE + "slot-taken",
-                    conflicts=[
-                        {
-                            "start": iso(c.slot.start, zone),
-                            "end": iso(c.slot.end, zone),
-                            "kind": c.kind,
-                        }
-                        for c in conflicts
-                    ],
+                    conflicts=[conflict_json(c, zone) for c in conflicts],
                 ),
             )
         case StaleVersion(current=current):

@@ -170,7 +170,21 @@ def _premises_fields(required: bool) -> dict[str, fields.Field[Any]]:
         "timezone": Text(validate=validate.Length(1, 64)),
         "opening_hours": OpeningHoursField(required=required),
         "rules": fields.Nested(RulesSchema),
+        "spaces": fields.List(
+            Text(validate=[validate.Length(1, 100), not_blank]),
+            validate=[validate.Length(1, 20, error="Name 1 to 20 spaces."), _each_once],
+            metadata={
+                "description": "The pieces of floor the premises occupies (API.md, premises "
+                "made of spaces): premises sharing a space never overlap in time. A new id "
+                "creates the space. Default: one space named after the premises."
+            },
+        ),
     }
+
+
+def _each_once(spaces: list[str]) -> None:
+    if len(set(spaces)) != len(spaces):
+        raise ma.ValidationError("Name each space once.")
 
 
 PremisesCreate = ma.Schema.from_dict(
@@ -198,6 +212,7 @@ class PremisesOut(ma.Schema):
     timezone = Text()
     opening_hours = fields.Dict()
     rules = fields.Nested(RulesSchema)
+    spaces = fields.List(Text())
     retired = fields.Boolean()
     version = fields.Integer()
 
@@ -326,6 +341,12 @@ class BusyOut(ma.Schema):
     end = Text()
     kind = Text()
     title = Text()
+    via = Text(
+        metadata={
+            "description": "Another premises sharing a space with this one holds the time "
+            "(a whole hall and its halves); no details of its booker."
+        }
+    )
 
 
 class DayOut(ma.Schema):

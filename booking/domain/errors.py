@@ -24,6 +24,7 @@ class RuleBroken(DomainError):
 class Conflict:
     slot: Slot
     kind: str  # booking | hold | closure
+    via: str | None = None  # another premises sharing a space holds it
 
 
 class SlotTaken(DomainError):

@@ -343,7 +343,7 @@ def test_demo_load_summarises_and_prints_working_demo_accounts(
     summary = loaded_demo.stdout
     placed = int(re.search(r"bookings\s+([\d,]+) placed", summary).group(1).replace(",", ""))  # type: ignore[union-attr]
     assert placed >= DEMO_BOOKINGS
-    assert re.search(r"premises\s+37 \(\d+ free of charge\) in 15 districts", summary)
+    assert re.search(r"premises\s+47 \(\d+ free of charge\) in 15 districts", summary)
     with read_transaction(demo_engine) as conn:
         live = conn.execute(select(bookings_table.c.id)).all()
     assert len(live) == placed  # refused attempts leave no row, every placed booking one
