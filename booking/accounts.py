@@ -25,6 +25,7 @@ from booking.domain.commands import ROLES, Actor
 from booking.domain.errors import InvalidState, NotFound, RuleBroken
 from booking.outbox import outbox
 from booking.privacy import PersonalData, Vault, current_vault, person_keys
+from booking.sessions import end_all as end_all_sessions
 from booking.tables import api_tokens, feed_tokens, idempotency_keys, organisations, users
 from events.catalog import OrganisationRegistered, UserRegistered
 from events.store import Metadata, append
@@ -283,6 +284,7 @@ def erase_user(conn: Connection, user_id: str, vault: Vault | None = None) -> da
             .values(revoked_at=now)
         )
     conn.execute(delete(outbox).where(outbox.c.recipient_id == user_id, outbox.c.sent_at.is_(None)))
+    end_all_sessions(conn, user_id, now)  # signed out everywhere at once
     vault.erase(conn, user_id)
     return now
 

@@ -25,6 +25,7 @@ from booking.pages import (
     common,
     feed_links,
     member,
+    oidc,
     popup,
     public,
     signin,
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 BLUEPRINTS = (
     public.bp,
     signin.bp,
+    oidc.bp,
     member.bp,
     feed_links.bp,
     popup.bp,
