@@ -247,6 +247,10 @@ def finish(
     )
 
 
+def _keys(found: Provider) -> KeySet:
+    return KeySet.import_key_set(found.jwks)  # type: ignore[arg-type]  # checked by joserfc
+
+
 def _verified_claims(
     settings: Settings,
     found: Provider,
@@ -259,10 +263,10 @@ def _verified_claims(
     registry = JWSRegistry(algorithms=[a for a in algorithms if a != "none"])
     try:
         try:
-            decoded = jwt.decode(id_token, KeySet.import_key_set(found.jwks)  # type: ignore[arg-type], registry=registry)
+            decoded = jwt.decode(id_token, _keys(found), registry=registry)
         except JoseError:  # perhaps the provider rotated its keys: fetch them once more
             fresh = provider(settings, now, refresh=True)
-            decoded = jwt.decode(id_token, KeySet.import_key_set(fresh.jwks)  # type: ignore[arg-type], registry=registry)
+            decoded = jwt.decode(id_token, _keys(fresh), registry=registry)
         claims = CodeIDToken(
             decoded.claims,
             decoded.header,
