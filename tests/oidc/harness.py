@@ -84,10 +84,10 @@ def start(redirect_uri: str) -> Provider:
         # Timers and the event loop keep the real monotonic clock; only wall time is moved.
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
-    script = str(HERE / "provider.mjs")
+    at = started_at.strftime("%Y-%m-%d %H:%M:%S")
+    command = [faketime, "-m", at, node, str(HERE / "provider.mjs"), str(port), redirect_uri]
     process = subprocess.Popen(
-        [faketime, "-m", started_at.strftime("%Y-%m-%d %H:%M:%S"), node, script, str(port)]
-        + [redirect_uri],
+        command,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
