@@ -161,9 +161,15 @@ class Begun:
 
 
 def begin(
-    conn: Connection, settings: Settings, redirect_uri: str, next_path: str, now: datetime
+    conn: Connection,
+    settings: Settings,
+    redirect_uri: str,
+    next_path: str,
+    now: datetime,
+    strong: bool = False,
 ) -> Begun:
-    """A pending sign-in and the provider's URL for it (ProviderUnavailable when unknown)."""
+    """A pending sign-in and the provider's URL for it (ProviderUnavailable when unknown).
+    With `strong`, the provider is asked for one of the strong `acr` values (acr_values)."""
     found = provider(settings, now)
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     verifier, browser = secrets.token_urlsafe(64), secrets.token_urlsafe(32)
@@ -186,6 +192,7 @@ def begin(
             state=state,
             code_verifier=verifier,
             nonce=nonce,
+            **({"acr_values": " ".join(sorted(settings.strong_acr))} if strong else {}),
         )
     return Begun(str(url), browser)
 

@@ -14,10 +14,11 @@ from flask_smorest import Blueprint
 from sqlalchemy import bindparam, literal, or_, select
 from sqlalchemy.engine import Connection
 
+from booking import strong_identity
 from booking.accounts import User
 from booking.api import schemas
 from booking.api.premises import _slot
-from booking.auth import require, signed_in
+from booking.auth import require, signed_in, signed_in_strongly
 from booking.domain.commands import (
     BookingRequest,
     CancelBooking,
@@ -174,6 +175,7 @@ def place(body: dict[str, Any]) -> Response:
     booking_id = str(uuid.uuid4())
 
     def handle(conn: Connection) -> Outcome:
+        strong_identity.check(conn, request.premises_id, user, signed_in_strongly())
         command = PlaceBooking(
             user.actor, booking_id, _sealed(conn, user, request), datetime.now(UTC)
         )
@@ -342,6 +344,7 @@ def place_series(body: dict[str, Any]) -> Response:
     series_id = str(uuid.uuid4())
 
     def handle(conn: Connection) -> Outcome:
+        strong_identity.check(conn, request.premises_id, user, signed_in_strongly())
         command = PlaceSeries(
             user.actor,
             series_id,

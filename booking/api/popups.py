@@ -14,10 +14,11 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from booking import strong_identity
 from booking.accounts import User
 from booking.api.premises import _slot
 from booking.api.schemas import ReasonIn, instant
-from booking.auth import require, signed_in
+from booking.auth import require, signed_in, signed_in_strongly
 from booking.domain.errors import NotAllowed, NotFound
 from booking.domain.popups import DecidePopup, RequestPopup, WithdrawPopup
 from booking.http import (
@@ -127,6 +128,7 @@ def request_popup(body: dict[str, Any]) -> Response:
     rt = runtime()
 
     def handle(conn: Connection) -> Outcome:
+        strong_identity.check(conn, body["premises_id"], user, signed_in_strongly())
         rt.vault.ensure_key(conn, user.id)
         personal = rt.vault.reader(conn)
         description = body["description"]

@@ -103,6 +103,9 @@ class RulesSchema(ma.Schema):
     popup_allowed = JsonBoolean()
     popup_max_duration_minutes = fields.Integer(strict=True, validate=validate.Range(1, 24 * 60))
     popup_auto_approve = JsonBoolean()
+    requires_strong_identity = JsonBoolean(
+        metadata={"description": "bookings and requests only from people signed in strongly"}
+    )
     cancellation_deadline_minutes = fields.Integer(
         strict=True, validate=validate.Range(0, 60 * 24 * 60)
     )

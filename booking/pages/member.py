@@ -15,8 +15,10 @@ from flask_babel import ngettext
 from sqlalchemy import or_, select
 from werkzeug.exceptions import Forbidden, NotFound
 
+from booking import strong_identity
 from booking.api.bookings import booking_rows, visible_to
 from booking.api.premises import premises_row
+from booking.auth import signed_in_strongly
 from booking.domain.commands import (
     BookingRequest,
     CancelBooking,
@@ -24,7 +26,7 @@ from booking.domain.commands import (
     PlaceBooking,
     PlaceSeries,
 )
-from booking.domain.errors import DomainError
+from booking.domain.errors import DomainError, StrongIdentityRequired
 from booking.http import runtime
 from booking.pages.common import (
     BOOKERS,
@@ -37,6 +39,7 @@ from booking.pages.common import (
     run,
     signed_in_as,
 )
+from booking.pages.oidc import strong_identity_page
 from booking.pages.threads import post_to_thread, read_thread
 from booking.service import premises_of_booking, premises_of_series, run_premises_command
 from booking.tables import organisations
@@ -132,11 +135,14 @@ def new_booking() -> Any:
 
     def place(conn: Any) -> Any:
         # Notes may hold contact details: sealed with the booker's key before the log sees them.
+        strong_identity.check(conn, row.id, user, signed_in_strongly())
         sealed = replace(command, request=_sealed(conn, user.id, booking_request))
         return run_premises_command(conn, runtime().premises, row.id, sealed, metadata())
 
     try:
         recorded = run(place)
+    except StrongIdentityRequired:
+        return strong_identity_page()
     except DomainError as error:
         form.take_domain_error(error, FIELDS, zone)
         return render_template("member/new_booking.html", **context), 422

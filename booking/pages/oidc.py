@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -108,7 +109,8 @@ def login() -> Any:
         OIDC_STARTS_PER_CLIENT.hit(conn, vault, client, now())
     try:
         with write_transaction(engine) as conn:
-            begun = oidc.begin(conn, found, _redirect_uri(), target, now())
+            asked = request.args.get("strong") == "1" and bool(found.strong_acr)
+            begun = oidc.begin(conn, found, _redirect_uri(), target, now(), strong=asked)
     except oidc.ProviderUnavailable as error:
         return _unavailable(error)
     response = redirect(begun.url, code=302)
@@ -163,3 +165,14 @@ def strong() -> Any:
     """What to do when a premises takes bookings only from people signed in strongly."""
     target = safe_next(request.args.get("next"), url_for("member.home"))
     return render_template("signin/strong.html", next=target)
+
+
+def strong_identity_page() -> tuple[str, int]:
+    """The 403 page for a form refused for want of strong identification: how to get it,
+    and back to the same form afterwards."""
+    target = request.full_path.rstrip("?") if request.method == "GET" else None
+    if target is None and request.referrer:
+        parts = urlsplit(request.referrer)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+    page = render_template("signin/strong.html", next=safe_next(target, url_for("member.home")))
+    return page, 403

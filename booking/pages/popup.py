@@ -16,8 +16,10 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.exceptions import Forbidden
 
+from booking import strong_identity
 from booking.api.popups import _rows, popup_row, visible_to
-from booking.domain.errors import DomainError
+from booking.auth import signed_in_strongly
+from booking.domain.errors import DomainError, StrongIdentityRequired
 from booking.domain.popups import RequestPopup, WithdrawPopup
 from booking.http import runtime
 from booking.pages.common import (
@@ -29,6 +31,7 @@ from booking.pages.common import (
     run,
     signed_in_as,
 )
+from booking.pages.oidc import strong_identity_page
 from booking.pages.threads import post_to_thread, read_thread
 from booking.service import run_premises_command
 from events.slot import Slot
@@ -92,10 +95,13 @@ def new() -> Any:
             attendees or 1,
             datetime.now(UTC),
         )
+        strong_identity.check(conn, row.id, user, signed_in_strongly())
         return run_premises_command(conn, rt.premises, row.id, command, metadata())
 
     try:
         recorded = run(handle)
+    except StrongIdentityRequired:
+        return strong_identity_page()
     except DomainError as error:
         form.take_domain_error(error, FIELDS, zone)
         return render_template("popup/new.html", **context), 422
