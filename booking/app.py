@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from booking import auth, feeds, pages
 from booking import config as configuration
 from booking.api import bookings, feed_tokens, log, messages, people, popups, premises
+from booking.api import memberships as memberships_api
 from booking.api import registry as registry_api
 from booking.api import sessions as sessions_api
 from booking.api import stats as stats_api
@@ -97,6 +98,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         log.blp,
         feed_tokens.blp,
         sessions_api.blp,
+        memberships_api.blp,
     ):
         api.register_blueprint(blueprint)
     for blueprint in (registry_api.blp, stats_api.blp):  # the asynchronous read side

@@ -14,6 +14,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 def declared_metadata() -> list[MetaData]:
     """Every table the code declares, as the migrations must build them."""
     import booking.limits
+    import booking.memberships
     import booking.oidc_people
     import booking.outbox
     import booking.sessions  # noqa: F401  (registers the sessions' tables)

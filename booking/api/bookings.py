@@ -14,7 +14,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import bindparam, literal, or_, select
 from sqlalchemy.engine import Connection
 
-from booking import strong_identity
+from booking import memberships, strong_identity
 from booking.accounts import User
 from booking.api import schemas
 from booking.api.premises import _slot
@@ -104,11 +104,11 @@ def visible_to(user: User, row: Any) -> bool:
 
 
 def _request(body: dict[str, Any], user: User) -> BookingRequest:
-    organisation_id = user.organisation_id
-    if body.get("organisation_id") and body["organisation_id"] != user.organisation_id:
-        if user.role not in ("staff", "admin"):
-            raise NotAllowed("You may book only for your own organisation.")
-        organisation_id = body["organisation_id"]
+    # One of the booker's organisations (booking.memberships: 422 / 403), or staff's choice.
+    with read_transaction(runtime().engine) as conn:
+        organisation_id = memberships.organisation_for_booking(
+            conn, user, body.get("organisation_id")
+        )
     return BookingRequest(  # notes are sealed in the write transaction: `_sealed`
         premises_id=body["premises_id"],
         slot=_slot(body["start"], body["end"]),
@@ -177,7 +177,10 @@ def place(body: dict[str, Any]) -> Response:
     def handle(conn: Connection) -> Outcome:
         strong_identity.check(conn, request.premises_id, user, signed_in_strongly())
         command = PlaceBooking(
-            user.actor, booking_id, _sealed(conn, user, request), datetime.now(UTC)
+            memberships.acting_for(user, request.organisation_id),
+            booking_id,
+            _sealed(conn, user, request),
+            datetime.now(UTC),
         )
         repository = runtime().premises
         recorded = run_premises_command(
@@ -346,7 +349,7 @@ def place_series(body: dict[str, Any]) -> Response:
     def handle(conn: Connection) -> Outcome:
         strong_identity.check(conn, request.premises_id, user, signed_in_strongly())
         command = PlaceSeries(
-            user.actor,
+            memberships.acting_for(user, request.organisation_id),
             series_id,
             _sealed(conn, user, request),
             body["rrule"],

@@ -14,7 +14,7 @@ from marshmallow import fields
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from booking import accounts
+from booking import accounts, memberships
 from booking.api import bookings as bookings_api
 from booking.api import popups as popups_api
 from booking.api import schemas
@@ -50,7 +50,13 @@ def user_json(user: accounts.User) -> dict[str, Any]:
 @require()
 @blp.response(200, schemas.UserOut)
 def me() -> Response:
-    return json_response(user_json(signed_in()))
+    """The caller, with `organisations: [{id, name}]` they belong to (booking.memberships)."""
+    user = signed_in()
+    with read_transaction(runtime().engine) as conn:
+        joined = memberships.organisations_of(conn, user.id)
+    return json_response(
+        {**user_json(user), "organisations": [{"id": o.id, "name": o.name} for o in joined]}
+    )
 
 
 @blp.route("/users", methods=["POST"])

@@ -337,6 +337,11 @@ class UserIn(ma.Schema):
     language = Text(load_default="fi", validate=validate.OneOf(["fi", "en", "sv"]))
 
 
+class OrganisationRefOut(ma.Schema):
+    id = Text()
+    name = Text()
+
+
 class UserOut(ma.Schema):
     id = Text()
     email = Text()
@@ -344,6 +349,10 @@ class UserOut(ma.Schema):
     role = Text()
     organisation_id = Text(allow_none=True)
     language = Text()
+    organisations = fields.List(
+        fields.Nested(OrganisationRefOut),
+        metadata={"description": "users/me: the organisations the person belongs to"},
+    )
     token = Text(
         allow_none=True,
         metadata={

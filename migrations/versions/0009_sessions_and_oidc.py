@@ -1,6 +1,6 @@
 """Sessions kept in the database (ended at once by sign-out, disabling or erasure), sign-in
-limits shared by every worker, disabled people, and people known by an OpenID Connect
-issuer and subject with their pending sign-ins.
+limits shared by every worker, disabled people, people known by an OpenID Connect issuer
+and subject with their pending sign-ins, and organisations people ask to join.
 
 Revision ID: 0009
 Revises: 0007
@@ -80,9 +80,42 @@ def upgrade() -> None:
         sa.Column("created_at", INSTANT, nullable=False),
         sa.PrimaryKeyConstraint("state_hash"),
     )
+    op.create_table(
+        "memberships",
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("organisation_id", sa.String(length=64), nullable=False),
+        sa.Column("joined_at", INSTANT, nullable=False),
+        sa.ForeignKeyConstraint(["organisation_id"], ["organisations.id"]),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
+        sa.PrimaryKeyConstraint("user_id", "organisation_id"),
+    )
+    op.create_table(
+        "membership_requests",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("organisation_id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("decided_by", sa.String(length=64), nullable=True),
+        sa.Column("created_at", INSTANT, nullable=False),
+        sa.Column("decided_at", INSTANT, nullable=True),
+        sa.ForeignKeyConstraint(["organisation_id"], ["organisations.id"]),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ix_membership_requests_status",
+        "membership_requests",
+        ["status", "created_at"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_membership_requests_status", table_name="membership_requests")
+    op.drop_table("membership_requests")
+    op.drop_table("memberships")
     op.drop_table("oidc_transactions")
     op.drop_index("ix_oidc_identities_user_id", table_name="oidc_identities")
     op.drop_table("oidc_identities")
