@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from booking.domain.commands import ROLES, Actor
 from booking.domain.errors import InvalidState, NotFound, RuleBroken
+from booking.oidc_people import oidc_identities
 from booking.outbox import outbox
 from booking.privacy import PersonalData, Vault, current_vault, person_keys
 from booking.sessions import end_all as end_all_sessions
@@ -285,6 +286,8 @@ def erase_user(conn: Connection, user_id: str, vault: Vault | None = None) -> da
         )
     conn.execute(delete(outbox).where(outbox.c.recipient_id == user_id, outbox.c.sent_at.is_(None)))
     end_all_sessions(conn, user_id, now)  # signed out everywhere at once
+    # The provider's pseudonym goes too: signing in there again makes a new person.
+    conn.execute(delete(oidc_identities).where(oidc_identities.c.user_id == user_id))
     vault.erase(conn, user_id)
     return now
 

@@ -166,7 +166,10 @@ def _json(row: Any, personal: Any) -> dict[str, Any]:
     }
 
 
-def listed(conn: Connection, vault: Vault, status: str | None) -> list[dict[str, Any]]:
+def listed(
+    conn: Connection, vault: Vault, status: str | None, user_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Requests, oldest first: those of `status` and of `user_id` when given."""
     r = membership_requests.c
     query = (
         select(membership_requests, organisations.c.name.label("organisation_name"))
@@ -175,8 +178,14 @@ def listed(conn: Connection, vault: Vault, status: str | None) -> list[dict[str,
     )
     if status:
         query = query.where(r.status == status)
+    if user_id:
+        query = query.where(r.user_id == user_id)
     personal = vault.reader(conn)
     return [_json(row, personal) for row in conn.execute(query)]
+
+
+def listed_for(conn: Connection, vault: Vault, user_id: str) -> list[dict[str, Any]]:
+    return listed(conn, vault, None, user_id)
 
 
 def decide(

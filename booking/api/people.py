@@ -14,7 +14,7 @@ from marshmallow import fields
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from booking import accounts, memberships
+from booking import accounts, held_identity, memberships
 from booking.api import bookings as bookings_api
 from booking.api import popups as popups_api
 from booking.api import schemas
@@ -163,6 +163,9 @@ class PersonalDataOut(ma.Schema):
     feed_tokens = fields.List(fields.Nested(HeldFeedTokenOut))
     api_tokens = fields.List(fields.Nested(HeldApiTokenOut))
     outbox = fields.List(fields.Nested(HeldMailOut, metadata={"description": "sent or waiting"}))
+    sessions = fields.List(fields.Dict(), metadata={"description": "sign-ins (no secrets)"})
+    identities = fields.List(fields.Dict(), metadata={"description": "(issuer, sub) pairs"})
+    membership_requests = fields.List(fields.Dict())
 
 
 @blp.route("/users/<user_id>/erase", methods=["POST"])
@@ -251,6 +254,7 @@ def export(conn: Connection, user_id: str) -> dict[str, Any]:
                 .order_by(api_tokens.c.created_at)
             )
         ],
+        **held_identity.held(conn, runtime().vault, user_id),
         "outbox": [
             {
                 "id": r.id,

@@ -23,7 +23,7 @@ bp = Blueprint("organisations", __name__)
 def _said(error: DomainError) -> str:
     """booking.memberships' refusals in the reader's language."""
     text = str(error)
-    known = {
+    known: dict[str, str] = {
         "You are a member of this organisation already.": _(
             "You are a member of this organisation already."
         ),
@@ -35,11 +35,12 @@ def _said(error: DomainError) -> str:
         ),
         "The request was decided already.": _("The request was decided already."),
     }
+    said: str = known.get(text, text)
     if text.startswith("No organisation"):
-        return _("Choose an organisation from the list.")
-    if text.startswith("The request is "):
-        return _("The request was decided already.")
-    return known.get(text, text)
+        said = _("Choose an organisation from the list.")
+    elif text.startswith("The request is "):
+        said = _("The request was decided already.")
+    return said
 
 
 def _own_page(form: Form | None = None) -> Any:
@@ -55,9 +56,7 @@ def _own_page(form: Form | None = None) -> Any:
                 )
             )
         }
-        requests = [
-            r for r in memberships.listed(conn, runtime().vault, None) if r["user_id"] == user.id
-        ]
+        requests = memberships.listed_for(conn, runtime().vault, user.id)
         choices = conn.execute(
             select(organisations.c.id, organisations.c.name).order_by(organisations.c.name)
         ).all()

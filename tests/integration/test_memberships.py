@@ -145,3 +145,15 @@ def test_leaving_an_organisation_joined_by_request(api: Api) -> None:
         f"/api/v1/users/me/organisations/{api.organisation_id}", headers=headers(resident)
     )
     assert again.status_code == 404
+
+
+def test_the_data_export_holds_requests_and_sessions_and_erasure_shreds_them(api: Api) -> None:
+    resident = api.user("resident")
+    user_id = me(api, resident)["id"]
+    ask(api, resident, api.organisation_id, message="Puhelin 040 123")
+    held = api.client.get(f"/api/v1/users/{user_id}/data", headers=headers(resident)).get_json()
+    assert [r["message"] for r in held["membership_requests"]] == ["Puhelin 040 123"]
+    assert held["sessions"] == [] and held["identities"] == []
+    assert api.post(f"/api/v1/users/{user_id}/erase", role="admin").status_code == 200
+    after = api.get(f"/api/v1/users/{user_id}/data", role="admin").get_json()
+    assert [r["message"] for r in after["membership_requests"]] == [None]
