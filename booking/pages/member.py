@@ -15,7 +15,7 @@ from flask_babel import ngettext
 from sqlalchemy import or_, select
 from werkzeug.exceptions import Forbidden, NotFound
 
-from booking import strong_identity
+from booking import memberships, strong_identity
 from booking.api.bookings import booking_rows, visible_to
 from booking.api.premises import premises_row
 from booking.auth import signed_in_strongly
@@ -86,7 +86,11 @@ def new_booking() -> Any:
     form = Form(request.form if posted else request.args, attendees="1", repeat="none")
     with read_transaction(runtime().engine) as conn:
         choices = _premises_choices(conn)
-        organisations_ = _organisation_choices(conn) if user.role in STAFF else []
+        organisations_ = (
+            _organisation_choices(conn)
+            if user.role in STAFF
+            else memberships.organisations_of(conn, user.id)
+        )
         row = None
         if form.get("premises_id"):
             row = next((r for r in choices if r.id == form.get("premises_id")), None)
@@ -107,6 +111,14 @@ def new_booking() -> Any:
     organisation_id = user.organisation_id
     if user.role in STAFF:
         organisation_id = form.get("organisation_id") or None
+    elif len(organisations_) > 1:  # booking.memberships: one of theirs, named
+        try:
+            with read_transaction(runtime().engine) as conn:
+                organisation_id = memberships.organisation_for_booking(
+                    conn, user, form.get("organisation_id") or None
+                )
+        except DomainError:
+            form.error("organisation_id", _("Choose the organisation this booking is for."))
     if not form.ok or row is None or day is None or start is None or end is None:
         return render_template("member/new_booking.html", **context), 422
     zone = ZoneInfo(row.timezone)
@@ -128,10 +140,17 @@ def new_booking() -> Any:
     command: PlaceBooking | PlaceSeries
     if weekly and until is not None:
         command = PlaceSeries(
-            user.actor, new_id, booking_request, f"FREQ=WEEKLY;UNTIL={until:%Y%m%d}", "skip", now
+            memberships.acting_for(user, organisation_id),
+            new_id,
+            booking_request,
+            f"FREQ=WEEKLY;UNTIL={until:%Y%m%d}",
+            "skip",
+            now,
         )
     else:
-        command = PlaceBooking(user.actor, new_id, booking_request, now)
+        command = PlaceBooking(
+            memberships.acting_for(user, organisation_id), new_id, booking_request, now
+        )
 
     def place(conn: Any) -> Any:
         # Notes may hold contact details: sealed with the booker's key before the log sees them.

@@ -4,7 +4,14 @@ with a reason. In Finnish, Swedish and English. Both databases."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
+from sqlalchemy import insert, select
+
+from booking.memberships import memberships
+from events.sql import read_transaction, write_transaction
+from projections.bookings import bookings_table
+from tests.conftest import future_weekday
 from tests.integration.test_pages_helpers import Site, _fresh_limits, post_form, site, text
 
 __all__ = ["_fresh_limits", "site"]
@@ -73,3 +80,31 @@ def test_the_pages_speak_finnish_and_swedish(site: Site) -> None:
         site.client("staff", lang="sv").get("/staff/memberships")
     )
     assert site.client("resident").get("/staff/memberships").status_code == 403
+
+
+def test_a_booker_of_several_organisations_chooses_one_on_the_booking_page(site: Site) -> None:
+    booker_id = site.user_id("booker")
+    site.api.premises("room")
+    with write_transaction(site.api.engine) as conn:
+        conn.execute(
+            insert(memberships).values(
+                user_id=booker_id,
+                organisation_id=site.api.other_organisation_id,
+                joined_at=datetime.now(UTC),
+            )
+        )
+    client = site.client("booker", lang="en")
+    form = text(client.get("/bookings/new?premises_id=room"))
+    assert "You belong to several organisations" in form
+    day = future_weekday(1).isoformat()
+    data = {"premises_id": "room", "date": day, "start": "10:00", "end": "11:00"}
+    data |= {"title": "Kerho", "attendees": "3"}
+    missing = post_form(client, "/bookings/new", data, page="/bookings/new")
+    assert missing.status_code == 422
+    assert "Choose the organisation this booking is for." in text(missing)
+    chosen = {**data, "organisation_id": site.api.other_organisation_id}
+    placed = post_form(client, "/bookings/new", chosen, page="/bookings/new")
+    assert placed.status_code == 303, text(placed)[:2000]
+    with read_transaction(site.api.engine) as conn:
+        organisation = conn.execute(select(bookings_table.c.organisation_id)).scalar_one()
+    assert organisation == site.api.other_organisation_id
