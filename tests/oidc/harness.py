@@ -2,12 +2,13 @@
 for the tests, on 127.0.0.1.
 
 The clocks: every test runs at a pinned instant (time-machine, in this process only), while
-node runs on the machine's clock. So the provider runs under libfaketime (`faketime`),
-started at the instant the pinned clock reads when it starts; `Provider.now()` is the
-instant its clock reads now (the start plus the real time passed since), and a test moves
-its own clock there, so that the ID token's iat/exp and the app's check use one time line.
+node runs on the machine's clock. So the provider runs under libfaketime
+(tests.conftest.at_test_time), started at the instant the pinned clock reads when it starts;
+`Provider.now()` is the instant its clock reads now (the start plus the real time passed
+since), and a test moves its own clock there, so that the ID token's iat/exp and the app's
+check use one time line.
 
-Without node, the provider module or faketime the tests skip, except under CI=true, where
+Without node, the provider module or libfaketime the tests skip, except under CI=true, where
 they fail (.ci/run installs the provider with npm).
 """
 
@@ -24,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import at_test_time
 
 HERE = Path(__file__).resolve().parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -67,27 +70,20 @@ class Provider:
 
 
 def start(redirect_uri: str) -> Provider:
-    node, faketime = shutil.which("node"), shutil.which("faketime")
+    node = shutil.which("node")
     if node is None:
         missing("node is not installed (apt-get install nodejs)")
-    if faketime is None:
-        missing("faketime is not installed (apt-get install faketime)")
     if not MODULE.is_file():
         missing(f"oidc-provider not found in {PROVIDER_DIR} (npm install oidc-provider@9)")
-    assert node is not None and faketime is not None
+    assert node is not None
     port = free_port()
-    started_at = datetime.now(UTC).replace(microsecond=0)  # the pinned clock (time-machine)
-    env = {
-        **os.environ,
-        "TZ": "UTC",
-        "OIDC_PROVIDER_MODULE": str(MODULE),
-        # Timers and the event loop keep the real monotonic clock; only wall time is moved.
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-    }
-    at = started_at.strftime("%Y-%m-%d %H:%M:%S")
-    command = [faketime, "-m", at, node, str(HERE / "provider.mjs"), str(port), redirect_uri]
+    # libfaketime at the pinned now (whole seconds, as FAKETIME takes it); timers and the
+    # event loop keep the real monotonic clock.
+    started_at = datetime.now(UTC).replace(microsecond=0)
+    env = at_test_time({**os.environ, "OIDC_PROVIDER_MODULE": str(MODULE)})
+    env["FAKETIME"] = started_at.strftime("@%Y-%m-%d %H:%M:%S")
     process = subprocess.Popen(
-        command,
+        [node, str(HERE / "provider.mjs"), str(port), redirect_uri],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
