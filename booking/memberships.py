@@ -9,7 +9,7 @@ sealed under their key (booking.privacy), like every personal text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -81,26 +81,26 @@ def organisations_of(conn: Connection, user_id: str) -> list[Organisation]:
     return [Organisation(r.id, r.name) for r in rows]
 
 
-def organisation_for_booking(conn: Connection, user: User, asked: str | None) -> str | None:
+def organisation_for_booking(conn: Connection, actor: Actor, asked: str | None) -> str | None:
     """The organisation a booking is for: staff may name any (or none); a member names one of
     theirs — 422 when they belong to several and name none, 403 for one not theirs."""
-    if user.role in STAFF:
-        return asked or user.organisation_id
-    mine = [o.id for o in organisations_of(conn, user.id)]
+    if actor.is_staff:
+        return asked or actor.organisation_id
+    mine = [o.id for o in organisations_of(conn, actor.user_id)]
     if asked:
         if asked not in mine:
             raise NotAllowed("You may book only for an organisation you belong to.")
         return asked
     if len(mine) > 1:
         raise RuleBroken({"organisation_id": ["You belong to several organisations: name one."]})
-    return mine[0] if mine else user.organisation_id
+    return mine[0] if mine else actor.organisation_id
 
 
-def acting_for(user: User, organisation_id: str | None) -> Actor:
+def acting_for(actor: Actor, organisation_id: str | None) -> Actor:
     """The person as a member of the organisation `organisation_for_booking` chose."""
-    if user.role in STAFF:
-        return user.actor
-    return Actor(user.id, user.role, organisation_id)
+    if actor.is_staff:
+        return actor
+    return replace(actor, organisation_id=organisation_id)
 
 
 def ask(

@@ -35,6 +35,7 @@ from events.catalog import (
     PopupApproved,
     PopupExpired,
     PopupRejected,
+    PremisesRetired,
 )
 from events.sql import ByDialect, one_of, one_of_chunks
 from events.store import RecordedEvent
@@ -102,6 +103,20 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "en": (
             "Booking cancelled: {premises}",
             "The booking {title} is cancelled.\nReason: {reason}\n{premises}, {when}.",
+        ),
+    },
+    "retired": {
+        "fi": (
+            "Varaus peruttu, tila poistuu käytöstä: {premises}",
+            "Varaus {title} on peruttu, koska tila {premises} poistuu käytöstä.\nSyy: {reason}\n{premises}, {when}.",
+        ),
+        "sv": (
+            "Bokningen avbokad, lokalen tas ur bruk: {premises}",
+            "Bokningen {title} är avbokad eftersom lokalen {premises} tas ur bruk.\nOrsak: {reason}\n{premises}, {when}.",
+        ),
+        "en": (
+            "Booking cancelled, the premises is taken out of use: {premises}",
+            "The booking {title} is cancelled because {premises} is taken out of use.\nReason: {reason}\n{premises}, {when}.",
         ),
     },
     "series_cancelled": {
@@ -351,6 +366,7 @@ class Batch:
     cancelled_count: int
     series_cancel: bool
     popup_bookings: frozenset[str]
+    retired: bool = False  # the premises is retired in the same append: say so to bookers
 
     @classmethod
     def of(cls, events: list[Event]) -> Batch:
@@ -363,6 +379,7 @@ class Batch:
             cancelled_count=sum(isinstance(e, BookingCancelled) for e in events),
             series_cancel=any(isinstance(e, BookingSeriesCancelled) for e in events),
             popup_bookings=frozenset(e.booking_id for e in events if isinstance(e, PopupApproved)),
+            retired=any(isinstance(e, PremisesRetired) for e in events),
         )
 
 
@@ -430,7 +447,7 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
         case BookingCancelled(booking_id=bid, reason=reason) if not context.series_cancel:
             row = n.booking(bid)
             yield n.mail(
-                "cancelled",
+                "retired" if context.retired else "cancelled",
                 key,
                 row.booked_by,
                 row.premises_id,

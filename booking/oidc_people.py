@@ -67,6 +67,7 @@ def person_of(
         [UserRegistered(user_id, NEW_ROLE, None, language)],
         0,
         Metadata(actor=user_id),
+        now=now,
     )
     vault.create_key(conn, user_id)
     personal = vault.reader(conn)

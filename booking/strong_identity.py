@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from booking.accounts import User
+from booking.domain.commands import Actor
 from booking.domain.errors import StrongIdentityRequired
 from projections.catalogue import premises_table
 
@@ -26,9 +26,10 @@ def requires_strong_identity(conn: Connection, premises_id: str) -> bool:
     return bool(isinstance(rules, dict) and rules.get("requires_strong_identity"))
 
 
-def check(conn: Connection, premises_id: str, user: User, strong: bool) -> None:
-    """Raise StrongIdentityRequired unless `user` may act at the premises as signed in."""
-    if user.role in STAFF or strong:
+def check(conn: Connection, premises_id: str, actor: Actor, strong: bool) -> None:
+    """Raise StrongIdentityRequired unless `actor` may act at the premises as signed in
+    (`strong`: the session's sign-in was strong; booking.auth.signed_in_strongly)."""
+    if actor.is_staff or strong:
         return
     if requires_strong_identity(conn, premises_id):
         raise StrongIdentityRequired(

@@ -7,18 +7,24 @@ by id only (DESIGN.md invariant 5).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
 JSONObject = dict[str, Any]
+# Brings an event's stored JSON from one schema version to the next.
+Upcaster = Callable[[JSONObject], JSONObject]
 
 
 @dataclass(frozen=True)
 class Event:
-    """Base of all events. `schema_version` is the version of the event's current shape."""
+    """Base of all events. `schema_version` is the version of the event's current shape;
+    `upcasters[v]` brings version v's JSON to v + 1, declared beside the event type, so an
+    event's history of shapes reads in one place (`events.serialization` applies them)."""
 
     schema_version: ClassVar[int] = 1
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {}
 
 
 # --- people and organisations ---------------------------------------------------------
@@ -85,14 +91,22 @@ class ClosureAdded(Event):
 # --- bookings ---------------------------------------------------------------------------
 
 
+def upcast_booking_placed_v1_v2(data: JSONObject) -> JSONObject:
+    """v1 named the head count `attendee_count`; v2 calls it `attendees` like the API."""
+    data = dict(data)
+    data["attendees"] = data.pop("attendee_count", 0)
+    return data
+
+
 @dataclass(frozen=True)
 class BookingPlaced(Event):
     """A booking took its slot: `confirmed`, or `pending_approval` (a hold until decided).
 
-    Version 2 renamed v1's `attendee_count` to `attendees` (see `upcast_booking_placed_v1_v2`).
+    Version 2 renamed v1's `attendee_count` to `attendees` (`upcast_booking_placed_v1_v2`).
     """
 
     schema_version: ClassVar[int] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: upcast_booking_placed_v1_v2}
 
     premises_id: str
     booking_id: str

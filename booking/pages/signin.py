@@ -16,10 +16,12 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from booking import accounts, outbox, sessions
-from booking.http import now, runtime
+from booking.domain.accounts import SELF_SIGNUP
+from booking.http import new_id, now, request_metadata, runtime
 from booking.i18n import current_language
 from booking.limits import FAILURES_PER_CLIENT, FAILURES_PER_EMAIL, LINKS_PER_CLIENT, Limit
 from booking.pages.common import Form, redirect_to, run, safe_next, sign_in, sign_out
+from booking.usecases.accounts import NewAccount, create_user
 from events.sql import read_transaction, write_transaction
 
 bp = Blueprint("signin", __name__)
@@ -45,7 +47,7 @@ def _client() -> str:
 
 def _wait_message(seconds: float) -> str:
     minutes = max(1, round(seconds / 60))
-    return _("Too many attempts. Try again in %(n)d minutes.", n=minutes)
+    return str(_("Too many attempts. Try again in %(n)d minutes.", n=minutes))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -138,17 +140,21 @@ def signup() -> Any:
     _hit((LINKS_PER_CLIENT, _client()))
     language = current_language()
 
+    at, new_user_id = now(), new_id()
+    resident = NewAccount(email=email, name=name, role="resident", language=language)
+
     def find_or_create(conn: Any) -> str:
         found = accounts.user_id_by_email(conn, email)
         if found:
             user_id = found
         else:
-            user_id = accounts.create_user(
-                conn, email=email, name=name, role="resident", language=language
+            vault, metadata = runtime().vault, request_metadata(None)
+            user_id = create_user(
+                conn, vault, SELF_SIGNUP, resident, at, new_user_id, metadata
             ).user_id
         link = sign_in_link(user_id)
         # The link goes out through the outbox, in the transaction that made the account.
-        outbox.enqueue(conn, [link_mail(user_id, language, link)], now())
+        outbox.enqueue(conn, [link_mail(user_id, language, link)], at)
         log.info("sign-in link queued for user %s", user_id)
         return user_id
 
