@@ -30,6 +30,7 @@ from booking.domain.errors import (
     RuleBroken,
     SlotTaken,
     StaleVersion,
+    StrongIdentityRequired,
 )
 from booking.privacy import Vault
 from booking.service import (
@@ -196,6 +197,16 @@ def outcome_of_error(error: DomainError) -> Outcome:
             )
         case NotFound():
             return Outcome(404, problem_body(404, "Not found", str(error)))
+        case StrongIdentityRequired():
+            return Outcome(
+                403,
+                problem_body(
+                    403,
+                    "Strong identification required",
+                    str(error),
+                    PROBLEM_TYPE + "strong-identity-required",
+                ),
+            )
         case NotAllowed():
             return Outcome(403, problem_body(403, "Forbidden", str(error)))
         case InvalidState():

@@ -140,6 +140,9 @@ class RulesSchema(ma.Schema):
     popup_allowed = JsonBoolean()
     popup_max_duration_minutes = fields.Integer(strict=True, validate=validate.Range(1, 24 * 60))
     popup_auto_approve = JsonBoolean()
+    requires_strong_identity = JsonBoolean(
+        metadata={"description": "bookings and requests only from people signed in strongly"}
+    )
     cancellation_deadline_minutes = fields.Integer(
         strict=True, validate=validate.Range(0, 60 * 24 * 60)
     )
@@ -408,6 +411,11 @@ class UserIn(ma.Schema):
     language = Text(load_default="fi", validate=validate.OneOf(["fi", "en", "sv"]))
 
 
+class OrganisationRefOut(ma.Schema):
+    id = Text()
+    name = Text()
+
+
 class UserOut(ma.Schema):
     id = Text()
     email = Text()
@@ -415,6 +423,10 @@ class UserOut(ma.Schema):
     role = Text()
     organisation_id = Text(allow_none=True)
     language = Text()
+    organisations = fields.List(
+        fields.Nested(OrganisationRefOut),
+        metadata={"description": "users/me: the organisations the person belongs to"},
+    )
     token = Text(
         allow_none=True,
         metadata={

@@ -49,6 +49,11 @@ class NotAllowed(DomainError):
     """403: the actor may not do this to this thing."""
 
 
+class StrongIdentityRequired(NotAllowed):
+    """403: the premises takes this only from a person signed in strongly
+    (booking.strong_identity)."""
+
+
 class StaleVersion(DomainError):
     """412: the client's If-Match names a version that is no longer current."""
 

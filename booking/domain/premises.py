@@ -53,6 +53,7 @@ class Rules:
     popup_allowed: bool = False
     popup_max_duration_minutes: int = 180
     popup_auto_approve: bool = False
+    requires_strong_identity: bool = False  # booking.strong_identity checks it
     cancellation_deadline_minutes: int = 1440
     quota_hours_per_week: float | None = None
     quota_hours_per_month: float | None = None

@@ -177,6 +177,7 @@ def test_create_user_prints_a_token_that_works_for_users_me(
         "role": "booker",
         "organisation_id": organisation_id,
         "language": "en",
+        "organisations": [{"id": organisation_id, "name": "Otavan kyläyhdistys ry"}],
     }
     wrong = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}x"})
     assert wrong.status_code == 401
