@@ -198,9 +198,5 @@ def _log_unsent(engine: Engine, now: datetime) -> int:
         for row in rows:
             log.info("mail kept in the outbox (no SMTP): #%s to %s: %s", *row)
         if rows:
-            conn.execute(
-                update(t)
-                .where(t.c.id.in_([r.id for r in rows]))
-                .values(logged_at=now)
-            )
+            conn.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(logged_at=now))
     return 0
