@@ -26,8 +26,10 @@ from booking.domain.accounts import OPERATOR
 from booking.domain.accounts import ORGANISATION_TYPES as ORGANISATION_TYPES
 from booking.domain.commands import Actor
 from booking.domain.errors import NotFound
+from booking.oidc_people import oidc_identities
 from booking.outbox import outbox
 from booking.privacy import PersonalData, Vault, current_vault, person_keys
+from booking.sessions import end_all as end_all_sessions
 from booking.tables import api_tokens, feed_tokens, idempotency_keys, organisations, users
 from events.catalog import OrganisationRegistered, UserRegistered
 from events.store import Metadata
@@ -313,6 +315,9 @@ def erase_user(
             .values(revoked_at=now)
         )
     conn.execute(delete(outbox).where(outbox.c.recipient_id == user_id, outbox.c.sent_at.is_(None)))
+    end_all_sessions(conn, user_id, now)  # signed out everywhere at once
+    # The provider's pseudonym goes too: signing in there again makes a new person.
+    conn.execute(delete(oidc_identities).where(oidc_identities.c.user_id == user_id))
     vault.erase(conn, user_id)
     return now
 

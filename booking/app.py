@@ -11,11 +11,13 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from booking import auth, feeds, pages
 from booking import config as configuration
-from booking import feeds, pages
 from booking.api import allocation as allocation_api
 from booking.api import bookings, feed_tokens, log, messages, people, popups, premises, schemas
+from booking.api import memberships as memberships_api
 from booking.api import registry as registry_api
+from booking.api import sessions as sessions_api
 from booking.api import stats as stats_api
 from booking.api.links import LinksPlugin
 from booking.clock import random_ids, system_clock
@@ -101,6 +103,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         log.blp,
         feed_tokens.blp,
         allocation_api.blp,
+        sessions_api.blp,
+        memberships_api.blp,
     ):
         api.register_blueprint(blueprint)
     for blueprint in (registry_api.blp, stats_api.blp):  # the asynchronous read side
@@ -109,6 +113,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(feeds.blp)
     register_error_handlers(app)
     pages.init_app(app)
+    auth.init_app(app)
 
     @app.before_request
     def _request_id() -> None:

@@ -25,6 +25,12 @@ def from_environment() -> dict[str, Any]:
         # How many reverse proxies stand in front and append to X-Forwarded-For: sign-in
         # rate limits then count the client's address, not the proxy's.
         "BOOKING_TRUSTED_PROXIES": int(os.environ.get("BOOKING_TRUSTED_PROXIES", "0")),
+        # OpenID Connect sign-in (booking.oidc); unset issuer or client id: passwords only.
+        "BOOKING_OIDC_ISSUER": os.environ.get("BOOKING_OIDC_ISSUER", ""),
+        "BOOKING_OIDC_CLIENT_ID": os.environ.get("BOOKING_OIDC_CLIENT_ID", ""),
+        "BOOKING_OIDC_CLIENT_SECRET": os.environ.get("BOOKING_OIDC_CLIENT_SECRET", ""),
+        "BOOKING_OIDC_STRONG_ACR": os.environ.get("BOOKING_OIDC_STRONG_ACR", ""),
+        "BOOKING_PUBLIC_URL": os.environ.get("BOOKING_PUBLIC_URL", ""),
     }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from booking.clock import Clock, Ids, random_ids, system_clock
 from booking.domain.errors import (
+    Conflict,
     DomainError,
     InvalidState,
     NotAllowed,
@@ -30,6 +30,7 @@ from booking.domain.errors import (
     RuleBroken,
     SlotTaken,
     StaleVersion,
+    StrongIdentityRequired,
 )
 from booking.privacy import Vault
 from booking.service import (
@@ -147,6 +148,16 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response
     return response
 
 
+def conflict_json(conflict: Conflict, zone: ZoneInfo | None = None) -> dict[str, Any]:
+    """`{start, end, kind}` in `zone`'s offset, and `via` when another premises sharing a
+    space holds it."""
+    found = {"start": iso(conflict.slot.start, zone), "end": iso(conflict.slot.end, zone)}
+    found["kind"] = conflict.kind
+    if conflict.via is not None:
+        found["via"] = conflict.via
+    return found
+
+
 def outcome_of_error(error: DomainError) -> Outcome:
     """The one place where domain refusals become HTTP statuses."""
     match error:
@@ -169,14 +180,7 @@ def outcome_of_error(error: DomainError) -> Outcome:
                     "The slot is taken",
                     "The time overlaps another booking (buffer included).",
                     PROBLEM_TYPE + "slot-taken",
-                    conflicts=[
-                        {
-                            "start": iso(c.slot.start, zone),
-                            "end": iso(c.slot.end, zone),
-                            "kind": c.kind,
-                        }
-                        for c in conflicts
-                    ],
+                    conflicts=[conflict_json(c, zone) for c in conflicts],
                 ),
             )
         case StaleVersion(current=current):
@@ -193,6 +197,16 @@ def outcome_of_error(error: DomainError) -> Outcome:
             )
         case NotFound():
             return Outcome(404, problem_body(404, "Not found", str(error)))
+        case StrongIdentityRequired():
+            return Outcome(
+                403,
+                problem_body(
+                    403,
+                    "Strong identification required",
+                    str(error),
+                    PROBLEM_TYPE + "strong-identity-required",
+                ),
+            )
         case NotAllowed():
             return Outcome(403, problem_body(403, "Forbidden", str(error)))
         case InvalidState():
@@ -445,4 +459,5 @@ def _messages(found: Any, path: str) -> list[str]:
 
 
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    """A request's id for the logs, from the app's id source."""
+    return runtime().ids()

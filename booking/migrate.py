@@ -13,7 +13,11 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 def declared_metadata() -> list[MetaData]:
     """Every table the code declares, as the migrations must build them."""
-    import booking.outbox  # noqa: F401  (registers the outbox table)
+    import booking.limits
+    import booking.memberships
+    import booking.oidc_people
+    import booking.outbox
+    import booking.sessions  # noqa: F401  (registers the sessions' tables)
     from booking.privacy import metadata as privacy_metadata
     from booking.tables import metadata as booking_metadata
     from events.store import metadata as events_metadata

@@ -12,7 +12,7 @@ import logging
 import smtplib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlparse
@@ -130,20 +130,20 @@ def deliver(
     engine: Engine,
     smtp: SmtpSettings | None,
     address_of: AddressOf,
-    now: datetime | None = None,
+    now: datetime,
     limit: int = 100,
 ) -> int:
-    """Send what is due; returns how many were sent. Without SMTP, log each mail once."""
-    now = now or datetime.now(UTC)
+    """Send what is due at `now`; returns how many were sent. Without SMTP, log each mail
+    once."""
     if smtp is None:
-        return _log_unsent(engine)
+        return _log_unsent(engine, now)
     sent = 0
     for mail_id in _claim(engine, now, limit):
         with write_transaction(engine) as conn:
             row = conn.execute(select(outbox).where(outbox.c.id == mail_id)).one()
             address = address_of(conn, row.recipient_id)
         if address is None:  # the person was erased or has no address: nothing to send
-            _finish(engine, mail_id, error="no address")
+            _finish(engine, mail_id, now, error="no address")
             continue
         try:
             _send(smtp, row, address)
@@ -161,17 +161,17 @@ def deliver(
                     )
                 )
             continue
-        _finish(engine, mail_id)
+        _finish(engine, mail_id, now)
         sent += 1
     return sent
 
 
-def _finish(engine: Engine, mail_id: int, error: str | None = None) -> None:
+def _finish(engine: Engine, mail_id: int, now: datetime, error: str | None = None) -> None:
     with write_transaction(engine) as conn:
         conn.execute(
             update(outbox)
             .where(outbox.c.id == mail_id)
-            .values(sent_at=datetime.now(UTC), claimed_until=None, last_error=error)
+            .values(sent_at=now, claimed_until=None, last_error=error)
         )
 
 
@@ -187,7 +187,7 @@ def _send(smtp: SmtpSettings, row: Any, address: str) -> None:
         client.send_message(message)
 
 
-def _log_unsent(engine: Engine) -> int:
+def _log_unsent(engine: Engine, now: datetime) -> int:
     t = outbox
     with write_transaction(engine) as conn:
         rows = conn.execute(
@@ -198,9 +198,5 @@ def _log_unsent(engine: Engine) -> int:
         for row in rows:
             log.info("mail kept in the outbox (no SMTP): #%s to %s: %s", *row)
         if rows:
-            conn.execute(
-                update(t)
-                .where(t.c.id.in_([r.id for r in rows]))
-                .values(logged_at=datetime.now(UTC))
-            )
+            conn.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(logged_at=now))
     return 0

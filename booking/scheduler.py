@@ -61,7 +61,8 @@ def _schedule(scheduler: BaseScheduler, jobs: Jobs, leader: Leader | None = None
             "interval",
             seconds=seconds,
             id=name,
-            next_run_time=datetime.now(UTC),  # catch up at once on start
+            # APScheduler's own time line (when to run), not the app's clock: at once.
+            next_run_time=datetime.now(UTC),
             max_instances=1,
             coalesce=True,
         )

@@ -1,16 +1,13 @@
-"""Browser security for the pages: session cookie settings, CSRF tokens, security headers and
-a small sign-in rate limiter.
+"""Browser security for the pages: cookie settings, CSRF tokens and security headers.
 
-The JSON API under /api/ authenticates with bearer tokens only (never with the session
-cookie), so a forged cross-site request cannot act as anyone there: CSRF is checked for every
-other state-changing request.
+Every state-changing page request must carry the CSRF token. Under /api/ a bearer token needs
+none (a cross-site request cannot send one); a write made there with the session cookie is
+checked by booking.auth, against the same token (header `X-CSRF-Token`).
+Sign-in limits are in booking.limits, sessions in booking.sessions.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
 from datetime import timedelta
 
 from flask import Flask, Response, request
@@ -75,43 +72,3 @@ def init_app(app: Flask) -> None:
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
-
-
-class RateLimiter:
-    """At most `limit` attempts per key within `window` seconds, counted in this process.
-
-    Enough for one server process; several workers each keep their own count, so the
-    effective limit is multiplied by the number of workers.
-    """
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        hits = self._hits.setdefault(key, deque())
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        return hits
-
-    def blocked(self, key: str) -> float:
-        """Seconds to wait before `key` may try again (0 when it may try now)."""
-        now = time.monotonic()
-        with self._lock:
-            hits = self._recent(key, now)
-            if len(hits) < self.limit:
-                return 0.0
-            return max(hits[0] + self.window - now, 1.0)
-
-    def hit(self, key: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._recent(key, now).append(now)
-            if len(self._hits) > 10_000:  # forget idle keys so memory stays bounded
-                for stale in [k for k, v in self._hits.items() if not v]:
-                    del self._hits[stale]
-
-    def reset(self, key: str) -> None:
-        with self._lock:
-            self._hits.pop(key, None)

@@ -2,6 +2,37 @@
 concurrency conflict, and idempotent under a client's Idempotency-Key.
 
 No clock is read here: the time comes from the caller (`booking.clock`, `Runtime.clock`).
+
+How no two holdings of one piece of floor overlap (DESIGN.md invariant 2), whatever the
+number of processes:
+
+1. A command that may occupy time — a booking, a series, a pop-up request, a closure, new
+   `spaces` or a registration — takes a lock per space it touches (`lock_spaces`), in
+   sorted order. A hall and its halves share spaces, so their occupying writers queue at
+   the shared space's lock; the halves (no shared space) don't. Every premises occupies
+   at least one space, so this also queues the premises' own occupying writers.
+2. Any other command (cancel, approve, reject, withdraw, expire, retire) only frees time or
+   changes none: it takes the premises' lock (`lock_premises`) so that its own writers
+   queue rather than race. No transaction takes both kinds of lock, and each kind is taken
+   in sorted order: no two writers wait for each other in a circle. Where an occupying
+   and a freeing writer of one premises meet, the stream's version refuses the later one,
+   which decides again.
+3. Under those locks it reads what *other* premises hold on its spaces from the
+   availability projection (`projections.availability.shared_between`). That projection is
+   written in the transaction of every append, and everyone who adds a row to a space holds
+   that space's lock until commit: what is read cannot change before this writer commits.
+   A freeing writer may commit meanwhile; a decision that still sees the freed time is
+   merely cautious.
+4. The decider is handed that (`booking.domain.spaces.Shared`) and refuses an overlap
+   across premises as it does within one. A closure that cancels others' bookings appends
+   to their streams too, at the version it read under the shared lock.
+5. On PostgreSQL an exclusion constraint on (space, tstzrange(start, blocked_until)) refuses
+   an overlap even if all that were bypassed (migration 0008); SQLite's BEGIN IMMEDIATE
+   serialises every writer, and the locks are not needed there.
+
+A premises' spaces are known before the locks only from the state kept in memory; they
+change only under the locks of the old and the new spaces, so once the believed spaces are
+locked and the state caught up, either they are still the spaces or the writer retries.
 """
 
 from __future__ import annotations
@@ -14,7 +45,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,14 +53,25 @@ from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from booking.domain.decide import Command, decide
+from booking.domain.commands import AddClosure, RegisterPremises, UpdatePremises
+from booking.domain.decide import (
+    Command,
+    close_elsewhere,
+    decide,
+    shared_window,
+    spaces_after,
+    spaces_touched,
+)
 from booking.domain.errors import DomainError, NotFound
 from booking.domain.premises import PremisesState, evolve
+from booking.domain.spaces import NOTHING_SHARED, Occupied, Shared, by_premises
 from booking.recording import StreamAppend, record
 from booking.tables import idempotency_keys
 from events.decoding import event_of
+from events.slot import Slot
 from events.sql import write_transaction
 from events.store import ConcurrencyError, Metadata, RecordedEvent, read_stream
+from projections.availability_read import shared_between
 from projections.bookings import bookings_table
 
 
@@ -79,10 +121,49 @@ class PremisesRepository:
             self._last[state.premises_id] = (recorded[-1].position, recorded[-1].recorded_at)
 
     def decide(self, conn: Connection, premises_id: str, command: Command) -> tuple[int, list[Any]]:
-        """(version decided on, events) for `command` against the premises' current state."""
+        """(version decided on, events) for `command` against the premises' current state,
+        when nothing other premises hold matters to it (expiry; see `decide_shared`)."""
         with self._locks[premises_id]:
             state = self._caught_up(conn, premises_id)
             return state.version, decide(command, state)
+
+    def spaces_to_lock(self, conn: Connection, premises_id: str, command: Command) -> list[str]:
+        """The spaces `command` must hold the locks of ([] when it occupies no time), as the
+        state kept in memory knows them: read before any lock, they may be stale, which
+        `decide_shared` finds out under the locks."""
+        with self._locks[premises_id]:
+            state = self._states.get(premises_id)
+            if state is None or state.version == 0:
+                state = self._caught_up(conn, premises_id)
+            # Catalogue changes lock too: a new buffer changes what neighbours may book.
+            catalogue = isinstance(command, RegisterPremises | UpdatePremises)
+            if shared_window(command, state) is None and not catalogue:
+                return []
+            return sorted(set(spaces_touched(command, state)))
+
+    def decide_shared(
+        self, conn: Connection, premises_id: str, command: Command, locked: list[str]
+    ) -> tuple[int, list[Any], Shared]:
+        """(version decided on, events, what others hold) for `command`, deciding with what
+        other premises hold on its spaces, read under the `locked` spaces' locks."""
+        with self._locks[premises_id]:
+            state = self._caught_up(conn, premises_id)
+            window = shared_window(command, state)
+            if window is None:
+                return state.version, decide(command, state), NOTHING_SHARED
+            if not set(spaces_touched(command, state)) <= set(locked):
+                # Its spaces changed before its lock was taken: lock the right ones.
+                raise ConcurrencyError(premises_stream(premises_id), state.version)
+            shared = read_shared(conn, premises_id, spaces_after(command, state), window)
+            return state.version, decide(command, state, shared), shared
+
+    def decide_elsewhere(
+        self, conn: Connection, premises_id: str, closure: AddClosure
+    ) -> tuple[int, list[Any]]:
+        """What a closure of a premises sharing a space does to this one's bookings."""
+        with self._locks[premises_id]:
+            state = self._caught_up(conn, premises_id)
+            return state.version, close_elsewhere(closure, state)
 
     def advance(self, premises_id: str, version: int, recorded: list[RecordedEvent]) -> None:
         """`recorded`, decided at `version`, were just written in the caller's transaction
@@ -113,6 +194,24 @@ def _identity(recorded: RecordedEvent) -> tuple[int, int, datetime]:
     return recorded.version, recorded.position, recorded.recorded_at
 
 
+def read_shared(conn: Connection, premises_id: str, spaces: Iterable[str], window: Any) -> Shared:
+    """What premises other than this one hold on `spaces` meeting `window`."""
+    rows = shared_between(conn, premises_id, sorted(set(spaces)), window)
+    return Shared(
+        window,
+        tuple(
+            Occupied(
+                r.premises_id,
+                r.ref_id,
+                r.kind,
+                Slot.of_utc(r.start, r.end),
+                timedelta(minutes=r.buffer_minutes),
+            )
+            for r in rows
+        ),
+    )
+
+
 def run_premises_command(
     conn: Connection,
     repository: PremisesRepository,
@@ -125,17 +224,37 @@ def run_premises_command(
 ) -> list[RecordedEvent]:
     """Decide and record (`booking.recording.record`: append, project inline, queue the
     e-mails) — all in the caller's transaction, the events recorded at `now`.
-    `notify=False` is for history that nobody should be told about (demo)."""
-    lock_premises(conn, [premises_id])
-    version, events = repository.decide(conn, premises_id, command)
-    appended = StreamAppend(premises_stream(premises_id), events, version)
-    (recorded,) = record(conn, [appended], metadata, now, notify=notify)
-    repository.advance(premises_id, version, recorded)
-    return recorded
+    `notify=False` is for history that nobody should be told about (demo).
+
+    An occupying command first takes the locks of its spaces and decides with what other
+    premises hold on them (see the module doc); a closure that cancels others' bookings
+    records on their streams too, in the same `record`.
+    """
+    locked = repository.spaces_to_lock(conn, premises_id, command)
+    if locked:
+        lock_spaces(conn, locked)
+    else:
+        lock_premises(conn, [premises_id])
+    version, events, shared = repository.decide_shared(conn, premises_id, command, locked)
+    appends = [(premises_id, version, events)]
+    if isinstance(command, AddClosure) and command.cancel_conflicting:
+        # The closure closes the floor: what premises sharing it hold there is cancelled
+        # on their own streams (their writers that occupy time wait at the same locks).
+        for other in sorted(by_premises([o for o in shared.items if o.kind != "closure"])):
+            other_version, cancelled = repository.decide_elsewhere(conn, other, command)
+            if cancelled:
+                appends.append((other, other_version, cancelled))
+    streams = [StreamAppend(premises_stream(p), evs, v) for p, v, evs in appends]
+    recorded = record(conn, streams, metadata, now, notify=notify)
+    for (appended_to, at_version, _), mine in zip(appends, recorded, strict=True):
+        repository.advance(appended_to, at_version, mine)
+    return [r for mine in recorded for r in mine]
 
 
 def lock_premises(conn: Connection, premises_ids: Iterable[str]) -> None:
-    """Serialise the writers of these premises until the transaction ends (PostgreSQL).
+    """Serialise the writers of these premises until the transaction ends (PostgreSQL):
+    the guard of commands that occupy no new time (occupying ones lock their spaces
+    instead, `lock_spaces`; no transaction takes both kinds — see the module doc).
 
     Taken before deciding: otherwise N writers of one premises all decide on the same
     version, one wins and N-1 retry, round after round (60 bookings of one hall from 5
@@ -150,6 +269,22 @@ def lock_premises(conn: Connection, premises_ids: Iterable[str]) -> None:
         conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:stream, 0))"),
             {"stream": premises_stream(premises_id)},
+        )
+
+
+def space_lock_key(space_id: str) -> str:
+    return f"space-{space_id}"
+
+
+def lock_spaces(conn: Connection, space_ids: Iterable[str]) -> None:
+    """Serialise the writers that occupy time on these spaces until the transaction ends
+    (PostgreSQL), in sorted order; taken after every premises lock (see the module doc)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for space_id in sorted(set(space_ids)):
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": space_lock_key(space_id)},
         )
 
 

@@ -8,7 +8,7 @@ by id only (DESIGN.md invariant 5).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -49,8 +49,23 @@ class UserRegistered(Event):
 # --- the premises catalogue -------------------------------------------------------------
 
 
+def upcast_premises_registered_v1_v2(data: JSONObject) -> JSONObject:
+    """v1 premises knew no spaces: each occupies one space named after itself."""
+    return {**data, "spaces": [data["premises_id"]]}
+
+
 @dataclass(frozen=True)
 class PremisesRegistered(Event):
+    """A premises entered the catalogue.
+
+    Version 2 added `spaces`, the pieces of floor the premises occupies (a hall and its
+    halves share them); v1 premises occupy one space named after themselves
+    (`upcast_premises_registered_v1_v2`). `PremisesUpdated.changes` may name new `spaces`.
+    """
+
+    schema_version: ClassVar[int] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: upcast_premises_registered_v1_v2}
+
     premises_id: str
     name: JSONObject
     description: JSONObject
@@ -65,6 +80,7 @@ class PremisesRegistered(Event):
     timezone: str
     opening_hours: JSONObject
     rules: JSONObject
+    spaces: list[str] = field(default_factory=list)  # empty: one space, the premises' id
 
 
 @dataclass(frozen=True)

@@ -1,39 +1,38 @@
-"""Busy intervals per premises, written in the transaction of the append.
+"""Busy intervals per space, written in the transaction of the append.
 
-Every active booking, hold and closure is a row; cancelled and rejected bookings leave.
-`blocked_until` is the end plus the premises' buffer, so that on PostgreSQL an exclusion
-constraint on `tstzrange(start, blocked_until)` refuses two overlapping bookings even if the
-stream-version check were ever bypassed (DESIGN.md invariant 2, second line of defence).
+A premises occupies one or more spaces (`availability_spaces`; a hall and its halves share
+them). Every active booking, hold and closure is a row on each space of its premises;
+cancelled and rejected bookings leave. `blocked_until` is the end plus the premises' buffer,
+so that on PostgreSQL an exclusion constraint per space on `tstzrange(start, blocked_until)`
+refuses two overlapping holdings of one piece of floor even if the write side's guard were
+ever bypassed (DESIGN.md invariant 2, second line of defence).
+
+When a premises' spaces change, its rows that end after the change move to the new spaces;
+older ones stay where the premises was then (history: they never meet a new booking). What
+a premises shows as busy is what lies on its current spaces: its own rows, and others' with
+`via` naming their premises (`busy_between`). The write side reads the same rows, under the
+guard of those spaces, for its decisions (`shared_between`).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    Boolean,
-    Column,
-    Index,
-    Integer,
     String,
-    Table,
     bindparam,
     delete,
     func,
     insert,
     select,
-    text,
-    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import Delete, Select
+from sqlalchemy.sql import Delete
 
 from events.catalog import (
     BookingApproved,
@@ -50,59 +49,61 @@ from events.catalog import (
     PremisesRegistered,
     PremisesUpdated,
 )
-from events.opening import OpeningHours
-from events.opening import days as dates
-from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot, subtract
 from events.sql import ByDialect, UTCDateTime, one_of, one_of_chunks
 from events.store import RecordedEvent
-from projections.base import Projection, handles, handles_many, metadata
+from projections.availability_read import (  # the read side, where callers know it
+    Busy,
+    Day,
+    SharedRow,
+    busy_between,
+    days_of,
+    free_for_whole,
+    shared_between,
+)
+from projections.availability_tables import CLOSURE_ROWS, buffers_table, busy_table, spaces_table
+from projections.base import Projection, handles, handles_many
 from projections.batching import insert_rows
+
+__all__ = [
+    "CLOSURE_ROWS",
+    "Availability",
+    "Busy",
+    "Day",
+    "SharedRow",
+    "buffers_table",
+    "busy_between",
+    "busy_table",
+    "days_of",
+    "free_for_whole",
+    "shared_between",
+    "spaces_table",
+]
 
 PopupDecision = PopupApproved | PopupRejected | PopupWithdrawn | PopupExpired
 
-CLOSURE_ROWS = "kind = 'closure'"
-
-busy_table = Table(
-    "availability_busy",
-    metadata,
-    Column("premises_id", String(100), primary_key=True),
-    Column("ref_id", String(64), primary_key=True),
-    Column("kind", String(16), nullable=False),  # booking | hold | closure
-    Column("start", UTCDateTime, nullable=False),
-    Column("end", UTCDateTime, nullable=False),
-    Column("blocked_until", UTCDateTime, nullable=False),
-    Column("title", String(300)),  # only for public bookings
-    Column("public", Boolean, nullable=False),
-    Index("ix_availability_busy_premises_start", "premises_id", "start"),
-    # Closures have no longest length, so `busy_between` looks them up apart.
-    Index(
-        "ix_availability_busy_closures",
-        "premises_id",
-        "start",
-        sqlite_where=text(CLOSURE_ROWS),
-        postgresql_where=text(CLOSURE_ROWS),
-    ),
-)
-
-buffers_table = Table(
-    "availability_buffers",
-    metadata,
-    Column("premises_id", String(100), primary_key=True),
-    Column("buffer_minutes", Integer, nullable=False),
-)
-
-
-# One round trip for both things a new booking's blocked span depends on.
-_BUFFER_AND_NEXT_START = select(
-    buffers_table.c.buffer_minutes,
-    select(func.min(busy_table.c.start))
-    .where(
-        busy_table.c.premises_id == bindparam("p"),
-        busy_table.c.kind != "closure",
-        busy_table.c.start >= bindparam("end", type_=UTCDateTime()),
+# One round trip for all a new booking's rows depend on: a row per space of its premises,
+# with the premises' buffer and the next start on that space (whoever holds it).
+_SPACES_BUFFER_NEXT = (
+    select(
+        spaces_table.c.space_id,
+        buffers_table.c.buffer_minutes,
+        select(func.min(busy_table.c.start))
+        .where(
+            busy_table.c.space_id == spaces_table.c.space_id,
+            busy_table.c.kind != "closure",
+            busy_table.c.start >= bindparam("end", type_=UTCDateTime()),
+        )
+        .scalar_subquery(),
     )
-    .scalar_subquery(),
-).where(buffers_table.c.premises_id == bindparam("p"))
+    .join(buffers_table, buffers_table.c.premises_id == spaces_table.c.premises_id)
+    .where(spaces_table.c.premises_id == bindparam("p"))
+    .order_by(spaces_table.c.space_id)
+)
+_SPACES_OF = (
+    select(spaces_table.c.space_id)
+    .where(spaces_table.c.premises_id == bindparam("p"))
+    .order_by(spaces_table.c.space_id)
+)
 _INSERT_BUSY = insert(busy_table)
 
 
@@ -133,22 +134,30 @@ _RELEASE_HOLDS = ByDialect(_release_holds)
 
 class Availability(Projection):
     name = "availability"
-    tables = (busy_table, buffers_table)
+    tables = (busy_table, buffers_table, spaces_table)
     inline = True
     needs_position = False
 
-    def _blocked_until(self, conn: Connection, premises_id: str, end: datetime) -> datetime:
-        """The end plus the buffer, stopped at the next booking or hold. The decider keeps
-        that gap for new bookings, but a slot held under a smaller buffer (a pop-up approved
-        after the buffer grew) may sit closer, and the exclusion constraint would refuse
-        it. A true overlap still reaches the constraint: the span never ends before `end`."""
-        minutes, next_start = conn.execute(
-            _BUFFER_AND_NEXT_START, {"p": premises_id, "end": end}
-        ).one()
-        if not minutes:
-            return end  # no buffer, nothing to stop short of the next booking
-        blocked = end + timedelta(minutes=minutes)
-        return blocked if next_start is None else max(end, min(blocked, next_start))
+    def _rows_on_spaces(self, conn: Connection, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """`row` on each space of its premises, each blocked until the end plus the buffer,
+        stopped at the next booking or hold on that space. The decider keeps that gap for
+        new bookings, but a slot held under a smaller buffer (a pop-up approved after the
+        buffer grew) may sit closer, and the exclusion constraint would refuse it. A true
+        overlap still reaches the constraint: the span never ends before `end`."""
+        end = row["end"]
+        found = conn.execute(_SPACES_BUFFER_NEXT, {"p": row["premises_id"], "end": end}).all()
+        rows = []
+        for space_id, minutes, next_start in found:
+            blocked = end + timedelta(minutes=minutes or 0)
+            if minutes and next_start is not None:
+                blocked = max(end, min(blocked, next_start))
+            rows.append({**row, "space_id": space_id, "blocked_until": blocked})
+        return rows
+
+    def _insert(self, conn: Connection, row: dict[str, Any]) -> None:
+        rows = self._rows_on_spaces(conn, row)
+        if rows:
+            conn.execute(_INSERT_BUSY, rows)
 
     @handles(PremisesRegistered)
     def registered(self, conn: Connection, e: PremisesRegistered, rec: RecordedEvent) -> None:
@@ -157,9 +166,15 @@ class Availability(Projection):
                 premises_id=e.premises_id, buffer_minutes=e.rules.get("buffer_minutes", 0)
             )
         )
+        conn.execute(
+            insert(spaces_table),
+            [{"premises_id": e.premises_id, "space_id": s} for s in e.spaces or [e.premises_id]],
+        )
 
     @handles(PremisesUpdated)
     def updated(self, conn: Connection, e: PremisesUpdated, rec: RecordedEvent) -> None:
+        if e.changes.get("spaces"):
+            self._respaced(conn, e.premises_id, list(e.changes["spaces"]), rec.recorded_at)
         minutes = (e.changes.get("rules") or {}).get("buffer_minutes")
         if minutes is None:
             return
@@ -168,27 +183,35 @@ class Availability(Projection):
             .where(buffers_table.c.premises_id == e.premises_id)
             .values(buffer_minutes=minutes)
         )
-        rows = conn.execute(
-            select(busy_table.c.ref_id, busy_table.c.start, busy_table.c.end)
-            .where(busy_table.c.premises_id == e.premises_id, busy_table.c.kind != "closure")
-            .order_by(busy_table.c.start)
-        ).all()
-        # Bookings placed under a smaller buffer stay valid; their blocked span stops at the
-        # next booking's start, or the exclusion constraint would refuse the update itself.
-        starts = [row.start for row in rows[1:]] + [None]
-        for (ref_id, _, end), next_start in zip(rows, starts, strict=False):
-            blocked_until = end + timedelta(minutes=minutes)
-            if next_start is not None:
-                blocked_until = max(end, min(blocked_until, next_start))
-            conn.execute(
-                update(busy_table)
-                .where(busy_table.c.premises_id == e.premises_id, busy_table.c.ref_id == ref_id)
-                .values(blocked_until=blocked_until)
-            )
+        _reblock(conn, e.premises_id, minutes)
+
+    def _respaced(
+        self, conn: Connection, premises_id: str, spaces: list[str], at: datetime
+    ) -> None:
+        """The premises now occupies `spaces`: its rows that end after the change move there
+        (the decider refused a change that would make them meet others'); older ones stay
+        on the spaces the premises occupied then."""
+        t = spaces_table
+        conn.execute(delete(t).where(t.c.premises_id == premises_id))
+        conn.execute(insert(t), [{"premises_id": premises_id, "space_id": s} for s in spaces])
+        b = busy_table
+        moving = (
+            conn.execute(select(b).where(b.c.premises_id == premises_id, b.c.end > at))
+            .mappings()
+            .all()
+        )
+        if not moving:
+            return
+        conn.execute(delete(b).where(b.c.premises_id == premises_id, b.c.end > at))
+        once = {row["ref_id"]: dict(row) for row in moving}
+        conn.execute(
+            _INSERT_BUSY,
+            [{**row, "space_id": space} for row in once.values() for space in spaces],
+        )
 
     @handles(BookingPlaced)
     def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:
-        conn.execute(_INSERT_BUSY, _booking_row(e, self._blocked_until(conn, e.premises_id, e.end)))
+        self._insert(conn, _booking_row(e, e.end))
 
     @handles(BookingApproved)
     def approved(self, conn: Connection, e: BookingApproved, rec: RecordedEvent) -> None:
@@ -210,13 +233,14 @@ class Availability(Projection):
 
     @handles(PopupRequested)
     def popup_requested(self, conn: Connection, e: PopupRequested, rec: RecordedEvent) -> None:
-        conn.execute(_INSERT_BUSY, _hold_row(e, self._blocked_until(conn, e.premises_id, e.end)))
+        self._insert(conn, _hold_row(e, e.end))
 
     @handles_many(PopupApproved, PopupRejected, PopupWithdrawn, PopupExpired)
     def popup_decided(self, conn: Connection, decided: list[PopupDecision]) -> None:
         # The hold goes; an approval's BookingPlaced (appended right after) takes the slot.
         # An expiry run decides thousands: one DELETE per chunk of (premises, request) pairs
         # on PostgreSQL, per premises and chunk of requests elsewhere (`_release_holds`).
+        # A hold lies on every space of its premises: the DELETE takes all its rows.
         if conn.dialect.name == "postgresql":
             for chunk in one_of_chunks(conn, decided):
                 pairs = {"ps": [e.premises_id for e in chunk], "ids": [e.request_id for e in chunk]}
@@ -231,51 +255,54 @@ class Availability(Projection):
 
     @handles(ClosureAdded)
     def closed(self, conn: Connection, e: ClosureAdded, rec: RecordedEvent) -> None:
-        conn.execute(
-            insert(busy_table).values(
-                premises_id=e.premises_id,
-                ref_id=e.closure_id,
-                kind="closure",
-                start=e.start,
-                end=e.end,
-                blocked_until=e.end,
-                title=None,
-                public=False,
-            )
-        )
+        row = _closure_row(e)
+        spaces = conn.execute(_SPACES_OF, {"p": e.premises_id}).scalars().all()
+        conn.execute(_INSERT_BUSY, [{**row, "space_id": s} for s in spaces])
 
     def replay(self, conn: Connection, pairs: Sequence[tuple[Event, RecordedEvent]]) -> None:
         """A rebuild's batch. New busy rows wait in memory (an approval, cancellation or
         decision of one of them changes it there) and are written with one many-row INSERT.
         Changes to rows of earlier batches go through the live handlers (they touch only
-        their own row); anything else, and a new row whose blocked span depends on the rows
+        their own rows); anything else, and a new row whose blocked span depends on the rows
         after it (a premises with a buffer), first writes what waits."""
-        new: dict[str, dict[str, Any]] = {}
+        new: dict[str, list[dict[str, Any]]] = {}
         buffers: dict[str, int] | None = None
+        spaces: dict[str, list[str]] = {}
 
         def flush() -> None:
-            insert_rows(conn, busy_table, list(new.values()))
+            insert_rows(conn, busy_table, [row for rows in new.values() for row in rows])
             new.clear()
+
+        def load() -> dict[str, int]:
+            spaces.clear()
+            for premises_id, space_id in conn.execute(
+                select(spaces_table).order_by(spaces_table.c.space_id)
+            ).all():
+                spaces.setdefault(premises_id, []).append(space_id)
+            return {p: m for p, m in conn.execute(select(buffers_table)).all()}
 
         for e, rec in pairs:
             if isinstance(e, BookingPlaced | PopupRequested):
                 if buffers is None:
-                    buffers = {p: m for p, m in conn.execute(select(buffers_table)).all()}
+                    buffers = load()
                 if buffers.get(e.premises_id):
                     flush()
                     self.apply(conn, e, rec)
-                elif isinstance(e, BookingPlaced):
-                    new[e.booking_id] = _booking_row(e, e.end)
+                    continue
+                if isinstance(e, BookingPlaced):
+                    ref, row = e.booking_id, _booking_row(e, e.end)
                 else:
-                    new[e.request_id] = _hold_row(e, e.end)
+                    ref, row = e.request_id, _hold_row(e, e.end)
+                new[ref] = [{**row, "space_id": s} for s in spaces.get(e.premises_id, ())]
                 continue
-            row = new.get(_ref_of(e)) if isinstance(e, _ONE_ROW) else None
+            rows = new.get(_ref_of(e)) if isinstance(e, _ONE_ROW) else None
             # Every event of `_ONE_ROW` names its premises; `Event` itself does not.
-            if row is not None and row["premises_id"] == e.premises_id:  # type: ignore[attr-defined]
+            if rows and rows[0]["premises_id"] == e.premises_id:  # type: ignore[attr-defined]
                 if isinstance(e, BookingApproved):
-                    row["kind"] = "booking"
+                    for row in rows:
+                        row["kind"] = "booking"
                 else:
-                    del new[row["ref_id"]]
+                    del new[rows[0]["ref_id"]]
             elif isinstance(e, _ONE_ROW):
                 self.apply(conn, e, rec)
             else:
@@ -283,6 +310,38 @@ class Availability(Projection):
                 self.apply(conn, e, rec)
                 buffers = None  # a registration or an update may have changed them
         flush()
+
+
+def _reblock(conn: Connection, premises_id: str, minutes: int) -> None:
+    """The premises' buffer is now `minutes`: each of its rows is blocked until its end plus
+    that, stopped at the next start on its space. Bookings placed under a smaller buffer
+    stay valid, or the exclusion constraint would refuse the update itself."""
+    b = busy_table
+    mine = conn.execute(
+        select(b.c.ref_id, b.c.space_id, b.c.end).where(
+            b.c.premises_id == premises_id, b.c.kind != "closure"
+        )
+    ).all()
+    by_space: dict[str, list[datetime]] = {}
+    for space_id in {row.space_id for row in mine}:
+        by_space[space_id] = list(
+            conn.execute(
+                select(b.c.start)
+                .where(b.c.space_id == space_id, b.c.kind != "closure")
+                .order_by(b.c.start)
+            ).scalars()
+        )
+    for ref_id, space_id, end in mine:
+        starts = by_space[space_id]
+        at = bisect_left(starts, end)
+        blocked_until = end + timedelta(minutes=minutes)
+        if at < len(starts):
+            blocked_until = max(end, min(blocked_until, starts[at]))
+        conn.execute(
+            update(b)
+            .where(b.c.premises_id == premises_id, b.c.ref_id == ref_id, b.c.space_id == space_id)
+            .values(blocked_until=blocked_until)
+        )
 
 
 # The events that free a busy row (an approved pop-up's booking arrives as BookingPlaced).
@@ -318,6 +377,19 @@ def _booking_row(e: BookingPlaced, blocked_until: datetime) -> dict[str, Any]:
     }
 
 
+def _closure_row(e: ClosureAdded) -> dict[str, Any]:
+    return {
+        "premises_id": e.premises_id,
+        "ref_id": e.closure_id,
+        "kind": "closure",
+        "start": e.start,
+        "end": e.end,
+        "blocked_until": e.end,
+        "title": None,
+        "public": False,
+    }
+
+
 def _hold_row(e: PopupRequested, blocked_until: datetime) -> dict[str, Any]:
     return {
         "premises_id": e.premises_id,
@@ -329,119 +401,3 @@ def _hold_row(e: PopupRequested, blocked_until: datetime) -> dict[str, Any]:
         "title": None,
         "public": False,
     }
-
-
-# --- queries ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Busy:
-    slot: Slot
-    kind: str
-    title: str | None
-
-
-@dataclass(frozen=True)
-class Day:
-    date: date
-    open: list[Slot]
-    busy: list[Busy]
-    free: list[Slot]
-
-
-def _busy_between() -> Select[Any]:
-    """The statement of `busy_between`, built once (building it was a fifth of a call)."""
-    t, b = busy_table, buffers_table
-    meets = (
-        t.c.premises_id.in_(bindparam("ids", expanding=True)),
-        t.c.start < bindparam("before", type_=UTCDateTime()),
-        t.c.blocked_until > bindparam("after", type_=UTCDateTime()),
-    )
-    columns = (t.c.premises_id, t.c.kind, t.c.start, t.c.end, t.c.title)
-    found = union_all(
-        select(*columns).where(
-            *meets, t.c.kind != "closure", t.c.start >= bindparam("reach", type_=UTCDateTime())
-        ),
-        # Literal SQL: SQLite uses a partial index only for the very same condition.
-        select(*columns).where(*meets, text(CLOSURE_ROWS)),
-    ).subquery()
-    return (
-        select(found, b.c.buffer_minutes)
-        .join(b, b.c.premises_id == found.c.premises_id, isouter=True)
-        .order_by(found.c.start)
-    )
-
-
-_BUSY_BETWEEN = _busy_between()
-
-
-def busy_between(
-    conn: Connection, premises_ids: list[str], window: Slot
-) -> dict[str, list[tuple[Busy, Slot]]]:
-    """Busy rows meeting `window` (widened by a day for buffers), with their blocked span.
-
-    Bookings and holds are found by their start alone, between the window's end and as far
-    back as the longest one (plus buffer) could reach: one tight range of the
-    (premises, start) index, as cheap for a month of history as for the coming weeks.
-    Closures have no longest length; there are few, and a partial index holds just them.
-    """
-    margin = timedelta(days=1)
-    rows = conn.execute(
-        _BUSY_BETWEEN,
-        {
-            "ids": premises_ids,
-            "before": window.end + margin,
-            "after": window.start - margin,
-            "reach": window.start - margin - LONGEST_BOOKING - LONGEST_BUFFER,
-        },
-    )
-    found: dict[str, list[tuple[Busy, Slot]]] = {pid: [] for pid in premises_ids}
-    for pid, kind, start, end, title, minutes in rows:
-        # A buffer keeps a gap on both sides of a booking, so block it before the start too.
-        # The current buffer, as the decider uses it (`blocked_until` may be capped for
-        # bookings placed under a smaller one); closures have none.
-        pad = timedelta(minutes=minutes or 0) if kind != "closure" else timedelta(0)
-        busy = Busy(Slot.of_utc(start, end), kind, title)
-        found[pid].append((busy, Slot.of_utc(start - pad, end + pad)))
-    return found
-
-
-def days_of(
-    opening: OpeningHours,
-    zone: ZoneInfo,
-    first: date,
-    last: date,
-    busy: list[tuple[Busy, Slot]],
-) -> list[Day]:
-    """Per local date: the opening intervals starting that day, what is busy in them, what
-    is free. Busy entries are clipped to the opening hours; free excludes buffers."""
-    # Only entries meeting a day's opening hours matter to it. Ordered by where their blocked
-    # span starts, a day's candidates are one range found by bisection, rather than every
-    # entry of the month tested against every day; they keep the order they came in.
-    ordered = sorted(enumerate(busy), key=lambda numbered: numbered[1][1].start)
-    starts = [span.start for _, (_, span) in ordered]
-    longest = max((span.end - span.start for _, span in busy), default=timedelta(0))
-    result = []
-    for day in dates(first, last):
-        open_slots = opening.intervals_on(day, zone)
-        near = []
-        if open_slots:
-            low = min(s.start for s in open_slots)
-            high = max(s.end for s in open_slots)
-            candidates = ordered[bisect_left(starts, low - longest) : bisect_left(starts, high)]
-            near = [pair for _, pair in sorted(candidates) if low < pair[1].end]
-        day_busy = [
-            Busy(clipped, item.kind, item.title)
-            for item, _ in near
-            for interval in open_slots
-            if (clipped := item.slot.intersection(interval)) is not None
-        ]
-        blocked = [span for _, span in near]
-        result.append(Day(day, open_slots, day_busy, subtract(open_slots, blocked)))
-    return result
-
-
-def free_for_whole(
-    opening: OpeningHours, zone: ZoneInfo, window: Slot, busy: list[tuple[Busy, Slot]]
-) -> bool:
-    return opening.covers(window, zone) and not any(span.overlaps(window) for _, span in busy)

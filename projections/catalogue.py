@@ -30,6 +30,7 @@ premises_table = Table(
     Column("timezone", String(64), nullable=False),
     Column("opening_hours", JSONDocument, nullable=False),
     Column("rules", JSONDocument, nullable=False),
+    Column("spaces", JSONDocument, nullable=False),  # the space ids it occupies
     Column("retired", Boolean, nullable=False, default=False),
     Column("version", Integer, nullable=False),
     Column("search_text", Text, nullable=False),
@@ -50,6 +51,7 @@ PROFILE_FIELDS = (
     "timezone",
     "opening_hours",
     "rules",
+    "spaces",
 )
 
 
@@ -70,6 +72,7 @@ class Catalogue(Projection):
     @handles(PremisesRegistered)
     def registered(self, conn: Connection, e: PremisesRegistered, rec: RecordedEvent) -> None:
         row = {k: v for k, v in asdict(e).items() if k in PROFILE_FIELDS}
+        row["spaces"] = e.spaces or [e.premises_id]
         row.update(id=e.premises_id, retired=False, version=1, updated_at=rec.recorded_at)
         row["search_text"] = search_text(row)
         conn.execute(insert(premises_table).values(row))

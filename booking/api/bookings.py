@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from booking.api import schemas
 from booking.api.paging import AFTER_DOC, LINK_HEADER, next_field, page_headers, page_request
-from booking.auth import require, signed_in
+from booking.auth import require, signed_in, signed_in_strongly
 from booking.http import (
     expected_version,
     iso,
@@ -113,7 +113,9 @@ def place(body: dict[str, Any]) -> Response:
     given, booking_id = booking_input(body), new_id()
 
     def handle(conn: Connection) -> Outcome:
-        placed = cases.place_booking(unit_for(conn, user.id), user.actor, given, booking_id, now())
+        placed = cases.place_booking(
+            unit_for(conn, user.id), user.actor, given, booking_id, now(), signed_in_strongly()
+        )
         return Outcome(
             201,
             booking_json(placed.booking),
@@ -229,6 +231,7 @@ def place_series(body: dict[str, Any]) -> Response:
             body["on_conflict"],
             series_id,
             now(),
+            signed_in_strongly(),
         )
         zone = placed.bookings[0].zone
         skipped = [

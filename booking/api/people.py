@@ -14,7 +14,7 @@ from marshmallow import fields
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from booking import accounts
+from booking import accounts, held_identity, memberships
 from booking.api import bookings as bookings_api
 from booking.api import popups as popups_api
 from booking.api import schemas
@@ -66,7 +66,13 @@ def user_json(user: accounts.User) -> dict[str, Any]:
 @require()
 @blp.response(200, schemas.UserOut)
 def me() -> Response:
-    return json_response(user_json(signed_in()))
+    """The caller, with `organisations: [{id, name}]` they belong to (booking.memberships)."""
+    user = signed_in()
+    with read_transaction(runtime().engine) as conn:
+        joined = memberships.organisations_of(conn, user.id)
+    return json_response(
+        {**user_json(user), "organisations": [{"id": o.id, "name": o.name} for o in joined]}
+    )
 
 
 @blp.route("/users", methods=["POST"])
@@ -179,6 +185,9 @@ class PersonalDataOut(ma.Schema):
     feed_tokens = fields.List(fields.Nested(HeldFeedTokenOut))
     api_tokens = fields.List(fields.Nested(HeldApiTokenOut))
     outbox = fields.List(fields.Nested(HeldMailOut, metadata={"description": "sent or waiting"}))
+    sessions = fields.List(fields.Dict(), metadata={"description": "sign-ins (no secrets)"})
+    identities = fields.List(fields.Dict(), metadata={"description": "(issuer, sub) pairs"})
+    membership_requests = fields.List(fields.Dict())
 
 
 @blp.route("/users/<user_id>/erase", methods=["POST"])
@@ -272,6 +281,7 @@ def export(conn: Connection, user_id: str) -> dict[str, Any]:
                 .order_by(api_tokens.c.created_at)
             )
         ],
+        **held_identity.held(conn, runtime().vault, user_id),
         "outbox": [
             {
                 "id": r.id,

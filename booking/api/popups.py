@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from booking.api.bookings import stated
 from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.api.schemas import ReasonIn, instant
-from booking.auth import require, signed_in
+from booking.auth import require, signed_in, signed_in_strongly
 from booking.http import (
     expected_version,
     iso,
@@ -130,7 +130,9 @@ def request_popup(body: dict[str, Any]) -> Response:
 
     def handle(conn: Connection) -> Outcome:
         unit = unit_for(conn, user.id)
-        found = cases.request_popup(unit, user.actor, given, request_id, booking_id, now())
+        found = cases.request_popup(
+            unit, user.actor, given, request_id, booking_id, now(), signed_in_strongly()
+        )
         return _answer(found, conn, 201)
 
     return write(user.id, handle)

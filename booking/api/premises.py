@@ -12,7 +12,7 @@ from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, literal, select
 from sqlalchemy.engine import Connection
 
 from booking.api import schemas
@@ -36,13 +36,13 @@ from booking.queries.premises import matching_premises, premises_json, premises_
 
 # Re-exported until booking/pages/member.py (house-bookings') reads it from booking.queries.
 from booking.queries.premises import premises_row as premises_row
-from booking.service import Outcome, premises_stream
+from booking.service import Outcome
 from booking.usecases import catalogue
 from events.opening import OpeningHours
 from events.slot import Slot
 from events.sql import read_transaction
 from events.store import events_table
-from projections.availability import busy_between, days_of, free_for_whole
+from projections.availability import busy_between, days_of, free_for_whole, spaces_table
 from projections.catalogue import premises_table
 
 blp = Blueprint("premises", __name__, url_prefix="/api/v1", description="The premises catalogue")
@@ -120,6 +120,11 @@ class PremisesItem(MethodView):
     @blp.arguments(schemas.PremisesPatch)
     @blp.response(200, schemas.PremisesOut)
     @blp.alt_response(412, description="If-Match names an old version")
+    @blp.alt_response(
+        409,
+        description="New `spaces` would make the premises' bookings or holds from now on meet "
+        "those of premises already on them (`conflicts`, each with `via`)",
+    )
     def patch(self, changes: dict[str, Any], premises_id: str) -> Response:
         """Change catalogue data (staff). Send If-Match: "<version>" to avoid lost updates."""
         acting = _acting()
@@ -242,15 +247,14 @@ def availability(query: dict[str, Any], premises_id: str) -> Response:
     _dates(first, last)
     made = caches().availability
     with statement_reads(runtime().engine) as conn:
-        row = conn.execute(
-            _AVAILABILITY_HEAD, {"id": premises_id, "stream": premises_stream(premises_id)}
-        ).first()
+        row = conn.execute(_AVAILABILITY_HEAD, {"id": premises_id}).first()
         if row is None:
             raise NotFound(f"No premises {premises_id!r}.")
         # Everything the answer shows changes only with an event of the premises' stream
-        # (bookings, holds, closures, hours, buffer, zone), and the catalogue and
-        # availability projections are inline (they commit with the event): the answer made
-        # at the stream's last position is the answer at that position.
+        # (bookings, holds, closures, hours, buffer, zone) or of a premises sharing a space
+        # with it (their bookings, holds, closures, buffers and spaces), and the catalogue
+        # and availability projections are inline (they commit with the event): the answer
+        # made at the last position of those streams is the answer at that position.
         name = (premises_id, first, last)
         body = made.get(name, row.head)
         if body is None:
@@ -259,17 +263,32 @@ def availability(query: dict[str, Any], premises_id: str) -> Response:
     return Response(body, mimetype="application/json")
 
 
-# The premises' zone and hours, and the position of its stream's last event: one round trip.
-_AVAILABILITY_HEAD = select(
-    premises_table.c.timezone,
-    premises_table.c.opening_hours,
-    select(events_table.c.position)
-    .where(events_table.c.stream == bindparam("stream"))
-    .order_by(events_table.c.version.desc())
-    .limit(1)
-    .scalar_subquery()
-    .label("head"),
-).where(premises_table.c.id == bindparam("id"))
+def _availability_head() -> Any:
+    """The premises' zone and hours, and the last position of its own stream and of every
+    stream of a premises sharing a space with it: one round trip (each stream's last event
+    by the (stream, version) key)."""
+    mine, theirs, e = spaces_table.alias("mine"), spaces_table.alias("theirs"), events_table
+    last = (
+        select(e.c.position)
+        .where(e.c.stream == literal("premises-") + theirs.c.premises_id)
+        .order_by(e.c.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    heads = (
+        select(last.label("position"))
+        .select_from(mine.join(theirs, theirs.c.space_id == mine.c.space_id))
+        .where(mine.c.premises_id == bindparam("id"))
+        .subquery()
+    )
+    return select(
+        premises_table.c.timezone,
+        premises_table.c.opening_hours,
+        select(func.max(heads.c.position)).scalar_subquery().label("head"),
+    ).where(premises_table.c.id == bindparam("id"))
+
+
+_AVAILABILITY_HEAD = _availability_head()
 
 
 def _availability_body(
@@ -301,6 +320,8 @@ def _availability_body(
         found["kind"] = item.kind
         if item.title is not None:
             found["title"] = item.title
+        if item.via is not None:
+            found["via"] = item.via
         return found
 
     return json_bytes(

@@ -140,6 +140,9 @@ class RulesSchema(ma.Schema):
     popup_allowed = JsonBoolean()
     popup_max_duration_minutes = fields.Integer(strict=True, validate=validate.Range(1, 24 * 60))
     popup_auto_approve = JsonBoolean()
+    requires_strong_identity = JsonBoolean(
+        metadata={"description": "bookings and requests only from people signed in strongly"}
+    )
     cancellation_deadline_minutes = fields.Integer(
         strict=True, validate=validate.Range(0, 60 * 24 * 60)
     )
@@ -170,7 +173,21 @@ def _premises_fields(required: bool) -> dict[str, fields.Field[Any]]:
         "timezone": Text(validate=validate.Length(1, 64)),
         "opening_hours": OpeningHoursField(required=required),
         "rules": fields.Nested(RulesSchema),
+        "spaces": fields.List(
+            Text(validate=[validate.Length(1, 100), not_blank]),
+            validate=[validate.Length(1, 20, error="Name 1 to 20 spaces."), _each_once],
+            metadata={
+                "description": "The pieces of floor the premises occupies (API.md, premises "
+                "made of spaces): premises sharing a space never overlap in time. A new id "
+                "creates the space. Default: one space named after the premises."
+            },
+        ),
     }
+
+
+def _each_once(spaces: list[str]) -> None:
+    if len(set(spaces)) != len(spaces):
+        raise ma.ValidationError("Name each space once.")
 
 
 PremisesCreate = ma.Schema.from_dict(
@@ -198,6 +215,7 @@ class PremisesOut(ma.Schema):
     timezone = Text()
     opening_hours = fields.Dict()
     rules = fields.Nested(RulesSchema)
+    spaces = fields.List(Text())
     retired = fields.Boolean()
     version = fields.Integer()
 
@@ -326,6 +344,12 @@ class BusyOut(ma.Schema):
     end = Text()
     kind = Text()
     title = Text()
+    via = Text(
+        metadata={
+            "description": "Another premises sharing a space with this one holds the time "
+            "(a whole hall and its halves); no details of its booker."
+        }
+    )
 
 
 class DayOut(ma.Schema):
@@ -387,6 +411,11 @@ class UserIn(ma.Schema):
     language = Text(load_default="fi", validate=validate.OneOf(["fi", "en", "sv"]))
 
 
+class OrganisationRefOut(ma.Schema):
+    id = Text()
+    name = Text()
+
+
 class UserOut(ma.Schema):
     id = Text()
     email = Text()
@@ -394,6 +423,10 @@ class UserOut(ma.Schema):
     role = Text()
     organisation_id = Text(allow_none=True)
     language = Text()
+    organisations = fields.List(
+        fields.Nested(OrganisationRefOut),
+        metadata={"description": "users/me: the organisations the person belongs to"},
+    )
     token = Text(
         allow_none=True,
         metadata={

@@ -51,6 +51,13 @@ class UsageRow(ma.Schema):
     key = fields.Dict()
     open_hours = fields.Float()
     booked_hours = fields.Float()
+    blocked_hours = fields.Float(
+        metadata={
+            "description": "Time the premises could not be booked because a premises sharing "
+            "a space with it (the whole hall, or one of its parts) was booked, and it was not "
+            "booked itself."
+        }
+    )
     utilisation = fields.Float(allow_none=True)
     bookings = fields.Integer()
     cancellations = fields.Integer()

@@ -8,7 +8,7 @@ register.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -220,6 +220,51 @@ def _premises(
     return DemoPremises(premises_id, kind.name, profile)
 
 
+def divided(
+    whole: DemoPremises, parts: tuple[tuple[str, str, str], ...]
+) -> tuple[DemoPremises, ...]:
+    """A hall and the parts it divides into (a curtain across a gym): each part occupies a
+    space of its own, the whole all of them (API.md, premises made of spaces). `parts` are
+    (id suffix, Finnish name, English name); a part holds its share of the people and costs
+    its share of the price."""
+    spaces = [f"{whole.premises_id}-{suffix}" for suffix, _, _ in parts]
+    found = [replace(whole, profile={**whole.profile, "spaces": spaces})]
+    share = len(parts)
+    for (suffix, fi, en), space in zip(parts, spaces, strict=True):
+        price = whole.profile["hourly_price_cents"]
+        profile = {
+            **whole.profile,
+            "name": {"fi": f"{whole.profile['name']['fi']}, {fi}",
+                     "en": f"{whole.profile['name']['en']}, {en}"},
+            "capacity": max(1, whole.profile["capacity"] // share),
+            "hourly_price_cents": None if price is None else price // share,
+            "spaces": [space],
+        }  # fmt: skip
+        found.append(DemoPremises(f"{whole.premises_id}-{suffix}", whole.kind, profile))
+    return tuple(found)
+
+
+def combined(
+    rooms: tuple[DemoPremises, ...], premises_id: str, fi: str, en: str
+) -> tuple[DemoPremises, ...]:
+    """Rooms with a folding wall between them, and the large room they make together."""
+    first = rooms[0].profile
+    found = [replace(r, profile={**r.profile, "spaces": [r.premises_id]}) for r in rooms]
+    profile = {
+        **first,
+        "name": {"fi": fi, "en": en},
+        "capacity": sum(r.profile["capacity"] for r in rooms),
+        "spaces": [r.premises_id for r in rooms],
+    }
+    return (*found, DemoPremises(premises_id, rooms[0].kind, profile))
+
+
+HALVES = (("ita", "itäpää", "east end"), ("lansi", "länsipää", "west end"))
+THIRDS = (
+    ("a", "lohko A", "section A"),
+    ("b", "lohko B", "section B"),
+    ("c", "lohko C", "section C"),
+)
 MAIN_LIBRARY = "Raatihuoneenkatu 6, 50100 Mikkeli"
 BRANCH_LIBRARY_HOURS = "mon-thu 11:00-19:00; fri 10:00-16:00"
 NO_STEP_FREE = ("accessible_parking",)
@@ -227,12 +272,16 @@ NO_STEP_FREE = ("accessible_parking",)
 # fmt: off
 CATALOGUE: tuple[DemoPremises, ...] = (
     # Libraries: the main library in the centre and branch libraries in the districts.
-    _premises(LIBRARY, "paakirjasto-kokoushuone-kaisla", "Pääkirjasto, kokoushuone Kaisla",
-              "Main library, meeting room Kaisla", MAIN_LIBRARY, "keskusta", 14,
-              more_equipment=("video_conference", "screen")),
-    _premises(LIBRARY, "paakirjasto-ryhmatila-ruoko", "Pääkirjasto, ryhmätila Ruoko",
-              "Main library, group room Ruoko", MAIN_LIBRARY, "keskusta", 6,
-              rules={"quota_hours_per_week": 4}),
+    # Kaisla and Ruoko have a folding wall between them: together they are Kaisla-Ruoko.
+    *combined((
+        _premises(LIBRARY, "paakirjasto-kokoushuone-kaisla", "Pääkirjasto, kokoushuone Kaisla",
+                  "Main library, meeting room Kaisla", MAIN_LIBRARY, "keskusta", 14,
+                  more_equipment=("video_conference", "screen")),
+        _premises(LIBRARY, "paakirjasto-ryhmatila-ruoko", "Pääkirjasto, ryhmätila Ruoko",
+                  "Main library, group room Ruoko", MAIN_LIBRARY, "keskusta", 6,
+                  rules={"quota_hours_per_week": 4}),
+    ), "paakirjasto-kaisla-ruoko", "Pääkirjasto, yhdistetty tila Kaisla–Ruoko",
+       "Main library, Kaisla and Ruoko combined"),
     _premises(HALL, "paakirjasto-jaama", "Pääkirjaston Jaama-sali", "Jaama hall, main library",
               MAIN_LIBRARY, "keskusta", 90),
     _premises(LIBRARY, "rantakylan-kirjasto-ryhmatila", "Rantakylän kirjasto, ryhmätila",
@@ -267,39 +316,43 @@ CATALOGUE: tuple[DemoPremises, ...] = (
               "Haukivuori youth centre", "Keskustie 12, 51600 Haukivuori", "haukivuori", 20,
               opening="tue-thu 15:00-20:00; fri 18:00-23:00", rules={"requires_approval": False}),
     # School gyms: after school on weekdays, all day at weekends; paid by the hour.
-    _premises(GYM, "lyseon-liikuntasali", "Mikkelin lyseon liikuntasali",
+    # Four of them divide with a curtain: the whole hall, or its halves (thirds) apart.
+    *divided(_premises(GYM, "lyseon-liikuntasali", "Mikkelin lyseon liikuntasali",
               "Mikkeli Lyceum sports hall", "Lyseokatu 2, 50100 Mikkeli", "keskusta", 60,
               price_cents=2500, more_equipment=("basketball_hoops", "sound_system"),
               accessibility=("step_free_access", "accessible_toilet", "lift"),
-              rules={"quota_hours_per_week": 6}),
+              rules={"quota_hours_per_week": 6}), HALVES),
     _premises(GYM, "paamajan-koulu-liikuntasali", "Päämajan koulun liikuntasali",
               "Päämaja school gym", "Päämajankatu 4, 50100 Mikkeli", "keskusta", 40,
               price_cents=2000),
-    _premises(GYM, "rantakylan-yhtenaiskoulu-iso-sali", "Rantakylän yhtenäiskoulun iso sali",
+    *divided(_premises(GYM, "rantakylan-yhtenaiskoulu-iso-sali",
+              "Rantakylän yhtenäiskoulun iso sali",
               "Rantakylä comprehensive school, large hall", "Kalevankatu 18, 50190 Mikkeli",
               "rantakylä", 80, price_cents=3500,
               more_equipment=("basketball_hoops", "badminton_courts", "sound_system"),
               accessibility=("step_free_access", "accessible_toilet", "induction_loop"),
-              rules={"quota_hours_per_week": 6, "max_duration_minutes": 240}),
+              rules={"quota_hours_per_week": 6, "max_duration_minutes": 240}), THIRDS),
     _premises(GYM, "lahemaen-koulu-liikuntasali", "Lähemäen koulun liikuntasali",
               "Lähemäki school gym", "Kiiskinmäenkatu 2, 50120 Mikkeli", "lähemäki", 40,
               price_cents=1800),
     _premises(GYM, "urpolan-koulu-liikuntasali", "Urpolan koulun liikuntasali",
               "Urpola school gym", "Urpolankatu 14, 50170 Mikkeli", "urpola", 35,
               price_cents=1500),
-    _premises(GYM, "kalevankankaan-koulu-liikuntasali", "Kalevankankaan koulun liikuntasali",
+    *divided(_premises(GYM, "kalevankankaan-koulu-liikuntasali",
+              "Kalevankankaan koulun liikuntasali",
               "Kalevankangas school gym", "Kalevankatu 60, 50130 Mikkeli", "kalevankangas", 40,
-              price_cents=1800, more_equipment=("basketball_hoops",)),
+              price_cents=1800, more_equipment=("basketball_hoops",)), HALVES),
     _premises(GYM, "launialan-koulu-liikuntasali", "Launialan koulun liikuntasali",
               "Launiala school gym", "Launialankatu 20, 50150 Mikkeli", "launiala", 30,
               price_cents=1500, accessibility=NO_STEP_FREE),
     _premises(GYM, "tuppuralan-koulu-liikuntasali", "Tuppuralan koulun liikuntasali",
               "Tuppurala school gym", "Tuppuralankatu 25, 50180 Mikkeli", "tuppurala", 35,
               price_cents=1500),
-    _premises(GYM, "ristiinan-yhtenaiskoulu-liikuntasali", "Ristiinan yhtenäiskoulun liikuntasali",
+    *divided(_premises(GYM, "ristiinan-yhtenaiskoulu-liikuntasali",
+              "Ristiinan yhtenäiskoulun liikuntasali",
               "Ristiina comprehensive school gym", "Koulutie 5, 52300 Ristiina", "ristiina", 60,
               price_cents=2000, more_equipment=("basketball_hoops",),
-              rules={"quota_hours_per_week": 6}),
+              rules={"quota_hours_per_week": 6}), HALVES),
     _premises(GYM, "haukivuoren-yhtenaiskoulu-liikuntasali",
               "Haukivuoren yhtenäiskoulun liikuntasali", "Haukivuori comprehensive school gym",
               "Koulutie 3, 51600 Haukivuori", "haukivuori", 45, price_cents=1500),

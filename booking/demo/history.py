@@ -79,6 +79,8 @@ class _Premises:
     org_weights: list[float] = field(default_factory=list)
     taken: defaultdict[date, list[Slot]] = field(default_factory=lambda: defaultdict(list))
     closures: list[Slot] = field(default_factory=list)
+    # Premises sharing a space with this one (a hall and its halves): they take its time.
+    neighbours: list[_Premises] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -106,6 +108,10 @@ class Plan:
     attempts_meant_to_fail: int
 
 
+def _spaces(p: _Premises) -> list[str]:
+    return list(p.demo.profile.get("spaces") or [p.id])
+
+
 def anchor_of(day: date) -> date:
     """The Monday of `day`'s ISO week."""
     return day - timedelta(days=day.weekday())
@@ -130,6 +136,9 @@ class Planner:
         self.end = local_instant(self.days[-1] + timedelta(days=1), time(0), self.zone)
         quiet = set().union(*(holidays(y) for y in {d.year for d in self.days}))
         self.premises = [self._prepare(p, quiet) for p in CATALOGUE]
+        for p in self.premises:
+            mine = set(_spaces(p))
+            p.neighbours = [q for q in self.premises if q is not p and mine & set(_spaces(q))]
         self.premises_weights = list(
             accumulate(
                 USAGE[p.demo.kind].weight * (1.3 if p.demo.profile["district"] == "keskusta" else 1)
@@ -215,12 +224,15 @@ class Planner:
     # --- what is taken ------------------------------------------------------------------
 
     def _free(self, p: _Premises, slot: Slot) -> bool:
-        wide = slot.padded(p.rules.buffer)
         day = slot.start.astimezone(p.zone).date()
-        for near in (day - timedelta(days=1), day, day + timedelta(days=1)):
-            if any(other.overlaps(wide) for other in p.taken.get(near, ())):
+        for q in (p, *p.neighbours):
+            wide = slot.padded(max(p.rules.buffer, q.rules.buffer))
+            for near in (day - timedelta(days=1), day, day + timedelta(days=1)):
+                if any(other.overlaps(wide) for other in q.taken.get(near, ())):
+                    return False
+            if any(c.overlaps(slot) for c in q.closures):
                 return False
-        return not any(c.overlaps(slot) for c in p.closures)
+        return True
 
     def _quotas(self, p: _Premises, org: int, slot: Slot) -> list[tuple[QuotaKey, float]]:
         """The organisation's quota periods on `p` that `slot` counts towards (local time)."""

@@ -35,6 +35,9 @@ class UpdatePremises:
     premises_id: str
     changes: dict[str, Any]
     expected_version: int | None = None
+    # When the change is made: new `spaces` must not make bookings from then on collide.
+    # None checks every booking, past ones too.
+    now: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""decide(command, premises) -> events: every decision about a premises, as a pure function."""
+"""decide(command, premises, shared) -> events: every decision about a premises, as a pure
+function. `shared` is what other premises hold on the spaces this one occupies (or will
+occupy): see booking/domain/spaces.py."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -40,6 +42,14 @@ from booking.domain.popups import (
 from booking.domain.premises import BookingRecord, PremisesState, Rules
 from booking.domain.recurrence import BadRecurrence, expand
 from booking.domain.rules import Problems, check_booking, conflicts_with
+from booking.domain.spaces import (
+    NOTHING_SHARED,
+    Occupied,
+    Shared,
+    reach,
+    series_reach,
+    space_problems,
+)
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -55,7 +65,7 @@ from events.catalog import (
     PremisesUpdated,
 )
 from events.opening import OpeningHours
-from events.slot import LONGEST_BOOKING, LONGEST_BUFFER
+from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot
 
 Command = (
     PopupCommand
@@ -71,20 +81,22 @@ Command = (
 )
 
 
-def decide(command: Command, premises: PremisesState) -> list[Event]:
+def decide(
+    command: Command, premises: PremisesState, shared: Shared = NOTHING_SHARED
+) -> list[Event]:
     match command:
         case RegisterPremises():
             return _register(command, premises)
         case UpdatePremises():
-            return _update(command, premises)
+            return _update(command, premises, shared)
         case RetirePremises():
             return _retire(command, premises)
         case AddClosure():
-            return _close(command, premises)
+            return _close(command, premises, shared)
         case PlaceBooking():
-            return _place(command, premises)
+            return _place(command, premises, shared)
         case PlaceSeries():
-            return _place_series(command, premises)
+            return _place_series(command, premises, shared)
         case CancelBooking():
             return _cancel(command, premises)
         case CancelSeries():
@@ -92,7 +104,74 @@ def decide(command: Command, premises: PremisesState) -> list[Event]:
         case DecideBooking():
             return _decide_pending(command, premises)
         case RequestPopup() | DecidePopup() | WithdrawPopup() | ExpirePopups():
-            return decide_popup(command, premises)
+            return decide_popup(command, premises, shared)
+
+
+def shared_window(command: Command, premises: PremisesState) -> Slot | None:
+    """The span of time in which what other premises hold on shared spaces can change the
+    decision (None: nothing they hold matters — cancellations, decisions, expiry). The
+    caller reads `Shared` for it under the guard of the spaces (booking/service.py)."""
+    match command:
+        case PlaceBooking():
+            return reach(command.request.slot)
+        case PlaceSeries():
+            return series_reach(command.request.slot, premises.rules.max_advance_days)
+        case RequestPopup():
+            return reach(command.slot)
+        case AddClosure():
+            return reach(command.slot)
+        case UpdatePremises() if "spaces" in command.changes:
+            return Slot(command.now or EARLIEST, FAR_FUTURE).padded(LONGEST_BUFFER)
+        case _:
+            return None
+
+
+def spaces_touched(command: Command, premises: PremisesState) -> tuple[str, ...]:
+    """Every space the command may occupy: the premises' own and any it is to occupy."""
+    match command:
+        case RegisterPremises():
+            return tuple(command.profile.get("spaces") or [command.premises_id])
+        case UpdatePremises() if isinstance(command.changes.get("spaces"), list):
+            return (*premises.spaces, *command.changes["spaces"])
+        case _:
+            return premises.spaces or (premises.premises_id,)
+
+
+def spaces_after(command: Command, premises: PremisesState) -> tuple[str, ...]:
+    """The spaces the premises occupies once the command is done."""
+    match command:
+        case UpdatePremises() if isinstance(command.changes.get("spaces"), list):
+            return tuple(command.changes["spaces"])
+        case _:
+            return spaces_touched(command, premises)
+
+
+def close_elsewhere(cmd: AddClosure, premises: PremisesState) -> list[Event]:
+    """What the closure of another premises sharing a space with this one does here (with
+    `cancel_conflicting`): its bookings and pending requests in the period that are not over
+    are cancelled or turned down, each booker told why."""
+    reason = f"A hall sharing its floor with these premises is closed: {cmd.reason}"
+    events: list[Event] = [
+        PopupRejected(premises.premises_id, p.request_id, cmd.actor.user_id, reason, cmd.now)
+        for p in premises.pending_popups_meeting(cmd.slot)
+    ]
+    events += [
+        BookingCancelled(
+            premises_id=premises.premises_id,
+            booking_id=b.booking_id,
+            cancelled_by=cmd.actor.user_id,
+            reason=reason,
+            late=False,
+            cancelled_at=cmd.now,
+        )
+        for b in sorted(premises.active_bookings_meeting(cmd.slot), key=_by_start)
+        if b.slot.end > cmd.now
+    ]
+    return events
+
+
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 # --- the catalogue ----------------------------------------------------------------------
@@ -122,6 +201,8 @@ def profile_problems(profile: dict[str, Any]) -> Problems:
             problems["rules"] = wrong
     if "name" in profile and not any((profile["name"] or {}).values()):
         problems["name"] = ["Give a name in at least one language."]
+    if "spaces" in profile and (wrong_spaces := space_problems(profile["spaces"])):
+        problems["spaces"] = wrong_spaces
     return problems
 
 
@@ -147,10 +228,11 @@ def _register(cmd: RegisterPremises, premises: PremisesState) -> list[Event]:
     if problems := profile_problems(cmd.profile):
         raise RuleBroken(problems)
     profile = {**cmd.profile, "rules": Rules.from_json(cmd.profile.get("rules", {})).as_json()}
+    profile["spaces"] = list(profile.get("spaces") or [cmd.premises_id])
     return [PremisesRegistered(premises_id=cmd.premises_id, **profile)]
 
 
-def _update(cmd: UpdatePremises, premises: PremisesState) -> list[Event]:
+def _update(cmd: UpdatePremises, premises: PremisesState, shared: Shared) -> list[Event]:
     _staff_only(cmd.actor.is_staff)
     _existing(premises)
     if cmd.expected_version is not None and cmd.expected_version != premises.catalogue_version:
@@ -163,7 +245,28 @@ def _update(cmd: UpdatePremises, premises: PremisesState) -> list[Event]:
         changes["rules"] = {**premises.rules.as_json(), **changes["rules"]}
     if problems := profile_problems(changes):
         raise RuleBroken(problems)
+    if "spaces" in changes and (clashes := _respacing_conflicts(cmd, premises, shared)):
+        raise SlotTaken(clashes, premises.zone)
     return [PremisesUpdated(premises_id=cmd.premises_id, changes=cmd.changes)]
+
+
+def _respacing_conflicts(
+    cmd: UpdatePremises, premises: PremisesState, shared: Shared
+) -> list[Conflict]:
+    """What the premises' future bookings and holds would meet on its new spaces: others'
+    bookings, holds and closures (`shared` was read for the new spaces from `cmd.now`)."""
+    buffer, since = premises.rules.buffer, cmd.now or EARLIEST
+    mine = [b.slot for b in premises.active_bookings() if b.slot.end > since]
+    mine += [p.slot for p in premises.popups.values() if p.pending and p.slot.end > since]
+    found: dict[tuple[Any, ...], Conflict] = {}
+    for slot in mine:
+        for other in (*shared.holding(slot, buffer), *shared.closed(slot)):
+            found[(other.slot, other.kind, other.premises_id)] = _conflict(other)
+    return sorted(found.values(), key=lambda c: (c.slot.start, c.via or ""))
+
+
+def _conflict(other: Occupied) -> Conflict:
+    return Conflict(other.slot, other.kind, other.premises_id)
 
 
 def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
@@ -203,15 +306,23 @@ def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
     return events
 
 
-def _close(cmd: AddClosure, premises: PremisesState) -> list[Event]:
+def _close(cmd: AddClosure, premises: PremisesState, shared: Shared) -> list[Event]:
     _staff_only(cmd.actor.is_staff)
     _existing(premises)
     # Bookings already over are history: a closure neither conflicts with nor cancels them.
     clashing = [b for b in premises.active_bookings_meeting(cmd.slot) if b.slot.end > cmd.now]
     held = premises.pending_popups_meeting(cmd.slot)
-    if (clashing or held) and not cmd.cancel_conflicting:
+    # Closing the premises closes its floor: what others sharing a space hold in the period
+    # conflicts too (with `cancel_conflicting` the service cancels it on their streams).
+    elsewhere = [
+        o
+        for o in shared.items
+        if o.kind != "closure" and o.slot.overlaps(cmd.slot) and o.slot.end > cmd.now
+    ]
+    if (clashing or held or elsewhere) and not cmd.cancel_conflicting:
         conflicts = [Conflict(b.slot, b.kind) for b in clashing]
         conflicts += [Conflict(p.slot, "hold") for p in held]
+        conflicts += [_conflict(o) for o in elsewhere]
         raise SlotTaken(sorted(conflicts, key=lambda c: c.slot.start), premises.zone)
     # Pending pop-up requests in a closed period are turned down, with the reason.
     events: list[Event] = [
@@ -282,17 +393,30 @@ def _placed(cmd: PlaceBooking, premises: PremisesState, series_id: str | None) -
     )
 
 
-def _check_one(cmd: PlaceBooking, premises: PremisesState) -> None:
-    if problems := check_booking(cmd.request, cmd.actor, premises, cmd.now):
+def _check_one(cmd: PlaceBooking, premises: PremisesState, shared: Shared) -> None:
+    problems = check_booking(cmd.request, cmd.actor, premises, cmd.now)
+    if not premises.retired and shared.closed(cmd.request.slot):
+        problems.setdefault("start", []).append(PART_CLOSED)
+    if problems:
         raise RuleBroken(problems)
-    if clashes := conflicts_with(premises, cmd.request.slot):
-        raise SlotTaken([Conflict(slot, kind) for slot, kind in clashes], premises.zone)
+    if clashes := shared_conflicts(premises, shared, cmd.request.slot):
+        raise SlotTaken(clashes, premises.zone)
 
 
-def _place(cmd: PlaceBooking, premises: PremisesState) -> list[Event]:
+PART_CLOSED = "The premises shares its floor with premises closed at that time."
+
+
+def shared_conflicts(premises: PremisesState, shared: Shared, slot: Slot) -> list[Conflict]:
+    """The premises' own bookings and holds that `slot` meets, and others' on its spaces."""
+    found = [Conflict(s, kind) for s, kind in conflicts_with(premises, slot)]
+    found += [_conflict(o) for o in shared.holding(slot, premises.rules.buffer)]
+    return sorted(found, key=lambda c: (c.slot.start, c.via or ""))
+
+
+def _place(cmd: PlaceBooking, premises: PremisesState, shared: Shared) -> list[Event]:
     _may_book(cmd)
     _existing(premises)
-    _check_one(cmd, premises)
+    _check_one(cmd, premises, shared)
     return [_placed(cmd, premises, None)]
 
 
@@ -301,7 +425,7 @@ def occurrence_id(series_id: str, index: int) -> str:
     return str(uuid.uuid5(uuid.UUID(series_id), str(index)))
 
 
-def _place_series(cmd: PlaceSeries, premises: PremisesState) -> list[Event]:
+def _place_series(cmd: PlaceSeries, premises: PremisesState, shared: Shared) -> list[Event]:
     _may_book(cmd)
     _existing(premises)
     try:
@@ -321,7 +445,7 @@ def _place_series(cmd: PlaceSeries, premises: PremisesState) -> list[Event]:
             now=cmd.now,
         )
         try:
-            _check_one(occurrence, premises)
+            _check_one(occurrence, premises, shared)
         except (RuleBroken, SlotTaken) as error:
             if cmd.on_conflict == "fail":
                 raise

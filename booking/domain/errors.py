@@ -24,6 +24,7 @@ class RuleBroken(DomainError):
 class Conflict:
     slot: Slot
     kind: str  # booking | hold | closure
+    via: str | None = None  # another premises sharing a space holds it
 
 
 class SlotTaken(DomainError):
@@ -46,6 +47,11 @@ class InvalidState(DomainError):
 
 class NotAllowed(DomainError):
     """403: the actor may not do this to this thing."""
+
+
+class StrongIdentityRequired(NotAllowed):
+    """403: the premises takes this only from a person signed in strongly
+    (booking.strong_identity)."""
 
 
 class StaleVersion(DomainError):

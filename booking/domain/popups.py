@@ -21,6 +21,7 @@ from booking.domain.errors import (
 )
 from booking.domain.premises import PopupRecord, PremisesState
 from booking.domain.rules import Problems, conflicts_with
+from booking.domain.spaces import NOTHING_SHARED, Shared
 from events.catalog import (
     BookingCancelled,
     BookingPlaced,
@@ -142,10 +143,12 @@ def _popup(premises: PremisesState, request_id: str) -> PopupRecord:
         raise NotFound(f"No pop-up request {request_id!r}.") from None
 
 
-def decide_popup(command: PopupCommand, premises: PremisesState) -> list[Event]:
+def decide_popup(
+    command: PopupCommand, premises: PremisesState, shared: Shared = NOTHING_SHARED
+) -> list[Event]:
     match command:
         case RequestPopup():
-            return _request(command, premises)
+            return _request(command, premises, shared)
         case DecidePopup():
             return _decide(command, premises)
         case WithdrawPopup():
@@ -154,13 +157,23 @@ def decide_popup(command: PopupCommand, premises: PremisesState) -> list[Event]:
             return _expire(command, premises)
 
 
-def _request(cmd: RequestPopup, premises: PremisesState) -> list[Event]:
+def _request(cmd: RequestPopup, premises: PremisesState, shared: Shared) -> list[Event]:
     if not premises.exists:
         raise NotFound(f"No premises {cmd.premises_id!r}.")
-    if problems := _problems(cmd, premises):
+    problems = _problems(cmd, premises)
+    if premises.rules.popup_allowed and not premises.retired and shared.closed(cmd.slot):
+        problems.setdefault("start", []).append(
+            "The premises shares its floor with premises closed at that time."
+        )
+    if problems:
         raise RuleBroken(problems)
-    if clashes := conflicts_with(premises, cmd.slot):
-        raise SlotTaken([Conflict(slot, kind) for slot, kind in clashes], premises.zone)
+    found = [Conflict(slot, kind) for slot, kind in conflicts_with(premises, cmd.slot)]
+    found += [
+        Conflict(o.slot, o.kind, o.premises_id)
+        for o in shared.holding(cmd.slot, premises.rules.buffer)
+    ]
+    if found:
+        raise SlotTaken(sorted(found, key=lambda c: (c.slot.start, c.via or "")), premises.zone)
     asked = PopupRequested(
         premises_id=cmd.premises_id,
         request_id=cmd.request_id,

@@ -1,9 +1,11 @@
 """The premises aggregate: its catalogue entry, rules, closures and every booking on it.
 
 One stream per premises holds all of it, so the stream's version is the consistency boundary
-for the no-overlap rule (DESIGN.md invariant 2). `evolve` updates a state in place and
-returns it: the process keeps one state per premises and copying hundreds of bookings on
-every event would cost more than it is worth.
+for its own bookings. A premises occupies one or more spaces (`spaces`), which others may
+share: what those others hold is not in this state but handed to the decider as
+`booking.domain.spaces.Shared` (DESIGN.md invariant 2; booking/service.py has the guard).
+`evolve` updates a state in place and returns it: the process keeps one state per premises
+and copying hundreds of bookings on every event would cost more than it is worth.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Rules:
     popup_allowed: bool = False
     popup_max_duration_minutes: int = 180
     popup_auto_approve: bool = False
+    requires_strong_identity: bool = False  # booking.strong_identity checks it
     cancellation_deadline_minutes: int = 1440
     quota_hours_per_week: float | None = None
     quota_hours_per_month: float | None = None
@@ -203,6 +206,8 @@ class PremisesState:
     rules: Rules = field(default_factory=Rules)
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Helsinki"))
     retired: bool = False
+    # The pieces of floor it occupies; () until registered, then never empty.
+    spaces: tuple[str, ...] = ()
     bookings: dict[str, BookingRecord] = field(default_factory=dict)
     closures: list[Closure] = field(default_factory=list)
     series: dict[str, SeriesRecord] = field(default_factory=dict)
@@ -262,6 +267,8 @@ def _apply_profile(state: PremisesState, profile: dict[str, Any]) -> None:
         state.rules = Rules.from_json(state.profile["rules"])
     if "timezone" in profile:
         state.zone = ZoneInfo(profile["timezone"])
+    if profile.get("spaces"):
+        state.spaces = tuple(profile["spaces"])
 
 
 def evolve(state: PremisesState, event: Event) -> PremisesState:
@@ -271,6 +278,7 @@ def evolve(state: PremisesState, event: Event) -> PremisesState:
             state.catalogue_version += 1
             profile = asdict(event)
             profile.pop("premises_id")
+            profile["spaces"] = profile["spaces"] or [state.premises_id]
             _apply_profile(state, profile)
         case PremisesUpdated(changes=changes):
             state.catalogue_version += 1

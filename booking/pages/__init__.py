@@ -25,6 +25,8 @@ from booking.pages import (
     common,
     feed_links,
     member,
+    oidc,
+    organisations,
     popup,
     public,
     signin,
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 BLUEPRINTS = (
     public.bp,
     signin.bp,
+    oidc.bp,
+    organisations.bp,
     member.bp,
     feed_links.bp,
     popup.bp,

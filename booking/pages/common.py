@@ -17,13 +17,13 @@ from sqlalchemy.engine import Connection
 from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response
 
-from booking.accounts import User, user_by_id
-from booking.domain.errors import DomainError, NotFound, RuleBroken, SlotTaken
+from booking import auth
+from booking.accounts import User
+from booking.domain.errors import DomainError, RuleBroken, SlotTaken
 from booking.http import request_metadata, runtime
 from booking.i18n import current_language
 from booking.pages.messages import translate
 from booking.service import Outcome, execute
-from events.sql import read_transaction
 
 F = TypeVar("F", bound=Callable[..., Any])
 STAFF = ("staff", "admin")
@@ -34,16 +34,9 @@ BOOKERS = ("booker", "staff", "admin")
 
 
 def load_page_user() -> None:
-    """Before each page request: the signed-in person from the session, or None."""
-    g.page_user = None
-    user_id = session.get("user_id")
-    if not user_id:
-        return
-    try:
-        with read_transaction(runtime().engine) as conn:
-            g.page_user = user_by_id(conn, user_id)
-    except NotFound:  # the account is gone: forget the session
-        session.pop("user_id", None)
+    """Before each page request: the person of the browser's session (booking.auth), or None."""
+    found = auth.identity()
+    g.page_user = found.user if found is not None and found.session is not None else None
 
 
 def page_user() -> User | None:
@@ -51,13 +44,26 @@ def page_user() -> User | None:
     return user
 
 
-def sign_in(user: User) -> None:
+def sign_in(
+    user: User, method: str = "password", strong: bool = False, acr: str | None = None
+) -> None:
+    """A new server-side session for `user` (booking.auth), and a fresh cookie session: only
+    the chosen language carries over (the CSRF secret is new)."""
     language = session.get("lang")
-    session.clear()  # a fresh session: nothing from before the sign-in carries over
-    session.permanent = True
-    session["user_id"] = user.id
+    session.clear()
     if language:
         session["lang"] = language
+    auth.begin_session(user, method, strong, acr)
+    g.page_user = user
+
+
+def sign_out() -> None:
+    language = session.get("lang")
+    session.clear()
+    if language:
+        session["lang"] = language
+    auth.end_session()
+    g.page_user = None
 
 
 def safe_next(target: str | None, default: str) -> str:

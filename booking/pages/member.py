@@ -12,7 +12,9 @@ from flask_babel import ngettext
 from sqlalchemy import select
 from werkzeug.exceptions import Forbidden, NotFound
 
-from booking.domain.errors import DomainError, NotAllowed
+from booking import memberships
+from booking.auth import signed_in_strongly
+from booking.domain.errors import DomainError, NotAllowed, StrongIdentityRequired
 from booking.domain.errors import NotFound as NoSuchThing
 from booking.http import new_id, now, runtime, unit_for
 from booking.pages.common import (
@@ -25,6 +27,7 @@ from booking.pages.common import (
     signed_in_as,
 )
 from booking.pages.localtime import form_span
+from booking.pages.oidc import strong_identity_page
 from booking.pages.threads import post_to_thread, read_thread
 from booking.queries.bookings import member_bookings, visible_booking
 from booking.tables import organisations
@@ -70,7 +73,11 @@ def new_booking() -> Any:
     form = Form(request.form if posted else request.args, attendees="1", repeat="none")
     with read_transaction(runtime().engine) as conn:
         choices = _premises_choices(conn)
-        organisations_ = _organisation_choices(conn) if user.role in STAFF else []
+        organisations_ = (
+            _organisation_choices(conn)
+            if user.role in STAFF
+            else memberships.organisations_of(conn, user.id)
+        )
         row = None
         if form.get("premises_id"):
             row = next((r for r in choices if r.id == form.get("premises_id")), None)
@@ -91,6 +98,14 @@ def new_booking() -> Any:
     organisation_id = user.organisation_id
     if user.role in STAFF:
         organisation_id = form.get("organisation_id") or None
+    elif len(organisations_) > 1:  # booking.memberships: one of theirs, named
+        try:
+            with read_transaction(runtime().engine) as conn:
+                organisation_id = memberships.organisation_for_booking(
+                    conn, user.actor, form.get("organisation_id") or None
+                )
+        except DomainError:
+            form.error("organisation_id", _("Choose the organisation this booking is for."))
     if not form.ok or row is None or day is None or start is None or end is None:
         return render_template("member/new_booking.html", **context), 422
     zone = ZoneInfo(row.timezone)
@@ -111,17 +126,19 @@ def new_booking() -> Any:
         notes=notes,
         organisation_id=organisation_id,
     )
-    made_id, at = new_id(), now()
+    made_id, at, strong = new_id(), now(), signed_in_strongly()
 
     def place(conn: Any) -> Any:
         unit = unit_for(conn, user.id)
         if weekly and until is not None:
             rrule = f"FREQ=WEEKLY;UNTIL={until:%Y%m%d}"
-            return cases.place_series(unit, user.actor, given, rrule, "skip", made_id, at)
-        return cases.place_booking(unit, user.actor, given, made_id, at)
+            return cases.place_series(unit, user.actor, given, rrule, "skip", made_id, at, strong)
+        return cases.place_booking(unit, user.actor, given, made_id, at, strong)
 
     try:
         done = run(place)
+    except StrongIdentityRequired:
+        return strong_identity_page()
     except DomainError as error:
         form.take_domain_error(error, FIELDS, zone)
         return render_template("member/new_booking.html", **context), 422

@@ -14,7 +14,8 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.exceptions import Forbidden
 
-from booking.domain.errors import DomainError, NotAllowed
+from booking.auth import signed_in_strongly
+from booking.domain.errors import DomainError, NotAllowed, StrongIdentityRequired
 from booking.http import new_id, now, runtime, unit_for
 from booking.pages.common import (
     Form,
@@ -24,6 +25,7 @@ from booking.pages.common import (
     signed_in_as,
 )
 from booking.pages.localtime import form_span
+from booking.pages.oidc import strong_identity_page
 from booking.pages.threads import post_to_thread, read_thread
 from booking.queries.popups import popups_of, visible_popup
 from booking.usecases import popups as cases
@@ -75,12 +77,16 @@ def new() -> Any:
     given = cases.PopupInput(row.id, span[0], span[1], title, description, attendees or 1)
     request_id, booking_id, at = new_id(), new_id(), now()
 
+    strong = signed_in_strongly()
+
     def handle(conn: Any) -> cases.PopupResult:
         unit = unit_for(conn, user.id)
-        return cases.request_popup(unit, user.actor, given, request_id, booking_id, at)
+        return cases.request_popup(unit, user.actor, given, request_id, booking_id, at, strong)
 
     try:
         asked = run(handle)
+    except StrongIdentityRequired:
+        return strong_identity_page()
     except DomainError as error:
         form.take_domain_error(error, FIELDS, zone)
         return render_template("popup/new.html", **context), 422

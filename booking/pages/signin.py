@@ -11,26 +11,34 @@ import hashlib
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from booking import accounts, outbox
+from booking import accounts, outbox, sessions
 from booking.domain.accounts import SELF_SIGNUP
 from booking.http import new_id, now, request_metadata, runtime
 from booking.i18n import current_language
-from booking.pages.common import Form, redirect_to, run, safe_next, sign_in
-from booking.security import RateLimiter
+from booking.limits import FAILURES_PER_CLIENT, FAILURES_PER_EMAIL, LINKS_PER_CLIENT, Limit
+from booking.pages.common import Form, redirect_to, run, safe_next, sign_in, sign_out
 from booking.usecases.accounts import NewAccount, create_user
-from events.sql import read_transaction
+from events.sql import read_transaction, write_transaction
 
 bp = Blueprint("signin", __name__)
 log = logging.getLogger(__name__)
 LINK_MAX_AGE = 30 * 60  # seconds a sign-in link stays valid
-# Failed sign-ins per e-mail address and per client address, and links asked per client.
-failures_per_email = RateLimiter(limit=5, window=15 * 60)
-failures_per_client = RateLimiter(limit=30, window=15 * 60)
-links_per_client = RateLimiter(limit=5, window=15 * 60)
+
+
+def _wait(*limits: tuple[Limit, str]) -> float:
+    """Seconds until every limit allows another attempt (kept in the database: all workers)."""
+    with read_transaction(runtime().engine) as conn:
+        return max(limit.blocked(conn, runtime().vault, key, now()) for limit, key in limits)
+
+
+def _hit(*limits: tuple[Limit, str]) -> None:
+    with write_transaction(runtime().engine) as conn:
+        for limit, key in limits:
+            limit.hit(conn, runtime().vault, key, now())
 
 
 def _client() -> str:
@@ -52,7 +60,7 @@ def login() -> Any:
     password = form.required("password", _("Give your password."))
     if not form.ok:
         return render_template("signin/login.html", form=form), 422
-    wait = max(failures_per_email.blocked(email), failures_per_client.blocked(_client()))
+    wait = _wait((FAILURES_PER_EMAIL, email), (FAILURES_PER_CLIENT, _client()))
     if wait:
         form.error("_form", _wait_message(wait))
         page = render_template("signin/login.html", form=form)
@@ -60,13 +68,17 @@ def login() -> Any:
     with read_transaction(runtime().engine) as conn:
         user = accounts.user_by_password(conn, email, password)
     if user is None:
-        failures_per_email.hit(email)
-        failures_per_client.hit(_client())
+        _hit((FAILURES_PER_EMAIL, email), (FAILURES_PER_CLIENT, _client()))
         form.data["password"] = ""
         form.error("email", _("The e-mail address or the password is wrong."))
         return render_template("signin/login.html", form=form), 422
-    failures_per_email.reset(email)
-    sign_in(user)
+    with write_transaction(runtime().engine) as conn:
+        FAILURES_PER_EMAIL.reset(conn, runtime().vault, email)
+    try:
+        sign_in(user, "password")
+    except sessions.Disabled:
+        form.error("_form", _("This account has been disabled."))
+        return render_template("signin/login.html", form=form), 403
     return redirect(target, code=303)
 
 
@@ -74,10 +86,7 @@ def login() -> Any:
 def logout() -> Any:
     if request.method == "GET":
         return render_template("signin/logout.html")
-    language = session.get("lang")
-    session.clear()
-    if language:
-        session["lang"] = language
+    sign_out()
     return redirect_to("public.search")
 
 
@@ -124,11 +133,11 @@ def signup() -> Any:
     name = form.text("name", 300)
     if not form.ok:
         return render_template("signin/signup.html", form=form, sent=False), 422
-    wait = links_per_client.blocked(_client())
+    wait = _wait((LINKS_PER_CLIENT, _client()))
     if wait:
         form.error("_form", _wait_message(wait))
         return render_template("signin/signup.html", form=form, sent=False), 429
-    links_per_client.hit(_client())
+    _hit((LINKS_PER_CLIENT, _client()))
     language = current_language()
 
     at, new_user_id = now(), new_id()
@@ -169,5 +178,10 @@ def link(token: str) -> Any:
         return render_template("signin/link.html", problem=_("The link is not valid.")), 404
     if request.method == "GET":
         return render_template("signin/link.html", problem=None, token=token)
-    sign_in(user)
+    try:
+        sign_in(user, "link")
+    except sessions.Disabled:
+        return render_template(
+            "signin/link.html", problem=_("This account has been disabled.")
+        ), 403
     return redirect_to("member.home")

@@ -2,7 +2,9 @@
 
 Each cell is one local hour of one local date, judged against the availability projection
 (opening hours less bookings, holds, closures and buffers). A day with a DST change simply
-lacks (or repeats) an hour: a cell whose local hour does not exist is marked as such.
+lacks (or repeats) an hour: a cell whose local hour does not exist is marked as such. An
+hour taken only by a premises sharing the floor (the whole hall, for a half) is `via` that
+premises, with its relation to this one (`booking.pages.spaces`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
+from booking.pages.spaces import Related, related_premises
 from events.opening import OpeningHours
 from events.slot import Slot
 from projections.availability import Busy, busy_between, days_of
@@ -26,6 +29,7 @@ class Cell:
     start: datetime | None  # aware, None for an hour the DST change skips
     end: datetime | None
     state: str  # free | partial | busy | closed | past | missing
+    via: str = ""  # busy only through premises sharing the floor: whole | part | shared
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Week:
     hours: list[int]
     rows: list[list[Cell]]
     texts: list[DayText]
+    related: Related = field(default_factory=Related)
 
     @property
     def previous(self) -> date:
@@ -67,7 +72,8 @@ def _cell(
     now: datetime,
     open_: list[Slot],
     free: list[Slot],
-    busy: list[Slot],
+    busy: list[Busy],
+    related: Related,
 ) -> Cell:
     start = datetime.combine(day, time(hour), tzinfo=zone).astimezone(UTC)
     end_day, end_hour = (day, hour + 1) if hour < 23 else (day + timedelta(days=1), 0)
@@ -83,7 +89,12 @@ def _cell(
         return Cell(day, hour, start, end, "free")
     if any(f.overlaps(slot) for f in free):
         return Cell(day, hour, start, end, "partial")
-    if any(b.overlaps(slot) for b in busy):
+    meeting = [b for b in busy if b.slot.overlaps(slot)]
+    if meeting:
+        if all(b.via for b in meeting):
+            relations = {related.relation(b.via or "") for b in meeting}
+            via = next((r for r in ("whole", "part", "shared") if r in relations), "shared")
+            return Cell(day, hour, start, end, "busy", via)
         return Cell(day, hour, start, end, "busy")
     return Cell(day, hour, start, end, "closed")
 
@@ -101,10 +112,11 @@ def week_of(conn: Connection, row: Any, monday: date, now: datetime) -> Week:
     found = days_of(opening, zone, first, last, busy)
     open_all = [s for d in found for s in d.open]
     free_all = [s for d in found for s in d.free]
-    busy_all = [b.slot for d in found for b in d.busy]
+    busy_all = [b for d in found for b in d.busy]
+    related = related_premises(conn, row)
     days = [monday + timedelta(days=n) for n in range(7)]
     grid = {
-        (day, hour): _cell(day, hour, zone, now, open_all, free_all, busy_all)
+        (day, hour): _cell(day, hour, zone, now, open_all, free_all, busy_all, related)
         for day in days
         for hour in range(24)
     }
@@ -116,7 +128,8 @@ def week_of(conn: Connection, row: Any, monday: date, now: datetime) -> Week:
     texts = [
         DayText(d.date, d.open, _from_now(d.free, now), d.busy) for d in found if d.date >= monday
     ]
-    return Week(monday, zone, days, hours, [[grid[d, h] for d in days] for h in hours], texts)
+    rows = [[grid[d, h] for d in days] for h in hours]
+    return Week(monday, zone, days, hours, rows, texts, related)
 
 
 def _from_now(free: list[Slot], now: datetime) -> list[Slot]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from booking import memberships, strong_identity
 from booking.domain.commands import (
     Actor,
     BookingRequest,
@@ -19,7 +20,7 @@ from booking.domain.commands import (
     PlaceBooking,
     PlaceSeries,
 )
-from booking.domain.errors import NotAllowed, RuleBroken, StaleVersion
+from booking.domain.errors import RuleBroken, StaleVersion
 from booking.queries.bookings import (
     BookingRow,
     booking_rows,
@@ -81,19 +82,22 @@ class SeriesCancelled:
     bookings: list[BookingRow]  # the occurrences this cancelled
 
 
-def _request(unit: Unit, actor: Actor, given: BookingInput) -> BookingRequest:
-    """The domain's request: organisation resolved, times checked, notes sealed."""
-    organisation_id = actor.organisation_id
-    if given.organisation_id and given.organisation_id != actor.organisation_id:
-        if not actor.is_staff:
-            raise NotAllowed("You may book only for your own organisation.")
-        organisation_id = given.organisation_id
+def _request(
+    unit: Unit, actor: Actor, given: BookingInput, strong: bool
+) -> tuple[Actor, BookingRequest]:
+    """The actor as a member of the organisation the booking is for, and the domain's
+    request: organisation resolved (one of the booker's: booking.memberships), strong
+    identity checked where the premises asks for it (booking.strong_identity), times
+    checked, notes sealed."""
+    organisation_id = memberships.organisation_for_booking(unit.conn, actor, given.organisation_id)
+    strong_identity.check(unit.conn, given.premises_id, actor, strong)
+    actor = memberships.acting_for(actor, organisation_id)
     if given.end <= given.start:
         raise RuleBroken({"end": ["The end must be after the start."]})
     zone = known_zone(unit, given.premises_id)
     if zone is not None:
         check_stated_times({"start": given.start, "end": given.end}, zone)
-    return BookingRequest(
+    return actor, BookingRequest(
         premises_id=given.premises_id,
         slot=Slot(given.start, given.end),
         title=given.title.strip(),
@@ -106,10 +110,17 @@ def _request(unit: Unit, actor: Actor, given: BookingInput) -> BookingRequest:
 
 
 def place_booking(
-    unit: Unit, actor: Actor, given: BookingInput, booking_id: str, now: datetime
+    unit: Unit,
+    actor: Actor,
+    given: BookingInput,
+    booking_id: str,
+    now: datetime,
+    strong: bool = True,
 ) -> Placed:
-    """Book once: `confirmed`, or `pending_approval` where the premises asks for it."""
-    request = _request(unit, actor, given)
+    """Book once: `confirmed`, or `pending_approval` where the premises asks for it.
+    `strong` says the person signed in with strong identification (the API and the pages
+    pass the session's; jobs, the CLI and the demo act for people already vouched for)."""
+    actor, request = _request(unit, actor, given, strong)
     recorded = record(unit, given.premises_id, PlaceBooking(actor, booking_id, request, now))
     zone = zone_of(unit, given.premises_id)
     placed = next(e for e in _events(recorded) if isinstance(e, BookingPlaced))
@@ -124,10 +135,11 @@ def place_series(
     on_conflict: str,
     series_id: str,
     now: datetime,
+    strong: bool = True,
 ) -> SeriesPlaced:
     """Book every occurrence of `rrule` (`on_conflict`: "skip" the ones that fail, or
-    "fail" and book none)."""
-    request = _request(unit, actor, given)
+    "fail" and book none). `strong`: as for `place_booking`."""
+    actor, request = _request(unit, actor, given, strong)
     command = PlaceSeries(actor, series_id, request, rrule, on_conflict, now)
     events = _events(record(unit, given.premises_id, command))
     zone = zone_of(unit, given.premises_id)

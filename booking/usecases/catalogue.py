@@ -102,7 +102,7 @@ def update_premises(
     changes: dict[str, Any],
     expected_version: int | None = None,
 ) -> PremisesChanged:
-    command = UpdatePremises(acting.actor, premises_id, changes, expected_version)
+    command = UpdatePremises(acting.actor, premises_id, changes, expected_version, acting.now)
     recorded = run_premises_command(
         conn, repository, premises_id, command, acting.metadata, now=acting.now
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from booking import strong_identity
 from booking.domain.commands import Actor
 from booking.domain.errors import RuleBroken, StaleVersion
 from booking.domain.popups import DecidePopup, ExpirePopups, RequestPopup, WithdrawPopup
@@ -61,9 +62,13 @@ def request_popup(
     request_id: str,
     booking_id: str,
     now: datetime,
+    strong: bool = True,
 ) -> PopupResult:
     """Ask for a short slot: `pending` (it holds the slot), or `approved` at once where the
-    premises approves free slots by itself (`booking_id` is then placed)."""
+    premises approves free slots by itself (`booking_id` is then placed). `strong` says the
+    person signed in with strong identification (booking.strong_identity; the API and the
+    pages pass the session's)."""
+    strong_identity.check(unit.conn, given.premises_id, actor, strong)
     if given.end <= given.start:
         raise RuleBroken({"end": ["The end must be after the start."]})
     zone = known_zone(unit, given.premises_id)

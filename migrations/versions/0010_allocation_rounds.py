@@ -12,7 +12,7 @@ from alembic import op
 import events.sql
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

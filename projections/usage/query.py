@@ -24,6 +24,7 @@ from sqlalchemy import Text, cast, func, select
 from sqlalchemy.engine import Connection
 
 from events.slot import Slot
+from projections.usage.blocked import blocked_seconds
 from projections.usage.hours import PremisesHours, Segment, open_seconds
 from projections.usage.projection import Usage
 from projections.usage.tables import INDEX, LEAD_EDGES, LEAD_TOP, LEADS, MEASURES, canonical_hours
@@ -35,6 +36,7 @@ MIN_PARTIES = 3
 FIGURES = (
     "open_hours",
     "booked_hours",
+    "blocked_hours",
     "utilisation",
     "bookings",
     "cancellations",
@@ -55,6 +57,7 @@ class UnknownPremises(LookupError):
 @dataclass
 class Group:
     open_s: int = 0
+    blocked_s: int = 0
     measures: list[int] | None = None
     parties: int = 0
 
@@ -182,6 +185,16 @@ def usage(
     ).items():
         groups[outer(premises_id, times, hour)].open_s += seconds
 
+    time_key = _time_key(group_by)
+    for key, seconds in blocked_seconds(
+        conn,
+        places,
+        first,
+        last,
+        lambda premises_id, day, hour: outer(premises_id if by_place else "", time_key(day), hour),
+    ).items():
+        groups[key].blocked_s += seconds
+
     inner: dict[tuple[object, ...], dict[str, Group]] = defaultdict(dict)
     for row in _booked(conn, first, last, group_by, premises_ids):
         row_times = [row[k] for k in TIME_KEYS if k in group_by]
@@ -199,11 +212,14 @@ def usage(
         total = groups[key]
         named = dict(zip(outer_keys, key, strict=True))
         if not by_org:
-            rows.append(_figures(_shown(named, group_by), total.open_s, total.measures))
+            rows.append(
+                _figures(_shown(named, group_by), total.open_s, total.measures, total.blocked_s)
+            )
             continue
         for org_type, part in _broken_down(inner.get(key, {})):
             shown = _shown({**named, "organisation_type": org_type}, group_by)
-            rows.append(_figures(shown, total.open_s, part.measures))
+            # Blocked time belongs to no organisation: each part shows its group's.
+            rows.append(_figures(shown, total.open_s, part.measures, total.blocked_s))
     return rows
 
 
@@ -306,7 +322,9 @@ def median_lead_hours(counts: Sequence[int]) -> float | None:
     return None  # pragma: no cover - the loop always reaches half
 
 
-def _figures(key: dict[str, object], open_s: int, measures: list[int] | None) -> dict[str, Any]:
+def _figures(
+    key: dict[str, object], open_s: int, measures: list[int] | None, blocked_s: int = 0
+) -> dict[str, Any]:
     m = measures or [0] * len(MEASURES)
     booked = m[INDEX["booked_s"]]
     attended = m[INDEX["attendance_n"]]
@@ -315,6 +333,7 @@ def _figures(key: dict[str, object], open_s: int, measures: list[int] | None) ->
         "key": key,
         "open_hours": round(open_s / 3600, 4),
         "booked_hours": round(booked / 3600, 4),
+        "blocked_hours": round(blocked_s / 3600, 4),
         "utilisation": round(min(1.0, booked / open_s), 4) if open_s > 0 else None,
         "bookings": m[INDEX["bookings"]],
         "cancellations": m[INDEX["cancellations"]],

@@ -203,9 +203,36 @@ def _premises(site: Site, app: Any) -> None:
             hourly_price_cents=2500,
             rules={"requires_approval": True},
         ),
+        # A gym that splits in halves: the whole and one half (premises made of spaces).
+        premises_body(
+            "koulu-sali",
+            name={"fi": "Koulun sali", "en": "School gym"},
+            spaces=["koulu-ita", "koulu-lansi"],
+        ),
+        premises_body(
+            "koulu-sali-ita",
+            name={"fi": "Koulun sali, itäpää", "en": "School gym, east end"},
+            spaces=["koulu-ita"],
+        ),
     ):
         response = client.post("/api/v1/premises", json=body, headers=headers)
         assert response.status_code == 201, response.get_json()
+    whole = client.post(
+        "/api/v1/bookings",
+        json={
+            "premises_id": "koulu-sali",
+            "start": datetime.combine(site.day, datetime.min.time(), HELSINKI)
+            .replace(hour=17)
+            .isoformat(),
+            "end": datetime.combine(site.day, datetime.min.time(), HELSINKI)
+            .replace(hour=19)
+            .isoformat(),
+            "title": "Salibandy",
+            "organisation_id": _organisation_id(site),
+        },
+        headers=headers,
+    )
+    assert whole.status_code == 201, whole.get_json()
     placed = client.post(
         "/api/v1/bookings",
         json={

@@ -51,6 +51,8 @@ def test_public_pages_have_no_accessibility_violations(
             "premises-list": "/premises?feature=step_free_access",
             "premises-week": f"/premises/kirjasto-kokoushuone?week={day}",
             "premises-week-en": f"/premises/kirjasto-kokoushuone?week={day}&lang=en",
+            "premises-half-week": f"/premises/koulu-sali-ita?week={day}",
+            "premises-whole-week-sv": f"/premises/koulu-sali?week={day}&lang=sv",
             "registry": "/registry?lang=fi",
             "login": "/login",
             "signup": "/signup",

@@ -172,7 +172,11 @@ def test_admin_creates_a_user_whose_token_works(api: Api) -> None:
 
     me = api.client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
-    assert me.get_json() == {k: v for k, v in created.items() if k != "token"}
+    # users/me also lists the person's organisations (API.md, issue 17).
+    assert me.get_json() == {
+        **{k: v for k, v in created.items() if k != "token"},
+        "organisations": [{"id": api.organisation_id, "name": "Mikkelin Shakkikerho ry"}],
+    }
     # The new booker books for its organisation.
     api.premises("room")
     day = future_weekday(2)

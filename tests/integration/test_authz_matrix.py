@@ -122,6 +122,17 @@ class World:
         me = self.api.client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
         return str(me.get_json()["id"])
 
+    def membership_request(self) -> str:
+        """A new resident's pending request to join the organisation, to be decided."""
+        token = self.api.user("resident")
+        response = self.api.client.post(
+            f"/api/v1/organisations/{self.api.organisation_id}/membership-requests",
+            json={"message": "Jäsen"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 201, response.get_json()
+        return str(response.get_json()["id"])
+
     def headers(self, role: str | None) -> dict[str, str]:
         if role == "booker2":
             return {"Authorization": f"Bearer {self.booker2_token}"}
@@ -291,6 +302,10 @@ def _by_hand(w: World, _: str | None) -> tuple[str, str, Any]:
 
 def _rounds(path: str) -> str:
     return "/api/v1/allocation-rounds" + path
+
+
+def _delete(path: str) -> Call:
+    return lambda w, _: ("DELETE", path.format(w=w), None)
 
 
 TABLE: tuple[Rule, ...] = (
@@ -533,6 +548,55 @@ TABLE: tuple[Rule, ...] = (
     ),
     Rule("GET", "/healthz", EVERYONE, _get("/healthz")),
     Rule("GET", "/api/v1/openapi.json", EVERYONE, _get("/api/v1/openapi.json")),
+    Rule("GET", "/api/v1/users/me/sessions", SIGNED_IN, _get("/api/v1/users/me/sessions")),
+    Rule("DELETE", "/api/v1/users/me/sessions", SIGNED_IN, _delete("/api/v1/users/me/sessions")),
+    # Only one's own sessions can be ended: anyone else's (or none) is not found.
+    Rule(
+        "DELETE",
+        "/api/v1/users/me/sessions/<session_id>",
+        frozenset(),
+        _delete("/api/v1/users/me/sessions/someone-elses"),
+        denied_as=404,
+    ),
+    Rule(
+        "POST",
+        "/api/v1/users/<user_id>/disable",
+        frozenset({"admin"}),
+        _post("/api/v1/users/{id}/disable", {}, World.person),
+    ),
+    Rule(
+        "POST",
+        "/api/v1/organisations/<organisation_id>/membership-requests",
+        SIGNED_IN,
+        lambda w, _: (
+            "POST",
+            f"/api/v1/organisations/{w.api.organisation('Uusi ry')}/membership-requests",
+            {"message": "Jäsen"},
+        ),
+    ),
+    Rule("GET", "/api/v1/membership-requests", STAFF, _get("/api/v1/membership-requests")),
+    Rule(
+        "POST",
+        "/api/v1/membership-requests/<request_id>/approve",
+        STAFF,
+        _post("/api/v1/membership-requests/{id}/approve", {}, World.membership_request),
+    ),
+    Rule(
+        "POST",
+        "/api/v1/membership-requests/<request_id>/reject",
+        STAFF,
+        _post(
+            "/api/v1/membership-requests/{id}/reject", {"reason": "Ei"}, World.membership_request
+        ),
+    ),
+    # Leaving is for organisations joined by request: none here, so not found for anyone.
+    Rule(
+        "DELETE",
+        "/api/v1/users/me/organisations/<organisation_id>",
+        frozenset(),
+        _delete("/api/v1/users/me/organisations/{w.api.organisation_id}"),
+        denied_as=404,
+    ),
 )
 
 

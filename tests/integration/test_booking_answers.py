@@ -5,7 +5,7 @@ handler's load and the decision."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -60,11 +60,13 @@ def test_a_command_of_the_premises_between_read_and_decision_is_read_back(
     first = api.book("hall", local(day, 10), local(day, 11)).get_json()
     other = api.book("hall", local(day, 12), local(day, 13)).get_json()
 
-    def another_first(conn: Any, repository: Any, premises_id: str, *rest: Any) -> Any:
+    def another_first(
+        conn: Any, repository: Any, premises_id: str, *rest: Any, now: datetime
+    ) -> Any:
         staff = Actor("someone-of-staff", "staff")
-        approve = DecideBooking(staff, other["id"], True, "", datetime.now(UTC))
-        run_premises_command(conn, repository, premises_id, approve, Metadata(actor=None))
-        return run_premises_command(conn, repository, premises_id, *rest)
+        approve = DecideBooking(staff, other["id"], True, "", now)
+        run_premises_command(conn, repository, premises_id, approve, Metadata(actor=None), now=now)
+        return run_premises_command(conn, repository, premises_id, *rest, now=now)
 
     monkeypatch.setattr(unit, "run_premises_command", another_first)
     cancelled = api.post(f"/api/v1/bookings/{first['id']}/cancel", {"reason": "Ei"}, role="booker")

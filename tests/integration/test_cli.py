@@ -177,6 +177,7 @@ def test_create_user_prints_a_token_that_works_for_users_me(
         "role": "booker",
         "organisation_id": organisation_id,
         "language": "en",
+        "organisations": [{"id": organisation_id, "name": "Otavan kyläyhdistys ry"}],
     }
     wrong = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}x"})
     assert wrong.status_code == 401
@@ -343,7 +344,7 @@ def test_demo_load_summarises_and_prints_working_demo_accounts(
     summary = loaded_demo.stdout
     placed = int(re.search(r"bookings\s+([\d,]+) placed", summary).group(1).replace(",", ""))  # type: ignore[union-attr]
     assert placed >= DEMO_BOOKINGS
-    assert re.search(r"premises\s+37 \(\d+ free of charge\) in 15 districts", summary)
+    assert re.search(r"premises\s+47 \(\d+ free of charge\) in 15 districts", summary)
     with read_transaction(demo_engine) as conn:
         live = conn.execute(select(bookings_table.c.id)).all()
     assert len(live) == placed  # refused attempts leave no row, every placed booking one

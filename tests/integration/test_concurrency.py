@@ -435,6 +435,7 @@ def test_exclusion_constraint_refuses_an_overlapping_busy_row(postgres_url: str)
         start = datetime(2027, 3, 2, 10, tzinfo=UTC)
         row = {
             "premises_id": "hall",
+            "space_id": "hall-floor",
             "kind": "booking",
             "start": start,
             "end": start + timedelta(hours=1),
@@ -471,9 +472,14 @@ def test_exclusion_constraint_refuses_an_overlapping_busy_row(postgres_url: str)
                     }
                 )
             )
-        # Another premises may use the same time.
-        with write_transaction(engine) as conn:
+        # Another premises sharing the space may not (a hall's half and the whole)…
+        sharing = pytest.raises(IntegrityError, match="availability_busy_no_overlap")
+        with sharing, write_transaction(engine) as conn:
             conn.execute(busy_table.insert().values(**{**row, "premises_id": "x", "ref_id": "x"}))
+        # …but any premises may use the same time on another space.
+        with write_transaction(engine) as conn:
+            other = {**row, "premises_id": "x", "ref_id": "x", "space_id": "x-floor"}
+            conn.execute(busy_table.insert().values(**other))
     finally:
         engine.dispose()
 

@@ -228,3 +228,25 @@ def test_a_load_keeps_every_rule_and_is_the_same_every_time(
     assert loaded.events == reference.loaded.events
     assert loaded.tally == reference.loaded.tally
     assert table_checksum(engine, bookings_table, _portable(engine)) == reference.checksum
+
+
+def test_gyms_divide_and_rooms_combine_and_the_history_books_wholes_and_parts() -> None:
+    """API.md, premises made of spaces: four gyms divide (halves or thirds), two library rooms
+    combine; the history books the wholes and their parts, never both at one time."""
+    by_spaces = {p.premises_id: set(p.profile.get("spaces") or [p.premises_id]) for p in CATALOGUE}
+    wholes = {
+        whole: [part for part, mine in by_spaces.items() if part != whole and mine < spaces]
+        for whole, spaces in by_spaces.items()
+        if len(spaces) > 1
+    }
+    assert len([w for w, parts in wholes.items() if len(parts) >= 2]) >= 5
+    gyms = [w for w in wholes if PROFILES[w]["capacity"] >= 40]
+    assert len(gyms) >= 4
+    plan = Planner(7, ANCHOR, _people()).plan(4000)
+    placed = Counter(
+        s.command.request.premises_id
+        for s in plan.steps
+        if isinstance(s.command, PlaceBooking | PlaceSeries)
+    )
+    for whole, parts in wholes.items():
+        assert placed[whole] > 0 and sum(placed[p] for p in parts) > 0, whole

@@ -13,7 +13,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from booking import accounts
-from booking.pages import signin
 from events.sql import write_transaction
 from tests.conftest import Api
 
@@ -86,15 +85,9 @@ class Site:
 
 @pytest.fixture(autouse=True)
 def _fresh_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The sign-in limiter counts per process: every test starts from zero. Passwords are
-    hashed with the cheapest Argon2 settings here (verification reads them from the hash)."""
+    """Passwords are hashed with the cheapest Argon2 settings here (verification reads them
+    from the hash). Sign-in limits live in each test's own fresh database."""
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
-    for limiter in (
-        signin.failures_per_email,
-        signin.failures_per_client,
-        signin.links_per_client,
-    ):
-        limiter._hits.clear()
     yield
 
 

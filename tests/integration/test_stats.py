@@ -172,6 +172,7 @@ def test_march_by_month(history: Api) -> None:
             "key": {"month": "2025-03"},
             "open_hours": 743.0,  # 31 days of 24 hours, less the hour the clocks skip
             "booked_hours": 3.0,
+            "blocked_hours": 0.0,  # no premises shares its floor
             "utilisation": round(3 / 743, 4),
             "bookings": 1,
             "cancellations": 0,

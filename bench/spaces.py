@@ -1,0 +1,171 @@
+"""What premises made of spaces cost (issue 15), ratios taken in one run.
+
+(a) A booking of a one-space premises and of a three-space premises (a gym whose three
+    thirds are premises too, so its decision reads what they hold) through the command
+    layer, as bench.booking_commands times it: interleaved blocks on one database, target
+    three-space ≤ 1.3 × one-space.
+(b) The one-space figure against the commit before spaces: run this same file in a work
+    tree of that commit with `--one-space-only` (it needs nothing spaces added), alternating
+    old and new runs; target new ≤ 1.1 × old. `--label` names the run in the output.
+(c) Availability of a month (GET /api/v1/premises/{id}/availability) of a half whose whole is
+    booked, and the search (GET /api/v1/availability) over every premises, in-process:
+    p95 within 5 ms and 20 ms.
+
+    python -m bench.spaces [--quick] [--databases sqlite,postgresql] [--count N]
+
+2026-12-07 00:01–00:04 UTC, 2 shared CPUs at load 15–20 (wall-clock figures are noise at
+that load; CPU time of this process is what the ratios use), 300 bookings a path, runs
+alternating main (692fa6b, `--one-space-only`) and this branch, twice:
+
+    one-space booking, CPU p50 ms   main 2.01, 1.76 | spaces 2.13, 2.02  (SQLite)
+                                    main 3.98, 3.62 | spaces 5.06, 3.41  (PostgreSQL)
+    three-space ÷ one-space (CPU)   1.14, 1.07 (SQLite) · 1.09, 1.11 (PostgreSQL)  ≤ 1.3
+    availability month, CPU p95     2.2–3.4 ms ≤ 5 · search CPU p95 5.0–6.8 ms ≤ 20
+
+A one-space booking now sends one more statement (what others hold on its spaces, empty
+for a space nobody shares): about +5–10 % CPU, within the 10 % on these runs' means but
+not by a margin that this machine's noise can confirm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from bench import common
+from booking.domain.commands import BookingRequest, PlaceBooking
+from booking.service import Outcome, PremisesRepository, execute, run_premises_command
+from events.slot import Slot
+from events.store import Metadata
+
+ZONE = ZoneInfo("Europe/Helsinki")
+PER_KIND = 4  # premises of each kind, bookings spread over them
+HOURS = range(8, 22)
+PARTS = ("a", "b", "c")
+
+
+def slot_of(first_day: datetime, i: int) -> Slot:
+    nth = i // PER_KIND
+    day = first_day.date() + timedelta(days=nth // len(HOURS))
+    start = datetime(day.year, day.month, day.day, HOURS[nth % len(HOURS)], tzinfo=ZONE)
+    return Slot(start, start + timedelta(hours=1))
+
+
+def booking(
+    engine: Engine,
+    repository: PremisesRepository,
+    booker: common.Person,
+    premises: list[str],
+    first_day: datetime,
+) -> Callable[[int], object]:
+    actor = booker.actor
+
+    def place(i: int) -> None:
+        premises_id, slot = premises[i % PER_KIND], slot_of(first_day, i)
+        request = BookingRequest(premises_id, slot, "Vuoro", 5, False, "", actor.organisation_id)
+        command = PlaceBooking(actor, str(uuid.uuid4()), request, datetime.now(UTC))
+
+        def handle(conn: Connection) -> Outcome:
+            run_premises_command(
+                conn, repository, premises_id, command, Metadata(actor.user_id), now=command.now
+            )
+            return Outcome(201, {})
+
+        execute(engine, handle)
+
+    return place
+
+
+def run(kind: str, count: int, one_space_only: bool, label: str) -> None:
+    with common.migrated_engine(kind) as engine:
+        app = common.bench_app(engine)
+        repository = common.repository_of(app)
+        staff = common.new_person(engine, "staff")
+        booker = common.new_person(engine, "booker")
+        rules = {"min_notice_minutes": 0, "max_advance_days": 3650}
+        ones = [f"one-{n}" for n in range(PER_KIND)]
+        for premises_id in ones:
+            profile = common.premises_profile(premises_id, rules=rules)
+            common.register_premises(engine, repository, staff.actor, premises_id, profile)
+        first_day = datetime.now(UTC).astimezone(ZONE) + timedelta(days=2)
+        operations = {"one-space premises": booking(engine, repository, booker, ones, first_day)}
+        wholes = [f"three-{n}" for n in range(PER_KIND)]
+        if not one_space_only:
+            for whole in wholes:
+                spaces = [f"{whole}-{p}" for p in PARTS]
+                profile = common.premises_profile(whole, rules=rules, spaces=spaces)
+                common.register_premises(engine, repository, staff.actor, whole, profile)
+                for part, space in zip(PARTS, spaces, strict=True):
+                    profile = common.premises_profile(space, rules=rules, spaces=[space])
+                    common.register_premises(
+                        engine, repository, staff.actor, f"{whole}-{part}", profile
+                    )
+            later = first_day + timedelta(days=3650 // 2)
+            operations["three-space premises"] = booking(engine, repository, booker, wholes, later)
+        samples = common.interleave(operations, count)
+        one = samples["one-space premises"]
+        one_cpu = sum(one.cpu_seconds)
+        rows = [[f"{label} {kind}", name, s.count, common.millis(s.p50), common.millis(s.p95),
+                 common.millis(s.cpu_p(50)), common.per_second(s.rate),
+                 common.ratio(s.total / one.total), common.ratio(sum(s.cpu_seconds) / one_cpu)]
+                for name, s in samples.items()]  # fmt: skip
+        common.print_table(
+            f"(a, b) bookings through the command layer · {common.machine()}",
+            ["run", "path", "n", "p50 ms", "p95 ms", "cpu p50", "per s", "× one", "cpu × one"],
+            rows,
+        )
+        if one_space_only:
+            return
+        client = app.test_client()
+        # A month of a third whose whole is booked every day, and the search over all.
+        month = first_day.date() + timedelta(days=3650 // 2)
+        asks: dict[str, Callable[[int], object]] = {
+            "availability, a month of a third": lambda i: client.get(
+                f"/api/v1/premises/three-{i % PER_KIND}-a/availability"
+                f"?from={month + timedelta(days=i % 60)}&to={month + timedelta(days=i % 60 + 30)}"
+            ),
+            "availability, a month of a one-space": lambda i: client.get(
+                f"/api/v1/premises/one-{i % PER_KIND}/availability"
+                f"?from={first_day.date() + timedelta(days=i % 60)}"
+                f"&to={first_day.date() + timedelta(days=i % 60 + 30)}"
+            ),
+            "search, 2 h over every premises": lambda i: client.get(
+                "/api/v1/availability",
+                query_string={
+                    "start": (first_day + timedelta(days=i % 20, hours=1)).isoformat(),
+                    "end": (first_day + timedelta(days=i % 20, hours=3)).isoformat(),
+                },
+            ),
+        }
+        found = common.interleave(asks, max(50, count // 2))
+        targets = {"search, 2 h over every premises": 0.020}
+        common.print_table(
+            "(c) reads, in-process test client",
+            ["run", "read", "n", "p50 ms", "p95 ms", "cpu p95", "target p95"],
+            [
+                [f"{label} {kind}", name, s.count, common.millis(s.p50), common.millis(s.p95),
+                 common.millis(s.cpu_p(95)), f"≤ {common.millis(targets.get(name, 0.005))}"]
+                for name, s in found.items()
+            ],
+        )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__)
+    parser.add_argument("--count", type=int, default=600, help="timed bookings per path")
+    parser.add_argument("--one-space-only", action="store_true", help="(b): the old commit")
+    parser.add_argument("--label", default="", help="names this run in the tables")
+    args: argparse.Namespace = parser.parse_args(argv)
+    count = 100 if args.quick else args.count
+    for kind in common.chosen_databases(args):
+        run(kind, count, args.one_space_only, args.label)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Premises made of spaces: what other premises that share a space hold, and the rules for it.
+
+A space is a piece of floor; a premises occupies one or more (`PremisesState.spaces`). A
+whole hall and its halves share spaces, so a booking of the whole blocks both halves and a
+half blocks the whole, while the halves never block each other (API.md, "Premises made of
+spaces"). The premises' own bookings live in its state; what *other* premises hold on its
+spaces arrives here as `Shared`, read under the guard of every space concerned
+(booking/service.py) — the decider stays a pure function of what it is handed.
+
+Two holdings conflict when their premises share a space and their times overlap, each
+followed by its own premises' buffer: [start, end + buffer) of the one meets that of the
+other. For two bookings of one premises that is exactly the rule `PremisesState` keeps
+(its buffer on both sides); it is also what PostgreSQL's exclusion constraint per space
+checks (projections/availability.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot
+
+MAX_SPACES = 20
+SPACE_ID_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class Occupied:
+    """A booking, hold or closure of another premises on a space this one occupies."""
+
+    premises_id: str  # the other premises (shown as `via`)
+    ref_id: str  # its booking, pop-up request or closure id
+    kind: str  # booking | hold | closure
+    slot: Slot
+    buffer: timedelta  # the other premises' buffer, kept after its slot
+
+    @property
+    def blocked(self) -> Slot:
+        """The span it keeps from others: its slot and its own premises' buffer after."""
+        return Slot.of_utc(self.slot.start, self.slot.end + self.buffer)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What other premises hold on the spaces a decision concerns, meeting `window`."""
+
+    window: Slot | None = None
+    items: tuple[Occupied, ...] = field(default_factory=tuple)
+
+    def holding(self, slot: Slot, buffer: timedelta) -> list[Occupied]:
+        """Bookings and holds that a slot of ours (followed by our `buffer`) would meet."""
+        mine = Slot.of_utc(slot.start, slot.end + buffer)
+        return [o for o in self.items if o.kind != "closure" and o.blocked.overlaps(mine)]
+
+    def closed(self, slot: Slot) -> list[Occupied]:
+        """Closures of premises sharing a space with ours that meet `slot`."""
+        return [o for o in self.items if o.kind == "closure" and o.slot.overlaps(slot)]
+
+
+NOTHING_SHARED = Shared()
+
+
+def reach(slot: Slot) -> Slot:
+    """How far around `slot` others' holdings may matter: their buffers and ours."""
+    return slot.padded(LONGEST_BUFFER)
+
+
+def series_reach(first: Slot, max_advance_days: int) -> Slot:
+    """A series' occurrences lie between its first start and the premises' horizon."""
+    horizon = first.start + timedelta(days=max_advance_days) + LONGEST_BOOKING
+    return Slot(first.start, max(horizon, first.end)).padded(LONGEST_BUFFER)
+
+
+def space_problems(spaces: object) -> list[str]:
+    """What is wrong with a list of space ids (a new id is fine: naming it creates it)."""
+    if not isinstance(spaces, list) or not all(isinstance(s, str) for s in spaces):
+        return ["Give a list of space ids."]
+    problems = []
+    if not spaces:
+        problems.append("A premises occupies at least one space.")
+    if len(spaces) > MAX_SPACES:
+        problems.append(f"A premises occupies at most {MAX_SPACES} spaces.")
+    if len(set(spaces)) != len(spaces):
+        problems.append("Name each space once.")
+    if any(not s.strip() or len(s) > SPACE_ID_LENGTH for s in spaces):
+        problems.append(f"A space id is 1 to {SPACE_ID_LENGTH} characters, not blank.")
+    return problems
+
+
+def sorted_spaces(spaces: Iterable[str]) -> list[str]:
+    return sorted(set(spaces))
+
+
+def by_premises(items: Sequence[Occupied]) -> dict[str, list[Occupied]]:
+    found: dict[str, list[Occupied]] = {}
+    for item in items:
+        found.setdefault(item.premises_id, []).append(item)
+    return found

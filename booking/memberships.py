@@ -1,0 +1,257 @@
+"""Organisations people join (API.md "Signing in with OpenID Connect, and organisations").
+
+A signed-in person asks to join an organisation; staff approve or reject (never the person
+who asked). An approved resident becomes a `booker`. A person's organisations are the one
+they were created with (`users.organisation_id`) and every approved membership; a person in
+several names the one a booking is for. The request's message is the person's own text:
+sealed under their key (booking.privacy), like every personal text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from booking.accounts import User
+from booking.domain.commands import Actor
+from booking.domain.errors import InvalidState, NotAllowed, NotFound, RuleBroken
+from booking.privacy import Vault
+from booking.tables import metadata, organisations, users
+from events.sql import UTCDateTime
+
+STAFF = ("staff", "admin")
+STATUSES = ("pending", "approved", "rejected")
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", String(64), ForeignKey("users.id"), primary_key=True),
+    Column("organisation_id", String(64), ForeignKey("organisations.id"), primary_key=True),
+    Column("joined_at", UTCDateTime, nullable=False),
+)
+
+membership_requests = Table(
+    "membership_requests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("organisation_id", String(64), ForeignKey("organisations.id"), nullable=False),
+    Column("user_id", String(64), ForeignKey("users.id"), nullable=False),
+    Column("message", Text, nullable=False),  # sealed under the person's key
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),  # staff's reason for a rejection (no personal data asked)
+    Column("decided_by", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime),
+    Index("ix_membership_requests_status", "status", "created_at"),
+)
+
+
+@dataclass(frozen=True)
+class Organisation:
+    id: str
+    name: str
+
+
+def organisations_of(conn: Connection, user_id: str) -> list[Organisation]:
+    """The person's organisations, by name: the one they were made with and those joined."""
+    joined = select(memberships.c.organisation_id).where(memberships.c.user_id == user_id)
+    own = select(users.c.organisation_id).where(
+        users.c.id == user_id, users.c.organisation_id.is_not(None)
+    )
+    rows = conn.execute(
+        select(organisations.c.id, organisations.c.name)
+        .where(organisations.c.id.in_(joined.union(own).scalar_subquery()))
+        .order_by(organisations.c.name, organisations.c.id)
+    )
+    return [Organisation(r.id, r.name) for r in rows]
+
+
+def organisation_for_booking(conn: Connection, actor: Actor, asked: str | None) -> str | None:
+    """The organisation a booking is for: staff may name any (or none); a member names one of
+    theirs — 422 when they belong to several and name none, 403 for one not theirs."""
+    if actor.is_staff:
+        return asked or actor.organisation_id
+    mine = [o.id for o in organisations_of(conn, actor.user_id)]
+    if asked:
+        if asked not in mine:
+            raise NotAllowed("You may book only for an organisation you belong to.")
+        return asked
+    if len(mine) > 1:
+        raise RuleBroken({"organisation_id": ["You belong to several organisations: name one."]})
+    return mine[0] if mine else actor.organisation_id
+
+
+def acting_for(actor: Actor, organisation_id: str | None) -> Actor:
+    """The person as a member of the organisation `organisation_for_booking` chose."""
+    if actor.is_staff:
+        return actor
+    return replace(actor, organisation_id=organisation_id)
+
+
+def ask(
+    conn: Connection,
+    vault: Vault,
+    user: User,
+    organisation_id: str,
+    message: str,
+    request_id: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """A pending request to join; 404 for no such organisation, 409 when already a member
+    or already asking."""
+    if not conn.execute(
+        select(organisations.c.id).where(organisations.c.id == organisation_id)
+    ).first():
+        raise NotFound(f"No organisation {organisation_id!r}.")
+    if any(o.id == organisation_id for o in organisations_of(conn, user.id)):
+        raise InvalidState("You are a member of this organisation already.")
+    r = membership_requests.c
+    if conn.execute(
+        select(r.id).where(
+            r.user_id == user.id, r.organisation_id == organisation_id, r.status == "pending"
+        )
+    ).first():
+        raise InvalidState("You have asked to join this organisation already.")
+    conn.execute(
+        insert(membership_requests).values(
+            id=request_id,
+            organisation_id=organisation_id,
+            user_id=user.id,
+            message=vault.seal_for(conn, user.id, message),
+            status="pending",
+            created_at=now,
+        )
+    )
+    return request_json(conn, vault, request_id)
+
+
+def request_json(conn: Connection, vault: Vault, request_id: str) -> dict[str, Any]:
+    r = membership_requests.c
+    row = conn.execute(
+        select(membership_requests, organisations.c.name.label("organisation_name"))
+        .join(organisations, organisations.c.id == r.organisation_id)
+        .where(r.id == request_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"No membership request {request_id!r}.")
+    return _json(row, vault.reader(conn))
+
+
+def _json(row: Any, personal: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": row.status,
+        "organisation_id": row.organisation_id,
+        "organisation_name": row.organisation_name,
+        "user_id": row.user_id,
+        "message": personal.open(row.message),
+        "reason": row.reason,
+        "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
+        "decided_at": row.decided_at.isoformat().replace("+00:00", "Z") if row.decided_at else None,
+    }
+
+
+def listed(
+    conn: Connection, vault: Vault, status: str | None, user_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Requests, oldest first: those of `status` and of `user_id` when given."""
+    r = membership_requests.c
+    query = (
+        select(membership_requests, organisations.c.name.label("organisation_name"))
+        .join(organisations, organisations.c.id == r.organisation_id)
+        .order_by(r.created_at, r.id)
+    )
+    if status:
+        query = query.where(r.status == status)
+    if user_id:
+        query = query.where(r.user_id == user_id)
+    personal = vault.reader(conn)
+    return [_json(row, personal) for row in conn.execute(query)]
+
+
+def listed_for(conn: Connection, vault: Vault, user_id: str) -> list[dict[str, Any]]:
+    return listed(conn, vault, None, user_id)
+
+
+def decide(
+    conn: Connection,
+    vault: Vault,
+    staff: User,
+    request_id: str,
+    approve: bool,
+    reason: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Approve (the person joins; a resident becomes a booker) or reject a pending request."""
+    r = membership_requests.c
+    row = conn.execute(select(membership_requests).where(r.id == request_id)).first()
+    if row is None:
+        raise NotFound(f"No membership request {request_id!r}.")
+    if row.user_id == staff.id:
+        raise NotAllowed("Someone else decides your own request to join.")
+    if row.status != "pending":
+        raise InvalidState(f"The request is {row.status} already.")
+    changed = conn.execute(
+        update(membership_requests)
+        .where(r.id == request_id, r.status == "pending")
+        .values(
+            status="approved" if approve else "rejected",
+            reason=None if approve else (reason or ""),
+            decided_by=staff.id,
+            decided_at=now,
+        )
+    ).rowcount
+    if not changed:  # decided by someone else meanwhile
+        raise InvalidState("The request was decided already.")
+    if approve:
+        conn.execute(
+            insert(memberships).values(
+                user_id=row.user_id, organisation_id=row.organisation_id, joined_at=now
+            )
+        )
+        person = conn.execute(
+            select(users.c.role, users.c.organisation_id).where(users.c.id == row.user_id)
+        ).one()
+        if person.role == "resident":
+            conn.execute(
+                update(users)
+                .where(users.c.id == row.user_id)
+                .values(role="booker", organisation_id=row.organisation_id)
+            )
+    return request_json(conn, vault, request_id)
+
+
+def leave(conn: Connection, user: User, organisation_id: str) -> None:
+    """Leave an organisation joined through a request (404 when not a member that way)."""
+    gone = conn.execute(
+        delete(memberships).where(
+            memberships.c.user_id == user.id, memberships.c.organisation_id == organisation_id
+        )
+    ).rowcount
+    if not gone:
+        raise NotFound("You are not a member of that organisation through a request.")
+    if user.organisation_id == organisation_id and user.role == "booker":
+        rest = [o.id for o in organisations_of(conn, user.id) if o.id != organisation_id]
+        conn.execute(
+            update(users)
+            .where(users.c.id == user.id)
+            .values(
+                organisation_id=rest[0] if rest else None,
+                role="booker" if rest else "resident",
+            )
+        )

@@ -1,0 +1,158 @@
+"""Premises with `rules.requires_strong_identity` take bookings, series and pop-up requests
+only from sessions that signed in strongly; staff acting on behalf are not asked; everyone
+else gets 403 `urn:tilavaraus:problem:strong-identity-required`, and the pages say how to
+sign in strongly. Both databases.
+
+A strong session is made with booking.sessions directly, as the OpenID Connect callback
+makes it (the whole flow against a real provider: tests/browser/test_oidc_browser.py)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from booking import sessions
+from booking.auth import COOKIE
+from events.sql import write_transaction
+from tests.conftest import future_weekday, local
+from tests.integration.test_pages_helpers import PASSWORD, Site, _fresh_limits, site, text
+
+__all__ = ["_fresh_limits", "site"]
+STRONG_ONLY = "strong-room"
+_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+DAY = future_weekday(2)
+
+
+def session_client(site: Site, role: str, strong: bool) -> tuple[FlaskClient, str]:
+    """A browser signed in as `role`, strongly or not; and its CSRF token."""
+    user_id = site.user_id(role)
+    with write_transaction(site.api.engine) as conn:
+        made = sessions.start(
+            conn, user_id, datetime.now(UTC), str(uuid.uuid4()), "oidc", strong=strong
+        )
+    client = site.app.test_client()
+    client.set_cookie(COOKIE, made.secret)
+    found = _META.search(text(client.get("/")))
+    assert found
+    return client, found.group(1)
+
+
+def premises(site: Site) -> None:
+    site.api.premises(STRONG_ONLY, rules={"requires_strong_identity": True, "popup_allowed": True})
+    site.api.premises("room", rules={"popup_allowed": True})
+
+
+def booking(premises_id: str, hour: int) -> dict[str, Any]:
+    return {
+        "premises_id": premises_id,
+        "start": local(DAY, hour).isoformat(),
+        "end": local(DAY, hour + 1).isoformat(),
+        "title": "Kerhoilta",
+        "attendees": 5,
+        "organisation_id": None,
+    }
+
+
+def popup(premises_id: str) -> dict[str, Any]:
+    start = datetime.now(UTC) + timedelta(days=2)
+    start = start.replace(minute=0, second=0, microsecond=0)
+    start = local(start.astimezone(local(DAY, 0).tzinfo).date(), 12)
+    return {
+        "premises_id": premises_id,
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "title": "Pop-up",
+        "description": "",
+        "expected_attendees": 3,
+    }
+
+
+def _is_strong_refusal(response: Any) -> None:
+    assert response.status_code == 403, response.get_json()
+    body = response.get_json()
+    assert body["type"] == "urn:tilavaraus:problem:strong-identity-required"
+    assert response.mimetype == "application/problem+json"
+
+
+def test_the_rule_is_kept_and_shown(site: Site) -> None:
+    premises(site)
+    shown = site.api.get(f"/api/v1/premises/{STRONG_ONLY}").get_json()
+    assert shown["rules"]["requires_strong_identity"] is True
+    assert site.api.get("/api/v1/premises/room").get_json()["rules"].get(
+        "requires_strong_identity"
+    ) in (False, None)
+
+
+def test_bookings_need_a_strong_session(site: Site) -> None:
+    premises(site)
+    body = {k: v for k, v in booking(STRONG_ONLY, 10).items() if k != "organisation_id"}
+    # A bearer token is no strong sign-in.
+    _is_strong_refusal(site.api.post("/api/v1/bookings", body, role="booker"))
+    weak, weak_csrf = session_client(site, "booker", strong=False)
+    _is_strong_refusal(
+        weak.post("/api/v1/bookings", json=body, headers={"X-CSRF-Token": weak_csrf})
+    )
+    strong, strong_csrf = session_client(site, "booker", strong=True)
+    placed = strong.post("/api/v1/bookings", json=body, headers={"X-CSRF-Token": strong_csrf})
+    assert placed.status_code == 201, placed.get_json()
+    # Premises without the rule take the weak session's booking.
+    other = {**body, "premises_id": "room"}
+    ok = weak.post("/api/v1/bookings", json=other, headers={"X-CSRF-Token": weak_csrf})
+    assert ok.status_code == 201, ok.get_json()
+
+
+def test_staff_on_behalf_are_not_asked(site: Site) -> None:
+    premises(site)
+    body = {**booking(STRONG_ONLY, 12), "organisation_id": site.api.organisation_id}
+    placed = site.api.post("/api/v1/bookings", body, role="staff")
+    assert placed.status_code == 201, placed.get_json()
+
+
+def test_series_need_a_strong_session(site: Site) -> None:
+    premises(site)
+    body = {
+        **{k: v for k, v in booking(STRONG_ONLY, 14).items() if k != "organisation_id"},
+        "rrule": "FREQ=WEEKLY;COUNT=2",
+        "on_conflict": "skip",
+    }
+    _is_strong_refusal(site.api.post("/api/v1/booking-series", body, role="booker"))
+
+
+def test_popup_requests_need_a_strong_session(site: Site) -> None:
+    premises(site)
+    weak, weak_csrf = session_client(site, "resident", strong=False)
+    refused = weak.post(
+        "/api/v1/popup-requests", json=popup(STRONG_ONLY), headers={"X-CSRF-Token": weak_csrf}
+    )
+    _is_strong_refusal(refused)
+    strong, strong_csrf = session_client(site, "resident", strong=True)
+    made = strong.post(
+        "/api/v1/popup-requests", json=popup(STRONG_ONLY), headers={"X-CSRF-Token": strong_csrf}
+    )
+    assert made.status_code == 201, made.get_json()
+
+
+def test_the_booking_page_says_how_to_sign_in_strongly(site: Site) -> None:
+    premises(site)
+    client, csrf = session_client(site, "booker", strong=False)
+    client.get("/?lang=en")
+    response = client.post(
+        "/bookings/new",
+        data={
+            "csrf_token": csrf,
+            "premises_id": STRONG_ONLY,
+            "date": DAY.isoformat(),
+            "start": "16:00",
+            "end": "17:00",
+            "title": "Kerhoilta",
+            "attendees": "5",
+        },
+    )
+    assert response.status_code == 403
+    page = text(response)
+    assert "Strong identification needed" in page
+    assert PASSWORD not in page
