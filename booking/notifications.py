@@ -12,15 +12,18 @@ once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
+from babel.support import NullTranslations
 from sqlalchemy import String, bindparam, select, type_coerce
 from sqlalchemy.engine import Connection
 
+from booking import reasons
+from booking.i18n import translations
 from booking.outbox import Mail, enqueue
 from booking.tables import users
 from events.catalog import (
@@ -42,144 +45,109 @@ from projections.bookings import bookings_table
 from projections.catalogue import premises_table
 from projections.popups import popups_table
 
-TEXTS: dict[str, dict[str, tuple[str, str]]] = {
-    # kind: language: (subject, body); fields: {premises}, {when}, {title}, {reason}, {count}
-    "confirmed": {
-        "fi": (
-            "Varaus vahvistettu: {premises}",
-            "Varauksesi {title} on vahvistettu.\n{premises}, {when}.",
-        ),
-        "en": (
-            "Booking confirmed: {premises}",
-            "Your booking {title} is confirmed.\n{premises}, {when}.",
-        ),
-    },
-    "pending": {
-        "fi": (
-            "Varaus odottaa hyväksyntää: {premises}",
-            "Varauksesi {title} odottaa henkilökunnan hyväksyntää. Aika on pidetty sinulle.\n{premises}, {when}.",
-        ),
-        "en": (
-            "Booking awaits approval: {premises}",
-            "Your booking {title} awaits approval by staff. The slot is held for you.\n{premises}, {when}.",
-        ),
-    },
-    "series": {
-        "fi": (
-            "Sarjavaraus tehty: {premises}",
-            "Sarjavarauksesi {title} on tehty: {count} kertaa, ensimmäinen {when}.\n{premises}.",
-        ),
-        "en": (
-            "Recurring booking placed: {premises}",
-            "Your recurring booking {title} is placed: {count} times, the first {when}.\n{premises}.",
-        ),
-    },
-    "approved": {
-        "fi": (
-            "Varaus hyväksytty: {premises}",
-            "Varauksesi {title} on hyväksytty.\n{premises}, {when}.",
-        ),
-        "en": (
-            "Booking approved: {premises}",
-            "Your booking {title} is approved.\n{premises}, {when}.",
-        ),
-    },
-    "rejected": {
-        "fi": (
-            "Varausta ei hyväksytty: {premises}",
-            "Varaustasi {title} ei hyväksytty.\nSyy: {reason}\n{premises}, {when}.",
-        ),
-        "en": (
-            "Booking rejected: {premises}",
-            "Your booking {title} was rejected.\nReason: {reason}\n{premises}, {when}.",
-        ),
-    },
-    "cancelled": {
-        "fi": (
-            "Varaus peruttu: {premises}",
-            "Varaus {title} on peruttu.\nSyy: {reason}\n{premises}, {when}.",
-        ),
-        "en": (
-            "Booking cancelled: {premises}",
-            "The booking {title} is cancelled.\nReason: {reason}\n{premises}, {when}.",
-        ),
-    },
-    "series_cancelled": {
-        "fi": (
-            "Sarjavaraus peruttu: {premises}",
-            "Sarjavarauksen {title} tulevat kerrat ({count}) on peruttu.\nSyy: {reason}\n{premises}.",
-        ),
-        "en": (
-            "Recurring booking cancelled: {premises}",
-            "The coming occurrences ({count}) of {title} are cancelled.\nReason: {reason}\n{premises}.",
-        ),
-    },
-    "popup_approved": {
-        "fi": (
-            "Pop-up hyväksytty: {premises}",
-            "Pop-up-pyyntösi {title} on hyväksytty.\n{premises}, {when}.",
-        ),
-        "en": (
-            "Pop-up approved: {premises}",
-            "Your pop-up request {title} is approved.\n{premises}, {when}.",
-        ),
-    },
-    "popup_rejected": {
-        "fi": (
-            "Pop-up-pyyntöä ei hyväksytty: {premises}",
-            "Pop-up-pyyntöäsi {title} ei hyväksytty.\nSyy: {reason}\n{premises}, {when}.",
-        ),
-        "en": (
-            "Pop-up request rejected: {premises}",
-            "Your pop-up request {title} was rejected.\nReason: {reason}\n{premises}, {when}.",
-        ),
-    },
-    "popup_expired": {
-        "fi": (
-            "Pop-up-pyyntö vanheni: {premises}",
-            "Pop-up-pyyntöösi {title} ei ehditty vastata, ja aika on vapautettu.\n{premises}, {when}.",
-        ),
-        "en": (
-            "Pop-up request expired: {premises}",
-            "Your pop-up request {title} was not decided in time, and the slot is free again.\n{premises}, {when}.",
-        ),
-    },
-    "message": {
-        "fi": (
-            "Uusi viesti: {title}",
-            "Sinulle on uusi viesti koskien: {title}.\nLue ja vastaa palvelussa.",
-        ),
-        "en": (
-            "New message: {title}",
-            "You have a new message about: {title}.\nRead and reply in the service.",
-        ),
-    },
-    "reminder": {
-        "fi": (
-            "Muistutus huomisesta varauksesta: {premises}",
-            "Muistutus: {title}\n{premises}, {when}.",
-        ),
-        "en": (
-            "Reminder of your booking tomorrow: {premises}",
-            "A reminder: {title}\n{premises}, {when}.",
-        ),
-    },
-}
+
+def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> tuple[str, str]:
+    """(subject, body) of one kind of mail in the catalogue's language.
+
+    The sentences live in the Babel catalogues (booking/translations) like every page text;
+    fields: premises, when, title, reason, count, skipped."""
+    _, n_ = catalogue.gettext, catalogue.ngettext
+    count = int(fields.get("count") or 0)
+    match kind:
+        case "confirmed":
+            subject = _("Booking confirmed: %(premises)s")
+            body = _("Your booking %(title)s is confirmed.\n%(premises)s, %(when)s.")
+        case "pending":
+            subject = _("Booking awaits approval: %(premises)s")
+            body = _(
+                "Your booking %(title)s awaits approval by staff. The slot is held for you."
+                "\n%(premises)s, %(when)s."
+            )
+        case "series":
+            subject = _("Recurring booking placed: %(premises)s")
+            body = n_(
+                "Your recurring booking %(title)s is placed: %(num)d time, the first %(when)s."
+                "\n%(premises)s.",
+                "Your recurring booking %(title)s is placed: %(num)d times, the first %(when)s."
+                "\n%(premises)s.",
+                count,
+            )
+        case "approved":
+            subject = _("Booking approved: %(premises)s")
+            body = _("Your booking %(title)s is approved.\n%(premises)s, %(when)s.")
+        case "rejected":
+            subject = _("Booking rejected: %(premises)s")
+            body = _(
+                "Your booking %(title)s was rejected.\nReason: %(reason)s\n%(premises)s, %(when)s."
+            )
+        case "cancelled":
+            subject = _("Booking cancelled: %(premises)s")
+            body = _(
+                "The booking %(title)s is cancelled.\nReason: %(reason)s\n%(premises)s, %(when)s."
+            )
+        case "series_cancelled":
+            subject = _("Recurring booking cancelled: %(premises)s")
+            body = n_(
+                "The coming occurrence (%(num)d) of %(title)s is cancelled."
+                "\nReason: %(reason)s\n%(premises)s.",
+                "The coming occurrences (%(num)d) of %(title)s are cancelled."
+                "\nReason: %(reason)s\n%(premises)s.",
+                count,
+            )
+        case "popup_approved":
+            subject = _("Pop-up approved: %(premises)s")
+            body = _("Your pop-up request %(title)s is approved.\n%(premises)s, %(when)s.")
+        case "popup_rejected":
+            subject = _("Pop-up request rejected: %(premises)s")
+            body = _(
+                "Your pop-up request %(title)s was rejected.\nReason: %(reason)s"
+                "\n%(premises)s, %(when)s."
+            )
+        case "popup_expired":
+            subject = _("Pop-up request expired: %(premises)s")
+            body = _(
+                "Your pop-up request %(title)s was not decided in time, and the slot is free "
+                "again.\n%(premises)s, %(when)s."
+            )
+        case "message":
+            subject = _("New message: %(title)s")
+            body = _("You have a new message about: %(title)s.\nRead and reply in the service.")
+        case "reminder":
+            subject = _("Reminder of your booking tomorrow: %(premises)s")
+            body = _("A reminder: %(title)s\n%(premises)s, %(when)s.")
+        case _:  # pragma: no cover - a new kind must be given its texts here
+            raise KeyError(kind)
+    values = {"num": count, **fields}
+    subject, body = subject % values, body % values
+    skipped: Sequence[str] = fields.get("skipped") or ()
+    if skipped:  # a series names the dates it could not book, and why
+        body += "\n\n" + n_(
+            "%(num)d date could not be booked:", "%(num)d dates could not be booked:", len(skipped)
+        ) % {"num": len(skipped)}
+        body += "".join(f"\n– {line}" for line in skipped)
+    return subject, body
+
+
 WEEKDAYS = {
     "fi": ("ma", "ti", "ke", "to", "pe", "la", "su"),
+    "sv": ("mån", "tis", "ons", "tors", "fre", "lör", "sön"),
     "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
 }
 
 
 def local_time(start: datetime, end: datetime, zone: ZoneInfo, language: str) -> str:
-    """`ke 2.12.2026 klo 18.00–20.00 (Europe/Helsinki)` / `Wed 2 Dec 2026 18:00–20:00 (…)`."""
+    """`ke 2.12.2026 klo 18.00–20.00 (Europe/Helsinki)`, `ons 2.12.2026 kl. 18.00–20.00 (…)`,
+    `Wed 2 Dec 2026 18:00–20:00 (…)`: each language's own way of writing a day and a time."""
     s, e = start.astimezone(zone), end.astimezone(zone)
     day = WEEKDAYS.get(language, WEEKDAYS["en"])[s.weekday()]
-    end_text = e.strftime("%H.%M") if language == "fi" else e.strftime("%H:%M")
+    nordic = language in ("fi", "sv")
+    end_text = e.strftime("%H.%M") if nordic else e.strftime("%H:%M")
     if e.date() != s.date():
-        end_text = (f"{e.day}.{e.month}. " if language == "fi" else f"{e.day} {e:%b} ") + end_text
+        end_text = (f"{e.day}.{e.month}. " if nordic else f"{e.day} {e:%b} ") + end_text
     if language == "fi":
         return f"{day} {s.day}.{s.month}.{s.year} klo {s:%H.%M}–{end_text} ({zone.key})"
+    if language == "sv":
+        return f"{day} {s.day}.{s.month}.{s.year} kl. {s:%H.%M}–{end_text} ({zone.key})"
     return f"{day} {s.day} {s:%b %Y} {s:%H:%M}–{end_text} ({zone.key})"
 
 
@@ -209,7 +177,7 @@ _POPUPS = select(
     users.c.language,
 ).select_from(_p.outerjoin(users, users.c.id == _p.c.requested_by))
 _POPUPS_BY_ID = ByDialect(lambda dialect: _POPUPS.where(one_of(_p.c.id, "ids", dialect)))
-LANGUAGES = ("fi", "en")
+LANGUAGES = ("fi", "sv", "en")
 
 
 class Popup(NamedTuple):
@@ -283,25 +251,39 @@ class Notifier:
         title: str,
         start: datetime | None = None,
         end: datetime | None = None,
+        reason: tuple[str, str] | None = None,
+        skipped: Sequence[Mapping[str, Any]] = (),
         **extra: object,
     ) -> Mail:
         if premises_id is not None:
             self._prefetch(recipient, premises_id)
         language = self.language(recipient)
+        catalogue = translations(language)
         fields: dict[str, object] = {"title": title, "premises": "", "when": "", **extra}
+        zone: ZoneInfo | None = None
         if premises_id is not None:
             names, zone = self.premises(premises_id)
             fields["premises"] = names.get(language) or names.get("fi") or premises_id
             if start is not None and end is not None:
                 fields["when"] = self.when(start, end, zone, language)
-        subject, body = TEXTS[kind][language]
+        if reason is not None:
+            fields["reason"] = reasons.sentence(reason[0], reason[1], catalogue) or "–"
+        if skipped and zone is not None:
+            fields["skipped"] = [self._skipped(s, zone, language) for s in skipped]
+        subject, body = texts(kind, catalogue, fields)
         return Mail(
             dedupe_key=f"{key}:{recipient}",
             recipient_id=recipient,
             language=language,
-            subject=subject.format(**fields),
-            body=body.format(**fields),
+            subject=subject,
+            body=body,
         )
+
+    def _skipped(self, skipped: Mapping[str, Any], zone: ZoneInfo, language: str) -> str:
+        """`ti 8.12.2026 klo 18.00–20.00 (…): Aika on jo varattu.`"""
+        start, end = (datetime.fromisoformat(skipped[k]) for k in ("start", "end"))
+        why = reasons.skipped_reason(str(skipped.get("reason", "")), language)
+        return f"{self.when(start, end, zone, language)}: {why}"
 
     def popup(self, request_id: str) -> Popup:
         if request_id not in self._popups:
@@ -327,7 +309,7 @@ class Notifier:
         found = self._instants.get(stored)
         if found is None:
             read = self._read_instant
-            value: datetime = read(stored) if read else stored  # NOT NULL columns
+            value: datetime = cast(datetime, read(stored) if read else stored)  # NOT NULL
             found = self._instants[stored] = value
         return found
 
@@ -412,6 +394,7 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
                 first.start,
                 first.end,
                 count=context.series_counts.get(sid, 0),
+                skipped=event.skipped,
             )
         case BookingApproved(booking_id=bid) | BookingRejected(booking_id=bid):
             row = n.booking(bid)
@@ -425,7 +408,7 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
                 row.title,
                 row.start,
                 row.end,
-                reason=reason,
+                reason=("", reason),
             )
         case BookingCancelled(booking_id=bid, reason=reason) if not context.series_cancel:
             row = n.booking(bid)
@@ -437,7 +420,7 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
                 row.title,
                 row.start,
                 row.end,
-                reason=reason or "–",
+                reason=(event.cause, reason),
             )
         case BookingSeriesCancelled(series_id=sid, reason=reason):
             first = n.conn.execute(
@@ -450,7 +433,7 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
                 event.premises_id,
                 first.title,
                 count=context.cancelled_count,
-                reason=reason or "–",
+                reason=("", reason),
             )
         case PopupApproved() | PopupRejected() | PopupExpired():
             yield _popup_mail(n, event, key)
@@ -460,7 +443,7 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
 
 def _popup_mail(n: Notifier, event: PopupDecision, key: str) -> Mail:
     row = n.popup(event.request_id)
-    reason = event.reason if isinstance(event, PopupRejected) else ""
+    reason = (event.cause, event.reason) if isinstance(event, PopupRejected) else None
     return n.mail(
         _POPUP_KINDS[type(event)],
         key,

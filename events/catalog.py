@@ -14,6 +14,14 @@ from typing import Any, ClassVar
 JSONObject = dict[str, Any]
 
 
+# Why the system cancelled a booking or turned a request down (`BookingCancelled.cause`,
+# `PopupRejected.cause`): codes, so each reader is told in their own language.
+PREMISES_CLOSED = "premises_closed"
+POPUP_WITHDRAWN = "popup_withdrawn"
+PREMISES_RETIRED = "premises_retired"
+CAUSES = (PREMISES_CLOSED, POPUP_WITHDRAWN, PREMISES_RETIRED)
+
+
 @dataclass(frozen=True)
 class Event:
     """Base of all events. `schema_version` is the version of the event's current shape."""
@@ -128,12 +136,18 @@ class BookingRejected(Event):
 
 @dataclass(frozen=True)
 class BookingCancelled(Event):
+    """`reason` is the canceller's own words only ("" when none); `cause` says, as a code,
+    what the system knows about why (`CAUSES`; "" when a person just cancelled). Version 1
+    kept English system sentences in `reason` (see `upcast_reason_v1_v2`)."""
+
+    schema_version: ClassVar[int] = 2
     premises_id: str
     booking_id: str
     cancelled_by: str
     reason: str
     late: bool
     cancelled_at: datetime
+    cause: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,11 +202,15 @@ class PopupApproved(Event):
 
 @dataclass(frozen=True)
 class PopupRejected(Event):
+    """`reason` and `cause` as in `BookingCancelled` (version 2; see `upcast_reason_v1_v2`)."""
+
+    schema_version: ClassVar[int] = 2
     premises_id: str
     request_id: str
     rejected_by: str
     reason: str
     rejected_at: datetime
+    cause: str = ""
 
 
 @dataclass(frozen=True)

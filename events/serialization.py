@@ -18,7 +18,14 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields
 
-from events.catalog import ALL_EVENTS, Event, JSONObject
+from events.catalog import (
+    ALL_EVENTS,
+    POPUP_WITHDRAWN,
+    PREMISES_CLOSED,
+    PREMISES_RETIRED,
+    Event,
+    JSONObject,
+)
 
 Upcaster = Callable[[JSONObject], JSONObject]
 
@@ -135,6 +142,39 @@ def upcast_booking_placed_v1_v2(data: JSONObject) -> JSONObject:
     return data
 
 
+# The English system sentences that version 1 of `BookingCancelled` and `PopupRejected`
+# stored in `reason`, and the cause each one means.
+_LEGACY_WHOLE = {
+    "The pop-up was withdrawn.": POPUP_WITHDRAWN,
+    "The premises is closed.": PREMISES_CLOSED,
+    "The premises is retired.": PREMISES_RETIRED,
+}
+_LEGACY_PREFIXES = {
+    "The premises is closed: ": PREMISES_CLOSED,
+    "The premises is retired: ": PREMISES_RETIRED,
+}
+
+
+def split_legacy_reason(reason: str | None) -> tuple[str, str]:
+    """(cause, the person's words) of a reason stored before causes had a field of their
+    own; a reason that is no known system sentence is all the person's words."""
+    text = reason or ""
+    if text in _LEGACY_WHOLE:
+        return _LEGACY_WHOLE[text], ""
+    for prefix, cause in _LEGACY_PREFIXES.items():
+        if text.startswith(prefix):
+            return cause, text[len(prefix) :]
+    return "", text
+
+
+def upcast_reason_v1_v2(data: JSONObject) -> JSONObject:
+    """v1 wrote system sentences in English into `reason` ("The premises is closed:
+    Putkiremontti"); v2 keeps the person's words there and the cause as a code."""
+    data = dict(data)
+    data["cause"], data["reason"] = split_legacy_reason(data.get("reason"))
+    return data
+
+
 class EventSerializer:
     """Maps event objects to (type name, schema version, JSON data) and back."""
 
@@ -144,6 +184,8 @@ class EventSerializer:
         self._plain = {t.__name__: _plain_fields(t) for t in event_types}
         self._upcasters: dict[tuple[str, int], Upcaster] = {
             ("BookingPlaced", 1): upcast_booking_placed_v1_v2,
+            ("BookingCancelled", 1): upcast_reason_v1_v2,
+            ("PopupRejected", 1): upcast_reason_v1_v2,
         }
 
     def dump(self, event: Event) -> tuple[str, int, JSONObject]:

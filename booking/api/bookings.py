@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import bindparam, literal, or_, select
 from sqlalchemy.engine import Connection
 
+from booking import reasons
 from booking.accounts import User
 from booking.api import schemas
 from booking.api.premises import _slot
@@ -73,7 +74,7 @@ def booking_json(row: Any) -> dict[str, Any]:
         "created_at": iso(row.created_at, zone),
         "updated_at": iso(row.updated_at, zone),
         "late": row.late,
-        "reason": row.reason,
+        **reasons.answer(row.reason, getattr(row, "reason_code", None)),
     }
 
 

@@ -41,6 +41,7 @@ from booking.domain.premises import BookingRecord, PremisesState, Rules
 from booking.domain.recurrence import BadRecurrence, expand
 from booking.domain.rules import Problems, check_booking, conflicts_with
 from events.catalog import (
+    PREMISES_CLOSED,
     BookingApproved,
     BookingCancelled,
     BookingPlaced,
@@ -189,8 +190,9 @@ def _close(cmd: AddClosure, premises: PremisesState) -> list[Event]:
             premises.premises_id,
             p.request_id,
             cmd.actor.user_id,
-            f"The premises is closed: {cmd.reason}",
+            cmd.reason,
             cmd.now,
+            cause=PREMISES_CLOSED,
         )
         for p in held
     ]
@@ -199,9 +201,10 @@ def _close(cmd: AddClosure, premises: PremisesState) -> list[Event]:
             premises_id=cmd.premises_id,
             booking_id=b.booking_id,
             cancelled_by=cmd.actor.user_id,
-            reason=f"The premises is closed: {cmd.reason}",
+            reason=cmd.reason,
             late=False,
             cancelled_at=cmd.now,
+            cause=PREMISES_CLOSED,
         )
         for b in sorted(clashing, key=_by_start)
     ]

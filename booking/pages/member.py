@@ -36,8 +36,10 @@ from booking.pages.common import (
     redirect_to,
     run,
     signed_in_as,
+    span_text,
 )
 from booking.pages.threads import post_to_thread, read_thread
+from booking.reasons import skipped_reason
 from booking.service import premises_of_booking, premises_of_series, run_premises_command
 from booking.tables import organisations
 from events.slot import Slot
@@ -143,11 +145,22 @@ def new_booking() -> Any:
     placed = [r for r in recorded if r.type == "BookingPlaced"]
     if isinstance(command, PlaceSeries):
         skipped = recorded[0].data["skipped"]
-        flash(
-            ngettext("%(num)d weekly booking made.", "%(num)d weekly bookings made.", len(placed))
-            + (" " + _("%(n)d dates could not be booked.", n=len(skipped)) if skipped else ""),
-            "success",
+        made = ngettext(
+            "%(num)d weekly booking made.", "%(num)d weekly bookings made.", len(placed)
         )
+        if skipped:
+            made += " " + ngettext(
+                "%(num)d date could not be booked:",
+                "%(num)d dates could not be booked:",
+                len(skipped),
+            )
+        flash(made, "success")
+        # Each date that was not booked, and why, in the page's language.
+        for item in skipped:
+            when = span_text(
+                datetime.fromisoformat(item["start"]), datetime.fromisoformat(item["end"]), zone
+            )
+            flash(f"{when}: {skipped_reason(str(item.get('reason', '')))}", "info")
         return redirect_to("member.my_bookings")
     if placed[0].data["status"] == "pending_approval":
         flash(_("Booking sent. Staff will approve or reject it."), "success")
