@@ -51,7 +51,7 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
 
     The sentences live in the Babel catalogues (booking/translations) like every page text;
     fields: premises, when, title, reason, count, skipped."""
-    _, n_ = catalogue.gettext, catalogue.ngettext
+    _, ngettext = catalogue.gettext, catalogue.ngettext
     count = int(fields.get("count") or 0)
     match kind:
         case "confirmed":
@@ -65,7 +65,7 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
             )
         case "series":
             subject = _("Recurring booking placed: %(premises)s")
-            body = n_(
+            body = ngettext(
                 "Your recurring booking %(title)s is placed: %(num)d time, the first %(when)s."
                 "\n%(premises)s.",
                 "Your recurring booking %(title)s is placed: %(num)d times, the first %(when)s."
@@ -87,7 +87,7 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
             )
         case "series_cancelled":
             subject = _("Recurring booking cancelled: %(premises)s")
-            body = n_(
+            body = ngettext(
                 "The coming occurrence (%(num)d) of %(title)s is cancelled."
                 "\nReason: %(reason)s\n%(premises)s.",
                 "The coming occurrences (%(num)d) of %(title)s are cancelled."
@@ -121,7 +121,7 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
     subject, body = subject % values, body % values
     skipped: Sequence[str] = fields.get("skipped") or ()
     if skipped:  # a series names the dates it could not book, and why
-        body += "\n\n" + n_(
+        body += "\n\n" + ngettext(
             "%(num)d date could not be booked:", "%(num)d dates could not be booked:", len(skipped)
         ) % {"num": len(skipped)}
         body += "".join(f"\n– {line}" for line in skipped)

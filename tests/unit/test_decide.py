@@ -518,8 +518,9 @@ def test_a_closure_may_cancel_the_bookings_it_covers() -> None:
     outside = booked(state, slot(MONDAY, (15, 0), (16, 0)))
     events = run(state, closure(slot(MONDAY, (9, 0), (15, 0)), True))
     assert events == [
+        # The staff's words only; the cause is a code, said in each reader's language.
         BookingCancelled(
-            PREMISES, first, STAFF.user_id, "The premises is closed: water damage", False, NOW
+            PREMISES, first, STAFF.user_id, "water damage", False, NOW, cause="premises_closed"
         ),
         ClosureAdded(PREMISES, "c1", local(MONDAY, 9), local(MONDAY, 15), "water damage"),
     ]
