@@ -1,7 +1,8 @@
 """/feeds/...: iCalendar subscriptions that calendar apps trust (RFC 5545 and RFC 7986).
 
 - `/feeds/premises/<id>.ics` — public: every booking as busy time, titled only when the
-  booking is public ("Varattu / Booked" otherwise), closures as "Suljettu / Closed".
+  booking is public ("Varattu / Bokad / Booked" otherwise), closures as
+  "Suljettu / Stängd / Closed" (fixed words in Finnish, Swedish and English).
 - `/feeds/private/<token>.ics` — a feed token's scope: staff see their premises' bookings
   with details (title, organisation, attendees, notes, contact unless erased) and closures
   with the reason; an organisation sees its own bookings with details.
@@ -11,8 +12,8 @@ snapshot, so there is no METHOD. Times are in UTC (a generated Europe/Helsinki V
 been seen to put the spring change an hour off; UTC needs none and every client shows local
 time). DTSTAMP = LAST-MODIFIED = the booking's last change, SEQUENCE grows with each change.
 A cancelled or rejected booking stays 30 days as STATUS:CANCELLED, TRANSP:TRANSPARENT and a
-"Peruttu / Cancelled:" title (Google shows cancelled events of subscriptions as if they were
-on), then leaves. The window is the local days from 30 back to 365 ahead; `?from=&to=`
+"Peruttu / Avbokad / Cancelled:" title (Google shows cancelled events of subscriptions as if
+they were on), then leaves. The window is the local days from 30 back to 365 ahead; `?from=&to=`
 (local dates) narrow or widen it within a year back and two years ahead.
 
 The ETag is the scope's log position plus what else shapes the body (the window's dates and
@@ -56,8 +57,13 @@ except ImportError:  # icalendar 6
 blp = Blueprint("feeds", __name__, url_prefix="/feeds")
 
 PRODID = "-//Tilavaraus//Tilavaraus feeds 1.0//FI"
-FORMAT = "1"  # part of every ETag: change it when the rendering changes
-BOOKED, CLOSED, CANCELLED = "Varattu / Booked", "Suljettu / Closed", "Peruttu / Cancelled"
+FORMAT = "2"  # part of every ETag: change it when the rendering changes
+# A feed has no reader to ask (no content negotiation): its fixed words are in all three
+# languages of the service, Finnish, Swedish and English.
+BOOKED = "Varattu / Bokad / Booked"
+CLOSED = "Suljettu / Stängd / Closed"
+CANCELLED = "Peruttu / Avbokad / Cancelled"
+BOOKINGS = "varaukset / bokningar / bookings"
 REFRESH = timedelta(hours=1)
 DAYS_BACK, DAYS_AHEAD = 30, 365
 MAX_DAYS_BACK, MAX_DAYS_AHEAD = 366, 731
@@ -66,11 +72,14 @@ KEEP_CANCELLED = timedelta(days=30)
 # sent a second early: a change in the same second, or one committing late, must not hide.
 SETTLE = timedelta(seconds=10)
 STATUSES = {
-    "confirmed": ("CONFIRMED", "vahvistettu / confirmed"),
-    "pending_approval": ("TENTATIVE", "odottaa hyväksyntää / pending approval"),
-    "closed": ("CONFIRMED", "suljettu / closed"),
-    "cancelled": ("CANCELLED", "peruttu / cancelled"),
-    "rejected": ("CANCELLED", "hylätty / rejected"),
+    "confirmed": ("CONFIRMED", "vahvistettu / bekräftad / confirmed"),
+    "pending_approval": (
+        "TENTATIVE",
+        "odottaa hyväksyntää / väntar på godkännande / pending approval",
+    ),
+    "closed": ("CONFIRMED", "suljettu / stängd / closed"),
+    "cancelled": ("CANCELLED", "peruttu / avbokad / cancelled"),
+    "rejected": ("CANCELLED", "hylätty / avslagen / rejected"),
 }
 SHOWN_ANYWAY = ("confirmed", "pending_approval", "closed")  # the rest only for 30 days
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -287,8 +296,9 @@ def contact_of(personal: PersonalData, name: str | None, email: str | None) -> s
 
 def premises_name(head: Any) -> str:
     names = head.name or {}
-    fi, en = names.get("fi"), names.get("en")
-    return str(f"{fi} / {en}" if fi and en and fi != en else fi or en or head.key)
+    given = [str(names[k]) for k in ("fi", "sv", "en") if names.get(k)]
+    unique = list(dict.fromkeys(given))  # the same name in two languages is said once
+    return " / ".join(unique) or str(head.key)
 
 
 def premises_label(head: Any) -> str:
@@ -322,18 +332,18 @@ def summary_of(row: Any, details: bool) -> str:
 def description_of(row: Any, personal: PersonalData, contact: str | None) -> str:
     lines = []
     if row.kind == "closure":
-        lines.append(f"Syy / Reason: {row.title}")
+        lines.append(f"Syy / Orsak / Reason: {row.title}")
     else:
         if row.organisation_name:
-            lines.append(f"Järjestö / Organisation: {row.organisation_name}")
-        lines.append(f"Osallistujia / Attendees: {row.attendees}")
-        lines.append(f"Tila / Status: {STATUSES[row.status][1]}")
+            lines.append(f"Järjestö / Organisation / Organisation: {row.organisation_name}")
+        lines.append(f"Osallistujia / Deltagare / Attendees: {row.attendees}")
+        lines.append(f"Tila / Status / Status: {STATUSES[row.status][1]}")
         if contact:
-            lines.append(f"Yhteyshenkilö / Contact: {contact}")
+            lines.append(f"Yhteyshenkilö / Kontaktperson / Contact: {contact}")
         if notes := personal.open(row.notes):
-            lines.append(f"Lisätiedot / Notes: {notes}")
+            lines.append(f"Lisätiedot / Anteckningar / Notes: {notes}")
         if row.reason and STATUSES[row.status][0] == "CANCELLED":
-            lines.append(f"Syy / Reason: {personal.open(row.reason) or ''}")
+            lines.append(f"Syy / Orsak / Reason: {personal.open(row.reason) or ''}")
     return "\n".join(lines)
 
 
@@ -547,12 +557,12 @@ def _calendar_name(conn: Connection, scope: Scope, heads: list[Any]) -> str:
         found = conn.execute(
             select(organisations.c.name).where(organisations.c.id == scope.keys[0])
         ).scalar()
-        return f"{found or scope.keys[0]} – varaukset / bookings"
+        return f"{found or scope.keys[0]} – {BOOKINGS}"
     labels = [premises_name(h) for h in heads]
     shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3}" if len(labels) > 3 else "")
     if scope.details:
         return f"Tilavaraus: {shown}"
-    return f"{shown} – varaukset / bookings"
+    return f"{shown} – {BOOKINGS}"
 
 
 Resolved = tuple[Scope, list[Any]] | None  # a feed's scope and its heads, or no feed

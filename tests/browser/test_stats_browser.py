@@ -5,6 +5,7 @@ how small groups are suppressed. Screenshots: test-artifacts/screenshots/stats-*
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -20,17 +21,19 @@ def _overlapping(boxes: list[list[Any]]) -> list[tuple[str, str]]:
     """Pairs of neighbouring labels whose boxes share area (rotated labels overlap as
     boxes only if their glyphs would: they are 45° apart along the axis)."""
     found = []
-    for a, b in zip(boxes, boxes[1:], strict=False):
-        if a[1] > b[0] + 0.5 and a[3] > b[2] + 0.5 and b[3] > a[2] + 0.5:
-            if not _rotated_apart(a, b):
-                found.append((a[4], b[4]))
+    for a, b in pairwise(boxes):
+        boxes_meet = a[1] > b[0] + 0.5 and a[3] > b[2] + 0.5 and b[3] > a[2] + 0.5
+        if boxes_meet and not _rotated_apart(a, b):
+            found.append((a[4], b[4]))
     return found
 
 
 def _rotated_apart(a: list[Any], b: list[Any]) -> bool:
-    # Two labels turned 45° are parallel strips: they clear each other when the axis step
-    # (distance of their right ends) exceeds the text height times √2.
-    return bool((b[1] - a[1]) > 12 * 1.42)
+    # Two labels turned 45° (their boxes are taller than a line of text) are parallel
+    # strips: they clear each other when the axis step (distance of their right ends)
+    # exceeds the text height times √2. Level labels get no such excuse.
+    rotated = all(box[3] - box[2] > 24 for box in (a, b))
+    return rotated and bool((b[1] - a[1]) > 12 * 1.42)
 
 
 @pytest.mark.parametrize("weeks", [12, 26, 52])
@@ -81,3 +84,19 @@ def test_the_page_explains_small_group_suppression(page: Any, site: Site) -> Non
     ):
         page.goto(f"{site.url}/stats?lang={lang}")
         assert words in page.locator("#small-groups").inner_text()
+
+
+def test_premises_week_view_title_is_whole_on_a_phone(browser: Any, site: Site) -> None:
+    context = browser.new_context(locale="fi-FI", viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(site.week_url())
+        title = page.locator("#week-caption")
+        box = title.bounding_box()
+        assert box is not None
+        # The whole title is on the screen: it wraps at the screen's width, not the table's.
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 375
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+        screenshot(page, "premises-week-375")
+    finally:
+        context.close()
