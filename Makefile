@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint pytest bench clean
+.PHONY: demo test test-at lint pytest bench clean
 
 $(BIN)/booking: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ lint: $(BIN)/booking
 
 pytest: $(BIN)/booking
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+# The suite with the machine's clock somewhere else (libfaketime, Debian package faketime):
+# make test-at INSTANT="2027-03-28 00:30:00"   (UTC; the clock ticks on from there)
+test-at: $(BIN)/booking
+	TZ=UTC FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -m -f "@$(INSTANT)" $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 bench: $(BIN)/booking
 	$(BIN)/python -m bench

@@ -40,6 +40,29 @@ HELSINKI = ZoneInfo("Europe/Helsinki")
 TEST_NOW = datetime(2026, 11, 18, 10, 0, tzinfo=HELSINKI)
 
 
+def _libfaketime() -> str | None:
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
+    return str(found[0]) if found else None
+
+
+def at_test_time(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a child process (a real `booking serve`, the CLI) that runs at this test's
+    time rather than the machine's: libfaketime, started at the pinned now, ticking on."""
+    library = _libfaketime()
+    if library is None:
+        message = "libfaketime (Debian package faketime) keeps child processes at the test's time"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: it must be installed)")
+        pytest.skip(message)
+    return {
+        **env,
+        "LD_PRELOAD": library,
+        "FAKETIME": datetime.now(UTC).strftime("@%Y-%m-%d %H:%M:%S"),
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # timeouts and sleeps keep real durations
+        "TZ": "UTC",  # how libfaketime reads FAKETIME
+    }
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_clock() -> Iterator[None]:
     """Session-wide fixtures (the browser tests' site) are made at TEST_NOW as well."""

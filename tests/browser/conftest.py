@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -64,6 +65,23 @@ def axe_source() -> str:
     return found.read_text()
 
 
+_FAKETIME = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC")
+
+
+def _without_faketime_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _FAKETIME}
+
+
+@contextmanager
+def _without_faketime() -> Iterator[None]:
+    """Child processes started inside run on the machine's real clock."""
+    saved = {k: os.environ.pop(k) for k in _FAKETIME if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
@@ -72,9 +90,13 @@ def browser() -> Iterator[Any]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("the playwright package is not installed")
-    playwright = sync_playwright().start()
+    # Chromium hangs under libfaketime (CI runs the suite with the machine's clock faked): the
+    # browser and its driver run on the real clock. The app they talk to keeps the tests'.
+    with _without_faketime():
+        playwright = sync_playwright().start()
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM,
+        env=_without_faketime_env(),
         headless=True,
         args=[
             "--headless=new",

@@ -40,7 +40,7 @@ from projections import runner
 from projections.availability import buffers_table, busy_table
 from projections.bookings import bookings_table
 from projections.catalogue import premises_table
-from tests.conftest import PostgresServer, fresh_database
+from tests.conftest import PostgresServer, at_test_time, fresh_database
 
 ANCHOR = "2026-11-23"
 DEMO_BOOKINGS = 300
@@ -256,7 +256,12 @@ def _load_demo(url: str, tmp_path: Path) -> LoadedDemo:
     script = Path(sys.executable).with_name("booking")
     args = ["demo", "load", "--bookings", str(DEMO_BOOKINGS), "--anchor", ANCHOR]
     done = subprocess.run(
-        [str(script), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        [str(script), *args],
+        env=at_test_time(env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     kind = make_url(url).get_backend_name()
     return LoadedDemo(kind, url, done.stdout, done.stderr, done.returncode)

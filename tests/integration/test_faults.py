@@ -45,7 +45,7 @@ from events.sql import make_engine, read_transaction
 from events.store import events_table
 from projections.availability import busy_table
 from projections.bookings import bookings_table
-from tests.conftest import Api, future_weekday, local
+from tests.conftest import Api, at_test_time, future_weekday, local
 
 BURST = 60  # bookings sent in the burst
 KILL_AFTER = 15  # acknowledged bookings before the kill
@@ -85,7 +85,7 @@ class Server:
         log = (self.tmp_path / "server.log").open("ab")
         self.process = subprocess.Popen(
             [*command, "--port", str(self.port), "--workers", "2", "--threads", "4"],
-            env=env,
+            env=at_test_time(env),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -30,7 +30,7 @@ from events.sql import make_engine, read_transaction, write_transaction
 from events.store import events_table, read_all
 from projections.availability import busy_table
 from projections.popups import popups_table
-from tests.conftest import Api
+from tests.conftest import Api, at_test_time
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 ALWAYS_OPEN = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
@@ -342,7 +342,7 @@ def test_booking_scheduler_stops_cleanly_on_sigterm(database_url: str, tmp_path:
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "booking.cli", "scheduler"],
-        env=env,
+        env=at_test_time(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -29,7 +29,7 @@ from events.slot import Slot
 from events.sql import read_transaction, write_transaction
 from events.store import Metadata, events_table, head_position
 from projections import runner
-from tests.conftest import Api
+from tests.conftest import Api, at_test_time
 
 BATCH = 50
 KILLS = 2
@@ -83,7 +83,7 @@ def _projector(url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
             f"--batch-size={BATCH}",
             "--poll-seconds=0.1",
         ],
-        env=env,
+        env=at_test_time(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

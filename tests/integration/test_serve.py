@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import premises_body
+from tests.conftest import at_test_time, premises_body
 from tests.integration.test_faults import Server
 
 
@@ -36,7 +36,7 @@ def test_embedded_serve_keeps_the_registry_caught_up(tmp_path: Path) -> None:
             "--role",
             "staff",
         ],
-        env=env,
+        env=at_test_time(env),
         capture_output=True,
         text=True,
         check=True,
