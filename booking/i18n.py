@@ -101,7 +101,14 @@ def translations(language: str) -> NullTranslations:
     the pages, so there is one way to translate."""
     if language not in LANGUAGES:
         language = DEFAULT_LANGUAGE
-    return _translations(language, compiled_catalogues())
+    return _translations(language, _process_catalogues())
+
+
+@functools.cache
+def _process_catalogues() -> Path:
+    """The catalogues as compiled once for this process (the .po files are read and hashed
+    once, not for every mail: an expiry run mails thousands)."""
+    return compiled_catalogues()
 
 
 def reader_language() -> str:

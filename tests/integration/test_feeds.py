@@ -205,7 +205,8 @@ def test_calendar_properties_and_one_event_per_booking(api: Api) -> None:
 
     seen = feed(api, "/feeds/premises/room.ics")
 
-    assert seen.name == seen.calname == "Kokoushuone 2 / Meeting room 2 – varaukset / bokningar / bookings"
+    name = "Kokoushuone 2 / Meeting room 2 – varaukset / bokningar / bookings"
+    assert seen.name == seen.calname == name
     assert seen.refresh == ("DURATION", "PT1H")
     assert seen.ttl == "PT1H"
     (event,) = seen.events.values()
@@ -280,7 +281,8 @@ def test_cancellation_keeps_the_uid_raises_sequence_and_frees_the_time(api: Api)
     assert after.status == "CANCELLED"
     assert after.sequence > first.sequence
     assert after.transp == "TRANSPARENT"  # no longer busy time
-    assert after.summary.startswith("Peruttu / Avbokad / Cancelled: ")  # for clients that ignore STATUS
+    # For clients that ignore STATUS:
+    assert after.summary.startswith("Peruttu / Avbokad / Cancelled: ")
     assert after.last_modified >= first.last_modified
     assert (after.start, after.end) == (first.start, first.end)
 

@@ -21,7 +21,7 @@ from babel.messages.pofile import read_po
 
 from booking import reasons, vocabulary
 from booking.i18n import LANGUAGES, translations
-from booking.notifications import local_time, texts
+from booking.mail_texts import local_time, texts
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSLATIONS = ROOT / "booking" / "translations"
