@@ -38,6 +38,7 @@ from booking.http import (
     runtime,
     write,
 )
+from booking.i18n import reader_language
 from booking.privacy import current_vault
 from booking.service import (
     Outcome,
@@ -376,6 +377,8 @@ def _in_zone(skipped: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
         **skipped,
         "start": iso(datetime.fromisoformat(skipped["start"]), zone),
         "end": iso(datetime.fromisoformat(skipped["end"]), zone),
+        # The domain's refusal as a sentence in the reader's language (the token owner's).
+        "reason_text": reasons.skipped_reason(str(skipped["reason"]), reader_language()),
     }
 
 

@@ -272,7 +272,15 @@ class SeriesIn(BookingIn):
 class Skipped(ma.Schema):
     start = Text()
     end = Text()
-    reason = Text()
+    reason = Text(
+        metadata={"description": "`conflict`, or the rule that was broken (`field: message`)"}
+    )
+    reason_text = Text(
+        metadata={
+            "description": "the reason as a sentence in the reader's language (the token "
+            "owner's: fi, sv, en)"
+        }
+    )
 
 
 class SeriesOut(ma.Schema):

@@ -201,7 +201,8 @@ def test_a_weekly_series_names_the_skipped_dates_in_the_mail(api: Api) -> None:
         headers=_as(finn),
     )
     assert placed.status_code == 201, placed.get_json()
-    assert len(placed.get_json()["skipped"]) == 1
+    (skipped,) = placed.get_json()["skipped"]
+    assert (skipped["reason"], skipped["reason_text"]) == ("conflict", "Aika on jo varattu.")
     (mail,) = _mails(api, "Sarjavaraus tehty%")
     skipped_day = day + timedelta(weeks=1)
     assert "2 kertaa, ensimmäinen" in mail.body
