@@ -27,10 +27,12 @@ lint: $(BIN)/booking
 pytest: $(BIN)/booking
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-# The suite with the machine's clock somewhere else (libfaketime, Debian package faketime):
+# The suite with the machine's clock somewhere else (libfaketime, built by its PyPI package):
 # make test-at INSTANT="2027-03-28 00:30:00"   (UTC; the clock ticks on from there)
+FAKETIME_LIB = $(shell $(BIN)/python -c 'from tests.conftest import libfaketime; print(libfaketime())' 2>/dev/null)
 test-at: $(BIN)/booking
-	TZ=UTC FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -m -f "@$(INSTANT)" $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	TZ=UTC FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME="@$(INSTANT)" LD_PRELOAD=$(FAKETIME_LIB) \
+	  $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 bench: $(BIN)/booking
 	$(BIN)/python -m bench

@@ -131,15 +131,30 @@ class Samples:
         return percentile(self.cpu_seconds, q)
 
 
+@dataclass(frozen=True)
+class Timed:
+    """What an operation that times itself returns: the wall-clock and CPU seconds of the
+    part of its call that is measured (a floor's replay leaves out the statements of the
+    other paths it replays to keep its database alike)."""
+
+    seconds: float
+    cpu_seconds: float
+
+
 def time_calls(operation: Callable[[int], object], indices: range) -> Samples:
-    """Run `operation(i)` for each index; each call's wall-clock and CPU seconds."""
+    """Run `operation(i)` for each index; each call's wall-clock and CPU seconds (or the
+    `Timed` it returns)."""
     found = Samples("")
     wall, cpu = time.perf_counter, time.process_time
     for i in indices:
         began, began_cpu = wall(), cpu()
-        operation(i)
-        found.seconds.append(wall() - began)
-        found.cpu_seconds.append(cpu() - began_cpu)
+        result = operation(i)
+        if isinstance(result, Timed):
+            found.seconds.append(result.seconds)
+            found.cpu_seconds.append(result.cpu_seconds)
+        else:
+            found.seconds.append(wall() - began)
+            found.cpu_seconds.append(cpu() - began_cpu)
     return found
 
 
@@ -389,7 +404,9 @@ def register_premises(
 
     def handle(conn: Any) -> Outcome:
         command = RegisterPremises(staff, premises_id, profile)
-        run_premises_command(conn, repository, premises_id, command, Metadata(staff.user_id))
+        run_premises_command(
+            conn, repository, premises_id, command, Metadata(staff.user_id), now=datetime.now(UTC)
+        )
         return Outcome(201, {})
 
     execute(engine, handle)

@@ -108,7 +108,9 @@ def _pending_requests(engine: Engine, count: int, now: datetime) -> tuple[Jobs, 
         )
 
         def handle(conn: Any, command: RequestPopup = command, pid: str = premises_id) -> Outcome:
-            run_premises_command(conn, repository, pid, command, Metadata(), notify=False)
+            run_premises_command(
+                conn, repository, pid, command, Metadata(), notify=False, now=datetime.now(UTC)
+            )
             return Outcome(201, {})
 
         execute(engine, handle)

@@ -17,8 +17,9 @@ from sqlalchemy import Engine, text
 
 from bench import common
 from bench.rebuild import load_log
+from booking.clock import system_clock
 from events.sql import read_transaction
-from projections import runner
+from projections import rebuilding, runner
 
 YEAR = "from=2024-01-01&to=2024-12-31"
 ADHOC = {
@@ -43,7 +44,7 @@ ADHOC = {
 def run(kind: str, total: int, server: str, count: int) -> None:
     with common.migrated_engine(kind, server) as engine:
         written = load_log(engine, total)
-        runner.rebuild(engine, runner.by_name(["usage"]))
+        rebuilding.rebuild(engine, runner.by_name(["usage"]), clock=system_clock)
         app = common.bench_app(engine)
         client = app.test_client()
         analyst = common.new_person(engine, "analyst")

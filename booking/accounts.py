@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -21,19 +20,21 @@ from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.engine import Connection
 
-from booking.domain.commands import ROLES, Actor
-from booking.domain.errors import InvalidState, NotFound, RuleBroken
+from booking.clock import random_ids, system_clock
+from booking.domain.accounts import LANGUAGES as LANGUAGES  # the CLI and pages name them
+from booking.domain.accounts import OPERATOR
+from booking.domain.accounts import ORGANISATION_TYPES as ORGANISATION_TYPES
+from booking.domain.commands import Actor
+from booking.domain.errors import NotFound
 from booking.outbox import outbox
 from booking.privacy import PersonalData, Vault, current_vault, person_keys
 from booking.tables import api_tokens, feed_tokens, idempotency_keys, organisations, users
 from events.catalog import OrganisationRegistered, UserRegistered
-from events.store import Metadata, append
+from events.store import Metadata
 from projections.bookings import bookings_table
 from projections.messages import messages_table
 from projections.popups import popups_table
 
-ORGANISATION_TYPES = ("association", "company", "other")
-LANGUAGES = ("fi", "en", "sv")
 _hasher = PasswordHasher()
 
 
@@ -55,25 +56,27 @@ def password_matches(stored: str | None, password: str) -> bool:
 
 
 def create_organisation(
-    conn: Connection, name: str, type_: str, business_id: str | None, actor: str | None
+    conn: Connection,
+    name: str,
+    type_: str,
+    business_id: str | None,
+    actor: str | None,
+    now: datetime | None = None,
+    organisation_id: str | None = None,
 ) -> str:
-    if type_ not in ORGANISATION_TYPES:
-        raise RuleBroken({"type": [f"One of: {', '.join(ORGANISATION_TYPES)}."]})
-    if not name.strip():
-        raise RuleBroken({"name": ["Give a name."]})
-    organisation_id = str(uuid.uuid4())
-    event = OrganisationRegistered(organisation_id, name.strip(), type_, business_id)
-    recorded = append(conn, f"organisation-{organisation_id}", [event], 0, Metadata(actor=actor))
-    conn.execute(
-        insert(organisations).values(
-            id=organisation_id,
-            name=event.name,
-            type=type_,
-            business_id=business_id,
-            created_at=recorded[0].recorded_at,
-        )
+    """An organisation made by the operator (CLI, demo, test helpers): the handler
+    booking.usecases.accounts.create_organisation with the clock and ids of booking.clock."""
+    from booking.usecases import accounts as handlers  # it stores through this module
+
+    created = handlers.create_organisation(
+        conn,
+        OPERATOR,
+        handlers.NewOrganisation(name, type_, business_id),
+        now or system_clock(),
+        organisation_id or random_ids(),
+        Metadata(actor=actor),
     )
-    return organisation_id
+    return created.id
 
 
 @dataclass(frozen=True)
@@ -92,59 +95,82 @@ def create_user(
     language: str = "fi",
     actor: str | None = None,
     vault: Vault | None = None,
+    now: datetime | None = None,
+    user_id: str | None = None,
 ) -> NewUser:
-    """A user, its data key and a first API token; `vault` defaults to the app's."""
-    vault = vault or current_vault()
-    problems: dict[str, list[str]] = {}
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 320:
-        problems["email"] = ["Not an e-mail address."]
-    if role not in ROLES:
-        problems["role"] = [f"One of: {', '.join(ROLES)}."]
-    if language not in LANGUAGES:
-        problems["language"] = [f"One of: {', '.join(LANGUAGES)}."]
-    if role == "booker" and organisation_id is None:
-        problems["organisation_id"] = ["A booker is a member of an organisation."]
-    if (
-        organisation_id is not None
-        and not conn.execute(
-            select(organisations.c.id).where(organisations.c.id == organisation_id)
-        ).first()
-    ):
-        problems["organisation_id"] = ["No such organisation."]
-    if problems:
-        raise RuleBroken(problems)
-    email_hash = vault.lookup_hash(email)
-    if conn.execute(select(users.c.id).where(users.c.email_hash == email_hash)).first():
-        raise InvalidState("A user with that e-mail address exists.")
-    user_id = str(uuid.uuid4())
-    event = UserRegistered(user_id, role, organisation_id, language)
-    recorded = append(conn, f"user-{user_id}", [event], 0, Metadata(actor=actor))
-    now = recorded[0].recorded_at
-    vault.create_key(conn, user_id)
-    personal = vault.reader(conn)
-    name = name.strip()
+    """A user made by the operator (CLI, demo, test helpers), its data key and a first API
+    token: the handler booking.usecases.accounts.create_user with booking.clock's clock and
+    ids; `vault` defaults to the app's."""
+    from booking.usecases import accounts as handlers  # it stores through this module
+
+    created = handlers.create_user(
+        conn,
+        vault or current_vault(),
+        OPERATOR,
+        handlers.NewAccount(email, name, role, organisation_id, password, language),
+        now or system_clock(),
+        user_id or random_ids(),
+        Metadata(actor=actor),
+    )
+    return NewUser(created.user_id, created.token)
+
+
+def insert_user(
+    conn: Connection,
+    personal: PersonalData,
+    event: UserRegistered,
+    email: str,
+    name: str,
+    email_hash: str,
+    password: str | None,
+    now: datetime,
+) -> None:
+    """The account row of a registered user: e-mail and name sealed under their key."""
+    user_id = event.user_id
     conn.execute(
         insert(users).values(
             id=user_id,
             email=personal.seal(user_id, email),
             name=personal.seal(user_id, name) if name else "",
             email_hash=email_hash,
-            role=role,
-            organisation_id=organisation_id,
-            language=language,
+            role=event.role,
+            organisation_id=event.organisation_id,
+            language=event.language,
             password_hash=hash_password(password) if password else None,
             created_at=now,
         )
     )
-    return NewUser(user_id, issue_token(conn, user_id, now))
+
+
+def insert_organisation(conn: Connection, event: OrganisationRegistered, now: datetime) -> None:
+    conn.execute(
+        insert(organisations).values(
+            id=event.organisation_id,
+            name=event.name,
+            type=event.type,
+            business_id=event.business_id,
+            created_at=now,
+        )
+    )
+
+
+def organisation_exists(conn: Connection, organisation_id: str) -> bool:
+    found = conn.execute(
+        select(organisations.c.id).where(organisations.c.id == organisation_id)
+    ).first()
+    return found is not None
+
+
+def email_taken(conn: Connection, email_hash: str) -> bool:
+    found = conn.execute(select(users.c.id).where(users.c.email_hash == email_hash)).first()
+    return found is not None
 
 
 def issue_token(conn: Connection, user_id: str, now: datetime | None = None) -> str:
     token = secrets.token_urlsafe(32)
     conn.execute(
         insert(api_tokens).values(
-            token_hash=token_hash(token), user_id=user_id, created_at=now or datetime.now(UTC)
+            token_hash=token_hash(token), user_id=user_id, created_at=now or system_clock()
         )
     )
     return token
@@ -209,7 +235,9 @@ _BY_TOKEN = (
 # Its PostgreSQL text, made once: every authenticated request runs it, and SQLAlchemy's
 # per-execution work on the statement (cache key, compiled lookup) was a third of its CPU.
 # Its columns are all text, so the driver's values need no processing.
-_BY_TOKEN_POSTGRESQL = str(_BY_TOKEN.compile(dialect=postgresql_psycopg.dialect()))
+_BY_TOKEN_POSTGRESQL = str(
+    _BY_TOKEN.compile(dialect=postgresql_psycopg.dialect())  # type: ignore[no-untyped-call]
+)  # (the dialect's constructor has no annotations)
 
 
 def user_by_token(conn: Connection, token: str, vault: Vault | None = None) -> User | None:
@@ -252,7 +280,9 @@ def user_by_password(
 # --- erasure (crypto-shredding, DESIGN.md invariant 5) ------------------------------------
 
 
-def erase_user(conn: Connection, user_id: str, vault: Vault | None = None) -> datetime:
+def erase_user(
+    conn: Connection, user_id: str, vault: Vault | None = None, now: datetime | None = None
+) -> datetime:
     """Erase a person: delete their data key, so every envelope of theirs (e-mail, name,
     booking notes, pop-up descriptions, messages) is unreadable wherever it is kept; revoke
     their tokens, clear their sign-in, drop their unsent mail. Their bookings stay, for
@@ -264,7 +294,7 @@ def erase_user(conn: Connection, user_id: str, vault: Vault | None = None) -> da
     if row.erased_at is not None:
         erased_at: datetime = row.erased_at
         return erased_at
-    now = datetime.now(UTC)
+    now = now or system_clock()
     if conn.dialect.name == "sqlite":
         # Zero what this transaction frees (the wrapped key, old response texts) instead of
         # leaving it readable in the file's free space.

@@ -13,9 +13,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from booking import config as configuration
 from booking import feeds, pages
-from booking.api import bookings, feed_tokens, log, messages, people, popups, premises
+from booking.api import bookings, feed_tokens, log, messages, people, popups, premises, schemas
 from booking.api import registry as registry_api
 from booking.api import stats as stats_api
+from booking.api.links import LinksPlugin
 from booking.clock import random_ids, system_clock
 from booking.http import (
     PROBLEM,
@@ -69,11 +70,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     engine = config.get("ENGINE") if config else None
     if engine is None:
         engine = make_engine(app.config["BOOKING_DATABASE_URL"])
+    clock = app.config.get("CLOCK") or system_clock
     app.extensions["tilavaraus"] = Runtime(
         engine,
         PremisesRepository(),
-        Vault(app.config["SECRET_KEY"]),
-        clock=app.config.get("CLOCK") or system_clock,
+        Vault(app.config["SECRET_KEY"], clock),
+        clock=clock,
         ids=app.config.get("IDS") or random_ids,
     )
     # Code outside a request (CLI, demo loader, test helpers) seals with this app's secret.
@@ -83,8 +85,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app,
         spec_kwargs={
             "info": {"description": (Path(__file__).parent / "api" / "README.api.md").read_text()},
+            "extra_plugins": [LinksPlugin()],
         },
     )
+    api.ma_plugin.converter.add_attribute_function(schemas.opening_hours_properties)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}, {}]
     for blueprint in (

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from flask import Flask, current_app
 
@@ -102,7 +102,8 @@ class Caches:
     """One app's caches (sizes in bytes of the rendered values, per process)."""
 
     def __init__(self) -> None:
-        self.feed_bodies: Versioned[bytes] = Versioned(16 * 2**20)
+        # A public feed's body and the bytes sent (booking/feeds/http.py), by feed and ETag.
+        self.feed_bodies: Versioned[Any] = Versioned(16 * 2**20)
         self.feed_events: Memo[bytes] = Memo(16 * 2**20)
         self.availability: Versioned[bytes] = Versioned(8 * 2**20)
 

@@ -13,13 +13,15 @@ from flask import Flask
 from booking import accounts
 from booking.api import schemas
 from booking.app import create_app
+from booking.domain.accounts import OPERATOR
 from booking.http import Runtime
 from booking.migrate import upgrade
 from booking.privacy import WrongSecret
 from booking.progress import Progress
+from booking.usecases import accounts as handlers
 from events.sql import read_transaction, write_transaction
-from events.store import head_position
-from projections import runner
+from events.store import Metadata, head_position
+from projections import rebuilding, runner
 
 
 def _app() -> Flask:
@@ -65,7 +67,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread")
+            # gthread, answering gunicorn's own refusals (414, 431, 400) as problem+json.
+            self.cfg.set("worker_class", "booking.serving.ProblemWorker")
             self.cfg.set("accesslog", "-")
             if app.config.get("BOOKING_RUN_SCHEDULER", True):
                 # The embedded default runs the jobs in the worker (started after the fork,
@@ -114,11 +117,15 @@ def admin() -> None:
 def create_user(**options: Any) -> None:
     """Create a user; the last line printed is its API token."""
     _check(schemas.UserIn(), {k: v for k, v in options.items() if v is not None})
-    app = _app()
-    engine = _runtime(app).engine
-    upgrade(engine)
-    with write_transaction(engine) as conn:
-        created = _or_fail(lambda: accounts.create_user(conn, **options))
+    rt = _runtime(_app())
+    upgrade(rt.engine)
+    given = handlers.NewAccount(**options)
+    with write_transaction(rt.engine) as conn:
+        created = _or_fail(
+            lambda: handlers.create_user(
+                conn, rt.vault, OPERATOR, given, rt.clock(), rt.ids(), Metadata(actor=None)
+            )
+        )
     click.echo(f"created user {created.user_id}", err=True)
     click.echo(created.token)
 
@@ -132,13 +139,16 @@ def create_user(**options: Any) -> None:
 def create_organisation(name: str, type_: str, business_id: str | None) -> None:
     """Create an organisation; the last line printed is its id."""
     _check(schemas.OrganisationIn(), {"name": name, "type": type_, "business_id": business_id})
-    engine = _runtime(_app()).engine
-    upgrade(engine)
-    with write_transaction(engine) as conn:
-        organisation_id = _or_fail(
-            lambda: accounts.create_organisation(conn, name, type_, business_id, None)
+    rt = _runtime(_app())
+    upgrade(rt.engine)
+    given = handlers.NewOrganisation(name, type_, business_id)
+    with write_transaction(rt.engine) as conn:
+        created = _or_fail(
+            lambda: handlers.create_organisation(
+                conn, OPERATOR, given, rt.clock(), rt.ids(), Metadata(actor=None)
+            )
         )
-    click.echo(organisation_id)
+    click.echo(created.id)
 
 
 def _check(schema: Any, values: dict[str, Any]) -> None:
@@ -197,6 +207,8 @@ def demo_load(booking_count: int, seed: int, if_empty: bool, anchor: datetime | 
             seed=seed,
             if_empty=if_empty,
             anchor=anchor.date() if anchor else None,
+            clock=rt.clock,
+            ids=rt.ids,
         )
     except CatalogueNotEmpty as error:
         raise click.ClickException(f"{error}: the demo loads into an empty database.") from None
@@ -214,7 +226,8 @@ def projections() -> None:
 @click.argument("names", nargs=-1)
 def projections_rebuild(names: tuple[str, ...]) -> None:
     """Rebuild projections (all when none is named) from the log."""
-    engine = _runtime(_app()).engine
+    rt = _runtime(_app())
+    engine = rt.engine
     try:
         chosen = runner.by_name(names)
     except KeyError as error:
@@ -222,7 +235,7 @@ def projections_rebuild(names: tuple[str, ...]) -> None:
     with read_transaction(engine) as conn:
         total = head_position(conn)
     with Progress("rebuild", total) as progress:
-        count = runner.rebuild(engine, chosen, progress=progress)
+        count = rebuilding.rebuild(engine, chosen, progress=progress, clock=rt.clock)
     click.echo(f"rebuilt {', '.join(p.name for p in chosen)} from {count} events")
 
 
@@ -261,7 +274,8 @@ def events_import(file: str) -> None:
     """Restore a log exported as JSON lines into an empty database, then rebuild projections."""
     from booking.logio import NotEmpty, import_events
 
-    engine = _runtime(_app()).engine
+    rt = _runtime(_app())
+    engine = rt.engine
     upgrade(engine)
     try:
         with open(file, encoding="utf-8") as lines, Progress("import") as progress:
@@ -269,7 +283,7 @@ def events_import(file: str) -> None:
     except (NotEmpty, ValueError) as error:
         raise click.ClickException(str(error)) from None
     with Progress("rebuild", count) as progress:
-        runner.rebuild(engine, runner.ALL, progress=progress)
+        rebuilding.rebuild(engine, runner.ALL, progress=progress, clock=rt.clock)
     click.echo(f"imported {count} events from {file}")
 
 

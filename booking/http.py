@@ -40,6 +40,7 @@ from booking.service import (
     PremisesRepository,
     execute,
 )
+from booking.usecases.unit import Unit
 from events.sql import read_transaction
 from events.store import Metadata
 
@@ -160,7 +161,7 @@ def outcome_of_error(error: DomainError) -> Outcome:
                     errors=problems,
                 ),
             )
-        case SlotTaken(conflicts=conflicts):
+        case SlotTaken(conflicts=conflicts, zone=zone):
             return Outcome(
                 409,
                 problem_body(
@@ -169,7 +170,11 @@ def outcome_of_error(error: DomainError) -> Outcome:
                     "The time overlaps another booking (buffer included).",
                     PROBLEM_TYPE + "slot-taken",
                     conflicts=[
-                        {"start": iso(c.slot.start), "end": iso(c.slot.end), "kind": c.kind}
+                        {
+                            "start": iso(c.slot.start, zone),
+                            "end": iso(c.slot.end, zone),
+                            "kind": c.kind,
+                        }
                         for c in conflicts
                     ],
                 ),
@@ -224,6 +229,13 @@ def request_metadata(actor: str | None) -> Metadata:
     )
 
 
+def unit_for(conn: Connection, actor: str | None) -> Unit:
+    """What a use-case handler works in, for this request: the transaction's connection,
+    the app's premises cache and vault, and the request's metadata."""
+    rt = runtime()
+    return Unit(conn, rt.premises, rt.vault, request_metadata(actor), rt.clock)
+
+
 def write(actor: str, handler: Callable[[Connection], Outcome]) -> Response:
     """Run a command's handler in a retried write transaction; honour Idempotency-Key."""
     outcome = run_write(actor, handler)
@@ -239,7 +251,7 @@ def run_write(actor: str, handler: Callable[[Connection], Outcome]) -> Outcome |
         if len(key) > 200 or not key.isprintable():
             return problem(400, "Bad Idempotency-Key", "At most 200 printable characters.")
         body = request.get_json(silent=True)
-        idempotency = IdempotencyKey.of(actor, key, request.method, request.path, body)
+        idempotency = IdempotencyKey.of(actor, key, request.method, request.path, body, now())
     return execute(
         runtime().engine, handler, idempotency, outcome_of_error if idempotency else None
     )

@@ -8,84 +8,47 @@ through the premises' stream version, mails through their dedupe keys.
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from booking import notifications
-from booking.domain.popups import ExpirePopups
+from booking.clock import Clock, system_clock
 from booking.notifications import Notifier
 from booking.outbox import SmtpSettings, deliver, enqueue
 from booking.privacy import Vault
-from booking.service import (
-    Outcome,
-    PremisesRepository,
-    execute,
-    lock_premises,
-    premises_stream,
-)
+from booking.queries.popups import premises_due_to_expire
+from booking.service import Outcome, PremisesRepository, execute
 from booking.tables import users
-from events.bulk import StreamAppend, prepare_many, write_many
+from booking.usecases import popups as popup_cases
 from events.sql import read_transaction
-from events.store import Metadata
 from projections.bookings import bookings_table
-from projections.popups import popups_table
-from projections.runner import BY_EVENT, BY_POSITION, project_inline
 
 log = logging.getLogger(__name__)
 REMINDER_AHEAD = timedelta(hours=24)
 # Premises per transaction: bounds how long the premises and the append lock are held.
 PREMISES_PER_TRANSACTION = 100
-SCHEDULER = Metadata(actor="scheduler")
-
-
-@contextmanager
-def _collecting_only_new_objects() -> Iterator[None]:
-    """Spare the collector's full passes the objects alive before a bulk phase.
-
-    An expiry run keeps ~60,000 objects alive at once (events, their data, mails), which
-    sets off a full collection; that pass would walk the whole app's objects too (~80 ms of
-    a ~700 ms run on SQLite; ~13 ms with them frozen). `gc.freeze` moves what exists now out
-    of the collector's sight until `gc.unfreeze`; reference counting still frees it as
-    usual, only cyclic garbage made before the phase waits for the unfreeze. Left alone if
-    something else (a server that forks after freezing) has frozen objects already.
-    """
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+SCHEDULER = popup_cases.SCHEDULER
 
 
 @dataclass
 class Jobs:
+    """The jobs, handed the engine, the premises cache, the vault, the mail settings and
+    the clock (`now` when a run is not given one)."""
+
     engine: Engine
     premises: PremisesRepository
     vault: Vault
     smtp: SmtpSettings | None
+    clock: Clock = system_clock
 
     def expire_popups(self, now: datetime | None = None) -> int:
         """Expire every pending request whose decision deadline has passed; returns how many."""
-        now = now or datetime.now(UTC)
-        p = popups_table
+        now = now or self.clock()
         with read_transaction(self.engine) as conn:
-            due = list(
-                conn.execute(
-                    select(p.c.premises_id)
-                    .where(p.c.status == "pending", p.c.decision_deadline <= now)
-                    .distinct()
-                    .order_by(p.c.premises_id)
-                ).scalars()
-            )
+            due = premises_due_to_expire(conn, now)
         expired = 0
         for chunk in (
             due[i : i + PREMISES_PER_TRANSACTION]
@@ -93,58 +56,18 @@ class Jobs:
         ):
 
             def handle(conn: Connection, chunk: list[str] = chunk) -> Outcome:
-                return Outcome(200, {"expired": self._expire(conn, chunk, now)})
+                found = popup_cases.expire_popups(conn, self.premises, chunk, now, self.clock())
+                return Outcome(200, {"expired": found})
 
             expired += execute(self.engine, handle).body["expired"]
         if expired:
             log.info("expired %s pop-up request(s)", expired)
         return expired
 
-    def _expire(self, conn: Connection, premises_ids: list[str], now: datetime) -> int:
-        """One transaction's expiry: decide per premises under its lock, then project, mail
-        and append the events of all of them at once (one statement per table and chunk of
-        ids, not one per event: the projections' batch handlers, `notifications.mails_for`'s
-        reads of many rows at once, one outbox INSERT, `events.bulk`'s one INSERT).
-
-        As in `booking.service.run_premises_command`, what needs no position (the inline
-        projections that read only the events, the mails) is written before the append, so
-        that on PostgreSQL the append lock — which every writer of every premises queues
-        for — is held only for the INSERT and the position-stamped projections. Each premises
-        still appends to its own stream at the version it decided on, so a racing scheduler
-        or booking makes the whole chunk retry; the retry decides on the events the other
-        appended and finds nothing left to expire.
-        """
-        lock_premises(conn, premises_ids)  # all at once, in order: no deadlock with bookings
-        appends = []
-        for premises_id in premises_ids:
-            command = ExpirePopups(premises_id, now)
-            version, events = self.premises.decide(conn, premises_id, command)
-            if events:
-                appends.append(StreamAppend(premises_stream(premises_id), events, version))
-        if not appends:
-            return 0
-        with _collecting_only_new_objects():
-            prepared = prepare_many(appends, SCHEDULER)
-            before = [
-                pair
-                for a, mine in zip(appends, prepared.recorded, strict=True)
-                for pair in zip(a.events, mine, strict=True)
-            ]
-            project_inline(conn, before, BY_EVENT)
-            notifications.notify(conn, before, datetime.now(UTC))
-            recorded = write_many(conn, prepared)
-            appended = [
-                pair
-                for a, mine in zip(appends, recorded, strict=True)
-                for pair in zip(a.events, mine, strict=True)
-            ]
-            project_inline(conn, appended, BY_POSITION)
-            return len(appended)
-
     def queue_reminders(self, now: datetime | None = None) -> int:
         """Queue a reminder for each confirmed booking starting within 24 h that was placed
         earlier than that; the dedupe key makes a second run a no-op."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         b = bookings_table
         with read_transaction(self.engine) as conn:
             rows = conn.execute(
@@ -178,7 +101,7 @@ class Jobs:
         return int(execute(self.engine, handle).body["queued"])
 
     def send_mail(self, now: datetime | None = None) -> int:
-        return deliver(self.engine, self.smtp, self.address_of, now)
+        return deliver(self.engine, self.smtp, self.address_of, now or self.clock())
 
     def address_of(self, conn: Connection, user_id: str) -> str | None:
         """The address to send to, read at send time: an erased person has none."""

@@ -55,6 +55,12 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
             body = _(
                 "The booking %(title)s is cancelled.\nReason: %(reason)s\n%(premises)s, %(when)s."
             )
+        case "retired":
+            subject = _("Booking cancelled, the premises is taken out of use: %(premises)s")
+            body = _(
+                "The booking %(title)s is cancelled because %(premises)s is taken out of use."
+                "\nReason: %(reason)s\n%(premises)s, %(when)s."
+            )
         case "series_cancelled":
             subject = _("Recurring booking cancelled: %(premises)s")
             body = ngettext(

@@ -41,6 +41,7 @@ from events.catalog import (
     PopupApproved,
     PopupExpired,
     PopupRejected,
+    PremisesRetired,
 )
 from events.sql import ByDialect, one_of, one_of_chunks
 from events.store import RecordedEvent
@@ -230,6 +231,7 @@ class Batch:
     cancelled_count: int
     series_cancel: bool
     popup_bookings: frozenset[str]
+    retired: bool = False  # the premises is retired in the same append: say so to bookers
 
     @classmethod
     def of(cls, events: list[Event]) -> Batch:
@@ -242,6 +244,7 @@ class Batch:
             cancelled_count=sum(isinstance(e, BookingCancelled) for e in events),
             series_cancel=any(isinstance(e, BookingSeriesCancelled) for e in events),
             popup_bookings=frozenset(e.booking_id for e in events if isinstance(e, PopupApproved)),
+            retired=any(isinstance(e, PremisesRetired) for e in events),
         )
 
 
@@ -309,15 +312,17 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
             )
         case BookingCancelled(booking_id=bid, reason=reason) if not context.series_cancel:
             row = n.booking(bid)
+            # A retirement's mail says itself that the premises is taken out of use: its
+            # reason line gives only the staff's own words.
             yield n.mail(
-                "cancelled",
+                "retired" if context.retired else "cancelled",
                 key,
                 row.booked_by,
                 row.premises_id,
                 row.title,
                 row.start,
                 row.end,
-                reason=(event.cause, reason),
+                reason=("", reason) if context.retired else (event.cause, reason),
             )
         case BookingSeriesCancelled(series_id=sid, reason=reason):
             first = n.conn.execute(

@@ -25,7 +25,6 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    func,
     or_,
     select,
     update,
@@ -205,8 +204,3 @@ def _log_unsent(engine: Engine) -> int:
                 .values(logged_at=datetime.now(UTC))
             )
     return 0
-
-
-def pending_count(conn: Connection) -> int:
-    query = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
-    return int(conn.execute(query).scalar_one())

@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import os
-from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -24,6 +23,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import Column, MetaData, String, Table, delete, insert, select
 from sqlalchemy.engine import Connection
 
+from booking.clock import Clock, system_clock
 from events.sql import UTCDateTime
 
 PREFIX = "pd1"
@@ -58,7 +58,8 @@ def _derive(secret: str, purpose: bytes) -> bytes:
 class Vault:
     """Encrypts and decrypts one process's personal data; keys live in `person_keys`."""
 
-    def __init__(self, secret_key: str) -> None:
+    def __init__(self, secret_key: str, clock: Clock = system_clock) -> None:
+        self._clock = clock  # when keys are made and people erased: the app's clock
         self._wrapping = AESGCM(_derive(secret_key, b"tilavaraus/person-keys/v1"))
         self._lookup = _derive(secret_key, b"tilavaraus/lookup-hash/v1")
 
@@ -75,7 +76,7 @@ class Vault:
             insert(person_keys).values(
                 person_id=person_id,
                 wrapped_key=base64.b64encode(wrapped).decode(),
-                created_at=datetime.now(UTC),
+                created_at=self._clock(),
             )
         )
 
@@ -99,9 +100,7 @@ class Vault:
         """Delete the person's key; True when there was one."""
         result = conn.execute(delete(person_keys).where(person_keys.c.person_id == person_id))
         if not self.was_erased(conn, person_id):
-            conn.execute(
-                insert(erased_people).values(person_id=person_id, erased_at=datetime.now(UTC))
-            )
+            conn.execute(insert(erased_people).values(person_id=person_id, erased_at=self._clock()))
         return bool(result.rowcount)
 
     def reader(self, conn: Connection) -> PersonalData:

@@ -14,8 +14,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from events.catalog import CAUSES, POPUP_WITHDRAWN, PREMISES_CLOSED, PREMISES_RETIRED
-from events.serialization import split_legacy_reason
+from events.catalog import (
+    CAUSES,
+    POPUP_WITHDRAWN,
+    PREMISES_CLOSED,
+    PREMISES_RETIRED,
+    split_legacy_reason,
+)
 
 __all__ = [
     "CAUSES",

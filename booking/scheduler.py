@@ -45,7 +45,7 @@ def jobs_for(app: Flask, engine: Engine | None = None) -> Jobs:
     rt = app.extensions["tilavaraus"]
     url = app.config.get("BOOKING_SMTP_URL")
     smtp = SmtpSettings.from_url(url, app.config["BOOKING_MAIL_FROM"]) if url else None
-    return Jobs(engine or rt.engine, PremisesRepository(), rt.vault, smtp)
+    return Jobs(engine or rt.engine, PremisesRepository(), rt.vault, smtp, rt.clock)
 
 
 def _schedule(scheduler: BaseScheduler, jobs: Jobs, leader: Leader | None = None) -> None:
@@ -139,7 +139,8 @@ def start_in_process(app: Flask) -> tuple[BackgroundScheduler, runner.Background
     scheduler = BackgroundScheduler(timezone=app.config["BOOKING_TIMEZONE"], daemon=True)
     _schedule(scheduler, jobs_for(app, engine))
     scheduler.start()
-    return scheduler, runner.BackgroundRunner(engine).start()
+    clock = app.extensions["tilavaraus"].clock
+    return scheduler, runner.BackgroundRunner(engine, clock).start()
 
 
 def run_projector(app: Flask, poll_seconds: float = 1.0, batch_size: int = 1000) -> None:
@@ -152,6 +153,6 @@ def run_projector(app: Flask, poll_seconds: float = 1.0, batch_size: int = 1000)
     names = ", ".join(p.name for p in runner.ASYNC)
     log.info("projector started; asynchronous projections: %s", names)
     _report_status(app)
-    engine = app.extensions["tilavaraus"].engine
-    runner.Runner(engine, batch_size=batch_size, poll_seconds=poll_seconds).run(stop)
+    rt = app.extensions["tilavaraus"]
+    runner.Runner(rt.engine, rt.clock, batch_size=batch_size, poll_seconds=poll_seconds).run(stop)
     log.info("projector stopped after %.0f s", time.monotonic() - started)

@@ -1,5 +1,8 @@
-"""The service layer: load a premises, decide, append, project — in one transaction, retried
-on a concurrency conflict, and idempotent under a client's Idempotency-Key."""
+"""The service layer: load a premises, decide, record — in one transaction, retried on a
+concurrency conflict, and idempotent under a client's Idempotency-Key.
+
+No clock is read here: the time comes from the caller (`booking.clock`, `Runtime.clock`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,23 +22,15 @@ from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from booking import notifications
 from booking.domain.decide import Command, decide
 from booking.domain.errors import DomainError, NotFound
 from booking.domain.premises import PremisesState, evolve
+from booking.recording import StreamAppend, record
 from booking.tables import idempotency_keys
+from events.decoding import event_of
 from events.sql import write_transaction
-from events.store import (
-    ConcurrencyError,
-    Metadata,
-    RecordedEvent,
-    prepare,
-    read_stream,
-    write,
-)
+from events.store import ConcurrencyError, Metadata, RecordedEvent, read_stream
 from projections.bookings import bookings_table
-from projections.decoding import event_of
-from projections.runner import BY_EVENT, BY_POSITION, project_inline
 
 
 def premises_stream(premises_id: str) -> str:
@@ -125,25 +120,17 @@ def run_premises_command(
     command: Command,
     metadata: Metadata,
     notify: bool = True,
+    *,
+    now: datetime,
 ) -> list[RecordedEvent]:
-    """Decide, append, project inline and queue the e-mails — all in the caller's
-    transaction. `notify=False` is for history that nobody should be told about (demo).
-
-    On PostgreSQL the append lock is held from the append until commit, and every writer
-    of every premises queues for it: so whatever does not need the events' positions —
-    the projections that read only the events, and the mails — is written first, and only
-    the append and the position-stamped projections run under the lock.
-    """
+    """Decide and record (`booking.recording.record`: append, project inline, queue the
+    e-mails) — all in the caller's transaction, the events recorded at `now`.
+    `notify=False` is for history that nobody should be told about (demo)."""
     lock_premises(conn, [premises_id])
     version, events = repository.decide(conn, premises_id, command)
-    prepared = prepare(premises_stream(premises_id), events, version, metadata)
-    pending = list(zip(events, prepared, strict=True))
-    project_inline(conn, pending, BY_EVENT)
-    if notify:
-        notifications.notify(conn, pending, datetime.now(UTC))
-    recorded = write(conn, prepared, read_in_transaction=True)
+    appended = StreamAppend(premises_stream(premises_id), events, version)
+    (recorded,) = record(conn, [appended], metadata, now, notify=notify)
     repository.advance(premises_id, version, recorded)
-    project_inline(conn, list(zip(events, recorded, strict=True)), BY_POSITION)
     return recorded
 
 
@@ -196,14 +183,20 @@ class Outcome:
 
 @dataclass(frozen=True)
 class IdempotencyKey:
+    """A client's key for one request, and when that request came (`used_at`: the time its
+    first outcome is stored at)."""
+
     actor: str
     key: str
     request_hash: str
+    used_at: datetime
 
     @classmethod
-    def of(cls, actor: str, key: str, method: str, path: str, body: Any) -> IdempotencyKey:
+    def of(
+        cls, actor: str, key: str, method: str, path: str, body: Any, now: datetime
+    ) -> IdempotencyKey:
         canonical = json.dumps([method, path, body], sort_keys=True, default=str)
-        return cls(actor, key, hashlib.sha256(canonical.encode()).hexdigest())
+        return cls(actor, key, hashlib.sha256(canonical.encode()).hexdigest(), now)
 
 
 class IdempotencyKeyReused(Exception):
@@ -305,6 +298,6 @@ def _store_outcome(conn: Connection, key: IdempotencyKey, outcome: Outcome) -> N
             status=outcome.status,
             body=outcome.body,
             headers=outcome.headers,
-            created_at=datetime.now(UTC),
+            created_at=key.used_at,
         )
     )

@@ -19,7 +19,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -57,13 +57,15 @@ class Prepared:
     texts: list[str]  # each event's data as JSON text, in the order of `recorded`
 
 
-def prepare_many(appends: Sequence[StreamAppend], metadata: Metadata | None = None) -> Prepared:
-    """Serialise every stream's events at its `expected_version + 1, + 2, …` (nothing is
-    written: inline projections and mails that need no position may use these first)."""
+def prepare_many(
+    appends: Sequence[StreamAppend], metadata: Metadata | None = None, *, now: datetime
+) -> Prepared:
+    """Serialise every stream's events at its `expected_version + 1, + 2, …`, recorded at
+    `now` (nothing is written: inline projections and mails that need no position may use
+    these first)."""
     streams = [a.stream for a in appends]
     if len(set(streams)) != len(streams):
         raise ValueError("append_many: a stream may appear only once")
-    now = datetime.now(UTC)
     meta = (metadata or Metadata()).as_json()
     recorded: list[list[RecordedEvent]] = []
     texts: list[str] = []
@@ -104,15 +106,20 @@ def write_many(conn: Connection, prepared: Prepared) -> list[list[RecordedEvent]
 
 
 def append_many(
-    conn: Connection, appends: Sequence[StreamAppend], metadata: Metadata | None = None
+    conn: Connection,
+    appends: Sequence[StreamAppend],
+    metadata: Metadata | None = None,
+    *,
+    now: datetime,
 ) -> list[list[RecordedEvent]]:
-    """Append each stream's events at its `expected_version + 1, + 2, …`, all in one
-    statement, or raise `ConcurrencyError` (for the first stale stream) and write nothing.
+    """Append each stream's events at its `expected_version + 1, + 2, …`, recorded at
+    `now`, all in one statement, or raise `ConcurrencyError` (for the first stale stream)
+    and write nothing.
 
     Returns the recorded events per entry of `appends`, in the same order. Must run inside
     a transaction; the caller commits. Each stream may appear once.
     """
-    return write_many(conn, prepare_many(appends, metadata))
+    return write_many(conn, prepare_many(appends, metadata, now=now))
 
 
 # `_at` names every field of a recorded event: checked here, so a field added to

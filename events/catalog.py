@@ -7,11 +7,14 @@ by id only (DESIGN.md invariant 5).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
 JSONObject = dict[str, Any]
+# Brings an event's stored JSON from one schema version to the next.
+Upcaster = Callable[[JSONObject], JSONObject]
 
 
 # Why the system cancelled a booking or turned a request down (`BookingCancelled.cause`,
@@ -24,9 +27,12 @@ CAUSES = (PREMISES_CLOSED, POPUP_WITHDRAWN, PREMISES_RETIRED)
 
 @dataclass(frozen=True)
 class Event:
-    """Base of all events. `schema_version` is the version of the event's current shape."""
+    """Base of all events. `schema_version` is the version of the event's current shape;
+    `upcasters[v]` brings version v's JSON to v + 1, declared beside the event type, so an
+    event's history of shapes reads in one place (`events.serialization` applies them)."""
 
     schema_version: ClassVar[int] = 1
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {}
 
 
 # --- people and organisations ---------------------------------------------------------
@@ -93,14 +99,55 @@ class ClosureAdded(Event):
 # --- bookings ---------------------------------------------------------------------------
 
 
+# The English system sentences that version 1 of `BookingCancelled` and `PopupRejected`
+# stored in `reason`, and the cause each one means.
+_LEGACY_WHOLE = {
+    "The pop-up was withdrawn.": POPUP_WITHDRAWN,
+    "The premises is closed.": PREMISES_CLOSED,
+    "The premises is retired.": PREMISES_RETIRED,
+}
+_LEGACY_PREFIXES = {
+    "The premises is closed: ": PREMISES_CLOSED,
+    "The premises is retired: ": PREMISES_RETIRED,
+}
+
+
+def split_legacy_reason(reason: str | None) -> tuple[str, str]:
+    """(cause, the person's words) of a reason stored before causes had a field of their
+    own; a reason that is no known system sentence is all the person's words."""
+    text = reason or ""
+    if text in _LEGACY_WHOLE:
+        return _LEGACY_WHOLE[text], ""
+    for prefix, cause in _LEGACY_PREFIXES.items():
+        if text.startswith(prefix):
+            return cause, text[len(prefix) :]
+    return "", text
+
+
+def upcast_reason_v1_v2(data: JSONObject) -> JSONObject:
+    """v1 wrote system sentences in English into `reason` ("The premises is closed:
+    Putkiremontti"); v2 keeps the person's words there and the cause as a code."""
+    data = dict(data)
+    data["cause"], data["reason"] = split_legacy_reason(data.get("reason"))
+    return data
+
+
+def upcast_booking_placed_v1_v2(data: JSONObject) -> JSONObject:
+    """v1 named the head count `attendee_count`; v2 calls it `attendees` like the API."""
+    data = dict(data)
+    data["attendees"] = data.pop("attendee_count", 0)
+    return data
+
+
 @dataclass(frozen=True)
 class BookingPlaced(Event):
     """A booking took its slot: `confirmed`, or `pending_approval` (a hold until decided).
 
-    Version 2 renamed v1's `attendee_count` to `attendees` (see `upcast_booking_placed_v1_v2`).
+    Version 2 renamed v1's `attendee_count` to `attendees` (`upcast_booking_placed_v1_v2`).
     """
 
     schema_version: ClassVar[int] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: upcast_booking_placed_v1_v2}
 
     premises_id: str
     booking_id: str
@@ -141,6 +188,8 @@ class BookingCancelled(Event):
     kept English system sentences in `reason` (see `upcast_reason_v1_v2`)."""
 
     schema_version: ClassVar[int] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: upcast_reason_v1_v2}
+
     premises_id: str
     booking_id: str
     cancelled_by: str
@@ -205,6 +254,8 @@ class PopupRejected(Event):
     """`reason` and `cause` as in `BookingCancelled` (version 2; see `upcast_reason_v1_v2`)."""
 
     schema_version: ClassVar[int] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: upcast_reason_v1_v2}
+
     premises_id: str
     request_id: str
     rejected_by: str

@@ -2,8 +2,8 @@
 
 Each event type's schema is derived from its dataclass fields, so a field added to an event
 is validated and serialised without a second declaration. Old stored versions are brought up
-to the current shape by upcasters registered next to the type (`upcast_<type>_v1_v2`) before
-the schema loads them.
+to the current shape by the upcasters declared beside each event type in `events.catalog`
+(`upcast_<type>_v1_v2`) before the schema loads them.
 """
 
 from __future__ import annotations
@@ -18,16 +18,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields
 
-from events.catalog import (
-    ALL_EVENTS,
-    POPUP_WITHDRAWN,
-    PREMISES_CLOSED,
-    PREMISES_RETIRED,
-    Event,
-    JSONObject,
-)
-
-Upcaster = Callable[[JSONObject], JSONObject]
+from events.catalog import ALL_EVENTS, Event, JSONObject, Upcaster
 
 
 class UnknownEventType(LookupError):
@@ -135,46 +126,6 @@ def _plain_fields(event_type: type[Event]) -> list[tuple[str, Plain]]:
     return [(f.name, _plain_for(hints[f.name])) for f in dataclasses.fields(event_type)]
 
 
-def upcast_booking_placed_v1_v2(data: JSONObject) -> JSONObject:
-    """v1 named the head count `attendee_count`; v2 calls it `attendees` like the API."""
-    data = dict(data)
-    data["attendees"] = data.pop("attendee_count", 0)
-    return data
-
-
-# The English system sentences that version 1 of `BookingCancelled` and `PopupRejected`
-# stored in `reason`, and the cause each one means.
-_LEGACY_WHOLE = {
-    "The pop-up was withdrawn.": POPUP_WITHDRAWN,
-    "The premises is closed.": PREMISES_CLOSED,
-    "The premises is retired.": PREMISES_RETIRED,
-}
-_LEGACY_PREFIXES = {
-    "The premises is closed: ": PREMISES_CLOSED,
-    "The premises is retired: ": PREMISES_RETIRED,
-}
-
-
-def split_legacy_reason(reason: str | None) -> tuple[str, str]:
-    """(cause, the person's words) of a reason stored before causes had a field of their
-    own; a reason that is no known system sentence is all the person's words."""
-    text = reason or ""
-    if text in _LEGACY_WHOLE:
-        return _LEGACY_WHOLE[text], ""
-    for prefix, cause in _LEGACY_PREFIXES.items():
-        if text.startswith(prefix):
-            return cause, text[len(prefix) :]
-    return "", text
-
-
-def upcast_reason_v1_v2(data: JSONObject) -> JSONObject:
-    """v1 wrote system sentences in English into `reason` ("The premises is closed:
-    Putkiremontti"); v2 keeps the person's words there and the cause as a code."""
-    data = dict(data)
-    data["cause"], data["reason"] = split_legacy_reason(data.get("reason"))
-    return data
-
-
 class EventSerializer:
     """Maps event objects to (type name, schema version, JSON data) and back."""
 
@@ -183,9 +134,9 @@ class EventSerializer:
         self._schemas = {t.__name__: schema_for(t) for t in event_types}
         self._plain = {t.__name__: _plain_fields(t) for t in event_types}
         self._upcasters: dict[tuple[str, int], Upcaster] = {
-            ("BookingPlaced", 1): upcast_booking_placed_v1_v2,
-            ("BookingCancelled", 1): upcast_reason_v1_v2,
-            ("PopupRejected", 1): upcast_reason_v1_v2,
+            (t.__name__, version): upcaster
+            for t in event_types
+            for version, upcaster in t.upcasters.items()
         }
 
     def dump(self, event: Event) -> tuple[str, int, JSONObject]:

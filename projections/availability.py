@@ -226,8 +226,8 @@ class Availability(Projection):
         for e in decided:
             by_premises.setdefault(e.premises_id, []).append(e.request_id)
         for premises_id, ids in by_premises.items():
-            for chunk in one_of_chunks(conn, ids):
-                conn.execute(_RELEASE_HOLDS[conn], {"p": premises_id, "ids": chunk})
+            for some in one_of_chunks(conn, ids):
+                conn.execute(_RELEASE_HOLDS[conn], {"p": premises_id, "ids": some})
 
     @handles(ClosureAdded)
     def closed(self, conn: Connection, e: ClosureAdded, rec: RecordedEvent) -> None:
@@ -270,6 +270,7 @@ class Availability(Projection):
                     new[e.request_id] = _hold_row(e, e.end)
                 continue
             row = new.get(_ref_of(e)) if isinstance(e, _ONE_ROW) else None
+            # Every event of `_ONE_ROW` names its premises; `Event` itself does not.
             if row is not None and row["premises_id"] == e.premises_id:  # type: ignore[attr-defined]
                 if isinstance(e, BookingApproved):
                     row["kind"] = "booking"
@@ -301,7 +302,7 @@ def _ref_of(e: Event) -> str:
     too, but frees the request's hold)."""
     if isinstance(e, PopupApproved | PopupRejected | PopupWithdrawn | PopupExpired):
         return e.request_id
-    return e.booking_id  # type: ignore[attr-defined, no-any-return]
+    return e.booking_id  # type: ignore[attr-defined, no-any-return]  # the rest name a booking
 
 
 def _booking_row(e: BookingPlaced, blocked_until: datetime) -> dict[str, Any]:

@@ -31,6 +31,7 @@ def handles(*event_types: type[Event]) -> Callable[[Handler], Handler]:
     """Marks a method as the handler of the given event types."""
 
     def mark(method: Handler) -> Handler:
+        # Marks the function object itself, which types no attributes.
         method._handles = event_types  # type: ignore[attr-defined]
         return method
 
@@ -42,7 +43,7 @@ def handles_many(*event_types: type[Event]) -> Callable[[BatchHandler], BatchHan
     one list: one statement for a run instead of one per event (expiring 10,000 requests)."""
 
     def mark(method: BatchHandler) -> BatchHandler:
-        method._handles_many = event_types  # type: ignore[attr-defined]
+        method._handles_many = event_types  # type: ignore[attr-defined]  # as `handles` does
         return method
 
     return mark
@@ -105,7 +106,7 @@ class Projection:
             self._batch_handlers[type(run[0])](self, conn, run)
 
     def replay(self, conn: Connection, pairs: Sequence[tuple[Event, RecordedEvent]]) -> None:
-        """Apply a batch of a rebuild (`projections.runner.rebuild`): events in log order, on
+        """Apply a batch of a rebuild (`projections.rebuilding.rebuild`): events in log order, on
         tables the rebuild emptied and fills in one transaction. By default the live
         handlers, one event at a time; a projection overrides it to load what the batch
         touches, change it in memory and write each table with one many-row statement."""

@@ -7,7 +7,7 @@ event would cost more than the whole rest of a rebuild.
 
 Every batch projection defines its tables with a function of a name suffix, so that a
 rebuild can fill a fresh copy of them (`fresh("__rebuild")`) while the live copy keeps
-serving, and swap them in by renaming (see `projections.runner.rebuild_swapping`).
+serving, and swap them in by renaming (see `projections.rebuilding.rebuild_swapping`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from events.store import RecordedEvent
 from projections.base import Projection, metadata
 
 CURRENT_SCHEMA = {t.__name__: t.schema_version for t in ALL_EVENTS}
-TableFactory = Callable[[MetaData, str], tuple[Table, ...]]
 
 
 def data_of(recorded: RecordedEvent) -> JSONObject:
@@ -48,12 +47,18 @@ class BatchProjection(Projection):
     and implement `apply_batch`."""
 
     event_types: ClassVar[frozenset[str]]
-    define: ClassVar[TableFactory]
     _live: ClassVar[tuple[Table, ...] | None] = None
+
+    @staticmethod
+    def define(metadata: MetaData, suffix: str) -> tuple[Table, ...]:
+        """The projection's tables in `metadata`, each named `<table><suffix>`."""
+        raise NotImplementedError
 
     def __init__(self, suffix: str = "") -> None:
         self.suffix = suffix
         cls = type(self)
+        # `tables` is a class attribute of every other projection; a batch projection's
+        # copy (`fresh`) has tables of its own, so here it is set per instance.
         if suffix:
             self.tables = cls.define(MetaData(), suffix)  # type: ignore[misc]
         else:
@@ -83,27 +88,10 @@ class BatchProjection(Projection):
         """From now on the projection may keep what it reads and changes in memory from one
         `apply_batch` to the next and write it later, at the latest at `flush`. Only for a
         rebuild into fresh tables that one transaction fills from the start of the log
-        (`projections.runner.rebuild`); by default it writes each batch at once."""
+        (`projections.rebuilding.rebuild`); by default it writes each batch at once."""
 
     def flush(self, conn: Connection) -> None:
         """Write what `hold` kept, and stop holding."""
-
-
-def upsert_adding(
-    conn: Connection, table: Table, keys: Sequence[str], rows: Sequence[dict[str, Any]]
-) -> None:
-    """Insert rows, or add their measures to the rows already there (same primary key).
-
-    Every row must have the same columns; those not in `keys` are summed on conflict, except
-    the ones named in `table.info["keep"]`, which keep their first value.
-    """
-    if not rows:
-        return
-    keep = set(table.info.get("keep", ()))
-    names = list(rows[0])
-    added = [n for n in names if n not in keys and n not in keep]
-    action = ", ".join(f'"{n}" = "{table.name}"."{n}" + excluded."{n}"' for n in added)
-    _upsert(conn, table, keys, names, f"DO UPDATE SET {action}" if added else "DO NOTHING", rows)
 
 
 def upsert_rows(
@@ -113,7 +101,10 @@ def upsert_rows(
     names: list[str],
     rows: Sequence[tuple[Any, ...]],
 ) -> None:
-    """`upsert_adding` for rows given as tuples of `names`, already in the driver's types."""
+    """Insert rows given as tuples of `names`, already in the driver's types, or add their
+    measures to the rows already there (same primary key): the columns not in `keys` are
+    summed on conflict, except those named in `table.info["keep"]`, which keep their first
+    value."""
     if not rows:
         return
     keep = set(table.info.get("keep", ()))
@@ -191,7 +182,7 @@ def _driver_values(
     columns: list[Iterable[Any]] = list(zip(*values, strict=True))
     for i, process in processors:
         column = columns[i]
-        if None in column:  # type: ignore[operator]
+        if None in column:
             columns[i] = [None if v is None else process(v) for v in column]
         else:
             columns[i] = map(process, column)
@@ -258,6 +249,8 @@ def _insert_many(
         # A plain INSERT of many rows (a rebuild's new rows): COPY, in this transaction.
         # The server then spends half the time of INSERT … unnest (50,000 booking_list rows:
         # 1.4 s against 2.8 s), the same rows, triggers and constraints.
+        # psycopg's own cursor (COPY is not SQLAlchemy's); a checked-out connection always
+        # has its driver connection, which SQLAlchemy types as optional.
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
             for row in values:

@@ -40,17 +40,23 @@ HELSINKI = ZoneInfo("Europe/Helsinki")
 TEST_NOW = datetime(2026, 11, 18, 10, 0, tzinfo=HELSINKI)
 
 
-def _libfaketime() -> str | None:
-    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
-    return str(found[0]) if found else None
+def libfaketime() -> str | None:
+    """The libfaketime that the PyPI package `libfaketime` builds. Debian's 0.9.10 answers
+    CPython's time.sleep (clock_nanosleep on the monotonic clock) with EINVAL."""
+    try:
+        import libfaketime as package
+    except ImportError:
+        return None
+    found = Path(package.__file__).parent / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
+    return str(found) if found.exists() else None
 
 
 def at_test_time(env: dict[str, str]) -> dict[str, str]:
     """`env` for a child process (a real `booking serve`, the CLI) that runs at this test's
     time rather than the machine's: libfaketime, started at the pinned now, ticking on."""
-    library = _libfaketime()
+    library = libfaketime()
     if library is None:
-        message = "libfaketime (Debian package faketime) keeps child processes at the test's time"
+        message = "libfaketime (PyPI package libfaketime) keeps child processes at the test's time"
         if IN_CI:
             pytest.fail(message + " (CI=true: it must be installed)")
         pytest.skip(message)

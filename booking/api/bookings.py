@@ -1,64 +1,55 @@
-"""/api/v1/bookings and /api/v1/booking-series: place, read, list, cancel, approve, reject."""
+"""/api/v1/bookings and /api/v1/booking-series: place, read, list, cancel, approve, reject.
+
+Each view translates HTTP to a use-case handler (booking.usecases.bookings) and its result
+back; reads go through booking.queries.
+"""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import fields, replace
-from datetime import UTC, datetime, time, timedelta
-from types import SimpleNamespace
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, current_app
+from flask import Response, current_app, request
 from flask_smorest import Blueprint
-from sqlalchemy import bindparam, literal, or_, select
+from marshmallow import validate
 from sqlalchemy.engine import Connection
 
 from booking import reasons
-from booking.accounts import User
 from booking.api import schemas
-from booking.api.premises import _slot
+from booking.api.paging import AFTER_DOC, LINK_HEADER, next_field, page_headers, page_request
 from booking.auth import require, signed_in
-from booking.domain.commands import (
-    BookingRequest,
-    CancelBooking,
-    CancelSeries,
-    DecideBooking,
-    PlaceBooking,
-    PlaceSeries,
-)
-from booking.domain.errors import NotAllowed, NotFound
 from booking.http import (
-    check_changed_once,
-    check_if_match,
     expected_version,
     iso,
     json_response,
-    request_metadata,
+    new_id,
+    now,
     runtime,
+    unit_for,
     write,
 )
 from booking.i18n import reader_language
-from booking.privacy import current_vault
-from booking.service import (
-    Outcome,
-    PremisesRepository,
-    premises_of_series,
-    premises_stream,
-    run_premises_command,
-)
-from events.catalog import BookingApproved, BookingCancelled, BookingPlaced, BookingRejected
+from booking.queries.bookings import BookingFilter, BookingRow, visible_booking
+from booking.queries.bookings import list_bookings as bookings_page
+from booking.service import Outcome
+from booking.usecases import bookings as cases
 from events.sql import read_transaction
-from events.store import RecordedEvent, events_table
-from projections.bookings import bookings_table, changed_values
-from projections.catalogue import premises_table
 
 blp = Blueprint("bookings", __name__, url_prefix="/api/v1", description="Bookings")
 BOOKERS = ("booker", "staff", "admin")
 
 
-def booking_json(row: Any) -> dict[str, Any]:
-    zone = ZoneInfo(row.timezone)
+class BookingPageQuery(schemas.BookingQuery):
+    after = schemas.Text(validate=validate.Length(1, 500), metadata={"description": AFTER_DOC})
+
+
+class BookingPage(schemas.BookingList):
+    next = next_field()
+
+
+def booking_json(row: BookingRow) -> dict[str, Any]:
+    zone = row.zone
     return {
         "id": row.id,
         "status": row.status,
@@ -75,91 +66,38 @@ def booking_json(row: Any) -> dict[str, Any]:
         "created_at": iso(row.created_at, zone),
         "updated_at": iso(row.updated_at, zone),
         "late": row.late,
-        **reasons.answer(row.reason, getattr(row, "reason_code", None)),
+        **reasons.answer(row.reason, row.reason_code),
     }
 
 
-def _with_zone() -> Any:
-    b, p = bookings_table, premises_table
-    return select(b, p.c.timezone).join(p, p.c.id == b.c.premises_id)
+def stated(body: dict[str, Any], name: str) -> datetime:
+    """The instant `name` in the offset the client wrote it in (the schema's value is in
+    UTC): a local time that does not exist is told apart by its offset."""
+    raw = (request.get_json(silent=True) or {}).get(name)
+    try:
+        written = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        written = None
+    value: datetime = body[name]
+    return written if written is not None and written == value else value
 
 
-def notes_opened(conn: Connection, rows: Any) -> list[Any]:
-    """Booking rows with their notes opened (sealed with the booker's key; None once erased)."""
-    personal = current_vault().reader(conn)
-    return [SimpleNamespace(**{**r._asdict(), "notes": personal.open(r.notes)}) for r in rows]
-
-
-def booking_rows(conn: Connection, ids: list[str]) -> list[Any]:
-    order = {booking_id: n for n, booking_id in enumerate(ids)}
-    rows = conn.execute(_with_zone().where(bookings_table.c.id.in_(ids))).all()
-    return sorted(notes_opened(conn, rows), key=lambda r: order[r.id])
-
-
-def visible_to(user: User, row: Any) -> bool:
-    if user.role in ("staff", "admin"):
-        return True
-    return row.booked_by == user.id or (
-        user.organisation_id is not None and row.organisation_id == user.organisation_id
-    )
-
-
-def _request(body: dict[str, Any], user: User) -> BookingRequest:
-    organisation_id = user.organisation_id
-    if body.get("organisation_id") and body["organisation_id"] != user.organisation_id:
-        if user.role not in ("staff", "admin"):
-            raise NotAllowed("You may book only for your own organisation.")
-        organisation_id = body["organisation_id"]
-    return BookingRequest(  # notes are sealed in the write transaction: `_sealed`
+def booking_input(body: dict[str, Any]) -> cases.BookingInput:
+    return cases.BookingInput(
         premises_id=body["premises_id"],
-        slot=_slot(body["start"], body["end"]),
-        title=body["title"].strip(),
+        start=stated(body, "start"),
+        end=stated(body, "end"),
+        title=body["title"],
         attendees=body["attendees"],
         public=body["public"],
         notes=body["notes"],
-        organisation_id=organisation_id,
+        organisation_id=body.get("organisation_id") or None,
     )
 
 
-def _sealed(conn: Connection, user: User, request: BookingRequest) -> BookingRequest:
-    """The request with its notes (free text, may hold contact details) under the booker's
-    key: the log never holds them in clear (DESIGN.md invariant 5)."""
-    return replace(request, notes=runtime().vault.seal_for(conn, user.id, request.notes))
-
-
-def placed_outcome(placed: BookingPlaced, zone: ZoneInfo, notes: str) -> Outcome:
-    """The 201 for a booking just placed, from its event: what the booking list's new row
-    holds (version 1, nothing late or rejected yet), without reading it back."""
-    row = SimpleNamespace(
-        **{f.name: getattr(placed, f.name) for f in fields(placed)},
-        id=placed.booking_id,
-        timezone=zone.key,
-        version=1,
-        created_at=placed.placed_at,
-        updated_at=placed.placed_at,
-        late=None,
-        reason=None,
-    )
-    row.notes = notes
-    return Outcome(
-        201,
-        booking_json(row),
-        {"ETag": '"1"', "Location": f"/api/v1/bookings/{placed.booking_id}"},
-    )
-
-
-def placed_in(
-    conn: Connection, recorded: list[RecordedEvent], repository: PremisesRepository
-) -> tuple[BookingPlaced, ZoneInfo]:
-    """The BookingPlaced among a command's events, and its premises' zone."""
-    placed = next(e for r in recorded if isinstance(e := r.to_event(), BookingPlaced))
-    zone = repository.zone(placed.premises_id)
-    if zone is None:  # the cached state was dropped meanwhile
-        p = premises_table
-        zone = ZoneInfo(
-            conn.execute(select(p.c.timezone).where(p.c.id == placed.premises_id)).scalar_one()
-        )
-    return placed, zone
+def _changed(changed: cases.Changed) -> Outcome:
+    row = changed.booking
+    return Outcome(200, booking_json(row), {"ETag": f'"{row.version}"'})
 
 
 @blp.route("/bookings", methods=["POST"])
@@ -170,50 +108,44 @@ def placed_in(
 @blp.alt_response(422, description="A rule is broken (`errors` names the fields)")
 def place(body: dict[str, Any]) -> Response:
     """Book a premises for an organisation: `confirmed`, or `pending_approval` where the
-    premises requires approval (the slot is held until staff decide)."""
+    premises requires approval (the slot is held until staff decide). A local time that
+    does not exist (the hour skipped when clocks spring forward, written in the premises'
+    standard offset) is refused with 422 naming the field."""
     user = signed_in()
-    request = _request(body, user)
-    booking_id = str(uuid.uuid4())
+    given, booking_id = booking_input(body), new_id()
 
     def handle(conn: Connection) -> Outcome:
-        command = PlaceBooking(
-            user.actor, booking_id, _sealed(conn, user, request), datetime.now(UTC)
+        placed = cases.place_booking(unit_for(conn, user.id), user.actor, given, booking_id, now())
+        return Outcome(
+            201,
+            booking_json(placed.booking),
+            {"ETag": '"1"', "Location": f"/api/v1/bookings/{booking_id}"},
         )
-        repository = runtime().premises
-        recorded = run_premises_command(
-            conn, repository, request.premises_id, command, request_metadata(user.id)
-        )
-        return placed_outcome(*placed_in(conn, recorded, repository), request.notes)
 
     return write(user.id, handle)
 
 
 @blp.route("/bookings", methods=["GET"])
 @require()
-@blp.arguments(schemas.BookingQuery, location="query")
-@blp.response(200, schemas.BookingList)
+@blp.arguments(BookingPageQuery, location="query")
+@blp.response(200, BookingPage, headers=LINK_HEADER)
 def list_bookings(query: dict[str, Any]) -> Response:
-    """Bookings a person may see: a booker its organisation's, staff all."""
+    """Bookings a person may see: a booker its organisation's, staff all. Paged by start:
+    `limit` rows (default 500) after the cursor `after`; `next` and the `Link` header
+    lead to the next page."""
     user = signed_in()
-    b = bookings_table
-    sql = _with_zone().order_by(b.c.start).limit(query["limit"])
+    wanted = BookingFilter(
+        query.get("from_"), query.get("to"), query.get("premises_id"), query.get("status")
+    )
     zone = ZoneInfo(current_app.config["BOOKING_TIMEZONE"])
-    if "from_" in query:
-        sql = sql.where(b.c.end > datetime.combine(query["from_"], time(), zone))
-    if "to" in query:
-        sql = sql.where(b.c.start < datetime.combine(query["to"] + timedelta(days=1), time(), zone))
-    if "premises_id" in query:
-        sql = sql.where(b.c.premises_id == query["premises_id"])
-    if "status" in query:
-        sql = sql.where(b.c.status == query["status"])
-    if user.role not in ("staff", "admin"):
-        mine = b.c.booked_by == user.id
-        if user.organisation_id:
-            mine = or_(mine, b.c.organisation_id == user.organisation_id)
-        sql = sql.where(mine)
-    with read_transaction(runtime().engine) as conn:
-        rows = notes_opened(conn, conn.execute(sql).all())
-    return json_response({"bookings": [booking_json(r) for r in rows]})
+    page = page_request(query)
+    rt = runtime()
+    with read_transaction(rt.engine) as conn:
+        found = bookings_page(conn, rt.vault, user.actor, wanted, zone, page)
+    return json_response(
+        {"bookings": [booking_json(r) for r in found.rows], "next": found.next},
+        headers=page_headers(found),
+    )
 
 
 @blp.route("/bookings/<booking_id>", methods=["GET"])
@@ -221,72 +153,10 @@ def list_bookings(query: dict[str, Any]) -> Response:
 @blp.response(200, schemas.BookingOut)
 def get_booking(booking_id: str) -> Response:
     user = signed_in()
-    with read_transaction(runtime().engine) as conn:
-        rows = booking_rows(conn, [booking_id])
-    if not rows:
-        raise NotFound(f"No booking {booking_id!r}.")
-    if not visible_to(user, rows[0]):
-        raise NotAllowed("The booking belongs to another organisation.")
-    return json_response(booking_json(rows[0]), headers={"ETag": f'"{rows[0].version}"'})
-
-
-# The booking with its premises' zone, and the version of the premises' stream when it was
-# read (`premises_stream` in SQL): one round trip, before the command locks the premises.
-_BOOKING_BEFORE = (
-    _with_zone()
-    .add_columns(
-        select(events_table.c.version)
-        .where(events_table.c.stream == literal("premises-") + bookings_table.c.premises_id)
-        .order_by(events_table.c.version.desc())
-        .limit(1)
-        .scalar_subquery()
-        .label("stream_version")
-    )
-    .where(bookings_table.c.id == bindparam("id"))
-)
-assert premises_stream("x") == "premises-x"  # what `_BOOKING_BEFORE` spells in SQL
-_CHANGES = (BookingApproved, BookingRejected, BookingCancelled)
-
-
-def changed_row(before: Any, recorded: list[RecordedEvent]) -> SimpleNamespace | None:
-    """The booking's row after `recorded`, from the row read before the command: what the
-    bookings projection makes of it (`changed_values`, one version per change). None when
-    the command was not decided on the stream version the row was read at (another command
-    of the premises came between, and may have changed the booking too)."""
-    if not recorded or recorded[0].version - 1 != before.stream_version:
-        return None
-    row = SimpleNamespace(**before._asdict())
-    for event in (r.to_event() for r in recorded):
-        if isinstance(event, _CHANGES) and event.booking_id == row.id:
-            for name, value in changed_values(event).items():
-                setattr(row, name, value)
-            row.version += 1
-    return row
-
-
-def _booking_command(booking_id: str, make: Any, if_match: int | None = None) -> Response:
-    """Run a command on one booking; `if_match` is checked here for the commands whose
-    domain decision takes no version (approve, reject)."""
-    user = signed_in()
-
-    def handle(conn: Connection) -> Outcome:
-        before = conn.execute(_BOOKING_BEFORE, {"id": booking_id}).first()
-        if before is None:
-            raise NotFound(f"No booking {booking_id!r}.")
-        check_if_match(if_match, before.version)
-        command = make(user, datetime.now(UTC))
-        recorded = run_premises_command(
-            conn, runtime().premises, before.premises_id, command, request_metadata(user.id)
-        )
-        row = changed_row(before, recorded)
-        if row is None:
-            (row,) = booking_rows(conn, [booking_id])
-        else:
-            row.notes = current_vault().reader(conn).open(row.notes)
-        check_changed_once(if_match, row.version)
-        return Outcome(200, booking_json(row), {"ETag": f'"{row.version}"'})
-
-    return write(user.id, handle)
+    rt = runtime()
+    with read_transaction(rt.engine) as conn:
+        row = visible_booking(conn, rt.vault, user.actor, booking_id)
+    return json_response(booking_json(row), headers={"ETag": f'"{row.version}"'})
 
 
 @blp.route("/bookings/<booking_id>/cancel", methods=["POST"])
@@ -298,11 +168,15 @@ def _booking_command(booking_id: str, make: Any, if_match: int | None = None) ->
 @blp.alt_response(412, description="If-Match names an old version")
 def cancel(body: dict[str, Any], booking_id: str) -> Response:
     """Cancel; `late` is true after the premises' cancellation deadline."""
-    version = expected_version()
-    return _booking_command(
-        booking_id,
-        lambda user, now: CancelBooking(user.actor, booking_id, body["reason"], now, version),
-    )
+    user, version = signed_in(), expected_version()
+
+    def handle(conn: Connection) -> Outcome:
+        unit = unit_for(conn, user.id)
+        return _changed(
+            cases.cancel_booking(unit, user.actor, booking_id, body["reason"], now(), version)
+        )
+
+    return write(user.id, handle)
 
 
 @blp.route("/bookings/<booking_id>/approve", methods=["POST"])
@@ -310,11 +184,13 @@ def cancel(body: dict[str, Any], booking_id: str) -> Response:
 @blp.response(200, schemas.BookingOut)
 @blp.alt_response(412, description="If-Match names an old version")
 def approve(booking_id: str) -> Response:
-    return _booking_command(
-        booking_id,
-        lambda user, now: DecideBooking(user.actor, booking_id, True, "", now),
-        expected_version(),
-    )
+    user, version = signed_in(), expected_version()
+
+    def handle(conn: Connection) -> Outcome:
+        unit = unit_for(conn, user.id)
+        return _changed(cases.approve_booking(unit, user.actor, booking_id, now(), version))
+
+    return write(user.id, handle)
 
 
 @blp.route("/bookings/<booking_id>/reject", methods=["POST"])
@@ -323,11 +199,15 @@ def approve(booking_id: str) -> Response:
 @blp.response(200, schemas.BookingOut)
 @blp.alt_response(412, description="If-Match names an old version")
 def reject(body: dict[str, Any], booking_id: str) -> Response:
-    return _booking_command(
-        booking_id,
-        lambda user, now: DecideBooking(user.actor, booking_id, False, body["reason"], now),
-        expected_version(),
-    )
+    user, version = signed_in(), expected_version()
+
+    def handle(conn: Connection) -> Outcome:
+        unit = unit_for(conn, user.id)
+        return _changed(
+            cases.reject_booking(unit, user.actor, booking_id, body["reason"], now(), version)
+        )
+
+    return write(user.id, handle)
 
 
 @blp.route("/booking-series", methods=["POST"])
@@ -340,46 +220,39 @@ def place_series(body: dict[str, Any]) -> Response:
     """Book every occurrence of an RRULE (local wall-clock time kept across DST).
     `on_conflict: "fail"` books nothing if any occurrence fails; `"skip"` books the rest."""
     user = signed_in()
-    request = _request(body, user)
-    series_id = str(uuid.uuid4())
+    given, series_id = booking_input(body), new_id()
 
     def handle(conn: Connection) -> Outcome:
-        command = PlaceSeries(
+        placed = cases.place_series(
+            unit_for(conn, user.id),
             user.actor,
-            series_id,
-            _sealed(conn, user, request),
+            given,
             body["rrule"],
             body["on_conflict"],
-            datetime.now(UTC),
+            series_id,
+            now(),
         )
-        recorded = run_premises_command(
-            conn, runtime().premises, request.premises_id, command, request_metadata(user.id)
-        )
-        header = recorded[0].data
-        ids = [r.data["booking_id"] for r in recorded if r.type == "BookingPlaced"]
-        rows = booking_rows(conn, ids)
-        zone = ZoneInfo(rows[0].timezone)
+        zone = placed.bookings[0].zone
+        skipped = [
+            {
+                "start": iso(s.start, zone),
+                "end": iso(s.end, zone),
+                "reason": s.reason,
+                # The domain's refusal as a sentence in the reader's language (token owner's).
+                "reason_text": reasons.skipped_reason(s.reason, reader_language()),
+            }
+            for s in placed.skipped
+        ]
         return Outcome(
             201,
             {
                 "series_id": series_id,
-                "bookings": [booking_json(r) for r in rows],
-                "skipped": [_in_zone(s, zone) for s in header["skipped"]],
+                "bookings": [booking_json(r) for r in placed.bookings],
+                "skipped": skipped,
             },
         )
 
     return write(user.id, handle)
-
-
-def _in_zone(skipped: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
-    """A skipped occurrence with its instants in local time, like the bookings beside it."""
-    return {
-        **skipped,
-        "start": iso(datetime.fromisoformat(skipped["start"]), zone),
-        "end": iso(datetime.fromisoformat(skipped["end"]), zone),
-        # The domain's refusal as a sentence in the reader's language (the token owner's).
-        "reason_text": reasons.skipped_reason(str(skipped["reason"]), reader_language()),
-    }
 
 
 @blp.route("/booking-series/<series_id>/cancel", methods=["POST"])
@@ -391,17 +264,13 @@ def cancel_series(body: dict[str, Any], series_id: str) -> Response:
     user = signed_in()
 
     def handle(conn: Connection) -> Outcome:
-        premises_id = premises_of_series(conn, series_id)
-        command = CancelSeries(user.actor, series_id, body["reason"], datetime.now(UTC))
-        recorded = run_premises_command(
-            conn, runtime().premises, premises_id, command, request_metadata(user.id)
-        )
-        ids = [r.data["booking_id"] for r in recorded if r.type == "BookingCancelled"]
+        unit = unit_for(conn, user.id)
+        done = cases.cancel_series(unit, user.actor, series_id, body["reason"], now())
         return Outcome(
             200,
             {
                 "series_id": series_id,
-                "bookings": [booking_json(r) for r in booking_rows(conn, ids)],
+                "bookings": [booking_json(r) for r in done.bookings],
                 "skipped": [],
             },
         )

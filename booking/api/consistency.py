@@ -2,19 +2,39 @@
 
 A response says which log position its projection reflected when it was read; a client that
 has just written (and got the position of its write, e.g. from /api/v1/events) can ask the
-read to wait until the projection has caught up that far. The wait is bounded: past
-`MAX_WAIT_SECONDS` the answer is 503 with Retry-After rather than silently older data.
+read to wait until the projection has caught up that far. A position the log has not reached
+is the client's mistake, not a wait: 422 at once (issue 14.1: such reads used to hold a
+thread for the whole wait and answer 503, so clients retried forever). A position the log
+has reached but the projection not yet is waited for, boundedly: past `MAX_WAIT_SECONDS` the
+answer is 503 with Retry-After rather than silently older data.
 """
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask import Response
 from flask_smorest import Blueprint
 
+from booking.domain.errors import RuleBroken
 from booking.http import problem, runtime
+from events.sql import read_transaction
+from events.store import head_position
 from projections import runner
 
 MAX_WAIT_SECONDS = 3.0
+# Positions are 64-bit signed integers in both databases: a larger number names none.
+MAX_POSITION = 2**63 - 1
+
+
+def min_position_field() -> ma.fields.Integer:
+    """The `?min_position=` query field, bounded as the log's positions are."""
+    return ma.fields.Integer(
+        validate=ma.validate.Range(0, MAX_POSITION),
+        metadata={
+            "description": "Wait (at most 3 s) until the answer reflects this log position; "
+            "a position beyond the log's head is 422 at once."
+        },
+    )
 
 
 class NotCaughtUp(Exception):
@@ -28,6 +48,12 @@ def reflected_position(projection: str, min_position: int | None) -> int:
     engine = runtime().engine
     if min_position is None:
         return runner.position_of(engine, projection)
+    with read_transaction(engine) as conn:
+        head = head_position(conn)
+    if min_position > head:
+        raise RuleBroken(
+            {"min_position": [f"The log has reached position {head}; ask for at most that."]}
+        )
     reached = runner.wait_for(engine, projection, min_position, MAX_WAIT_SECONDS)
     if reached < min_position:
         raise NotCaughtUp(projection, min_position, reached)
@@ -35,7 +61,7 @@ def reflected_position(projection: str, min_position: int | None) -> int:
 
 
 def handle_not_caught_up(blueprint: Blueprint) -> None:
-    @blueprint.errorhandler(NotCaughtUp)
+    @blueprint.errorhandler(NotCaughtUp)  # type: ignore[untyped-decorator]  # flask-smorest: no types
     def _not_yet(error: NotCaughtUp) -> Response:
         return problem(
             503,

@@ -14,25 +14,23 @@ The URLs are shown once, in the response that creates the token: a replay of the
 from __future__ import annotations
 
 import secrets
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
 from flask import Response, request, url_for
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
-from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from booking.accounts import User, token_hash
+from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
-from booking.domain.errors import NotAllowed, NotFound, RuleBroken
-from booking.http import iso, json_response, respond, run_write, runtime
+from booking.domain.errors import NotFound
+from booking.http import iso, json_response, new_id, now, respond, run_write, runtime
+from booking.queries.feed_tokens import feed_token_page
+from booking.queries.premises import premises_exists
 from booking.service import Outcome
-from booking.tables import feed_token_keys, feed_tokens, organisations
+from booking.usecases import feed_tokens as handlers
 from events.sql import read_transaction
-from projections.catalogue import premises_table
 
 blp = Blueprint(
     "feed_tokens",
@@ -56,7 +54,12 @@ class ScopeIn(ma.Schema):
 
 
 class FeedTokenIn(ma.Schema):
-    scope = fields.Nested(ScopeIn, required=True)
+    # One of the two, never both (the document says so as the check below does: issue 14.6).
+    scope = fields.Nested(
+        ScopeIn,
+        required=True,
+        metadata={"oneOf": [{"required": ["premises"]}, {"required": ["organisation"]}]},
+    )
 
     @ma.validates_schema
     def _one_scope(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -86,6 +89,7 @@ class FeedTokenSummary(ma.Schema):
 
 class FeedTokenList(ma.Schema):
     feed_tokens = fields.List(fields.Nested(FeedTokenSummary))
+    next = next_field()
 
 
 class PremisesFeedOut(FeedLinksOut):
@@ -103,63 +107,6 @@ def links(path: str) -> dict[str, str]:
 NO_LINKS = {"url": None, "https_url": None, "webcal_url": None}
 
 
-def checked_scope(conn: Connection, user: User, scope: dict[str, Any]) -> dict[str, Any]:
-    """The scope as stored, or NotAllowed (403) / RuleBroken (422)."""
-    staff = user.role in ("staff", "admin")
-    if "premises" in scope:
-        if not staff:
-            raise NotAllowed("Only staff may subscribe to premises with booking details.")
-        ids = list(dict.fromkeys(scope["premises"]))
-        known = set(
-            conn.execute(select(premises_table.c.id).where(premises_table.c.id.in_(ids)))
-            .scalars()
-            .all()
-        )
-        if unknown := [i for i in ids if i not in known]:
-            raise RuleBroken({"scope": [f"No such premises: {', '.join(unknown)}."]})
-        return {"premises": ids}
-    organisation_id = scope["organisation"]
-    if not staff and organisation_id != user.organisation_id:
-        raise NotAllowed("You may subscribe only to your own organisation's bookings.")
-    found = conn.execute(
-        select(organisations.c.id).where(organisations.c.id == organisation_id)
-    ).first()
-    if found is None:
-        raise RuleBroken({"scope": ["No such organisation."]})
-    return {"organisation": organisation_id}
-
-
-def issue(conn: Connection, user: User, scope: dict[str, Any], token_id: str, token: str) -> Any:
-    """Store a feed token (its hash) for `scope` after the role checks; the stored scope and
-    the creation instant. Shared by this API and the /feeds page."""
-    checked = checked_scope(conn, user, scope)
-    kind, now = next(iter(checked)), datetime.now(UTC)
-    conn.execute(
-        insert(feed_tokens).values(
-            id=token_id, token_hash=token_hash(token), user_id=user.id, scope=kind, created_at=now
-        )
-    )
-    keys = checked["premises"] if kind == "premises" else [checked["organisation"]]
-    conn.execute(
-        insert(feed_token_keys),
-        [{"token_id": token_id, "key": key, "ordinal": n} for n, key in enumerate(keys)],
-    )
-    return checked, now
-
-
-def revoke(conn: Connection, user: User, token_id: str) -> None:
-    """Revoke a live token of `user` (an admin: anyone's), or NotFound."""
-    t = feed_tokens
-    mine = t.c.user_id == user.id if user.role != "admin" else t.c.id == token_id
-    done = conn.execute(
-        update(t)
-        .where(t.c.id == token_id, t.c.revoked_at.is_(None), mine)
-        .values(revoked_at=datetime.now(UTC))
-    )
-    if not done.rowcount:
-        raise NotFound(f"No live feed token {token_id!r} of yours.")
-
-
 @blp.route("/feed-tokens", methods=["POST"])
 @require("booker", "staff", "admin")
 @blp.arguments(FeedTokenIn)
@@ -170,11 +117,11 @@ def create_feed_token(body: dict[str, Any]) -> Response:
     """Create a private feed link. `url`, `https_url` and `webcal_url` hold the secret and
     are shown only in this response."""
     user = signed_in()
-    token, token_id = secrets.token_urlsafe(32), str(uuid.uuid4())
+    secret, token_id, at = secrets.token_urlsafe(32), new_id(), now()
 
     def handle(conn: Connection) -> Outcome:
-        scope, now = issue(conn, user, body["scope"], token_id, token)
-        summary = {"id": token_id, "scope": scope, "created_at": iso(now)}
+        issued = handlers.create_feed_token(conn, user, body["scope"], at, token_id, secret)
+        summary = {"id": issued.id, "scope": issued.scope, "created_at": iso(issued.created_at)}
         location = {"Location": f"/api/v1/feed-tokens/{token_id}"}
         return Outcome(201, {**summary, **NO_LINKS}, location)
 
@@ -182,34 +129,25 @@ def create_feed_token(body: dict[str, Any]) -> Response:
     if isinstance(outcome, Response):
         return outcome
     if outcome.body.get("id") == token_id:  # created now, not a replay: show the secret once
-        outcome.body.update(links(url_for("feeds.private_feed", token=token)))
+        outcome.body.update(links(url_for("feeds.private_feed", token=secret)))
     return respond(outcome)
 
 
 @blp.route("/feed-tokens", methods=["GET"])
 @require()
-@blp.response(200, FeedTokenList)
-def list_feed_tokens() -> Response:
-    """The caller's own feed tokens that are not revoked (without their secrets)."""
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, FeedTokenList, headers=LINK_HEADER)
+def list_feed_tokens(query: dict[str, Any]) -> Response:
+    """The caller's own feed tokens that are not revoked (without their secrets), oldest
+    first. Paged: `limit` rows (default 100) after the cursor `after`; `next` and the
+    `Link` header lead to the next page, `next` is null on the last."""
     user = signed_in()
-    t, k = feed_tokens, feed_token_keys
     with read_transaction(runtime().engine) as conn:
-        rows = conn.execute(
-            select(t.c.id, t.c.scope, t.c.created_at, k.c.key)
-            .join(k, k.c.token_id == t.c.id)
-            .where(t.c.user_id == user.id, t.c.revoked_at.is_(None))
-            .order_by(t.c.created_at, t.c.id, k.c.ordinal)
-        ).all()
-    tokens: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        token = tokens.setdefault(
-            row.id, {"id": row.id, "scope": {}, "created_at": iso(row.created_at)}
-        )
-        if row.scope == "premises":
-            token["scope"].setdefault("premises", []).append(row.key)
-        else:
-            token["scope"]["organisation"] = row.key
-    return json_response({"feed_tokens": list(tokens.values())})
+        found = feed_token_page(conn, user.id, page_request(query))
+    return json_response(
+        {"feed_tokens": [token.as_json() for token in found.rows], "next": found.next},
+        headers=page_headers(found),
+    )
 
 
 @blp.route("/feed-tokens/<token_id>", methods=["DELETE"])
@@ -220,8 +158,10 @@ def revoke_feed_token(token_id: str) -> Response:
     """Revoke a feed token (your own; admins any): its feed answers 404 from now on."""
     user = signed_in()
 
+    at = now()
+
     def handle(conn: Connection) -> Outcome:
-        revoke(conn, user, token_id)
+        handlers.revoke_feed_token(conn, user, token_id, at)
         return Outcome(204, {})
 
     outcome = run_write(user.id, handle)
@@ -235,10 +175,8 @@ def revoke_feed_token(token_id: str) -> Response:
 def premises_feed_links(premises_id: str) -> Response:
     """The public feed of a premises, as `https://` and `webcal://` links."""
     with read_transaction(runtime().engine) as conn:
-        found = conn.execute(
-            select(premises_table.c.id).where(premises_table.c.id == premises_id)
-        ).first()
-    if found is None:
+        found = premises_exists(conn, premises_id)
+    if not found:
         raise NotFound(f"No premises {premises_id!r}.")
     path = url_for("feeds.premises_feed", premises_id=premises_id)
     return json_response({"premises_id": premises_id, **links(path)})

@@ -1,38 +1,29 @@
 """/api/v1/{bookings|popup-requests}/{id}/messages: the two-way channel with staff.
 
 A thread is readable by staff and by the booking's organisation (or booker) or the
-pop-up's requester; no one else. Each message is an event on the thread's own stream; its
-body is sealed with the author's key.
+pop-up's requester; no one else (booking.queries.access). Each message is an event on the
+thread's own stream; its body is sealed with the author's key. Posting is the use case
+booking.usecases.messages.post_message; the lists are paged (`limit`, `after`, `next`).
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
 from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from booking.accounts import User
-from booking.api import bookings as bookings_api
-from booking.api import popups as popups_api
+from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
-from booking.domain.errors import NotAllowed, NotFound, RuleBroken
-from booking.http import iso, json_response, request_metadata, runtime, write
-from booking.notifications import notify
+from booking.http import iso, json_response, new_id, now, runtime, unit_for, write
 from booking.privacy import PersonalData
+from booking.queries.messages import messages, open_thread
 from booking.service import Outcome
-from events.catalog import MessagePosted
+from booking.usecases.messages import post_message
 from events.sql import read_transaction
-from events.store import append, stream_version
-from projections.bookings import bookings_table
-from projections.messages import messages_table
-from projections.runner import project_inline
 
 blp = Blueprint("messages", __name__, url_prefix="/api/v1", description="Message threads")
 
@@ -51,18 +42,7 @@ class MessageOut(ma.Schema):
 
 class MessageList(ma.Schema):
     messages = fields.List(fields.Nested(MessageOut))
-
-
-def _check_access(conn: Connection, user: User, kind: str, thread_id: str) -> None:
-    if kind == "booking":
-        row = conn.execute(select(bookings_table).where(bookings_table.c.id == thread_id)).first()
-        if row is None:
-            raise NotFound(f"No booking {thread_id!r}.")
-        allowed = bookings_api.visible_to(user, row)
-    else:
-        allowed = popups_api.visible_to(user, popups_api.popup_row(conn, thread_id))
-    if not allowed:
-        raise NotAllowed("Only the booker's side and staff read this thread.")
+    next = next_field()
 
 
 def message_json(row: Any, personal: PersonalData) -> dict[str, Any]:
@@ -75,53 +55,35 @@ def message_json(row: Any, personal: PersonalData) -> dict[str, Any]:
     }
 
 
-def _list(kind: str, thread_id: str) -> Response:
+def _list(kind: str, thread_id: str, query: dict[str, Any]) -> Response:
     user = signed_in()
     with read_transaction(runtime().engine) as conn:
-        _check_access(conn, user, kind, thread_id)
-        m = messages_table
-        rows = conn.execute(
-            select(m)
-            .where(m.c.thread_kind == kind, m.c.thread_id == thread_id)
-            .order_by(m.c.posted_at, m.c.id)
-        )
+        thread = open_thread(conn, user.actor, kind, thread_id)
+        found = messages(conn, thread, page_request(query))
         personal = runtime().vault.reader(conn)
-        return json_response({"messages": [message_json(r, personal) for r in rows]})
+        body = {"messages": [message_json(r, personal) for r in found.rows], "next": found.next}
+    return json_response(body, headers=page_headers(found))
 
 
 def _post(kind: str, thread_id: str, body: dict[str, Any]) -> Response:
     user = signed_in()
-    text = body["body"].strip()
-    if not text:
-        raise RuleBroken({"body": ["Write a message."]})
-    rt = runtime()
-    message_id = str(uuid.uuid4())
+    message_id = new_id()
 
     def handle(conn: Connection) -> Outcome:
-        _check_access(conn, user, kind, thread_id)
-        rt.vault.ensure_key(conn, user.id)
-        personal = rt.vault.reader(conn)
-        now = datetime.now(UTC)
-        event = MessagePosted(
-            kind, thread_id, message_id, user.id, user.role, personal.seal(user.id, text), now
-        )
-        stream = f"thread-{kind}-{thread_id}"
-        recorded = append(
-            conn, stream, [event], stream_version(conn, stream), request_metadata(user.id)
-        )
-        project_inline(conn, [(event, recorded[0])])
-        notify(conn, [(event, recorded[0])], now)
-        row = conn.execute(select(messages_table).where(messages_table.c.id == message_id)).one()
-        return Outcome(201, message_json(row, personal))
+        unit = unit_for(conn, user.id)
+        posted = post_message(unit, user.actor, kind, thread_id, body["body"], message_id, now())
+        return Outcome(201, message_json(posted.row, runtime().vault.reader(conn)))
 
     return write(user.id, handle)
 
 
 @blp.route("/bookings/<booking_id>/messages", methods=["GET"])
 @require()
-@blp.response(200, MessageList)
-def booking_messages(booking_id: str) -> Response:
-    return _list("booking", booking_id)
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, MessageList, headers=LINK_HEADER)
+def booking_messages(query: dict[str, Any], booking_id: str) -> Response:
+    """The booking's thread, oldest first, paged (`limit` default 100)."""
+    return _list("booking", booking_id, query)
 
 
 @blp.route("/bookings/<booking_id>/messages", methods=["POST"])
@@ -134,9 +96,11 @@ def post_booking_message(body: dict[str, Any], booking_id: str) -> Response:
 
 @blp.route("/popup-requests/<request_id>/messages", methods=["GET"])
 @require()
-@blp.response(200, MessageList)
-def popup_messages(request_id: str) -> Response:
-    return _list("popup", request_id)
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, MessageList, headers=LINK_HEADER)
+def popup_messages(query: dict[str, Any], request_id: str) -> Response:
+    """The request's thread, oldest first, paged (`limit` default 100)."""
+    return _list("popup", request_id, query)
 
 
 @blp.route("/popup-requests/<request_id>/messages", methods=["POST"])

@@ -21,11 +21,27 @@ from booking.api import schemas
 from booking.api.messages import MessageOut, message_json
 from booking.api.popups import PopupOut
 from booking.auth import require, signed_in
-from booking.domain.errors import InvalidState, NotAllowed, NotFound
-from booking.http import iso, json_response, respond, run_write, runtime, write
+from booking.domain.accounts import ErasePerson, may_erase
+from booking.domain.errors import NotAllowed, NotFound
+from booking.http import (
+    iso,
+    json_response,
+    new_id,
+    now,
+    request_metadata,
+    respond,
+    run_write,
+    runtime,
+    write,
+)
 from booking.outbox import outbox
+from booking.queries.bookings import booking_rows
+from booking.queries.feed_tokens import tokens_of
+from booking.queries.popups import with_zone as popups_with_zone
 from booking.service import Outcome
-from booking.tables import api_tokens, feed_token_keys, feed_tokens, organisations, users
+from booking.tables import api_tokens, organisations, users
+from booking.usecases import accounts as handlers
+from booking.usecases.privacy import erase_person
 from events.sql import read_transaction
 from projections.bookings import bookings_table
 from projections.messages import messages_table
@@ -64,19 +80,21 @@ def create_user(body: dict[str, Any]) -> Response:
     admin = signed_in()
     tokens: dict[str, str] = {}  # by user id: the attempt that committed is the answer's
 
+    given = handlers.NewAccount(
+        email=body["email"],
+        name=body["name"],
+        role=body["role"],
+        organisation_id=body.get("organisation_id"),
+        password=body.get("password"),
+        language=body["language"],
+    )
+    at, user_id = now(), new_id()
+
     def handle(conn: Connection) -> Outcome:
-        created = accounts.create_user(
-            conn,
-            email=body["email"],
-            name=body["name"],
-            role=body["role"],
-            organisation_id=body.get("organisation_id"),
-            password=body.get("password"),
-            language=body["language"],
-            actor=admin.id,
-            vault=runtime().vault,
-        )
-        user = accounts.user_by_id(conn, created.user_id)
+        rt = runtime()
+        metadata = request_metadata(admin.id)
+        created = handlers.create_user(conn, rt.vault, admin.actor, given, at, user_id, metadata)
+        user = accounts.user_by_id(conn, created.user_id, rt.vault)
         tokens[created.user_id] = created.token
         return Outcome(201, {**user_json(user), "token": None})
 
@@ -95,11 +113,15 @@ def create_user(body: dict[str, Any]) -> Response:
 def create_organisation(body: dict[str, Any]) -> Response:
     actor = signed_in()
 
+    given = handlers.NewOrganisation(body["name"], body["type"], body.get("business_id"))
+    at, organisation_id = now(), new_id()
+
     def handle(conn: Connection) -> Outcome:
-        organisation_id = accounts.create_organisation(
-            conn, body["name"], body["type"], body.get("business_id"), actor.id
+        metadata = request_metadata(actor.id)
+        created = handlers.create_organisation(
+            conn, actor.actor, given, at, organisation_id, metadata
         )
-        return Outcome(201, {"id": organisation_id, **body})
+        return Outcome(201, {"id": created.id, **body})
 
     return write(actor.id, handle)
 
@@ -170,13 +192,15 @@ def erase_user(user_id: str) -> Response:
     feeds, mail and exports of the log alike; their tokens stop working, unsent mail to them
     is dropped. Their bookings stay and count in the statistics. Erasing twice is a no-op."""
     admin = signed_in()
-    if user_id == admin.id:
-        raise InvalidState("Ask another admin to erase your own account.")
+    may_erase(ErasePerson(admin.actor, user_id))  # refused before any write
+    at = now()
 
     def handle(conn: Connection) -> Outcome:
-        erased_at = accounts.erase_user(conn, user_id, runtime().vault)
+        erased = erase_person(conn, runtime().vault, admin.actor, user_id, at)
         log.info("user %s erased by %s", user_id, admin.id)
-        return Outcome(200, {"id": user_id, "erased": True, "erased_at": iso(erased_at)})
+        return Outcome(
+            200, {"id": erased.person_id, "erased": True, "erased_at": iso(erased.erased_at)}
+        )
 
     return write(admin.id, handle)
 
@@ -211,7 +235,7 @@ def export(conn: Connection, user_id: str) -> dict[str, Any]:
     booking_ids = list(
         conn.execute(select(b.c.id).where(b.c.booked_by == user_id).order_by(b.c.start)).scalars()
     )
-    popups = conn.execute(popups_api._rows().where(p.c.requested_by == user_id).order_by(p.c.start))
+    popups = conn.execute(popups_with_zone().where(p.c.requested_by == user_id).order_by(p.c.start))
     messages = conn.execute(
         select(m).where(m.c.author_id == user_id).order_by(m.c.posted_at, m.c.id)
     )
@@ -229,14 +253,17 @@ def export(conn: Connection, user_id: str) -> dict[str, Any]:
             "erased_at": iso(row.erased_at) if row.erased_at else None,
         },
         "bookings": [
-            bookings_api.booking_json(r) for r in bookings_api.booking_rows(conn, booking_ids)
+            bookings_api.booking_json(r) for r in booking_rows(conn, runtime().vault, booking_ids)
         ],
         "popup_requests": [popups_api.popup_json(r, personal) for r in popups],
         "messages": [
             {**message_json(r, personal), "thread_kind": r.thread_kind, "thread_id": r.thread_id}
             for r in messages
         ],
-        "feed_tokens": _feed_tokens(conn, user_id),
+        "feed_tokens": [
+            {**token, "revoked_at": _iso_or_none(token["revoked_at"])}
+            for token in tokens_of(conn, user_id, with_revoked=True)
+        ],
         "api_tokens": [
             {"created_at": iso(r.created_at), "revoked_at": _iso_or_none(r.revoked_at)}
             for r in conn.execute(
@@ -257,32 +284,6 @@ def export(conn: Connection, user_id: str) -> dict[str, Any]:
             for r in mails
         ],
     }
-
-
-def _feed_tokens(conn: Connection, user_id: str) -> list[dict[str, Any]]:
-    t, k = feed_tokens, feed_token_keys
-    rows = conn.execute(
-        select(t.c.id, t.c.scope, t.c.created_at, t.c.revoked_at, k.c.key)
-        .join(k, k.c.token_id == t.c.id)
-        .where(t.c.user_id == user_id)
-        .order_by(t.c.created_at, t.c.id, k.c.ordinal)
-    ).all()
-    tokens: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        token = tokens.setdefault(
-            r.id,
-            {
-                "id": r.id,
-                "scope": {},
-                "created_at": iso(r.created_at),
-                "revoked_at": _iso_or_none(r.revoked_at),
-            },
-        )
-        if r.scope == "premises":
-            token["scope"].setdefault("premises", []).append(r.key)
-        else:
-            token["scope"]["organisation"] = r.key
-    return list(tokens.values())
 
 
 def _iso_or_none(instant: datetime | None) -> str | None:

@@ -1,9 +1,11 @@
-"""/api/v1/popup-requests: short slots at short notice for any signed-in person."""
+"""/api/v1/popup-requests: short slots at short notice for any signed-in person.
+
+Each view translates HTTP to a use-case handler (booking.usecases.popups) and its result
+back; reads go through booking.queries.popups.
+"""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,31 +13,30 @@ import marshmallow as ma
 from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from booking import reasons
-from booking.accounts import User
-from booking.api.premises import _slot
+from booking.api.bookings import stated
+from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.api.schemas import ReasonIn, instant
 from booking.auth import require, signed_in
-from booking.domain.errors import NotAllowed, NotFound
-from booking.domain.popups import DecidePopup, RequestPopup, WithdrawPopup
 from booking.http import (
-    check_changed_once,
-    check_if_match,
     expected_version,
     iso,
     json_response,
-    request_metadata,
+    new_id,
+    now,
     runtime,
+    unit_for,
     write,
 )
 from booking.privacy import PersonalData
-from booking.service import Outcome, run_premises_command
+from booking.queries.popups import PopupFilter, visible_popup
+from booking.queries.popups import list_popups as popups_page
+from booking.service import Outcome
+from booking.usecases import popups as cases
+from booking.usecases.popups import PopupInput, PopupResult
 from events.sql import read_transaction
-from projections.catalogue import premises_table
-from projections.popups import popups_table
 
 blp = Blueprint("popups", __name__, url_prefix="/api/v1", description="Pop-up requests")
 STATUSES = ("pending", "approved", "rejected", "withdrawn", "expired")
@@ -89,9 +90,10 @@ class PopupOut(ma.Schema):
 
 class PopupList(ma.Schema):
     popup_requests = fields.List(fields.Nested(PopupOut))
+    next = next_field()
 
 
-class PopupQuery(ma.Schema):
+class PopupQuery(PageQuery):
     status = fields.String(validate=validate.OneOf(STATUSES))
     premises_id = fields.String()
 
@@ -109,27 +111,28 @@ def popup_json(row: Any, personal: PersonalData) -> dict[str, Any]:
         "expected_attendees": row.expected_attendees,
         "decision_deadline": iso(row.decision_deadline, zone),
         "booking_id": row.booking_id,
-        **reasons.answer(row.reason, getattr(row, "reason_code", None)),
+        **reasons.answer(row.reason, row.reason_code),
         "requested_by": row.requested_by,
         "version": row.version,
         "created_at": iso(row.created_at, zone),
     }
 
 
-def _rows() -> Any:
-    p, c = popups_table, premises_table
-    return select(p, c.c.timezone).join(c, c.c.id == p.c.premises_id)
+def _input(body: dict[str, Any]) -> PopupInput:
+    return PopupInput(
+        premises_id=body["premises_id"],
+        start=stated(body, "start"),
+        end=stated(body, "end"),
+        title=body["title"],
+        description=body["description"],
+        expected_attendees=body["expected_attendees"],
+    )
 
 
-def popup_row(conn: Connection, request_id: str) -> Any:
-    row = conn.execute(_rows().where(popups_table.c.id == request_id)).first()
-    if row is None:
-        raise NotFound(f"No pop-up request {request_id!r}.")
-    return row
-
-
-def visible_to(user: User, row: Any) -> bool:
-    return user.role in ("staff", "admin") or row.requested_by == user.id
+def _answer(result: PopupResult, conn: Connection, status: int = 200) -> Outcome:
+    row = result.row
+    headers = {"Location": f"/api/v1/popup-requests/{row.id}"} if status == 201 else {}
+    return Outcome(status, popup_json(row, runtime().vault.reader(conn)), headers)
 
 
 @blp.route("/popup-requests", methods=["POST"])
@@ -139,36 +142,15 @@ def visible_to(user: User, row: Any) -> bool:
 @blp.alt_response(409, description="The slot is taken (`conflicts`)")
 @blp.alt_response(422, description="Not allowed here, too long, too far ahead…")
 def request_popup(body: dict[str, Any]) -> Response:
-    """Ask for a short slot. Pending requests hold their slot until decided or expired."""
+    """Ask for a short slot. Pending requests hold their slot until decided or expired. A
+    local time that does not exist (the hour skipped in spring) is refused with 422."""
     user = signed_in()
-    slot = _slot(body["start"], body["end"])
-    request_id, booking_id = str(uuid.uuid4()), str(uuid.uuid4())
-    rt = runtime()
+    given, request_id, booking_id = _input(body), new_id(), new_id()
 
     def handle(conn: Connection) -> Outcome:
-        rt.vault.ensure_key(conn, user.id)
-        personal = rt.vault.reader(conn)
-        description = body["description"]
-        sealed = personal.seal(user.id, description) if description else ""
-        command = RequestPopup(
-            user.actor,
-            request_id,
-            booking_id,
-            body["premises_id"],
-            slot,
-            body["title"].strip(),
-            sealed,
-            body["expected_attendees"],
-            datetime.now(UTC),
-        )
-        run_premises_command(
-            conn, rt.premises, body["premises_id"], command, request_metadata(user.id)
-        )
-        return Outcome(
-            201,
-            popup_json(popup_row(conn, request_id), personal),
-            {"Location": f"/api/v1/popup-requests/{request_id}"},
-        )
+        unit = unit_for(conn, user.id)
+        found = cases.request_popup(unit, user.actor, given, request_id, booking_id, now())
+        return _answer(found, conn, 201)
 
     return write(user.id, handle)
 
@@ -176,22 +158,17 @@ def request_popup(body: dict[str, Any]) -> Response:
 @blp.route("/popup-requests", methods=["GET"])
 @require()
 @blp.arguments(PopupQuery, location="query")
-@blp.response(200, PopupList)
+@blp.response(200, PopupList, headers=LINK_HEADER)
 def list_popups(query: dict[str, Any]) -> Response:
-    """Staff see every request; others see their own."""
+    """Staff see every request; others see their own. Paged by decision deadline: `limit`
+    rows (default 100) after the cursor `after`; `next` and the `Link` header lead on."""
     user = signed_in()
-    p = popups_table
-    sql = _rows().order_by(p.c.decision_deadline)
-    if "status" in query:
-        sql = sql.where(p.c.status == query["status"])
-    if "premises_id" in query:
-        sql = sql.where(p.c.premises_id == query["premises_id"])
-    if user.role not in ("staff", "admin"):
-        sql = sql.where(p.c.requested_by == user.id)
+    wanted = PopupFilter(query.get("status"), query.get("premises_id"))
     with read_transaction(runtime().engine) as conn:
+        found = popups_page(conn, user.actor, wanted, page_request(query))
         personal = runtime().vault.reader(conn)
-        found = [popup_json(r, personal) for r in conn.execute(sql.limit(1000))]
-    return json_response({"popup_requests": found})
+        rows = [popup_json(r, personal) for r in found.rows]
+    return json_response({"popup_requests": rows, "next": found.next}, headers=page_headers(found))
 
 
 @blp.route("/popup-requests/<request_id>", methods=["GET"])
@@ -200,30 +177,8 @@ def list_popups(query: dict[str, Any]) -> Response:
 def get_popup(request_id: str) -> Response:
     user = signed_in()
     with read_transaction(runtime().engine) as conn:
-        row = popup_row(conn, request_id)
-        if not visible_to(user, row):
-            raise NotAllowed("The request is someone else's.")
+        row = visible_popup(conn, user.actor, request_id)
         return json_response(popup_json(row, runtime().vault.reader(conn)))
-
-
-def _popup_command(request_id: str, make: Any) -> Response:
-    """Decide or withdraw a request; If-Match is checked here, as the domain's decision takes
-    no version (someone else's request is refused by the domain first: 403, not 412)."""
-    user = signed_in()
-    rt = runtime()
-    version = expected_version()
-
-    def handle(conn: Connection) -> Outcome:
-        row = popup_row(conn, request_id)
-        if visible_to(user, row):
-            check_if_match(version, row.version)
-        command = make(user, datetime.now(UTC))
-        run_premises_command(conn, rt.premises, row.premises_id, command, request_metadata(user.id))
-        after = popup_row(conn, request_id)
-        check_changed_once(version, after.version)
-        return Outcome(200, popup_json(after, rt.vault.reader(conn)))
-
-    return write(user.id, handle)
 
 
 @blp.route("/popup-requests/<request_id>/approve", methods=["POST"])
@@ -232,11 +187,16 @@ def _popup_command(request_id: str, make: Any) -> Response:
 @blp.alt_response(412, description="If-Match names an old version")
 def approve_popup(request_id: str) -> Response:
     """Approve (staff): a booking is placed for the slot in the same step."""
-    booking_id = str(uuid.uuid4())
-    return _popup_command(
-        request_id,
-        lambda user, now: DecidePopup(user.actor, request_id, True, booking_id, "", now),
-    )
+    user, version, booking_id = signed_in(), expected_version(), new_id()
+
+    def handle(conn: Connection) -> Outcome:
+        unit = unit_for(conn, user.id)
+        decided = cases.decide_popup(
+            unit, user.actor, request_id, True, "", booking_id, now(), version
+        )
+        return _answer(decided, conn)
+
+    return write(user.id, handle)
 
 
 @blp.route("/popup-requests/<request_id>/reject", methods=["POST"])
@@ -245,10 +205,16 @@ def approve_popup(request_id: str) -> Response:
 @blp.response(200, PopupOut)
 @blp.alt_response(412, description="If-Match names an old version")
 def reject_popup(body: dict[str, Any], request_id: str) -> Response:
-    return _popup_command(
-        request_id,
-        lambda user, now: DecidePopup(user.actor, request_id, False, "", body["reason"], now),
-    )
+    user, version = signed_in(), expected_version()
+
+    def handle(conn: Connection) -> Outcome:
+        unit = unit_for(conn, user.id)
+        decided = cases.decide_popup(
+            unit, user.actor, request_id, False, body["reason"], "", now(), version
+        )
+        return _answer(decided, conn)
+
+    return write(user.id, handle)
 
 
 @blp.route("/popup-requests/<request_id>/withdraw", methods=["POST"])
@@ -258,4 +224,10 @@ def reject_popup(body: dict[str, Any], request_id: str) -> Response:
 def withdraw_popup(request_id: str) -> Response:
     """Withdraw (the requester): a pending request lets its slot go; an approved one also
     cancels its booking."""
-    return _popup_command(request_id, lambda user, now: WithdrawPopup(user.actor, request_id, now))
+    user, version = signed_in(), expected_version()
+
+    def handle(conn: Connection) -> Outcome:
+        unit = unit_for(conn, user.id)
+        return _answer(cases.withdraw_popup(unit, user.actor, request_id, now(), version), conn)
+
+    return write(user.id, handle)

@@ -4,101 +4,88 @@ availability."""
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
-import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import fields, validate
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from booking.api import schemas
+from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.cache import caches
-from booking.domain.commands import (
-    AddClosure,
-    RegisterPremises,
-    RetirePremises,
-    UpdatePremises,
-)
 from booking.domain.errors import NotFound, RuleBroken
 from booking.http import (
-    check_changed_once,
-    check_if_match,
     expected_version,
     iso,
     json_response,
+    new_id,
+    now,
     request_metadata,
     runtime,
     statement_reads,
     write,
 )
-from booking.service import Outcome, premises_stream, run_premises_command
+from booking.queries.paging import MAX_LIMIT
+from booking.queries.premises import matching_premises, premises_json, premises_page
+
+# Re-exported until booking/pages/member.py (house-bookings') reads it from booking.queries.
+from booking.queries.premises import premises_row as premises_row
+from booking.service import Outcome, premises_stream
+from booking.usecases import catalogue
 from events.opening import OpeningHours
 from events.slot import Slot
 from events.sql import read_transaction
 from events.store import events_table
 from projections.availability import busy_between, days_of, free_for_whole
-from projections.catalogue import PROFILE_FIELDS, premises_table
+from projections.catalogue import premises_table
 
 blp = Blueprint("premises", __name__, url_prefix="/api/v1", description="The premises catalogue")
 MAX_AVAILABILITY_DAYS = 92
 MAX_SEARCH_WINDOW = timedelta(days=14)
 
 
-def premises_json(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        **{field: getattr(row, field) for field in PROFILE_FIELDS},
-        "retired": row.retired,
-        "version": row.version,
-    }
-
-
-def premises_row(conn: Connection, premises_id: str) -> Any:
-    row = conn.execute(select(premises_table).where(premises_table.c.id == premises_id)).first()
-    if row is None:
-        raise NotFound(f"No premises {premises_id!r}.")
-    return row
-
-
-def slugify(text: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:80] or "premises"
-
-
-def _free_slug(conn: Connection, name: dict[str, Any]) -> str:
-    base = slugify(name.get("fi") or name.get("en") or name.get("sv") or "premises")
-    taken = set(
-        conn.execute(
-            select(premises_table.c.id).where(premises_table.c.id.like(f"{base}%"))
-        ).scalars()
+class PremisesPageQuery(schemas.PremisesQuery, PageQuery):
+    # A city's whole catalogue fits one page by default: clients that never page get all.
+    limit = fields.Integer(
+        load_default=MAX_LIMIT,
+        validate=validate.Range(1, MAX_LIMIT),
+        metadata={"description": f"Rows per page (1–{MAX_LIMIT}, default {MAX_LIMIT})."},
     )
-    candidate, n = base, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{base}-{n}"
-    return candidate
+
+
+class PremisesPage(schemas.PremisesList):
+    next = next_field()
 
 
 def _etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
 
 
+def _acting() -> catalogue.Acting:
+    user = signed_in()
+    return catalogue.Acting(user.actor, now(), request_metadata(user.id))
+
+
 @blp.route("/premises")
 class PremisesCollection(MethodView):
-    @blp.arguments(schemas.PremisesQuery, location="query")
-    @blp.response(200, schemas.PremisesList)
+    @blp.arguments(PremisesPageQuery, location="query")
+    @blp.response(200, PremisesPage, headers=LINK_HEADER)
     def get(self, query: dict[str, Any]) -> Response:
-        """List premises, filtered by district, size, features, free use and text."""
+        """List premises by id, filtered by district, size, features, free use and text.
+        Paged: `limit` rows (default and most 1000) after the cursor `after`; `next` and
+        the `Link` header lead to the next page, `next` is null on the last."""
         with read_transaction(runtime().engine) as conn:
-            rows = matching_premises(conn, query)
-        return json_response({"premises": [premises_json(r) for r in rows]})
+            found = premises_page(conn, query, page_request(query))
+        return json_response(
+            {"premises": [premises_json(r) for r in found.rows], "next": found.next},
+            headers=page_headers(found),
+        )
 
     @require("staff", "admin")
     @blp.arguments(schemas.PremisesCreate)
@@ -106,58 +93,19 @@ class PremisesCollection(MethodView):
     @blp.alt_response(409, description="The id is taken")
     def post(self, body: dict[str, Any]) -> Response:
         """Register premises (staff). The id is a slug made from the name when omitted."""
-        user = signed_in()
-        profile = _with_defaults(body)
+        acting = _acting()
+        profile = catalogue.with_defaults(body, current_app.config["BOOKING_TIMEZONE"])
 
         def handle(conn: Connection) -> Outcome:
-            premises_id = body.get("id") or _free_slug(conn, profile["name"])
-            command = RegisterPremises(user.actor, premises_id, profile)
-            run_premises_command(
-                conn, runtime().premises, premises_id, command, request_metadata(user.id)
+            done = catalogue.register_premises(
+                conn, runtime().premises, acting, profile, body.get("id")
             )
-            row = premises_row(conn, premises_id)
+            location = f"/api/v1/premises/{done.premises.id}"
             return Outcome(
-                201,
-                premises_json(row),
-                {**_etag(row.version), "Location": f"/api/v1/premises/{premises_id}"},
+                201, premises_json(done.premises), {**_etag(done.version), "Location": location}
             )
 
-        return write(user.id, handle)
-
-
-def _with_defaults(body: dict[str, Any]) -> dict[str, Any]:
-    profile = {k: v for k, v in body.items() if k != "id"}
-    profile.setdefault("description", {})
-    profile.setdefault("free_of_charge", False)
-    profile.setdefault("hourly_price_cents", None)
-    profile.setdefault("free_use_conditions", {})
-    profile.setdefault("accessibility", [])
-    profile.setdefault("equipment", [])
-    profile.setdefault("timezone", current_app.config["BOOKING_TIMEZONE"])
-    profile.setdefault("rules", {})
-    return profile
-
-
-def matching_premises(conn: Connection, query: dict[str, Any]) -> list[Any]:
-    t = premises_table
-    sql = select(t).order_by(t.c.id)
-    if not query.get("include_retired"):
-        sql = sql.where(t.c.retired.is_(False))
-    if "district" in query:
-        sql = sql.where(t.c.district == query["district"])
-    if "min_capacity" in query:
-        sql = sql.where(t.c.capacity >= query["min_capacity"])
-    if "free_of_charge" in query:
-        sql = sql.where(t.c.free_of_charge.is_(query["free_of_charge"]))
-    if query.get("q"):
-        for word in query["q"].casefold().split():
-            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            sql = sql.where(t.c.search_text.like(f"%{escaped}%", escape="\\"))
-    rows = conn.execute(sql).all()
-    wanted = set(query.get("feature") or ())
-    if wanted:
-        rows = [r for r in rows if wanted <= set(r.accessibility) | set(r.equipment)]
-    return rows
+        return write(acting.actor.user_id, handle)
 
 
 @blp.route("/premises/<premises_id>")
@@ -174,19 +122,18 @@ class PremisesItem(MethodView):
     @blp.alt_response(412, description="If-Match names an old version")
     def patch(self, changes: dict[str, Any], premises_id: str) -> Response:
         """Change catalogue data (staff). Send If-Match: "<version>" to avoid lost updates."""
-        user = signed_in()
+        acting = _acting()
         if not changes:
             raise RuleBroken({"_schema": ["Nothing to change."]})
-        command = UpdatePremises(user.actor, premises_id, changes, expected_version())
+        version = expected_version()
 
         def handle(conn: Connection) -> Outcome:
-            run_premises_command(
-                conn, runtime().premises, premises_id, command, request_metadata(user.id)
+            done = catalogue.update_premises(
+                conn, runtime().premises, acting, premises_id, changes, version
             )
-            row = premises_row(conn, premises_id)
-            return Outcome(200, premises_json(row), _etag(row.version))
+            return Outcome(200, premises_json(done.premises), _etag(done.version))
 
-        return write(user.id, handle)
+        return write(acting.actor.user_id, handle)
 
 
 @blp.route("/premises/<premises_id>/closures", methods=["POST"])
@@ -196,61 +143,81 @@ class PremisesItem(MethodView):
 @blp.alt_response(409, description="Bookings exist in the period (see `conflicts`)")
 def add_closure(body: dict[str, Any], premises_id: str) -> Response:
     """Close the premises for a period (staff); `cancel_conflicting` cancels bookings in it."""
-    user = signed_in()
+    acting = _acting()
     slot = _slot(body["start"], body["end"])
-    closure_id = str(uuid.uuid4())
-    command = AddClosure(
-        user.actor,
-        premises_id,
-        closure_id,
-        slot,
-        body["reason"],
-        body["cancel_conflicting"],
-        datetime.now(UTC),
-    )
+    closure_id = new_id()
 
     def handle(conn: Connection) -> Outcome:
-        recorded = run_premises_command(
-            conn, runtime().premises, premises_id, command, request_metadata(user.id)
+        made = catalogue.add_closure(
+            conn,
+            runtime().premises,
+            acting,
+            premises_id,
+            closure_id,
+            slot,
+            body["reason"],
+            body["cancel_conflicting"],
         )
-        zone = ZoneInfo(premises_row(conn, premises_id).timezone)
-        cancelled = [r.data["booking_id"] for r in recorded if r.type == "BookingCancelled"]
         return Outcome(
             201,
             {
-                "id": closure_id,
-                "premises_id": premises_id,
-                "start": iso(slot.start, zone),
-                "end": iso(slot.end, zone),
-                "reason": body["reason"],
-                "cancelled_bookings": cancelled,
+                "id": made.id,
+                "premises_id": made.premises_id,
+                "start": iso(made.slot.start, made.zone),
+                "end": iso(made.slot.end, made.zone),
+                "reason": made.reason,
+                "cancelled_bookings": made.cancelled_bookings,
             },
         )
 
-    return write(user.id, handle)
+    return write(acting.actor.user_id, handle)
 
 
 @blp.route("/premises/<premises_id>/retire", methods=["POST"])
 @require("staff", "admin")
-@blp.arguments(schemas.RetireIn)
-@blp.response(200, schemas.PremisesOut)
+@blp.arguments(schemas.RetireIn, required=False)
+@blp.response(200, schemas.RetiredOut)
+@blp.alt_response(
+    409,
+    description="Bookings still to come or pending pop-up requests (listed in `conflicts`); "
+    "send `cancel_conflicting: true` to cancel them",
+)
 @blp.alt_response(412, description="If-Match names an old version")
 def retire(body: dict[str, Any], premises_id: str) -> Response:
-    """Take the premises out of use: no new bookings; its history stays in the statistics."""
-    user = signed_in()
-    command = RetirePremises(user.actor, premises_id, body["reason"])
+    """Take the premises out of use (staff): no new bookings, it leaves the registry and the
+    search; its history stays in the statistics. The body is optional.
+
+    Bookings that have not ended yet and pending pop-up requests stand in the way: the
+    answer is 409 listing them in `conflicts` (`{start, end, kind}`, kind `booking` or
+    `hold`), and nothing changes. With `"cancel_conflicting": true` they are cancelled (the
+    requests rejected) in the same step, and each booker gets a mail in their own language
+    saying that the premises is taken out of use, with `reason`; the answer lists them in
+    `cancelled_bookings` and `rejected_popup_requests`."""
+    acting = _acting()
+    body = body or {}
     version = expected_version()
 
     def handle(conn: Connection) -> Outcome:
-        check_if_match(version, premises_row(conn, premises_id).version)
-        run_premises_command(
-            conn, runtime().premises, premises_id, command, request_metadata(user.id)
+        done = catalogue.retire_premises(
+            conn,
+            runtime().premises,
+            acting,
+            premises_id,
+            body.get("reason", ""),
+            body.get("cancel_conflicting", False),
+            version,
         )
-        row = premises_row(conn, premises_id)
-        check_changed_once(version, row.version)
-        return Outcome(200, premises_json(row), _etag(row.version))
+        return Outcome(
+            200,
+            {
+                **premises_json(done.premises),
+                "cancelled_bookings": done.cancelled_bookings,
+                "rejected_popup_requests": done.rejected_popups,
+            },
+            _etag(done.version),
+        )
 
-    return write(user.id, handle)
+    return write(acting.actor.user_id, handle)
 
 
 def _slot(start: datetime, end: datetime) -> Slot:

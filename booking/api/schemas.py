@@ -28,19 +28,45 @@ class Localised(fields.Dict):
         )
 
 
+WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CLOCK_PATTERN = r"^([01]\d|2[0-4]):[0-5]\d$"
+# What the OpenAPI document says of a day's intervals; apispec would say only "a map of
+# anything" for the keys, so the seven days are named as properties (issue 14.6).
+_DAY_SCHEMA = {
+    "type": "array",
+    "maxItems": 6,
+    "items": {
+        "type": "array",
+        "minItems": 2,
+        "maxItems": 2,
+        "items": {"type": "string", "pattern": CLOCK_PATTERN},
+    },
+}
+
+
 class OpeningHoursField(fields.Dict):
+    """`{"mon": [["08:00", "20:00"]], …, "sun": []}`: only the seven days, up to six
+    intervals each."""
+
     def __init__(self, **kwargs: Any) -> None:
         interval = fields.List(
-            fields.String(validate=validate.Regexp(r"^([01]\d|2[0-4]):[0-5]\d$")),
+            fields.String(validate=validate.Regexp(CLOCK_PATTERN)),
             validate=validate.Length(equal=2),
         )
         super().__init__(
-            keys=fields.String(
-                validate=validate.OneOf(["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
-            ),
+            keys=fields.String(validate=validate.OneOf(WEEKDAY_KEYS)),
             values=fields.List(interval, validate=validate.Length(max=6)),
             **kwargs,
         )
+
+
+def opening_hours_properties(converter: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
+    """An apispec attribute function (registered by booking.app): an OpeningHoursField is
+    documented with the seven days as its only properties. apispec's own Dict conversion
+    runs before it and would allow any key (`additionalProperties`)."""
+    if not isinstance(field, OpeningHoursField):
+        return {}
+    return {"properties": {day: _DAY_SCHEMA for day in WEEKDAY_KEYS}, "additionalProperties": False}
 
 
 # Instants outside these bounds are no booking's: refusing them early keeps date arithmetic
@@ -77,10 +103,21 @@ def instant(**kwargs: Any) -> InstantField:
     return ApiInstant(format="iso", **kwargs)
 
 
+FIRST_DATE, LAST_DATE = date(1970, 1, 1), date(2199, 12, 31)
+# The same bounds as standard JSON Schema can say them (issue 14.6: apispec writes a date
+# Range as the non-standard `x-minimum`/`x-maximum`): a year from 1970 to 2199.
+DATE_PATTERN = r"^(19[7-9][0-9]|2[01][0-9]{2})-[0-9]{2}-[0-9]{2}$"
+
+
+def _within_dates(value: date) -> None:
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise ma.ValidationError("Give a date from 1970 to 2199.")
+
+
 def local_date(**kwargs: Any) -> fields.Date:
-    """A `YYYY-MM-DD` date in the same bounds as instants (day windows are built from it)."""
-    bounds = validate.Range(date(1970, 1, 2), date(2199, 12, 30))
-    return fields.Date(validate=bounds, **kwargs)
+    """A `YYYY-MM-DD` date in the years of instants (day windows are built from it)."""
+    metadata = {"pattern": DATE_PATTERN, **kwargs.pop("metadata", {})}
+    return fields.Date(validate=_within_dates, metadata=metadata, **kwargs)
 
 
 def not_blank(text: str) -> None:
@@ -195,7 +232,23 @@ class ClosureOut(ma.Schema):
 
 
 class RetireIn(ma.Schema):
-    reason = Text(load_default="", validate=validate.Length(max=1000))
+    reason = Text(
+        load_default="",
+        validate=validate.Length(max=1000),
+        metadata={"description": "Why; told to each booker whose booking is cancelled"},
+    )
+    cancel_conflicting = JsonBoolean(
+        load_default=False,
+        metadata={
+            "description": "Cancel the bookings still to come and reject the pending pop-up "
+            "requests (each booker is told why); without it they make a 409"
+        },
+    )
+
+
+class RetiredOut(PremisesOut):
+    cancelled_bookings = fields.List(Text())
+    rejected_popup_requests = fields.List(Text())
 
 
 class BookingIn(ma.Schema):

@@ -7,8 +7,6 @@ or a booking; organisation types are shown only for groups of at least three org
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 from typing import Any
 
@@ -17,12 +15,18 @@ from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from booking.api.consistency import handle_not_caught_up, reflected_position
+from booking.api.consistency import (
+    handle_not_caught_up,
+    min_position_field,
+    reflected_position,
+)
 from booking.auth import require
 from booking.domain.errors import NotFound, RuleBroken
 from booking.http import json_response, runtime
+from booking.queries.stats import Period as CsvPeriod
+from booking.queries.stats import usage_csv
 from events.sql import read_transaction
-from projections.usage_query import FIGURES, GROUP_KEYS, UnknownPremises, usage
+from projections.usage.query import GROUP_KEYS, UnknownPremises, usage
 
 blp = Blueprint(
     "api_stats", __name__, url_prefix="/api/v1", description="Usage statistics (analysts, staff)"
@@ -40,7 +44,7 @@ class UsageQuery(ma.Schema):
     )
     premises_id = fields.List(fields.String(validate=validate.Length(1, 100)))
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
-    min_position = fields.Integer(validate=validate.Range(0))
+    min_position = min_position_field()
 
 
 class UsageRow(ma.Schema):
@@ -140,12 +144,12 @@ def usage_stats(query: dict[str, Any]) -> Response:
         raise NotFound(f"No premises {', '.join(error.args[0])} in the statistics.") from None
     headers = {"X-Log-Position": str(position)}
     if query["format"] == "csv":
-        periods = [
+        periods: list[CsvPeriod] = [
             ("current", first, last, rows),
             ("previous", before_first, before_last, previous),
         ]
         return Response(
-            _csv(group_by, periods),
+            usage_csv(group_by, periods),
             mimetype="text/csv",
             headers={
                 **headers,
@@ -166,14 +170,3 @@ def usage_stats(query: dict[str, Any]) -> Response:
         "log_position": position,
     }
     return json_response(body, headers=headers)
-
-
-def _csv(group_by: list[str], periods: list[tuple[str, Any, Any, list[dict[str, Any]]]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["period", "from", "to", *group_by, *FIGURES])
-    for name, first, last, rows in periods:
-        for row in rows:
-            figures = ["" if row[f] is None else row[f] for f in FIGURES]
-            writer.writerow([name, first, last, *(row["key"][k] for k in group_by), *figures])
-    return out.getvalue()

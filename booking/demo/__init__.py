@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date
 from functools import partial
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -20,15 +20,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
+from booking.clock import Clock, Ids, random_ids, system_clock
 from booking.demo import people as demo_people
 from booking.demo.catalogue import CATALOGUE
 from booking.demo.history import FUTURE_WEEKS, HISTORY_WEEKS, Plan, Planner, Step, anchor_of
-from booking.domain.commands import RegisterPremises
+from booking.demo.steps import Done, run_step
 from booking.domain.errors import DomainError, RuleBroken, SlotTaken
+from booking.privacy import current_vault
 from booking.progress import Progress
-from booking.service import PremisesRepository, run_premises_command
+from booking.service import PremisesRepository
+from booking.usecases.catalogue import Acting, register_premises
+from booking.usecases.unit import Unit
 from events.sql import read_transaction, write_transaction
-from events.store import ConcurrencyError, Metadata, RecordedEvent, head_position
+from events.store import ConcurrencyError, Metadata, head_position
 from projections.catalogue import premises_table
 
 BATCH_SIZE = 200  # commands per transaction
@@ -60,23 +64,18 @@ class Tally:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
-    def count(self, recorded: Sequence[RecordedEvent], placed_ids: set[str]) -> None:
-        for event in recorded:
-            data = event.data
-            if event.type == "BookingPlaced":
-                self.placed += 1
-                self.pending += data["status"] == "pending_approval"
-                placed_ids.add(data["booking_id"])
-            elif event.type == "BookingSeriesPlaced":
-                self.series += 1
-                self.occurrences_skipped += len(data["skipped"])
-            elif event.type == "BookingCancelled":
-                self.cancelled += 1
-                self.late += bool(data["late"])
-            elif event.type == "BookingApproved":
-                self.approved += 1
-            elif event.type == "BookingRejected":
-                self.rejected += 1
+    def count(self, done: Done, placed_ids: set[str]) -> None:
+        for booking in done.placed:
+            self.placed += 1
+            self.pending += booking.status == "pending_approval"
+            placed_ids.add(booking.id)
+        self.series += done.series
+        self.occurrences_skipped += done.skipped
+        for booking in done.cancelled:
+            self.cancelled += 1
+            self.late += bool(booking.late)
+        self.approved += done.approved
+        self.rejected += done.rejected
 
 
 @dataclass(frozen=True)
@@ -99,10 +98,12 @@ def load(
     seed: int = 2026,
     if_empty: bool = False,
     anchor: date | None = None,
+    clock: Clock = system_clock,
+    ids: Ids = random_ids,
 ) -> str:
     """Load the demo and return a summary for people (`booking demo load`)."""
     try:
-        loaded = load_demo(engine, repository, booking_count, seed, anchor)
+        loaded = load_demo(engine, repository, booking_count, seed, anchor, clock=clock, ids=ids)
     except CatalogueNotEmpty as error:
         if if_empty:
             return f"{error.args[0]}; the demo was not loaded."
@@ -117,28 +118,30 @@ def load_demo(
     seed: int = 2026,
     anchor: date | None = None,
     batch_size: int = BATCH_SIZE,
+    clock: Clock = system_clock,
+    ids: Ids = random_ids,
 ) -> Loaded:
     """Load the demo into a database without premises. The history is the same for the same
-    seed and anchor week (the anchor defaults to today in Helsinki)."""
+    seed and anchor week (the anchor defaults to `clock`'s today in Helsinki). Accounts and
+    premises are made by the same handlers as the API's, with `clock` and `ids`."""
     started = time.monotonic()
     with read_transaction(engine) as conn:
         existing = conn.execute(select(func.count()).select_from(premises_table)).scalar_one()
     if existing:
         raise CatalogueNotEmpty(f"The catalogue already has {existing} premises")
-    monday = anchor_of(anchor or datetime.now(ZoneInfo("Europe/Helsinki")).date())
+    monday = anchor_of(anchor or clock().astimezone(ZoneInfo("Europe/Helsinki")).date())
 
     def register(conn: Connection) -> demo_people.People:
-        people = demo_people.create(conn)
+        people = demo_people.create(conn, clock, ids)
+        acting = Acting(people.staff, clock(), Metadata(actor=people.staff.user_id))
         for p in CATALOGUE:
-            command = RegisterPremises(people.staff, p.premises_id, p.profile)
-            metadata = Metadata(actor=people.staff.user_id)
-            run_premises_command(conn, repository, p.premises_id, command, metadata, notify=False)
+            register_premises(conn, repository, acting, p.profile, p.premises_id, notify=False)
         return people
 
     people = _in_transaction(engine, register)
     plan = Planner(seed, monday, people).plan(booking_count)
     with Progress("demo", len(plan.steps), unit="cmd") as progress:
-        tally = run(engine, repository, plan.steps, progress, batch_size)
+        tally = run(engine, repository, plan.steps, progress, batch_size, clock)
     with read_transaction(engine) as conn:
         events = head_position(conn)
     return Loaded(people, plan, tally, monday, seed, events, time.monotonic() - started)
@@ -163,12 +166,15 @@ def run(
     steps: Sequence[Step],
     progress: Callable[[int], None],
     batch_size: int = BATCH_SIZE,
+    clock: Clock = system_clock,
 ) -> Tally:
     """Run the planned commands in order; refusals are counted, not raised."""
     tally, placed_ids = Tally(), set[str]()
     for first in range(0, len(steps), batch_size):
         batch = steps[first : first + batch_size]
-        work = partial(_run_batch, repository=repository, batch=batch, placed_ids=placed_ids)
+        work = partial(
+            _run_batch, repository=repository, batch=batch, placed_ids=placed_ids, clock=clock
+        )
         done, new_ids = _in_transaction(engine, work)
         tally.add(done)
         placed_ids.update(new_ids)
@@ -181,18 +187,19 @@ def _run_batch(
     repository: PremisesRepository,
     batch: Sequence[Step],
     placed_ids: set[str],
+    clock: Clock,
 ) -> tuple[Tally, set[str]]:
     done, new_ids = Tally(), set[str]()
+    vault = current_vault()  # the one the demo's people were made with
     for step in batch:
         if step.needs is not None and step.needs not in placed_ids and step.needs not in new_ids:
             done.not_run += 1
             continue
         metadata = Metadata(actor=step.command.actor.user_id, correlation_id="demo")
+        # notify=False: nobody is e-mailed about a history that never happened.
+        unit = Unit(conn, repository, vault, metadata, clock, notify=False)
         try:
-            # notify=False: nobody is e-mailed about a history that never happened.
-            recorded = run_premises_command(
-                conn, repository, step.premises_id, step.command, metadata, notify=False
-            )
+            finished = run_step(unit, step)
         except SlotTaken:
             done.refused_taken += 1
         except RuleBroken:
@@ -200,7 +207,7 @@ def _run_batch(
         except DomainError:
             done.refused_other += 1
         else:
-            done.count(recorded, new_ids)
+            done.count(finished, new_ids)
     return done, new_ids
 
 

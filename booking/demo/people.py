@@ -12,8 +12,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
-from booking import accounts
+from booking.clock import Clock, Ids, random_ids, system_clock
+from booking.domain.accounts import OPERATOR
 from booking.domain.commands import Actor
+from booking.privacy import current_vault
+from booking.usecases import accounts as handlers
+from events.store import Metadata
 
 ALL_KINDS = ("library", "hall", "youth", "gym", "village_hall", "meeting_place")
 
@@ -184,21 +188,27 @@ def _person(index: int) -> str:
     return f"{FIRST_NAMES[index % len(FIRST_NAMES)]} {LAST_NAMES[index * 7 % len(LAST_NAMES)]}"
 
 
-def create(conn: Connection) -> People:
-    """Every demo organisation with one booker each, and the demo accounts."""
+def create(conn: Connection, clock: Clock = system_clock, ids: Ids = random_ids) -> People:
+    """Every demo organisation with one booker each, and the demo accounts, made by the
+    account handlers as the operator would (times from `clock`, ids from `ids`)."""
     organisation_ids: list[str] = []
     bookers: list[Actor] = []
     demo_accounts: list[DemoAccount] = []
+    vault, metadata = current_vault(), Metadata(actor=None, correlation_id="demo")
+
+    def new_user(given: handlers.NewAccount) -> handlers.UserCreated:
+        return handlers.create_user(conn, vault, OPERATOR, given, clock(), ids(), metadata)
 
     def account(role: str, local: str, password: str, organisation: int | None) -> Actor:
         organisation_id = None if organisation is None else organisation_ids[organisation]
-        created = accounts.create_user(
-            conn,
-            email=f"{local}@{DEMO_DOMAIN}",
-            name=f"Demo {role}",
-            role=role,
-            organisation_id=organisation_id,
-            password=password,
+        created = new_user(
+            handlers.NewAccount(
+                email=f"{local}@{DEMO_DOMAIN}",
+                name=f"Demo {role}",
+                role=role,
+                organisation_id=organisation_id,
+                password=password,
+            )
         )
         demo_accounts.append(
             DemoAccount(
@@ -213,20 +223,21 @@ def create(conn: Connection) -> People:
         return Actor(created.user_id, role, organisation_id)
 
     for index, org in enumerate(ORGANISATIONS):
-        organisation_ids.append(
-            accounts.create_organisation(conn, org.name, org.type, org.business_id, None)
-        )
+        given = handlers.NewOrganisation(org.name, org.type, org.business_id)
+        made = handlers.create_organisation(conn, OPERATOR, given, clock(), ids(), metadata)
+        organisation_ids.append(made.id)
         if index == 0:
             # The first club's booker is the demo booker, so its bookings can be tried out.
             bookers.append(account("booker", "booker", "demo-booker", 0))
             continue
-        created = accounts.create_user(
-            conn,
-            email=f"{org.key}@{DEMO_DOMAIN}",
-            name=_person(index),
-            role="booker",
-            organisation_id=organisation_ids[-1],
-            language=org.language,
+        created = new_user(
+            handlers.NewAccount(
+                email=f"{org.key}@{DEMO_DOMAIN}",
+                name=_person(index),
+                role="booker",
+                organisation_id=organisation_ids[-1],
+                language=org.language,
+            )
         )
         bookers.append(Actor(created.user_id, "booker", organisation_ids[-1]))
     staff = account("staff", "staff", "demo-staff", None)

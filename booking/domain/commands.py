@@ -39,9 +39,16 @@ class UpdatePremises:
 
 @dataclass(frozen=True)
 class RetirePremises:
+    """Take a premises out of use. Its bookings still to come (ending after `now`) and its
+    pending pop-up requests stand in the way unless `cancel_conflicting`; without a `now`
+    every active booking does."""
+
     actor: Actor
     premises_id: str
     reason: str
+    now: datetime | None = None
+    cancel_conflicting: bool = False
+    expected_version: int | None = None
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from booking.domain.recurrence import BadRecurrence, expand
 from booking.domain.rules import Problems, check_booking, conflicts_with
 from events.catalog import (
     PREMISES_CLOSED,
+    PREMISES_RETIRED,
     BookingApproved,
     BookingCancelled,
     BookingPlaced,
@@ -171,7 +172,45 @@ def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
     _staff_only(cmd.actor.is_staff)
     if _existing(premises).retired:
         raise InvalidState("The premises is already retired.")
-    return [PremisesRetired(premises_id=cmd.premises_id, reason=cmd.reason)]
+    if cmd.expected_version is not None and cmd.expected_version != premises.catalogue_version:
+        raise StaleVersion(premises.catalogue_version)
+    # Like a closure that never ends: what is still to come meets it (issue 14.9).
+    coming = [b for b in premises.active_bookings() if cmd.now is None or b.slot.end > cmd.now]
+    held = [p for p in premises.popups.values() if p.pending]
+    if not (coming or held):
+        return [PremisesRetired(premises_id=cmd.premises_id, reason=cmd.reason)]
+    if not cmd.cancel_conflicting or cmd.now is None:  # cancelling needs the time it happens
+        conflicts = [Conflict(b.slot, b.kind) for b in coming]
+        conflicts += [Conflict(p.slot, "hold") for p in held]
+        raise SlotTaken(sorted(conflicts, key=lambda c: c.slot.start))
+    now = cmd.now
+    # The reason stored is the staff's own words; each mail says in its reader's language
+    # that the premises was taken out of use (booking.notifications, kind "retired").
+    events: list[Event] = [
+        PopupRejected(
+            premises.premises_id,
+            p.request_id,
+            cmd.actor.user_id,
+            cmd.reason,
+            now,
+            cause=PREMISES_RETIRED,
+        )
+        for p in sorted(held, key=lambda p: p.slot.start)
+    ]
+    events += [
+        BookingCancelled(
+            premises_id=cmd.premises_id,
+            booking_id=b.booking_id,
+            cancelled_by=cmd.actor.user_id,
+            reason=cmd.reason,
+            late=False,
+            cancelled_at=now,
+            cause=PREMISES_RETIRED,
+        )
+        for b in sorted(coming, key=_by_start)
+    ]
+    events.append(PremisesRetired(premises_id=cmd.premises_id, reason=cmd.reason))
+    return events
 
 
 def _close(cmd: AddClosure, premises: PremisesState) -> list[Event]:
@@ -183,7 +222,7 @@ def _close(cmd: AddClosure, premises: PremisesState) -> list[Event]:
     if (clashing or held) and not cmd.cancel_conflicting:
         conflicts = [Conflict(b.slot, b.kind) for b in clashing]
         conflicts += [Conflict(p.slot, "hold") for p in held]
-        raise SlotTaken(sorted(conflicts, key=lambda c: c.slot.start))
+        raise SlotTaken(sorted(conflicts, key=lambda c: c.slot.start), premises.zone)
     # Pending pop-up requests in a closed period are turned down, with the reason.
     events: list[Event] = [
         PopupRejected(
@@ -259,7 +298,7 @@ def _check_one(cmd: PlaceBooking, premises: PremisesState) -> None:
     if problems := check_booking(cmd.request, cmd.actor, premises, cmd.now):
         raise RuleBroken(problems)
     if clashes := conflicts_with(premises, cmd.request.slot):
-        raise SlotTaken([Conflict(slot, kind) for slot, kind in clashes])
+        raise SlotTaken([Conflict(slot, kind) for slot, kind in clashes], premises.zone)
 
 
 def _place(cmd: PlaceBooking, premises: PremisesState) -> list[Event]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from events.slot import Slot
 
@@ -26,11 +27,13 @@ class Conflict:
 
 
 class SlotTaken(DomainError):
-    """409: the slot (with buffer) overlaps a booking, a hold or a closure."""
+    """409: the slot (with buffer) overlaps a booking, a hold or a closure. `zone` is the
+    premises' zone: the conflicts are its instants, answered in its local offset."""
 
-    def __init__(self, conflicts: list[Conflict]) -> None:
+    def __init__(self, conflicts: list[Conflict], zone: ZoneInfo | None = None) -> None:
         super().__init__(f"{len(conflicts)} conflicting interval(s)")
         self.conflicts = conflicts
+        self.zone = zone
 
 
 class NotFound(DomainError):

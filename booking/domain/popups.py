@@ -161,7 +161,7 @@ def _request(cmd: RequestPopup, premises: PremisesState) -> list[Event]:
     if problems := _problems(cmd, premises):
         raise RuleBroken(problems)
     if clashes := conflicts_with(premises, cmd.slot):
-        raise SlotTaken([Conflict(slot, kind) for slot, kind in clashes])
+        raise SlotTaken([Conflict(slot, kind) for slot, kind in clashes], premises.zone)
     asked = PopupRequested(
         premises_id=cmd.premises_id,
         request_id=cmd.request_id,

@@ -3,48 +3,35 @@ weekly, see the organisation's bookings, cancel with a reason, and the calendar 
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, render_template, request
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from werkzeug.exceptions import Forbidden, NotFound
 
-from booking.api.bookings import booking_rows, visible_to
-from booking.api.premises import premises_row
-from booking.domain.commands import (
-    BookingRequest,
-    CancelBooking,
-    CancelSeries,
-    PlaceBooking,
-    PlaceSeries,
-)
-from booking.domain.errors import DomainError
-from booking.http import runtime
+from booking.domain.errors import DomainError, NotAllowed
+from booking.domain.errors import NotFound as NoSuchThing
+from booking.http import new_id, now, runtime, unit_for
 from booking.pages.common import (
     BOOKERS,
     STAFF,
     Form,
-    local_span,
-    metadata,
     page_user,
     redirect_to,
     run,
     signed_in_as,
     span_text,
 )
+from booking.pages.localtime import form_span
 from booking.pages.threads import post_to_thread, read_thread
+from booking.queries.bookings import member_bookings, visible_booking
 from booking.reasons import skipped_reason
-from booking.service import premises_of_booking, premises_of_series, run_premises_command
 from booking.tables import organisations
-from events.slot import Slot
+from booking.usecases import bookings as cases
 from events.sql import read_transaction
-from projections.bookings import bookings_table
 from projections.catalogue import premises_table
 
 bp = Blueprint("member", __name__)
@@ -68,12 +55,12 @@ def home() -> str:
 
 def _premises_choices(conn: Any) -> list[Any]:
     t = premises_table
-    return conn.execute(select(t).where(t.c.retired.is_(False)).order_by(t.c.id)).all()
+    return list(conn.execute(select(t).where(t.c.retired.is_(False)).order_by(t.c.id)).all())
 
 
 def _organisation_choices(conn: Any) -> list[Any]:
     t = organisations
-    return conn.execute(select(t.c.id, t.c.name).order_by(t.c.name)).all()
+    return list(conn.execute(select(t.c.id, t.c.name).order_by(t.c.name)).all())
 
 
 @bp.route("/bookings/new", methods=["GET", "POST"])
@@ -109,44 +96,41 @@ def new_booking() -> Any:
     if not form.ok or row is None or day is None or start is None or end is None:
         return render_template("member/new_booking.html", **context), 422
     zone = ZoneInfo(row.timezone)
-    first, last = local_span(day, start, end, zone)
+    span, twice = form_span(form, day, start, end, zone)
+    context["twice"] = twice
+    if span is None:
+        return render_template("member/new_booking.html", **context), 422
     if until is not None and until < day:
         form.error("repeat_until", _("The last date must not be before the first."))
         return render_template("member/new_booking.html", **context), 422
-    booking_request = BookingRequest(
+    given = cases.BookingInput(
         premises_id=row.id,
-        slot=Slot(first, last),
+        start=span[0],
+        end=span[1],
         title=title,
         attendees=attendees or 1,
         public=form.checked("public"),
         notes=notes,
         organisation_id=organisation_id,
     )
-    now = datetime.now(UTC)
-    new_id = str(uuid.uuid4())
-    command: PlaceBooking | PlaceSeries
-    if weekly and until is not None:
-        command = PlaceSeries(
-            user.actor, new_id, booking_request, f"FREQ=WEEKLY;UNTIL={until:%Y%m%d}", "skip", now
-        )
-    else:
-        command = PlaceBooking(user.actor, new_id, booking_request, now)
+    made_id, at = new_id(), now()
 
     def place(conn: Any) -> Any:
-        # Notes may hold contact details: sealed with the booker's key before the log sees them.
-        sealed = replace(command, request=_sealed(conn, user.id, booking_request))
-        return run_premises_command(conn, runtime().premises, row.id, sealed, metadata())
+        unit = unit_for(conn, user.id)
+        if weekly and until is not None:
+            rrule = f"FREQ=WEEKLY;UNTIL={until:%Y%m%d}"
+            return cases.place_series(unit, user.actor, given, rrule, "skip", made_id, at)
+        return cases.place_booking(unit, user.actor, given, made_id, at)
 
     try:
-        recorded = run(place)
+        done = run(place)
     except DomainError as error:
         form.take_domain_error(error, FIELDS, zone)
         return render_template("member/new_booking.html", **context), 422
-    placed = [r for r in recorded if r.type == "BookingPlaced"]
-    if isinstance(command, PlaceSeries):
-        skipped = recorded[0].data["skipped"]
+    if isinstance(done, cases.SeriesPlaced):
+        skipped = done.skipped
         made = ngettext(
-            "%(num)d weekly booking made.", "%(num)d weekly bookings made.", len(placed)
+            "%(num)d weekly booking made.", "%(num)d weekly bookings made.", len(done.bookings)
         )
         if skipped:
             made += " " + ngettext(
@@ -157,16 +141,13 @@ def new_booking() -> Any:
         flash(made, "success")
         # Each date that was not booked, and why, in the page's language.
         for item in skipped:
-            when = span_text(
-                datetime.fromisoformat(item["start"]), datetime.fromisoformat(item["end"]), zone
-            )
-            flash(f"{when}: {skipped_reason(str(item.get('reason', '')))}", "info")
+            flash(f"{span_text(item.start, item.end, zone)}: {skipped_reason(item.reason)}", "info")
         return redirect_to("member.my_bookings")
-    if placed[0].data["status"] == "pending_approval":
+    if done.booking.status == "pending_approval":
         flash(_("Booking sent. Staff will approve or reject it."), "success")
     else:
         flash(_("Booking confirmed."), "success")
-    return redirect_to("member.booking_page", booking_id=new_id)
+    return redirect_to("member.booking_page", booking_id=made_id)
 
 
 @bp.route("/my/bookings")
@@ -175,42 +156,29 @@ def my_bookings() -> str:
     user = page_user()
     assert user is not None
     show = request.args.get("show", "upcoming")
-    b, p = bookings_table, premises_table
-    sql = select(b, p.c.timezone, p.c.name.label("premises_name")).join(
-        p, p.c.id == b.c.premises_id
-    )
-    now = datetime.now(UTC)
-    if show == "past":
-        sql = sql.where(b.c.end <= now).order_by(b.c.start.desc())
-    else:
+    if show != "past":
         show = "upcoming"
-        sql = sql.where(b.c.end > now).order_by(b.c.start)
-    if user.role not in STAFF:
-        mine = b.c.booked_by == user.id
-        if user.organisation_id:
-            mine = or_(mine, b.c.organisation_id == user.organisation_id)
-        sql = sql.where(mine)
+    at = now()
     with read_transaction(runtime().engine) as conn:
-        rows = conn.execute(sql.limit(500)).all()
-    return render_template("member/bookings.html", rows=rows, show=show, now=now)
-
-
-def _sealed(conn: Any, user_id: str, booking_request: BookingRequest) -> BookingRequest:
-    notes = runtime().vault.seal_for(conn, user_id, booking_request.notes)
-    return replace(booking_request, notes=notes)
+        rows = member_bookings(conn, user.actor, at, past=show == "past")
+    return render_template("member/bookings.html", rows=rows, show=show, now=at)
 
 
 def _visible_booking(booking_id: str) -> Any:
     user = page_user()
     assert user is not None
-    with read_transaction(runtime().engine) as conn:
-        rows = booking_rows(conn, [booking_id])
-        if not rows:
-            raise NotFound()
-        if not visible_to(user, rows[0]):
-            raise Forbidden()
-        premises = premises_row(conn, rows[0].premises_id)
-    return rows[0], premises
+    rt = runtime()
+    with read_transaction(rt.engine) as conn:
+        try:
+            row = visible_booking(conn, rt.vault, user.actor, booking_id)
+        except NoSuchThing:
+            raise NotFound() from None
+        except NotAllowed:
+            raise Forbidden() from None
+        premises = conn.execute(
+            select(premises_table).where(premises_table.c.id == row.premises_id)
+        ).one()
+    return row, premises
 
 
 def _render_booking(
@@ -229,7 +197,7 @@ def _render_booking(
         form=form or Form(),
         message_form=message_form or Form(),
         thread=thread,
-        now=datetime.now(UTC),
+        now=now(),
     )
 
 
@@ -264,32 +232,23 @@ def cancel(booking_id: str) -> Any:
     reason = form.text("reason", 2000)
     whole_series = form.get("scope") == "series" and row.series_id
     if form.ok:
-        now = datetime.now(UTC)
+        at = now()
         try:
             if whole_series:
-                command: Any = CancelSeries(user.actor, row.series_id, reason, now)
+                series_id = row.series_id
                 run(
-                    lambda conn: run_premises_command(
-                        conn,
-                        runtime().premises,
-                        premises_of_series(conn, row.series_id),
-                        command,
-                        metadata(),
+                    lambda conn: cases.cancel_series(
+                        unit_for(conn, user.id), user.actor, series_id, reason, at
                     )
                 )
                 flash(_("The future bookings of the series are cancelled."), "success")
             else:
-                command = CancelBooking(user.actor, booking_id, reason, now)
-                recorded = run(
-                    lambda conn: run_premises_command(
-                        conn,
-                        runtime().premises,
-                        premises_of_booking(conn, booking_id),
-                        command,
-                        metadata(),
+                changed = run(
+                    lambda conn: cases.cancel_booking(
+                        unit_for(conn, user.id), user.actor, booking_id, reason, at
                     )
                 )
-                if recorded[0].data["late"]:
+                if changed.booking.late:
                     flash(_("Booking cancelled (after the cancellation deadline)."), "success")
                 else:
                     flash(_("Booking cancelled."), "success")

@@ -1,13 +1,11 @@
 """Pop-up organisers: ask for a short slot, follow its status, talk with staff, withdraw.
 
-The same domain commands as /api/v1/popup-requests (RequestPopup, WithdrawPopup); the
-description is sealed with the requester's key before it reaches the log.
+The same use cases as /api/v1/popup-requests (booking.usecases.popups); the description
+is sealed with the requester's key before it reaches the log.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,25 +14,21 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.exceptions import Forbidden
 
-from booking.api.popups import _rows, popup_row, visible_to
-from booking.domain.errors import DomainError
-from booking.domain.popups import RequestPopup, WithdrawPopup
-from booking.http import runtime
+from booking.domain.errors import DomainError, NotAllowed
+from booking.http import new_id, now, runtime, unit_for
 from booking.pages.common import (
     Form,
-    local_span,
-    metadata,
     page_user,
     redirect_to,
     run,
     signed_in_as,
 )
+from booking.pages.localtime import form_span
 from booking.pages.threads import post_to_thread, read_thread
-from booking.service import run_premises_command
-from events.slot import Slot
+from booking.queries.popups import popups_of, visible_popup
+from booking.usecases import popups as cases
 from events.sql import read_transaction
 from projections.catalogue import premises_table
-from projections.popups import popups_table
 
 bp = Blueprint("popup", __name__, url_prefix="/popup")
 FIELDS = {
@@ -74,32 +68,23 @@ def new() -> Any:
     if not form.ok or row is None or day is None or start is None or end is None:
         return render_template("popup/new.html", **context), 422
     zone = ZoneInfo(row.timezone)
-    first, last = local_span(day, start, end, zone)
-    request_id, booking_id = str(uuid.uuid4()), str(uuid.uuid4())
-    rt = runtime()
+    span, twice = form_span(form, day, start, end, zone)
+    context["twice"] = twice
+    if span is None:
+        return render_template("popup/new.html", **context), 422
+    given = cases.PopupInput(row.id, span[0], span[1], title, description, attendees or 1)
+    request_id, booking_id, at = new_id(), new_id(), now()
 
-    def handle(conn: Any) -> Any:
-        rt.vault.ensure_key(conn, user.id)
-        sealed = rt.vault.reader(conn).seal(user.id, description) if description else ""
-        command = RequestPopup(
-            user.actor,
-            request_id,
-            booking_id,
-            row.id,
-            Slot(first, last),
-            title,
-            sealed,
-            attendees or 1,
-            datetime.now(UTC),
-        )
-        return run_premises_command(conn, rt.premises, row.id, command, metadata())
+    def handle(conn: Any) -> cases.PopupResult:
+        unit = unit_for(conn, user.id)
+        return cases.request_popup(unit, user.actor, given, request_id, booking_id, at)
 
     try:
-        recorded = run(handle)
+        asked = run(handle)
     except DomainError as error:
         form.take_domain_error(error, FIELDS, zone)
         return render_template("popup/new.html", **context), 422
-    if any(r.type == "PopupApproved" for r in recorded):
+    if asked.approved:
         flash(_("Your pop-up slot is approved."), "success")
     else:
         flash(_("Request sent. Staff will answer by the deadline shown."), "success")
@@ -111,9 +96,8 @@ def new() -> Any:
 def mine() -> str:
     user = page_user()
     assert user is not None
-    sql = _rows().where(popups_table.c.requested_by == user.id).order_by(popups_table.c.start)
     with read_transaction(runtime().engine) as conn:
-        rows = conn.execute(sql.limit(500)).all()
+        rows = popups_of(conn, user.actor)
     return render_template("popup/mine.html", rows=rows)
 
 
@@ -121,9 +105,10 @@ def _visible(request_id: str) -> Any:
     user = page_user()
     assert user is not None
     with read_transaction(runtime().engine) as conn:
-        row = popup_row(conn, request_id)
-        if not visible_to(user, row):
-            raise Forbidden()
+        try:
+            row = visible_popup(conn, user.actor, request_id)
+        except NotAllowed:
+            raise Forbidden() from None
         thread = read_thread(conn, user, "popup", request_id)
         description = runtime().vault.reader(conn).open(row.description) if row.description else ""
         premises = conn.execute(
@@ -142,7 +127,7 @@ def _render_page(request_id: str, form: Form | None = None, status: int = 200) -
         premises=premises,
         zone=ZoneInfo(row.timezone),
         form=form or Form(),
-        now=datetime.now(UTC),
+        now=now(),
     )
     return page if status == 200 else (page, status)
 
@@ -158,14 +143,10 @@ def page(request_id: str) -> Any:
 def withdraw(request_id: str) -> Any:
     user = page_user()
     assert user is not None
-    row, *_rest = _visible(request_id)
-    command = WithdrawPopup(user.actor, request_id, datetime.now(UTC))
+    _visible(request_id)  # 403 for someone else's request before anything else
+    at = now()
     try:
-        run(
-            lambda conn: run_premises_command(
-                conn, runtime().premises, row.premises_id, command, metadata()
-            )
-        )
+        run(lambda conn: cases.withdraw_popup(unit_for(conn, user.id), user.actor, request_id, at))
     except DomainError as error:
         form = Form()
         form.take_domain_error(error, {})

@@ -3,22 +3,24 @@ and the free-premises registry (with CSV download). Nobody needs to sign in for 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
+from werkzeug.wrappers import Response as WerkzeugResponse
 
-from booking.api.premises import matching_premises, premises_row
-from booking.http import runtime
+from booking.http import now, runtime
 from booking.pages.common import Form, all_features, local_span, page_user
 from booking.pages.week import monday_of, week_of
+from booking.queries.premises import matching_premises, premises_row
+from booking.queries.registry import catalogue_registry_rows
 from events.opening import WEEKDAYS, OpeningHours
 from events.slot import Slot
 from events.sql import read_transaction
-from projections.availability import busy_between, days_of, free_for_whole
+from projections.availability import busy_between, free_for_whole
 from projections.catalogue import premises_table
 
 bp = Blueprint("public", __name__)
@@ -105,21 +107,21 @@ def premises_list() -> str:
 
 @bp.route("/premises/<premises_id>")
 def premises_page(premises_id: str) -> str:
-    now = datetime.now(UTC)
+    at = now()
     form = Form(request.args)
     with read_transaction(runtime().engine) as conn:
         row = premises_row(conn, premises_id)
         zone = ZoneInfo(row.timezone)
-        today = now.astimezone(zone).date()
+        today = at.astimezone(zone).date()
         asked = form.date("week", required=False) if form.get("week") else None
         monday = monday_of(asked or today)
-        week = week_of(conn, row, monday, now)
+        week = week_of(conn, row, monday, at)
     return render_template(
         "public/premises.html",
         row=row,
         week=week,
         zone=zone,
-        now=now,
+        now=at,
         form=form,
         this_week=monday_of(today),
         weekdays=WEEKDAYS,
@@ -158,43 +160,17 @@ def accessibility() -> str:
 # open-data file of GET /api/v1/registry/free-premises, from the registry projection.
 
 
-def next_free_hour(conn: Any, row: Any, now: datetime, days_ahead: int = 14) -> datetime | None:
-    zone = ZoneInfo(row.timezone)
-    today = now.astimezone(zone).date()
-    last = today + timedelta(days=days_ahead)
-    window = Slot(
-        datetime.combine(today - timedelta(days=1), datetime.min.time(), zone),
-        datetime.combine(last + timedelta(days=2), datetime.min.time(), zone),
-    )
-    busy = busy_between(conn, [row.id], window)[row.id]
-    start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    for day in days_of(OpeningHours.parse(row.opening_hours), zone, today, last, busy):
-        for free in day.free:
-            begin = max(free.start, start)
-            if free.end - begin >= timedelta(hours=1):
-                return begin
-    return None
-
-
-def registry_rows(conn: Any, now: datetime) -> list[tuple[Any, datetime | None]]:
-    t = premises_table
-    rows = conn.execute(
-        select(t).where(t.c.free_of_charge.is_(True), t.c.retired.is_(False)).order_by(t.c.id)
-    ).all()
-    return [(row, next_free_hour(conn, row, now)) for row in rows]
-
-
 @bp.route("/registry")
-def registry() -> Response | str:
+def registry() -> WerkzeugResponse | str:
     if request.args.get("format") == "csv":
         return registry_download()
-    now = datetime.now(UTC)
+    at = now()
     with read_transaction(runtime().engine) as conn:
-        rows = registry_rows(conn, now)
-    return render_template("public/registry.html", rows=rows, now=now)
+        rows = catalogue_registry_rows(conn, at)
+    return render_template("public/registry.html", rows=rows, now=at)
 
 
 @bp.route("/registry.csv")
-def registry_download() -> Response:
+def registry_download() -> WerkzeugResponse:
     """The open data itself is served by the API, in one format for everyone."""
     return redirect(url_for("api_registry.free_premises", format="csv"), code=303)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
@@ -17,10 +16,12 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from booking import accounts, i18n, outbox
-from booking.http import runtime
+from booking.domain.accounts import SELF_SIGNUP
+from booking.http import new_id, now, request_metadata, runtime
 from booking.i18n import current_language
 from booking.pages.common import Form, redirect_to, run, safe_next, sign_in
 from booking.security import RateLimiter
+from booking.usecases.accounts import NewAccount, create_user
 from events.sql import read_transaction
 
 bp = Blueprint("signin", __name__)
@@ -38,7 +39,7 @@ def _client() -> str:
 
 def _wait_message(seconds: float) -> str:
     minutes = max(1, round(seconds / 60))
-    return _("Too many attempts. Try again in %(n)d minutes.", n=minutes)
+    return str(_("Too many attempts. Try again in %(n)d minutes.", n=minutes))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -121,17 +122,21 @@ def signup() -> Any:
     links_per_client.hit(_client())
     language = current_language()
 
+    at, new_user_id = now(), new_id()
+    resident = NewAccount(email=email, name=name, role="resident", language=language)
+
     def find_or_create(conn: Any) -> str:
         found = accounts.user_id_by_email(conn, email)
         if found:
             user_id = found
         else:
-            user_id = accounts.create_user(
-                conn, email=email, name=name, role="resident", language=language
+            vault, metadata = runtime().vault, request_metadata(None)
+            user_id = create_user(
+                conn, vault, SELF_SIGNUP, resident, at, new_user_id, metadata
             ).user_id
         link = sign_in_link(user_id)
         # The link goes out through the outbox, in the transaction that made the account.
-        outbox.enqueue(conn, [link_mail(user_id, language, link)], datetime.now(UTC))
+        outbox.enqueue(conn, [link_mail(user_id, language, link)], at)
         log.info("sign-in link queued for user %s", user_id)
         return user_id
 

@@ -3,59 +3,31 @@ reject with a reason; replies go through each pop-up request's message thread)."
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, flash, render_template, request
 from flask_babel import gettext as _
-from sqlalchemy import select
 
-from booking.api.bookings import notes_opened
-from booking.api.popups import _rows as _popup_rows
-from booking.api.popups import popup_row
-from booking.domain.commands import DecideBooking
 from booking.domain.errors import DomainError
-from booking.domain.popups import DecidePopup
-from booking.http import runtime
-from booking.pages.common import STAFF, Form, metadata, page_user, redirect_to, run, signed_in_as
+from booking.http import new_id, now, runtime, unit_for
+from booking.pages.common import STAFF, Form, page_user, redirect_to, run, signed_in_as
 from booking.pages.messages import translate
-from booking.service import premises_of_booking, run_premises_command
-from booking.tables import organisations
+from booking.queries.bookings import pending_bookings
+from booking.queries.popups import pending_popups
+from booking.usecases import bookings as booking_cases
+from booking.usecases import popups as popup_cases
 from events.sql import read_transaction
-from projections.bookings import bookings_table
-from projections.catalogue import premises_table
-from projections.popups import popups_table
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
-
-
-def _pending(conn: Any) -> list[Any]:
-    b, p, o = bookings_table, premises_table, organisations
-    return conn.execute(
-        select(
-            b,
-            p.c.timezone,
-            p.c.name.label("premises_name"),
-            o.c.name.label("organisation_name"),
-        )
-        .join(p, p.c.id == b.c.premises_id)
-        .outerjoin(o, o.c.id == b.c.organisation_id)
-        .where(b.c.status == "pending_approval")
-        .order_by(b.c.start)
-    ).all()
 
 
 @bp.route("/requests")
 @signed_in_as(*STAFF)
 def requests(form: Form | None = None, failed: str | None = None) -> Any:
-    with read_transaction(runtime().engine) as conn:
-        pending = notes_opened(conn, _pending(conn))
-        popups = conn.execute(
-            _popup_rows()
-            .where(popups_table.c.status == "pending")
-            .order_by(popups_table.c.decision_deadline)
-        ).all()
+    rt = runtime()
+    with read_transaction(rt.engine) as conn:
+        pending = pending_bookings(conn, rt.vault)
+        popups = pending_popups(conn)
     page = render_template(
         "staff/requests.html",
         pending=pending,
@@ -87,13 +59,11 @@ def decide(booking_id: str, decision: str) -> Any:
     )
     if not form.ok:
         return requests(form, booking_id)
-    command = DecideBooking(
-        user.actor, booking_id, decision == "approve", reason, datetime.now(UTC)
-    )
+    approve, at = decision == "approve", now()
     try:
         run(
-            lambda conn: run_premises_command(
-                conn, runtime().premises, premises_of_booking(conn, booking_id), command, metadata()
+            lambda conn: booking_cases.decide_booking(
+                unit_for(conn, user.id), user.actor, booking_id, approve, reason, at
             )
         )
     except DomainError as error:
@@ -116,14 +86,13 @@ def decide_popup(request_id: str, decision: str) -> Any:
     )
     if not form.ok:
         return requests(form, request_id)
-    approve = decision == "approve"
+    approve, booking_id, at = decision == "approve", new_id(), now()
 
-    def handle(conn: Any) -> Any:
-        row = popup_row(conn, request_id)
-        command = DecidePopup(
-            user.actor, request_id, approve, str(uuid.uuid4()), reason, datetime.now(UTC)
+    def handle(conn: Any) -> popup_cases.PopupResult:
+        unit = unit_for(conn, user.id)
+        return popup_cases.decide_popup(
+            unit, user.actor, request_id, approve, reason, booking_id, at
         )
-        return run_premises_command(conn, runtime().premises, row.premises_id, command, metadata())
 
     try:
         run(handle)

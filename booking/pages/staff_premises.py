@@ -4,21 +4,16 @@ for a period and retire. The same domain commands as POST/PATCH /api/v1/premises
 from __future__ import annotations
 
 import re
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, render_template, request
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import select
 
-from booking.api.premises import _free_slug, premises_row
-from booking.domain.commands import AddClosure, RegisterPremises, RetirePremises, UpdatePremises
 from booking.domain.errors import DomainError, SlotTaken, StaleVersion
 from booking.domain.premises import Rules
-from booking.http import runtime
+from booking.http import new_id, now, runtime
 from booking.pages.common import (
     STAFF,
     Form,
@@ -30,12 +25,12 @@ from booking.pages.common import (
     signed_in_as,
     span_text,
 )
-from booking.service import run_premises_command
+from booking.queries.premises import every_premises, premises_row
+from booking.usecases import catalogue
 from events.opening import WEEKDAYS, OpeningHours
 from events.slot import Slot
 from events.sql import read_transaction
 from projections.catalogue import PROFILE_FIELDS as CATALOGUE_FIELDS
-from projections.catalogue import premises_table
 
 bp = Blueprint("staff_premises", __name__, url_prefix="/staff/premises")
 LANGS = ("fi", "en", "sv")
@@ -63,9 +58,8 @@ _INTERVAL = re.compile(r"^\s*(\d{1,2}[:.]\d{2})\s*[-–]\s*(\d{1,2}[:.]\d{2})\s*
 @bp.route("")
 @signed_in_as(*STAFF)
 def index() -> str:
-    t = premises_table
     with read_transaction(runtime().engine) as conn:
-        rows = conn.execute(select(t).order_by(t.c.retired, t.c.id)).all()
+        rows = every_premises(conn)
     return render_template("staff/premises_list.html", rows=rows)
 
 
@@ -171,6 +165,12 @@ def profile_of(form: Form) -> dict[str, Any]:
     }
 
 
+def _acting() -> catalogue.Acting:
+    user = page_user()
+    assert user is not None  # every view here is @signed_in_as(*STAFF)
+    return catalogue.Acting(user.actor, now(), metadata())
+
+
 PROFILE_FIELDS = {"name": "name_fi", "opening_hours": "hours_mon", "rules": "min_duration_minutes"}
 
 
@@ -204,11 +204,11 @@ def new() -> Any:
     if not form.ok:
         return _render(form, None, 422)
 
+    acting = _acting()
+
     def handle(conn: Any) -> str:
-        premises_id = slug or _free_slug(conn, profile["name"])
-        command = RegisterPremises(user.actor, premises_id, profile)
-        run_premises_command(conn, runtime().premises, premises_id, command, metadata())
-        return premises_id
+        done = catalogue.register_premises(conn, runtime().premises, acting, profile, slug or None)
+        return str(done.premises.id)
 
     try:
         premises_id = run(handle)
@@ -258,11 +258,11 @@ def edit(premises_id: str) -> Any:
     if not changes:
         flash(_("Nothing was changed."), "info")
         return redirect_to("staff_premises.edit", premises_id=premises_id)
-    command = UpdatePremises(user.actor, premises_id, changes, version)
+    acting = _acting()
     try:
         run(
-            lambda conn: run_premises_command(
-                conn, runtime().premises, premises_id, command, metadata()
+            lambda conn: catalogue.update_premises(
+                conn, runtime().premises, acting, premises_id, changes, version
             )
         )
     except StaleVersion:
@@ -298,19 +298,19 @@ def close(premises_id: str) -> Any:
         if end <= start:
             closure.error("closure_end_date", _("The end must be after the start."))
     if closure.ok:
-        command = AddClosure(
-            user.actor,
-            premises_id,
-            str(uuid.uuid4()),
-            Slot(start, end),
-            reason,
-            closure.checked("cancel_conflicting"),
-            datetime.now(UTC),
-        )
+        acting, closure_id = _acting(), new_id()
+        cancel = closure.checked("cancel_conflicting")
         try:
-            recorded = run(
-                lambda conn: run_premises_command(
-                    conn, runtime().premises, premises_id, command, metadata()
+            made = run(
+                lambda conn: catalogue.add_closure(
+                    conn,
+                    runtime().premises,
+                    acting,
+                    premises_id,
+                    closure_id,
+                    Slot(start, end),
+                    reason,
+                    cancel,
                 )
             )
         except SlotTaken as error:
@@ -326,7 +326,7 @@ def close(premises_id: str) -> Any:
         except DomainError as error:
             closure.take_domain_error(error, {"start": "closure_start_date"}, zone)
         else:
-            cancelled = sum(1 for r in recorded if r.type == "BookingCancelled")
+            cancelled = len(made.cancelled_bookings)
             flash(
                 _("The closure is added.")
                 + (
@@ -364,16 +364,35 @@ def retire(premises_id: str) -> Any:
     if not form.checked("retire_confirm"):
         form.error("retire_confirm", _("Tick the box to confirm."))
     if form.ok:
-        command = RetirePremises(user.actor, premises_id, reason)
+        acting, cancel = _acting(), form.checked("retire_cancel_conflicting")
+        zone = ZoneInfo(row.timezone)
         try:
-            run(
-                lambda conn: run_premises_command(
-                    conn, runtime().premises, premises_id, command, metadata()
+            done = run(
+                lambda conn: catalogue.retire_premises(
+                    conn, runtime().premises, acting, premises_id, reason, cancel
                 )
+            )
+        except SlotTaken as error:
+            spans = ", ".join(span_text(c.slot.start, c.slot.end, zone) for c in error.conflicts)
+            form.error(
+                "retire_cancel_conflicting",
+                _(
+                    "These premises have bookings still to come: %(spans)s. Tick the box to "
+                    "cancel them (each booker is told the reason).",
+                    spans=spans,
+                ),
             )
         except DomainError as error:
             form.take_domain_error(error, {}, None)
         else:
+            cancelled = len(done.cancelled_bookings)
+            if cancelled:
+                flash(
+                    ngettext(
+                        "%(num)d booking cancelled.", "%(num)d bookings cancelled.", cancelled
+                    ),
+                    "success",
+                )
             flash(_("The premises is retired."), "success")
             return redirect_to("staff_premises.index")
     page = render_template(

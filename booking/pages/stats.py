@@ -1,26 +1,26 @@
 """Analysts' page: utilisation over time, a weekday × hour heatmap and utilisation by
 district, drawn as accessible SVG with data tables, and the same figures as CSV.
 
-Figures come from the asynchronous usage projection (projections/usage_query.py), the same
+Figures come from the asynchronous usage projection (projections/usage/query.py), the same
 source as GET /api/v1/stats/usage; the page names the log position they reflect.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, render_template, request
 from flask_babel import gettext as _
 
-from booking.api.stats import _csv
-from booking.http import runtime
+from booking.http import now, runtime
 from booking.pages.charts import Point, bar_chart, column_chart, heatmap
 from booking.pages.common import Form, day_name, signed_in_as
+from booking.queries.stats import usage_csv
 from events.sql import read_transaction
 from projections import runner
-from projections.usage_query import usage
+from projections.usage.query import usage
 
 bp = Blueprint("stats", __name__)
 ANALYSTS = ("analyst", "staff", "admin")
@@ -31,7 +31,7 @@ GROUPINGS = {"week": ["week"], "heatmap": ["weekday", "hour"], "district": ["dis
 
 def _period(form: Form) -> tuple[date, date]:
     """The asked dates, or the last twelve weeks up to the end of this week."""
-    today = datetime.now(UTC).astimezone(ZoneInfo(current_app.config["BOOKING_TIMEZONE"])).date()
+    today = now().astimezone(ZoneInfo(current_app.config["BOOKING_TIMEZONE"])).date()
     sunday = today + timedelta(days=6 - today.weekday())
     first = form.date("from", required=False) or sunday - timedelta(days=7 * 12 - 1)
     last = form.date("to", required=False) or sunday
@@ -120,7 +120,7 @@ def download() -> Response:
     with read_transaction(runtime().engine) as conn:
         rows = usage(conn, first, last, group_by)
         previous = usage(conn, before_first, before_last, group_by)
-    body = _csv(
+    body = usage_csv(
         group_by,
         [("current", first, last, rows), ("previous", before_first, before_last, previous)],
     )

@@ -1,35 +1,24 @@
 """Message threads on the pages: read and write the booker's (or requester's) conversation
-with staff — the same events and rules as /api/v1/.../messages."""
+with staff — the same query (booking.queries.messages) and use case
+(booking.usecases.messages) as /api/v1/.../messages."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from booking.accounts import User
-from booking.api.messages import _check_access
-from booking.http import runtime
-from booking.notifications import notify
-from booking.pages.common import metadata
-from events.catalog import MessagePosted
-from events.store import append, stream_version
-from projections.messages import messages_table
-from projections.runner import project_inline
+from booking.http import new_id, now, runtime, unit_for
+from booking.queries.messages import messages, open_thread
+from booking.queries.paging import MAX_LIMIT, PageRequest
+from booking.usecases.messages import post_message
 
 
 def read_thread(conn: Connection, user: User, kind: str, thread_id: str) -> list[dict[str, Any]]:
     """The messages of a thread the user may read, oldest first, bodies opened."""
-    _check_access(conn, user, kind, thread_id)
-    m = messages_table
-    rows = conn.execute(
-        select(m)
-        .where(m.c.thread_kind == kind, m.c.thread_id == thread_id)
-        .order_by(m.c.posted_at, m.c.id)
-    ).all()
+    thread = open_thread(conn, user.actor, kind, thread_id)
+    found = messages(conn, thread, PageRequest(MAX_LIMIT))
     personal = runtime().vault.reader(conn)
     return [
         {
@@ -38,26 +27,10 @@ def read_thread(conn: Connection, user: User, kind: str, thread_id: str) -> list
             "body": personal.open(r.body),
             "posted_at": r.posted_at,
         }
-        for r in rows
+        for r in found.rows
     ]
 
 
 def post_to_thread(conn: Connection, user: User, kind: str, thread_id: str, text: str) -> None:
-    """Append a message (sealed with the author's key), project it and queue the e-mails."""
-    _check_access(conn, user, kind, thread_id)
-    vault = runtime().vault
-    vault.ensure_key(conn, user.id)
-    now = datetime.now(UTC)
-    event = MessagePosted(
-        kind,
-        thread_id,
-        str(uuid.uuid4()),
-        user.id,
-        user.role,
-        vault.reader(conn).seal(user.id, text),
-        now,
-    )
-    stream = f"thread-{kind}-{thread_id}"
-    recorded = append(conn, stream, [event], stream_version(conn, stream), metadata())
-    project_inline(conn, [(event, recorded[0])])
-    notify(conn, [(event, recorded[0])], now)
+    """Post a message through the same use case as the API."""
+    post_message(unit_for(conn, user.id), user.actor, kind, thread_id, text, new_id(), now())

@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 
 from booking import accounts
 from booking.app import create_app
+from booking.clock import system_clock
 from booking.migrate import upgrade
 from booking.tables import organisations
 from events.sql import make_engine, write_transaction
@@ -172,7 +173,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     today = datetime.now(UTC).astimezone(HELSINKI).date()
     site.day = today + timedelta(days=7 - today.weekday() + 7)  # the Monday after next
     _premises(site, app)
-    catch_up(engine)  # the asynchronous projections (statistics, registry) see the history
+    # The asynchronous projections (statistics, registry) see the history.
+    catch_up(engine, clock=system_clock)
     yield site
     server.shutdown()
     thread.join(timeout=5)

@@ -111,6 +111,21 @@ def test_signed_in_pages_have_no_accessibility_violations(
     assert page.csp_errors == []
 
 
+def test_a_new_staff_feed_says_how_far_it_reaches(page: Any, site: Site, axe_source: str) -> None:
+    sign_in(page, site, "staff")
+    page.goto(f"{site.url}/feeds?lang=en")
+    assert "Calendar apps drop feeds over 1 MB" in page.locator("#f-premises").inner_text()
+    for box in page.locator('input[name="premises"]').all():
+        box.check()
+    page.locator("button", has_text="Create a private feed link").click()
+    page.wait_for_load_state()
+    assert page.locator("#feed-reach").inner_text().startswith("This feed reaches from")
+    screenshot(page, "feeds-created")
+    results = {"feeds-created": axe_violations(page, axe_source)}
+    _record(results)
+    assert {k: v for k, v in results.items() if v} == {}
+
+
 def test_book_a_free_slot_from_the_week_view_and_cancel_it(page: Any, site: Site) -> None:
     sign_in(page, site, "booker")
     page.goto(site.week_url() + "&lang=en")

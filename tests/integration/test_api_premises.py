@@ -7,7 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from booking import accounts
+from booking.outbox import outbox
+from events.sql import read_transaction, write_transaction
 from tests.conftest import Api, future_weekday, local, premises_body
 from tests.integration.test_api_log import event_count, warm_tokens
 
@@ -397,10 +401,17 @@ def test_retire_takes_premises_out_of_use(api: Api) -> None:
     day = future_weekday(2)
     kept = api.book("room", local(day, 10), local(day, 11))
     assert kept.status_code == 201
-    response = api.post("/api/v1/premises/room/retire", {"reason": "Myyty"}, role="staff")
+    # A booking still to come stands in the way (issue 14.9) …
+    refused_first = api.post("/api/v1/premises/room/retire", {"reason": "Myyty"}, role="staff")
+    assert refused_first.status_code == 409
+    assert api.get("/api/v1/premises/room").get_json()["retired"] is False
+    # … until it is cancelled with the retirement.
+    body = {"reason": "Myyty", "cancel_conflicting": True}
+    response = api.post("/api/v1/premises/room/retire", body, role="staff")
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["retired"] is True
     assert response.get_json()["version"] == 2
+    assert response.get_json()["cancelled_bookings"] == [kept.get_json()["id"]]
 
     assert ids(api.get("/api/v1/premises")) == ["other"]
     assert ids(api.get("/api/v1/premises?q=vanha")) == []
@@ -432,3 +443,90 @@ def test_retire_honours_if_match(api: Api) -> None:
     retired = api.post(path, {}, role="staff", headers={"If-Match": '"1"'})
     assert retired.status_code == 200
     assert retired.get_json()["retired"] is True
+
+
+def test_retire_over_bookings_still_to_come_is_409_listing_them_and_changes_nothing(
+    api: Api,
+) -> None:
+    """Issue 14.9: like a closure, retiring lists the bookings it would strand (in the
+    premises' local offset) and appends nothing, unless `cancel_conflicting`."""
+    api.premises("room")
+    first, second = future_weekday(1), future_weekday(2, weeks_ahead=5)
+    early = api.book("room", local(first, 10), local(first, 12)).get_json()
+    late = api.book("room", local(second, 18), local(second, 20)).get_json()
+    warm_tokens(api)
+    before = event_count(api)
+    response = api.post("/api/v1/premises/room/retire", {"reason": "Myyty"}, role="staff")
+    assert response.status_code == 409
+    assert response.mimetype == "application/problem+json"
+    conflicts = response.get_json()["conflicts"]
+    assert [(c["kind"], datetime.fromisoformat(c["start"])) for c in conflicts] == [
+        ("booking", local(first, 10)),
+        ("booking", local(second, 18)),
+    ]
+    assert event_count(api) == before
+    assert api.get("/api/v1/premises/room").get_json()["retired"] is False
+    for booking in (early, late):
+        seen = api.get(f"/api/v1/bookings/{booking['id']}", role="booker").get_json()
+        assert seen["status"] == "confirmed"
+
+
+def test_retire_with_cancel_conflicting_cancels_and_tells_each_booker_in_their_language(
+    api: Api,
+) -> None:
+    api.premises("room", name={"fi": "Vanha sali", "en": "Old hall", "sv": "Gamla salen"})
+    with write_transaction(api.engine) as conn:
+        english = accounts.create_user(
+            conn,
+            email="english-booker@example.fi",
+            name="English Booker",
+            role="booker",
+            organisation_id=api.other_organisation_id,
+            language="en",
+        )
+    day = future_weekday(3)
+    finnish = api.book("room", local(day, 10), local(day, 11)).get_json()
+    theirs = api.post(
+        "/api/v1/bookings",
+        {
+            "premises_id": "room",
+            "start": local(day, 14).isoformat(),
+            "end": local(day, 15).isoformat(),
+            "title": "Book club",
+            "attendees": 3,
+        },
+        headers={"Authorization": f"Bearer {english.token}"},
+    ).get_json()
+    body = {"reason": "Putkiremontti", "cancel_conflicting": True}
+    response = api.post("/api/v1/premises/room/retire", body, role="staff")
+    assert response.status_code == 200, response.get_json()
+    assert sorted(response.get_json()["cancelled_bookings"]) == sorted(
+        [finnish["id"], theirs["id"]]
+    )
+    for booking in (finnish, theirs):
+        seen = api.get(f"/api/v1/bookings/{booking['id']}", role="staff").get_json()
+        assert seen["status"] == "cancelled"
+        assert seen["reason"] == "Putkiremontti"  # the staff's own words, nothing added
+    with read_transaction(api.engine) as conn:
+        mails = {
+            m.language: m
+            for m in conn.execute(select(outbox).where(outbox.c.dedupe_key.like("premises-room:%")))
+        }
+    assert set(mails) == {"fi", "en"}
+    assert mails["fi"].subject == "Varaus peruttu, tila poistuu käytöstä: Vanha sali"
+    assert "poistuu käytöstä" in mails["fi"].body and "Syy: Putkiremontti" in mails["fi"].body
+    assert mails["en"].subject.startswith("Booking cancelled, the premises is taken out of use")
+    assert "Old hall" in mails["en"].subject
+    assert "Reason: Putkiremontti" in mails["en"].body
+
+
+def test_retire_needs_no_body(api: Api) -> None:
+    """The OpenAPI document says the body is optional; so does the service."""
+    api.premises("room")
+    response = api.client.post("/api/v1/premises/room/retire", headers=api.headers("staff"))
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["retired"] is True
+    spec = api.get("/api/v1/openapi.json").get_json()
+    operation = spec["paths"]["/api/v1/premises/{premises_id}/retire"]["post"]
+    assert operation["requestBody"]["required"] is False
+    assert "409" in operation["responses"]

@@ -50,14 +50,14 @@ def expired(premises: str, n: int, at: datetime = WHEN) -> PopupExpired:
 
 def test_appends_to_many_streams_at_their_next_versions(engine: Engine) -> None:
     with write_transaction(engine) as conn:
-        append(conn, "premises-a", [PremisesRetired("a", "old")], 0)
+        append(conn, "premises-a", [PremisesRetired("a", "old")], 0, now=datetime.now(UTC))
     batches = [
         StreamAppend("premises-a", [expired("a", 1), expired("a", 2)], 1),
         StreamAppend("premises-empty", [], 0),
         StreamAppend("premises-b", [expired("b", 1)], 0),
     ]
     with write_transaction(engine) as conn:
-        recorded = append_many(conn, batches, Metadata(actor="scheduler"))
+        recorded = append_many(conn, batches, Metadata(actor="scheduler"), now=datetime.now(UTC))
     assert [[(r.stream, r.version) for r in rs] for rs in recorded] == [
         [("premises-a", 2), ("premises-a", 3)],
         [],
@@ -77,8 +77,8 @@ def test_appends_to_many_streams_at_their_next_versions(engine: Engine) -> None:
 
 def test_recorded_at_is_stored_as_append_stores_it(engine: Engine) -> None:
     with write_transaction(engine) as conn:
-        append(conn, "one", [expired("a", 1)], 0)
-        append_many(conn, [StreamAppend("many", [expired("b", 1)], 0)])
+        append(conn, "one", [expired("a", 1)], 0, now=datetime.now(UTC))
+        append_many(conn, [StreamAppend("many", [expired("b", 1)], 0)], now=datetime.now(UTC))
     with read_transaction(engine) as conn:
         raw = dict(conn.exec_driver_sql("SELECT stream, recorded_at FROM events").all())
     # SQLite compares the stored text: both must have the same fixed form.
@@ -94,7 +94,7 @@ def test_stored_json_is_the_serializers_for_every_event_type(engine: Engine) -> 
     # What a text array would have to escape (PostgreSQL's arrays go in binary).
     events += [PopupExpired(premises_id='"}\\,{', request_id="ä\n\t'NULL'", expired_at=WHEN)]
     with write_transaction(engine) as conn:
-        append_many(conn, [StreamAppend("mixed", events, 0)])
+        append_many(conn, [StreamAppend("mixed", events, 0)], now=datetime.now(UTC))
     with read_transaction(engine) as conn:
         stored = read_stream(conn, "mixed")
     assert [(r.type, r.schema_version, r.data) for r in stored] == [
@@ -108,19 +108,19 @@ def test_prepared_events_carry_the_serializers_data_and_json() -> None:
     quoted = PopupExpired(premises_id='"}\\', request_id="\x00ä\n", expired_at=WHEN)
     helsinki = expired("a", 4, WHEN.astimezone(ZoneInfo("Europe/Helsinki")))  # == WHEN
     events = [expired("a", 1), expired("b", 2), odd, quoted, helsinki, expired("a", 3, WHEN)]
-    prepared = prepare_many([StreamAppend("s", events, 0)])
+    prepared = prepare_many([StreamAppend("s", events, 0)], now=datetime.now(UTC))
     (recorded,) = prepared.recorded
     for event, r, written in zip(events, recorded, prepared.texts, strict=True):
         assert (r.type, r.schema_version, r.data) == serializer.dump(event)
         assert written == json.dumps(r.data)
     naive = PopupExpired(premises_id="a", request_id="r", expired_at=WHEN.replace(tzinfo=None))
     with pytest.raises(UnreadableEvent):
-        prepare_many([StreamAppend("s", [naive], 0)])
+        prepare_many([StreamAppend("s", [naive], 0)], now=datetime.now(UTC))
 
 
 def test_a_stale_stream_refuses_the_whole_batch_and_writes_nothing(engine: Engine) -> None:
     with write_transaction(engine) as conn:
-        append(conn, "premises-a", [PremisesRetired("a", "old")], 0)
+        append(conn, "premises-a", [PremisesRetired("a", "old")], 0, now=datetime.now(UTC))
     for stale in (0, 2):  # behind, ahead
         with write_transaction(engine) as conn:
             with pytest.raises(ConcurrencyError) as raised:
@@ -130,6 +130,7 @@ def test_a_stale_stream_refuses_the_whole_batch_and_writes_nothing(engine: Engin
                         StreamAppend("premises-b", [expired("b", 1)], 0),
                         StreamAppend("premises-a", [expired("a", 1)], stale),
                     ],
+                    now=datetime.now(UTC),
                 )
             assert (raised.value.stream, raised.value.expected_version) == ("premises-a", stale)
     assert count_events(engine) == 1
@@ -138,12 +139,14 @@ def test_a_stale_stream_refuses_the_whole_batch_and_writes_nothing(engine: Engin
 def test_prepared_events_are_refused_when_the_stream_moved_before_the_write(
     engine: Engine,
 ) -> None:
-    prepared = prepare_many([StreamAppend("premises-a", [expired("a", 1)], 0)])
+    prepared = prepare_many(
+        [StreamAppend("premises-a", [expired("a", 1)], 0)], now=datetime.now(UTC)
+    )
     assert [(r.position, r.stream, r.version) for r in prepared.recorded[0]] == [
         (0, "premises-a", 1)
     ]
     with write_transaction(engine) as conn:  # another writer gets there between the two
-        append(conn, "premises-a", [PremisesRetired("a", "old")], 0)
+        append(conn, "premises-a", [PremisesRetired("a", "old")], 0, now=datetime.now(UTC))
     with write_transaction(engine) as conn, pytest.raises(ConcurrencyError):
         write_many(conn, prepared)
     assert count_events(engine) == 1
@@ -154,6 +157,7 @@ def test_a_stream_named_twice_is_refused(engine: Engine) -> None:
         append_many(
             conn,
             [StreamAppend("s", [expired("s", 1)], 0), StreamAppend("s", [expired("s", 2)], 1)],
+            now=datetime.now(UTC),
         )
     assert count_events(engine) == 0
 
@@ -182,7 +186,9 @@ def test_the_append_lock_is_held_until_commit(postgres_url: str) -> None:
         thread = threading.Thread(target=other_writer)
         thread.start()
         with write_transaction(engine) as conn:
-            append_many(conn, [StreamAppend("premises-a", [expired("a", 1)], 0)])
+            append_many(
+                conn, [StreamAppend("premises-a", [expired("a", 1)], 0)], now=datetime.now(UTC)
+            )
             appended.set()
             checked.wait()
         thread.join()
@@ -197,7 +203,9 @@ def test_the_append_lock_is_held_until_commit(postgres_url: str) -> None:
 def test_one_of_matches_exactly_the_listed_values(engine: Engine) -> None:
     streams = ["a", "b'", 'c"}', "d,e", "f"]
     with write_transaction(engine) as conn:
-        append_many(conn, [StreamAppend(s, [expired(s, 1)], 0) for s in streams])
+        append_many(
+            conn, [StreamAppend(s, [expired(s, 1)], 0) for s in streams], now=datetime.now(UTC)
+        )
     t = events_table
     query = ByDialect(lambda dialect: select(t.c.stream).where(one_of(t.c.stream, "s", dialect)))
     with read_transaction(engine) as conn:

@@ -31,12 +31,13 @@ from sqlalchemy.engine import make_url
 
 from booking.app import create_app
 from booking.cli import main
+from booking.clock import system_clock
 from booking.migrate import alembic_config
 from booking.progress import Progress
 from booking.tables import organisations, users
 from events.sql import make_engine, read_transaction
 from events.store import head_position
-from projections import runner
+from projections import rebuilding, runner
 from projections.availability import buffers_table, busy_table
 from projections.bookings import bookings_table
 from projections.catalogue import premises_table
@@ -392,7 +393,7 @@ def test_demo_load_if_empty_does_nothing_and_without_it_refuses(
 
 def _contents(engine: Engine) -> dict[str, Any]:
     with read_transaction(engine) as conn:
-        return {p.name: runner.contents(conn, p) for p in runner.ALL}
+        return {p.name: rebuilding.contents(conn, p) for p in runner.ALL}
 
 
 def test_projections_status_shows_every_projection_and_a_rebuild_equals_the_live_tables(
@@ -406,7 +407,8 @@ def test_projections_status_shows_every_projection_and_a_rebuild_equals_the_live
     for p in runner.INLINE:
         assert rows[p.name][1:] == ["inline", "position", str(position), "lag", "0"]
 
-    runner.catch_up(demo_engine)  # the asynchronous ones are live only once caught up
+    # The asynchronous ones are live only once caught up.
+    runner.catch_up(demo_engine, clock=system_clock)
     live = _contents(demo_engine)
     assert live["bookings"]["booking_list"], "the demo should have bookings"
     rebuilt = cli(demo_url, tmp_path, "projections", "rebuild")

@@ -28,10 +28,11 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 
 from booking.app import create_app
+from booking.clock import system_clock
 from events.catalog import PremisesRetired
 from events.sql import make_engine, read_transaction, write_transaction
 from events.store import append, events_table, read_all
-from projections import runner
+from projections import rebuilding, runner
 from projections.availability import busy_table
 from projections.bookings import bookings_table
 from tests.conftest import Api, future_weekday, local
@@ -102,7 +103,7 @@ def projected_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 def assert_projections_equal_rebuild(engine: Engine) -> None:
     live = projected_rows(engine)
-    runner.rebuild(engine, runner.INLINE)
+    rebuilding.rebuild(engine, runner.INLINE, clock=system_clock)
     assert projected_rows(engine) == live
 
 
@@ -203,12 +204,22 @@ def test_second_append_waits_for_the_first_to_commit(postgres_url: str) -> None:
     try:
         with engine.connect() as first:
             first_tx = first.begin()
-            (one,) = append(first, "premises-a", [PremisesRetired("a", "first")], 0)
+            (one,) = append(
+                first, "premises-a", [PremisesRetired("a", "first")], 0, now=datetime.now(UTC)
+            )
             second: list[Any] = []
 
             def append_second() -> None:
                 with write_transaction(engine) as conn:
-                    second.extend(append(conn, "premises-b", [PremisesRetired("b", "2nd")], 0))
+                    second.extend(
+                        append(
+                            conn,
+                            "premises-b",
+                            [PremisesRetired("b", "2nd")],
+                            0,
+                            now=datetime.now(UTC),
+                        )
+                    )
 
             thread = threading.Thread(target=append_second)
             thread.start()
@@ -238,7 +249,13 @@ def test_polling_reader_collects_every_event_exactly_once(postgres_url: str) -> 
         rng = random.Random(n)
         for version in range(appends_each):
             with write_transaction(engine) as conn:
-                append(conn, f"premises-{n}", [PremisesRetired(str(n), str(version))], version)
+                append(
+                    conn,
+                    f"premises-{n}",
+                    [PremisesRetired(str(n), str(version))],
+                    version,
+                    now=datetime.now(UTC),
+                )
                 time.sleep(rng.uniform(0, 0.003))  # commit late, while others queue
         return n
 

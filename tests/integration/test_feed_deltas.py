@@ -1,5 +1,5 @@
 """A public feed's next body is made from the last one and the entries changed since
-(booking/feeds.py `PublicBody`), on SQLite and PostgreSQL: after every kind of change it is
+(booking/feeds/bodies.py `PublicBody`), on SQLite and PostgreSQL: after every kind of change it is
 byte for byte what rendering every entry afresh gives, and it reads every entry again only
 where it must (a new entry starting with another, a renamed premises, a new window)."""
 
@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from booking import feeds
+from booking.feeds import query
 from events.sql import read_transaction
 from tests.conftest import Api, future_weekday, local
 from tests.integration.test_feeds import fetch, unfolded
@@ -29,7 +30,9 @@ def fresh(api: Api, first: str | None = None, last: str | None = None) -> bytes:
         heads = feeds.heads_of(conn, "premises", ["room"])
         rows = ALL_ENTRIES(conn, scope, window)
         locations = {h.key: feeds.premises_label(h) for h in heads}
-        return feeds.render(feeds._calendar_name(conn, scope, heads), rows, locations, None)
+        name = feeds.calendar_name(conn, scope, heads)
+        reach = feeds.reach_text(window.first, window.last, False)
+        return feeds.render(name, rows, locations, None, reach)
 
 
 @pytest.fixture
@@ -41,7 +44,7 @@ def full_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(scope.ident)
         return ALL_ENTRIES(conn, scope, window)
 
-    monkeypatch.setattr(feeds, "entry_rows", counted)
+    monkeypatch.setattr(query, "entry_rows", counted)
     return seen
 
 

@@ -361,3 +361,14 @@ def test_booking_scheduler_stops_cleanly_on_sigterm(database_url: str, tmp_path:
             process.wait(10)
     assert process.returncode == 0, output
     assert "scheduler stopped" in output
+
+
+def test_the_jobs_read_the_time_from_the_clock_they_are_handed(api: Api) -> None:
+    """Without a `now`, a run asks the clock it was given, never the wall clock."""
+    api.premises("room", opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
+    popup = ask(api, datetime.now(UTC).replace(microsecond=0) + timedelta(days=5))
+    deadline = datetime.fromisoformat(popup["decision_deadline"])
+    vault = api.app.extensions["tilavaraus"].vault
+    at_deadline = Jobs(api.engine, PremisesRepository(), vault, None, clock=lambda: deadline)
+    assert at_deadline.expire_popups() == 1  # the wall clock is days before the deadline
+    assert count(api, "PopupExpired") == 1

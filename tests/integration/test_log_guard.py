@@ -23,9 +23,10 @@ from sqlalchemy import Engine
 
 from booking.app import create_app
 from booking.cli import main
+from booking.clock import system_clock
 from events.sql import make_engine, read_transaction
 from events.store import head_position
-from projections import runner
+from projections import rebuilding, runner
 from tests.conftest import Api, PostgresServer, future_weekday, local
 
 FIRST = future_weekday(0)  # a Monday two weeks ahead
@@ -93,7 +94,7 @@ def _history(api: Api) -> None:
     }
     request_id = api.post("/api/v1/popup-requests", popup, role="resident").get_json()["id"]
     assert api.post(f"/api/v1/popup-requests/{request_id}/approve", {}, "staff").status_code == 200
-    runner.catch_up(api.engine)
+    runner.catch_up(api.engine, clock=system_clock)
 
 
 def _sha(value: Any) -> str:
@@ -131,7 +132,7 @@ def _lines(file: Path) -> list[Any]:
 
 def _tables(engine: Engine) -> dict[str, str]:
     with read_transaction(engine) as conn:
-        return {p.name: _sha(repr(runner.contents(conn, p))) for p in runner.ALL}
+        return {p.name: _sha(repr(rebuilding.contents(conn, p))) for p in runner.ALL}
 
 
 @pytest.fixture
@@ -159,7 +160,8 @@ def test_a_restored_log_rebuilds_what_everyone_reads(
 ) -> None:
     _history(api)
     analyst = api.token("analyst")  # tokens are not in the log: the restored one is new
-    runner.catch_up(api.engine)  # so that every projection reflects the same position
+    # So that every projection reflects the same position.
+    runner.catch_up(api.engine, clock=system_clock)
     original = _read_side(api.app, analyst)
     file = tmp_path / "log.jsonl"
     with read_transaction(api.engine) as conn:

@@ -182,3 +182,28 @@ def test_retire_needs_confirmation_and_takes_premises_out_of_the_registry(
     assert _premises(api, "room").retired
     assert "Vanha kerhohuone" not in text(staff.get("/registry"))
     assert "retired" in text(staff.get("/staff/premises"))
+
+
+def test_retire_over_bookings_still_to_come_needs_consent_then_cancels_them(
+    site: Site, api: Api
+) -> None:
+    """Issue 14.9 on the page: the bookings in the way are named, nothing changes until the
+    box is ticked, then they are cancelled with the staff's reason."""
+    api.premises("room")
+    day = future_weekday(2)
+    booking = api.book("room", local(day, 10), local(day, 12)).get_json()
+    staff = site.client("staff", lang="en")
+    form = {"retire_reason": "Purku", "retire_confirm": "1"}
+    refused = post_form(staff, "/staff/premises/room/retire", form, page="/staff/premises")
+    assert refused.status_code == 422
+    page = text(refused)
+    assert "These premises have bookings still to come" in page
+    assert "10:00" in page
+    assert not _premises(api, "room").retired
+    assert _status(api, booking["id"])[0] == "confirmed"
+    form["retire_cancel_conflicting"] = "1"
+    done = post_form(staff, "/staff/premises/room/retire", form, page="/staff/premises")
+    assert done.status_code == 303
+    assert "1 booking cancelled." in text(staff.get(done.headers["Location"]))
+    assert _premises(api, "room").retired
+    assert _status(api, booking["id"]) == ("cancelled", "Purku")

@@ -7,6 +7,7 @@ import csv
 import io
 from datetime import timedelta
 
+from booking.clock import system_clock
 from projections.runner import catch_up
 from tests.conftest import Api, future_weekday, local
 from tests.integration.test_pages_helpers import Site, _fresh_limits, site, text
@@ -18,7 +19,7 @@ def test_charts_tables_and_csv_show_the_booked_share(site: Site, api: Api) -> No
     api.premises("room", district="rantakylä", rules={"max_duration_minutes": 600})  # 14 h a day
     day = future_weekday(2)
     assert api.book("room", local(day, 8), local(day, 15)).status_code == 201  # 7 of 98 h
-    catch_up(api.engine)
+    catch_up(api.engine, clock=system_clock)
     monday = day - timedelta(days=day.weekday())
     sunday = monday + timedelta(days=6)
     analyst = site.client("analyst", lang="en")

@@ -186,13 +186,25 @@ def test_expiry_releases_the_hold_once(api: Api) -> None:
     repo = api.app.extensions["tilavaraus"].premises
     with write_transaction(api.engine) as conn:
         early = run_premises_command(
-            conn, repo, "room", ExpirePopups("room", deadline - timedelta(seconds=1)), Metadata()
+            conn,
+            repo,
+            "room",
+            ExpirePopups("room", deadline - timedelta(seconds=1)),
+            Metadata(),
+            now=datetime.now(UTC),
         )
     assert early == []
     before = event_count(api)
     for _ in range(2):  # a second run finds nothing to expire
         with write_transaction(api.engine) as conn:
-            run_premises_command(conn, repo, "room", ExpirePopups("room", deadline), Metadata())
+            run_premises_command(
+                conn,
+                repo,
+                "room",
+                ExpirePopups("room", deadline),
+                Metadata(),
+                now=datetime.now(UTC),
+            )
     assert event_count(api) == before + 1
     assert (
         api.get(f"/api/v1/popup-requests/{popup['id']}", role="resident").get_json()["status"]

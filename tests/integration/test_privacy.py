@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select, text
 
 from booking.cli import main
+from booking.clock import system_clock
 from booking.jobs import Jobs
 from booking.logio import export_events
 from booking.outbox import outbox
@@ -187,7 +188,7 @@ def test_after_erasure_everything_of_theirs_reads_as_nothing(api: Api, tmp_path:
         assert conn.execute(select(outbox).where(outbox.c.recipient_id == user_id)).all()
     assert api.get("/api/v1/users/me", headers=_as(token)).get_json()["email"] == EMAIL
     api.token("analyst")  # a new user is an event too: before the catch-up
-    runner.catch_up(api.engine)
+    runner.catch_up(api.engine, clock=system_clock)
     day = local(future_weekday(2), 10).date().isoformat()
     usage = f"/api/v1/stats/usage?from={day}&to={day}&group_by=premises"
     counted = api.get(usage, role="analyst").get_json()["rows"][0]["bookings"]
@@ -234,7 +235,7 @@ def test_after_erasure_everything_of_theirs_reads_as_nothing(api: Api, tmp_path:
     assert [b["notes"] for b in data["bookings"]] == [None]
     assert _found_in(json.dumps(data).encode()) == []
     # The booking still counts: statistics carry no personal data and lose nothing.
-    runner.catch_up(api.engine)
+    runner.catch_up(api.engine, clock=system_clock)
     assert api.get(usage, role="analyst").get_json()["rows"][0]["bookings"] == counted
     # `booking events export` writes envelopes only (opened by nothing once the key is gone).
     exported = tmp_path / "log.jsonl"

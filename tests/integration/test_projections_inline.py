@@ -13,13 +13,14 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from booking.clock import system_clock
 from booking.domain.commands import Actor, BookingRequest, PlaceBooking
 from booking.domain.premises import PremisesState, evolve
 from booking.service import PremisesRepository, premises_stream, run_premises_command
 from events.slot import Slot
 from events.sql import read_transaction, write_transaction
 from events.store import Metadata, events_table, read_all, read_stream, stream_version
-from projections import runner
+from projections import rebuilding, runner
 from projections.availability import busy_table
 from projections.bookings import bookings_table
 from tests.conftest import Api, future_weekday, local
@@ -38,7 +39,7 @@ def inline_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 def assert_rebuild_equals_live(engine: Engine) -> None:
     live = inline_rows(engine)
     assert any(live.values())  # a rebuild of nothing proves nothing
-    runner.rebuild(engine, runner.INLINE)
+    rebuilding.rebuild(engine, runner.INLINE, clock=system_clock)
     rebuilt = inline_rows(engine)
     for name in live:
         assert rebuilt[name] == live[name], name
@@ -68,7 +69,7 @@ def test_projection_rows_commit_and_roll_back_with_the_events(api: Api) -> None:
 
     with pytest.raises(RuntimeError), write_transaction(api.engine) as conn:
         command = place_command(api, "room", local(day, 10), local(day, 11))
-        run_premises_command(conn, repository, "room", command, Metadata())
+        run_premises_command(conn, repository, "room", command, Metadata(), now=datetime.now(UTC))
         # Read your own writes: the rows are there inside the transaction …
         mine = conn.execute(select(bookings_table.c.id)).scalars().all()
         assert mine == [command.booking_id]
@@ -94,7 +95,9 @@ def test_a_rolled_back_transaction_leaves_no_trace_in_the_premises_cache(api: Ap
     with pytest.raises(RuntimeError), write_transaction(api.engine) as conn:
         for hour in (10, 13):
             command = place_command(api, "room", local(day, hour), local(day, hour + 1))
-            run_premises_command(conn, repository, "room", command, Metadata())
+            run_premises_command(
+                conn, repository, "room", command, Metadata(), now=datetime.now(UTC)
+            )
         raise RuntimeError("rolled back")
     with read_transaction(api.engine) as conn:
         assert stream_version(conn, "premises-room") == 1  # only the registration
@@ -107,7 +110,9 @@ def test_a_rolled_back_transaction_leaves_no_trace_in_the_premises_cache(api: Ap
         savepoint = conn.begin_nested()
         for hour in (15, 17):
             command = place_command(api, "room", local(day, hour), local(day, hour + 1))
-            run_premises_command(conn, repository, "room", command, Metadata())
+            run_premises_command(
+                conn, repository, "room", command, Metadata(), now=datetime.now(UTC)
+            )
         savepoint.rollback()
     placed = api.book("room", local(day, 17), local(day, 18))
     assert placed.status_code == 201, placed.get_json()
@@ -129,7 +134,7 @@ def test_a_commit_that_fails_leaves_no_trace_in_the_premises_cache(api: Api) -> 
         setup.commit()
     with pytest.raises(IntegrityError), write_transaction(api.engine) as conn:
         command = place_command(api, "room", local(day, 10), local(day, 11))
-        run_premises_command(conn, repository, "room", command, Metadata())
+        run_premises_command(conn, repository, "room", command, Metadata(), now=datetime.now(UTC))
         conn.exec_driver_sql("INSERT INTO child VALUES (42)")  # refused at COMMIT
     with read_transaction(api.engine) as conn:
         assert stream_version(conn, "premises-room") == 1  # only the registration
@@ -264,7 +269,7 @@ def test_rebuild_reads_old_event_versions_through_the_upcaster(api: Api) -> None
                 recorded_at=datetime.now(UTC),
             )
         )
-    runner.rebuild(api.engine, runner.INLINE)
+    rebuilding.rebuild(api.engine, runner.INLINE, clock=system_clock)
     got = api.get("/api/v1/bookings/old-booking", role="staff")
     assert got.status_code == 200, got.get_json()
     assert got.get_json()["attendees"] == 11

@@ -8,6 +8,7 @@ from datetime import date
 
 import time_machine
 
+from booking.clock import system_clock
 from events.sql import read_transaction
 from events.store import head_position
 from projections import runner
@@ -17,7 +18,7 @@ DAY = date(2026, 12, 2)  # a Wednesday
 
 
 def listed(api: Api) -> list[dict[str, object]]:
-    runner.catch_up(api.engine)
+    runner.catch_up(api.engine, clock=system_clock)
     with read_transaction(api.engine) as conn:
         head = head_position(conn)
     response = api.get(f"/api/v1/registry/free-premises?min_position={head}")
@@ -74,7 +75,7 @@ def test_csv_download(api: Api) -> None:
         accessibility=["step_free_access"],
         equipment=[],
     )
-    runner.catch_up(api.engine)
+    runner.catch_up(api.engine, clock=system_clock)
     response = api.get("/api/v1/registry/free-premises?format=csv")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"

@@ -25,8 +25,9 @@ def fresh_public_feed(api: Api, premises_id: str) -> bytes:
         heads = calendars(conn, "premises", [premises_id])
         rows = feeds.entry_rows(conn, scope, window)
         locations = {h.key: feeds.premises_label(h) for h in heads}
-        name = feeds._calendar_name(conn, scope, heads)
-        return feeds.render(name, rows, locations, None)
+        name = feeds.calendar_name(conn, scope, heads)
+        reach = feeds.reach_text(window.first, window.last, False)
+        return feeds.render(name, rows, locations, None, reach)
 
 
 def test_a_cached_public_feed_is_the_whole_rendering_byte_for_byte(api: Api) -> None:

@@ -11,9 +11,10 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, inspect, select
 
 from booking.cli import main
+from booking.clock import system_clock
 from events.sql import read_transaction
 from events.store import head_position
-from projections import runner
+from projections import rebuilding, runner
 from projections.base import checkpoints
 from tests.conftest import Api, future_weekday, local
 
@@ -30,7 +31,7 @@ def checkpoint(engine: Engine, name: str) -> int:
 
 def contents(engine: Engine, name: str) -> dict[str, Any]:
     with read_transaction(engine) as conn:
-        return runner.contents(conn, runner.by_name([name])[0])
+        return rebuilding.contents(conn, runner.by_name([name])[0])
 
 
 def some_history(api: Api, bookings: int = 4) -> None:
@@ -49,10 +50,11 @@ def test_catch_up_moves_checkpoints_to_the_head_and_status_shows_no_lag(api: Api
         before = {s.name: s for s in runner.status(conn)}
     assert before["usage"].lag == target and before["registry"].position == 0
     assert before["availability"].lag == 0 and before["availability"].inline
-    applied = runner.catch_up(api.engine, batch_size=3)
+    applied = runner.catch_up(api.engine, batch_size=3, clock=system_clock)
     assert applied > 0
     assert checkpoint(api.engine, "usage") == target == checkpoint(api.engine, "registry")
-    assert runner.catch_up(api.engine) == 0  # nothing left: nothing applied twice
+    # Nothing left: nothing applied twice.
+    assert runner.catch_up(api.engine, clock=system_clock) == 0
     health = api.get("/healthz").get_json()
     assert health["log_position"] == target
     assert health["projections"]["usage"] == {"position": target, "lag": 0}
@@ -60,15 +62,17 @@ def test_catch_up_moves_checkpoints_to_the_head_and_status_shows_no_lag(api: Api
 
 def test_batches_of_any_size_give_the_same_tables(api: Api) -> None:
     some_history(api, bookings=6)
-    runner.catch_up(api.engine, batch_size=1)
+    runner.catch_up(api.engine, batch_size=1, clock=system_clock)
     one_by_one = contents(api.engine, "usage"), contents(api.engine, "registry")
-    runner.rebuild(api.engine, runner.by_name(["usage", "registry"]), batch_size=1000)
+    rebuilding.rebuild(
+        api.engine, runner.by_name(["usage", "registry"]), batch_size=1000, clock=system_clock
+    )
     assert (contents(api.engine, "usage"), contents(api.engine, "registry")) == one_by_one
 
 
 def test_rebuild_swaps_fresh_tables_in_while_the_live_ones_serve(api: Api) -> None:
     some_history(api)
-    runner.catch_up(api.engine)
+    runner.catch_up(api.engine, clock=system_clock)
     live = contents(api.engine, "usage")
     api.token("analyst")
     seen_during: list[dict[str, Any]] = []
@@ -84,16 +88,19 @@ def test_rebuild_swaps_fresh_tables_in_while_the_live_ones_serve(api: Api) -> No
             assert placed.status_code == 201
             late_booking.append(head(api.engine))
 
-    runner.rebuild_swapping(api.engine, runner.by_name(["usage"])[0], 2, meanwhile)
+    rebuilding.rebuild_swapping(
+        api.engine, runner.by_name(["usage"])[0], 2, meanwhile, clock=system_clock
+    )
     assert seen_during and seen_during[0] == live
     assert checkpoint(api.engine, "usage") >= late_booking[0]
     tables = set(inspect(api.engine).get_table_names())
-    assert not {t for t in tables if t.endswith(runner.REBUILD_SUFFIX)}
+    assert not {t for t in tables if t.endswith(rebuilding.REBUILD_SUFFIX)}
     with read_transaction(api.engine) as conn:
         names = set(conn.execute(select(checkpoints.c.name)).scalars())
     assert "usage__rebuild" not in names
     rebuilt = contents(api.engine, "usage")
-    runner.rebuild_swapping(api.engine, runner.by_name(["usage"])[0])  # again: names are free
+    # Again: names are free.
+    rebuilding.rebuild_swapping(api.engine, runner.by_name(["usage"])[0], clock=system_clock)
     assert contents(api.engine, "usage") == rebuilt
     column = list(runner.by_name(["usage"])[0].tables[7].c.keys()).index("bookings")
     assert sum(row[column] for row in rebuilt["usage_days"]) == 5  # with the one made meanwhile
@@ -101,7 +108,7 @@ def test_rebuild_swaps_fresh_tables_in_while_the_live_ones_serve(api: Api) -> No
 
 def test_the_runner_wakes_on_new_events(api: Api) -> None:
     api.premises("lib")
-    background = runner.BackgroundRunner(api.engine, poll_seconds=0.2).start()
+    background = runner.BackgroundRunner(api.engine, system_clock, poll_seconds=0.2).start()
     try:
         deadline = time.monotonic() + 10
         while checkpoint(api.engine, "registry") < head(api.engine):
@@ -136,7 +143,9 @@ def test_a_burst_of_commits_costs_few_catch_ups(api: Api, monkeypatch: pytest.Mo
         return real_catch_up(*args, **kwargs)
 
     monkeypatch.setattr(runner, "catch_up", counted)
-    background = runner.BackgroundRunner(api.engine, poll_seconds=3, settle_seconds=0.5)
+    background = runner.BackgroundRunner(
+        api.engine, system_clock, poll_seconds=3, settle_seconds=0.5
+    )
     background.start()
     try:
         api.premises("lib")

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
+from booking.clock import system_clock
 from events.catalog import OrganisationRegistered
 from events.serialization import serializer
 from events.sql import make_engine, read_transaction, write_transaction
@@ -64,7 +65,13 @@ def test_writers_committing_out_of_order_skip_nothing(pg: Engine) -> None:
             for _ in range(EACH):
                 event = _organisation()
                 with write_transaction(pg) as conn:
-                    append(conn, f"organisation-{event.organisation_id}", [event], 0)
+                    append(
+                        conn,
+                        f"organisation-{event.organisation_id}",
+                        [event],
+                        0,
+                        now=datetime.now(UTC),
+                    )
                     # Commit late and at random: later starters often commit first.
                     time.sleep(rng.uniform(0, 0.004))
                 with lock:
@@ -75,7 +82,7 @@ def test_writers_committing_out_of_order_skip_nothing(pg: Engine) -> None:
     def feed() -> None:
         usage = runner.by_name(["usage"])
         while writing.is_set():
-            runner.catch_up(pg, usage, batch_size=3)
+            runner.catch_up(pg, usage, batch_size=3, clock=system_clock)
 
     feeder = threading.Thread(target=feed)
     writers = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
@@ -87,7 +94,7 @@ def test_writers_committing_out_of_order_skip_nothing(pg: Engine) -> None:
     writing.clear()
     feeder.join()
     assert not errors
-    runner.catch_up(pg, runner.by_name(["usage"]))
+    runner.catch_up(pg, runner.by_name(["usage"]), clock=system_clock)
     assert len(appended) == WRITERS * EACH
     assert _counted(pg) == set(appended)
     with read_transaction(pg) as conn:
@@ -116,9 +123,9 @@ def test_without_the_append_lock_a_late_commit_is_skipped(pg: Engine) -> None:
         _raw_insert(first, early)  # draws the lower position, commits last
         with write_transaction(pg) as second:
             _raw_insert(second, late)
-        runner.catch_up(pg, runner.by_name(["usage"]))
+        runner.catch_up(pg, runner.by_name(["usage"]), clock=system_clock)
         slow.commit()
-    runner.catch_up(pg, runner.by_name(["usage"]))
+    runner.catch_up(pg, runner.by_name(["usage"]), clock=system_clock)
     with read_transaction(pg) as conn:
         assert conn.execute(select(func.count()).select_from(events_table)).scalar_one() == 2
     assert _counted(pg) == {late.organisation_id}  # the early one was passed over for good

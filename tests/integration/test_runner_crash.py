@@ -23,12 +23,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, text
 
+from booking.clock import system_clock
 from booking.domain.commands import Actor, BookingRequest, CancelBooking, PlaceBooking
 from booking.service import PremisesRepository, run_premises_command
 from events.slot import Slot
 from events.sql import read_transaction, write_transaction
 from events.store import Metadata, events_table, head_position
-from projections import runner
+from projections import rebuilding, runner
 from tests.conftest import Api, at_test_time
 
 BATCH = 50
@@ -59,11 +60,19 @@ def _history(api: Api, bookings: int) -> int:
                 premises_id,
                 PlaceBooking(actor, booking_id, request, now),
                 Metadata(actor.user_id),
+                now=datetime.now(UTC),
             )
             placed += 1
             if n % 5 == 0:
                 cancel = CancelBooking(actor, booking_id, "no", now + timedelta(hours=1))
-                run_premises_command(conn, repository, premises_id, cancel, Metadata(actor.user_id))
+                run_premises_command(
+                    conn,
+                    repository,
+                    premises_id,
+                    cancel,
+                    Metadata(actor.user_id),
+                    now=datetime.now(UTC),
+                )
     return placed
 
 
@@ -187,7 +196,8 @@ def test_killed_mid_batch_then_restarted_equals_a_rebuild(
 
     with read_transaction(engine) as conn:
         live = {
-            name: runner.contents(conn, runner.by_name([name])[0]) for name in ("usage", "registry")
+            name: rebuilding.contents(conn, runner.by_name([name])[0])
+            for name in ("usage", "registry")
         }
         usage = runner.by_name(["usage"])[0]
         days = usage.tables[7]
@@ -200,9 +210,10 @@ def test_killed_mid_batch_then_restarted_equals_a_rebuild(
     assert int(counted) == placed == placed_events  # no booking counted twice, none lost
     assert int(cancelled) == len(range(0, placed, 5))
     assert int(booked) == (placed - int(cancelled)) * 3600
-    runner.rebuild(engine, runner.by_name(["usage", "registry"]))
+    rebuilding.rebuild(engine, runner.by_name(["usage", "registry"]), clock=system_clock)
     with read_transaction(engine) as conn:
         rebuilt: dict[str, Any] = {
-            name: runner.contents(conn, runner.by_name([name])[0]) for name in ("usage", "registry")
+            name: rebuilding.contents(conn, runner.by_name([name])[0])
+            for name in ("usage", "registry")
         }
     assert rebuilt == live

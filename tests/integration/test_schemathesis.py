@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
+from booking.clock import system_clock
 from events.sql import read_transaction
 from events.store import head_position
 from projections import runner
@@ -85,7 +86,7 @@ def _within_the_log(api: Api, case: Any) -> None:
         with read_transaction(api.engine) as conn:
             head = head_position(conn)
         case.query["min_position"] = min(case.query["min_position"], head)
-        runner.catch_up(api.engine)
+        runner.catch_up(api.engine, clock=system_clock)
 
 
 def _fuzz(
@@ -126,7 +127,7 @@ def _fuzz(
 
 def test_every_operation_answers_within_its_schema(api: Api) -> None:
     known = _existing_ids(api)
-    runner.catch_up(api.engine)
+    runner.catch_up(api.engine, clock=system_clock)
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", api.app)
     headers = api.headers("admin")
     failures: list[str] = []

@@ -4,6 +4,8 @@ any other process."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import subprocess
 import sys
@@ -60,5 +62,30 @@ def test_embedded_serve_keeps_the_registry_caught_up(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, (status, body)
             time.sleep(0.3)
+    finally:
+        server.stop()
+
+
+def test_a_request_line_over_the_limit_is_414_problem_json(tmp_path: Path) -> None:
+    """gunicorn refuses a request line over 4 KB before the app sees it; `booking serve`'s
+    worker says so as application/problem+json like every other error (issue 14.6), where
+    gunicorn alone answers text/html."""
+    server = Server(f"sqlite:///{tmp_path / 'serve.sqlite'}", tmp_path).start()
+    try:
+        for path in ("/api/v1/premises?q=" + "a" * 5000, "/" + "x" * 9000):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+            try:
+                connection.request("GET", path)
+                response = connection.getresponse()
+                body = response.read()
+            finally:
+                connection.close()
+            assert response.status == 414, body[:200]
+            assert response.getheader("Content-Type") == "application/problem+json"
+            problem = json.loads(body)
+            assert problem["status"] == 414 and problem["title"] == "URI Too Long"
+        # Just under the limit, the app answers as usual.
+        status, found = server.request("GET", "/api/v1/premises?q=" + "a" * 190)
+        assert status == 200 and found["premises"] == []
     finally:
         server.stop()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from booking.clock import system_clock
 from booking.domain.commands import (
     Actor,
     AddClosure,
@@ -57,7 +59,12 @@ class History:
     def run(self, premises_id: str, command: Any) -> None:
         def handle(conn: Any) -> Outcome:
             run_premises_command(
-                conn, self.repository, premises_id, command, Metadata(command.actor.user_id)
+                conn,
+                self.repository,
+                premises_id,
+                command,
+                Metadata(command.actor.user_id),
+                now=system_clock(),
             )
             return Outcome(200, {})
 
@@ -122,7 +129,7 @@ def history(api: Api) -> Api:
         h.book("sali", start, start + timedelta(hours=1), orgs[org], 2, lead_hours=1)
     for role in ("analyst", "staff", "admin"):
         api.token(role)  # a new user is an event too: before the catch-up
-    runner.catch_up(api.engine)
+    runner.catch_up(api.engine, clock=system_clock)
     return api
 
 
@@ -281,9 +288,38 @@ def test_only_analysts_staff_and_admins(api: Api) -> None:
     assert api.get(query + "&premises_id=nowhere", role="analyst").status_code == 404
 
 
-def test_min_position_beyond_the_projection_is_503_after_a_bounded_wait(api: Api) -> None:
+@pytest.mark.parametrize("path", ["/api/v1/stats/usage", "/api/v1/registry/free-premises"])
+@pytest.mark.parametrize("beyond", ["head+1", "999999", str(2**63 - 1), str(2**64), "9" * 40])
+def test_min_position_beyond_the_log_is_422_at_once(api: Api, path: str, beyond: str) -> None:
+    """API.md: a position the log has not reached is 422 at once — no wait, no 503 with
+    Retry-After that a client would retry forever (issue 14.1); past 64 bits is no number."""
+    api.token("analyst")  # a new user is an event too: make it before reading the head
+    with read_transaction(api.engine) as conn:
+        head = head_position(conn)
+    wanted = str(head + 1) if beyond == "head+1" else beyond
+    started = time.monotonic()
     response = api.get(
-        "/api/v1/stats/usage?from=2025-01-01&to=2025-01-31&min_position=999999", role="analyst"
+        f"{path}?from=2025-01-01&to=2025-01-31&min_position={wanted}", role="analyst"
+    )
+    assert time.monotonic() - started < 1.0
+    assert response.status_code == 422, response.get_json()
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert "min_position" in response.get_json()["errors"]
+    assert "Retry-After" not in response.headers
+
+
+def test_min_position_reached_by_the_log_but_not_the_projection_waits_then_503(
+    api: Api,
+) -> None:
+    """Still bounded: a position in the log that the asynchronous projection has not taken
+    in within the wait is 503 with Retry-After (the runner is not running in tests)."""
+    api.premises()
+    api.token("analyst")
+    with read_transaction(api.engine) as conn:
+        head = head_position(conn)
+    response = api.get(
+        f"/api/v1/stats/usage?from=2025-01-01&to=2025-01-31&min_position={head}",
+        role="analyst",
     )
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"

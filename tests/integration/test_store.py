@@ -84,9 +84,9 @@ def count_events(engine: Engine) -> int:
 
 def test_append_and_read_stream_in_version_order(engine: Engine) -> None:
     with write_transaction(engine) as conn:
-        first = append(conn, "premises-a", [retired(1), retired(2)], 0)
-        other = append(conn, "premises-b", [retired(3)], 0)
-        more = append(conn, "premises-a", [retired(4)], 2)
+        first = append(conn, "premises-a", [retired(1), retired(2)], 0, now=datetime.now(UTC))
+        other = append(conn, "premises-b", [retired(3)], 0, now=datetime.now(UTC))
+        more = append(conn, "premises-a", [retired(4)], 2, now=datetime.now(UTC))
     assert [r.version for r in first + more] == [1, 2, 3]
     assert other[0].version == 1
     with read_transaction(engine) as conn:
@@ -106,9 +106,9 @@ def test_append_and_read_stream_in_version_order(engine: Engine) -> None:
 def test_read_all_pages_by_position_and_filters_types(engine: Engine) -> None:
     with write_transaction(engine) as conn:
         for n in range(5):
-            append(conn, f"premises-{n}", [retired(n)], 0)
+            append(conn, f"premises-{n}", [retired(n)], 0, now=datetime.now(UTC))
         closure = ClosureAdded("p9", "c1", WHEN, WHEN + timedelta(hours=1), "remont")
-        append(conn, "premises-9", [closure], 0)
+        append(conn, "premises-9", [closure], 0, now=datetime.now(UTC))
     with read_transaction(engine) as conn:
         everything = read_all(conn)
         assert len(everything) == 6
@@ -123,18 +123,18 @@ def test_read_all_pages_by_position_and_filters_types(engine: Engine) -> None:
 
 def test_empty_append_writes_nothing(engine: Engine) -> None:
     with write_transaction(engine) as conn:
-        assert append(conn, "premises-a", [], 0) == []
+        assert append(conn, "premises-a", [], 0, now=datetime.now(UTC)) == []
     assert count_events(engine) == 0
 
 
 def test_stale_expected_version_raises_and_writes_nothing(engine: Engine) -> None:
     with write_transaction(engine) as conn:
-        append(conn, "premises-a", [retired(1)], 0)
+        append(conn, "premises-a", [retired(1)], 0, now=datetime.now(UTC))
     for stale in (0, 2, 5):  # behind, ahead, far ahead
         # Even a caller that swallows the error and commits must not have written anything.
         with write_transaction(engine) as conn:
             with pytest.raises(ConcurrencyError) as raised:
-                append(conn, "premises-a", [retired(2), retired(3)], stale)
+                append(conn, "premises-a", [retired(2), retired(3)], stale, now=datetime.now(UTC))
             assert raised.value.stream == "premises-a"
             assert raised.value.expected_version == stale
     assert count_events(engine) == 1
@@ -148,9 +148,16 @@ def test_a_writer_that_read_the_stream_is_refused_by_the_unique_key_when_overtak
     """`read_in_transaction` skips the version query; the database's key still refuses the
     writer that decided on version 1 after another one appended version 2."""
     with write_transaction(engine) as conn:
-        append(conn, "premises-a", [retired(1), retired(2)], 0)
+        append(conn, "premises-a", [retired(1), retired(2)], 0, now=datetime.now(UTC))
     with pytest.raises(ConcurrencyError) as raised, write_transaction(engine) as conn:
-        append(conn, "premises-a", [retired(3), retired(4)], 1, read_in_transaction=True)
+        append(
+            conn,
+            "premises-a",
+            [retired(3), retired(4)],
+            1,
+            read_in_transaction=True,
+            now=datetime.now(UTC),
+        )
     assert raised.value.expected_version == 1
     with read_transaction(engine) as conn:
         assert [r.to_event() for r in read_stream(conn, "premises-a")] == [retired(1), retired(2)]
@@ -158,7 +165,7 @@ def test_a_writer_that_read_the_stream_is_refused_by_the_unique_key_when_overtak
 
 def test_unique_stream_version_in_the_database(engine: Engine) -> None:
     with write_transaction(engine) as conn:
-        (recorded,) = append(conn, "premises-a", [retired(1)], 0)
+        (recorded,) = append(conn, "premises-a", [retired(1)], 0, now=datetime.now(UTC))
     row = {
         "stream": "premises-a",
         "version": 1,
@@ -179,8 +186,8 @@ def test_metadata_and_recorded_at_are_stored(engine: Engine) -> None:
         actor="user-1", correlation_id="req-42", causation_id="evt-7", idempotency_key="key-9"
     )
     with write_transaction(engine) as conn:
-        append(conn, "premises-a", [retired(1)], 0, meta)
-        append(conn, "premises-b", [retired(2)], 0)
+        append(conn, "premises-a", [retired(1)], 0, meta, now=datetime.now(UTC))
+        append(conn, "premises-b", [retired(2)], 0, now=datetime.now(UTC))
     after = datetime.now(UTC)
     with read_transaction(engine) as conn:
         with_meta, without = read_all(conn)
@@ -229,7 +236,7 @@ def _snapshot(engine: Engine) -> list[Any]:
 
 def test_raw_update_and_delete_are_refused(engine: Engine) -> None:
     with write_transaction(engine) as conn:
-        append(conn, "premises-a", [retired(1), retired(2)], 0)
+        append(conn, "premises-a", [retired(1), retired(2)], 0, now=datetime.now(UTC))
     before = _snapshot(engine)
     statements = [
         "UPDATE events SET type = 'Forged'",
@@ -249,7 +256,7 @@ def test_overwriting_inserts_are_refused(engine: Engine) -> None:
     """INSERT OR REPLACE (SQLite) deletes the row it collides with, an upsert updates it:
     both are a rewrite of history and must hit the triggers too."""
     with write_transaction(engine) as conn:
-        append(conn, "premises-a", [retired(1)], 0)
+        append(conn, "premises-a", [retired(1)], 0, now=datetime.now(UTC))
     before = _snapshot(engine)
     columns = "(position, stream, version, type, schema_version, data, metadata, recorded_at)"
     values = "(1, 'premises-a', 1, 'PremisesRetired', 1, '{\"forged\": 1}', '{}', '2026-01-01')"
@@ -288,7 +295,7 @@ def test_every_event_type_round_trips(event_type: type[Event], optionals_none: b
 def test_every_event_type_round_trips_through_the_database(engine: Engine) -> None:
     originals = [sample_event(t) for t in ALL_EVENTS]
     with write_transaction(engine) as conn:
-        append(conn, "everything", originals, 0)
+        append(conn, "everything", originals, 0, now=datetime.now(UTC))
     with read_transaction(engine) as conn:
         stored = read_stream(conn, "everything")
     assert [r.type for r in stored] == [t.__name__ for t in ALL_EVENTS]
@@ -298,10 +305,10 @@ def test_every_event_type_round_trips_through_the_database(engine: Engine) -> No
 def test_events_that_could_not_be_read_back_never_reach_the_log(engine: Engine) -> None:
     naive = ClosureAdded("p", "c", datetime(2027, 1, 1, 10), datetime(2027, 1, 1, 11), "x")
     with pytest.raises(UnreadableEvent, match="naive"), write_transaction(engine) as conn:
-        append(conn, "premises-p", [naive], 0)
+        append(conn, "premises-p", [naive], 0, now=datetime.now(UTC))
     missing = PremisesRetired(premises_id=None, reason="x")  # type: ignore[arg-type]
     with pytest.raises(UnreadableEvent), write_transaction(engine) as conn:
-        append(conn, "premises-p", [missing], 0)
+        append(conn, "premises-p", [missing], 0, now=datetime.now(UTC))
     assert count_events(engine) == 0
 
 

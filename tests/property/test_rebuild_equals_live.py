@@ -20,6 +20,7 @@ from unittest import mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from booking.clock import system_clock
 from booking.domain.commands import (
     Actor,
     AddClosure,
@@ -35,7 +36,8 @@ from booking.service import Outcome, execute, run_premises_command
 from events.slot import Slot
 from events.sql import read_transaction
 from events.store import Metadata
-from projections import runner, usage
+from projections import rebuilding, runner
+from projections.usage import projection as usage
 from tests.conftest import Api
 
 STAFF = Actor("staff-p", "staff")
@@ -69,7 +71,9 @@ def _run(api: Api, premises_id: str, command: Any) -> bool:
     repository = api.app.extensions["tilavaraus"].premises
 
     def handle(conn: Any) -> Outcome:
-        run_premises_command(conn, repository, premises_id, command, Metadata("p"))
+        run_premises_command(
+            conn, repository, premises_id, command, Metadata("p"), now=datetime.now(UTC)
+        )
         return Outcome(200, {})
 
     try:
@@ -140,16 +144,16 @@ def test_live_projections_equal_a_rebuild(
             case ("retire", p):
                 _run(api, premises[p], RetirePremises(STAFF, premises[p], "r"))
             case ("catch_up", size):
-                runner.catch_up(api.engine, batch_size=size)
-    runner.catch_up(api.engine, batch_size=4)
+                runner.catch_up(api.engine, batch_size=size, clock=system_clock)
+    runner.catch_up(api.engine, batch_size=4, clock=system_clock)
     # Every projection: the asynchronous ones into fresh tables, the inline ones replayed
     # in batches of `batch` events (a change often meets its booking in an earlier batch).
     names = [p.name for p in runner.ALL]
     with read_transaction(api.engine) as conn:
-        live = {name: runner.contents(conn, runner.by_name([name])[0]) for name in names}
+        live = {name: rebuilding.contents(conn, runner.by_name([name])[0]) for name in names}
     with mock.patch.object(usage, "HELD_ROWS", held):
-        runner.rebuild(api.engine, runner.by_name(names), batch_size=batch)
+        rebuilding.rebuild(api.engine, runner.by_name(names), batch_size=batch, clock=system_clock)
     with read_transaction(api.engine) as conn:
-        rebuilt = {name: runner.contents(conn, runner.by_name([name])[0]) for name in names}
+        rebuilt = {name: rebuilding.contents(conn, runner.by_name([name])[0]) for name in names}
     for name in names:
         assert rebuilt[name] == live[name], name

@@ -35,6 +35,7 @@ from booking.domain.errors import (
 )
 from booking.domain.premises import PremisesState
 from events.catalog import (
+    PREMISES_RETIRED,
     BookingApproved,
     BookingCancelled,
     BookingPlaced,
@@ -661,6 +662,46 @@ def test_retire() -> None:
         decide(RetirePremises(BOOKER, PREMISES, "mine now"), premises())
     with pytest.raises(NotFound):
         decide(RetirePremises(STAFF, PREMISES, "x"), PremisesState(PREMISES))
+
+
+def test_retire_over_bookings_still_to_come_lists_them_unless_cancelling() -> None:
+    """Issue 14.9: retiring is like a closure that never ends. What is still to come (or
+    under way) at `now` is a conflict; a booking already over is history and stays."""
+    state = premises()
+    over = booked(state, slot(MONDAY, (8, 0), (9, 0)))
+    coming = booked(state, TEN_TO_ELEVEN)
+    later = booked(state, slot(MONDAY + timedelta(days=7), (10, 0), (11, 0)))
+    at = local(MONDAY, 9, 30)
+    with pytest.raises(SlotTaken) as refused:
+        decide(RetirePremises(STAFF, PREMISES, "sold", at), state)
+    assert [c.slot for c in refused.value.conflicts] == [
+        TEN_TO_ELEVEN,
+        slot(MONDAY + timedelta(days=7), (10, 0), (11, 0)),
+    ]
+    assert not state.retired
+    # Without a time nothing can be told apart: every active booking is in the way.
+    with pytest.raises(SlotTaken) as timeless:
+        decide(RetirePremises(STAFF, PREMISES, "sold", cancel_conflicting=True), state)
+    assert len(timeless.value.conflicts) == 3
+
+    events = run(state, RetirePremises(STAFF, PREMISES, "Myyty", at, cancel_conflicting=True))
+    assert events == [
+        BookingCancelled(PREMISES, coming, STAFF.user_id, "Myyty", False, at, PREMISES_RETIRED),
+        BookingCancelled(PREMISES, later, STAFF.user_id, "Myyty", False, at, PREMISES_RETIRED),
+        PremisesRetired(PREMISES, "Myyty"),
+    ]
+    assert state.retired
+    assert state.bookings[over].status == "confirmed"
+    assert state.bookings[coming].status == "cancelled"
+
+
+def test_retire_checks_the_version_it_was_asked_against() -> None:
+    state = premises()
+    with pytest.raises(StaleVersion):
+        decide(RetirePremises(STAFF, PREMISES, "x", NOW, expected_version=2), state)
+    assert run(state, RetirePremises(STAFF, PREMISES, "x", NOW, expected_version=1)) == [
+        PremisesRetired(PREMISES, "x")
+    ]
 
 
 def test_premises_updated_event_carries_only_the_changes() -> None:

@@ -1,7 +1,7 @@
 """Asking the usage projection: figures for a period, grouped by one or two keys.
 
 Booked figures come from the coarsest rollup table that holds the asked grouping; open hours
-are counted from the opening-hours history (`projections.usage_hours`). With
+are counted from the opening-hours history (`projections.usage.hours`). With
 `organisation_type` among the keys, each group of the other keys is broken down by
 organisation type only where every shown type has at least `MIN_PARTIES` organisations:
 smaller types are pooled as "other", and if even the pool is smaller, the group is shown
@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, SupportsInt
+from typing import cast as typed_as
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.engine import Connection
 
 from events.slot import Slot
-from projections.usage import Usage
-from projections.usage_hours import PremisesHours, Segment, open_seconds
-from projections.usage_tables import INDEX, LEAD_EDGES, LEAD_TOP, LEADS, MEASURES, canonical_hours
+from projections.usage.hours import PremisesHours, Segment, open_seconds
+from projections.usage.projection import Usage
+from projections.usage.tables import INDEX, LEAD_EDGES, LEAD_TOP, LEADS, MEASURES, canonical_hours
 
 GROUP_KEYS = ("premises", "district", "month", "week", "weekday", "hour", "organisation_type")
 TIME_KEYS = ("month", "week", "weekday")
@@ -64,7 +65,7 @@ class Group:
             self.measures[i] += int(v)
 
 
-def _time_key(keys: Sequence[str]):  # type: ignore[no-untyped-def]
+def _time_key(keys: Sequence[str]) -> Callable[[date], tuple[object, ...]]:
     wanted = [k for k in keys if k in TIME_KEYS]
 
     def key(day: date) -> tuple[object, ...]:
@@ -183,8 +184,8 @@ def usage(
 
     inner: dict[tuple[object, ...], dict[str, Group]] = defaultdict(dict)
     for row in _booked(conn, first, last, group_by, premises_ids):
-        times = [row[k] for k in TIME_KEYS if k in group_by]
-        key = outer(row.get("premises_id", ""), times, row.get("hour"))
+        row_times = [row[k] for k in TIME_KEYS if k in group_by]
+        key = outer(row.get("premises_id", ""), row_times, row.get("hour"))
         values = [row[m] for m in MEASURES]
         if by_org:
             part = inner[key].setdefault(row["org_type"], Group())
@@ -269,17 +270,22 @@ def _sortable(key: tuple[object, ...]) -> tuple[tuple[int, object], ...]:
     return tuple((0, v) if isinstance(v, int) else (1, str(v)) for v in key)
 
 
+def _int(value: object) -> int:
+    """A time key's part as a number (an int, or what the database gave for one)."""
+    return int(typed_as(SupportsInt, value))
+
+
 def _shown(named: dict[str, object], group_by: Sequence[str]) -> dict[str, object]:
     """The key as the API shows it: months and weeks as text, weekdays by name."""
     found: dict[str, object] = {}
     for k in group_by:
         v = named[k]
         if k == "month":
-            found[k] = f"{int(v) // 100:04d}-{int(v) % 100:02d}"  # type: ignore[call-overload]
+            found[k] = f"{_int(v) // 100:04d}-{_int(v) % 100:02d}"
         elif k == "week":
-            found[k] = f"{int(v) // 100:04d}-W{int(v) % 100:02d}"  # type: ignore[call-overload]
+            found[k] = f"{_int(v) // 100:04d}-W{_int(v) % 100:02d}"
         elif k == "weekday":
-            found[k] = WEEKDAYS[int(v)]  # type: ignore[call-overload]
+            found[k] = WEEKDAYS[_int(v)]
         else:
             found[k] = v
     return found

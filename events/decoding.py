@@ -1,12 +1,14 @@
-"""Events from the log's JSON for a replay, without marshmallow.
+"""The one way events come back from the log's JSON: fast, without marshmallow.
 
-`serializer.load` validates every field through a marshmallow schema: right for anything
-read once, but on a rebuild it costs more than all the projections' writes together (about
+`serializer.load` validates every field through a marshmallow schema: right for input read
+once, but on a rebuild it costs more than all the projections' writes together (about
 0.3 ms an event). What the log holds was validated by `serializer.dump` before it was
-appended, so a replay only needs the instants parsed back: this does that and builds the
+appended, so reading it back only needs the instants parsed: this does that and builds the
 dataclass. Old schema versions, and any type this does not know, still go through
-`serializer.load` (upcasters included). `tests/integration/test_runner_rebuild.py` checks that both
-give equal events.
+`serializer.load` (the upcasters declared beside each type included).
+`RecordedEvent.to_event`, the replay of the projections and the write side's load all
+decode here; `tests/integration/test_runner_rebuild.py` checks that it gives the events
+the serializer gives.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import dataclasses
 import typing
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from events.catalog import ALL_EVENTS, Event, JSONObject
 from events.serialization import serializer
-from events.store import RecordedEvent
+
+if TYPE_CHECKING:  # events.store imports this module to decode its records
+    from events.store import RecordedEvent
 
 Decoder = Callable[[JSONObject], Event]
 
@@ -56,7 +61,7 @@ def decode(type_name: str, schema_version: int, data: JSONObject) -> Event:
 
 
 def event_of(recorded: RecordedEvent) -> Event:
-    """`recorded.to_event()`, fast: the event a replay feeds to the projections."""
+    """The recorded event: the one this process appended, or decoded from the log."""
     if recorded.source is not None:
         return recorded.source
     return decode(recorded.type, recorded.schema_version, recorded.data)

@@ -17,7 +17,7 @@ one that answers it: `usage_cells` (premises, date, hour, party), `usage_days` (
 date) and `usage_hours` (date, hour, all premises). A party is an organisation or, for
 bookings and requests of a person, a hash of the person's id: it is only ever counted
 (groups of fewer than 3 are not broken down by organisation) and never shown. No names,
-e-mails or titles are kept. Open hours are not stored: see `projections.usage_hours`.
+e-mails or titles are kept. Open hours are not stored: see `projections.usage.hours`.
 
 Every count is an integer and every touched cell keeps its row, even at zero, so the live
 projection equals a rebuild whatever the batch boundaries.
@@ -45,8 +45,8 @@ from projections.batching import (
     upsert_replacing,
     upsert_rows,
 )
-from projections.usage_hours import split_hours
-from projections.usage_tables import (
+from projections.usage.hours import split_hours
+from projections.usage.tables import (
     INDEX,
     LEADS,
     MEASURES,
@@ -221,9 +221,10 @@ class Usage(BatchProjection):
                 changed["premises"].add(data["premises_id"])
                 schedules.append(_schedule(row, recorded))
             elif kind in ("PremisesUpdated", "PremisesRetired"):
-                row = premises.get(data["premises_id"])
-                if row is None:
+                found = premises.get(data["premises_id"])
+                if found is None:
                     continue
+                row = found
                 if kind == "PremisesRetired":
                     row["retired_at"] = recorded.recorded_at
                 else:

@@ -1,6 +1,6 @@
 """What the usage projection stores: its tables (by name suffix, for rebuilds) and measures.
 
-See `projections.usage` for what each measure counts.
+See `projections.usage.projection` for what each measure counts.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, SmallInteger
 
 from events.sql import JSONDocument, UTCDateTime
 
-LEAD_EDGES = (0, 1, 2, 3, 4, 6, 8, 12, 18, 24, 36, 48, 72, 96, 120, 168, 240, 336, 504, 720)
-LEAD_EDGES += (1080, 1440, 2160, 2880, 4320, 6480, 8760)
+LEAD_EDGES: tuple[int, ...] = (0, 1, 2, 3, 4, 6, 8, 12, 18, 24, 36, 48, 72, 96, 120, 168, 240)
+LEAD_EDGES += (336, 504, 720, 1080, 1440, 2160, 2880, 4320, 6480, 8760)
 LEAD_TOP = 17520
 COUNTS = (
     "booked_s",

@@ -1,0 +1,272 @@
+"""What a feed covers: its scope (premises or an organisation, with details or not), its
+window of local days, and the `feed_entries` rows and `feed_calendars` heads that fall in it.
+
+The statements are built once per kind of feed (building them per request cost SQLAlchemy
+more than running them). Nothing here renders text or knows HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
+from sqlalchemy.engine import Connection
+
+from booking.accounts import token_hash
+from booking.domain.errors import RuleBroken
+from booking.feeds.render import BOOKINGS, premises_name
+from booking.tables import feed_token_keys, feed_tokens, organisations, users
+from events.sql import UTCDateTime
+from projections.bookings import bookings_table
+from projections.feed_entries import calendars_table, entries_table
+
+DAYS_BACK, DAYS_AHEAD = 30, 365
+MAX_DAYS_BACK, MAX_DAYS_AHEAD = 366, 731
+KEEP_CANCELLED = timedelta(days=30)
+SHOWN_ANYWAY = ("confirmed", "pending_approval", "closed")  # the rest only for 30 days
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # premises | organisation
+    keys: list[str]
+    details: bool  # titles, organisation, attendees, notes, contact
+    ident: str  # what distinguishes its ETag from other feeds'
+
+
+@dataclass(frozen=True)
+class Window:
+    """Local days `first`..`last` (both included) as UTC instants `start`..`end`."""
+
+    start: datetime
+    end: datetime
+    cancelled_since: datetime  # cancelled entries changed before this have left
+    epoch: datetime  # the local midnight when this window took its place
+    key: str  # the days asked for and today: part of the ETag
+    first: date
+    last: date
+    today: date
+    zone: ZoneInfo
+
+    def midnight(self, day: date) -> datetime:
+        """The UTC instant at which local `day` begins."""
+        return datetime.combine(day, time(), tzinfo=self.zone).astimezone(UTC)
+
+    def narrowed(self, first: date, last: date) -> Window:
+        """The days `first`..`last` of this window (its key stays: the key names what was
+        asked, and the narrowing is a function of that and the data)."""
+        return replace(
+            self,
+            first=first,
+            last=last,
+            start=self.midnight(first),
+            end=self.midnight(last + timedelta(days=1)),
+        )
+
+
+def window_of(today: date, zone: ZoneInfo, first: str | None, last: str | None) -> Window:
+    """The feed's window: local days `first`..`last` (defaults 30 back, 365 ahead)."""
+    problems: dict[str, list[str]] = {}
+
+    def parse(name: str, text: str | None, default: date, low: date, high: date) -> date:
+        if text is None:
+            return default
+        try:
+            if not DATE.fullmatch(text):
+                raise ValueError(text)
+            found = date.fromisoformat(text)
+        except ValueError:
+            problems[name] = ["A date: YYYY-MM-DD."]
+            return default
+        if not low <= found <= high:
+            problems[name] = [f"Between {low} and {high}."]
+        return found
+
+    low, high = today - timedelta(days=MAX_DAYS_BACK), today + timedelta(days=MAX_DAYS_AHEAD)
+    first_day = parse("from", first, today - timedelta(days=DAYS_BACK), low, high)
+    last_day = parse("to", last, today + timedelta(days=DAYS_AHEAD), low, high)
+    if not problems and last_day < first_day:
+        problems["to"] = ["Not before `from`."]
+    if problems:
+        raise RuleBroken(problems)
+
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+    epoch = midnight(today)
+    return Window(
+        start=midnight(first_day),
+        end=midnight(last_day + timedelta(days=1)),
+        cancelled_since=epoch - KEEP_CANCELLED,
+        epoch=epoch,
+        key=f"{first_day}/{last_day}/{today}",
+        first=first_day,
+        last=last_day,
+        today=today,
+        zone=zone,
+    )
+
+
+def entry_rows(conn: Connection, scope: Scope, window: Window) -> list[Any]:
+    """The scope's entries in the window, ordered by start, then UID (the feed's order)."""
+    keys = scope.keys if scope.kind == "premises" else scope.keys[0]
+    params = {
+        "keys": keys,
+        "start": window.start,
+        "end": window.end,
+        "cancelled_since": window.cancelled_since,
+    }
+    return list(conn.execute(_ENTRY_QUERIES[scope.kind, scope.details], params))
+
+
+def _entry_columns() -> list[Any]:
+    e = entries_table
+    return [
+        e.c.uid,
+        e.c.kind,
+        e.c.status,
+        e.c.sequence,
+        e.c.start,
+        e.c.end,
+        e.c.title,
+        e.c.public,
+        e.c.premises_id,
+        e.c.created_at,
+        e.c.last_modified,
+    ]
+
+
+def _entry_query(kind: str, details: bool) -> Select[Any]:
+    """The entries of a feed of `kind`, with the private columns when `details`."""
+    e = entries_table
+    in_window = and_(
+        e.c.start < bindparam("end", type_=UTCDateTime()),
+        e.c.end > bindparam("start", type_=UTCDateTime()),
+        or_(
+            e.c.status.in_(SHOWN_ANYWAY),
+            e.c.last_modified >= bindparam("cancelled_since", type_=UTCDateTime()),
+        ),
+    )
+    in_scope: ColumnElement[bool]
+    if kind == "premises":
+        in_scope = e.c.premises_id.in_(bindparam("keys", expanding=True))
+    else:
+        in_scope = and_(e.c.organisation_id == bindparam("keys"), e.c.kind == "booking")
+    columns = _entry_columns()
+    query = select(*columns)
+    if details:
+        b, o, u = bookings_table, organisations, users
+        query = (
+            select(
+                *columns,
+                e.c.attendees,
+                b.c.notes,
+                b.c.reason,
+                o.c.name.label("organisation_name"),
+                u.c.name.label("contact_name"),
+                u.c.email.label("contact_email"),
+            )
+            .outerjoin(b, b.c.id == e.c.ref_id)
+            .outerjoin(o, o.c.id == e.c.organisation_id)
+            .outerjoin(u, u.c.id == e.c.booked_by)
+        )
+    return query.where(in_scope, in_window).order_by(e.c.start, e.c.uid)
+
+
+_ENTRY_QUERIES = {
+    (kind, details): _entry_query(kind, details)
+    for kind in ("premises", "organisation")
+    for details in (False, True)
+}
+
+# The public columns of the premises' entries changed after a position, in or out of any
+# window: what a public body made at that position needs to become the current one.
+_CHANGED_ENTRIES = select(*_entry_columns()).where(
+    entries_table.c.premises_id.in_(bindparam("keys", expanding=True)),
+    entries_table.c.position > bindparam("since"),
+)
+
+
+def changed_rows(conn: Connection, scope: Scope, since: int) -> list[Any]:
+    """The public columns of the scope's entries changed after position `since`."""
+    return list(conn.execute(_CHANGED_ENTRIES, {"keys": scope.keys, "since": since}))
+
+
+_HEADS = select(calendars_table).where(
+    calendars_table.c.scope == bindparam("scope"),
+    calendars_table.c.key.in_(bindparam("keys", expanding=True)),
+)
+
+
+def heads_of(conn: Connection, scope: str, keys: list[str]) -> list[Any]:
+    """The `feed_calendars` rows of these keys of a scope (from a statement built once)."""
+    return list(conn.execute(_HEADS, {"scope": scope, "keys": keys}))
+
+
+def in_window(row: Any, window: Window) -> bool:
+    """What `_entry_query`'s window condition says of one entry row."""
+    return (
+        row.start < window.end
+        and row.end > window.start
+        and (row.status in SHOWN_ANYWAY or row.last_modified >= window.cancelled_since)
+    )
+
+
+def calendar_name(conn: Connection, scope: Scope, heads: list[Any]) -> str:
+    """NAME and X-WR-CALNAME: the organisation's, or the first three premises' names."""
+    if scope.kind == "organisation":
+        found = conn.execute(
+            select(organisations.c.name).where(organisations.c.id == scope.keys[0])
+        ).scalar()
+        return f"{found or scope.keys[0]} – {BOOKINGS}"
+    labels = [premises_name(h) for h in heads]
+    shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3}" if len(labels) > 3 else "")
+    if scope.details:
+        return f"Tilavaraus: {shown}"
+    return f"{shown} – {BOOKINGS}"
+
+
+Resolved = tuple[Scope, list[Any]] | None  # a feed's scope and its heads, or no feed
+
+
+def premises_scope(conn: Connection, premises_id: str) -> Resolved:
+    """A premises' public feed with its head, or None for an unknown premises."""
+    heads = heads_of(conn, "premises", [premises_id])
+    scope = Scope("premises", [premises_id], False, f"public:{premises_id}")
+    return (scope, heads) if heads else None
+
+
+def token_scope(conn: Connection, token: str) -> Resolved:
+    """The scope and heads of a live feed token whose owner may still see it, or None.
+    One query: the token, its owner, the keys of its scope and their heads."""
+    t, k, u, c = feed_tokens, feed_token_keys, users, calendars_table
+    rows = conn.execute(
+        select(
+            t.c.id,
+            t.c.scope.label("token_scope"),
+            u.c.role,
+            u.c.organisation_id.label("member_of"),
+            k.c.key.label("token_key"),
+            *c.c,
+        )
+        .join(u, u.c.id == t.c.user_id)
+        .join(k, k.c.token_id == t.c.id)
+        .outerjoin(c, and_(c.c.scope == t.c.scope, c.c.key == k.c.key))
+        .where(t.c.token_hash == token_hash(token), t.c.revoked_at.is_(None))
+        .order_by(k.c.ordinal)
+    ).all()
+    if not rows:
+        return None
+    first, keys = rows[0], [r.token_key for r in rows]
+    heads = [r for r in rows if r.position is not None]
+    staff = first.role in ("staff", "admin")
+    if first.token_scope == "premises" and staff:
+        return Scope("premises", keys, True, f"token:{first.id}"), heads
+    if first.token_scope == "organisation" and (staff or [first.member_of] == keys):
+        return Scope("organisation", keys, True, f"token:{first.id}"), heads
+    return None  # the owner's role or membership changed since: the token no longer works

@@ -1,0 +1,82 @@
+"""Recording decided events: the one sequence that writes them to the log together with
+their inline projections (feed entries among them) and the e-mails they cause.
+
+`record` is what every writer of premises streams goes through: a booking command
+(`booking.service.run_premises_command`) hands in one stream, the expiry job
+(`booking.jobs`) hundreds at once. It composes the three packages in the allowed
+direction — the log's store (`events`), the inline projections (`projections`) and the
+notifications (`booking`) — so that none of them needs to know the others.
+
+The order is chosen for PostgreSQL's append lock, which every writer of every premises
+queues for and which is held from the events' INSERT until commit: whatever does not need
+the events' positions — the inline projections that read only the events, and the mails —
+is written first, and only the append and the position-stamped projections (the catalogue,
+feed entries) run under the lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy.engine import Connection
+
+from booking import notifications
+from events.bulk import StreamAppend, prepare_many, write_many
+from events.catalog import Event
+from events.store import Metadata, RecordedEvent, prepare, write
+from projections.runner import BY_EVENT, BY_POSITION, project_inline
+
+__all__ = ["StreamAppend", "record"]
+
+
+def record(
+    conn: Connection,
+    appends: Sequence[StreamAppend],
+    metadata: Metadata,
+    now: datetime,
+    *,
+    notify: bool = True,
+) -> list[list[RecordedEvent]]:
+    """Append each stream's events at its `expected_version + 1, …`, recorded at `now`,
+    with their inline projections and (unless `notify` is False: history nobody should be
+    told about, the demo's) their e-mails, all in the caller's transaction; returns the
+    recorded events per entry of `appends`.
+
+    The caller decided on each stream's version in this transaction, holding the
+    premises (`booking.service.lock_premises`). A stream that moved on meanwhile raises
+    `events.store.ConcurrencyError` and the caller's transaction is retried.
+    """
+    prepared, append = _prepared(conn, appends, metadata, now)
+    pending = _pairs(appends, prepared)
+    project_inline(conn, pending, BY_EVENT)
+    if notify:
+        notifications.notify(conn, pending, now)
+    recorded = append()
+    project_inline(conn, _pairs(appends, recorded), BY_POSITION)
+    return recorded
+
+
+def _prepared(
+    conn: Connection, appends: Sequence[StreamAppend], metadata: Metadata, now: datetime
+) -> tuple[list[list[RecordedEvent]], Callable[[], list[list[RecordedEvent]]]]:
+    """The events serialised (without positions yet), and the write that appends them."""
+    if len(appends) == 1:
+        # One stream: SQLAlchemy's INSERT and no version query (the caller read the stream
+        # in this transaction; UNIQUE(stream, version) guards against a racing writer).
+        (one,) = appends
+        single = prepare(one.stream, one.events, one.expected_version, metadata, now=now)
+        return [single], lambda: [write(conn, single, read_in_transaction=True)]
+    bulk = prepare_many(appends, metadata, now=now)  # many: one INSERT for all
+    return bulk.recorded, lambda: write_many(conn, bulk)
+
+
+def _pairs(
+    appends: Sequence[StreamAppend], recorded: Sequence[Sequence[RecordedEvent]]
+) -> list[tuple[Event, RecordedEvent]]:
+    """Each event beside its record, in the order of the appends."""
+    return [
+        pair
+        for a, mine in zip(appends, recorded, strict=True)
+        for pair in zip(a.events, mine, strict=True)
+    ]

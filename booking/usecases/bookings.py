@@ -1,0 +1,216 @@
+"""Bookings and booking series: place, cancel, approve, reject.
+
+Every handler: seal personal data (the notes, under the booker's key) → load what the
+command is about → decide (booking.domain.decide, through `record`) → record; and returns
+the booking(s) as they now read, which the API and the pages answer with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from booking.domain.commands import (
+    Actor,
+    BookingRequest,
+    CancelBooking,
+    CancelSeries,
+    DecideBooking,
+    PlaceBooking,
+    PlaceSeries,
+)
+from booking.domain.errors import NotAllowed, RuleBroken, StaleVersion
+from booking.queries.bookings import (
+    BookingRow,
+    booking_rows,
+    premises_and_version,
+    premises_of_series,
+)
+from booking.usecases.times import check_stated_times
+from booking.usecases.unit import Unit, known_zone, record, zone_of
+from events.catalog import BookingPlaced, BookingSeriesPlaced
+from events.slot import Slot
+from events.store import RecordedEvent
+
+
+@dataclass(frozen=True)
+class BookingInput:
+    """What a person asks to book. `start`/`end` are aware, in the offset the person wrote
+    (a local time that does not exist is refused); `organisation_id` None means the
+    actor's own; `notes` in clear (sealed by the handler)."""
+
+    premises_id: str
+    start: datetime
+    end: datetime
+    title: str
+    attendees: int = 1
+    public: bool = False
+    notes: str = ""
+    organisation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Placed:
+    booking: BookingRow
+
+
+@dataclass(frozen=True)
+class Skipped:
+    start: datetime
+    end: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class SeriesPlaced:
+    series_id: str
+    bookings: list[BookingRow]
+    skipped: list[Skipped]
+
+
+@dataclass(frozen=True)
+class Changed:
+    """A booking after a cancellation or a decision."""
+
+    booking: BookingRow
+
+
+@dataclass(frozen=True)
+class SeriesCancelled:
+    series_id: str
+    bookings: list[BookingRow]  # the occurrences this cancelled
+
+
+def _request(unit: Unit, actor: Actor, given: BookingInput) -> BookingRequest:
+    """The domain's request: organisation resolved, times checked, notes sealed."""
+    organisation_id = actor.organisation_id
+    if given.organisation_id and given.organisation_id != actor.organisation_id:
+        if not actor.is_staff:
+            raise NotAllowed("You may book only for your own organisation.")
+        organisation_id = given.organisation_id
+    if given.end <= given.start:
+        raise RuleBroken({"end": ["The end must be after the start."]})
+    zone = known_zone(unit, given.premises_id)
+    if zone is not None:
+        check_stated_times({"start": given.start, "end": given.end}, zone)
+    return BookingRequest(
+        premises_id=given.premises_id,
+        slot=Slot(given.start, given.end),
+        title=given.title.strip(),
+        attendees=given.attendees,
+        public=given.public,
+        # Notes may hold contact details: the log never holds them in clear.
+        notes=unit.vault.seal_for(unit.conn, actor.user_id, given.notes),
+        organisation_id=organisation_id,
+    )
+
+
+def place_booking(
+    unit: Unit, actor: Actor, given: BookingInput, booking_id: str, now: datetime
+) -> Placed:
+    """Book once: `confirmed`, or `pending_approval` where the premises asks for it."""
+    request = _request(unit, actor, given)
+    recorded = record(unit, given.premises_id, PlaceBooking(actor, booking_id, request, now))
+    zone = zone_of(unit, given.premises_id)
+    placed = next(e for e in _events(recorded) if isinstance(e, BookingPlaced))
+    return Placed(BookingRow.placed(placed, zone, given.notes))
+
+
+def place_series(
+    unit: Unit,
+    actor: Actor,
+    given: BookingInput,
+    rrule: str,
+    on_conflict: str,
+    series_id: str,
+    now: datetime,
+) -> SeriesPlaced:
+    """Book every occurrence of `rrule` (`on_conflict`: "skip" the ones that fail, or
+    "fail" and book none)."""
+    request = _request(unit, actor, given)
+    command = PlaceSeries(actor, series_id, request, rrule, on_conflict, now)
+    events = _events(record(unit, given.premises_id, command))
+    zone = zone_of(unit, given.premises_id)
+    header = next(e for e in events if isinstance(e, BookingSeriesPlaced))
+    return SeriesPlaced(
+        series_id,
+        [BookingRow.placed(e, zone, given.notes) for e in events if isinstance(e, BookingPlaced)],
+        [
+            Skipped(
+                datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"]), s["reason"]
+            )
+            for s in header.skipped
+        ],
+    )
+
+
+def cancel_booking(
+    unit: Unit,
+    actor: Actor,
+    booking_id: str,
+    reason: str,
+    now: datetime,
+    expected_version: int | None = None,
+) -> Changed:
+    """Cancel one booking; `late` says whether it was after the cancellation deadline."""
+    premises_id, _version = premises_and_version(unit.conn, booking_id)
+    command = CancelBooking(actor, booking_id, reason, now, expected_version)
+    record(unit, premises_id, command)
+    return Changed(_row(unit, booking_id))
+
+
+def decide_booking(
+    unit: Unit,
+    actor: Actor,
+    booking_id: str,
+    approve: bool,
+    reason: str,
+    now: datetime,
+    expected_version: int | None = None,
+) -> Changed:
+    """Staff approve or reject a booking waiting for approval. The domain's decision takes
+    no version, so `expected_version` (If-Match) is checked here, before and after."""
+    premises_id, version = premises_and_version(unit.conn, booking_id)
+    if expected_version is not None and version != expected_version:
+        raise StaleVersion(version)
+    record(unit, premises_id, DecideBooking(actor, booking_id, approve, reason, now))
+    after = _row(unit, booking_id)
+    if expected_version is not None and after.version != expected_version + 1:
+        raise StaleVersion(after.version - 1)  # another write came between: roll back
+    return Changed(after)
+
+
+def approve_booking(
+    unit: Unit, actor: Actor, booking_id: str, now: datetime, expected_version: int | None = None
+) -> Changed:
+    return decide_booking(unit, actor, booking_id, True, "", now, expected_version)
+
+
+def reject_booking(
+    unit: Unit,
+    actor: Actor,
+    booking_id: str,
+    reason: str,
+    now: datetime,
+    expected_version: int | None = None,
+) -> Changed:
+    return decide_booking(unit, actor, booking_id, False, reason, now, expected_version)
+
+
+def cancel_series(
+    unit: Unit, actor: Actor, series_id: str, reason: str, now: datetime
+) -> SeriesCancelled:
+    """Cancel the occurrences of a series that have not started yet."""
+    premises_id = premises_of_series(unit.conn, series_id)
+    recorded = record(unit, premises_id, CancelSeries(actor, series_id, reason, now))
+    ids = [r.data["booking_id"] for r in recorded if r.type == "BookingCancelled"]
+    return SeriesCancelled(series_id, booking_rows(unit.conn, unit.vault, ids))
+
+
+def _row(unit: Unit, booking_id: str) -> BookingRow:
+    (row,) = booking_rows(unit.conn, unit.vault, [booking_id])
+    return row
+
+
+def _events(recorded: list[RecordedEvent]) -> list[object]:
+    return [r.to_event() for r in recorded]
