@@ -7,15 +7,20 @@ stale. `?lang=fi|en|sv` switches the language and the choice is remembered in th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, g, request, session
-from flask_babel import Babel, get_locale
+from babel.support import NullTranslations, Translations
+from flask import Flask, g, has_request_context, request, session
+from flask_babel import Babel, get_locale, get_translations
+
+from booking.reasons import sentence
 
 LANGUAGES = ("fi", "en", "sv")
 DEFAULT_LANGUAGE = "fi"
@@ -76,4 +81,43 @@ def init_app(app: Flask) -> None:
             "languages": LANGUAGES,
             "language_names": LANGUAGE_NAMES,
             "current_language": current_language(),
+            "reason_text": reason_text,
         }
+
+
+def reason_text(row: Any) -> str:
+    """A row's cancellation or rejection reason as a sentence in the page's language."""
+    return sentence(getattr(row, "reason_code", None), row.reason, get_translations())
+
+
+@functools.cache
+def _translations(language: str, folder: Path) -> NullTranslations:
+    return Translations.load(str(folder), [language], domain="messages")
+
+
+def translations(language: str) -> NullTranslations:
+    """The catalogue of `language` for text made outside a page's request — mail, API
+    answers, jobs — where Flask-Babel's locale is not the reader's. The same .po files as
+    the pages, so there is one way to translate."""
+    if language not in LANGUAGES:
+        language = DEFAULT_LANGUAGE
+    return _translations(language, _process_catalogues())
+
+
+@functools.cache
+def _process_catalogues() -> Path:
+    """The catalogues as compiled once for this process (the .po files are read and hashed
+    once, not for every mail: an expiry run mails thousands)."""
+    return compiled_catalogues()
+
+
+def reader_language() -> str:
+    """The language of whoever reads this answer: the API token's owner, else the page's."""
+    user = g.get("user") if has_request_context() else None
+    if user is not None and getattr(user, "language", None) in LANGUAGES:
+        return str(user.language)
+    if not has_request_context():
+        return DEFAULT_LANGUAGE
+    if request.path.startswith("/api/"):  # no session there: the client's Accept-Language
+        return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
+    return current_language()

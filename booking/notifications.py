@@ -1,6 +1,9 @@
 """Which events become which e-mails, in the recipient's language.
 
 Called in the transaction of the append, so a mail exists exactly when its cause does.
+The sentences are in the Babel catalogues with the pages' (fi, sv, en): a mail is rendered
+with its recipient's catalogue (`booking.i18n.translations`), with or without a request;
+system reasons are said by `booking.reasons`, around the person's own words.
 Mails name the premises and the local time; they carry no personal names, and the address
 is looked up only when the mail is sent (an erased person gets nothing).
 
@@ -12,15 +15,18 @@ once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, bindparam, select, type_coerce
 from sqlalchemy.engine import Connection
 
+from booking import reasons
+from booking.i18n import translations
+from booking.mail_texts import local_time, texts
 from booking.outbox import Mail, enqueue
 from booking.tables import users
 from events.catalog import (
@@ -42,161 +48,6 @@ from events.store import RecordedEvent
 from projections.bookings import bookings_table
 from projections.catalogue import premises_table
 from projections.popups import popups_table
-
-TEXTS: dict[str, dict[str, tuple[str, str]]] = {
-    # kind: language: (subject, body); fields: {premises}, {when}, {title}, {reason}, {count}
-    "confirmed": {
-        "fi": (
-            "Varaus vahvistettu: {premises}",
-            "Varauksesi {title} on vahvistettu.\n{premises}, {when}.",
-        ),
-        "en": (
-            "Booking confirmed: {premises}",
-            "Your booking {title} is confirmed.\n{premises}, {when}.",
-        ),
-    },
-    "pending": {
-        "fi": (
-            "Varaus odottaa hyväksyntää: {premises}",
-            "Varauksesi {title} odottaa henkilökunnan hyväksyntää. Aika on pidetty sinulle.\n{premises}, {when}.",
-        ),
-        "en": (
-            "Booking awaits approval: {premises}",
-            "Your booking {title} awaits approval by staff. The slot is held for you.\n{premises}, {when}.",
-        ),
-    },
-    "series": {
-        "fi": (
-            "Sarjavaraus tehty: {premises}",
-            "Sarjavarauksesi {title} on tehty: {count} kertaa, ensimmäinen {when}.\n{premises}.",
-        ),
-        "en": (
-            "Recurring booking placed: {premises}",
-            "Your recurring booking {title} is placed: {count} times, the first {when}.\n{premises}.",
-        ),
-    },
-    "approved": {
-        "fi": (
-            "Varaus hyväksytty: {premises}",
-            "Varauksesi {title} on hyväksytty.\n{premises}, {when}.",
-        ),
-        "en": (
-            "Booking approved: {premises}",
-            "Your booking {title} is approved.\n{premises}, {when}.",
-        ),
-    },
-    "rejected": {
-        "fi": (
-            "Varausta ei hyväksytty: {premises}",
-            "Varaustasi {title} ei hyväksytty.\nSyy: {reason}\n{premises}, {when}.",
-        ),
-        "en": (
-            "Booking rejected: {premises}",
-            "Your booking {title} was rejected.\nReason: {reason}\n{premises}, {when}.",
-        ),
-    },
-    "cancelled": {
-        "fi": (
-            "Varaus peruttu: {premises}",
-            "Varaus {title} on peruttu.\nSyy: {reason}\n{premises}, {when}.",
-        ),
-        "en": (
-            "Booking cancelled: {premises}",
-            "The booking {title} is cancelled.\nReason: {reason}\n{premises}, {when}.",
-        ),
-    },
-    "retired": {
-        "fi": (
-            "Varaus peruttu, tila poistuu käytöstä: {premises}",
-            "Varaus {title} on peruttu, koska tila {premises} poistuu käytöstä.\nSyy: {reason}\n{premises}, {when}.",
-        ),
-        "sv": (
-            "Bokningen avbokad, lokalen tas ur bruk: {premises}",
-            "Bokningen {title} är avbokad eftersom lokalen {premises} tas ur bruk.\nOrsak: {reason}\n{premises}, {when}.",
-        ),
-        "en": (
-            "Booking cancelled, the premises is taken out of use: {premises}",
-            "The booking {title} is cancelled because {premises} is taken out of use.\nReason: {reason}\n{premises}, {when}.",
-        ),
-    },
-    "series_cancelled": {
-        "fi": (
-            "Sarjavaraus peruttu: {premises}",
-            "Sarjavarauksen {title} tulevat kerrat ({count}) on peruttu.\nSyy: {reason}\n{premises}.",
-        ),
-        "en": (
-            "Recurring booking cancelled: {premises}",
-            "The coming occurrences ({count}) of {title} are cancelled.\nReason: {reason}\n{premises}.",
-        ),
-    },
-    "popup_approved": {
-        "fi": (
-            "Pop-up hyväksytty: {premises}",
-            "Pop-up-pyyntösi {title} on hyväksytty.\n{premises}, {when}.",
-        ),
-        "en": (
-            "Pop-up approved: {premises}",
-            "Your pop-up request {title} is approved.\n{premises}, {when}.",
-        ),
-    },
-    "popup_rejected": {
-        "fi": (
-            "Pop-up-pyyntöä ei hyväksytty: {premises}",
-            "Pop-up-pyyntöäsi {title} ei hyväksytty.\nSyy: {reason}\n{premises}, {when}.",
-        ),
-        "en": (
-            "Pop-up request rejected: {premises}",
-            "Your pop-up request {title} was rejected.\nReason: {reason}\n{premises}, {when}.",
-        ),
-    },
-    "popup_expired": {
-        "fi": (
-            "Pop-up-pyyntö vanheni: {premises}",
-            "Pop-up-pyyntöösi {title} ei ehditty vastata, ja aika on vapautettu.\n{premises}, {when}.",
-        ),
-        "en": (
-            "Pop-up request expired: {premises}",
-            "Your pop-up request {title} was not decided in time, and the slot is free again.\n{premises}, {when}.",
-        ),
-    },
-    "message": {
-        "fi": (
-            "Uusi viesti: {title}",
-            "Sinulle on uusi viesti koskien: {title}.\nLue ja vastaa palvelussa.",
-        ),
-        "en": (
-            "New message: {title}",
-            "You have a new message about: {title}.\nRead and reply in the service.",
-        ),
-    },
-    "reminder": {
-        "fi": (
-            "Muistutus huomisesta varauksesta: {premises}",
-            "Muistutus: {title}\n{premises}, {when}.",
-        ),
-        "en": (
-            "Reminder of your booking tomorrow: {premises}",
-            "A reminder: {title}\n{premises}, {when}.",
-        ),
-    },
-}
-WEEKDAYS = {
-    "fi": ("ma", "ti", "ke", "to", "pe", "la", "su"),
-    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
-}
-
-
-def local_time(start: datetime, end: datetime, zone: ZoneInfo, language: str) -> str:
-    """`ke 2.12.2026 klo 18.00–20.00 (Europe/Helsinki)` / `Wed 2 Dec 2026 18:00–20:00 (…)`."""
-    s, e = start.astimezone(zone), end.astimezone(zone)
-    day = WEEKDAYS.get(language, WEEKDAYS["en"])[s.weekday()]
-    end_text = e.strftime("%H.%M") if language == "fi" else e.strftime("%H:%M")
-    if e.date() != s.date():
-        end_text = (f"{e.day}.{e.month}. " if language == "fi" else f"{e.day} {e:%b} ") + end_text
-    if language == "fi":
-        return f"{day} {s.day}.{s.month}.{s.year} klo {s:%H.%M}–{end_text} ({zone.key})"
-    return f"{day} {s.day} {s:%b %Y} {s:%H:%M}–{end_text} ({zone.key})"
-
 
 _LANGUAGE = select(users.c.language).where(users.c.id == bindparam("user"))
 _PREMISES = select(
@@ -224,7 +75,7 @@ _POPUPS = select(
     users.c.language,
 ).select_from(_p.outerjoin(users, users.c.id == _p.c.requested_by))
 _POPUPS_BY_ID = ByDialect(lambda dialect: _POPUPS.where(one_of(_p.c.id, "ids", dialect)))
-LANGUAGES = ("fi", "en")
+LANGUAGES = ("fi", "sv", "en")
 
 
 class Popup(NamedTuple):
@@ -298,25 +149,39 @@ class Notifier:
         title: str,
         start: datetime | None = None,
         end: datetime | None = None,
+        reason: tuple[str, str] | None = None,
+        skipped: Sequence[Mapping[str, Any]] = (),
         **extra: object,
     ) -> Mail:
         if premises_id is not None:
             self._prefetch(recipient, premises_id)
         language = self.language(recipient)
+        catalogue = translations(language)
         fields: dict[str, object] = {"title": title, "premises": "", "when": "", **extra}
+        zone: ZoneInfo | None = None
         if premises_id is not None:
             names, zone = self.premises(premises_id)
             fields["premises"] = names.get(language) or names.get("fi") or premises_id
             if start is not None and end is not None:
                 fields["when"] = self.when(start, end, zone, language)
-        subject, body = TEXTS[kind][language]
+        if reason is not None:
+            fields["reason"] = reasons.sentence(reason[0], reason[1], catalogue) or "–"
+        if skipped and zone is not None:
+            fields["skipped"] = [self._skipped(s, zone, language) for s in skipped]
+        subject, body = texts(kind, catalogue, fields)
         return Mail(
             dedupe_key=f"{key}:{recipient}",
             recipient_id=recipient,
             language=language,
-            subject=subject.format(**fields),
-            body=body.format(**fields),
+            subject=subject,
+            body=body,
         )
+
+    def _skipped(self, skipped: Mapping[str, Any], zone: ZoneInfo, language: str) -> str:
+        """`ti 8.12.2026 klo 18.00–20.00 (…): Aika on jo varattu.`"""
+        start, end = (datetime.fromisoformat(skipped[k]) for k in ("start", "end"))
+        why = reasons.skipped_reason(str(skipped.get("reason", "")), language)
+        return f"{self.when(start, end, zone, language)}: {why}"
 
     def popup(self, request_id: str) -> Popup:
         if request_id not in self._popups:
@@ -342,7 +207,7 @@ class Notifier:
         found = self._instants.get(stored)
         if found is None:
             read = self._read_instant
-            value: datetime = read(stored) if read else stored  # NOT NULL columns
+            value: datetime = cast(datetime, read(stored) if read else stored)  # NOT NULL
             found = self._instants[stored] = value
         return found
 
@@ -429,6 +294,7 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
                 first.start,
                 first.end,
                 count=context.series_counts.get(sid, 0),
+                skipped=event.skipped,
             )
         case BookingApproved(booking_id=bid) | BookingRejected(booking_id=bid):
             row = n.booking(bid)
@@ -442,10 +308,12 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
                 row.title,
                 row.start,
                 row.end,
-                reason=reason,
+                reason=("", reason),
             )
         case BookingCancelled(booking_id=bid, reason=reason) if not context.series_cancel:
             row = n.booking(bid)
+            # A retirement's mail says itself that the premises is taken out of use: its
+            # reason line gives only the staff's own words.
             yield n.mail(
                 "retired" if context.retired else "cancelled",
                 key,
@@ -454,7 +322,7 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
                 row.title,
                 row.start,
                 row.end,
-                reason=reason or "–",
+                reason=("", reason) if context.retired else (event.cause, reason),
             )
         case BookingSeriesCancelled(series_id=sid, reason=reason):
             first = n.conn.execute(
@@ -467,7 +335,7 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
                 event.premises_id,
                 first.title,
                 count=context.cancelled_count,
-                reason=reason or "–",
+                reason=("", reason),
             )
         case PopupApproved() | PopupRejected() | PopupExpired():
             yield _popup_mail(n, event, key)
@@ -477,7 +345,7 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
 
 def _popup_mail(n: Notifier, event: PopupDecision, key: str) -> Mail:
     row = n.popup(event.request_id)
-    reason = event.reason if isinstance(event, PopupRejected) else ""
+    reason = (event.cause, event.reason) if isinstance(event, PopupRejected) else None
     return n.mail(
         _POPUP_KINDS[type(event)],
         key,

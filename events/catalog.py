@@ -17,6 +17,14 @@ JSONObject = dict[str, Any]
 Upcaster = Callable[[JSONObject], JSONObject]
 
 
+# Why the system cancelled a booking or turned a request down (`BookingCancelled.cause`,
+# `PopupRejected.cause`): codes, so each reader is told in their own language.
+PREMISES_CLOSED = "premises_closed"
+POPUP_WITHDRAWN = "popup_withdrawn"
+PREMISES_RETIRED = "premises_retired"
+CAUSES = (PREMISES_CLOSED, POPUP_WITHDRAWN, PREMISES_RETIRED)
+
+
 @dataclass(frozen=True)
 class Event:
     """Base of all events. `schema_version` is the version of the event's current shape;
@@ -107,6 +115,39 @@ class ClosureAdded(Event):
 # --- bookings ---------------------------------------------------------------------------
 
 
+# The English system sentences that version 1 of `BookingCancelled` and `PopupRejected`
+# stored in `reason`, and the cause each one means.
+_LEGACY_WHOLE = {
+    "The pop-up was withdrawn.": POPUP_WITHDRAWN,
+    "The premises is closed.": PREMISES_CLOSED,
+    "The premises is retired.": PREMISES_RETIRED,
+}
+_LEGACY_PREFIXES = {
+    "The premises is closed: ": PREMISES_CLOSED,
+    "The premises is retired: ": PREMISES_RETIRED,
+}
+
+
+def split_legacy_reason(reason: str | None) -> tuple[str, str]:
+    """(cause, the person's words) of a reason stored before causes had a field of their
+    own; a reason that is no known system sentence is all the person's words."""
+    text = reason or ""
+    if text in _LEGACY_WHOLE:
+        return _LEGACY_WHOLE[text], ""
+    for prefix, cause in _LEGACY_PREFIXES.items():
+        if text.startswith(prefix):
+            return cause, text[len(prefix) :]
+    return "", text
+
+
+def upcast_reason_v1_v2(data: JSONObject) -> JSONObject:
+    """v1 wrote system sentences in English into `reason` ("The premises is closed:
+    Putkiremontti"); v2 keeps the person's words there and the cause as a code."""
+    data = dict(data)
+    data["cause"], data["reason"] = split_legacy_reason(data.get("reason"))
+    return data
+
+
 def upcast_booking_placed_v1_v2(data: JSONObject) -> JSONObject:
     """v1 named the head count `attendee_count`; v2 calls it `attendees` like the API."""
     data = dict(data)
@@ -158,12 +199,20 @@ class BookingRejected(Event):
 
 @dataclass(frozen=True)
 class BookingCancelled(Event):
+    """`reason` is the canceller's own words only ("" when none); `cause` says, as a code,
+    what the system knows about why (`CAUSES`; "" when a person just cancelled). Version 1
+    kept English system sentences in `reason` (see `upcast_reason_v1_v2`)."""
+
+    schema_version: ClassVar[int] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: upcast_reason_v1_v2}
+
     premises_id: str
     booking_id: str
     cancelled_by: str
     reason: str
     late: bool
     cancelled_at: datetime
+    cause: str = ""
 
 
 @dataclass(frozen=True)
@@ -218,11 +267,17 @@ class PopupApproved(Event):
 
 @dataclass(frozen=True)
 class PopupRejected(Event):
+    """`reason` and `cause` as in `BookingCancelled` (version 2; see `upcast_reason_v1_v2`)."""
+
+    schema_version: ClassVar[int] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: upcast_reason_v1_v2}
+
     premises_id: str
     request_id: str
     rejected_by: str
     reason: str
     rejected_at: datetime
+    cause: str = ""
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ bookings_table = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
     Column("late", Boolean),
-    Column("reason", Text),
+    Column("reason", Text),  # the person's own words
+    Column("reason_code", String(32)),  # the cause the system knows (events.catalog.CAUSES)
     Index("ix_booking_list_premises_start", "premises_id", "start"),
     Index("ix_booking_list_organisation_start", "organisation_id", "start"),
 )
@@ -121,6 +122,7 @@ def _placed_row(e: BookingPlaced) -> dict[str, Any]:
         "version": 1,
         "late": None,
         "reason": None,
+        "reason_code": None,
     }
 
 
@@ -129,7 +131,13 @@ def changed_values(e: BookingApproved | BookingRejected | BookingCancelled) -> d
         return {"status": "confirmed", "updated_at": e.approved_at}
     if isinstance(e, BookingRejected):
         return {"status": "rejected", "reason": e.reason, "updated_at": e.rejected_at}
-    return {"status": "cancelled", "reason": e.reason, "late": e.late, "updated_at": e.cancelled_at}
+    return {
+        "status": "cancelled",
+        "reason": e.reason,
+        "reason_code": e.cause or None,
+        "late": e.late,
+        "updated_at": e.cancelled_at,
+    }
 
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:

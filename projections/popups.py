@@ -32,7 +32,8 @@ popups_table = Table(
     Column("expected_attendees", Integer, nullable=False),
     Column("decision_deadline", UTCDateTime, nullable=False),
     Column("booking_id", String(64)),
-    Column("reason", Text),
+    Column("reason", Text),  # the person's own words
+    Column("reason_code", String(32)),  # the cause the system knows (events.catalog.CAUSES)
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
@@ -95,7 +96,12 @@ class Popups(Projection):
     @handles(PopupRejected)
     def rejected(self, conn: Connection, e: PopupRejected, rec: RecordedEvent) -> None:
         self._change(
-            conn, e.request_id, status="rejected", reason=e.reason, updated_at=e.rejected_at
+            conn,
+            e.request_id,
+            status="rejected",
+            reason=e.reason,
+            reason_code=e.cause or None,
+            updated_at=e.rejected_at,
         )
 
     @handles(PopupWithdrawn)

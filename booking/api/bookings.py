@@ -15,6 +15,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 from sqlalchemy.engine import Connection
 
+from booking import reasons
 from booking.api import schemas
 from booking.api.paging import AFTER_DOC, LINK_HEADER, next_field, page_headers, page_request
 from booking.auth import require, signed_in, signed_in_strongly
@@ -28,6 +29,7 @@ from booking.http import (
     unit_for,
     write,
 )
+from booking.i18n import reader_language
 from booking.queries.bookings import BookingFilter, BookingRow, visible_booking
 from booking.queries.bookings import list_bookings as bookings_page
 from booking.service import Outcome
@@ -64,7 +66,7 @@ def booking_json(row: BookingRow) -> dict[str, Any]:
         "created_at": iso(row.created_at, zone),
         "updated_at": iso(row.updated_at, zone),
         "late": row.late,
-        "reason": row.reason,
+        **reasons.answer(row.reason, row.reason_code),
     }
 
 
@@ -235,7 +237,13 @@ def place_series(body: dict[str, Any]) -> Response:
         )
         zone = placed.bookings[0].zone
         skipped = [
-            {"start": iso(s.start, zone), "end": iso(s.end, zone), "reason": s.reason}
+            {
+                "start": iso(s.start, zone),
+                "end": iso(s.end, zone),
+                "reason": s.reason,
+                # The domain's refusal as a sentence in the reader's language (token owner's).
+                "reason_text": reasons.skipped_reason(s.reason, reader_language()),
+            }
             for s in placed.skipped
         ]
         return Outcome(

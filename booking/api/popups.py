@@ -15,6 +15,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy.engine import Connection
 
+from booking import reasons
 from booking.api.bookings import stated
 from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.api.schemas import ReasonIn, instant
@@ -63,7 +64,25 @@ class PopupOut(ma.Schema):
     expected_attendees = fields.Integer()
     decision_deadline = fields.String()
     booking_id = fields.String(allow_none=True)
-    reason = fields.String(allow_none=True)
+    reason = fields.String(
+        allow_none=True,
+        metadata={"description": "the canceller's or decider's own words; null when never given"},
+    )
+    reason_code = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "why the system cancelled or turned it down, as a code; null when "
+            "a person did it with their own words",
+            "enum": ["premises_closed", "popup_withdrawn", "premises_retired", None],
+        },
+    )
+    reason_text = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the whole reason as a sentence in the reader's language (the "
+            "token owner's, else Accept-Language: fi, sv, en)"
+        },
+    )
     requested_by = fields.String()
     version = fields.Integer()
     created_at = fields.String()
@@ -92,7 +111,7 @@ def popup_json(row: Any, personal: PersonalData) -> dict[str, Any]:
         "expected_attendees": row.expected_attendees,
         "decision_deadline": iso(row.decision_deadline, zone),
         "booking_id": row.booking_id,
-        "reason": row.reason,
+        **reasons.answer(row.reason, row.reason_code),
         "requested_by": row.requested_by,
         "version": row.version,
         "created_at": iso(row.created_at, zone),

@@ -296,7 +296,25 @@ class BookingOut(ma.Schema):
     created_at = Text()
     updated_at = Text()
     late = fields.Boolean(allow_none=True)
-    reason = Text(allow_none=True)
+    reason = Text(
+        allow_none=True,
+        metadata={"description": "the canceller's or decider's own words; null when never given"},
+    )
+    reason_code = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "why the system cancelled or turned it down, as a code; null when "
+            "a person did it with their own words",
+            "enum": ["premises_closed", "popup_withdrawn", "premises_retired", None],
+        },
+    )
+    reason_text = Text(
+        allow_none=True,
+        metadata={
+            "description": "the whole reason as a sentence in the reader's language (the "
+            "token owner's, else Accept-Language: fi, sv, en)"
+        },
+    )
 
 
 class BookingList(ma.Schema):
@@ -325,7 +343,15 @@ class SeriesIn(BookingIn):
 class Skipped(ma.Schema):
     start = Text()
     end = Text()
-    reason = Text()
+    reason = Text(
+        metadata={"description": "`conflict`, or the rule that was broken (`field: message`)"}
+    )
+    reason_text = Text(
+        metadata={
+            "description": "the reason as a sentence in the reader's language (the token "
+            "owner's: fi, sv, en)"
+        }
+    )
 
 
 class SeriesOut(ma.Schema):

@@ -124,6 +124,14 @@ def usage_stats(query: dict[str, Any]) -> Response:
     `organisation_type`, a type with fewer than three organisations is pooled as `other`,
     and a group whose pool is still smaller is shown whole as `all`; `open_hours` is then
     that of the whole group.
+
+    Why: a figure about one or two organisations would tell who booked what. The rule is
+    applied to each group of the other keys separately and to the whole asked period: for
+    example `group_by=month,organisation_type` over a period that includes December 2026,
+    when fewer than three organisations of any one type booked, gives December a single row
+    with `organisation_type: "all"`, and another month may show `association`, `company` and
+    `other`. Ask for a longer period or fewer keys to see a breakdown. Without
+    `organisation_type` among the keys nothing is suppressed (no figure names anybody).
     """
     first, last = query["from_"], query["to"]
     group_by = _group_by(query["group_by"])

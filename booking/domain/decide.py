@@ -51,6 +51,8 @@ from booking.domain.spaces import (
     space_problems,
 )
 from events.catalog import (
+    PREMISES_CLOSED,
+    PREMISES_RETIRED,
     BookingApproved,
     BookingCancelled,
     BookingPlaced,
@@ -288,7 +290,14 @@ def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
     # The reason stored is the staff's own words; each mail says in its reader's language
     # that the premises was taken out of use (booking.notifications, kind "retired").
     events: list[Event] = [
-        PopupRejected(premises.premises_id, p.request_id, cmd.actor.user_id, cmd.reason, now)
+        PopupRejected(
+            premises.premises_id,
+            p.request_id,
+            cmd.actor.user_id,
+            cmd.reason,
+            now,
+            cause=PREMISES_RETIRED,
+        )
         for p in sorted(held, key=lambda p: p.slot.start)
     ]
     events += [
@@ -299,6 +308,7 @@ def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
             reason=cmd.reason,
             late=False,
             cancelled_at=now,
+            cause=PREMISES_RETIRED,
         )
         for b in sorted(coming, key=_by_start)
     ]
@@ -330,8 +340,9 @@ def _close(cmd: AddClosure, premises: PremisesState, shared: Shared) -> list[Eve
             premises.premises_id,
             p.request_id,
             cmd.actor.user_id,
-            f"The premises is closed: {cmd.reason}",
+            cmd.reason,
             cmd.now,
+            cause=PREMISES_CLOSED,
         )
         for p in held
     ]
@@ -340,9 +351,10 @@ def _close(cmd: AddClosure, premises: PremisesState, shared: Shared) -> list[Eve
             premises_id=cmd.premises_id,
             booking_id=b.booking_id,
             cancelled_by=cmd.actor.user_id,
-            reason=f"The premises is closed: {cmd.reason}",
+            reason=cmd.reason,
             late=False,
             cancelled_at=cmd.now,
+            cause=PREMISES_CLOSED,
         )
         for b in sorted(clashing, key=_by_start)
     ]

@@ -23,6 +23,7 @@ from booking.domain.premises import PopupRecord, PremisesState
 from booking.domain.rules import Problems, conflicts_with
 from booking.domain.spaces import NOTHING_SHARED, Shared
 from events.catalog import (
+    POPUP_WITHDRAWN,
     BookingCancelled,
     BookingPlaced,
     Event,
@@ -245,9 +246,10 @@ def _withdraw(cmd: WithdrawPopup, premises: PremisesState) -> list[Event]:
                 premises.premises_id,
                 booking.booking_id,
                 cmd.actor.user_id,
-                "The pop-up was withdrawn.",
+                "",
                 False,
                 cmd.now,
+                cause=POPUP_WITHDRAWN,
             ),
         ]
     raise InvalidState(f"The request is {popup.status}.")

@@ -1,7 +1,8 @@
 """/feeds/...: the feeds over HTTP.
 
 - `/feeds/premises/<id>.ics` — public: every booking as busy time, titled only when the
-  booking is public ("Varattu / Booked" otherwise), closures as "Suljettu / Closed".
+  booking is public ("Varattu / Bokad / Booked" otherwise), closures as
+  "Suljettu / Stängd / Closed" (fixed words in Finnish, Swedish and English).
 - `/feeds/private/<token>.ics` — a feed token's scope: staff see their premises' bookings
   with details (title, organisation, attendees, notes, contact unless erased) and closures
   with the reason; an organisation sees its own bookings with details.
@@ -38,7 +39,7 @@ from booking.http import now, runtime, statement_reads
 
 blp = Blueprint("feeds", __name__, url_prefix="/feeds")
 
-FORMAT = "2"  # part of every ETag: change it when the rendering changes
+FORMAT = "3"  # part of every ETag: change it when the rendering changes
 GZIP_LEVEL = 6
 # Within this long after a change, If-Modified-Since never gives 304 and Last-Modified is
 # sent a second early: a change in the same second, or one committing late, must not hide.

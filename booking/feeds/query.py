@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from booking.accounts import token_hash
 from booking.domain.errors import RuleBroken
-from booking.feeds.render import premises_name
+from booking.feeds.render import BOOKINGS, premises_name
 from booking.tables import feed_token_keys, feed_tokens, organisations, users
 from events.sql import UTCDateTime
 from projections.bookings import bookings_table
@@ -223,12 +223,12 @@ def calendar_name(conn: Connection, scope: Scope, heads: list[Any]) -> str:
         found = conn.execute(
             select(organisations.c.name).where(organisations.c.id == scope.keys[0])
         ).scalar()
-        return f"{found or scope.keys[0]} – varaukset / bookings"
+        return f"{found or scope.keys[0]} – {BOOKINGS}"
     labels = [premises_name(h) for h in heads]
     shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3}" if len(labels) > 3 else "")
     if scope.details:
         return f"Tilavaraus: {shown}"
-    return f"{shown} – varaukset / bookings"
+    return f"{shown} – {BOOKINGS}"
 
 
 Resolved = tuple[Scope, list[Any]] | None  # a feed's scope and its heads, or no feed

@@ -5,7 +5,8 @@ Times are in UTC, so no VTIMEZONE is needed (a generated Europe/Helsinki VTIMEZO
 seen to put the spring change an hour off; every client shows UTC in local time).
 DTSTAMP = LAST-MODIFIED = the entry's last change, SEQUENCE grows with each change. A
 cancelled or rejected booking is STATUS:CANCELLED, TRANSP:TRANSPARENT with a "Peruttu /
-Cancelled:" title (Google shows cancelled events of subscriptions as if they were on).
+Avbokad / Cancelled:" title (Google shows cancelled events of subscriptions as if they were
+on). A feed has no reader to ask, so its fixed words are in Finnish, Swedish and English.
 
 Two writers give the same bytes: `event_of` builds the icalendar library's component (the
 reference), and `public_event` / `private_event` write its lines directly, escaping TEXT and
@@ -35,14 +36,22 @@ except ImportError:  # icalendar 6
     )
 
 PRODID = "-//Tilavaraus//Tilavaraus feeds 1.0//FI"
-BOOKED, CLOSED, CANCELLED = "Varattu / Booked", "Suljettu / Closed", "Peruttu / Cancelled"
+# A feed has no reader to ask (no content negotiation): its fixed words are in all three
+# languages of the service, Finnish, Swedish and English.
+BOOKED = "Varattu / Bokad / Booked"
+CLOSED = "Suljettu / Stängd / Closed"
+CANCELLED = "Peruttu / Avbokad / Cancelled"
+BOOKINGS = "varaukset / bokningar / bookings"
 REFRESH = timedelta(hours=1)
 STATUSES = {
-    "confirmed": ("CONFIRMED", "vahvistettu / confirmed"),
-    "pending_approval": ("TENTATIVE", "odottaa hyväksyntää / pending approval"),
-    "closed": ("CONFIRMED", "suljettu / closed"),
-    "cancelled": ("CANCELLED", "peruttu / cancelled"),
-    "rejected": ("CANCELLED", "hylätty / rejected"),
+    "confirmed": ("CONFIRMED", "vahvistettu / bekräftad / confirmed"),
+    "pending_approval": (
+        "TENTATIVE",
+        "odottaa hyväksyntää / väntar på godkännande / pending approval",
+    ),
+    "closed": ("CONFIRMED", "suljettu / stängd / closed"),
+    "cancelled": ("CANCELLED", "peruttu / avbokad / cancelled"),
+    "rejected": ("CANCELLED", "hylätty / avslagen / rejected"),
 }
 END_CALENDAR = b"END:VCALENDAR\r\n"
 FOLD_AT = 75  # octets per line, RFC 5545 3.1
@@ -50,8 +59,9 @@ FOLD_AT = 75  # octets per line, RFC 5545 3.1
 
 def premises_name(head: Any) -> str:
     names = head.name or {}
-    fi, en = names.get("fi"), names.get("en")
-    return str(f"{fi} / {en}" if fi and en and fi != en else fi or en or head.key)
+    given = [str(names[k]) for k in ("fi", "sv", "en") if names.get(k)]
+    unique = list(dict.fromkeys(given))  # the same name in two languages is said once
+    return " / ".join(unique) or str(head.key)
 
 
 def premises_label(head: Any) -> str:
@@ -133,18 +143,18 @@ def contact_of(personal: Opens, name: str | None, email: str | None) -> str | No
 def description_of(row: Any, personal: Opens, contact: str | None) -> str:
     lines = []
     if row.kind == "closure":
-        lines.append(f"Syy / Reason: {row.title}")
+        lines.append(f"Syy / Orsak / Reason: {row.title}")
     else:
         if row.organisation_name:
-            lines.append(f"Järjestö / Organisation: {row.organisation_name}")
-        lines.append(f"Osallistujia / Attendees: {row.attendees}")
-        lines.append(f"Tila / Status: {STATUSES[row.status][1]}")
+            lines.append(f"Järjestö / Organisation / Organisation: {row.organisation_name}")
+        lines.append(f"Osallistujia / Deltagare / Attendees: {row.attendees}")
+        lines.append(f"Tila / Status / Status: {STATUSES[row.status][1]}")
         if contact:
-            lines.append(f"Yhteyshenkilö / Contact: {contact}")
+            lines.append(f"Yhteyshenkilö / Kontaktperson / Contact: {contact}")
         if notes := personal.open(row.notes):
-            lines.append(f"Lisätiedot / Notes: {notes}")
+            lines.append(f"Lisätiedot / Anteckningar / Notes: {notes}")
         if row.reason and STATUSES[row.status][0] == "CANCELLED":
-            lines.append(f"Syy / Reason: {personal.open(row.reason) or ''}")
+            lines.append(f"Syy / Orsak / Reason: {personal.open(row.reason) or ''}")
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ Only presentation attributes are used (fill, stroke…), never `style`, so the s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,13 +39,29 @@ def _open(width: int, height: int, chart_id: str, title: str, description: str) 
     )
 
 
-def column_chart(
-    chart_id: str, title: str, description: str, points: Sequence[Point], label_every: int = 1
-) -> Markup:
-    """Vertical bars of 0..100 % with a labelled axis."""
-    width, height, left, bottom, top = 720, 260, 44, 40, 12
-    plot_h = height - bottom - top
+# Axis labels: 12 px text is about 7 px a character; a rotated label needs about 16 px of
+# width whatever its length. Rotation and thinning are chosen from these, so labels never
+# overlap however many columns there are (12 weeks at desktop width used to run together).
+CHAR_WIDTH, LABEL_GAP, ROTATED_PITCH = 7.0, 8.0, 16.0
+
+
+def axis_labels(labels: Sequence[str], step: float) -> tuple[bool, int]:
+    """(rotate the labels?, label every n-th column) for columns `step` px apart."""
+    longest = max((len(label) for label in labels), default=0) * CHAR_WIDTH
+    if longest + LABEL_GAP <= step:
+        return False, 1
+    return True, max(1, math.ceil(ROTATED_PITCH / step))
+
+
+def column_chart(chart_id: str, title: str, description: str, points: Sequence[Point]) -> Markup:
+    """Vertical bars of 0..100 % with a labelled axis; long labels are turned 45 degrees
+    and, where columns are narrow, only every n-th is written (each bar keeps its title)."""
+    width, left, top, plot_h = 720, 44, 12, 208
     step = (width - left - 8) / max(len(points), 1)
+    rotate, label_every = axis_labels([p.label for p in points], step)
+    longest = max((len(p.label) for p in points), default=0) * CHAR_WIDTH
+    bottom = round(longest * 0.71 + 24) if rotate else 40  # sin 45° of the longest label
+    height = top + plot_h + bottom
     parts = [_open(width, height, chart_id, title, description)]
     for pct in (0, 25, 50, 75, 100):
         y = top + plot_h * (1 - pct / 100)
@@ -62,9 +79,18 @@ def column_chart(
             f'width="{step * 0.7:.1f}" height="{bar_h:.1f}" fill="{BAR}">'
             f"<title>{escape(point.label)}: {_percent(point.value)}</title></rect>"
         )
-        if n % label_every == 0:
+        if n % label_every:
+            continue
+        cx, y = x + step / 2, top + plot_h + 16
+        if rotate:
             parts.append(
-                f'<text x="{x + step / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+                f'<text class="axis-label" x="{cx + 4:.1f}" y="{y:.1f}" text-anchor="end" '
+                f'transform="rotate(-45 {cx + 4:.1f} {y:.1f})" font-size="12" fill="{TEXT}">'
+                f"{escape(point.label)}</text>"
+            )
+        else:
+            parts.append(
+                f'<text class="axis-label" x="{cx:.1f}" y="{y:.1f}" text-anchor="middle" '
                 f'font-size="12" fill="{TEXT}">{escape(point.label)}</text>'
             )
     parts.append(

@@ -12,12 +12,13 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_skeleton
 from flask import g, redirect, request, session, url_for
+from flask_babel import get_translations
 from flask_babel import gettext as _
 from sqlalchemy.engine import Connection
 from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response
 
-from booking import auth
+from booking import auth, vocabulary
 from booking.accounts import User
 from booking.domain.errors import DomainError, RuleBroken, SlotTaken
 from booking.http import request_metadata, runtime
@@ -269,25 +270,13 @@ def localised(value: Mapping[str, Any] | None, fallback: str = "") -> str:
 
 
 def feature_names() -> dict[str, str]:
-    return {
-        "step_free_access": _("Step-free access"),
-        "accessible_toilet": _("Accessible toilet"),
-        "induction_loop": _("Induction loop"),
-        "lift": _("Lift"),
-        "accessible_parking": _("Accessible parking"),
-        "braille_signage": _("Braille signage"),
-        "projector": _("Projector"),
-        "whiteboard": _("Whiteboard"),
-        "kitchen": _("Kitchen"),
-        "wifi": _("Wi-Fi"),
-        "sound_system": _("Sound system"),
-        "piano": _("Piano"),
-        "stage": _("Stage"),
-    }
+    """Every known feature key → its name in the page's language (booking/vocabulary.py)."""
+    return vocabulary.names(list(vocabulary.TERMS), get_translations())
 
 
 def feature_name(key: str) -> str:
-    return feature_names().get(key, key.replace("_", " "))
+    """A known key in the page's language; a key staff made up, as they wrote it."""
+    return vocabulary.term(key, get_translations())
 
 
 def all_features(rows: Iterable[Any]) -> tuple[list[str], list[str]]:

@@ -25,11 +25,13 @@ from booking.pages.common import (
     redirect_to,
     run,
     signed_in_as,
+    span_text,
 )
 from booking.pages.localtime import form_span
 from booking.pages.oidc import strong_identity_page
 from booking.pages.threads import post_to_thread, read_thread
 from booking.queries.bookings import member_bookings, visible_booking
+from booking.reasons import skipped_reason
 from booking.tables import organisations
 from booking.usecases import bookings as cases
 from events.sql import read_transaction
@@ -144,13 +146,19 @@ def new_booking() -> Any:
         return render_template("member/new_booking.html", **context), 422
     if isinstance(done, cases.SeriesPlaced):
         skipped = done.skipped
-        flash(
-            ngettext(
-                "%(num)d weekly booking made.", "%(num)d weekly bookings made.", len(done.bookings)
-            )
-            + (" " + _("%(n)d dates could not be booked.", n=len(skipped)) if skipped else ""),
-            "success",
+        made = ngettext(
+            "%(num)d weekly booking made.", "%(num)d weekly bookings made.", len(done.bookings)
         )
+        if skipped:
+            made += " " + ngettext(
+                "%(num)d date could not be booked:",
+                "%(num)d dates could not be booked:",
+                len(skipped),
+            )
+        flash(made, "success")
+        # Each date that was not booked, and why, in the page's language.
+        for item in skipped:
+            flash(f"{span_text(item.start, item.end, zone)}: {skipped_reason(item.reason)}", "info")
         return redirect_to("member.my_bookings")
     if done.booking.status == "pending_approval":
         flash(_("Booking sent. Staff will approve or reject it."), "success")

@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from booking import accounts, outbox, sessions
+from booking import accounts, i18n, outbox, sessions
 from booking.domain.accounts import SELF_SIGNUP
 from booking.http import new_id, now, request_metadata, runtime
 from booking.i18n import current_language
@@ -102,24 +102,15 @@ def sign_in_link(user_id: str) -> str:
     return url_for("signin.link", token=token, _external=True)
 
 
-LINK_TEXTS = {
-    "fi": (
-        "Kirjautumislinkki – Tilavaraus",
-        "Kirjaudu Tilavaraukseen tästä linkistä (voimassa 30 minuuttia):\n\n{link}\n\n"
-        "Jos et pyytänyt linkkiä, voit jättää tämän viestin huomiotta.",
-    ),
-    "en": (
-        "Your sign-in link – Tilavaraus",
-        "Sign in to Tilavaraus with this link (valid for 30 minutes):\n\n{link}\n\n"
-        "If you did not ask for it, you can ignore this message.",
-    ),
-}
-
-
 def link_mail(user_id: str, language: str, link: str) -> outbox.Mail:
-    subject, body = LINK_TEXTS.get(language, LINK_TEXTS["fi"])
+    catalogue = i18n.translations(language)  # the recipient's language, not the page's
+    subject = catalogue.gettext("Your sign-in link – Tilavaraus")
+    body = catalogue.gettext(
+        "Sign in to Tilavaraus with this link (valid for 30 minutes):\n\n%(link)s\n\n"
+        "If you did not ask for it, you can ignore this message."
+    ) % {"link": link}
     key = hashlib.sha256(link.encode()).hexdigest()[:32]
-    return outbox.Mail(f"sign-in-link:{key}", user_id, language, subject, body.format(link=link))
+    return outbox.Mail(f"sign-in-link:{key}", user_id, language, subject, body)
 
 
 @bp.route("/signup", methods=["GET", "POST"])

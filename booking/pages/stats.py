@@ -75,7 +75,6 @@ def index() -> Any:
                 best=f"{busiest.label} {round((busiest.value or 0) * 100)} %" if busiest else "–",
             ),
             week_points,
-            label_every=max(1, len(week_points) // 8),
         ),
         "heatmap": heatmap(
             "chart-heatmap",

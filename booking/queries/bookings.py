@@ -44,7 +44,8 @@ class BookingRow:
     created_at: datetime
     updated_at: datetime
     late: bool | None
-    reason: str | None
+    reason: str | None  # the person's own words
+    reason_code: str | None  # the system's cause (events.catalog.CAUSES)
     timezone: str
 
     @property
@@ -77,6 +78,7 @@ class BookingRow:
             updated_at=event.placed_at,
             late=None,
             reason=None,
+            reason_code=None,
             timezone=zone.key,
         )
 

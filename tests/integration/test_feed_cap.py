@@ -130,7 +130,9 @@ def test_a_staff_feed_over_the_cap_narrows(api: Api) -> None:
     _, last = reach_of(narrowed)
     assert last < today() + timedelta(days=6)
     shown = read(narrowed.data).events.values()
-    assert shown and all("Osallistujia / Attendees" in (e.description or "") for e in shown)
+    assert shown and all(
+        "Osallistujia / Deltagare / Attendees" in (e.description or "") for e in shown
+    )
     assert {e.start.astimezone(local(today(), 0).tzinfo).date() for e in shown} == {
         today() + timedelta(days=n) for n in range(1, (last - today()).days + 1)
     }

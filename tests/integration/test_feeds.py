@@ -205,7 +205,8 @@ def test_calendar_properties_and_one_event_per_booking(api: Api) -> None:
 
     seen = feed(api, "/feeds/premises/room.ics")
 
-    assert seen.name == seen.calname == "Kokoushuone 2 / Meeting room 2 – varaukset / bookings"
+    name = "Kokoushuone 2 / Meeting room 2 – varaukset / bokningar / bookings"
+    assert seen.name == seen.calname == name
     assert seen.refresh == ("DURATION", "PT1H")
     assert seen.ttl == "PT1H"
     (event,) = seen.events.values()
@@ -280,7 +281,8 @@ def test_cancellation_keeps_the_uid_raises_sequence_and_frees_the_time(api: Api)
     assert after.status == "CANCELLED"
     assert after.sequence > first.sequence
     assert after.transp == "TRANSPARENT"  # no longer busy time
-    assert after.summary.startswith("Peruttu / Cancelled: ")  # for clients that ignore STATUS
+    # For clients that ignore STATUS:
+    assert after.summary.startswith("Peruttu / Avbokad / Cancelled: ")
     assert after.last_modified >= first.last_modified
     assert (after.start, after.end) == (first.start, first.end)
 
@@ -401,9 +403,9 @@ def test_public_feed_shows_busy_times_without_personal_data(api: Api) -> None:
     seen = parse(response.data).events
     text = unfolded(response.data)
 
-    assert seen[secret["id"]].summary == "Varattu / Booked"
+    assert seen[secret["id"]].summary == "Varattu / Bokad / Booked"
     assert seen[public["id"]].summary == "Avoin shakki-ilta"
-    assert seen[closure.get_json()["id"]].summary == "Suljettu / Closed"
+    assert seen[closure.get_json()["id"]].summary == "Suljettu / Stängd / Closed"
     assert all(e.status == "CONFIRMED" and e.transp == "OPAQUE" for e in seen.values())
     for private in (
         "salainen",

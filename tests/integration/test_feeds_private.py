@@ -64,11 +64,11 @@ def test_staff_feed_shows_details_and_closures(api: Api) -> None:
     event = seen.events[booking["id"]]
     assert event.summary == "Hallituksen kokous"
     assert event.description is not None
-    assert "Järjestö / Organisation: Mikkelin Shakkikerho ry" in event.description
-    assert "Osallistujia / Attendees: 7" in event.description
-    assert "Lisätiedot / Notes: Avain vahtimestarilta" in event.description
+    assert "Järjestö / Organisation / Organisation: Mikkelin Shakkikerho ry" in event.description
+    assert "Osallistujia / Deltagare / Attendees: 7" in event.description
+    assert "Lisätiedot / Anteckningar / Notes: Avain vahtimestarilta" in event.description
     assert event.contact is not None and event.contact.startswith("Test booker <booker-")
-    assert seen.events[closure["id"]].summary == "Suljettu / Closed: Remontti"
+    assert seen.events[closure["id"]].summary == "Suljettu / Stängd / Closed: Remontti"
 
 
 def test_organisation_feed_has_only_its_own_bookings(api: Api) -> None:
@@ -100,7 +100,7 @@ def test_organisation_feed_has_only_its_own_bookings(api: Api) -> None:
     seen = parse(fetch(api, path_of(created)).data)
 
     assert list(seen.events) == [own["id"]]
-    assert seen.name == "Mikkelin Shakkikerho ry – varaukset / bookings"
+    assert seen.name == "Mikkelin Shakkikerho ry – varaukset / bokningar / bookings"
     assert "Naapurin" not in unfolded(fetch(api, path_of(created)).data)
     (event,) = seen.events.values()
     assert event.location is not None and event.location.startswith("Kokoushuone 2")

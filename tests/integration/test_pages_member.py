@@ -102,7 +102,10 @@ def test_weekly_booking_skips_taken_dates(site: Site, api: Api) -> None:
     response = post_form(client, "/bookings/new", data, page="/bookings/new")
     assert response.status_code == 303
     page = text(client.get(response.headers["Location"]))
-    assert "3 weekly bookings made. 1 dates could not be booked." in page
+    assert "3 weekly bookings made. 1 date could not be booked:" in page
+    # The skipped date is named with its reason, in the page's language.
+    assert f"{taken.year} 18:00–19:00: The time is already taken." in page
+    assert taken.strftime("%b") in page
     assert [b for b in _bookings(api) if b[0] == "Shakkikerhon ilta"] == [
         ("Shakkikerhon ilta", "confirmed", "")
     ] * 3

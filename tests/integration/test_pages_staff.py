@@ -154,7 +154,10 @@ def test_closure_over_bookings_needs_consent_then_cancels_them(site: Site, api: 
     done = post_form(staff, "/staff/premises/room/closures", closure, page="/staff/premises")
     assert done.status_code == 303
     assert "1 booking cancelled." in text(staff.get(done.headers["Location"]))
-    assert _status(api, booking["id"]) == ("cancelled", "The premises is closed: Vesivahinko")
+    assert _status(api, booking["id"]) == ("cancelled", "Vesivahinko")
+    # The page says the system's sentence in the reader's language around the staff's words.
+    reader = site.client("staff", lang="fi")
+    assert "Tila on suljettu: Vesivahinko" in text(reader.get(f"/my/bookings/{booking['id']}"))
     week = text(staff.get(f"/premises/room?week={day}"))
     assert "(closed)" in week
 

@@ -26,7 +26,8 @@ def test_charts_tables_and_csv_show_the_booked_share(site: Site, api: Api) -> No
     page = text(analyst.get(f"/stats?from={monday}&to={sunday}"))
     assert page.count('role="img"') == 3
     assert '<title id="chart-weeks-title">Utilisation by week</title>' in page
-    assert "<caption>Utilisation by district</caption>" in page
+    assert '<p class="table-title" id="districts-table-title">Utilisation by district</p>' in page
+    assert 'aria-labelledby="districts-table-title"' in page
     assert '<th scope="row">Rantakylä</th><td>98.0</td><td>7.0</td><td>7 %</td>' in page
     year, week, _ = day.isocalendar()
     assert f"{year}-W{week:02d}" in page

@@ -35,6 +35,7 @@ from booking.domain.errors import (
 )
 from booking.domain.premises import PremisesState
 from events.catalog import (
+    PREMISES_RETIRED,
     BookingApproved,
     BookingCancelled,
     BookingPlaced,
@@ -518,8 +519,9 @@ def test_a_closure_may_cancel_the_bookings_it_covers() -> None:
     outside = booked(state, slot(MONDAY, (15, 0), (16, 0)))
     events = run(state, closure(slot(MONDAY, (9, 0), (15, 0)), True))
     assert events == [
+        # The staff's words only; the cause is a code, said in each reader's language.
         BookingCancelled(
-            PREMISES, first, STAFF.user_id, "The premises is closed: water damage", False, NOW
+            PREMISES, first, STAFF.user_id, "water damage", False, NOW, cause="premises_closed"
         ),
         ClosureAdded(PREMISES, "c1", local(MONDAY, 9), local(MONDAY, 15), "water damage"),
     ]
@@ -684,8 +686,8 @@ def test_retire_over_bookings_still_to_come_lists_them_unless_cancelling() -> No
 
     events = run(state, RetirePremises(STAFF, PREMISES, "Myyty", at, cancel_conflicting=True))
     assert events == [
-        BookingCancelled(PREMISES, coming, STAFF.user_id, "Myyty", False, at),
-        BookingCancelled(PREMISES, later, STAFF.user_id, "Myyty", False, at),
+        BookingCancelled(PREMISES, coming, STAFF.user_id, "Myyty", False, at, PREMISES_RETIRED),
+        BookingCancelled(PREMISES, later, STAFF.user_id, "Myyty", False, at, PREMISES_RETIRED),
         PremisesRetired(PREMISES, "Myyty"),
     ]
     assert state.retired

@@ -1,0 +1,127 @@
+"""What each kind of e-mail says, in the recipient's language.
+
+The sentences are in the Babel catalogues (booking/translations), the same as the pages';
+`texts` takes the recipient's catalogue (`booking.i18n.translations`), so a mail is
+rendered the same inside a request or in a job. `local_time` writes a slot the way each
+language writes a day and a time. Which events become which mails: booking/notifications.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.support import NullTranslations
+
+
+def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> tuple[str, str]:
+    """(subject, body) of one kind of mail in the catalogue's language.
+
+    The sentences live in the Babel catalogues (booking/translations) like every page text;
+    fields: premises, when, title, reason, count, skipped."""
+    _, ngettext = catalogue.gettext, catalogue.ngettext
+    count = int(fields.get("count") or 0)
+    match kind:
+        case "confirmed":
+            subject = _("Booking confirmed: %(premises)s")
+            body = _("Your booking %(title)s is confirmed.\n%(premises)s, %(when)s.")
+        case "pending":
+            subject = _("Booking awaits approval: %(premises)s")
+            body = _(
+                "Your booking %(title)s awaits approval by staff. The slot is held for you."
+                "\n%(premises)s, %(when)s."
+            )
+        case "series":
+            subject = _("Recurring booking placed: %(premises)s")
+            body = ngettext(
+                "Your recurring booking %(title)s is placed: %(num)d time, the first %(when)s."
+                "\n%(premises)s.",
+                "Your recurring booking %(title)s is placed: %(num)d times, the first %(when)s."
+                "\n%(premises)s.",
+                count,
+            )
+        case "approved":
+            subject = _("Booking approved: %(premises)s")
+            body = _("Your booking %(title)s is approved.\n%(premises)s, %(when)s.")
+        case "rejected":
+            subject = _("Booking rejected: %(premises)s")
+            body = _(
+                "Your booking %(title)s was rejected.\nReason: %(reason)s\n%(premises)s, %(when)s."
+            )
+        case "cancelled":
+            subject = _("Booking cancelled: %(premises)s")
+            body = _(
+                "The booking %(title)s is cancelled.\nReason: %(reason)s\n%(premises)s, %(when)s."
+            )
+        case "retired":
+            subject = _("Booking cancelled, the premises is taken out of use: %(premises)s")
+            body = _(
+                "The booking %(title)s is cancelled because %(premises)s is taken out of use."
+                "\nReason: %(reason)s\n%(premises)s, %(when)s."
+            )
+        case "series_cancelled":
+            subject = _("Recurring booking cancelled: %(premises)s")
+            body = ngettext(
+                "The coming occurrence (%(num)d) of %(title)s is cancelled."
+                "\nReason: %(reason)s\n%(premises)s.",
+                "The coming occurrences (%(num)d) of %(title)s are cancelled."
+                "\nReason: %(reason)s\n%(premises)s.",
+                count,
+            )
+        case "popup_approved":
+            subject = _("Pop-up approved: %(premises)s")
+            body = _("Your pop-up request %(title)s is approved.\n%(premises)s, %(when)s.")
+        case "popup_rejected":
+            subject = _("Pop-up request rejected: %(premises)s")
+            body = _(
+                "Your pop-up request %(title)s was rejected.\nReason: %(reason)s"
+                "\n%(premises)s, %(when)s."
+            )
+        case "popup_expired":
+            subject = _("Pop-up request expired: %(premises)s")
+            body = _(
+                "Your pop-up request %(title)s was not decided in time, and the slot is free "
+                "again.\n%(premises)s, %(when)s."
+            )
+        case "message":
+            subject = _("New message: %(title)s")
+            body = _("You have a new message about: %(title)s.\nRead and reply in the service.")
+        case "reminder":
+            subject = _("Reminder of your booking tomorrow: %(premises)s")
+            body = _("A reminder: %(title)s\n%(premises)s, %(when)s.")
+        case _:  # pragma: no cover - a new kind must be given its texts here
+            raise KeyError(kind)
+    values = {"num": count, **fields}
+    subject, body = subject % values, body % values
+    skipped: Sequence[str] = fields.get("skipped") or ()
+    if skipped:  # a series names the dates it could not book, and why
+        body += "\n\n" + ngettext(
+            "%(num)d date could not be booked:", "%(num)d dates could not be booked:", len(skipped)
+        ) % {"num": len(skipped)}
+        body += "".join(f"\n– {line}" for line in skipped)
+    return subject, body
+
+
+WEEKDAYS = {
+    "fi": ("ma", "ti", "ke", "to", "pe", "la", "su"),
+    "sv": ("mån", "tis", "ons", "tors", "fre", "lör", "sön"),
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+}
+
+
+def local_time(start: datetime, end: datetime, zone: ZoneInfo, language: str) -> str:
+    """`ke 2.12.2026 klo 18.00–20.00 (Europe/Helsinki)`, `ons 2.12.2026 kl. 18.00–20.00 (…)`,
+    `Wed 2 Dec 2026 18:00–20:00 (…)`: each language's own way of writing a day and a time."""
+    s, e = start.astimezone(zone), end.astimezone(zone)
+    day = WEEKDAYS.get(language, WEEKDAYS["en"])[s.weekday()]
+    nordic = language in ("fi", "sv")
+    end_text = e.strftime("%H.%M") if nordic else e.strftime("%H:%M")
+    if e.date() != s.date():
+        end_text = (f"{e.day}.{e.month}. " if nordic else f"{e.day} {e:%b} ") + end_text
+    if language == "fi":
+        return f"{day} {s.day}.{s.month}.{s.year} klo {s:%H.%M}–{end_text} ({zone.key})"
+    if language == "sv":
+        return f"{day} {s.day}.{s.month}.{s.year} kl. {s:%H.%M}–{end_text} ({zone.key})"
+    return f"{day} {s.day} {s:%b %Y} {s:%H:%M}–{end_text} ({zone.key})"
