@@ -61,7 +61,7 @@ def reflected_position(projection: str, min_position: int | None) -> int:
 
 
 def handle_not_caught_up(blueprint: Blueprint) -> None:
-    @blueprint.errorhandler(NotCaughtUp)  # type: ignore[untyped-decorator]  # flask-smorest: no types
+    @blueprint.errorhandler(NotCaughtUp)
     def _not_yet(error: NotCaughtUp) -> Response:
         return problem(
             503,

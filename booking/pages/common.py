@@ -206,10 +206,12 @@ def taken_message(error: SlotTaken, zone: ZoneInfo | None) -> str:
     first = error.conflicts[0]
     zone = zone or ZoneInfo("Europe/Helsinki")
     local_start = first.slot.start.astimezone(zone)
-    return _(
-        "The time is taken: something else is booked from %(start)s to %(end)s.",
-        start=f"{date_text(local_start)} {local_start:%H:%M}",
-        end=clock_text(first.slot.end, zone),
+    return str(
+        _(
+            "The time is taken: something else is booked from %(start)s to %(end)s.",
+            start=f"{date_text(local_start)} {local_start:%H:%M}",
+            end=clock_text(first.slot.end, zone),
+        )
     )
 
 

@@ -168,4 +168,4 @@ def status_name(status: str) -> str:
         "withdrawn": _("withdrawn"),
         "expired": _("expired"),
     }
-    return names.get(status, status)
+    return str(names.get(status, status))

@@ -1,4 +1,4 @@
-"""The API token lookup (booking/accounts.py `user_by_token` through booking/http.py
+"""The API token lookup (booking/accounts.py `user_by_token` through booking/http/
 `statement_reads`), on SQLite and PostgreSQL: one statement outside any transaction on
 PostgreSQL, which refuses a revoked token or an erased person from the very next request,
 and which hands its connection back to the pool as it found it (never left in autocommit,

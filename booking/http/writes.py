@@ -1,0 +1,73 @@
+"""Writes: a handler in a retried, idempotent transaction, with the request's metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Response, g, request
+from sqlalchemy.engine import Connection
+
+from booking.http.problems import PROBLEM, outcome_of_error, problem
+from booking.http.runtime import json_response, new_request_id, now, runtime
+from booking.service import (
+    IdempotencyKey,
+    Outcome,
+    execute,
+)
+from booking.usecases.unit import Unit
+from events.store import Metadata
+
+
+def respond(outcome: Outcome) -> Response:
+    response = json_response(outcome.body, outcome.status, outcome.headers)
+    if outcome.status >= 400:
+        response.mimetype = PROBLEM
+    return response
+
+
+def correlation_id() -> str:
+    """The client's X-Request-Id when it is short plain text, else one of ours: it is kept in
+    every event's metadata (and PostgreSQL's JSONB refuses a NUL in it)."""
+    given = request.headers.get("X-Request-Id", "")
+    if 0 < len(given) <= 128 and given.isascii() and given.isprintable():
+        return given
+    if g.get("request_id") in (None, given):
+        g.request_id = new_request_id()
+    found: str = g.request_id
+    return found
+
+
+def request_metadata(actor: str | None) -> Metadata:
+    return Metadata(
+        actor=actor,
+        correlation_id=correlation_id(),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+
+
+def unit_for(conn: Connection, actor: str | None) -> Unit:
+    """What a use-case handler works in, for this request: the transaction's connection,
+    the app's premises cache and vault, and the request's metadata."""
+    rt = runtime()
+    return Unit(conn, rt.premises, rt.vault, request_metadata(actor), rt.clock)
+
+
+def write(actor: str, handler: Callable[[Connection], Outcome]) -> Response:
+    """Run a command's handler in a retried write transaction; honour Idempotency-Key."""
+    outcome = run_write(actor, handler)
+    return outcome if isinstance(outcome, Response) else respond(outcome)
+
+
+def run_write(actor: str, handler: Callable[[Connection], Outcome]) -> Outcome | Response:
+    """`write` without the response: the outcome as stored for Idempotency-Key replays, for
+    a caller that adds a secret shown only once (a problem response for a bad key)."""
+    key = request.headers.get("Idempotency-Key")
+    idempotency = None
+    if key:
+        if len(key) > 200 or not key.isprintable():
+            return problem(400, "Bad Idempotency-Key", "At most 200 printable characters.")
+        body = request.get_json(silent=True)
+        idempotency = IdempotencyKey.of(actor, key, request.method, request.path, body, now())
+    return execute(
+        runtime().engine, handler, idempotency, outcome_of_error if idempotency else None
+    )
