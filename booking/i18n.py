@@ -113,7 +113,9 @@ def _process_catalogues() -> Path:
 
 def reader_language() -> str:
     """The language of whoever reads this answer: the API token's owner, else the page's."""
-    user = g.get("user") if has_request_context() else None
+    # booking.auth keeps the caller as g.identity (a token's or a session's user).
+    identity = g.get("identity") if has_request_context() else None
+    user = getattr(identity, "user", None)
     if user is not None and getattr(user, "language", None) in LANGUAGES:
         return str(user.language)
     if not has_request_context():

@@ -364,10 +364,13 @@ def search(query: dict[str, Any]) -> Response:
             OpeningHours.parse(row.opening_hours), ZoneInfo(row.timezone), window, busy[row.id]
         )
     ]
+    # The window is echoed in the service's zone, like the premises' own instants (API.md:
+    # instants tied to premises carry their local offset).
+    zone = ZoneInfo(current_app.config["BOOKING_TIMEZONE"])
     return json_response(
         {
-            "start": iso(window.start),
-            "end": iso(window.end),
+            "start": iso(window.start, zone),
+            "end": iso(window.end, zone),
             "premises": [premises_json(r) for r in found],
         }
     )
