@@ -9,6 +9,7 @@ the embedded default, `booking serve` runs the same jobs in a background thread.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -38,6 +39,7 @@ def _report_status(app: Flask) -> None:
 
 
 LEADER_LOCK = 0x7E1A_5C4E  # advisory lock key: "the scheduler leader"
+STOP_GRACE_SECONDS = 15.0  # how long a stop waits for a running job
 INTERVALS = {
     "expire_popups": 30,
     "send_mail": 15,
@@ -133,9 +135,18 @@ def run_forever(app: Flask) -> None:
     started = time.monotonic()
     while not stop.wait(1.0):
         pass
-    scheduler.shutdown(wait=True)
+    # Let a running job finish (each commits whole or not at all), but not for ever: one
+    # still running after the grace is abandoned, and its transaction rolls back with the
+    # connection. A supervisor would kill the process a little later anyway.
+    stopping = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+    stopping.start()
+    stopping.join(STOP_GRACE_SECONDS)
     leader.release()
     log.info("scheduler stopped after %.0f s", time.monotonic() - started)
+    if stopping.is_alive():
+        log.warning("a job was still running after %.0f s; left unfinished", STOP_GRACE_SECONDS)
+        logging.shutdown()
+        os._exit(0)  # the job's worker thread would keep the interpreter from exiting
 
 
 def start_in_process(app: Flask) -> tuple[BackgroundScheduler, runner.BackgroundRunner]:
