@@ -50,6 +50,7 @@ def axe_path() -> Path | None:
         os.environ.get("AXE_CORE_PATH", ""),
         str(ROOT / "node_modules" / "axe-core" / "axe.min.js"),
         str(ROOT / ".ci" / "node_modules" / "axe-core" / "axe.min.js"),
+        str(Path.home() / ".cache" / "tilavaraus-axe" / "node_modules" / "axe-core" / "axe.min.js"),
     ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
