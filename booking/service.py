@@ -46,6 +46,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -67,6 +68,7 @@ from booking.domain.premises import PremisesState, evolve
 from booking.domain.spaces import NOTHING_SHARED, Occupied, Shared, by_premises
 from booking.recording import StreamAppend, record
 from booking.tables import idempotency_keys
+from events import pipeline
 from events.decoding import event_of
 from events.slot import Slot
 from events.sql import write_transaction
@@ -247,7 +249,8 @@ def run_premises_command(
     streams = [StreamAppend(premises_stream(p), evs, v) for p, v, evs in appends]
     recorded = record(conn, streams, metadata, now, notify=notify)
     for (appended_to, at_version, _), mine in zip(appends, recorded, strict=True):
-        repository.advance(appended_to, at_version, mine)
+        # Once the events have their positions (held writes get them at the commit).
+        pipeline.then(conn, partial(repository.advance, appended_to, at_version, mine))
     return [r for mine in recorded for r in mine]
 
 
@@ -373,17 +376,22 @@ def execute(
     deadline = time.monotonic() + RETRY_BUDGET_SECONDS
     integrity_errors = 0
     attempt = 0
+    savepoint = False
     while True:
         try:
-            with write_transaction(engine) as conn:
+            # Writes wait for the COMMIT and go with it: one round trip (events.pipeline).
+            with write_transaction(engine, held=True) as conn:
                 if idempotency is not None:
                     stored = _stored_outcome(conn, idempotency)
                     if stored is not None:
                         return stored
-                    outcome = _run_or_refuse(conn, handler, problem_of)
+                    outcome = _run_or_refuse(conn, handler, problem_of, savepoint)
                     _store_outcome(conn, idempotency, outcome)
                     return outcome
                 return handler(conn)
+        except _WroteBeforeRefusal:
+            savepoint = True  # again, the old way: the refusal rolls back to a savepoint
+            continue
         except (ConcurrencyError, IntegrityError) as error:
             # Another writer got there first: back off a little and decide again. A unique or
             # exclusion violation means the same (a racing idempotent retry, a second line of
@@ -399,11 +407,29 @@ def execute(
         time.sleep(pause)
 
 
+class _WroteBeforeRefusal(Exception):
+    """A refusal came after a write that was not held: only a savepoint can undo it."""
+
+
 def _run_or_refuse(
-    conn: Connection, handler: Callable[[Connection], Outcome], problem_of: ProblemOf | None
+    conn: Connection,
+    handler: Callable[[Connection], Outcome],
+    problem_of: ProblemOf | None,
+    savepoint_first: bool = False,
 ) -> Outcome:
+    """The handler's outcome, or its refusal as a problem with nothing it wrote. Deciding
+    is pure and the writes are held (`events.pipeline`), so a refusal drops them without a
+    SAVEPOINT; only when something was written before the refusal after all (a person's
+    first data key), the transaction runs again with one (`savepoint_first`)."""
     if problem_of is None:
         return handler(conn)
+    if not savepoint_first and pipeline.holding(conn):
+        try:
+            return handler(conn)
+        except DomainError as error:
+            if not pipeline.drop_held(conn):
+                raise _WroteBeforeRefusal() from error
+            return problem_of(error)
     savepoint = conn.begin_nested()
     try:
         outcome = handler(conn)
@@ -425,14 +451,16 @@ def _stored_outcome(conn: Connection, key: IdempotencyKey) -> Outcome | None:
 
 
 def _store_outcome(conn: Connection, key: IdempotencyKey, outcome: Outcome) -> None:
-    conn.execute(
-        insert(idempotency_keys).values(
-            actor=key.actor,
-            key=key.key,
-            request_hash=key.request_hash,
-            status=outcome.status,
-            body=outcome.body,
-            headers=outcome.headers,
-            created_at=key.used_at,
-        )
-    )
+    values = {
+        "actor": key.actor,
+        "key": key.key,
+        "request_hash": key.request_hash,
+        "status": outcome.status,
+        "body": outcome.body,
+        "headers": outcome.headers,
+        "created_at": key.used_at,
+    }
+    pipeline.write(conn, _STORE_OUTCOME, values)
+
+
+_STORE_OUTCOME = insert(idempotency_keys)
