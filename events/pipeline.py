@@ -56,6 +56,8 @@ class Held:
     wrote: bool = False
     # Rows read ahead in the first round trip, by what they answer (`remember`).
     known: dict[Any, Any] = field(default_factory=dict)
+    # Reads to send with the next ones, and what to do with their answers (`read_soon`).
+    pending: list[tuple[Ahead, Callable[[Any], None]]] = field(default_factory=list)
 
     def drop(self) -> None:
         """Forget the held writes and the work after them (a refusal before any write)."""
@@ -68,11 +70,12 @@ def hold(conn: Connection) -> Iterator[Held]:
     """Hold `conn`'s writes until `finish` (which the caller must reach before committing);
     on leaving, whatever is still held is dropped (the transaction rolls back)."""
     held = Held()
-    conn.info[KEY] = held
+    info = conn.info  # kept: a connection lost meanwhile refuses to hand it out again
+    info[KEY] = held
     try:
         yield held
     finally:
-        conn.info.pop(KEY, None)
+        info.pop(KEY, None)
 
 
 def holding(conn: Connection) -> bool:
@@ -141,6 +144,8 @@ def before_statement(conn: Connection, statement: str) -> None:
     held: Held | None = conn.info.get(KEY)
     if held is None:
         return
+    if held.pending:
+        read_ahead(conn, [])
     if held.statements:
         _run(conn, held, commit=False)
     if statement[:6].upper() in _WRITES:
@@ -172,6 +177,8 @@ def finish(conn: Connection) -> None:
     held: Held | None = conn.info.get(KEY)
     if held is None:
         return
+    if held.pending:
+        read_ahead(conn, [])
     if conn.dialect.name == "postgresql":
         _run(conn, held, commit=True)
     elif held.statements or held.after:
@@ -262,11 +269,49 @@ def read_together(
                 cursor.execute(sql, params)
                 cursors.append(cursor)
             for cursor, (_, processors) in zip(cursors, bound, strict=True):
-                rows = cursor.fetchall() if cursor.description is not None else []
+                rows = cursor.fetchall()  # (`description` is known only after the fetch)
                 found.append([_processed(row, processors) for row in rows])
     except psycopg.Error as error:
         raise _wrapped(error, current) from error
     return found
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A read to send in the first round trip: its statement and parameters, the key its
+    consumer looks it up by (`remembered`), and how its rows become what it expects."""
+
+    statement: Executable | None  # None: nothing to read, only `convert([])` to keep
+    params: Params
+    key: Any
+    convert: Callable[[list[Any]], Any] | None = None
+
+
+def read_soon(conn: Connection, read: Ahead, then: Callable[[Any], None]) -> None:
+    """Send `read` with the transaction's next reads (`read_ahead`), or before its next
+    statement or its commit, whichever comes first, and hand its answer to `then` (which
+    may raise: nothing has been written yet). Only while `conn` holds its writes."""
+    held: Held = conn.info[KEY]
+    held.pending.append((read, then))
+
+
+def read_ahead(conn: Connection, reads: Sequence[Ahead]) -> None:
+    """Send `reads` together (`read_together`) and keep each one's answer for its consumer
+    (`remembered`) until the transaction ends; only while `conn` holds its writes."""
+    held: Held | None = conn.info.get(KEY)
+    if held is None:
+        return
+    pending, held.pending = held.pending, []
+    reads = [*(read for read, _ in pending), *reads]
+    if not reads:
+        return
+    sent = [r for r in reads if r.statement is not None]
+    answers = iter(read_together(conn, [(r.statement, r.params) for r in sent]))  # type: ignore[misc]
+    for read in reads:
+        rows = next(answers) if read.statement is not None else []
+        remember(conn, read.key, read.convert(rows) if read.convert else rows)
+    for read, then in pending:
+        then(remembered(conn, read.key))
 
 
 def _processed(row: tuple[Any, ...], processors: list[Any] | None) -> tuple[Any, ...]:

@@ -273,7 +273,7 @@ def _recorded(row: Any) -> RecordedEvent:
     )
 
 
-_READ_STREAM = (
+READ_STREAM = (
     select(events_table)
     .where(
         events_table.c.stream == bindparam("stream"),
@@ -284,7 +284,7 @@ _READ_STREAM = (
 
 
 def read_stream(conn: Connection, stream: str, after_version: int = 0) -> list[RecordedEvent]:
-    rows = conn.execute(_READ_STREAM, {"stream": stream, "after": after_version})
+    rows = conn.execute(READ_STREAM, {"stream": stream, "after": after_version})
     return [_recorded(row) for row in rows]
 
 
