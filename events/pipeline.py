@@ -36,6 +36,10 @@ from sqlalchemy.sql.compiler import Compiled
 
 KEY = "tilavaraus.held_writes"
 
+# Told of every statement sent on the driver here (SQL, parameters): SQLAlchemy's events
+# do not see them. For bench.booking_commands, which replays a booking's statements.
+observer: Callable[[str, Any], None] | None = None
+
 Params = Mapping[str, Any]
 
 
@@ -213,6 +217,8 @@ def _run_pipelined(driver: Any, statements: list[_Statement], commit: bool) -> N
     try:
         with driver.pipeline():
             for current in statements:
+                if observer is not None:
+                    observer(current.sql, current.params)
                 cursor = driver.cursor()
                 cursor.execute(current.sql, current.params)
                 if current.rows is not None:
@@ -227,6 +233,8 @@ def _run_pipelined(driver: Any, statements: list[_Statement], commit: bool) -> N
 
 
 def _execute(cursor: Any, s: _Statement) -> None:
+    if observer is not None:
+        observer(s.sql, s.params)
     if s.params is None:
         cursor.execute(s.sql)
     else:
@@ -265,6 +273,8 @@ def read_together(
             cursors = []
             for (sql, params), _ in bound:
                 current = _Statement(sql, params, None)
+                if observer is not None:
+                    observer(sql, params)
                 cursor = driver.cursor()
                 cursor.execute(sql, params)
                 cursors.append(cursor)
