@@ -460,7 +460,9 @@ def execute(
             # Another writer got there first: back off a little and decide again. A unique or
             # exclusion violation means the same (a racing idempotent retry, a second line of
             # defence firing); one that persists is a real error.
-            if isinstance(error, IntegrityError):
+            # A stream's version taken by another writer is a ConcurrencyError that held
+            # writes (events.pipeline) meet only at the commit: retried as one.
+            if isinstance(error, IntegrityError) and not _version_taken(error):
                 integrity_errors += 1
                 if integrity_errors > INTEGRITY_RETRIES:
                     raise
@@ -469,6 +471,12 @@ def execute(
         if time.monotonic() + pause > deadline:
             raise Busy("the premises is too busy right now; try again")
         time.sleep(pause)
+
+
+def _version_taken(error: IntegrityError) -> bool:
+    """Whether the error is the events' (stream, version) key refusing a second writer."""
+    said = str(error.orig)
+    return "uq_events_stream_version" in said or "events.stream, events.version" in said
 
 
 class _WroteBeforeRefusal(Exception):
