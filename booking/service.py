@@ -201,7 +201,11 @@ class PremisesRepository:
         if window is None or isinstance(command, RegisterPremises | UpdatePremises):
             return []
         spaces = sorted(set(spaces_touched(command, state)))
-        reads = [pipeline.Ahead(_LOCK, {"key": space_lock_key(s)}, ("locked", s)) for s in spaces]
+        postgres = conn.dialect.name == "postgresql"  # SQLite: no locks, no array parameter
+        reads = [
+            pipeline.Ahead(_LOCK, {"key": space_lock_key(s)}, ("locked", s))
+            for s in (spaces if postgres else [])
+        ]
         stream, after = premises_stream(premises_id), state.version - 1
         reads.append(
             pipeline.Ahead(
@@ -211,6 +215,8 @@ class PremisesRepository:
                 lambda rows: [RecordedEvent(*row) for row in rows],
             )
         )
+        if not postgres:
+            return reads
         others = sorted(set(spaces_after(command, state)))
         reads.append(
             pipeline.Ahead(
@@ -435,7 +441,7 @@ def execute(
         try:
             # Writes wait for the COMMIT and go with it: one round trip (events.pipeline).
             with write_transaction(engine, held=True) as conn:
-                if idempotency is not None and conn.dialect.name == "postgresql":
+                if idempotency is not None:
                     # The key's lookup goes with the handler's first reads: one round trip.
                     pipeline.read_soon(conn, _stored_ahead(idempotency), _replay(idempotency))
                     try:
@@ -443,13 +449,6 @@ def execute(
                     except _Stored as found:
                         pipeline.drop_held(conn)
                         return found.outcome
-                    _store_outcome(conn, idempotency, outcome)
-                    return outcome
-                if idempotency is not None:
-                    stored = _stored_outcome(conn, idempotency)
-                    if stored is not None:
-                        return stored
-                    outcome = _run_or_refuse(conn, handler, problem_of, savepoint)
                     _store_outcome(conn, idempotency, outcome)
                     return outcome
                 return handler(conn)

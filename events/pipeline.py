@@ -148,7 +148,7 @@ def before_statement(conn: Connection, statement: str) -> None:
     held: Held | None = conn.info.get(KEY)
     if held is None:
         return
-    if held.pending:
+    if held.pending and not statement.startswith("BEGIN"):  # (SQLite's, first)
         read_ahead(conn, [])
     if held.statements:
         _run(conn, held, commit=False)
@@ -258,14 +258,28 @@ def read_together(
 ) -> list[list[Any]]:
     """Run `reads` in order and return each one's rows (tuples, through the columns' result
     types): on PostgreSQL in one round trip with the BEGIN, when the transaction has not
-    started on the server yet; elsewhere one by one."""
+    started on the server yet; elsewhere one by one on the driver, compiled once (where
+    SQLAlchemy's work per statement weighs as much as SQLite's). The transaction must have
+    begun in SQLAlchemy's eyes (`write_transaction`; SQLite's BEGIN is SQLAlchemy's)."""
     send_held(conn)
-    if conn.dialect.name != "postgresql":
-        return [[tuple(r) for r in conn.execute(s, dict(p or {})).all()] for s, p in reads]
-    import psycopg
-
     driver: Any = conn.connection.driver_connection
     bound = [(_bound(conn, s, p or {}), _result_processors(conn, s, p or {})) for s, p in reads]
+    if conn.dialect.name != "postgresql":
+        cursor = driver.cursor()
+        try:
+            answers = []
+            for (sql, params), processors in bound:
+                if observer is not None:
+                    observer(sql, params)
+                cursor.execute(sql, params)
+                answers.append([_processed(row, processors) for row in cursor.fetchall()])
+            return answers
+        except driver.Error as error:
+            raise _wrapped(error, _Statement(sql, params, None)) from error
+        finally:
+            cursor.close()
+    import psycopg
+
     found: list[list[Any]] = []
     current: _Statement | None = None
     try:

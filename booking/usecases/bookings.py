@@ -137,7 +137,7 @@ def _read_ahead(
     organisations, the locks of the premises' spaces, the stream's tail, what other
     premises hold there, and the mail's names and language. Each reader finds its answer
     there (`pipeline.remembered`) or, where the foresight missed, reads it as before."""
-    if not pipeline.holding(unit.conn) or unit.conn.dialect.name != "postgresql":
+    if not pipeline.holding(unit.conn):
         return
     if given.end <= given.start:
         return  # refused anyway (`_request`)
