@@ -177,6 +177,8 @@ def apply(round_id: str) -> Any:
         return _render_form(round_, form, layout)
 
     body, rows = forms.read(form, layout, list(round_.premises))
+    if not body["terms_accepted"]:
+        form.error("terms_accepted", _("Accept the round's terms to apply."))
     organisation_id = _chosen_organisation(form, user, choices)
     if not form.ok or organisation_id is None:
         return _render_form(round_, form, layout, 422)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from booking.allocation.model import WEEKDAYS
 from booking.allocation.state import status_at
 from booking.domain.errors import NotFound
 from booking.service import premises_stream
@@ -116,12 +117,8 @@ def allocations_of_round(conn: Connection, round_id: str) -> list[Any]:
     """The round's allocations (the proposal as adjusted, or the offers), by premises,
     weekday and time."""
     a = allocations_table
-    sql = (
-        select(a)
-        .where(a.c.round_id == round_id)
-        .order_by(a.c.premises_id, a.c.weekday, a.c.start_time, a.c.id)
-    )
-    return list(conn.execute(sql))
+    rows = conn.execute(select(a).where(a.c.round_id == round_id))
+    return sorted(rows, key=lambda r: (r.premises_id, *_in_week(r)))
 
 
 def offers_of(conn: Connection, application_ids: Iterable[str]) -> list[Any]:
@@ -131,12 +128,13 @@ def offers_of(conn: Connection, application_ids: Iterable[str]) -> list[Any]:
     if not wanted:
         return []
     a = allocations_table
-    sql = (
-        select(a)
-        .where(a.c.application_id.in_(wanted), a.c.status.in_(ANSWERED))
-        .order_by(a.c.weekday, a.c.start_time, a.c.id)
-    )
-    return list(conn.execute(sql))
+    sql = select(a).where(a.c.application_id.in_(wanted), a.c.status.in_(ANSWERED))
+    return sorted(conn.execute(sql), key=_in_week)
+
+
+def _in_week(row: Any) -> tuple[int, str, str]:
+    """Monday first (the weekday keys do not sort alphabetically)."""
+    return (WEEKDAYS.index(row.weekday), row.start_time, row.id)
 
 
 def allocation_row(conn: Connection, allocation_id: str) -> Any:
