@@ -225,6 +225,13 @@ def test_staff_run_the_round_and_bookers_answer_the_offers(
         apply, json=adults, headers={"Authorization": f"Bearer {other_token}"}
     ).get_json()["id"]
     site.user_id("other_booker")
+    # A third club wants only the first club's Monday evening at the gym, and is adults.
+    third = site.api.organisation("Mikkelin Kuntoilijat ry")
+    only_gym = {**application()["sections"][0], "name": "Kuntopiiri", "premises": ["gym"]}
+    left_out = application(
+        organisation_id=third, age_group="65+", purpose="Kuntopiiri", sections=[only_gym]
+    )
+    assert site.api.post(apply, left_out, role="staff").status_code == 201
     clock.move_to(CLOSE + timedelta(minutes=1))
 
     staff = site.client("staff", lang="en")
@@ -241,6 +248,15 @@ def test_staff_run_the_round_and_bookers_answer_the_offers(
     assert 'class="alloc-grid"' in page and "Koulun sali" in page
     assert re.search(r"<th scope=\"row\">17:00</th>", page)
     assert "Mikkelin Shakkikerho ry" in page and "P10" in page
+    # Why the third club got nothing, naming what holds its wished time, in words.
+    assert (
+        "The wished times are taken by: P10 (priority group 1) at Koulun sali Monday 17:00–18:30."
+        in page
+    )
+    finnish = text(site.client("staff", lang="fi").get(page_path))
+    assert "Toivotut ajat on annettu: P10 (etusijaryhmä 1): Koulun sali maanantai 17:00–18:30." in (
+        finnish
+    )
     version = re.search(r'name="version" value="(\d+)"', page)
     assert version
 
