@@ -61,6 +61,12 @@ def _section_keys(i: int, layout: Layout, n_times: int) -> list[str]:
     return keys
 
 
+def _index(action: str) -> int:
+    """The row an "add_time-N" or "remove_section-N" button names; -1 for anything else."""
+    found = action.split("-", 1)[1]
+    return int(found) if found.isdigit() and len(found) < 4 else -1
+
+
 def rearranged(form: Form, layout: Layout, action: str) -> tuple[Form, Layout]:
     """The form again after "add another section", "add a time window" or "remove": the
     values typed so far moved to their new rows, nothing checked yet."""
@@ -70,11 +76,11 @@ def rearranged(form: Form, layout: Layout, action: str) -> tuple[Form, Layout]:
         kept.append(-1)
         times.append(FIRST_TIMES)
     elif action.startswith("add_time-"):
-        index = int(action.split("-", 1)[1])
+        index = _index(action)
         if 0 <= index < len(times):
             times[index] = min(MAX_TIMES, times[index] + 1)
     elif action.startswith("remove_section-") and layout.sections > 1:
-        index = int(action.split("-", 1)[1])
+        index = _index(action)
         if 0 <= index < len(kept):
             del kept[index]
             del times[index]

@@ -73,7 +73,7 @@ def _zone() -> ZoneInfo:
 def index() -> str:
     with read_transaction(runtime().engine) as conn:
         found = queries.every_round(conn, now())
-        counts = {r.id: len(queries.applications_of_round(conn, r.id)) for r in found}
+        counts = queries.application_counts(conn)
     return render_template("staff_rounds/index.html", rounds=found, counts=counts)
 
 
@@ -304,6 +304,26 @@ def remove(round_id: str, allocation_id: str) -> Any:
             unit, user.actor, round_id, allocation_id, at
         ),
         _("Allocation removed."),
+    )
+
+
+@bp.route("/<round_id>/offers/<allocation_id>/<answer>", methods=["POST"])
+@signed_in_as(*STAFF)
+def answer(round_id: str, allocation_id: str, answer: str) -> Any:
+    """Staff answer an offer on the organisation's behalf (accepting places its series)."""
+    if answer not in ("accept", "decline"):
+        raise NotFound()
+    accept, series_id = answer == "accept", new_id()
+    reason = Form(request.form).text("reason", 2000)
+    return _staff_write(
+        round_id,
+        lambda unit, user, at: usecase.answer_offer(
+            unit, user.actor, allocation_id, accept, series_id, reason, at
+        ),
+        _("Offer accepted on the organisation's behalf.")
+        if accept
+        else _("Offer declined on the organisation's behalf."),
+        f"alloc-{allocation_id}",
     )
 
 

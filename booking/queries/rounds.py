@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from booking.allocation.model import WEEKDAYS
@@ -88,6 +88,13 @@ def applications_of_round(
     if organisation_ids is not None:
         sql = sql.where(t.c.organisation_id.in_(sorted(set(organisation_ids))))
     return list(conn.execute(sql))
+
+
+def application_counts(conn: Connection) -> dict[str, int]:
+    """round id → how many applications it has (withdrawn ones included)."""
+    t = applications_table
+    rows = conn.execute(select(t.c.round_id, func.count()).group_by(t.c.round_id))
+    return {round_id: int(count) for round_id, count in rows}
 
 
 def applications_of(conn: Connection, organisation_ids: Iterable[str]) -> list[Any]:

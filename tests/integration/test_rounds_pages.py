@@ -93,6 +93,12 @@ def test_a_booker_applies_through_the_form(site: Site, round_id: str) -> None:
     assert form_of(again)["s0-name"] == "P10" and form_of(again)["sections"] == "2"
     timed = text(post_form(booker, path, good_form(action="add_time-0"), page=path))
     assert "Time window 3" in timed
+    for hostile in ("add_time-x", "remove_section-99", "remove_section-", "nonsense"):
+        same = post_form(booker, path, good_form(action=hostile, sections="x"), page=path)
+        assert same.status_code == 200 and "Section 1" in text(same), hostile
+    two = good_form(action="remove_section-0", sections="2", **{"s1-name": "P12"})
+    removed = form_of(text(post_form(booker, path, two, page=path)))
+    assert removed["sections"] == "1" and removed["s0-name"] == "P12"
 
     # Errors from the page and from the use case, next to their fields, values kept.
     bad = post_form(
@@ -320,7 +326,8 @@ def test_staff_run_the_round_and_bookers_answer_the_offers(
     assert version
     published = post_form(staff, f"{page_path}/publish", {"version": version[1]}, page=page_path)
     assert published.status_code == 303
-    assert "published" in text(staff.get(page_path))
+    published_page = text(staff.get(page_path))
+    assert "published" in published_page and "Accept on their behalf" in published_page
 
     booker = site.client("booker", lang="en")
     offers = text(booker.get("/my/applications"))
@@ -358,6 +365,16 @@ def test_staff_run_the_round_and_bookers_answer_the_offers(
     )
     assert declined.status_code == 303
     assert "declined" in text(other.get("/my/applications"))
+    # Staff answer on an organisation's behalf; nothing is left to answer here.
+    on_behalf = post_form(
+        staff,
+        f"{page_path}/offers/{their_offer[1]}/accept",
+        {"version": "999"},
+        page=page_path,
+    )
+    assert on_behalf.status_code == 409 and "changed meanwhile" in text(on_behalf)
+    answered = text(staff.get(page_path))
+    assert "Accept on their behalf" not in answered and f"Series {series_id}" in answered
     finnish = text(site.client("booker", lang="fi").get("/my/applications"))
     assert "hyväksytty" in finnish
     assert TEST_NOW < CLOSE
