@@ -161,6 +161,7 @@ def test_the_staff_grid_and_answering_offers(
     page.click("text=Publish and send the offers")
     page.wait_for_load_state()
     assert "published" in page.locator("#round-status").inner_text()
+    found["staff-published"] = _check(page, axe_source, "staff-published")
 
     booker_context = browser.new_context(locale="fi-FI")
     try:
