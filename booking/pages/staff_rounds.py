@@ -181,10 +181,17 @@ def _round_page(
         names = queries.organisation_names(conn, [a.organisation_id for a in applications])
         plans = _previews(conn, round_id, allocations) if preview else {}
     live = [a for a in allocations if a.status not in ("declined", "lapsed")]
+    spaces = {pid: set(row.spaces or [pid]) for pid, row in premises.items()}
+
+    def shares(pid: str, other: str) -> bool:
+        return bool(spaces.get(pid, {pid}) & spaces.get(other, {other}))
+
+    # Each premises' grid shows its own slots and those that hold it through a shared space
+    # (a whole hall for its halves, a half for the whole).
     grids = [
         grid_of(
             pid,
-            [a for a in live if a.premises_id == pid],
+            [a for a in live if shares(pid, a.premises_id)],
             Premises.from_opening_hours(pid, premises[pid].opening_hours)
             if pid in premises
             else None,

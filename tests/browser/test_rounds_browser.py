@@ -124,6 +124,26 @@ def test_the_staff_grid_and_answering_offers(
             "sections": [section],
         },
     )
+    # A group on the east half right after: each grid shows the other's slot as taken.
+    half = {
+        **section,
+        "name": "Juniorit",
+        "slots_per_week": 1,
+        "premises": ["koulu-sali-ita"],
+        "times": [{"weekday": "tue", "from": "19:30", "to": "21:00", "priority": "primary"}],
+    }
+    _api(
+        site,
+        "booker",
+        f"/api/v1/allocation-rounds/{round_id}/applications",
+        {
+            "purpose": "Juniorilentopallo",
+            "age_group": "7-14",
+            "group_size": 10,
+            "terms_accepted": True,
+            "sections": [half],
+        },
+    )
     clock.move_to(TEST_NOW + timedelta(hours=3))
     found: dict[str, Any] = {}
     sign_in(page, site, "staff")
@@ -142,7 +162,10 @@ def test_the_staff_grid_and_answering_offers(
     grid = page.locator("table.alloc-grid").first
     assert grid.locator("thead th").count() == 8  # the time column and seven weekdays
     assert "Naiset" in grid.inner_text()
-    assert page.locator("#allocations tbody tr").count() == 2
+    assert "Taken through School gym, east end: Juniorit" in grid.inner_text()
+    east = page.locator("table.alloc-grid").nth(1)
+    assert "Taken through School gym: Naiset 18:00–19:30" in east.inner_text()
+    assert page.locator("#allocations tbody tr").count() == 3
     for language in ("fi", "sv", "en"):
         page.goto(f"{site.url}/staff/rounds/{round_id}?lang={language}")
         found[f"staff-grid-{language}"] = _check(page, axe_source, f"staff-grid-{language}")
