@@ -239,6 +239,9 @@ def edit(application_id: str) -> Any:
         round_ = _round_or_404(conn, row.round_id)
     choices = forms.choices_for(round_.premises)
     context = {"application": row}
+    if request.method == "GET" and (round_.status != "open" or row.status != "submitted"):
+        flash(_("The application can no longer be changed."), "info")
+        return redirect_to("rounds.mine", _anchor=f"application-{application_id}")
     if request.method == "GET":
         form, layout = forms.filled(row, choices)
         return _render_form(round_, form, layout, **context)

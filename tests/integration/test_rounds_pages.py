@@ -149,6 +149,7 @@ def test_a_booker_applies_through_the_form(site: Site, round_id: str) -> None:
     )
     assert withdrawn.status_code == 303
     assert "withdrawn" in text(booker.get("/my/applications"))
+    assert booker.get(edit[1]).status_code == 303  # nothing to change any more
 
 
 def test_who_sees_what(site: Site, round_id: str) -> None:
