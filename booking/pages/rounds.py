@@ -167,6 +167,15 @@ def apply(round_id: str) -> Any:
         choices = _organisations_for(conn, user)
     if user.role not in STAFF and not choices:
         raise Forbidden()
+    if request.method == "GET" and round_.status != "open":
+        flash(
+            _(
+                "Applications are not taken now: the round is %(status)s.",
+                status=round_texts.round_status(round_.status),
+            ),
+            "info",
+        )
+        return redirect_to("rounds.round_page", round_id=round_id)
     posted = request.method == "POST"
     form = Form(request.form) if posted else Form()
     layout = forms.layout_of(form, forms.choices_for(round_.premises))

@@ -240,6 +240,8 @@ def test_staff_run_the_round_and_bookers_answer_the_offers(
     )
     assert site.api.post(apply, left_out, role="staff").status_code == 201
     clock.move_to(CLOSE + timedelta(minutes=1))
+    closed = site.client("booker", lang="en").get(f"/rounds/{rid}/apply", follow_redirects=True)
+    assert "Applications are not taken now: the round is being allocated." in text(closed)
 
     staff = site.client("staff", lang="en")
     page_path = f"/staff/rounds/{rid}"
