@@ -14,6 +14,9 @@ from booking import accounts
 from events.sql import write_transaction
 from tests.conftest import Api
 from tests.integration.test_allocation_api import CLOSE, EVENINGS, application, round_body
+from tests.integration.test_pages_helpers import Site, _fresh_limits, site, text
+
+__all__ = ["_fresh_limits", "site"]
 
 PERSON = "Pirjo Persoona"
 EMAIL = "pirjo.persoona@example.fi"
@@ -187,3 +190,27 @@ def test_allocation_statistics_keep_the_three_organisation_rule(api: Api, clock:
     assert api.client.get("/api/v1/stats/allocation").status_code == 401
     text = json.dumps(stats("group_by=purpose").get_json(), ensure_ascii=False)
     assert PERSON not in text and "@" not in text
+
+
+def test_the_stats_page_shows_a_rounds_hours_in_each_language(
+    site: Site, api: Api, clock: Any
+) -> None:
+    empty = text(site.client("analyst", lang="en").get("/stats"))
+    assert "No allocation round has been published yet." in empty
+    round_ = _published_round(api, clock)
+    pages = {
+        lang: text(site.client("analyst", lang=lang).get(f"/stats?round={round_['id']}"))
+        for lang in ("fi", "sv", "en")
+    }
+    en = pages["en"]
+    assert '<p class="table-title" id="allocation-age_group-title">By age group</p>' in en
+    assert (
+        '<th scope="row">7-14</th><td>3</td><td>4.5</td><td>3.0</td><td>0.0</td><td>67 %</td>' in en
+    )
+    assert '<th scope="row">Kuntopiiri</th><td colspan="5">Fewer than three' in en
+    assert '<th scope="row">Associations</th><td colspan="5">' in en
+    assert '<title id="chart-allocation-title">' in en
+    assert "Ikäryhmittäin" in pages["fi"] and "Yhdistykset" in pages["fi"]
+    assert "Per åldersgrupp" in pages["sv"] and "Föreningar" in pages["sv"]
+    for page in pages.values():
+        assert PERSON not in page and EMAIL not in page
