@@ -207,7 +207,7 @@ def test_the_stats_page_shows_a_rounds_hours_in_each_language(
     assert (
         '<th scope="row">7-14</th><td>3</td><td>4.5</td><td>3.0</td><td>0.0</td><td>67 %</td>' in en
     )
-    assert '<th scope="row">Kuntopiiri</th><td colspan="5">Fewer than three' in en
+    assert '<th scope="row">Kuntopiiri</th><td colspan="5">Not shown: fewer than three' in en
     assert '<th scope="row">Associations</th><td colspan="5">' in en
     assert '<title id="chart-allocation-title">' in en
     assert "Ikäryhmittäin" in pages["fi"] and "Yhdistykset" in pages["fi"]
