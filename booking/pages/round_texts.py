@@ -13,9 +13,11 @@ from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
+from flask_babel import get_translations
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
+from booking.allocation import explain
 from booking.allocation.model import WEEKDAYS
 from booking.domain.accounts import ORGANISATION_TYPES as ORGANISATION_TYPES
 from booking.pages import common
@@ -109,12 +111,12 @@ def slot_text(weekday: str, start: str, end: str) -> str:
     return f"{weekday_name(weekday)} {start}–{end}"
 
 
-def unallocated_reason(entry: Mapping[str, Any], premises_name: Callable[[str], str]) -> str:
-    """Why a section got fewer slots than it asked, naming what holds its wished times
-    (the allocator's `reason` and `blocked_by`, booking/allocation/explain.py)."""
-    reason = str(entry.get("reason", ""))
-    held = entry.get("blocked_by") or []
-    named = "; ".join(
+def unallocated_reason(
+    entry: Mapping[str, Any], premises_name: Callable[[str], str], got: int = 0
+) -> str:
+    """Why a section got fewer slots than it asked (`got` it did get), naming what holds its
+    wished times: booking.allocation.explain's sentence in the reader's language."""
+    holders = [
         _(
             "%(section)s (priority group %(tier)d) at %(premises)s %(slot)s",
             section=b.get("section", ""),
@@ -122,30 +124,9 @@ def unallocated_reason(entry: Mapping[str, Any], premises_name: Callable[[str], 
             premises=premises_name(str(b.get("premises_id", ""))),
             slot=slot_text(str(b["weekday"]), str(b["start_time"]), str(b["end_time"])),
         )
-        for b in held[:3]
-    )
-    if len(held) > 3:
-        named += " " + ngettext("and %(num)d more", "and %(num)d more", len(held) - 3)
-    if reason.startswith("No wished premises is open"):
-        return str(_("None of the wished premises is open at the wished times."))
-    if reason.startswith("Its wishes cover"):
-        return str(
-            _(
-                "The wishes cover fewer weekdays than the slots asked for, and a section "
-                "gets at most one slot a day."
-            )
-        )
-    if reason.startswith("Left out to keep"):
-        return str(
-            _(
-                "Left out to keep a higher priority group's time or a fairer share; "
-                "the wished times are held by: %(named)s.",
-                named=named,
-            )
-        )
-    if reason.startswith("Its wished times are taken"):
-        return str(_("The wished times are taken by: %(named)s.", named=named))
-    return reason
+        for b in entry.get("blocked_by") or []
+    ]
+    return explain.sentence(explain.code_of(dict(entry)), holders, got, get_translations().gettext)
 
 
 Say = Callable[[re.Match[str]], str]

@@ -200,6 +200,9 @@ def _round_page(
         if any(a.premises_id == pid for a in live)
     ]
     by_application = {a.id: a for a in applications}
+    got: dict[tuple[str, str], int] = {}
+    for a in live:
+        got[(a.application_id, a.section)] = got.get((a.application_id, a.section), 0) + 1
     page = render_template(
         "staff_rounds/round.html",
         round=round_,
@@ -214,6 +217,7 @@ def _round_page(
             by_application[aid].organisation_id if aid in by_application else "", "–"
         ),
         plans=plans,
+        got=got,
         preview=preview,
         form=form or Form(),
         problem=problem,

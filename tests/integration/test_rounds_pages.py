@@ -259,7 +259,7 @@ def test_staff_run_the_round_and_bookers_answer_the_offers(
     assert "Mikkelin Shakkikerho ry" in page and "P10" in page
     # Why the third club got nothing, naming what holds its wished time, in words.
     assert (
-        "The wished times are taken by: P10 (priority group 1) at Koulun sali Monday 17:00–18:30."
+        "Its wished times are taken by P10 (priority group 1) at Koulun sali Monday 17:00–18:30."
         in page
     )
     finnish = text(site.client("staff", lang="fi").get(page_path))
