@@ -329,6 +329,9 @@ def test_staff_run_the_round_and_bookers_answer_the_offers(
     assert version
     published = post_form(staff, f"{page_path}/publish", {"version": version[1]}, page=page_path)
     assert published.status_code == 303
+    public = text(site.client(lang="en").get(f"/rounds/{rid}"))
+    assert f"/api/v1/allocation-rounds/{rid}/result?format=csv" in public
+    assert site.api.get(f"/api/v1/allocation-rounds/{rid}/result?format=csv").status_code == 200
     published_page = text(staff.get(page_path))
     assert "published" in published_page and "Accept on their behalf" in published_page
 
