@@ -589,6 +589,28 @@ TABLE: tuple[Rule, ...] = (
             "/api/v1/membership-requests/{id}/reject", {"reason": "Ei"}, World.membership_request
         ),
     ),
+    Rule(
+        "PUT",
+        "/api/v1/organisations/<organisation_id>/contact",
+        STAFF,
+        lambda w, _: (
+            "PUT",
+            f"/api/v1/organisations/{w.api.organisation_id}/contact",
+            {"user_id": w.booker_id},
+        ),
+    ),
+    Rule(
+        "POST",
+        "/api/v1/organisations/<organisation_id>/retire",
+        STAFF,
+        lambda w, _: ("POST", f"/api/v1/organisations/{w.api.organisation('Vanha ry')}/retire", {}),
+    ),
+    Rule(
+        "PUT",
+        "/api/v1/users/<user_id>/role",
+        frozenset({"admin"}),
+        lambda w, _: ("PUT", f"/api/v1/users/{w.person()}/role", {"role": "staff"}),
+    ),
     # Leaving is for organisations joined by request: none here, so not found for anyone.
     Rule(
         "DELETE",
