@@ -23,11 +23,14 @@ from werkzeug.serving import make_server
 
 from booking import accounts
 from booking.app import create_app
+from booking.domain.commands import Actor
 from booking.migrate import upgrade
 from booking.oidc_people import oidc_identities
 from booking.sessions import sessions
 from booking.tables import users
-from events.sql import make_engine, read_transaction
+from booking.usecases.accounts import assign_role
+from events.sql import make_engine, read_transaction, write_transaction
+from events.store import Metadata, read_stream
 from tests.browser.conftest import PASSWORD, _seed, axe_violations, screenshot
 from tests.oidc import harness
 
@@ -95,6 +98,8 @@ def _same_time_as_the_provider(
     yield
     oidc_site.app.config["BOOKING_OIDC_CLIENT_ID"] = "tilavaraus"
     oidc_site.app.config["BOOKING_OIDC_ISSUER"] = oidc_site.provider.issuer
+    oidc_site.app.config.pop("BOOKING_OIDC_ROLE_CLAIM", None)
+    oidc_site.app.config.pop("BOOKING_OIDC_ROLE_MAP", None)
 
 
 @pytest.fixture
@@ -375,3 +380,47 @@ def test_an_unknown_issuer_gives_a_clear_page_and_passwords_still_work(
     page.click("form.panel button[type=submit]")
     page.wait_for_load_state()
     assert signed_in(page)
+
+
+def _signs_in_as(browser: Any, site: OidcSite, account: str) -> dict[str, Any]:
+    """`account` signs in through the provider in a browser of its own; who they are then."""
+    fresh = browser.new_context(locale="en-GB")
+    try:
+        page = fresh.new_page()
+        assert provider_sign_in(page, site, account).status == 303
+        assert signed_in(page)
+        return me(page, site)
+    finally:
+        fresh.close()
+
+
+def test_a_claim_maps_to_a_role_only_where_configured(browser: Any, oidc_site: OidcSite) -> None:
+    """Unset, the provider's `groups` grant nothing; set, the highest mapped role is the
+    person's, and taken back when the provider stops granting it; a role an admin gave is
+    left alone when the claim maps to nothing."""
+    config = oidc_site.app.config
+    unmapped = _signs_in_as(browser, oidc_site, "staff-member")
+    assert unmapped["role"] == "resident"
+    config["BOOKING_OIDC_ROLE_CLAIM"] = "groups"
+    config["BOOKING_OIDC_ROLE_MAP"] = "tilavaraus-staff=staff,tilavaraus-admin=admin"
+    staff = _signs_in_as(browser, oidc_site, "staff-member")
+    assert (staff["id"], staff["role"]) == (unmapped["id"], "staff")
+    assert _signs_in_as(browser, oidc_site, "city-admin")["role"] == "admin"
+    assert _signs_in_as(browser, oidc_site, "weak-resident")["role"] == "resident"
+    # The directory no longer grants the role (here: the map no longer names the group).
+    config["BOOKING_OIDC_ROLE_MAP"] = "tilavaraus-former-staff=staff"
+    assert _signs_in_as(browser, oidc_site, "staff-member")["role"] == "resident"
+    with read_transaction(oidc_site.engine) as conn:
+        changes = [
+            (e.data["role"], e.data["by"])
+            for e in read_stream(conn, f"user-{unmapped['id']}")
+            if e.type == "UserRoleChanged"
+        ]
+    assert changes == [("staff", "provider"), ("resident", "provider")]
+    # An admin's choice stays while the claim maps to nothing.
+    with write_transaction(oidc_site.engine) as conn:
+        admin = Actor("some-admin", "admin", None)
+        assign_role(
+            conn, admin, unmapped["id"], "analyst", None, oidc_site.provider.now(), Metadata()
+        )
+    assert _signs_in_as(browser, oidc_site, "staff-member")["role"] == "analyst"
