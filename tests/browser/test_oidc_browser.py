@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from booking import accounts
+from booking import sessions as sessions_module
 from booking.app import create_app
 from booking.domain.commands import Actor
 from booking.migrate import upgrade
@@ -29,6 +30,7 @@ from booking.oidc_people import oidc_identities
 from booking.sessions import sessions
 from booking.tables import users
 from booking.usecases.accounts import assign_role
+from booking.usecases.privacy import erase_person
 from events.sql import make_engine, read_transaction, write_transaction
 from events.store import Metadata, read_stream
 from tests.browser.conftest import PASSWORD, _seed, axe_violations, screenshot
@@ -424,3 +426,66 @@ def test_a_claim_maps_to_a_role_only_where_configured(browser: Any, oidc_site: O
             conn, admin, unmapped["id"], "analyst", None, oidc_site.provider.now(), Metadata()
         )
     assert _signs_in_as(browser, oidc_site, "staff-member")["role"] == "analyst"
+
+
+def test_a_disabled_person_is_signed_out_and_cannot_sign_in_again(
+    context: Any, browser: Any, oidc_site: OidcSite, axe_source: str
+) -> None:
+    page = context.new_page()
+    provider_sign_in(page, oidc_site, "to-be-disabled")
+    person = me(page, oidc_site)["id"]
+    with write_transaction(oidc_site.engine) as conn:
+        sessions_module.disable(conn, person, oidc_site.provider.now(), "some-admin")
+    page.goto(oidc_site.url + "/my")
+    assert not signed_in(page)  # the session ended at once
+    before = oidc_site.counts()
+    again = browser.new_context(locale="en-GB")
+    try:
+        fresh = again.new_page()
+        assert provider_sign_in(fresh, oidc_site, "to-be-disabled").status == 403
+        assert "This account has been disabled." in fresh.content()
+        assert axe_violations(fresh, axe_source) == []
+        assert not signed_in(fresh)
+    finally:
+        again.close()
+    assert oidc_site.counts() == before
+
+
+def test_an_erased_person_who_comes_back_is_someone_new(browser: Any, oidc_site: OidcSite) -> None:
+    first = _signs_in_as(browser, oidc_site, "to-be-erased")
+    with write_transaction(oidc_site.engine) as conn:
+        admin = Actor("some-admin", "admin", None)
+        erase_person(
+            conn,
+            oidc_site.app.extensions["tilavaraus"].vault,
+            admin,
+            first["id"],
+            oidc_site.provider.now(),
+        )
+    with read_transaction(oidc_site.engine) as conn:
+        ended = conn.execute(
+            select(func.count())
+            .select_from(sessions)
+            .where(sessions.c.user_id == first["id"], sessions.c.ended_at.is_(None))
+        ).scalar_one()
+    assert ended == 0
+    second = _signs_in_as(browser, oidc_site, "to-be-erased")
+    assert second["id"] != first["id"] and second["name"] == "Eeva Poistettava"
+    with read_transaction(oidc_site.engine) as conn:
+        pairs = conn.execute(
+            select(oidc_identities.c.user_id).where(oidc_identities.c.subject == "to-be-erased")
+        ).all()
+    assert [p.user_id for p in pairs] == [second["id"]]
+
+
+def test_an_issuer_that_discovery_does_not_confirm_is_refused(
+    context: Any, oidc_site: OidcSite
+) -> None:
+    """Discovery must name exactly the configured issuer (here: one with a trailing slash,
+    whose discovery document is the real provider's)."""
+    oidc_site.app.config["BOOKING_OIDC_ISSUER"] = oidc_site.provider.issuer + "/"
+    before = oidc_site.counts()
+    page = context.new_page()
+    response = page.goto(oidc_site.url + "/auth/oidc/login")
+    assert response.status == 502 and "could not be reached" in page.content()
+    assert oidc_site.counts() == before

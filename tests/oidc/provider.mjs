@@ -26,6 +26,9 @@ const ACCOUNTS = {
     acr: WEAK, name: 'Sari Virkailija', email: 'sari@example.fi',
     groups: ['everyone', 'tilavaraus-staff'],
   },
+  // Disabled, then erased, by the tests (each in a test of its own).
+  'to-be-disabled': { acr: WEAK, name: 'Kalle Suljettava', email: 'kalle@example.fi' },
+  'to-be-erased': { acr: STRONG, name: 'Eeva Poistettava', email: 'eeva@example.fi' },
   'city-admin': {
     acr: WEAK, name: 'Antti Ylläpitäjä', email: 'antti@example.fi',
     groups: ['tilavaraus-staff', 'tilavaraus-admin'],
