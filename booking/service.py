@@ -174,11 +174,13 @@ class PremisesRepository:
             return state.version, close_elsewhere(closure, state)
 
     def advance(self, premises_id: str, version: int, recorded: list[RecordedEvent]) -> None:
-        """`recorded`, decided at `version`, were just written in the caller's transaction
-        (which holds the premises, so no other writer loads it meanwhile): evolve the kept
-        state by them. The next load checks that they committed."""
+        """`recorded`, decided at `version`, were just written (or, with held writes, just
+        committed: another writer of the premises may have loaded it meanwhile): evolve the
+        kept state by them. The next load checks that they committed."""
         with self._locks[premises_id]:
             state = self._states.get(premises_id)
+            if state is not None and state.version >= version + len(recorded) > version:
+                return  # caught up past them from the log already, by a later writer
             if state is None or state.version != version:
                 self.forget(premises_id)
                 return
