@@ -30,9 +30,11 @@ not by a margin that this machine's noise can confirm.
 from __future__ import annotations
 
 import argparse
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -82,7 +84,7 @@ def booking(
     return place
 
 
-def run(kind: str, count: int, one_space_only: bool, label: str) -> None:
+def run(kind: str, count: int, one_space_only: bool, label: str, json_path: str | None) -> None:
     with common.migrated_engine(kind) as engine:
         app = common.bench_app(engine)
         repository = common.repository_of(app)
@@ -120,6 +122,12 @@ def run(kind: str, count: int, one_space_only: bool, label: str) -> None:
             ["run", "path", "n", "p50 ms", "p95 ms", "cpu p50", "per s", "× one", "cpu × one"],
             rows,
         )
+        if json_path is not None:  # for bench.spaces_ab, which alternates commits
+            figures = {name: {"count": s.count, "wall_p50": s.p50, "cpu_p50": s.cpu_p(50),
+                              "wall_mean": s.total / s.count,
+                              "cpu_mean": sum(s.cpu_seconds) / s.count}
+                       for name, s in samples.items()}  # fmt: skip
+            Path(json_path).write_text(json.dumps({"database": kind, "paths": figures}))
         if one_space_only:
             return
         client = app.test_client()
@@ -161,10 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=600, help="timed bookings per path")
     parser.add_argument("--one-space-only", action="store_true", help="(b): the old commit")
     parser.add_argument("--label", default="", help="names this run in the tables")
+    parser.add_argument("--json", default=None, help="also write the bookings' figures here")
     args: argparse.Namespace = parser.parse_args(argv)
     count = 100 if args.quick else args.count
     for kind in common.chosen_databases(args):
-        run(kind, count, args.one_space_only, args.label)
+        run(kind, count, args.one_space_only, args.label, args.json)
 
 
 if __name__ == "__main__":
