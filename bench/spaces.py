@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -164,13 +165,45 @@ def run(kind: str, count: int, one_space_only: bool, label: str, json_path: str 
         )  # fmt: skip
 
 
+def serve(kind: str, server: str) -> None:
+    """(b) as a worker of bench.spaces_ab: one-space premises on a fresh database, then for
+    each line `N` on stdin, N more bookings, answered by one line `@@ {"wall": […], "cpu":
+    […]}` on stdout (an empty line or 0 ends it). The driver alternates two such workers,
+    one of each commit, batch by batch."""
+    with common.migrated_engine(kind, server) as engine:
+        app = common.bench_app(engine)
+        repository = common.repository_of(app)
+        staff = common.new_person(engine, "staff")
+        booker = common.new_person(engine, "booker")
+        rules = {"min_notice_minutes": 0, "max_advance_days": 3650}
+        ones = [f"one-{n}" for n in range(PER_KIND)]
+        for premises_id in ones:
+            profile = common.premises_profile(premises_id, rules=rules)
+            common.register_premises(engine, repository, staff.actor, premises_id, profile)
+        first_day = datetime.now(UTC).astimezone(ZONE) + timedelta(days=2)
+        place = booking(engine, repository, booker, ones, first_day)
+        done = 0
+        print("@@ ready", flush=True)
+        for line in sys.stdin:
+            count = int(line.strip() or 0)
+            if count <= 0:
+                break
+            found = common.time_calls(place, range(done, done + count))
+            done += count
+            print("@@", json.dumps({"wall": found.seconds, "cpu": found.cpu_seconds}), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = common.parser(__doc__)
     parser.add_argument("--count", type=int, default=600, help="timed bookings per path")
     parser.add_argument("--one-space-only", action="store_true", help="(b): the old commit")
     parser.add_argument("--label", default="", help="names this run in the tables")
     parser.add_argument("--json", default=None, help="also write the bookings' figures here")
+    parser.add_argument("--serve", action="store_true", help="(b): a worker of bench.spaces_ab")
     args: argparse.Namespace = parser.parse_args(argv)
+    if args.serve:
+        serve(common.chosen_databases(args)[0], args.postgres)
+        return
     count = 100 if args.quick else args.count
     for kind in common.chosen_databases(args):
         run(kind, count, args.one_space_only, args.label, args.json)
