@@ -13,18 +13,9 @@
 
     python -m bench.spaces [--quick] [--databases sqlite,postgresql] [--count N]
 
-2026-12-07 00:01–00:04 UTC, 2 shared CPUs at load 15–20 (wall-clock figures are noise at
-that load; CPU time of this process is what the ratios use), 300 bookings a path, runs
-alternating main (692fa6b, `--one-space-only`) and this branch, twice:
-
-    one-space booking, CPU p50 ms   main 2.01, 1.76 | spaces 2.13, 2.02  (SQLite)
-                                    main 3.98, 3.62 | spaces 5.06, 3.41  (PostgreSQL)
-    three-space ÷ one-space (CPU)   1.14, 1.07 (SQLite) · 1.09, 1.11 (PostgreSQL)  ≤ 1.3
-    availability month, CPU p95     2.2–3.4 ms ≤ 5 · search CPU p95 5.0–6.8 ms ≤ 20
-
-A one-space booking now sends one more statement (what others hold on its spaces, empty
-for a space nobody shares): about +5–10 % CPU, within the 10 % on these runs' means but
-not by a margin that this machine's noise can confirm.
+The figures, and how (b) was measured (ping-pong between two work trees), are in
+bench/results/2026-12-07.md and bench/README.md: (a) 1.11× (SQLite) and 1.14× (PostgreSQL)
+CPU, within 1.3×; (c) CPU p95 within 5 ms and 20 ms; (b) 1.25× and 1.13× CPU, over 1.1×.
 """
 
 from __future__ import annotations
