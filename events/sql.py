@@ -161,11 +161,24 @@ def _refuse_dropped(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction meant to append: commits on success, rolls back on any exception."""
+    """A transaction meant to append: commits on success, rolls back on any exception.
+
+    On PostgreSQL it first passes the rebuild gate (`REBUILD_GATE`, shared, before it
+    touches any table): the swap of rebuilt inline tables takes the gate alone and so waits
+    only for the writers already inside, never for one that holds a table it needs and waits
+    for one the swap holds (`projections.shadowing`)."""
     with engine.connect() as conn:
         conn = conn.execution_options(write=True)
         with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(_PASS_REBUILD_GATE)
             yield conn
+
+
+# An advisory lock of two int4 keys: apart from the bigint-keyed premises and space locks.
+REBUILD_GATE = (7411, 1)
+_PASS_REBUILD_GATE = "SELECT pg_advisory_xact_lock_shared({}, {})".format(*REBUILD_GATE)
+CLOSE_REBUILD_GATE = "SELECT pg_advisory_xact_lock({}, {})".format(*REBUILD_GATE)
 
 
 @contextmanager
