@@ -199,7 +199,8 @@ class PostgresShadow(Shadow):
         with conn.begin():
             self.live = str(conn.exec_driver_sql("SELECT current_schema()").scalar_one())
             live = _quoted(self.live)
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            for leftover in (SHADOW_SCHEMA, SHADOW_SCHEMA + "_retired"):  # of a failed run
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {_quoted(leftover)} CASCADE")
             conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
             for name in _names(projections):
                 table = _quoted(name)
@@ -263,37 +264,46 @@ class PostgresShadow(Shadow):
     ) -> float:
         live, schema = _quoted(self.live), _quoted(SHADOW_SCHEMA)
         before, after = _lock_order(projections)
+        retired = _quoted(SHADOW_SCHEMA + "_retired")
 
-        def lock(names: list[str]) -> None:
-            if names:
-                tables = ", ".join(f"{live}.{_quoted(n)}" for n in names)
-                conn.exec_driver_sql(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+        def lock(names: list[str]) -> str:
+            tables = ", ".join(f"{live}.{_quoted(n)}" for n in names)
+            return f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE;" if names else ""
 
         with conn.begin():
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
-            started = _now()
             # Writers wait at the gate from here on; those inside finish first.
             conn.exec_driver_sql(CLOSE_REBUILD_GATE)
+            started = _now()
             # Readers may still hold the tables. A booking writes the position-free
             # projections, then appends under the append lock, then writes the
             # position-stamped ones: the same order here.
-            lock(before)
-            conn.exec_driver_sql(f"LOCK TABLE {live}.events IN EXCLUSIVE MODE")
-            lock(after)
+            conn.exec_driver_sql(
+                f"{lock(before)} LOCK TABLE {live}.events IN EXCLUSIVE MODE; {lock(after)}"
+            )
             self._resolve_to_shadow(conn)
             replay.rest(conn)
-            for name in _names(projections):
-                table = _quoted(name)
-                conn.exec_driver_sql(f"DROP TABLE {live}.{table}")
-                conn.exec_driver_sql(f"ALTER TABLE {schema}.{table} SET SCHEMA {live}")
-            conn.exec_driver_sql(f"DROP SCHEMA {schema}")
-        return _now() - started
+            # The old tables move aside and are dropped after the commit: a DROP of a large
+            # table costs more than a rename, and nobody need wait for it.
+            conn.exec_driver_sql(
+                f"CREATE SCHEMA {retired}; "
+                + " ".join(
+                    f"ALTER TABLE {live}.{_quoted(n)} SET SCHEMA {retired}; "
+                    f"ALTER TABLE {schema}.{_quoted(n)} SET SCHEMA {live};"
+                    for n in _names(projections)
+                )
+            )
+        held = _now() - started
+        with conn.begin():
+            conn.exec_driver_sql(f"DROP SCHEMA {retired} CASCADE; DROP SCHEMA {schema}")
+        return held
 
     def drop(self, conn: Connection) -> None:
         if conn.in_transaction():
             conn.rollback()
         with conn.begin():
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {_quoted(SHADOW_SCHEMA)} CASCADE")
+            for name in (SHADOW_SCHEMA, SHADOW_SCHEMA + "_retired"):
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {_quoted(name)} CASCADE")
 
 
 class SQLiteShadow(Shadow):
