@@ -13,7 +13,9 @@ Nothing here reads the clock: the checkpoints are written at the caller's `clock
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
 from sqlalchemy import Engine, delete, select, text
@@ -45,6 +47,7 @@ def rebuild(
     progress: Progress | None = None,
     *,
     clock: Clock,
+    parallel: bool = False,
 ) -> int:
     """Replay the log into the projections; returns the count of events read. Checkpoints
     are written at `clock()`.
@@ -52,15 +55,41 @@ def rebuild(
     The inline projections are rebuilt into shadow tables and swapped in
     (`projections.shadowing.rebuild_inline`): bookings go on meanwhile and wait only for
     the swap. The asynchronous ones are rebuilt together into fresh tables while appends
-    and the live runner go on (`rebuild_asynchronous`)."""
+    and the live runner go on (`rebuild_asynchronous`). With `parallel`, they are rebuilt
+    in a process of their own (spawned: `clock` must pickle, as a module's function does)
+    beside the inline ones; `progress` then counts the inline projections' events only."""
     inline = [p for p in projections if p.inline]
     later = [p for p in projections if not p.inline]
+    if inline and later and parallel and _shareable(engine):
+        url = engine.url.render_as_string(hide_password=False)
+        names = [p.name for p in later]
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            beside = pool.submit(_rebuild_asynchronous_at, url, names, batch_size, clock)
+            count = rebuild_inline(engine, inline, batch_size, progress)
+            return count + beside.result()
     count = 0
     if inline:
         count += rebuild_inline(engine, inline, batch_size, progress)
     if later:
         count += rebuild_asynchronous(engine, later, batch_size, progress, clock=clock)
     return count
+
+
+def _shareable(engine: Engine) -> bool:
+    """Whether another process can open the same database (not an in-memory SQLite)."""
+    return engine.dialect.name != "sqlite" or engine.url.database not in (None, "", ":memory:")
+
+
+def _rebuild_asynchronous_at(url: str, names: list[str], batch_size: int, clock: Clock) -> int:
+    """`rebuild_asynchronous` in a spawned process, on its own engine."""
+    from events.sql import make_engine
+    from projections.runner import by_name
+
+    engine = make_engine(url)
+    try:
+        return rebuild_asynchronous(engine, by_name(names), batch_size, clock=clock)
+    finally:
+        engine.dispose()
 
 
 def rebuild_asynchronous(

@@ -468,3 +468,19 @@ def test_a_swap_that_meets_a_held_table_tries_again(
     with read_transaction(api.engine) as conn:
         schemas = conn.exec_driver_sql("SELECT nspname FROM pg_namespace").scalars().all()
     assert shadowing.SHADOW_SCHEMA not in schemas
+
+
+def test_a_parallel_rebuild_of_every_projection_equals_the_live_tables(api: Api) -> None:
+    """The asynchronous projections in a process of their own, beside the inline ones."""
+    a_mixed_history(api)
+    runner.catch_up(api.engine, clock=system_clock)
+
+    def everything() -> dict[str, Any]:
+        with read_transaction(api.engine) as conn:
+            return {p.name: rebuilding.contents(conn, p) for p in runner.ALL}
+
+    live = everything()
+    assert live["usage"] and any(live["registry"].values())
+    count = rebuilding.rebuild(api.engine, runner.ALL, clock=system_clock, parallel=True)
+    assert count > 0
+    assert everything() == live
