@@ -91,6 +91,7 @@ def rebuild_inline(
                     log.info("swap attempt %s met a booking holding a table; again", attempt)
                     replay.until_head(conn, shadow)
                     continue
+                log.info("shadow tables swapped in; the swap held the live tables %.3f s", held)
                 if on_swap:
                     on_swap(held)
                 break
