@@ -30,7 +30,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -184,6 +183,7 @@ def _measure_on(args: argparse.Namespace, url: str, folder: Path) -> dict[str, A
         run_round(target, args.clients, 3.0, Tally(), seed=99)  # warm-up, not counted
         phases = {"before": Tally(), "during the rebuild": Tally(), "after": Tally()}
         run_round(target, args.clients, args.seconds, phases["before"], seed=1)
+        _tell("before the rebuild", phases["before"])
         rebuild = subprocess.Popen(
             [sys.executable, "-m", "bench.rebuild_live", "--child-rebuild", url],
             env=env,
@@ -192,14 +192,16 @@ def _measure_on(args: argparse.Namespace, url: str, folder: Path) -> dict[str, A
         )
         during = phases["during the rebuild"]
         seed = 100
+        began = time.perf_counter()
         while rebuild.poll() is None:
-            # Short rounds, back to back, until the rebuild ends.
-            worker = threading.Thread(
-                target=run_round, args=(target, args.clients, 5.0, during, seed)
-            )
-            worker.start()
-            worker.join()
+            # Short rounds, back to back, until the rebuild ends; each one told as it ends.
+            part = Tally()
+            run_round(target, args.clients, 5.0, part, seed)
             seed += 1
+            during.merge(part.seconds, part.statuses)
+            during.errors.update(part.errors)
+            during.elapsed += part.elapsed
+            _tell(f"{time.perf_counter() - began:6.0f} s into the rebuild", part)
         output = rebuild.stdout.read().decode() if rebuild.stdout else ""
         if rebuild.returncode != 0:
             raise SystemExit(f"the rebuild failed:\n{(folder / 'rebuild.log').read_text()}")
@@ -213,6 +215,22 @@ def _measure_on(args: argparse.Namespace, url: str, folder: Path) -> dict[str, A
     finally:
         processes.close()
     return {"phases": phases, "rebuild": result, "overlaps": overlaps}
+
+
+def _tell(when: str, tally: Tally) -> None:
+    bookings = tally.seconds.get("booking", [])
+    if not bookings:
+        print(f"{when}: no booking answered", flush=True)
+        return
+    failed = sum(n for status, n in tally.statuses.items() if status >= 300)
+    print(
+        f"{when}: {len(bookings)} bookings, p50 "
+        f"{common.millis(common.percentile(bookings, 50))}, p99 "
+        f"{common.millis(common.percentile(bookings, 99))} ms, slowest "
+        f"{common.millis(max(tally.all_seconds))} ms, non-2xx {failed}, errors "
+        f"{sum(tally.errors.values())}; load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
 
 def report(args: argparse.Namespace, found: dict[str, Any]) -> bool:
