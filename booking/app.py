@@ -14,7 +14,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from booking import auth, feeds, pages
 from booking import config as configuration
 from booking.api import allocation as allocation_api
-from booking.api import bookings, feed_tokens, log, messages, people, popups, premises, schemas
+from booking.api import (
+    allocation_result,
+    bookings,
+    feed_tokens,
+    log,
+    messages,
+    people,
+    popups,
+    premises,
+    schemas,
+    stats_allocation,
+)
 from booking.api import memberships as memberships_api
 from booking.api import registry as registry_api
 from booking.api import sessions as sessions_api
@@ -29,6 +40,7 @@ from booking.http import (
     new_request_id,
     register_error_handlers,
 )
+from booking.oidc import parse_role_map
 from booking.privacy import Vault, use_by_default
 from booking.service import PremisesRepository
 from events.sql import make_engine
@@ -59,6 +71,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.config.setdefault("BOOKING_TIMEZONE", "Europe/Helsinki")
     app.config.setdefault("SECRET_KEY", "test-only-secret")
+    # A mistyped BOOKING_OIDC_ROLE_MAP stops the service here rather than grant in silence.
+    parse_role_map(app.config.get("BOOKING_OIDC_ROLE_MAP") or "")
     if proxies := int(app.config.get("BOOKING_TRUSTED_PROXIES", 0)):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     app.config.update(
@@ -103,11 +117,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         log.blp,
         feed_tokens.blp,
         allocation_api.blp,
+        allocation_result.blp,
         sessions_api.blp,
         memberships_api.blp,
     ):
         api.register_blueprint(blueprint)
-    for blueprint in (registry_api.blp, stats_api.blp):  # the asynchronous read side
+    for blueprint in (registry_api.blp, stats_api.blp, stats_allocation.blp):  # read side
         api.register_blueprint(blueprint)
     app.register_blueprint(log.health)
     app.register_blueprint(feeds.blp)

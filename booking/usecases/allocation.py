@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from booking import strong_identity
 from booking.allocation.commands import (
     AddAllocation,
     AnswerOffer,
@@ -67,12 +68,13 @@ def run_round_command(
     unit: Unit, round_id: str, command: RoundCommand
 ) -> tuple[RoundState, list[Event]]:
     """Decide against the round's current state and record (`booking.recording.record`,
-    at the unit's clock) with its version as guard. Round events cause no mail."""
+    at the unit's clock) with its version as guard. The mails they cause (application
+    received, offers, declines, lapses) are written with them: booking/allocation_mails.py."""
     state = load_round(unit.conn, round_id)
     events = decide(command, state)
     if events:
         append = StreamAppend(round_stream(round_id), events, state.version)
-        record_streams(unit.conn, [append], unit.metadata, unit.clock(), notify=False)
+        record_streams(unit.conn, [append], unit.metadata, unit.clock(), notify=unit.notify)
         for event in events:
             evolve(state, event)
     return state, events
@@ -143,6 +145,20 @@ def round_of_allocation(conn: Connection, allocation_id: str) -> str:
 # --- bookers: applications -----------------------------------------------------------------
 
 
+def _check_strong_identity(conn: Connection, actor: Actor, sections: Any, strong: bool) -> None:
+    """Premises with `rules.requires_strong_identity` take applications only from strong
+    sessions (staff on behalf excepted): 403 when any wished premises asks for it."""
+    wished = {
+        p
+        for section in sections or ()
+        if isinstance(section, dict)
+        for p in section.get("premises") or ()
+        if isinstance(p, str)
+    }
+    for premises_id in sorted(wished):
+        strong_identity.check(conn, premises_id, actor, strong)
+
+
 def submit_application(
     unit: Unit,
     actor: Actor,
@@ -151,7 +167,10 @@ def submit_application(
     organisation_id: str,
     body: dict[str, Any],
     now: datetime,
+    strong: bool = False,
 ) -> RoundState:
+    """`strong`: the session signed in strongly (booking.auth.signed_in_strongly)."""
+    _check_strong_identity(unit.conn, actor, body.get("sections"), strong)
     state = _existing(unit.conn, round_id)
     assert state.opened is not None
     command = SubmitApplication(
@@ -172,7 +191,9 @@ def update_application(
     changes: dict[str, Any],
     expected_version: int | None,
     now: datetime,
+    strong: bool = False,
 ) -> RoundState:
+    _check_strong_identity(unit.conn, actor, changes.get("sections"), strong)
     round_id = round_of_application(unit.conn, application_id)
     state = _existing(unit.conn, round_id)
     assert state.opened is not None
