@@ -28,11 +28,13 @@ given by wall-clock time and by this process's CPU time.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
@@ -47,7 +49,7 @@ from bench import common
 from booking.clock import system_clock
 from events import catalog as c
 from events.serialization import serializer
-from events.sql import read_transaction, write_transaction
+from events.sql import make_engine, read_transaction, write_transaction
 from events.store import events_table
 from projections import rebuilding, runner
 from projections.availability import busy_table
@@ -246,6 +248,7 @@ class Timing:
 
 
 # What the CLI's `projections rebuild` runs, at the wall clock's time.
+rebuild_parallel = partial(rebuilding.rebuild, clock=system_clock, parallel=True)
 rebuild_all = partial(rebuilding.rebuild, clock=system_clock)
 
 
@@ -526,11 +529,39 @@ def check_floor(engine: Engine, bookings: Table, busy: Table) -> None:
         )
 
 
-def run(kind: str, total: int, server: str, parts: bool = False, with_floor: str = "") -> None:
+@contextmanager
+def logged(kind: str, total: int, server: str, reuse: bool) -> Iterator[tuple[Engine, int]]:
+    """An engine on a database holding the generated log, and the count of its events:
+    written now, or (`reuse`, PostgreSQL) copied from `bench.rebuild_live`'s template,
+    which is generated once and kept."""
+    if not (reuse and kind == "postgresql"):
+        with common.migrated_engine(kind, server) as engine:
+            seconds, written = timed(load_log, engine, total)
+            print(f"{kind}: wrote {written:,} events in {seconds.wall:.0f} s", flush=True)
+            yield engine, written
+        return
+    from bench.rebuild_live import copy_of_template
+
+    with copy_of_template(server, total) as url:
+        engine = make_engine(url)
+        try:
+            with read_transaction(engine) as conn:
+                written = conn.execute(select(func.count()).select_from(events_table)).scalar_one()
+            yield engine, written
+        finally:
+            engine.dispose()
+
+
+def run(
+    kind: str,
+    total: int,
+    server: str,
+    parts: bool = False,
+    with_floor: str = "",
+    reuse: bool = False,
+) -> None:
     """`with_floor`: "" (no floor), "floor" (beside the rebuild) or "only" (no rebuild)."""
-    with common.migrated_engine(kind, server) as engine:
-        seconds, written = timed(load_log, engine, total)
-        print(f"{kind}: wrote {written:,} events in {seconds.wall:.0f} s", flush=True)
+    with logged(kind, total, server, reuse) as (engine, written):
         recorder = copy_to_eventsourcing(engine)
         # The baselines run before and after the rebuilds, and their means are compared:
         # a busy spell of the shared machine then weighs on both sides.
@@ -548,11 +579,11 @@ def run(kind: str, total: int, server: str, parts: bool = False, with_floor: str
 
         baselines()
         if with_floor != "only":
-            measured["rebuild ALL projections, one pass (rebuilding.rebuild(ALL))"], _ = timed(
-                rebuild_all, engine, runner.ALL
+            measured["rebuild ALL (shadow inline ∥ asynchronous in a process)"], _ = timed(
+                rebuild_parallel, engine, runner.ALL
             )
         if parts:
-            measured["rebuild inline projections only (one transaction)"], _ = timed(
+            measured["rebuild inline projections only (shadow tables)"], _ = timed(
                 rebuild_all, engine, runner.INLINE
             )
             for projection in runner.ASYNC:
@@ -639,15 +670,24 @@ def main(argv: list[str] | None = None) -> None:
         "from the log by INSERT … SELECT and set-based changes, into fresh tables",
     )
     parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="PostgreSQL: copy the log from bench.rebuild_live's template database (made "
+        "once, kept) instead of generating it",
+    )
+    parser.add_argument(
         "--floor-only",
         action="store_true",
         help="the floor beside the baselines, without the rebuild of every projection",
     )
     args = parser.parse_args(argv)
     total = args.events or (20_000 if args.quick else 1_000_000)
+    # The swap's lock time of the inline projections' shadow tables, as it happens.
+    logging.basicConfig(format="%(name)s: %(message)s")
+    logging.getLogger("projections.shadowing").setLevel(logging.INFO)
     with_floor = "only" if args.floor_only else "floor" if args.floor else ""
     for kind in common.chosen_databases(args):
-        run(kind, total, args.postgres, args.parts, with_floor)
+        run(kind, total, args.postgres, args.parts, with_floor, args.reuse)
 
 
 if __name__ == "__main__":

@@ -235,7 +235,7 @@ def projections_rebuild(names: tuple[str, ...]) -> None:
     with read_transaction(engine) as conn:
         total = head_position(conn)
     with Progress("rebuild", total) as progress:
-        count = rebuilding.rebuild(engine, chosen, progress=progress, clock=rt.clock)
+        count = rebuilding.rebuild(engine, chosen, progress=progress, clock=rt.clock, parallel=True)
     click.echo(f"rebuilt {', '.join(p.name for p in chosen)} from {count} events")
 
 
@@ -283,7 +283,7 @@ def events_import(file: str) -> None:
     except (NotEmpty, ValueError) as error:
         raise click.ClickException(str(error)) from None
     with Progress("rebuild", count) as progress:
-        rebuilding.rebuild(engine, runner.ALL, progress=progress, clock=rt.clock)
+        rebuilding.rebuild(engine, runner.ALL, progress=progress, clock=rt.clock, parallel=True)
     click.echo(f"imported {count} events from {file}")
 
 

@@ -12,7 +12,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import JSON, DateTime, Engine, TypeDecorator, any_, bindparam, create_engine, event
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    TypeDecorator,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
@@ -175,16 +185,38 @@ def _refuse_dropped(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
 def write_transaction(engine: Engine, held: bool = False) -> Iterator[Connection]:
     """A transaction meant to append: commits on success, rolls back on any exception.
     `held`: writes given to `events.pipeline.write` wait and go with the COMMIT (on
-    PostgreSQL in one round trip)."""
+    PostgreSQL in one round trip).
+
+    On PostgreSQL it first passes the rebuild gate (`REBUILD_GATE`, shared, before it
+    touches any table): the swap of rebuilt inline tables takes the gate alone and so waits
+    only for the writers already inside, never for one that holds a table it needs and waits
+    for one the swap holds (`projections.shadowing`). A held transaction sends the gate as the
+    first of its first round trip's reads, so it costs no round trip of its own."""
     with engine.connect() as conn:
         conn = conn.execution_options(write=True)
         with conn.begin():
+            gated = conn.dialect.name == "postgresql"
             if not held:
+                if gated:
+                    conn.exec_driver_sql(_PASS_REBUILD_GATE)
                 yield conn
                 return
             with pipeline.hold(conn):
+                if gated:
+                    pipeline.read_soon(conn, _GATE_AHEAD, _passed)
                 yield conn
                 pipeline.finish(conn)
+
+
+# An advisory lock of two int4 keys: apart from the bigint-keyed premises and space locks.
+REBUILD_GATE = (7411, 1)
+_PASS_REBUILD_GATE = "SELECT pg_advisory_xact_lock_shared({}, {})".format(*REBUILD_GATE)
+CLOSE_REBUILD_GATE = "SELECT pg_advisory_xact_lock({}, {})".format(*REBUILD_GATE)
+_GATE_AHEAD = pipeline.Ahead(text(_PASS_REBUILD_GATE), {}, REBUILD_GATE)
+
+
+def _passed(_rows: object) -> None:
+    """The gate's answer says nothing: having it means the gate was passed."""
 
 
 @contextmanager

@@ -106,8 +106,9 @@ class Projection:
             self._batch_handlers[type(run[0])](self, conn, run)
 
     def replay(self, conn: Connection, pairs: Sequence[tuple[Event, RecordedEvent]]) -> None:
-        """Apply a batch of a rebuild (`projections.rebuilding.rebuild`): events in log order, on
-        tables the rebuild emptied and fills in one transaction. By default the live
+        """Apply a batch of a rebuild (`projections.shadowing.rebuild_inline`): events in log
+        order, on shadow tables that only the rebuild writes, filled from empty batch by batch
+        (a transaction each, in the caller's). By default the live
         handlers, one event at a time; a projection overrides it to load what the batch
         touches, change it in memory and write each table with one many-row statement."""
         for event, recorded in pairs:

@@ -88,8 +88,9 @@ class BatchProjection(Projection):
     def hold(self) -> None:
         """From now on the projection may keep what it reads and changes in memory from one
         `apply_batch` to the next and write it later, at the latest at `flush`. Only for a
-        rebuild into fresh tables that one transaction fills from the start of the log
-        (`projections.rebuilding.rebuild`); by default it writes each batch at once."""
+        rebuild into fresh tables that nobody else writes, filled from the start of the log
+        (`projections.rebuilding.rebuild_asynchronous`); by default it writes each batch at
+        once."""
 
     def flush(self, conn: Connection) -> None:
         """Write what `hold` kept, and stop holding."""

@@ -1,8 +1,10 @@
-"""Rebuilding projections: replaying the log from zero into them.
+"""Rebuilding projections: replaying the log from zero into them, while bookings go on.
 
-- `rebuild` replays the log: inline projections in one transaction, asynchronous ones into
-  fresh tables that are swapped in when caught up (`rebuild_swapping`); all of them
-  together in one pass over the log.
+- `rebuild` replays the log: the inline projections into shadow tables swapped in at the end
+  in one short transaction (`projections.shadowing`), the asynchronous ones into fresh
+  tables swapped in when caught up, all of them in one pass over the log
+  (`rebuild_asynchronous`) or one on its own (`rebuild_swapping`). Neither holds the
+  append lock longer than its swap.
 - `contents` lists a projection's rows, to check that a rebuilt one equals the live one.
 
 The catch-up it ends with, and the checkpoints, are the feeding's (`projections.runner`).
@@ -11,16 +13,16 @@ Nothing here reads the clock: the checkpoints are written at the caller's `clock
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, delete, select, text
+from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.engine import Connection
 
-from events.decoding import event_of
 from events.sql import write_transaction
-from events.store import head_position, read_raw
+from events.store import read_raw
 from projections.base import Projection, checkpoints
 from projections.batching import BatchProjection
 from projections.runner import (
@@ -32,6 +34,7 @@ from projections.runner import (
     read_checkpoint,
     set_checkpoint,
 )
+from projections.shadowing import rebuild_inline
 
 REBUILD_SUFFIX = "__rebuild"
 REBUILD_CACHE_KIB = 256 * 1024  # SQLite page cache of a rebuild's connection
@@ -44,92 +47,113 @@ def rebuild(
     progress: Progress | None = None,
     *,
     clock: Clock,
+    parallel: bool = False,
 ) -> int:
     """Replay the log into the projections; returns the count of events read. Checkpoints
     are written at `clock()`.
 
-    With inline projections among them, everything is rebuilt in one pass and one
-    transaction (`_rebuild_in_one_pass`): appends wait on the append lock meanwhile, so the
-    inline projections' read-your-writes promise holds. Asynchronous ones alone are rebuilt
-    into fresh tables batch by batch while appends go on, and swapped in, one after the
-    other (`rebuild_swapping`).
-    """
+    The inline projections are rebuilt into shadow tables and swapped in
+    (`projections.shadowing.rebuild_inline`): bookings go on meanwhile and wait only for
+    the swap. The asynchronous ones are rebuilt together into fresh tables while appends
+    and the live runner go on (`rebuild_asynchronous`). With `parallel`, they are rebuilt
+    in a process of their own (spawned: `clock` must pickle, as a module's function does)
+    beside the inline ones; `progress` then counts the inline projections' events only."""
     inline = [p for p in projections if p.inline]
     later = [p for p in projections if not p.inline]
-    if inline:
-        return _rebuild_in_one_pass(engine, inline, later, batch_size, progress, clock)
-    return sum(rebuild_swapping(engine, p, batch_size, progress, clock=clock) for p in later)
-
-
-def _rebuild_in_one_pass(
-    engine: Engine,
-    inline: Sequence[Projection],
-    later: Sequence[Projection],
-    batch_size: int,
-    progress: Progress | None,
-    clock: Clock,
-) -> int:
-    """Each event is read and JSON-decoded once for all the projections, and decoded into
-    an event (without marshmallow: `events.decoding`) once for all inline ones. Inline
-    projections are emptied and replay every batch in place (on SQLite without the indexes
-    they name in `rebuild_drops`, built again at the end); asynchronous ones fill fresh
-    tables, holding what they build in memory across batches (`BatchProjection.hold`), and
-    are swapped in at the end of the same transaction."""
-    copies = [_fresh(p) for p in later]
-    for_inline = frozenset().union(*(p.handled_types() for p in inline))
-    wanted = sorted(for_inline.union(*(p.handled_types() for p in later)))
+    if inline and later and parallel and _shareable(engine):
+        url = engine.url.render_as_string(hide_password=False)
+        names = [p.name for p in later]
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            beside = pool.submit(_rebuild_asynchronous_at, url, names, batch_size, clock)
+            count = rebuild_inline(engine, inline, batch_size, progress)
+            return count + beside.result()
     count = 0
-    with write_transaction(engine) as conn, _large_cache(conn):
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
-        dropped = _drop_indexes(conn, inline)
-        for projection in inline:
-            projection.clear(conn)
-        for copy in copies:
-            _create_tables(conn, copy, clock())
-            copy.hold()  # its tables are fresh and filled in this transaction alone
-        position = 0
-        while batch := read_raw(conn, position, batch_size, wanted):
-            pairs = [(event_of(r), r) for r in batch if r.type in for_inline]
-            for projection in inline:
-                projection.replay(conn, pairs)
-            for copy in copies:
-                types = copy.event_types
-                copy.apply_batch(conn, [r for r in batch if r.type in types])
-            position = batch[-1].position
-            count += len(batch)
-            if progress:
-                progress(len(batch))
-        for copy in copies:
-            copy.flush(conn)
-        for sql in dropped:
-            conn.exec_driver_sql(sql)
-        head = head_position(conn)  # no append can commit while we hold the append lock
-        now = clock()
-        for copy, projection in zip(copies, later, strict=True):
-            # The live runner waits on this lock until the swap commits.
-            open_checkpoint(conn, checkpoint_name(projection), now, lock=True)
-            _swap_in(conn, copy, projection, head, now)
+    if inline:
+        count += rebuild_inline(engine, inline, batch_size, progress)
+    if later:
+        count += rebuild_asynchronous(engine, later, batch_size, progress, clock=clock)
     return count
 
 
-def _drop_indexes(conn: Connection, projections: Sequence[Projection]) -> list[str]:
-    """On SQLite, drop the projections' `rebuild_drops` indexes for the replay; the
-    statements that make them again, as the database had them. (Not on PostgreSQL: there
-    DROP INDEX would lock readers out of the table until the rebuild commits, where now they
-    go on reading the old rows.)"""
-    names = [index.name for p in projections for index in p.rebuild_drops]
-    if conn.dialect.name != "sqlite" or not names:
-        return []
-    found = conn.execute(
-        text(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN :names"
-        ).bindparams(bindparam("names", expanding=True)),
-        {"names": names},
-    ).all()
-    for name, _ in found:
-        conn.exec_driver_sql(f'DROP INDEX "{name}"')
-    return [sql for _, sql in found]
+def _shareable(engine: Engine) -> bool:
+    """Whether another process can open the same database (not an in-memory SQLite)."""
+    return engine.dialect.name != "sqlite" or engine.url.database not in (None, "", ":memory:")
+
+
+def _rebuild_asynchronous_at(url: str, names: list[str], batch_size: int, clock: Clock) -> int:
+    """`rebuild_asynchronous` in a spawned process, on its own engine."""
+    from events.sql import make_engine
+    from projections.runner import by_name
+
+    engine = make_engine(url)
+    try:
+        return rebuild_asynchronous(engine, by_name(names), batch_size, clock=clock)
+    finally:
+        engine.dispose()
+
+
+def rebuild_asynchronous(
+    engine: Engine,
+    projections: Sequence[Projection],
+    batch_size: int = 20_000,
+    progress: Progress | None = None,
+    *,
+    clock: Clock,
+) -> int:
+    """Rebuild asynchronous projections from zero in one pass over the log while the live
+    ones keep serving: each event is read and JSON-decoded once for all of them. Their fresh
+    tables (`<table>__rebuild`) are filled batch by batch, each batch its own transaction,
+    the projections holding what they build in memory across batches
+    (`BatchProjection.hold`; nobody else writes these tables). Then each copy catches up
+    and is swapped in under its live checkpoint's lock, as in `rebuild_swapping`."""
+    copies = [_fresh(p) for p in projections]
+    wanted = sorted(frozenset().union(*(c.event_types for c in copies)))
+    with write_transaction(engine) as conn:
+        for copy in copies:
+            _create_tables(conn, copy, clock())
+    for copy in copies:
+        copy.hold()
+    count = position = 0
+    with engine.connect() as held:
+        held = held.execution_options(write=True)
+        if held.dialect.name == "sqlite":
+            held.exec_driver_sql(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
+            held.commit()
+        while True:
+            with held.begin():
+                batch = read_raw(held, position, batch_size, wanted)
+                for copy in copies:
+                    types = copy.event_types
+                    copy.apply_batch(held, [r for r in batch if r.type in types])
+            if batch:
+                position = batch[-1].position
+                count += len(batch)
+                if progress:
+                    progress(len(batch))
+            if len(batch) < batch_size:
+                break
+        with held.begin():
+            for copy in copies:
+                copy.flush(held)
+                set_checkpoint(held, copy.checkpoint_name, position, clock())
+    for copy, projection in zip(copies, projections, strict=True):
+        count += _catch_up_and_swap(engine, copy, projection, batch_size, clock)
+    return count
+
+
+def _catch_up_and_swap(
+    engine: Engine, copy: BatchProjection, projection: Projection, batch_size: int, clock: Clock
+) -> int:
+    """The copy fed the last events and swapped in, in one transaction that holds the live
+    checkpoint (the live runner waits); the count of events it was fed."""
+    count = 0
+    with write_transaction(engine) as conn:
+        now = clock()
+        open_checkpoint(conn, checkpoint_name(projection), now, lock=True)  # the runner waits
+        while (applied := catch_up_once(conn, copy, batch_size, now)) is not None:
+            count += applied
+        _swap_in(conn, copy, projection, read_checkpoint(conn, copy.checkpoint_name), now)
+    return count
 
 
 def _fresh(projection: Projection) -> BatchProjection:
@@ -157,21 +181,6 @@ def _swap_in(
         _swap(conn, fresh.name, table.name)
     set_checkpoint(conn, checkpoint_name(live), position, now)
     conn.execute(delete(checkpoints).where(checkpoints.c.name == copy.checkpoint_name))
-
-
-@contextmanager
-def _large_cache(conn: Connection) -> Iterator[None]:
-    """On SQLite, a page cache that holds the tables a rebuild fills (the default 2 MB
-    re-reads their index pages from the file for every insert), for the rebuild only."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
-    try:
-        yield
-    finally:
-        conn.exec_driver_sql(f"PRAGMA cache_size = {before}")
 
 
 def rebuild_swapping(
@@ -211,13 +220,7 @@ def rebuild_swapping(
                 progress(applied)
             if applied is None or applied < batch_size:
                 break
-    with write_transaction(engine) as conn:
-        now = clock()
-        open_checkpoint(conn, checkpoint_name(projection), now, lock=True)  # the runner waits
-        while (applied := catch_up_once(conn, copy, batch_size, now)) is not None:
-            count += applied
-        _swap_in(conn, copy, projection, read_checkpoint(conn, copy.checkpoint_name), now)
-    return count
+    return count + _catch_up_and_swap(engine, copy, projection, batch_size, clock)
 
 
 def _swap(conn: Connection, fresh: str, live: str) -> None:

@@ -6,6 +6,11 @@ SQLite instant text."""
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
+import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -18,7 +23,7 @@ from events.decoding import decode
 from events.serialization import serializer
 from events.sql import UTCDateTime, read_transaction, write_transaction
 from events.store import read_all
-from projections import batching, rebuilding, runner
+from projections import batching, rebuilding, runner, shadowing
 from projections.batching import insert_rows, sqlite_instant, upsert_replacing
 from projections.feed_entries import calendars_table, entries_table
 from projections.usage import projection as usage
@@ -312,3 +317,170 @@ def test_usage_tables_written_mid_rebuild_are_analyzed(
         )
     assert set(found) == {"usage_bookings", "usage_cells"}
     assert all(tuples >= 0 for tuples in found.values()), found
+
+
+# --- a rebuild of the inline projections while bookings go on ------------------------------
+
+
+def _schema(api: Api) -> set[tuple[str, str]]:
+    """Every index and constraint of the inline projections' tables, by name and definition."""
+    tables = [t.name for p in runner.INLINE for t in p.tables]
+    with read_transaction(api.engine) as conn:
+        if conn.dialect.name == "sqlite":
+            marks = ", ".join("?" for _ in tables)
+            rows = conn.exec_driver_sql(
+                "SELECT name, coalesce(sql, tbl_name) FROM sqlite_master "
+                f"WHERE type = 'index' AND tbl_name IN ({marks})",
+                tuple(tables),
+            ).all()
+        else:
+            rows = conn.exec_driver_sql(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid::regclass::text = ANY(%(t)s) UNION ALL "
+                "SELECT indexname, indexdef FROM pg_indexes "
+                "WHERE schemaname = current_schema() AND tablename = ANY(%(t)s)",
+                {"t": tables},
+            ).all()
+    return {(str(name), str(sql)) for name, sql in rows}
+
+
+def test_bookings_go_on_during_a_rebuild_and_the_swapped_in_tables_equal_the_log(
+    api: Api,
+) -> None:
+    """Three clients book, clash and cancel on two premises that share a hall's floor
+    while the inline projections are rebuilt in small batches. Every request is answered
+    (201, 409 or 200, never a 5xx) during the replay too; the swapped-in tables, with the
+    bookings made after the swap, equal a rebuild from scratch; the exclusion constraint
+    and the indexes are there as before; no two active bookings on one space overlap."""
+    from tests.integration.test_concurrency import overlapping_pairs
+
+    a_mixed_history(api)
+    api.premises("hall", spaces=["hall-a", "hall-b"], rules={"buffer_minutes": 15})
+    api.premises("hall-a", spaces=["hall-a"])
+    token = api.token("booker")
+    schema = _schema(api)
+    assert any("no_overlap" in name for name, _ in schema) == (
+        api.engine.dialect.name == "postgresql"
+    )
+    day = future_weekday(3, weeks_ahead=3)
+    rebuilding_now = threading.Event()
+    stop = threading.Event()
+    answers: list[tuple[int, bool]] = []  # (status, while the rebuild ran)
+
+    def book(n: int) -> None:
+        client = api.app.test_client()
+        rng = random.Random(n)
+        headers = {"Authorization": f"Bearer {token}"}
+        after_stop = 0
+        while after_stop < 3:
+            if stop.is_set():
+                after_stop += 1
+            start = local(day + timedelta(days=rng.randrange(20)), rng.randrange(8, 20))
+            body = {
+                "premises_id": rng.choice(("hall", "hall-a")),
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=rng.choice((60, 90)))).isoformat(),
+                "title": "Kerho",
+                "attendees": 3,
+            }
+            during = rebuilding_now.is_set()
+            placed = client.post("/api/v1/bookings", json=body, headers=headers)
+            answers.append((placed.status_code, during))
+            if placed.status_code == 201 and rng.random() < 0.3:
+                booking = placed.get_json()["id"]
+                cancelled = client.post(
+                    f"/api/v1/bookings/{booking}/cancel", json={"reason": "r"}, headers=headers
+                )
+                answers.append((cancelled.status_code, during))
+
+    def slowly(count: int) -> None:
+        time.sleep(0.01)  # batches of two: the rebuild lasts long enough to meet the clients
+
+    swaps: list[float] = []
+    threads = [threading.Thread(target=book, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        rebuilding_now.set()
+        shadowing.rebuild_inline(
+            api.engine, runner.INLINE, batch_size=2, progress=slowly, on_swap=swaps.append
+        )
+        rebuilding_now.clear()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    assert len(swaps) == 1
+    statuses = Counter(status for status, _ in answers)
+    assert set(statuses) <= {200, 201, 409}, statuses
+    assert sum(1 for status, during in answers if during and status == 201) >= 3, answers
+    live = inline_contents(api)
+    assert len(live["bookings"]["booking_list"]) > 16  # the clients' bookings are there
+    rebuilding.rebuild(api.engine, runner.INLINE, clock=system_clock)  # from scratch, quietly
+    rebuilt = inline_contents(api)
+    for name, tables in live.items():
+        for table, rows in tables.items():
+            got = rebuilt[name][table]
+            assert got == rows, (table, set(got) - set(rows), set(rows) - set(got))
+    assert _schema(api) == schema
+    assert overlapping_pairs(api.engine) == []
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_swap_that_meets_a_held_table_tries_again(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transaction holding a live table makes a swap attempt run out of its lock timeout
+    (a booking behind the swap waits at most that long); the swap rolls back, catches up and
+    tries again until the table is free."""
+    a_mixed_history(api)
+    live = inline_contents(api)
+    with api.engine.connect() as holder:
+        holder.begin()
+        holder.exec_driver_sql("LOCK TABLE booking_list IN ACCESS SHARE MODE")
+        refused = threading.Event()
+
+        class Refusals(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if "swap attempt 2 " in record.getMessage():
+                    refused.set()
+
+        def release() -> None:
+            refused.wait(30)
+            holder.rollback()
+
+        releaser = threading.Thread(target=release)
+        releaser.start()
+        handler = Refusals()
+        logging.getLogger("projections.shadowing").addHandler(handler)
+        try:
+            with caplog.at_level(logging.INFO, logger="projections.shadowing"):
+                shadowing.rebuild_inline(api.engine, runner.INLINE, swap_lock_timeout_ms=50)
+        finally:
+            logging.getLogger("projections.shadowing").removeHandler(handler)
+            refused.set()
+            releaser.join()
+    assert "swap attempt 1 " in caplog.text
+    assert "swap attempt 2 " in caplog.text
+    assert inline_contents(api) == live
+    with read_transaction(api.engine) as conn:
+        schemas = conn.exec_driver_sql("SELECT nspname FROM pg_namespace").scalars().all()
+    assert shadowing.SHADOW_SCHEMA not in schemas
+
+
+def test_a_parallel_rebuild_of_every_projection_equals_the_live_tables(api: Api) -> None:
+    """The asynchronous projections in a process of their own, beside the inline ones."""
+    a_mixed_history(api)
+    runner.catch_up(api.engine, clock=system_clock)
+
+    def everything() -> dict[str, Any]:
+        with read_transaction(api.engine) as conn:
+            return {p.name: rebuilding.contents(conn, p) for p in runner.ALL}
+
+    live = everything()
+    assert live["usage"] and any(live["registry"].values())
+    count = rebuilding.rebuild(api.engine, runner.ALL, clock=system_clock, parallel=True)
+    assert count > 0
+    assert everything() == live
