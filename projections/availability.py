@@ -3,10 +3,11 @@
 A premises occupies one or more spaces (`availability_spaces`; a hall and its halves share
 them). Every active booking, hold and closure is a row on each space of its premises, and so
 is every weekly occurrence a published allocation offer holds (kind `offer`, until it is
-answered or lapses; shown as a hold); cancelled and rejected bookings leave. `blocked_until` is the end plus the premises' buffer,
-so that on PostgreSQL an exclusion constraint per space on `tstzrange(start, blocked_until)`
-refuses two overlapping holdings of one piece of floor even if the write side's guard were
-ever bypassed (DESIGN.md invariant 2, second line of defence).
+answered or lapses; shown as a hold); cancelled and rejected bookings leave.
+`blocked_until` is the end plus the premises' buffer, so that on PostgreSQL an exclusion
+constraint per space on `tstzrange(start, blocked_until)` refuses two overlapping holdings of
+one piece of floor even if the write side's guard were ever bypassed (DESIGN.md invariant 2,
+second line of defence).
 
 When a premises' spaces change, its rows that end after the change move to the new spaces;
 older ones stay where the premises was then (history: they never meet a new booking). What

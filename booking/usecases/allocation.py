@@ -68,11 +68,13 @@ def load_round(conn: Connection, round_id: str) -> RoundState:
 
 
 def run_round_command(
-    unit: Unit, round_id: str, command: RoundCommand
+    unit: Unit, round_id: str, command: RoundCommand, state: RoundState | None = None
 ) -> tuple[RoundState, list[Event]]:
-    """Decide against the round's current state and record (`booking.recording.record`,
-    at the unit's clock) with its version as guard. Round events cause no mail."""
-    state = load_round(unit.conn, round_id)
+    """Decide against the round's current state (`state` when the caller loaded it in this
+    transaction) and record (`booking.recording.record`, at the unit's clock) with its
+    version as guard. Round events cause no mail."""
+    if state is None:
+        state = load_round(unit.conn, round_id)
     events = decide(command, state)
     if events:
         append = StreamAppend(round_stream(round_id), events, state.version)
@@ -166,7 +168,7 @@ def submit_application(
         catalogue(unit.conn, state.opened.premises),
         now,
     )
-    return run_round_command(unit, round_id, command)[0]
+    return run_round_command(unit, round_id, command, state)[0]
 
 
 def update_application(
@@ -338,7 +340,7 @@ def publish(unit: Unit, actor: Actor, round_id: str, now: datetime) -> RoundStat
         )
         lock_spaces(unit.conn, locked)
         holds = {offer_id: hold_of(unit, command, locked) for offer_id, command in commands.items()}
-    return run_round_command(unit, round_id, Publish(actor, now, holds))[0]
+    return run_round_command(unit, round_id, Publish(actor, now, holds), state)[0]
 
 
 def hold_series_id(allocation_id: str) -> str:
@@ -451,9 +453,11 @@ def answer_offer(
         # The offer's hold gives way to the series in this transaction. Holding the spaces'
         # locks from before the hold is released until commit, as the series' own writer
         # does, leaves nobody a moment to take the time in between.
-        offered = load_round(unit.conn, round_id).allocations.get(allocation_id)
-        if offered is not None:
-            lock_spaces(unit.conn, spaces_of(unit.conn, offered["premises_id"]))
+        a = allocations_table
+        premises_id = unit.conn.execute(
+            select(a.c.premises_id).where(a.c.id == allocation_id)
+        ).scalar_one()
+        lock_spaces(unit.conn, spaces_of(unit.conn, premises_id))
     state, _ = run_round_command(
         unit, round_id, AnswerOffer(actor, allocation_id, accept, series_id, reason, now)
     )
