@@ -14,7 +14,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from booking import auth, feeds, pages
 from booking import config as configuration
 from booking.api import allocation as allocation_api
-from booking.api import bookings, feed_tokens, log, messages, people, popups, premises, schemas
+from booking.api import (
+    allocation_result,
+    bookings,
+    feed_tokens,
+    log,
+    messages,
+    people,
+    popups,
+    premises,
+    schemas,
+    stats_allocation,
+)
 from booking.api import memberships as memberships_api
 from booking.api import registry as registry_api
 from booking.api import sessions as sessions_api
@@ -103,11 +114,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         log.blp,
         feed_tokens.blp,
         allocation_api.blp,
+        allocation_result.blp,
         sessions_api.blp,
         memberships_api.blp,
     ):
         api.register_blueprint(blueprint)
-    for blueprint in (registry_api.blp, stats_api.blp):  # the asynchronous read side
+    for blueprint in (registry_api.blp, stats_api.blp, stats_allocation.blp):  # read side
         api.register_blueprint(blueprint)
     app.register_blueprint(log.health)
     app.register_blueprint(feeds.blp)

@@ -1,4 +1,5 @@
-"""The scheduler's jobs: expire pop-up requests, send the outbox, queue reminders.
+"""The scheduler's jobs: expire pop-up requests, lapse and remind of allocation offers, send
+the outbox, queue reminders.
 
 Each job is idempotent and catches up by itself: it looks for everything that is due (not
 only what fell due since the last run), so a scheduler that was down does the missed work
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
+from booking.allocation_mails import offer_reminders
 from booking.clock import Clock, system_clock
 from booking.notifications import Notifier
 from booking.outbox import SmtpSettings, deliver, enqueue
@@ -76,6 +78,19 @@ class Jobs:
             return Outcome(200, {"lapsed": lapse_offers(unit, at)})
 
         return int(execute(self.engine, handle).body["lapsed"])
+
+    def remind_offers(self, now: datetime | None = None) -> int:
+        """Queue a reminder a day before `confirm_by` for each offer still unanswered; the
+        mails' dedupe keys (`offer-reminder:<offer id>:<recipient>`) make it once per offer
+        and recipient across restarts and schedulers. Returns how many mails were due."""
+        at = now or self.clock()
+
+        def handle(conn: Connection) -> Outcome:
+            mails = offer_reminders(conn, at)
+            enqueue(conn, mails, at)
+            return Outcome(200, {"queued": len(mails)})
+
+        return int(execute(self.engine, handle).body["queued"])
 
     def queue_reminders(self, now: datetime | None = None) -> int:
         """Queue a reminder for each confirmed booking starting within 24 h that was placed

@@ -9,7 +9,7 @@ language writes a day and a time. Which events become which mails: booking/notif
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,8 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
     """(subject, body) of one kind of mail in the catalogue's language.
 
     The sentences live in the Babel catalogues (booking/translations) like every page text;
-    fields: premises, when, title, reason, count, skipped."""
+    fields: premises, when, title, reason, count, skipped; a round's mails: round,
+    organisation, season, confirm_by, slot, and the lines of sections, offers, unallocated."""
     _, ngettext = catalogue.gettext, catalogue.ngettext
     count = int(fields.get("count") or 0)
     match kind:
@@ -91,10 +92,58 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
         case "reminder":
             subject = _("Reminder of your booking tomorrow: %(premises)s")
             body = _("A reminder: %(title)s\n%(premises)s, %(when)s.")
+        case "application_received":
+            subject = _("Application received: %(round)s")
+            body = _(
+                "The application of %(organisation)s for %(round)s is received: %(title)s."
+                "\nThe allocation is published after the application period; you will get an "
+                "e-mail then."
+            )
+        case "offer":
+            subject = _("Weekly slots offered: %(round)s")
+            body = _(
+                "The allocation of %(round)s (%(season)s) is published. %(organisation)s is "
+                "offered the weekly slots below.\nAccept or decline each offer in the service "
+                "by %(confirm_by)s. An offer not answered by then lapses, and its time is free "
+                "for others."
+            )
+        case "offer_none":
+            subject = _("Allocation published: %(round)s")
+            body = _(
+                "The allocation of %(round)s (%(season)s) is published. %(organisation)s was "
+                "not offered any weekly slots; the reasons are below."
+            )
+        case "offer_reminder":
+            subject = _("Reminder: answer the offer by %(confirm_by)s")
+            body = _(
+                "An offer to %(organisation)s in %(round)s is still unanswered:\n%(slot)s"
+                "\nAccept or decline it in the service by %(confirm_by)s. Otherwise it lapses, "
+                "and its time is free for others."
+            )
+        case "offer_declined":
+            subject = _("Offer declined: %(round)s")
+            body = _(
+                "%(organisation)s declined the offer in %(round)s:\n%(slot)s\nIts time is "
+                "free for others.\nReason: %(reason)s"
+            )
+        case "offer_lapsed":
+            subject = _("Offer lapsed: %(round)s")
+            body = _(
+                "The offer to %(organisation)s in %(round)s was not answered by "
+                "%(confirm_by)s and has lapsed:\n%(slot)s\nIts time is free for others."
+            )
         case _:  # pragma: no cover - a new kind must be given its texts here
             raise KeyError(kind)
     values = {"num": count, **fields}
     subject, body = subject % values, body % values
+    for name, heading in (
+        ("sections", _("Sections applied for:")),
+        ("offers", _("Offered weekly slots:")),
+        ("unallocated", _("Not allocated, and why:")),
+    ):
+        lines: Sequence[str] = fields.get(name) or ()
+        if lines:
+            body += f"\n\n{heading}" + "".join(f"\n– {line}" for line in lines)
     skipped: Sequence[str] = fields.get("skipped") or ()
     if skipped:  # a series names the dates it could not book, and why
         body += "\n\n" + ngettext(
@@ -125,3 +174,27 @@ def local_time(start: datetime, end: datetime, zone: ZoneInfo, language: str) ->
     if language == "sv":
         return f"{day} {s.day}.{s.month}.{s.year} kl. {s:%H.%M}–{end_text} ({zone.key})"
     return f"{day} {s.day} {s:%b %Y} {s:%H:%M}–{end_text} ({zone.key})"
+
+
+def local_instant(instant: datetime, zone: ZoneInfo, language: str) -> str:
+    """`ma 30.11.2026 klo 12.00 (Europe/Helsinki)`, `mån 30.11.2026 kl. 12.00 (…)`,
+    `Mon 30 Nov 2026 12:00 (…)`: a deadline as each language writes it."""
+    s = instant.astimezone(zone)
+    day = WEEKDAYS.get(language, WEEKDAYS["en"])[s.weekday()]
+    if language == "fi":
+        return f"{day} {s.day}.{s.month}.{s.year} klo {s:%H.%M} ({zone.key})"
+    if language == "sv":
+        return f"{day} {s.day}.{s.month}.{s.year} kl. {s:%H.%M} ({zone.key})"
+    return f"{day} {s.day} {s:%b %Y} {s:%H:%M} ({zone.key})"
+
+
+def local_date(day: date, language: str) -> str:
+    """`11.1.2027` in Finnish and Swedish, `11 Jan 2027` in English."""
+    if language in ("fi", "sv"):
+        return f"{day.day}.{day.month}.{day.year}"
+    return f"{day.day} {day:%b %Y}"
+
+
+def clock_time(hhmm: str, language: str) -> str:
+    """A wall-clock `HH:MM` as the language writes it (`17.00` in Finnish and Swedish)."""
+    return hhmm.replace(":", ".") if language in ("fi", "sv") else hhmm

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, bindparam, select, type_coerce
 from sqlalchemy.engine import Connection
 
-from booking import reasons
+from booking import allocation_mails, reasons
 from booking.i18n import translations
 from booking.mail_texts import local_time, texts
 from booking.outbox import Mail, enqueue
@@ -266,6 +266,8 @@ def mails_for(conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]])
         key = f"{recorded.stream}:{recorded.version}"
         if isinstance(event, PopupDecision):  # straight there: an expiry run mails thousands
             mails.append(_popup_mail(notifier, event, key))
+        elif isinstance(event, allocation_mails.ROUND_MAIL_EVENTS):
+            mails += allocation_mails.round_mails(notifier, event, key)
         else:
             mails += _mails_for_event(notifier, event, key, context)
     return mails

@@ -45,6 +45,7 @@ INTERVALS = {
     "send_mail": 15,
     "queue_reminders": 300,
     "lapse_offers": 60,
+    "remind_offers": 300,
 }
 
 

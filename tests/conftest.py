@@ -319,3 +319,11 @@ def future_weekday(weekday: int, weeks_ahead: int = 2) -> date:
     today = datetime.now(UTC).astimezone(HELSINKI).date()
     start = today + timedelta(weeks=weeks_ahead)
     return start + timedelta(days=(weekday - start.weekday()) % 7)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that reaches the PostgreSQL server carries the `postgres` mark, however it
+    gets there (the `database` parameter or `postgres_url` directly), so `-m` selects exactly."""
+    for item in items:
+        if "postgres_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)

@@ -1,8 +1,14 @@
-"""Why a section got less than it asked for, and the figures a proposal is judged by."""
+"""Why a section got less than it asked for, and the figures a proposal is judged by.
+
+A reason is a code (`NO_WISHES`, `ONE_A_DAY`, `LEFT_OUT`, `TAKEN`) and the allocations that
+hold the section's wished times; `sentence` says it in any catalogue's language (the API
+answers in English, a mail in its reader's language: booking/allocation_mails.py).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from booking.allocation.candidates import Candidate
@@ -10,6 +16,52 @@ from booking.allocation.model import WEEKDAYS, Allocation, Section, Unallocated,
 
 # A reason names at most this many holders; `blocked_by` lists them all.
 NAMED_IN_REASON = 3
+NO_WISHES, ONE_A_DAY, LEFT_OUT, TAKEN = "no_wishes", "one_a_day", "left_out", "taken"
+REASON_CODES = (NO_WISHES, ONE_A_DAY, LEFT_OUT, TAKEN)
+
+
+def _same(message: str) -> str:
+    return message
+
+
+def sentence(
+    code: str,
+    holders: list[str],
+    days: int = 0,
+    gettext: Callable[[str], str] = _same,
+) -> str:
+    """The reason of `code` in `gettext`'s language (English without one), naming the first
+    `NAMED_IN_REASON` of `holders` (each already said in that language)."""
+    _ = gettext
+    named = "; ".join(holders[:NAMED_IN_REASON])
+    more = len(holders) - NAMED_IN_REASON
+    if more > 0:
+        named = _("%(named)s and %(more)d more") % {"named": named, "more": more}
+    if code == NO_WISHES:
+        return _("No wished premises is open at the wished times.")
+    if code == ONE_A_DAY:
+        return _(
+            "Its wishes cover %(days)d weekday(s) and a section gets at most one slot a day."
+        ) % {"days": days}
+    if code == LEFT_OUT:
+        # Only possible when the solver stopped early or the slot was given up to keep a
+        # higher tier's or a fairer share; say so rather than pretend it is taken.
+        return _("Left out to keep a higher priority or a fairer share; held: %(named)s.") % {
+            "named": named
+        }
+    return _("Its wished times are taken by %(named)s.") % {"named": named}
+
+
+def code_of(entry: dict[str, Any]) -> str:
+    """An unallocated entry's reason code; entries proposed before codes were kept are read
+    from their English sentence."""
+    if entry.get("reason_code") in REASON_CODES:
+        return str(entry["reason_code"])
+    reason = str(entry.get("reason", ""))
+    for code, start in ((NO_WISHES, "No wished"), (ONE_A_DAY, "Its wishes cover")):
+        if reason.startswith(start):
+            return code
+    return LEFT_OUT if reason.startswith("Left out") else TAKEN
 
 
 def unallocated(
@@ -29,18 +81,25 @@ def unallocated(
         missing = section.slots_per_week - len(mine)
         if missing <= 0:
             continue
-        reason, holders = _why(section, wished[index], mine, chosen)
+        code, holders = _why(wished[index], mine, chosen)
+        named = [
+            f"{a.section} ({a.application_id}, tier {a.tier + 1}) at {a.premises_id} "
+            f"{WEEKDAYS[a.weekday]} {clock_text(a.start)}–{clock_text(a.end)}"
+            for a in holders
+        ]
+        days = len({c.weekday for c in mine})
+        reason = sentence(code, named, days)
         result.append(
-            Unallocated(section.application_id, section.name, missing, reason, tuple(holders))
+            Unallocated(section.application_id, section.name, missing, reason, tuple(holders), code)
         )
     return result
 
 
 def _why(
-    section: Section, wished: list[Candidate], mine: list[Candidate], chosen: list[Candidate]
+    wished: list[Candidate], mine: list[Candidate], chosen: list[Candidate]
 ) -> tuple[str, list[Allocation]]:
     if not wished:
-        return "No wished premises is open at the wished times.", []
+        return NO_WISHES, []
     used_days = {c.weekday for c in mine}
     open_days = {c.weekday for c in wished} - used_days
     holders: dict[str, Allocation] = {}
@@ -60,24 +119,8 @@ def _why(
             holders.setdefault(allocation.id, allocation)
     ordered = sorted(holders.values(), key=lambda a: (a.weekday, a.start, a.premises_id))
     if not open_days:
-        return (
-            f"Its wishes cover {len(used_days)} weekday(s) and a section gets at most one "
-            "slot a day.",
-            [],
-        )
-    named = "; ".join(
-        f"{a.section} ({a.application_id}, tier {a.tier + 1}) at {a.premises_id} "
-        f"{WEEKDAYS[a.weekday]} {clock_text(a.start)}–{clock_text(a.end)}"
-        for a in ordered[:NAMED_IN_REASON]
-    )
-    more = len(ordered) - NAMED_IN_REASON
-    if more > 0:
-        named += f" and {more} more"
-    if free_days:
-        # Only possible when the solver stopped early or the slot was given up to keep a
-        # higher tier's or a fairer share; say so rather than pretend it is taken.
-        return f"Left out to keep a higher priority or a fairer share; held: {named}.", ordered
-    return f"Its wished times are taken by {named}.", ordered
+        return ONE_A_DAY, []
+    return (LEFT_OUT if free_days else TAKEN), ordered
 
 
 def metrics(sections: list[Section], chosen: list[Candidate]) -> dict[str, Any]:

@@ -140,6 +140,7 @@ class Unallocated:
     missing_slots: int
     reason: str
     blocked_by: tuple[Allocation, ...] = ()
+    reason_code: str = ""  # booking.allocation.explain's codes: the reason in any language
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -147,6 +148,7 @@ class Unallocated:
             "section": self.section,
             "missing_slots": self.missing_slots,
             "reason": self.reason,
+            "reason_code": self.reason_code,
             "blocked_by": [
                 {
                     "allocation_id": a.id,

@@ -183,7 +183,14 @@ class ProposalOut(ma.Schema):
     round_id = fields.String()
     version = fields.Integer()
     allocations = fields.List(fields.Nested(AllocationOut))
-    unallocated = fields.List(fields.Dict())
+    unallocated = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "{application_id, section, missing_slots, reason (English), "
+            "reason_code: no_wishes | one_a_day | left_out | taken, blocked_by: [allocations "
+            "holding its wished times]}; mails say the reason in the reader's language"
+        },
+    )
     metrics = fields.Dict()
 
 

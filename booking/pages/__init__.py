@@ -29,9 +29,11 @@ from booking.pages import (
     organisations,
     popup,
     public,
+    rounds,
     signin,
     staff,
     staff_premises,
+    staff_rounds,
     stats,
 )
 from booking.pages.messages import status_name, translate
@@ -50,6 +52,8 @@ BLUEPRINTS = (
     staff.bp,
     staff_premises.bp,
     stats.bp,
+    rounds.bp,
+    staff_rounds.bp,
 )
 # Paths answered by machines: they keep problem+json errors and need no session.
 MACHINE_PREFIXES = ("/api/", "/healthz")

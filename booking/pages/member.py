@@ -31,6 +31,7 @@ from booking.pages.localtime import form_span
 from booking.pages.oidc import strong_identity_page
 from booking.pages.threads import post_to_thread, read_thread
 from booking.queries.bookings import member_bookings, visible_booking
+from booking.queries.paging import PageRequest, next_url
 from booking.reasons import skipped_reason
 from booking.tables import organisations
 from booking.usecases import bookings as cases
@@ -176,9 +177,11 @@ def my_bookings() -> str:
     if show != "past":
         show = "upcoming"
     at = now()
+    page = PageRequest.of(after=request.args.get("after"))
     with read_transaction(runtime().engine) as conn:
-        rows = member_bookings(conn, user.actor, at, past=show == "past")
-    return render_template("member/bookings.html", rows=rows, show=show, now=at)
+        found = member_bookings(conn, user.actor, at, show == "past", page)
+    more = next_url(request.full_path, found.next) if found.next else None
+    return render_template("member/bookings.html", rows=found.rows, show=show, now=at, more=more)
 
 
 def _visible_booking(booking_id: str) -> Any:

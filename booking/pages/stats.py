@@ -1,5 +1,7 @@
 """Analysts' page: utilisation over time, a weekday × hour heatmap and utilisation by
-district, drawn as accessible SVG with data tables, and the same figures as CSV.
+district, drawn as accessible SVG with data tables, and the same figures as CSV; and a
+published allocation round's allocated against requested hours by organisation type, age
+group and purpose (booking.queries.allocation, the three-organisation rule kept).
 
 Figures come from the asynchronous usage projection (projections/usage/query.py), the same
 source as GET /api/v1/stats/usage; the page names the log position they reflect.
@@ -15,8 +17,10 @@ from flask import Blueprint, Response, current_app, render_template, request
 from flask_babel import gettext as _
 
 from booking.http import now, runtime
+from booking.i18n import current_language
 from booking.pages.charts import Point, bar_chart, column_chart, heatmap
 from booking.pages.common import Form, day_name, signed_in_as
+from booking.queries.allocation import STATS_KEYS, allocation_stats, published_rounds
 from booking.queries.stats import usage_csv
 from events.sql import read_transaction
 from projections import runner
@@ -42,6 +46,48 @@ def _period(form: Form) -> tuple[date, date]:
     return first, last
 
 
+def _organisation_type(value: str) -> str:
+    names = {
+        "association": _("Associations"),
+        "company": _("Companies"),
+        "other": _("Other organisations"),
+    }
+    return str(names.get(value, value))
+
+
+def _allocation(asked: str | None) -> dict[str, Any]:
+    """The allocation round section: the published rounds to choose from, and the chosen
+    one's (the newest by default) rows per grouping with a chart of allocated shares."""
+    language = current_language()
+    with read_transaction(runtime().engine) as conn:
+        rounds = [
+            {"id": r.id, "name": r.name.get(language) or r.name.get("fi") or r.id}
+            for r in published_rounds(conn)
+        ]
+        chosen = next((r for r in rounds if r["id"] == asked), rounds[0] if rounds else None)
+        tables = {
+            key: allocation_stats(conn, key, [chosen["id"]]) if chosen else [] for key in STATS_KEYS
+        }
+    for row in tables["organisation_type"]:
+        row["label"] = _organisation_type(row["key"]["organisation_type"])
+    for key in ("age_group", "purpose"):
+        for row in tables[key]:
+            row["label"] = str(row["key"][key]).capitalize()
+    chart = None
+    if chosen and tables["age_group"]:
+        chart = bar_chart(
+            "chart-allocation",
+            _("Share of requested hours allocated, by age group"),
+            _(
+                "Allocated weekly hours as a share of those requested in %(round)s. Groups "
+                "of fewer than three organisations show no figure.",
+                round=chosen["name"],
+            ),
+            [Point(r["label"], r["allocated_share"]) for r in tables["age_group"]],
+        )
+    return {"rounds": rounds, "chosen": chosen, "tables": tables, "chart": chart}
+
+
 @bp.route("/stats")
 @signed_in_as(*ANALYSTS)
 def index() -> Any:
@@ -49,8 +95,11 @@ def index() -> Any:
     first, last = _period(form)
     form.data.setdefault("from", first.isoformat())
     form.data.setdefault("to", last.isoformat())
+    allocation = _allocation(request.args.get("round"))
     if not form.ok:
-        return render_template("stats/index.html", form=form, charts=None), 422
+        return render_template(
+            "stats/index.html", form=form, charts=None, allocation=allocation
+        ), 422
     with read_transaction(runtime().engine) as conn:
         weeks = usage(conn, first, last, GROUPINGS["week"])
         cells = usage(conn, first, last, GROUPINGS["heatmap"])
@@ -103,6 +152,7 @@ def index() -> Any:
         position=position,
         first=first,
         last=last,
+        allocation=allocation,
     )
 
 

@@ -142,21 +142,17 @@ def list_bookings(
 
 
 def member_bookings(
-    conn: Connection, viewer: Actor, now: datetime, past: bool, limit: int = 500
-) -> list[Any]:
-    """The /my/bookings list: upcoming ones soonest first, or past ones latest first, with
-    the premises' name."""
+    conn: Connection, viewer: Actor, now: datetime, past: bool, page: PageRequest
+) -> Page[Any]:
+    """A page of the /my/bookings list: upcoming ones soonest first, or past ones latest
+    first, with the premises' name."""
     b, p = bookings_table, premises_table
     sql = (
         select(b, p.c.timezone, p.c.name.label("premises_name"))
         .join(p, p.c.id == b.c.premises_id)
-        .where(visible_bookings(viewer))
+        .where(visible_bookings(viewer), b.c.end <= now if past else b.c.end > now)
     )
-    if past:
-        sql = sql.where(b.c.end <= now).order_by(b.c.start.desc())
-    else:
-        sql = sql.where(b.c.end > now).order_by(b.c.start)
-    return list(conn.execute(sql.limit(limit)).all())
+    return fetch_page(conn, sql, [b.c.start, b.c.id], page, descending=past)
 
 
 def pending_bookings(conn: Connection, vault: Vault) -> list[Any]:

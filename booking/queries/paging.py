@@ -95,26 +95,34 @@ def _plain(tag: str, value: Any) -> bool:
     return tag == "s" and isinstance(value, str)
 
 
-def after_clause(keys: Sequence[ColumnElement[Any]], after: Sequence[Any]) -> ColumnElement[bool]:
-    """Rows strictly after `after` in the order of `keys` (all ascending), spelled without
-    row-value comparison so that both databases use the same bound types as the columns."""
+def after_clause(
+    keys: Sequence[ColumnElement[Any]], after: Sequence[Any], descending: bool = False
+) -> ColumnElement[bool]:
+    """Rows strictly after `after` in the order of `keys` (all ascending, or all descending),
+    spelled without row-value comparison so that both databases use the same bound types as
+    the columns."""
     if len(after) != len(keys):
         raise RuleBroken({"after": [BAD_CURSOR]})
     clauses = []
     for n, key in enumerate(keys):
         equal = [keys[i] == after[i] for i in range(n)]
-        clauses.append(and_(*equal, key > after[n]))
+        clauses.append(and_(*equal, key < after[n] if descending else key > after[n]))
     return or_(*clauses)
 
 
 def fetch_page(
-    conn: Connection, sql: Select[Any], keys: Sequence[ColumnElement[Any]], page: PageRequest
+    conn: Connection,
+    sql: Select[Any],
+    keys: Sequence[ColumnElement[Any]],
+    page: PageRequest,
+    descending: bool = False,
 ) -> Page[Any]:
-    """Run `sql` (already filtered, not yet ordered) as one page ordered by `keys`; a row's
-    key values are read back by the keys' names."""
+    """Run `sql` (already filtered, not yet ordered) as one page ordered by `keys` (latest
+    first when `descending`); a row's key values are read back by the keys' names."""
     if page.after is not None:
-        sql = sql.where(after_clause(keys, page.after))
-    rows = list(conn.execute(sql.order_by(*keys).limit(page.limit + 1)).all())
+        sql = sql.where(after_clause(keys, page.after, descending))
+    order = [k.desc() for k in keys] if descending else list(keys)
+    rows = list(conn.execute(sql.order_by(*order).limit(page.limit + 1)).all())
     if len(rows) <= page.limit:
         return Page(rows, None)
     rows = rows[: page.limit]

@@ -72,13 +72,14 @@ def run_round_command(
 ) -> tuple[RoundState, list[Event]]:
     """Decide against the round's current state (`state` when the caller loaded it in this
     transaction) and record (`booking.recording.record`, at the unit's clock) with its
-    version as guard. Round events cause no mail."""
+    version as guard. The mails they cause (application received, offers, declines, lapses)
+    are written with them: booking/allocation_mails.py."""
     if state is None:
         state = load_round(unit.conn, round_id)
     events = decide(command, state)
     if events:
         append = StreamAppend(round_stream(round_id), events, state.version)
-        record_streams(unit.conn, [append], unit.metadata, unit.clock(), notify=False)
+        record_streams(unit.conn, [append], unit.metadata, unit.clock(), notify=unit.notify)
         for event in events:
             evolve(state, event)
     return state, events

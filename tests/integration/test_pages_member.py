@@ -4,6 +4,8 @@ errors next to the fields, my bookings, cancel with a reason, and feed links."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -194,3 +196,55 @@ def test_private_feed_links_are_shown_once_and_can_be_revoked(site: Site, api: A
     assert (
         post_form(staff, "/feeds/private", {"premises": "room"}, page="/feeds").status_code == 201
     )
+
+
+def _titles(page: str) -> list[str]:
+    return re.findall(r'<th scope="row"><a href="/my/bookings/[^"]+">([^<]+)</a>', page)
+
+
+def _follow_pages(client: object, path: str) -> list[list[str]]:
+    """Every page of a list, following its "next" link to the end."""
+    pages: list[list[str]] = []
+    while path:
+        page = text(client.get(path))  # type: ignore[attr-defined]
+        pages.append(_titles(page))
+        found = re.search(r'<a href="([^"]+)" rel="next">', page)
+        path = found.group(1).replace("&amp;", "&") if found else ""
+    return pages
+
+
+def test_my_bookings_pages_through_every_booking_upcoming_and_past(
+    site: Site, api: Api, clock: Any
+) -> None:
+    # 130 daily evenings: more than one page (100) of upcoming, then of past bookings.
+    api.premises("room")
+    day = future_weekday(0, weeks_ahead=1)
+    body = {
+        "premises_id": "room",
+        "start": local(day, 18).isoformat(),
+        "end": local(day, 19).isoformat(),
+        "rrule": "FREQ=DAILY;COUNT=130",
+        "title": "Ilta",
+        "attendees": 6,
+    }
+    response = api.post("/api/v1/booking-series", body, role="booker")
+    assert response.status_code == 201, response.get_json()
+    titles = [f"Ilta {n}" for n in range(130)]
+    with api.engine.begin() as conn:  # numbered in time order, to check the order of pages
+        ids = conn.execute(select(bookings_table.c.id).order_by(bookings_table.c.start)).scalars()
+        for n, booking_id in enumerate(list(ids)):
+            conn.execute(
+                bookings_table.update()
+                .where(bookings_table.c.id == booking_id)
+                .values(title=titles[n])
+            )
+    client = site.client("booker", lang="en")
+    upcoming = _follow_pages(client, "/my/bookings")
+    assert [len(p) for p in upcoming] == [100, 30]
+    assert [t for p in upcoming for t in p] == titles  # soonest first, none twice, none left out
+    clock.move_to(local(day, 18) + timedelta(days=200))
+    client = site.client("booker", lang="en")  # the earlier session has ended meanwhile
+    past = _follow_pages(client, "/my/bookings?show=past")
+    assert [len(p) for p in past] == [100, 30]
+    assert [t for p in past for t in p] == titles[::-1]  # latest first
+    assert client.get("/my/bookings?after=not-a-cursor").status_code == 422

@@ -1,0 +1,90 @@
+"""/api/v1/stats/allocation: allocated against requested weekly hours of the published
+allocation rounds, by organisation type, age group or purpose — for analysts. No personal
+data; a group of fewer than three organisations shows no figures (booking.queries.allocation).
+The rounds' tables are written inline, so the figures are current at once."""
+
+# flask-smorest and our `require` decorator are untyped; everything else here is strict.
+# mypy: disable-error-code="untyped-decorator"
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import Response
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+
+from booking.auth import require
+from booking.http import json_response, runtime
+from booking.queries.allocation import STATS_KEYS, allocation_stats, stats_csv
+from events.sql import read_transaction
+
+blp = Blueprint(
+    "api_stats_allocation",
+    __name__,
+    url_prefix="/api/v1",
+    description="Allocation round statistics (analysts, staff)",
+)
+
+
+class AllocationStatsQuery(ma.Schema):
+    group_by = fields.String(load_default="organisation_type", validate=validate.OneOf(STATS_KEYS))
+    round_id = fields.List(fields.String(validate=validate.Length(1, 64)))
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+
+
+class AllocationStatsRow(ma.Schema):
+    round_id = fields.String()
+    key = fields.Dict(metadata={"description": "{<group_by>: value}"})
+    suppressed = fields.Boolean(
+        metadata={"description": "fewer than three organisations: no figures (all null)"}
+    )
+    organisations = fields.Integer(allow_none=True)
+    applications = fields.Integer(allow_none=True)
+    requested_hours = fields.Float(allow_none=True, metadata={"description": "a week"})
+    allocated_hours = fields.Float(allow_none=True, metadata={"description": "a week"})
+    accepted_hours = fields.Float(allow_none=True, metadata={"description": "a week"})
+    allocated_share = fields.Float(allow_none=True)
+
+
+class AllocationStatsOut(ma.Schema):
+    group_by = fields.String()
+    rows = fields.List(fields.Nested(AllocationStatsRow))
+
+
+@blp.route("/stats/allocation", methods=["GET"])
+@require("analyst", "staff", "admin")
+@blp.arguments(AllocationStatsQuery, location="query")
+@blp.response(200, AllocationStatsOut)
+@blp.doc(
+    responses={
+        "200": {
+            "content": {
+                "application/json": {"schema": AllocationStatsOut},
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        }
+    }
+)
+def allocation_statistics(query: dict[str, Any]) -> Response:
+    """Per published round (`round_id`, repeatable; default all, newest season first) and
+    group of `group_by` (`organisation_type`, `age_group` or `purpose`, the purpose's text
+    in lower case): the organisations and applications in it, `requested_hours` (the
+    submitted applications' slots a week × duration), `allocated_hours` (what publication
+    offered), `accepted_hours` and `allocated_share` (allocated / requested), all a week.
+
+    A group of fewer than three organisations is `suppressed: true` with its figures null;
+    where that would leave a round with exactly one suppressed group, the next smallest is
+    suppressed as well, so that no hidden figure follows from the others. Unpublished
+    rounds are not counted. `format=csv` gives the same rows as CSV."""
+    group_by = query["group_by"]
+    with read_transaction(runtime().engine) as conn:
+        rows = allocation_stats(conn, group_by, query.get("round_id"))
+    if query["format"] == "csv":
+        return Response(
+            stats_csv(group_by, rows),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="allocation-{group_by}.csv"'},
+        )
+    return json_response({"group_by": group_by, "rows": rows})
