@@ -44,6 +44,9 @@ ZONE = ZoneInfo("Europe/Helsinki")
 T = TypeVar("T")
 
 GYMS = tuple(p for p in CATALOGUE if p.kind == "gym")
+# The solver's wall-clock limit: generous, so that a loaded machine (CI, many tests at once)
+# still reaches the same optimum and the same seed gives the same demo (a few seconds idle).
+SOLVER_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
@@ -441,7 +444,7 @@ class DemoRounds:
             )
             self.done.past_applications = self._apply(conn, round_id, 0.55, window)
             unit = self._unit(conn, staff)
-            rounds.make_proposal(unit, staff, round_id, proposed_at)
+            rounds.make_proposal(unit, staff, round_id, proposed_at, SOLVER_SECONDS)
             state = rounds.publish(unit, staff, round_id, published_at)
             self.done.offers += sum(
                 1 for a in state.allocations.values() if a["status"] == "offered"
@@ -524,7 +527,11 @@ class DemoRounds:
             )
             self.done.current_applications = self._apply(conn, round_id, 1.0, window)
             state = rounds.make_proposal(
-                self._unit(conn, staff), staff, round_id, _local(monday - timedelta(days=6), 9)
+                self._unit(conn, staff),
+                staff,
+                round_id,
+                _local(monday - timedelta(days=6), 9),
+                SOLVER_SECONDS,
             )
             self.done.unallocated = len(state.unallocated)
             return round_id

@@ -37,7 +37,7 @@ from booking.allocation.commands import (
 )
 from booking.allocation.decide import decide, first_date
 from booking.allocation.model import Premises
-from booking.allocation.solver import propose
+from booking.allocation.solver import DEFAULT_TIME_LIMIT_SECONDS, propose
 from booking.allocation.state import RoundState, evolve, round_stream
 from booking.allocation.tiers import tier_of
 from booking.allocation.validate import section_of
@@ -89,7 +89,9 @@ def catalogue(conn: Connection, premises_ids: Iterable[str]) -> Catalogue:
     """What the allocation rules need of these premises. A premises occupies the spaces
     the catalogue names (divisible halls), or itself alone where it names none."""
     t = premises_table
-    rows = conn.execute(select(t).where(t.c.id.in_(sorted(set(premises_ids)))))
+    # In id order: the allocator's model follows it, and ties must fall alike on every
+    # database (PostgreSQL returns rows in heap order).
+    rows = conn.execute(select(t).where(t.c.id.in_(sorted(set(premises_ids)))).order_by(t.c.id))
     found: Catalogue = {}
     for row in rows:
         spaces = frozenset(getattr(row, "spaces", None) or ())
@@ -259,7 +261,15 @@ def tiers(conn: Connection, state: RoundState) -> dict[str, int]:
     }
 
 
-def make_proposal(unit: Unit, actor: Actor, round_id: str, now: datetime) -> RoundState:
+def make_proposal(
+    unit: Unit,
+    actor: Actor,
+    round_id: str,
+    now: datetime,
+    time_limit: float = DEFAULT_TIME_LIMIT_SECONDS,
+) -> RoundState:
+    """The allocator's proposal (`time_limit`: wall-clock seconds for the solver; the demo,
+    which must give the same proposal on a loaded machine, allows more)."""
     state = _existing(unit.conn, round_id)
     assert state.opened is not None
     tier_by_application = tiers(unit.conn, state)
@@ -270,7 +280,8 @@ def make_proposal(unit: Unit, actor: Actor, round_id: str, now: datetime) -> Rou
         for s in a.sections
     ]
     facts = catalogue(unit.conn, state.opened.premises)
-    proposal = propose(sections, {p: f.hours for p, f in facts.items() if not f.retired})
+    hours = {p: f.hours for p, f in facts.items() if not f.retired}
+    proposal = propose(sections, hours, time_limit=time_limit)
     body = proposal.as_json()
     organisation_of = {a.application_id: a.organisation_id for a in state.applications.values()}
     for allocation in body["allocations"]:
