@@ -13,26 +13,20 @@
 
     python -m bench.spaces [--quick] [--databases sqlite,postgresql] [--count N]
 
-2026-12-07 00:01–00:04 UTC, 2 shared CPUs at load 15–20 (wall-clock figures are noise at
-that load; CPU time of this process is what the ratios use), 300 bookings a path, runs
-alternating main (692fa6b, `--one-space-only`) and this branch, twice:
-
-    one-space booking, CPU p50 ms   main 2.01, 1.76 | spaces 2.13, 2.02  (SQLite)
-                                    main 3.98, 3.62 | spaces 5.06, 3.41  (PostgreSQL)
-    three-space ÷ one-space (CPU)   1.14, 1.07 (SQLite) · 1.09, 1.11 (PostgreSQL)  ≤ 1.3
-    availability month, CPU p95     2.2–3.4 ms ≤ 5 · search CPU p95 5.0–6.8 ms ≤ 20
-
-A one-space booking now sends one more statement (what others hold on its spaces, empty
-for a space nobody shares): about +5–10 % CPU, within the 10 % on these runs' means but
-not by a margin that this machine's noise can confirm.
+The figures, and how (b) was measured (ping-pong between two work trees), are in
+bench/results/2026-12-07.md and bench/README.md: (a) 1.11× (SQLite) and 1.14× (PostgreSQL)
+CPU, within 1.3×; (c) CPU p95 within 5 ms and 20 ms; (b) 1.25× and 1.13× CPU, over 1.1×.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -82,7 +76,7 @@ def booking(
     return place
 
 
-def run(kind: str, count: int, one_space_only: bool, label: str) -> None:
+def run(kind: str, count: int, one_space_only: bool, label: str, json_path: str | None) -> None:
     with common.migrated_engine(kind) as engine:
         app = common.bench_app(engine)
         repository = common.repository_of(app)
@@ -120,6 +114,12 @@ def run(kind: str, count: int, one_space_only: bool, label: str) -> None:
             ["run", "path", "n", "p50 ms", "p95 ms", "cpu p50", "per s", "× one", "cpu × one"],
             rows,
         )
+        if json_path is not None:  # for bench.spaces_ab, which alternates commits
+            figures = {name: {"count": s.count, "wall_p50": s.p50, "cpu_p50": s.cpu_p(50),
+                              "wall_mean": s.total / s.count,
+                              "cpu_mean": sum(s.cpu_seconds) / s.count}
+                       for name, s in samples.items()}  # fmt: skip
+            Path(json_path).write_text(json.dumps({"database": kind, "paths": figures}))
         if one_space_only:
             return
         client = app.test_client()
@@ -156,15 +156,48 @@ def run(kind: str, count: int, one_space_only: bool, label: str) -> None:
         )  # fmt: skip
 
 
+def serve(kind: str, server: str) -> None:
+    """(b) as a worker of bench.spaces_ab: one-space premises on a fresh database, then for
+    each line `N` on stdin, N more bookings, answered by one line `@@ {"wall": […], "cpu":
+    […]}` on stdout (an empty line or 0 ends it). The driver alternates two such workers,
+    one of each commit, batch by batch."""
+    with common.migrated_engine(kind, server) as engine:
+        app = common.bench_app(engine)
+        repository = common.repository_of(app)
+        staff = common.new_person(engine, "staff")
+        booker = common.new_person(engine, "booker")
+        rules = {"min_notice_minutes": 0, "max_advance_days": 3650}
+        ones = [f"one-{n}" for n in range(PER_KIND)]
+        for premises_id in ones:
+            profile = common.premises_profile(premises_id, rules=rules)
+            common.register_premises(engine, repository, staff.actor, premises_id, profile)
+        first_day = datetime.now(UTC).astimezone(ZONE) + timedelta(days=2)
+        place = booking(engine, repository, booker, ones, first_day)
+        done = 0
+        print("@@ ready", flush=True)
+        for line in sys.stdin:
+            count = int(line.strip() or 0)
+            if count <= 0:
+                break
+            found = common.time_calls(place, range(done, done + count))
+            done += count
+            print("@@", json.dumps({"wall": found.seconds, "cpu": found.cpu_seconds}), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = common.parser(__doc__)
     parser.add_argument("--count", type=int, default=600, help="timed bookings per path")
     parser.add_argument("--one-space-only", action="store_true", help="(b): the old commit")
     parser.add_argument("--label", default="", help="names this run in the tables")
+    parser.add_argument("--json", default=None, help="also write the bookings' figures here")
+    parser.add_argument("--serve", action="store_true", help="(b): a worker of bench.spaces_ab")
     args: argparse.Namespace = parser.parse_args(argv)
+    if args.serve:
+        serve(common.chosen_databases(args)[0], args.postgres)
+        return
     count = 100 if args.quick else args.count
     for kind in common.chosen_databases(args):
-        run(kind, count, args.one_space_only, args.label)
+        run(kind, count, args.one_space_only, args.label, args.json)
 
 
 if __name__ == "__main__":

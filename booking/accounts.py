@@ -123,16 +123,17 @@ def insert_user(
     event: UserRegistered,
     email: str,
     name: str,
-    email_hash: str,
+    email_hash: str | None,
     password: str | None,
     now: datetime,
 ) -> None:
-    """The account row of a registered user: e-mail and name sealed under their key."""
+    """The account row of a registered user: e-mail and name sealed under their key (a
+    person the identity provider gave no e-mail has none, and no `email_hash`)."""
     user_id = event.user_id
     conn.execute(
         insert(users).values(
             id=user_id,
-            email=personal.seal(user_id, email),
+            email=personal.seal(user_id, email) if email else "",
             name=personal.seal(user_id, name) if name else "",
             email_hash=email_hash,
             role=event.role,

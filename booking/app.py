@@ -40,6 +40,7 @@ from booking.http import (
     new_request_id,
     register_error_handlers,
 )
+from booking.oidc import parse_role_map
 from booking.privacy import Vault, use_by_default
 from booking.service import PremisesRepository
 from events.sql import make_engine
@@ -70,6 +71,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.config.setdefault("BOOKING_TIMEZONE", "Europe/Helsinki")
     app.config.setdefault("SECRET_KEY", "test-only-secret")
+    # A mistyped BOOKING_OIDC_ROLE_MAP stops the service here rather than grant in silence.
+    parse_role_map(app.config.get("BOOKING_OIDC_ROLE_MAP") or "")
     if proxies := int(app.config.get("BOOKING_TRUSTED_PROXIES", 0)):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     app.config.update(

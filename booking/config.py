@@ -30,6 +30,10 @@ def from_environment() -> dict[str, Any]:
         "BOOKING_OIDC_CLIENT_ID": os.environ.get("BOOKING_OIDC_CLIENT_ID", ""),
         "BOOKING_OIDC_CLIENT_SECRET": os.environ.get("BOOKING_OIDC_CLIENT_SECRET", ""),
         "BOOKING_OIDC_STRONG_ACR": os.environ.get("BOOKING_OIDC_STRONG_ACR", ""),
+        # A provider claim that maps to roles, and how (`value=role,…`); both unset: an
+        # admin assigns every role (booking.oidc.Settings).
+        "BOOKING_OIDC_ROLE_CLAIM": os.environ.get("BOOKING_OIDC_ROLE_CLAIM", ""),
+        "BOOKING_OIDC_ROLE_MAP": os.environ.get("BOOKING_OIDC_ROLE_MAP", ""),
         "BOOKING_PUBLIC_URL": os.environ.get("BOOKING_PUBLIC_URL", ""),
     }
 

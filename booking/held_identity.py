@@ -38,7 +38,12 @@ def held(conn: Connection, vault: Vault, user_id: str) -> dict[str, Any]:
             )
         ],
         "identities": [
-            {"issuer": r.issuer, "subject": r.subject, "created_at": _iso(r.created_at)}
+            {
+                "issuer": r.issuer,
+                "subject": r.subject,
+                "created_at": _iso(r.created_at),
+                "granted_role": r.granted_role,  # what the provider's claim granted
+            }
             for r in conn.execute(
                 select(oidc_identities).where(oidc_identities.c.user_id == user_id)
             )

@@ -1,10 +1,13 @@
 """Organisations people join (API.md "Signing in with OpenID Connect, and organisations").
 
-A signed-in person asks to join an organisation; staff approve or reject (never the person
-who asked). An approved resident becomes a `booker`. A person's organisations are the one
-they were created with (`users.organisation_id`) and every approved membership; a person in
-several names the one a booking is for. The request's message is the person's own text:
-sealed under their key (booking.privacy), like every personal text.
+A signed-in person asks to join an organisation; staff approve or reject, and so does the
+organisation's own contact person where staff named one (organisations.contact_user_id,
+booking.usecases.accounts.name_contact) — for that organisation only, never the person who
+asked. A retired organisation takes no requests and lets no one in. An approved resident
+becomes a `booker`. A person's organisations are the one they were created with
+(`users.organisation_id`) and every approved membership; a person in several names the one
+a booking is for. The request's message is the person's own text: sealed under their key
+(booking.privacy), like every personal text.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from booking.tables import metadata, organisations, users
 from events.sql import UTCDateTime
 
 STAFF = ("staff", "admin")
+RETIRED = "The organisation is retired: it takes no new members."
 STATUSES = ("pending", "approved", "rejected")
 
 memberships = Table(
@@ -112,12 +116,15 @@ def ask(
     request_id: str,
     now: datetime,
 ) -> dict[str, Any]:
-    """A pending request to join; 404 for no such organisation, 409 when already a member
-    or already asking."""
-    if not conn.execute(
-        select(organisations.c.id).where(organisations.c.id == organisation_id)
-    ).first():
+    """A pending request to join; 404 for no such organisation, 409 when it is retired,
+    when already a member or already asking."""
+    found = conn.execute(
+        select(organisations.c.retired_at).where(organisations.c.id == organisation_id)
+    ).first()
+    if found is None:
         raise NotFound(f"No organisation {organisation_id!r}.")
+    if found.retired_at is not None:
+        raise InvalidState(RETIRED)
     if any(o.id == organisation_id for o in organisations_of(conn, user.id)):
         raise InvalidState("You are a member of this organisation already.")
     r = membership_requests.c
@@ -149,10 +156,10 @@ def request_json(conn: Connection, vault: Vault, request_id: str) -> dict[str, A
     ).first()
     if row is None:
         raise NotFound(f"No membership request {request_id!r}.")
-    return _json(row, vault.reader(conn))
+    return as_json(row, vault.reader(conn))
 
 
-def _json(row: Any, personal: Any) -> dict[str, Any]:
+def as_json(row: Any, personal: Any) -> dict[str, Any]:
     return {
         "id": row.id,
         "status": row.status,
@@ -166,10 +173,29 @@ def _json(row: Any, personal: Any) -> dict[str, Any]:
     }
 
 
+def contact_of(conn: Connection, user_id: str) -> list[str]:
+    """The organisations whose contact person `user_id` is (and still a member of)."""
+    mine = {o.id for o in organisations_of(conn, user_id)}
+    named = conn.execute(
+        select(organisations.c.id).where(organisations.c.contact_user_id == user_id)
+    )
+    return sorted(row.id for row in named if row.id in mine)
+
+
+def may_decide(conn: Connection, user: User, organisation_id: str) -> bool:
+    """Staff decide every request; a contact person those of their organisation."""
+    return user.role in STAFF or organisation_id in contact_of(conn, user.id)
+
+
 def listed(
-    conn: Connection, vault: Vault, status: str | None, user_id: str | None = None
+    conn: Connection,
+    vault: Vault,
+    status: str | None,
+    user_id: str | None = None,
+    organisation_ids: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Requests, oldest first: those of `status` and of `user_id` when given."""
+    """Requests, oldest first: those of `status`, of `user_id` and of `organisation_ids`
+    when given (the pages; the API pages through booking.queries.memberships)."""
     r = membership_requests.c
     query = (
         select(membership_requests, organisations.c.name.label("organisation_name"))
@@ -180,8 +206,10 @@ def listed(
         query = query.where(r.status == status)
     if user_id:
         query = query.where(r.user_id == user_id)
+    if organisation_ids is not None:
+        query = query.where(r.organisation_id.in_(organisation_ids))
     personal = vault.reader(conn)
-    return [_json(row, personal) for row in conn.execute(query)]
+    return [as_json(row, personal) for row in conn.execute(query)]
 
 
 def listed_for(conn: Connection, vault: Vault, user_id: str) -> list[dict[str, Any]]:
@@ -191,28 +219,38 @@ def listed_for(conn: Connection, vault: Vault, user_id: str) -> list[dict[str, A
 def decide(
     conn: Connection,
     vault: Vault,
-    staff: User,
+    decider: User,
     request_id: str,
     approve: bool,
     reason: str | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """Approve (the person joins; a resident becomes a booker) or reject a pending request."""
+    """Approve (the person joins; a resident becomes a booker) or reject a pending request:
+    staff, or the organisation's contact person; never the person who asked (403)."""
     r = membership_requests.c
     row = conn.execute(select(membership_requests).where(r.id == request_id)).first()
     if row is None:
         raise NotFound(f"No membership request {request_id!r}.")
-    if row.user_id == staff.id:
+    if not may_decide(conn, decider, row.organisation_id):
+        raise NotAllowed("Staff and the organisation's contact person decide its requests.")
+    if row.user_id == decider.id:
         raise NotAllowed("Someone else decides your own request to join.")
     if row.status != "pending":
         raise InvalidState(f"The request is {row.status} already.")
+    if (
+        approve
+        and conn.execute(
+            select(organisations.c.retired_at).where(organisations.c.id == row.organisation_id)
+        ).scalar()
+    ):
+        raise InvalidState(RETIRED)
     changed = conn.execute(
         update(membership_requests)
         .where(r.id == request_id, r.status == "pending")
         .values(
             status="approved" if approve else "rejected",
             reason=None if approve else (reason or ""),
-            decided_by=staff.id,
+            decided_by=decider.id,
             decided_at=now,
         )
     ).rowcount

@@ -9,7 +9,12 @@ issuer, audience, nonce and expiry, the clock skew bounded by `SKEW`. The instan
 against is the app's clock (booking.clock), never the process's own.
 
 A person is then known by (issuer, subject) only — booking.oidc_people keeps that pair and
-seals the name and e-mail under the person's key.
+booking.usecases.accounts.sign_in_through_provider seals the name and e-mail under the
+person's key.
+
+Roles: only where BOOKING_OIDC_ROLE_CLAIM and BOOKING_OIDC_ROLE_MAP are both set does a claim
+of the provider's (`roles`, `groups`, or a dotted path such as `realm_access.roles`) map to a
+role (`tilavaraus-staff=staff,tilavaraus-admin=admin`); otherwise an admin assigns roles.
 """
 
 from __future__ import annotations
@@ -62,12 +67,38 @@ class SignInRefused(Exception):
     """The provider's answer cannot sign anyone in (a bad state, code or ID token)."""
 
 
+# The roles a provider's claim may grant, lowest first: the highest one mapped wins. A
+# booker belongs to an organisation (joined by request) and everyone else is a resident.
+MAPPABLE_ROLES = ("analyst", "staff", "admin")
+
+
+def parse_role_map(text: str) -> dict[str, str]:
+    """`value=role,value=role` (BOOKING_OIDC_ROLE_MAP) as {claim value: role}; ValueError
+    for anything else, so that a mistyped setting stops the service instead of granting
+    nothing (or too much) in silence."""
+    found: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        value, sep, role = part.rpartition("=")
+        value, role = value.strip(), role.strip()
+        if not sep or not value or role not in MAPPABLE_ROLES:
+            raise ValueError(
+                f"BOOKING_OIDC_ROLE_MAP: {part.strip()!r} is not VALUE=ROLE with ROLE one of "
+                + ", ".join(MAPPABLE_ROLES)
+            )
+        found[value] = role
+    return found
+
+
 @dataclass(frozen=True)
 class Settings:
     issuer: str
     client_id: str
     client_secret: str
     strong_acr: frozenset[str]
+    role_claim: str | None = None  # None: no claim maps to a role
+    role_map: tuple[tuple[str, str], ...] = ()
 
     @staticmethod
     def of(config: Any) -> Settings | None:
@@ -77,12 +108,26 @@ class Settings:
         if not issuer or not client_id:
             return None
         strong = config.get("BOOKING_OIDC_STRONG_ACR") or ""
+        claim = (config.get("BOOKING_OIDC_ROLE_CLAIM") or "").strip()
+        mapped = parse_role_map(config.get("BOOKING_OIDC_ROLE_MAP") or "")
         return Settings(
             issuer=issuer,
             client_id=client_id,
             client_secret=config.get("BOOKING_OIDC_CLIENT_SECRET") or "",
             strong_acr=frozenset(v.strip() for v in strong.split(",") if v.strip()),
+            role_claim=claim if claim and mapped else None,
+            role_map=tuple(sorted(mapped.items())) if claim else (),
         )
+
+    @property
+    def maps_roles(self) -> bool:
+        return self.role_claim is not None
+
+    def role_of(self, values: tuple[str, ...]) -> str | None:
+        """The highest role the claim's values map to (None: none maps)."""
+        mapped = {role for value, role in self.role_map if value in values}
+        ranked = [role for role in MAPPABLE_ROLES if role in mapped]
+        return ranked[-1] if ranked else None
 
 
 @dataclass(frozen=True)
@@ -104,6 +149,9 @@ class Verified:
     name: str
     email: str
     next: str
+    # The values of the role claim (BOOKING_OIDC_ROLE_CLAIM) as the provider said them;
+    # empty when no claim is configured or the provider said none.
+    role_values: tuple[str, ...] = ()
 
 
 _providers: dict[str, Provider] = {}
@@ -239,10 +287,24 @@ def finish(
     if not isinstance(id_token, str):
         raise SignInRefused("no ID token")
     claims = _verified_claims(settings, found, id_token, token, pending.nonce, now)
+    endpoint = found.metadata.get("userinfo_endpoint")
+    asked: list[dict[str, Any]] = []
+
+    def userinfo() -> dict[str, Any]:  # asked at most once, and only when needed
+        if not asked:
+            asked.append(
+                _userinfo(endpoint, token, claims["sub"]) if isinstance(endpoint, str) else {}
+            )
+        return asked[0]
+
     name, email = claims.get("name"), claims.get("email")
-    if (not name or not email) and isinstance(found.metadata.get("userinfo_endpoint"), str):
-        info = _userinfo(found.metadata["userinfo_endpoint"], token, claims["sub"])
-        name, email = name or info.get("name"), email or info.get("email")
+    if not name or not email:
+        name, email = name or userinfo().get("name"), email or userinfo().get("email")
+    role_values: tuple[str, ...] = ()
+    if settings.role_claim is not None:
+        role_values = claim_values(claims, settings.role_claim) or claim_values(
+            userinfo(), settings.role_claim
+        )
     acr = claims.get("acr")
     return Verified(
         issuer=settings.issuer,
@@ -251,7 +313,23 @@ def finish(
         name=name if isinstance(name, str) else "",
         email=email if isinstance(email, str) else "",
         next=pending.next,
+        role_values=role_values,
     )
+
+
+def claim_values(claims: Any, path: str) -> tuple[str, ...]:
+    """The text values of a claim, by name or dotted path (`realm_access.roles`, as Keycloak
+    gives realm roles): a string is one value, a list gives its strings."""
+    found: Any = claims
+    for part in path.split("."):
+        if not hasattr(found, "get"):
+            return ()
+        found = found.get(part)
+    if isinstance(found, str):
+        return (found,)
+    if isinstance(found, list):
+        return tuple(v for v in found if isinstance(v, str))
+    return ()
 
 
 def _keys(found: Provider) -> KeySet:

@@ -1,4 +1,5 @@
-"""People known by an OpenID Connect issuer and subject.
+"""People known by an OpenID Connect issuer and subject: the rows (the sign-in's handler is
+booking.usecases.accounts.sign_in_through_provider).
 
 Only the pseudonymous pair (issuer, sub) is kept in clear; the name and e-mail the provider
 gives are sealed under the person's own key (booking.privacy), so erasure shreds them. The
@@ -10,16 +11,14 @@ hash, so neither a password nor an e-mailed link can reach the account by that a
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Column, ForeignKey, String, Table, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from booking.oidc import Verified
-from booking.privacy import Vault
+from booking.privacy import PersonalData
 from booking.tables import metadata, users
-from events.catalog import UserRegistered
 from events.sql import UTCDateTime
-from events.store import Metadata, append
 
 oidc_identities = Table(
     "oidc_identities",
@@ -28,65 +27,64 @@ oidc_identities = Table(
     Column("subject", String(255), primary_key=True),
     Column("user_id", String(64), ForeignKey("users.id"), nullable=False, index=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The role the provider's claim granted at the last sign-in (BOOKING_OIDC_ROLE_MAP), or
+    # None: a role it stops granting is taken away, one an admin gave is left alone.
+    Column("granted_role", String(16)),
 )
 
-NEW_ROLE = "resident"
 
-
-def person_of(
-    conn: Connection, who: Verified, vault: Vault, now: datetime, new_id: str, language: str
-) -> str:
-    """The id of the person the provider's (issuer, sub) names, made on first sign-in; their
-    sealed name and e-mail follow what the provider says now."""
-    mine = (oidc_identities.c.issuer == who.issuer, oidc_identities.c.subject == who.subject)
-    found = conn.execute(
-        select(oidc_identities.c.user_id, users.c.erased_at)
+def identity(conn: Connection, issuer: str, subject: str) -> Any:
+    """(user_id, erased_at, granted_role) of the person the pair names, or None."""
+    mine = (oidc_identities.c.issuer == issuer, oidc_identities.c.subject == subject)
+    return conn.execute(
+        select(oidc_identities.c.user_id, oidc_identities.c.granted_role, users.c.erased_at)
         .join(users, users.c.id == oidc_identities.c.user_id)
         .where(*mine)
     ).first()
-    if found is not None and found.erased_at is not None:
-        # An erased person who comes back is someone new: nothing links them to the old.
-        conn.execute(delete(oidc_identities).where(*mine))
-        found = None
-    if found is not None:
-        user_id = str(found.user_id)
-        personal = vault.reader(conn)
-        conn.execute(
-            update(users)
-            .where(users.c.id == user_id)
-            .values(
-                email=personal.seal(user_id, who.email) if who.email else "",
-                name=personal.seal(user_id, who.name) if who.name else "",
-            )
-        )
-        return user_id
-    user_id = new_id
-    append(
-        conn,
-        f"user-{user_id}",
-        [UserRegistered(user_id, NEW_ROLE, None, language)],
-        0,
-        Metadata(actor=user_id),
-        now=now,
-    )
-    vault.create_key(conn, user_id)
-    personal = vault.reader(conn)
+
+
+def forget(conn: Connection, issuer: str, subject: str) -> None:
+    """An erased person who comes back is someone new: nothing links them to the old."""
     conn.execute(
-        insert(users).values(
-            id=user_id,
-            email=personal.seal(user_id, who.email) if who.email else "",
-            name=personal.seal(user_id, who.name) if who.name else "",
-            email_hash=None,  # never found by e-mail: see the module's docstring
-            role=NEW_ROLE,
-            organisation_id=None,
-            language=language,
-            password_hash=None,
-            created_at=now,
+        delete(oidc_identities).where(
+            oidc_identities.c.issuer == issuer, oidc_identities.c.subject == subject
         )
     )
+
+
+def remember(conn: Connection, issuer: str, subject: str, user_id: str, now: datetime) -> None:
     conn.execute(
         insert(oidc_identities).values(
-            issuer=who.issuer, subject=who.subject, user_id=user_id, created_at=now
+            issuer=issuer, subject=subject, user_id=user_id, created_at=now
         )
     )
-    return user_id
+
+
+def grant(conn: Connection, issuer: str, subject: str, role: str | None) -> None:
+    """What the provider's claim grants the pair from now on (None: nothing)."""
+    conn.execute(
+        update(oidc_identities)
+        .where(oidc_identities.c.issuer == issuer, oidc_identities.c.subject == subject)
+        .values(granted_role=role)
+    )
+
+
+def forget_grants(conn: Connection, user_id: str) -> None:
+    """An admin decided the person's role: the provider took no role away that it gave."""
+    conn.execute(
+        update(oidc_identities)
+        .where(oidc_identities.c.user_id == user_id)
+        .values(granted_role=None)
+    )
+
+
+def reseal(conn: Connection, personal: PersonalData, user_id: str, name: str, email: str) -> None:
+    """The sealed name and e-mail follow what the provider says now."""
+    conn.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(
+            email=personal.seal(user_id, email) if email else "",
+            name=personal.seal(user_id, name) if name else "",
+        )
+    )

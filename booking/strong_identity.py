@@ -1,7 +1,8 @@
 """Premises that take bookings only from people who identified themselves strongly.
 
-With `rules.requires_strong_identity: true`, a booking, a booking series or a pop-up request
-is accepted only from a session whose sign-in was strong (its `acr` is one the deployment
+With `rules.requires_strong_identity: true`, a booking, a booking series, a pop-up request or
+an allocation application that wishes for the premises (booking.usecases.allocation) is
+accepted only from a session whose sign-in was strong (its `acr` is one the deployment
 lists in BOOKING_OIDC_STRONG_ACR); staff and admins acting on someone's behalf are not asked.
 Anyone else gets 403 `urn:tilavaraus:problem:strong-identity-required` (booking.http) or, on
 the pages, the page that says how to sign in strongly (booking.pages.oidc).
@@ -33,7 +34,7 @@ def check(conn: Connection, premises_id: str, actor: Actor, strong: bool) -> Non
         return
     if requires_strong_identity(conn, premises_id):
         raise StrongIdentityRequired(
-            f"Premises {premises_id!r} takes bookings and requests only from people signed in"
-            " with strong identification: sign in through the identification service"
-            " (/auth/oidc/login) with a strong method."
+            f"Premises {premises_id!r} takes bookings, requests and applications only from"
+            " people signed in with strong identification: sign in through the identification"
+            " service (/auth/oidc/login) with a strong method."
         )

@@ -20,6 +20,10 @@ organisations = Table(
     Column("type", String(32), nullable=False),
     Column("business_id", String(32)),
     Column("created_at", UTCDateTime, nullable=False),
+    # The person who decides the organisation's membership requests beside staff, where
+    # staff named one (OrganisationContactNamed); an id only.
+    Column("contact_user_id", String(64)),
+    Column("retired_at", UTCDateTime),  # no new members once retired (OrganisationRetired)
 )
 
 users = Table(

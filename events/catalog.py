@@ -54,6 +54,33 @@ class UserRegistered(Event):
     language: str
 
 
+@dataclass(frozen=True)
+class OrganisationContactNamed(Event):
+    """Staff named the person who decides the organisation's membership requests beside
+    staff (`contact_user_id`), or none any more (None). Ids only."""
+
+    organisation_id: str
+    contact_user_id: str | None
+
+
+@dataclass(frozen=True)
+class OrganisationRetired(Event):
+    """The organisation takes no new members; bookings and members stay as they are."""
+
+    organisation_id: str
+
+
+@dataclass(frozen=True)
+class UserRoleChanged(Event):
+    """A person's role changed: an admin assigned it (`by: "admin"`) or the provider's claim
+    mapped it at sign-in (`by: "provider"`, BOOKING_OIDC_ROLE_MAP)."""
+
+    user_id: str
+    role: str
+    organisation_id: str | None
+    by: str
+
+
 # --- the premises catalogue -------------------------------------------------------------
 
 
@@ -456,6 +483,9 @@ class AllocationOfferLapsed(Event):
 ALL_EVENTS: tuple[type[Event], ...] = (
     OrganisationRegistered,
     UserRegistered,
+    OrganisationContactNamed,
+    OrganisationRetired,
+    UserRoleChanged,
     PremisesRegistered,
     PremisesUpdated,
     PremisesRetired,

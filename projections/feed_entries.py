@@ -148,6 +148,17 @@ class FeedEntries(Projection):
 
     @handles(PremisesUpdated)
     def updated(self, conn: Connection, e: PremisesUpdated, rec: RecordedEvent) -> None:
+        if "spaces" in e.changes:
+            # A premises' feed shows the entries of those sharing a space with it as busy
+            # time: which feeds show this one's changes with its spaces. The spaces it
+            # leaves are not kept here, so every premises feed moves (a rare change, made
+            # by staff): no feed's Last-Modified may stay while its body changed.
+            c = calendars_table
+            conn.execute(
+                update(c)
+                .where(c.c.scope == "premises")
+                .values(position=rec.position, changed_at=rec.recorded_at)
+            )
         shown = {k: e.changes[k] for k in ("name", "address") if k in e.changes}
         if not shown:
             return  # rules, hours, prices: nothing a feed shows

@@ -18,7 +18,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from booking import reasons
+from booking import memberships, reasons
 from booking.accounts import User
 from booking.allocation.state import status_at
 from booking.api.allocation_schemas import (
@@ -37,7 +37,8 @@ from booking.api.allocation_schemas import (
     RoundOut,
 )
 from booking.api.schemas import ReasonIn
-from booking.auth import current_user, require, signed_in
+from booking.auth import current_user, require, signed_in, signed_in_strongly
+from booking.domain.commands import Actor
 from booking.domain.errors import NotAllowed, NotFound, RuleBroken
 from booking.http import (
     check_if_match,
@@ -152,6 +153,13 @@ def _is_staff(user: User | None) -> bool:
     return user is not None and user.role in ("staff", "admin")
 
 
+def _member(conn: Connection, user: User, organisation_id: str | None) -> Actor:
+    """The caller as a member of `organisation_id` where they belong to it (a person may
+    belong to several: booking.memberships), else as they are."""
+    mine = {o.id for o in memberships.organisations_of(conn, user.id)}
+    return memberships.acting_for(user.actor, organisation_id if organisation_id in mine else None)
+
+
 # --- rounds ----------------------------------------------------------------------------------
 
 
@@ -204,21 +212,31 @@ def get_round(round_id: str) -> Response:
 @blp.arguments(ApplicationIn)
 @blp.response(201, ApplicationOut)
 def submit_application(body: dict[str, Any], round_id: str) -> Response:
-    """Apply for weekly slots (a booker for its organisation; staff name `organisation_id`)."""
+    """Apply for weekly slots (a booker for its organisation — one in several names which,
+    else 422; staff name `organisation_id`). Premises that require strong identification
+    take applications only from a strong session (else 403
+    `urn:tilavaraus:problem:strong-identity-required`)."""
     user = signed_in()
     application_id = new_id()
     at = now()
-    organisation_id = body.pop("organisation_id", None)
-    if user.role == "booker":
-        if organisation_id not in (None, user.organisation_id):
-            raise NotAllowed("A booker applies for their own organisation.")
-        organisation_id = user.organisation_id
-    if organisation_id is None:
-        raise RuleBroken({"organisation_id": ["Name the organisation that applies."]})
+    asked = body.pop("organisation_id", None)
+    strong = signed_in_strongly()
 
     def handle(conn: Connection) -> Outcome:
+        organisation_id = asked
+        if user.role == "booker":  # one of theirs (403), named when several (422)
+            organisation_id = memberships.organisation_for_booking(conn, user.actor, asked)
+        if organisation_id is None:
+            raise RuleBroken({"organisation_id": ["Name the organisation that applies."]})
         usecase.submit_application(
-            unit_for(conn, user.id), user.actor, round_id, application_id, organisation_id, body, at
+            unit_for(conn, user.id),
+            memberships.acting_for(user.actor, organisation_id),
+            round_id,
+            application_id,
+            organisation_id,
+            body,
+            at,
+            strong=strong,
         )
         row = _one(conn, applications_table, application_id, "application")
         return Outcome(
@@ -236,9 +254,10 @@ def list_applications(round_id: str) -> Response:
     user = signed_in()
     t = applications_table
     sql = select(t).where(t.c.round_id == round_id).order_by(t.c.submitted_at, t.c.id)
-    if not _is_staff(user):
-        sql = sql.where(t.c.organisation_id == (user.organisation_id or ""))
     with read_transaction(runtime().engine) as conn:
+        if not _is_staff(user):
+            mine = [o.id for o in memberships.organisations_of(conn, user.id)]
+            sql = sql.where(t.c.organisation_id.in_(mine))
         _one(conn, rounds_table, round_id, "allocation round")
         rows = conn.execute(sql)
         return json_response({"applications": [application_json(r) for r in rows]})
@@ -246,9 +265,15 @@ def list_applications(round_id: str) -> Response:
 
 def _visible_application(conn: Connection, user: User, application_id: str) -> Any:
     row = _one(conn, applications_table, application_id, "application")
-    if not _is_staff(user) and row.organisation_id != user.organisation_id:
+    if not _is_staff(user) and _member(conn, user, row.organisation_id).organisation_id is None:
         raise NotAllowed("The application is another organisation's.")
     return row
+
+
+def _application_organisation(conn: Connection, application_id: str) -> str | None:
+    t = applications_table
+    found = conn.execute(select(t.c.organisation_id).where(t.c.id == application_id)).first()
+    return None if found is None else str(found.organisation_id)
 
 
 @blp.route("/applications/<application_id>", methods=["GET"])
@@ -270,10 +295,12 @@ def update_application(changes: dict[str, Any], application_id: str) -> Response
     user = signed_in()
     version = expected_version()
     at = now()
+    strong = signed_in_strongly()
 
     def handle(conn: Connection) -> Outcome:
+        actor = _member(conn, user, _application_organisation(conn, application_id))
         usecase.update_application(
-            unit_for(conn, user.id), user.actor, application_id, changes, version, at
+            unit_for(conn, user.id), actor, application_id, changes, version, at, strong
         )
         return Outcome(200, application_json(_one(conn, applications_table, application_id, "")))
 
@@ -289,9 +316,8 @@ def withdraw_application(application_id: str) -> Response:
     at = now()
 
     def handle(conn: Connection) -> Outcome:
-        usecase.withdraw_application(
-            unit_for(conn, user.id), user.actor, application_id, version, at
-        )
+        actor = _member(conn, user, _application_organisation(conn, application_id))
+        usecase.withdraw_application(unit_for(conn, user.id), actor, application_id, version, at)
         return Outcome(200, application_json(_one(conn, applications_table, application_id, "")))
 
     return write(user.id, handle)
@@ -440,7 +466,7 @@ def get_allocation(allocation_id: str) -> Response:
     user = signed_in()
     with read_transaction(runtime().engine) as conn:
         row = _one(conn, allocations_table, allocation_id, "allocation")
-        if not _is_staff(user) and row.organisation_id != user.organisation_id:
+        if not _is_staff(user) and _member(conn, user, row.organisation_id).organisation_id is None:
             raise NotAllowed("The offer is another organisation's.")
         return json_response(allocation_json(row), headers={"ETag": f'"{row.version}"'})
 
@@ -453,10 +479,11 @@ def _answer(allocation_id: str, accept: bool, reason: str) -> Response:
 
     def handle(conn: Connection) -> Outcome:
         row = _one(conn, allocations_table, allocation_id, "allocation")
-        if _is_staff(user) or row.organisation_id == user.organisation_id:
+        actor = _member(conn, user, row.organisation_id)
+        if _is_staff(user) or actor.organisation_id == row.organisation_id:
             check_if_match(version, row.version)
         _, placed = usecase.answer_offer(
-            unit_for(conn, user.id), user.actor, allocation_id, accept, series_id, reason, at
+            unit_for(conn, user.id), actor, allocation_id, accept, series_id, reason, at
         )
         body = allocation_json(_one(conn, allocations_table, allocation_id, "allocation"))
         if accept:

@@ -10,7 +10,7 @@ from typing import Any
 import marshmallow as ma
 from flask import Response
 from flask_smorest import Blueprint
-from marshmallow import fields
+from marshmallow import fields, validate
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
@@ -22,6 +22,7 @@ from booking.api.messages import MessageOut, message_json
 from booking.api.popups import PopupOut
 from booking.auth import require, signed_in
 from booking.domain.accounts import ErasePerson, may_erase
+from booking.domain.commands import ROLES
 from booking.domain.errors import NotAllowed, NotFound
 from booking.http import (
     iso,
@@ -130,6 +131,53 @@ def create_organisation(body: dict[str, Any]) -> Response:
         return Outcome(201, {"id": created.id, **body})
 
     return write(actor.id, handle)
+
+
+class RoleIn(ma.Schema):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    organisation_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the organisation a booker acts for; omitted: unchanged"},
+    )
+
+
+class RoleOut(ma.Schema):
+    id = fields.String()
+    role = fields.String()
+    organisation_id = fields.String(allow_none=True)
+
+
+@blp.route("/users/<user_id>/role", methods=["PUT"])
+@require("admin")
+@blp.arguments(RoleIn)
+@blp.response(200, RoleOut)
+@blp.alt_response(404, description="No such user")
+@blp.alt_response(409, description="An admin cannot change their own role")
+def assign_role(body: dict[str, Any], user_id: str) -> Response:
+    """Assign a person's role (admin): how staff, analysts and admins who sign in through the
+    identity provider get theirs where no provider claim maps to roles. Where one does
+    (BOOKING_OIDC_ROLE_MAP), the claim decides again at the person's next sign-in whenever it
+    maps to a role."""
+    admin = signed_in()
+    at = now()
+
+    def handle(conn: Connection) -> Outcome:
+        done = handlers.assign_role(
+            conn,
+            admin.actor,
+            user_id,
+            body["role"],
+            body["organisation_id"],
+            at,
+            request_metadata(admin.id),
+        )
+        log.info("user %s is %s now, by %s", user_id, done.role, admin.id)
+        return Outcome(
+            200, {"id": done.user_id, "role": done.role, "organisation_id": done.organisation_id}
+        )
+
+    return write(admin.id, handle)
 
 
 # --- a person's data: export and erasure ---------------------------------------------------

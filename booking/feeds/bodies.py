@@ -29,6 +29,7 @@ from booking.feeds.render import (
     new_calendar,
     premises_label,
     private_event,
+    public_event,
     reach_text,
 )
 from booking.privacy import PersonalData
@@ -84,11 +85,15 @@ def private_body(
         heads = query.heads_of(conn, "premises", sorted({r.premises_id for r in rows}))
     locations = {h.key: premises_label(h) for h in heads if h.scope == "premises"}
     name = query.calendar_name(conn, scope, heads)
+    shared = query.shared_names(scope, heads)
     opened = Opened(personal)
 
     def text_of(i: int) -> bytes:
         row = rows[i]
-        return private_event(row, locations.get(row.premises_id, row.premises_id), opened)
+        location = locations.get(row.premises_id, row.premises_id)
+        if row.premises_id in shared:  # another premises on a shared space: busy, no details
+            return public_event(row, location, shared[row.premises_id])
+        return private_event(row, location, opened)
 
     starts, ends = [r.start for r in rows], [r.end for r in rows]
     return joined(name, window, starts, ends, text_of, limit, _uncached_head)
@@ -116,6 +121,7 @@ class PublicBody:
     position: int
     name: str
     locations: dict[str, str]
+    shared: dict[str, str]  # premises sharing a space → name: their entries are busy time
     uids: list[str]
     starts: list[datetime]
     ends: list[datetime]
@@ -132,12 +138,16 @@ class PublicBody:
         locations: dict[str, str],
         window: Window,
         limit: int = LIMIT,
+        shared: dict[str, str] | None = None,
     ) -> PublicBody:
         """From every entry of the window, in the entry query's order."""
-        texts = {row.uid: event_text(row, locations) for row in rows}
+        shared = shared or {}
+        texts = {row.uid: event_text(row, locations, shared.get(row.premises_id)) for row in rows}
         uids = [row.uid for row in rows]
         starts, ends = [row.start for row in rows], [row.end for row in rows]
-        return cls._joined(position, name, locations, uids, starts, ends, texts, window, limit)
+        return cls._joined(
+            position, name, locations, shared, uids, starts, ends, texts, window, limit
+        )
 
     @classmethod
     def _joined(
@@ -145,6 +155,7 @@ class PublicBody:
         position: int,
         name: str,
         locations: dict[str, str],
+        shared: dict[str, str],
         uids: list[str],
         starts: list[datetime],
         ends: list[datetime],
@@ -153,7 +164,7 @@ class PublicBody:
         limit: int,
     ) -> PublicBody:
         body = joined(name, window, starts, ends, lambda i: texts[uids[i]], limit)
-        return cls(position, name, locations, uids, starts, ends, texts, limit, body)
+        return cls(position, name, locations, shared, uids, starts, ends, texts, limit, body)
 
     def updated(self, position: int, changed: list[Any], window: Window) -> PublicBody | None:
         """This body with the entries `changed` after its position; None where the order
@@ -168,7 +179,7 @@ class PublicBody:
                 if starts[at] != row.start or ends[at] != row.end:
                     return None  # entries keep their times; anything else: read all
                 if shown:
-                    texts[row.uid] = event_text(row, self.locations)
+                    texts[row.uid] = self._text(row)
                 else:
                     del uids[at], starts[at], ends[at], texts[row.uid]
             elif shown:
@@ -178,10 +189,22 @@ class PublicBody:
                 uids.insert(at, row.uid)
                 starts.insert(at, row.start)
                 ends.insert(at, row.end)
-                texts[row.uid] = event_text(row, self.locations)
+                texts[row.uid] = self._text(row)
         return self._joined(
-            position, self.name, self.locations, uids, starts, ends, texts, window, self.limit
+            position,
+            self.name,
+            self.locations,
+            self.shared,
+            uids,
+            starts,
+            ends,
+            texts,
+            window,
+            self.limit,
         )
+
+    def _text(self, row: Any) -> bytes:
+        return event_text(row, self.locations, self.shared.get(row.premises_id))
 
     @property
     def size(self) -> int:
@@ -213,10 +236,16 @@ def public_body(
     changed since, when the calendar's name and locations are the same; else from all."""
     name = query.calendar_name(conn, scope, heads)
     locations = {h.key: premises_label(h) for h in heads if h.scope == "premises"}
+    shared = query.shared_names(scope, heads)
     made, key = public_bodies(), (scope.ident, window.key)
     base = made.get(key)
     found: PublicBody | None = None
-    same = base is not None and (base.name, base.locations, base.limit) == (name, locations, limit)
+    same = base is not None and (base.name, base.locations, base.shared, base.limit) == (
+        name,
+        locations,
+        shared,
+        limit,
+    )
     if base is not None and same:
         if base.position == position:
             found = base
@@ -224,7 +253,7 @@ def public_body(
             found = base.updated(position, query.changed_rows(conn, scope, base.position), window)
     if found is None:
         rows = query.entry_rows(conn, scope, window)
-        found = PublicBody.of(position, name, rows, locations, window, limit)
+        found = PublicBody.of(position, name, rows, locations, window, limit, shared)
     if base is None or found.position >= base.position:
         made.put(key, found, found.size)
     return found.body

@@ -6,9 +6,14 @@
 - `/feeds/private/<token>.ics` — a feed token's scope: staff see their premises' bookings
   with details (title, organisation, attendees, notes, contact unless erased) and closures
   with the reason; an organisation sees its own bookings with details.
+- Premises made of spaces: a premises feed (public or staff) also shows the bookings and
+  closures of the other premises that share a space with it now (a half shows the whole
+  hall's, the whole both halves'), as busy time only — "Varattu / Bokad / Booked (<their
+  name>)", LOCATION theirs, never a title, reason, organisation or contact.
 
-The ETag is the scope's log position plus what else shapes the body (the window asked for
-and the rendering format), so it is stable while nothing changes. Last-Modified is the
+The ETag is the scope's log position (the latest of its premises and of those sharing a
+space with them) plus what else shapes the body (the window asked for, the premises sharing
+its spaces, the rendering format), so it is stable while nothing changes. Last-Modified is the
 scope's last change, or the local midnight that moved the window if later. A client that
 takes gzip gets the same text gzipped, under an ETag of its own (`-gzip` after the
 identity's), with `Vary: Accept-Encoding`; either ETag in If-None-Match names the same data.

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, or_, select, union
 from sqlalchemy.engine import Connection
 
 from booking.accounts import token_hash
@@ -21,6 +21,7 @@ from booking.domain.errors import RuleBroken
 from booking.feeds.render import BOOKINGS, premises_name
 from booking.tables import feed_token_keys, feed_tokens, organisations, users
 from events.sql import UTCDateTime
+from projections.availability_tables import spaces_table
 from projections.bookings import bookings_table
 from projections.feed_entries import calendars_table, entries_table
 
@@ -37,6 +38,14 @@ class Scope:
     keys: list[str]
     details: bool  # titles, organisation, attendees, notes, contact
     ident: str  # what distinguishes its ETag from other feeds'
+    # Other premises that share a space with the keys (a premises scope's): their entries
+    # show as busy time, never with details (API.md, premises made of spaces).
+    shared: tuple[str, ...] = ()
+
+    @property
+    def entry_keys(self) -> list[str]:
+        """The premises whose entries the feed shows: its own, then those sharing a space."""
+        return [*self.keys, *self.shared]
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,7 @@ def window_of(today: date, zone: ZoneInfo, first: str | None, last: str | None) 
 
 def entry_rows(conn: Connection, scope: Scope, window: Window) -> list[Any]:
     """The scope's entries in the window, ordered by start, then UID (the feed's order)."""
-    keys = scope.keys if scope.kind == "premises" else scope.keys[0]
+    keys = scope.entry_keys if scope.kind == "premises" else scope.keys[0]
     params = {
         "keys": keys,
         "start": window.start,
@@ -194,7 +203,7 @@ _CHANGED_ENTRIES = select(*_entry_columns()).where(
 
 def changed_rows(conn: Connection, scope: Scope, since: int) -> list[Any]:
     """The public columns of the scope's entries changed after position `since`."""
-    return list(conn.execute(_CHANGED_ENTRIES, {"keys": scope.keys, "since": since}))
+    return list(conn.execute(_CHANGED_ENTRIES, {"keys": scope.entry_keys, "since": since}))
 
 
 _HEADS = select(calendars_table).where(
@@ -224,7 +233,7 @@ def calendar_name(conn: Connection, scope: Scope, heads: list[Any]) -> str:
             select(organisations.c.name).where(organisations.c.id == scope.keys[0])
         ).scalar()
         return f"{found or scope.keys[0]} – {BOOKINGS}"
-    labels = [premises_name(h) for h in heads]
+    labels = [premises_name(h) for h in heads if h.key in scope.keys]
     shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3}" if len(labels) > 3 else "")
     if scope.details:
         return f"Tilavaraus: {shown}"
@@ -234,11 +243,60 @@ def calendar_name(conn: Connection, scope: Scope, heads: list[Any]) -> str:
 Resolved = tuple[Scope, list[Any]] | None  # a feed's scope and its heads, or no feed
 
 
+def shared_names(scope: Scope, heads: list[Any]) -> dict[str, str]:
+    """The names of the premises whose entries the feed shows as busy time only."""
+    return {h.key: premises_name(h) for h in heads if h.key in scope.shared}
+
+
+_MINE, _THEIRS = spaces_table.alias("mine"), spaces_table.alias("theirs")
+# The premises other than the keys that occupy a space of theirs (now: a feed follows the
+# current spaces, as the premises' availability does).
+_SHARING = (
+    select(_THEIRS.c.premises_id)
+    .join_from(_MINE, _THEIRS, _THEIRS.c.space_id == _MINE.c.space_id)
+    .where(
+        _MINE.c.premises_id.in_(bindparam("keys", expanding=True)),
+        _THEIRS.c.premises_id.not_in(bindparam("keys", expanding=True)),
+    )
+    .distinct()
+)
+# A premises' head and those of the premises sharing a space with it, in one read (the
+# 304 path reads nothing else): the feed's ETag moves when any of them changes.
+# (`IN` a union rather than `OR`: both databases then look each key up by primary key.)
+_PREMISES_HEADS = (
+    select(calendars_table)
+    .where(
+        calendars_table.c.scope == "premises",
+        calendars_table.c.key.in_(
+            union(
+                select(bindparam("key", type_=String())),
+                select(_THEIRS.c.premises_id)
+                .join_from(_MINE, _THEIRS, _THEIRS.c.space_id == _MINE.c.space_id)
+                .where(_MINE.c.premises_id == bindparam("key")),
+            )
+        ),
+    )
+    .order_by(calendars_table.c.key)
+)
+
+
+def _with_shared(scope: Scope, shared: list[str]) -> Scope:
+    """`scope` showing the entries of `shared` as busy time; its ident names them, so that
+    its ETag and kept bodies change when the premises sharing its spaces change."""
+    if not shared:
+        return scope
+    ident = f"{scope.ident}+{','.join(sorted(shared))}"
+    return replace(scope, shared=tuple(sorted(shared)), ident=ident)
+
+
 def premises_scope(conn: Connection, premises_id: str) -> Resolved:
-    """A premises' public feed with its head, or None for an unknown premises."""
-    heads = heads_of(conn, "premises", [premises_id])
+    """A premises' public feed with its head and those of the premises sharing a space
+    with it, or None for an unknown premises."""
+    heads = list(conn.execute(_PREMISES_HEADS, {"key": premises_id}))
+    if not any(h.key == premises_id for h in heads):
+        return None
     scope = Scope("premises", [premises_id], False, f"public:{premises_id}")
-    return (scope, heads) if heads else None
+    return _with_shared(scope, [h.key for h in heads if h.key != premises_id]), heads
 
 
 def token_scope(conn: Connection, token: str) -> Resolved:
@@ -266,7 +324,9 @@ def token_scope(conn: Connection, token: str) -> Resolved:
     heads = [r for r in rows if r.position is not None]
     staff = first.role in ("staff", "admin")
     if first.token_scope == "premises" and staff:
-        return Scope("premises", keys, True, f"token:{first.id}"), heads
+        shared = list(conn.execute(_SHARING, {"keys": keys}).scalars())
+        heads += heads_of(conn, "premises", shared) if shared else []
+        return _with_shared(Scope("premises", keys, True, f"token:{first.id}"), shared), heads
     if first.token_scope == "organisation" and (staff or [first.member_of] == keys):
         return Scope("organisation", keys, True, f"token:{first.id}"), heads
     return None  # the owner's role or membership changed since: the token no longer works

@@ -103,8 +103,12 @@ def new_calendar(name: str, description: str | None = None) -> Calendar:
     return calendar
 
 
-def summary_of(row: Any, details: bool) -> str:
-    if row.kind == "closure":
+def summary_of(row: Any, details: bool, via: str | None = None) -> str:
+    """SUMMARY: the title when it may be shown; `via` names the other premises sharing a
+    space whose entry this is (busy time only: never its title, reason or booker)."""
+    if via is not None:
+        summary = f"{CLOSED if row.kind == 'closure' else BOOKED} ({via})"
+    elif row.kind == "closure":
         summary = f"{CLOSED}: {row.title}" if details else CLOSED
     else:
         summary = row.title if details or row.public else BOOKED
@@ -167,16 +171,21 @@ def render(
     locations: dict[str, str],
     personal: PersonalData | None,
     description: str | None = None,
+    shared: dict[str, str] | None = None,
 ) -> bytes:
-    """A whole feed built with the icalendar library (what the fast writers must equal)."""
+    """A whole feed built with the icalendar library (what the fast writers must equal);
+    `shared` names the other premises whose entries are busy time only (`summary_of`)."""
     calendar = new_calendar(name, description)
     for row in rows:
-        calendar.add_component(event_of(row, locations, personal))
+        via = (shared or {}).get(row.premises_id)
+        calendar.add_component(event_of(row, locations, None if via else personal, via))
     body: bytes = calendar.to_ical()
     return body
 
 
-def event_of(row: Any, locations: dict[str, str], personal: PersonalData | None) -> Event:
+def event_of(
+    row: Any, locations: dict[str, str], personal: PersonalData | None, via: str | None = None
+) -> Event:
     status = STATUSES[row.status][0]
     event = Event()
     event.add("UID", row.uid)
@@ -186,7 +195,7 @@ def event_of(row: Any, locations: dict[str, str], personal: PersonalData | None)
     event.add("SEQUENCE", row.sequence)
     event.add("DTSTART", row.start)
     event.add("DTEND", row.end)
-    event.add("SUMMARY", summary_of(row, personal is not None))
+    event.add("SUMMARY", summary_of(row, personal is not None, via))
     event.add("STATUS", status)
     event.add("TRANSP", "TRANSPARENT" if status == "CANCELLED" else "OPAQUE")
     event.add("LOCATION", locations.get(row.premises_id, row.premises_id))
@@ -212,27 +221,29 @@ def calendar_text(name: str, description: str | None = None) -> bytes:
     return head
 
 
-def event_text(row: Any, locations: dict[str, str]) -> bytes:
-    """A public entry's VEVENT, made once per process: its row and LOCATION are all its text
-    depends on."""
+def event_text(row: Any, locations: dict[str, str], via: str | None = None) -> bytes:
+    """A public entry's VEVENT, made once per process: its row, LOCATION and `via` (the
+    name of the other premises sharing a space, for busy time only) are all its text
+    depends on. `row` holds public columns only (never a private feed's)."""
     made = caches().feed_events
     location = locations.get(row.premises_id, row.premises_id)
-    key = (tuple(row), location)
+    key = (tuple(row), location, via)
     text = made.get(key)
     if text is None:
-        text = public_event(row, location)
+        text = public_event(row, location, via)
         made.put(key, text, len(text) + 1000)  # the key: a row of strings and instants
     return text
 
 
-def public_event(row: Any, location: str) -> bytes:
-    """`event_of(row, …, None).to_ical()`, byte for byte: the properties in the order the
-    library writes them (SUMMARY, DTSTART, DTEND, DTSTAMP, UID, SEQUENCE, then by name)."""
+def public_event(row: Any, location: str, via: str | None = None) -> bytes:
+    """`event_of(row, …, None, via).to_ical()`, byte for byte: the properties in the order
+    the library writes them (SUMMARY, DTSTART, DTEND, DTSTAMP, UID, SEQUENCE, then by name).
+    With `via`, the entry of another premises sharing a space: busy, no details."""
     status = STATUSES[row.status][0]
     changed = _utc(row.last_modified)
     return (
         "BEGIN:VEVENT\r\n"
-        + _line("SUMMARY", summary_of(row, False))
+        + _line("SUMMARY", summary_of(row, False, via))
         + f"DTSTART:{_utc(row.start)}\r\nDTEND:{_utc(row.end)}\r\nDTSTAMP:{changed}\r\n"
         + _line("UID", row.uid)
         + f"SEQUENCE:{int(row.sequence)}\r\nCREATED:{_utc(row.created_at)}\r\n"

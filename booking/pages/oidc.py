@@ -23,8 +23,8 @@ from booking.accounts import user_by_id
 from booking.http import new_id, now, problem, runtime
 from booking.i18n import current_language
 from booking.limits import OIDC_STARTS_PER_CLIENT
-from booking.oidc_people import person_of
 from booking.pages.common import safe_next, sign_in
+from booking.usecases.accounts import ProviderPerson, sign_in_through_provider
 from events.sql import write_transaction
 
 bp = Blueprint("oidc", __name__)
@@ -141,10 +141,18 @@ def callback() -> Any:
         if args.get("error"):
             raise oidc.SignInRefused(f"provider said {args.get('error')!r}")
         verified = oidc.finish(found, pending, args.get("code", ""), _redirect_uri(), now())
-        language = current_language()
+        who = ProviderPerson(
+            issuer=verified.issuer,
+            subject=verified.subject,
+            name=verified.name,
+            email=verified.email,
+            language=current_language(),
+            maps_roles=found.maps_roles,
+            mapped_role=found.role_of(verified.role_values),
+        )
         with write_transaction(runtime().engine) as conn:
-            user_id = person_of(conn, verified, runtime().vault, now(), new_id(), language)
-            user = user_by_id(conn, user_id)
+            person = sign_in_through_provider(conn, runtime().vault, who, now(), new_id())
+            user = user_by_id(conn, person.user_id)
         strong = verified.acr is not None and verified.acr in found.strong_acr
         sign_in(user, "oidc", strong=strong, acr=verified.acr)
     except oidc.ProviderUnavailable as error:

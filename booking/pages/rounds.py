@@ -20,6 +20,7 @@ from werkzeug.exceptions import Forbidden, NotFound
 from booking import memberships
 from booking.accounts import User
 from booking.allocation.model import WEEKDAYS
+from booking.auth import signed_in_strongly
 from booking.domain.commands import Actor
 from booking.domain.errors import DomainError, StaleVersion, StrongIdentityRequired
 from booking.domain.errors import NotFound as NoSuchThing
@@ -191,13 +192,13 @@ def apply(round_id: str) -> Any:
     organisation_id = _chosen_organisation(form, user, choices)
     if not form.ok or organisation_id is None:
         return _render_form(round_, form, layout, 422)
-    application_id, at = new_id(), now()
+    application_id, at, strong = new_id(), now(), signed_in_strongly()
     actor = memberships.acting_for(user.actor, organisation_id)
 
     def submit(conn: Any) -> Any:
         unit = unit_for(conn, user.id)
         return usecase.submit_application(
-            unit, actor, round_id, application_id, organisation_id, body, at
+            unit, actor, round_id, application_id, organisation_id, body, at, strong
         )
 
     try:
@@ -265,14 +266,16 @@ def edit(application_id: str) -> Any:
     if not form.ok:
         return _render_form(round_, form, layout, 422, **context)
     changes = {k: body[k] for k in ("purpose", "age_group", "group_size", "sections")}
-    at = now()
+    at, strong = now(), signed_in_strongly()
 
     def update(conn: Any) -> Any:
         unit = unit_for(conn, user.id)
-        return usecase.update_application(unit, actor, application_id, changes, version, at)
+        return usecase.update_application(unit, actor, application_id, changes, version, at, strong)
 
     try:
         run(update)
+    except StrongIdentityRequired:
+        return strong_identity_page()
     except StaleVersion:
         form.error(
             "_form",

@@ -13,11 +13,13 @@ from flask_babel import ngettext
 
 from booking.domain.errors import DomainError, SlotTaken, StaleVersion
 from booking.domain.premises import Rules
+from booking.domain.spaces import MAX_SPACES, SPACE_ID_LENGTH
 from booking.http import new_id, now, runtime
 from booking.pages.common import (
     STAFF,
     Form,
     local_instant,
+    localised,
     metadata,
     page_user,
     redirect_to,
@@ -75,6 +77,7 @@ def _form_of(row: Any) -> Form:
         "other_accessibility": ", ".join(a for a in row.accessibility if a not in ACCESSIBILITY),
         "equipment": ", ".join(row.equipment),
         "timezone": row.timezone,
+        "spaces": ", ".join(row.spaces),
         "version": str(row.version),
     }
     for lang in LANGS:
@@ -94,6 +97,55 @@ def _form_of(row: Any) -> Form:
 
 def _words(text: str) -> list[str]:
     return [w.strip().lower().replace(" ", "_") for w in text.split(",") if w.strip()]
+
+
+def spaces_of(form: Form, required: bool) -> list[str] | None:
+    """The space ids of the `spaces` field (comma-separated; a new one creates a space), or
+    None when left empty on a new premises (one space of its own) or not sent at all (a
+    form from before the field: no change). The API's 422 rules: 1 to 20 ids, each once,
+    each 1 to 100 characters."""
+    if "spaces" not in form.data:
+        return None
+    text = form.get("spaces")
+    spaces = [part.strip() for part in text.split(",") if part.strip()]
+    if not spaces:
+        if required or text.strip():
+            form.error("spaces", _("Name at least one space."))
+        return None
+    if len(spaces) > MAX_SPACES:
+        form.error("spaces", _("Name at most %(num)d spaces.", num=MAX_SPACES))
+    twice = sorted({s for s in spaces if spaces.count(s) > 1})
+    if twice:
+        form.error("spaces", _("Name each space once: %(spaces)s.", spaces=", ".join(twice)))
+    if any(len(s) > SPACE_ID_LENGTH for s in spaces):
+        form.error(
+            "spaces", _("A space's name is at most %(num)d characters.", num=SPACE_ID_LENGTH)
+        )
+    return spaces
+
+
+def spaces_taken_message(conn: Any, error: SlotTaken, zone: ZoneInfo) -> str:
+    """Which bookings, holds and closures of which other premises the new spaces would
+    collide with (a PATCH's 409), in the reader's language."""
+    kinds = {"booking": _("booking"), "hold": _("pop-up hold"), "closure": _("closure")}
+    names: dict[str, str] = {}
+    shown = []
+    for conflict in error.conflicts[:SHOWN_CONFLICTS]:
+        via = conflict.via or ""
+        if via and via not in names:
+            names[via] = localised(premises_row(conn, via).name, via)
+        span = span_text(conflict.slot.start, conflict.slot.end, zone)
+        kind = kinds.get(conflict.kind, conflict.kind)
+        shown.append(f"{span} ({kind}, {names[via]})" if via else f"{span} ({kind})")
+    more = len(error.conflicts) - len(shown)
+    text = _(
+        "Nothing was changed: with these spaces, bookings of these premises would overlap "
+        "what other premises hold on them: %(conflicts)s.",
+        conflicts="; ".join(shown),
+    )
+    if more > 0:
+        text += " " + ngettext("And %(num)d more.", "And %(num)d more.", more)
+    return str(text)
 
 
 def opening_hours_of(form: Form) -> dict[str, list[list[str]]]:
@@ -165,13 +217,24 @@ def profile_of(form: Form) -> dict[str, Any]:
     }
 
 
+def with_spaces(form: Form, profile: dict[str, Any], required: bool) -> dict[str, Any]:
+    spaces = spaces_of(form, required)
+    return profile if spaces is None else {**profile, "spaces": spaces}
+
+
 def _acting() -> catalogue.Acting:
     user = page_user()
     assert user is not None  # every view here is @signed_in_as(*STAFF)
     return catalogue.Acting(user.actor, now(), metadata())
 
 
-PROFILE_FIELDS = {"name": "name_fi", "opening_hours": "hours_mon", "rules": "min_duration_minutes"}
+PROFILE_FIELDS = {
+    "name": "name_fi",
+    "opening_hours": "hours_mon",
+    "rules": "min_duration_minutes",
+    "spaces": "spaces",
+}
+SHOWN_CONFLICTS = 10  # a 409's collisions named on the page; the rest are counted
 
 
 def _render(form: Form, row: Any | None, status: int = 200) -> Any:
@@ -197,7 +260,7 @@ def new() -> Any:
     user = page_user()
     assert user is not None
     form = Form(request.form)
-    profile = profile_of(form)
+    profile = with_spaces(form, profile_of(form), required=False)
     slug = form.get("id")
     if slug and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,99}", slug):
         form.error("id", _("Use lower-case letters, digits and hyphens."))
@@ -232,11 +295,16 @@ def _changes(profile: dict[str, Any], row: Any) -> dict[str, Any]:
     # Stored forms that the form's may spell differently: compare them normalised.
     current["opening_hours"] = OpeningHours.parse(row.opening_hours).as_json()
     current["rules"] = Rules.from_json(row.rules).as_json()
+    current["spaces"] = list(row.spaces)
     changed = {k: v for k, v in profile.items() if v != current.get(k)}
+    if sorted(profile.get("spaces", [])) == sorted(row.spaces):
+        changed.pop("spaces", None)  # the same floor in another order
     if "rules" in changed:
         changed["rules"] = {
             k: v for k, v in profile["rules"].items() if current["rules"].get(k) != v
         }
+        if not changed["rules"]:  # rules the form does not show differ, none it shows
+            del changed["rules"]
     return changed
 
 
@@ -250,7 +318,7 @@ def edit(premises_id: str) -> Any:
     user = page_user()
     assert user is not None
     form = Form(request.form)
-    profile = profile_of(form)
+    profile = with_spaces(form, profile_of(form), required=True)
     version = form.integer("version", 1, 10**9)
     if not form.ok:
         return _render(form, row, 422)
@@ -270,6 +338,10 @@ def edit(premises_id: str) -> Any:
             "_form",
             _("Someone else changed these premises meanwhile. Reload the page and try again."),
         )
+        return _render(form, row, 409)
+    except SlotTaken as error:  # new spaces that others hold when this one is booked
+        with read_transaction(runtime().engine) as conn:
+            form.error("spaces", spaces_taken_message(conn, error, ZoneInfo(row.timezone)))
         return _render(form, row, 409)
     except DomainError as error:
         form.take_domain_error(error, PROFILE_FIELDS)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from booking import strong_identity
 from booking.allocation.commands import (
     AddAllocation,
     AnswerOffer,
@@ -152,6 +153,20 @@ def round_of_allocation(conn: Connection, allocation_id: str) -> str:
 # --- bookers: applications -----------------------------------------------------------------
 
 
+def _check_strong_identity(conn: Connection, actor: Actor, sections: Any, strong: bool) -> None:
+    """Premises with `rules.requires_strong_identity` take applications only from strong
+    sessions (staff on behalf excepted): 403 when any wished premises asks for it."""
+    wished = {
+        p
+        for section in sections or ()
+        if isinstance(section, dict)
+        for p in section.get("premises") or ()
+        if isinstance(p, str)
+    }
+    for premises_id in sorted(wished):
+        strong_identity.check(conn, premises_id, actor, strong)
+
+
 def submit_application(
     unit: Unit,
     actor: Actor,
@@ -160,7 +175,10 @@ def submit_application(
     organisation_id: str,
     body: dict[str, Any],
     now: datetime,
+    strong: bool = False,
 ) -> RoundState:
+    """`strong`: the session signed in strongly (booking.auth.signed_in_strongly)."""
+    _check_strong_identity(unit.conn, actor, body.get("sections"), strong)
     state = _existing(unit.conn, round_id)
     assert state.opened is not None
     command = SubmitApplication(
@@ -181,7 +199,9 @@ def update_application(
     changes: dict[str, Any],
     expected_version: int | None,
     now: datetime,
+    strong: bool = False,
 ) -> RoundState:
+    _check_strong_identity(unit.conn, actor, changes.get("sections"), strong)
     round_id = round_of_application(unit.conn, application_id)
     state = _existing(unit.conn, round_id)
     assert state.opened is not None

@@ -22,12 +22,17 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from booking import accounts
+from booking import sessions as sessions_module
 from booking.app import create_app
+from booking.domain.commands import Actor
 from booking.migrate import upgrade
 from booking.oidc_people import oidc_identities
 from booking.sessions import sessions
 from booking.tables import users
-from events.sql import make_engine, read_transaction
+from booking.usecases.accounts import assign_role
+from booking.usecases.privacy import erase_person
+from events.sql import make_engine, read_transaction, write_transaction
+from events.store import Metadata, read_stream
 from tests.browser.conftest import PASSWORD, _seed, axe_violations, screenshot
 from tests.oidc import harness
 
@@ -95,6 +100,8 @@ def _same_time_as_the_provider(
     yield
     oidc_site.app.config["BOOKING_OIDC_CLIENT_ID"] = "tilavaraus"
     oidc_site.app.config["BOOKING_OIDC_ISSUER"] = oidc_site.provider.issuer
+    oidc_site.app.config.pop("BOOKING_OIDC_ROLE_CLAIM", None)
+    oidc_site.app.config.pop("BOOKING_OIDC_ROLE_MAP", None)
 
 
 @pytest.fixture
@@ -375,3 +382,110 @@ def test_an_unknown_issuer_gives_a_clear_page_and_passwords_still_work(
     page.click("form.panel button[type=submit]")
     page.wait_for_load_state()
     assert signed_in(page)
+
+
+def _signs_in_as(browser: Any, site: OidcSite, account: str) -> dict[str, Any]:
+    """`account` signs in through the provider in a browser of its own; who they are then."""
+    fresh = browser.new_context(locale="en-GB")
+    try:
+        page = fresh.new_page()
+        assert provider_sign_in(page, site, account).status == 303
+        assert signed_in(page)
+        return me(page, site)
+    finally:
+        fresh.close()
+
+
+def test_a_claim_maps_to_a_role_only_where_configured(browser: Any, oidc_site: OidcSite) -> None:
+    """Unset, the provider's `groups` grant nothing; set, the highest mapped role is the
+    person's, and taken back when the provider stops granting it; a role an admin gave is
+    left alone when the claim maps to nothing."""
+    config = oidc_site.app.config
+    unmapped = _signs_in_as(browser, oidc_site, "staff-member")
+    assert unmapped["role"] == "resident"
+    config["BOOKING_OIDC_ROLE_CLAIM"] = "groups"
+    config["BOOKING_OIDC_ROLE_MAP"] = "tilavaraus-staff=staff,tilavaraus-admin=admin"
+    staff = _signs_in_as(browser, oidc_site, "staff-member")
+    assert (staff["id"], staff["role"]) == (unmapped["id"], "staff")
+    assert _signs_in_as(browser, oidc_site, "city-admin")["role"] == "admin"
+    assert _signs_in_as(browser, oidc_site, "weak-resident")["role"] == "resident"
+    # The directory no longer grants the role (here: the map no longer names the group).
+    config["BOOKING_OIDC_ROLE_MAP"] = "tilavaraus-former-staff=staff"
+    assert _signs_in_as(browser, oidc_site, "staff-member")["role"] == "resident"
+    with read_transaction(oidc_site.engine) as conn:
+        changes = [
+            (e.data["role"], e.data["by"])
+            for e in read_stream(conn, f"user-{unmapped['id']}")
+            if e.type == "UserRoleChanged"
+        ]
+    assert changes == [("staff", "provider"), ("resident", "provider")]
+    # An admin's choice stays while the claim maps to nothing.
+    with write_transaction(oidc_site.engine) as conn:
+        admin = Actor("some-admin", "admin", None)
+        assign_role(
+            conn, admin, unmapped["id"], "analyst", None, oidc_site.provider.now(), Metadata()
+        )
+    assert _signs_in_as(browser, oidc_site, "staff-member")["role"] == "analyst"
+
+
+def test_a_disabled_person_is_signed_out_and_cannot_sign_in_again(
+    context: Any, browser: Any, oidc_site: OidcSite, axe_source: str
+) -> None:
+    page = context.new_page()
+    provider_sign_in(page, oidc_site, "to-be-disabled")
+    person = me(page, oidc_site)["id"]
+    with write_transaction(oidc_site.engine) as conn:
+        sessions_module.disable(conn, person, oidc_site.provider.now(), "some-admin")
+    page.goto(oidc_site.url + "/my")
+    assert not signed_in(page)  # the session ended at once
+    before = oidc_site.counts()
+    again = browser.new_context(locale="en-GB")
+    try:
+        fresh = again.new_page()
+        assert provider_sign_in(fresh, oidc_site, "to-be-disabled").status == 403
+        assert "This account has been disabled." in fresh.content()
+        assert axe_violations(fresh, axe_source) == []
+        assert not signed_in(fresh)
+    finally:
+        again.close()
+    assert oidc_site.counts() == before
+
+
+def test_an_erased_person_who_comes_back_is_someone_new(browser: Any, oidc_site: OidcSite) -> None:
+    first = _signs_in_as(browser, oidc_site, "to-be-erased")
+    with write_transaction(oidc_site.engine) as conn:
+        admin = Actor("some-admin", "admin", None)
+        erase_person(
+            conn,
+            oidc_site.app.extensions["tilavaraus"].vault,
+            admin,
+            first["id"],
+            oidc_site.provider.now(),
+        )
+    with read_transaction(oidc_site.engine) as conn:
+        ended = conn.execute(
+            select(func.count())
+            .select_from(sessions)
+            .where(sessions.c.user_id == first["id"], sessions.c.ended_at.is_(None))
+        ).scalar_one()
+    assert ended == 0
+    second = _signs_in_as(browser, oidc_site, "to-be-erased")
+    assert second["id"] != first["id"] and second["name"] == "Eeva Poistettava"
+    with read_transaction(oidc_site.engine) as conn:
+        pairs = conn.execute(
+            select(oidc_identities.c.user_id).where(oidc_identities.c.subject == "to-be-erased")
+        ).all()
+    assert [p.user_id for p in pairs] == [second["id"]]
+
+
+def test_an_issuer_that_discovery_does_not_confirm_is_refused(
+    context: Any, oidc_site: OidcSite
+) -> None:
+    """Discovery must name exactly the configured issuer (here: one with a trailing slash,
+    whose discovery document is the real provider's)."""
+    oidc_site.app.config["BOOKING_OIDC_ISSUER"] = oidc_site.provider.issuer + "/"
+    before = oidc_site.counts()
+    page = context.new_page()
+    response = page.goto(oidc_site.url + "/auth/oidc/login")
+    assert response.status == 502 and "could not be reached" in page.content()
+    assert oidc_site.counts() == before

@@ -57,7 +57,7 @@ class World:
         self.open_round = self.round(body=round_body(premises=["gym", "court"]))
         self.allocating_round = self.round(soon)
         self.to_publish = [self.round(soon), self.round(soon)]
-        published = self.round(soon)
+        self.published = published = self.round(soon)
         wishes = [(d, t) for t in ("17:00", "19:00") for d in ("mon", "tue", "wed", "thu")]
         self.allocating_applications = [
             self.application(self.allocating_round, *wish) for wish in wishes[:2]
@@ -452,6 +452,14 @@ TABLE: tuple[Rule, ...] = (
         frozenset({"analyst", "staff", "admin"}),
         _get("/api/v1/stats/usage?{range}"),
     ),
+    Rule(
+        "GET",
+        "/api/v1/stats/allocation",
+        frozenset({"analyst", "staff", "admin"}),
+        _get("/api/v1/stats/allocation?group_by=age_group"),
+    ),
+    # A published round's result is open data: no names of people in it.
+    Rule("GET", _rounds("/<round_id>/result"), EVERYONE, _get(_rounds("/{w.published}/result"))),
     Rule("GET", "/feeds/premises/<premises_id>.ics", EVERYONE, _get("/feeds/premises/room.ics")),
     # The secret in the path is the credential; an Authorization header changes nothing.
     Rule(
@@ -588,6 +596,28 @@ TABLE: tuple[Rule, ...] = (
         _post(
             "/api/v1/membership-requests/{id}/reject", {"reason": "Ei"}, World.membership_request
         ),
+    ),
+    Rule(
+        "PUT",
+        "/api/v1/organisations/<organisation_id>/contact",
+        STAFF,
+        lambda w, _: (
+            "PUT",
+            f"/api/v1/organisations/{w.api.organisation_id}/contact",
+            {"user_id": w.booker_id},
+        ),
+    ),
+    Rule(
+        "POST",
+        "/api/v1/organisations/<organisation_id>/retire",
+        STAFF,
+        lambda w, _: ("POST", f"/api/v1/organisations/{w.api.organisation('Vanha ry')}/retire", {}),
+    ),
+    Rule(
+        "PUT",
+        "/api/v1/users/<user_id>/role",
+        frozenset({"admin"}),
+        lambda w, _: ("PUT", f"/api/v1/users/{w.person()}/role", {"role": "staff"}),
     ),
     # Leaving is for organisations joined by request: none here, so not found for anyone.
     Rule(

@@ -3,6 +3,7 @@ claims, and a load is deterministic for a seed and an anchor week and keeps ever
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -177,13 +178,19 @@ def _overlaps(engine: Engine) -> list[tuple[str, Slot, Slot]]:
             .where(t.c.status.in_(("confirmed", "pending_approval")))
             .order_by(t.c.premises_id, t.c.start)
         ).all()
-    found, previous = [], None
+    # Per space (a whole hall and its halves share them), each booking followed by its own
+    # premises' buffer: the history never books a whole and a part at one time.
+    by_space: dict[str, list[tuple[Slot, timedelta]]] = {}
     for premises_id, start, end in rows:
-        slot = Slot(start, end)
         buffer = timedelta(minutes=PROFILES[premises_id]["rules"].get("buffer_minutes", 0))
-        if previous and previous[0] == premises_id and previous[1].end + buffer > start:
-            found.append((premises_id, previous[1], slot))
-        previous = (premises_id, slot)
+        for space in PROFILES[premises_id].get("spaces") or [premises_id]:
+            by_space.setdefault(space, []).append((Slot(start, end), buffer))
+    found = []
+    for space, held in by_space.items():
+        held.sort(key=lambda h: h[0].start)
+        for (first, buffer), (second, _) in itertools.pairwise(held):
+            if first.end + buffer > second.start:
+                found.append((space, first, second))
     return found
 
 
@@ -243,6 +250,10 @@ def test_gyms_divide_and_rooms_combine_and_the_history_books_wholes_and_parts() 
     assert len([w for w, parts in wholes.items() if len(parts) >= 2]) >= 5
     gyms = [w for w in wholes if PROFILES[w]["capacity"] >= 40]
     assert len(gyms) >= 4
+    # A pair of meeting rooms with a folding wall: the large room is exactly the two.
+    rooms = [w for w, parts in wholes.items() if w not in gyms and len(parts) == 2]
+    assert "paakirjasto-kaisla-ruoko" in rooms
+    assert {len(wholes[g]) for g in gyms} <= {2, 3}  # halves or thirds
     plan = Planner(7, ANCHOR, _people()).plan(4000)
     placed = Counter(
         s.command.request.premises_id

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from booking.memberships import membership_requests, memberships
 from events.sql import read_transaction
 from tests.conftest import Api, future_weekday, local
+from tests.integration.test_allocation_api import EVENINGS, application, round_body
 
 DAY = future_weekday(3)
 
@@ -157,3 +158,43 @@ def test_the_data_export_holds_requests_and_sessions_and_erasure_shreds_them(api
     assert api.post(f"/api/v1/users/{user_id}/erase", role="admin").status_code == 200
     after = api.get(f"/api/v1/users/{user_id}/data", role="admin").get_json()
     assert [r["message"] for r in after["membership_requests"]] == [None]
+
+
+def test_a_person_in_several_organisations_names_one_when_applying(api: Api) -> None:
+    """API.md: a person in several organisations names `organisation_id` when applying in an
+    allocation round (422 without it, 403 for one not theirs), and then sees, changes and
+    withdraws that organisation's application as its member."""
+    rules = {"max_advance_days": 365, "max_duration_minutes": 180}
+    for premises_id in ("gym", "hall"):
+        api.premises(premises_id, opening_hours=EVENINGS, rules=rules, capacity=60)
+    round_id = api.post("/api/v1/allocation-rounds", round_body(), role="staff").get_json()["id"]
+    path = f"/api/v1/allocation-rounds/{round_id}/applications"
+    booker = api.user("booker", api.organisation_id)
+    asked = ask(api, booker, api.other_organisation_id).get_json()
+    api.post(f"/api/v1/membership-requests/{asked['id']}/approve", role="staff")
+
+    def apply(**extra: Any) -> Any:
+        return api.client.post(path, json={**application(), **extra}, headers=headers(booker))
+
+    missing = apply()
+    assert missing.status_code == 422 and "organisation_id" in missing.get_json()["errors"]
+    assert apply(organisation_id=api.organisation("Kolmas ry")).status_code == 403
+    made = apply(organisation_id=api.other_organisation_id)
+    assert made.status_code == 201, made.get_json()
+    application_id = made.get_json()["id"]
+    listed = api.client.get(path, headers=headers(booker)).get_json()["applications"]
+    assert [(a["id"], a["organisation_id"]) for a in listed] == [
+        (application_id, api.other_organisation_id)
+    ]
+    shown = api.client.get(f"/api/v1/applications/{application_id}", headers=headers(booker))
+    assert shown.status_code == 200
+    # A booker of the first organisation only sees none of it.
+    single = api.user("booker", api.organisation_id)
+    assert api.client.get(path, headers=headers(single)).get_json()["applications"] == []
+    other = api.client.get(f"/api/v1/applications/{application_id}", headers=headers(single))
+    assert other.status_code == 403
+    withdrawn = api.client.post(
+        f"/api/v1/applications/{application_id}/withdraw", headers=headers(booker)
+    )
+    assert withdrawn.status_code == 200, withdrawn.get_json()
+    assert withdrawn.get_json()["status"] == "withdrawn"

@@ -108,3 +108,60 @@ def test_a_booker_of_several_organisations_chooses_one_on_the_booking_page(site:
     with read_transaction(site.api.engine) as conn:
         organisation = conn.execute(select(bookings_table.c.organisation_id)).scalar_one()
     assert organisation == site.api.other_organisation_id
+
+
+def test_staff_name_a_contact_person_who_decides_on_their_own_page(site: Site) -> None:
+    booker_id = site.user_id("booker")  # a member of the organisation
+    site.user_id("resident"), site.user_id("staff")
+    organisation_id = site.api.organisation_id
+    staff = site.client("staff", lang="en")
+    chooser = text(staff.get(f"/staff/memberships?organisation_id={organisation_id}"))
+    assert "Contact person of Mikkelin Shakkikerho ry" in chooser and "Test booker" in chooser
+    outsider = post_form(
+        staff,
+        "/staff/memberships/contact",
+        {"organisation_id": organisation_id, "contact_user_id": site.user_id("resident")},
+        page="/staff/memberships",
+    )
+    assert outsider.status_code == 422
+    assert "Choose a member of the organisation." in text(outsider)
+    named = post_form(
+        staff,
+        "/staff/memberships/contact",
+        {"organisation_id": organisation_id, "contact_user_id": booker_id},
+        page="/staff/memberships",
+    )
+    assert named.status_code == 303
+    assert re.search(rf'<option value="{booker_id}" selected>', text(staff.get(named.location)))
+
+    resident = site.client("resident", lang="en")
+    asked = post_form(
+        resident,
+        "/my/organisations/ask",
+        {"organisation_id": organisation_id, "message": "Pelaan shakkia"},
+        page="/my/organisations",
+    )
+    assert asked.status_code == 303
+    for lang, heading in (
+        ("fi", "Pyynnöt liittyä yhdistykseesi"),
+        ("sv", "Ansökningar om medlemskap i din förening"),
+        ("en", "Requests to join your organisation"),
+    ):
+        contact = site.client("booker", lang=lang)
+        assert "/my/organisations/requests" in text(contact.get("/my/organisations"))
+        assert heading in text(contact.get("/my/organisations/requests"))
+    contact = site.client("booker", lang="en")
+    queue = text(contact.get("/my/organisations/requests"))
+    assert "Pelaan shakkia" in queue
+    found = re.search(r'id="membership-([^"]+)"', queue)
+    assert found
+    approved = post_form(
+        contact,
+        f"/my/organisations/requests/{found[1]}/approve",
+        {},
+        page="/my/organisations/requests",
+    )
+    assert approved.status_code == 303
+    assert "No requests are waiting." in text(contact.get("/my/organisations/requests"))
+    # Anyone who is no contact person is refused the page.
+    assert site.client("resident").get("/my/organisations/requests").status_code == 403

@@ -207,3 +207,100 @@ def test_retire_over_bookings_still_to_come_needs_consent_then_cancels_them(
     assert "1 booking cancelled." in text(staff.get(done.headers["Location"]))
     assert _premises(api, "room").retired
     assert _status(api, booking["id"]) == ("cancelled", "Purku")
+
+
+def test_staff_give_premises_their_spaces_on_the_form(site: Site, api: Api) -> None:
+    """A gym and its halves made on the form; the edit form shows and changes the spaces."""
+    staff = site.client("staff", lang="en")
+    for premises_id, spaces in (
+        ("sali", "sali-ita, sali-lansi"),
+        ("sali-ita", "sali-ita"),
+        ("puoli", ""),  # empty on a new premises: one space of its own
+    ):
+        created = post_form(
+            staff,
+            "/staff/premises/new",
+            _new_premises_form(id=premises_id, spaces=spaces),
+            page="/staff/premises/new",
+        )
+        assert created.status_code == 303, text(created)[:3000]
+    assert _premises(api, "sali").spaces == ["sali-ita", "sali-lansi"]
+    assert _premises(api, "sali-ita").spaces == ["sali-ita"]
+    assert _premises(api, "puoli").spaces == ["puoli"]
+    page = text(staff.get("/staff/premises/sali"))
+    assert 'name="spaces" type="text" value="sali-ita, sali-lansi"' in page
+    # The same floor in another order is no change; a new name creates a space.
+    same = post_form(
+        staff,
+        "/staff/premises/sali",
+        _new_premises_form(spaces="sali-lansi, sali-ita", version="1"),
+        page="/staff/premises/sali",
+    )
+    assert same.status_code == 303
+    assert "Nothing was changed." in text(staff.get(same.headers["Location"]))
+    moved = post_form(
+        staff,
+        "/staff/premises/puoli",
+        _new_premises_form(spaces="sali-lansi", version="1"),
+        page="/staff/premises/puoli",
+    )
+    assert moved.status_code == 303
+    assert _premises(api, "puoli").spaces == ["sali-lansi"]
+
+
+def test_spaces_that_would_collide_are_409_naming_the_bookings(site: Site, api: Api) -> None:
+    api.premises("sali", name={"fi": "Koulun sali", "en": "School gym"}, spaces=["sali"])
+    api.premises("varasto", name={"fi": "Varasto", "en": "Store"})
+    day = future_weekday(2)
+    assert api.book("sali", local(day, 10), local(day, 12)).status_code == 201
+    assert api.book("varasto", local(day, 11), local(day, 13)).status_code == 201
+    for lang, said in (
+        ("en", "bookings of these premises would overlap what other premises hold"),
+        ("fi", "tämän tilan varaukset menisivät päällekkäin"),
+        ("sv", "skulle denna lokals bokningar överlappa"),
+    ):
+        staff = site.client("staff", lang=lang)
+        refused = post_form(
+            staff,
+            "/staff/premises/varasto",
+            _new_premises_form(spaces="sali", version="1"),
+            page="/staff/premises/varasto",
+        )
+        assert refused.status_code == 409
+        page = text(refused)
+        assert said in page, page
+        assert 'id="f-spaces-error"' in page and 'aria-invalid="true"' in page
+        assert "10:00–12:00" in page
+        assert ("School gym" if lang == "en" else "Koulun sali") in page
+        assert 'href="#f-spaces"' in page  # the error summary links to the field
+    assert _premises(api, "varasto").spaces == ["varasto"]
+
+
+def test_bad_spaces_on_the_form_are_422_next_to_the_field(site: Site, api: Api) -> None:
+    api.premises("sali")
+    staff = site.client("staff", lang="en")
+    for spaces, said in (
+        ("", "Name at least one space."),
+        (" , ", "Name at least one space."),
+        ("a, b, a", "Name each space once: a."),
+        (", ".join(f"osa-{n}" for n in range(21)), "Name at most 20 spaces."),
+        ("x" * 101, "A space's name is at most 100 characters."),
+    ):
+        refused = post_form(
+            staff,
+            "/staff/premises/sali",
+            _new_premises_form(spaces=spaces, version="1"),
+            page="/staff/premises/sali",
+        )
+        assert refused.status_code == 422, spaces
+        page = text(refused)
+        assert said in page.replace("&#39;", "'"), said
+        assert 'id="f-spaces-error"' in page
+    assert _premises(api, "sali").spaces == ["sali"]
+    new = post_form(
+        staff,
+        "/staff/premises/new",
+        _new_premises_form(id="uusi", spaces="a, a"),
+        page="/staff/premises/new",
+    )
+    assert new.status_code == 422 and "Name each space once: a." in text(new)

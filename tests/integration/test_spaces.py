@@ -402,3 +402,38 @@ def test_usage_statistics_count_blocked_hours_beside_booked_hours(api: Api) -> N
         f"/api/v1/stats/usage?from={day}&to={day}&group_by=premises&format=csv", role="analyst"
     ).get_data(as_text=True)
     assert "blocked_hours" in csv.splitlines()[0]
+
+
+def test_a_pop_up_hold_on_a_half_shows_on_the_whole_and_leaves_when_withdrawn(api: Api) -> None:
+    """Pop-up holds through shared spaces: the whole's availability and the search see a
+    half's pending request as a hold (via the half, no title), and its withdrawal frees both."""
+    gym(api, popup_allowed=True)
+    start = (datetime.now(UTC) + timedelta(hours=30)).replace(minute=0, second=0, microsecond=0)
+    body = {
+        "premises_id": EAST,
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "title": "Kirpputori",
+        "description": "",
+        "expected_attendees": 10,
+    }
+    asked = api.post("/api/v1/popup-requests", body, role="resident")
+    assert asked.status_code == 201 and asked.get_json()["status"] == "pending"
+    day = start.astimezone(local(start.date(), 0).tzinfo).date()
+    span = f"from={day}&to={day}"
+    whole = api.get(f"/api/v1/premises/{WHOLE}/availability?{span}").get_json()
+    holds = [b for b in whole["days"][0]["busy"] if b["kind"] == "hold"]
+    assert [(b["via"], datetime.fromisoformat(b["start"])) for b in holds] == [(EAST, start)]
+    assert "title" not in holds[0]
+    window = {"start": start.isoformat(), "end": (start + timedelta(minutes=30)).isoformat()}
+    found = api.get("/api/v1/availability", query_string=window).get_json()
+    assert {p["id"] for p in found["premises"]} == {WEST}
+    withdrawn = api.post(
+        f"/api/v1/popup-requests/{asked.get_json()['id']}/withdraw", {}, role="resident"
+    )
+    assert withdrawn.status_code == 200, withdrawn.get_json()
+    whole = api.get(f"/api/v1/premises/{WHOLE}/availability?{span}").get_json()
+    assert [b for b in whole["days"][0]["busy"] if b["kind"] == "hold"] == []
+    found = api.get("/api/v1/availability", query_string=window).get_json()
+    assert {p["id"] for p in found["premises"]} == {WHOLE, EAST, WEST}
+    assert api.book(WHOLE, start, start + timedelta(hours=2)).status_code == 201

@@ -1,5 +1,6 @@
 // A real OpenID Connect provider for the tests: panva's oidc-provider (OpenID Certified),
-// configured with test accounts of weak and strong `acr` and a login form of our own.
+// configured with test accounts of weak and strong `acr` (some in directory `groups`, for
+// roles mapped from a claim) and a login form of our own.
 //
 //   node provider.mjs PORT REDIRECT_URI     (OIDC_PROVIDER_MODULE: path of oidc-provider)
 //
@@ -20,6 +21,18 @@ const ACCOUNTS = {
   'strong-resident': { acr: STRONG, name: 'Vahva Asukas', email: 'vahva@example.fi' },
   // Has the e-mail address of an account that exists in the app: must not take it over.
   'same-email': { acr: WEAK, name: 'Someone Else', email: 'booker@example.fi' },
+  // Members of directory groups, as Entra ID or Keycloak give them in a `groups` claim.
+  'staff-member': {
+    acr: WEAK, name: 'Sari Virkailija', email: 'sari@example.fi',
+    groups: ['everyone', 'tilavaraus-staff'],
+  },
+  // Disabled, then erased, by the tests (each in a test of its own).
+  'to-be-disabled': { acr: WEAK, name: 'Kalle Suljettava', email: 'kalle@example.fi' },
+  'to-be-erased': { acr: STRONG, name: 'Eeva Poistettava', email: 'eeva@example.fi' },
+  'city-admin': {
+    acr: WEAK, name: 'Antti Ylläpitäjä', email: 'antti@example.fi',
+    groups: ['tilavaraus-staff', 'tilavaraus-admin'],
+  },
 };
 const secret = 'tilavaraus-test-secret';
 const client = (id) => ({
@@ -38,7 +51,8 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
   claims: {
     // acr in every ID token, as Keycloak gives it (oidc-provider gives it only when asked).
     acr: null, auth_time: null, sid: null, iss: null,
-    openid: ['sub', 'acr', 'auth_time'], profile: ['name'], email: ['email', 'email_verified'],
+    openid: ['sub', 'acr', 'auth_time', 'groups'],
+    profile: ['name'], email: ['email', 'email_verified'],
   },
   cookies: { keys: ['tilavaraus-test-cookie-key'] },
   features: { devInteractions: { enabled: false } },
@@ -52,7 +66,8 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
     return {
       accountId: sub,
       async claims() {
-        return { sub, name: account.name, email: account.email, email_verified: true };
+        const found = { sub, name: account.name, email: account.email, email_verified: true };
+        return account.groups ? { ...found, groups: account.groups } : found;
       },
     };
   },
