@@ -51,6 +51,7 @@ from booking.privacy import Vault
 from booking.service import IdempotencyKey, Outcome, PremisesRepository, execute
 from booking.usecases.bookings import BookingInput, place_booking
 from booking.usecases.unit import Unit
+from events import pipeline
 from events.catalog import BookingPlaced
 from events.serialization import serializer
 from events.slot import Slot
@@ -210,6 +211,8 @@ class Recorder:
         self.entries: list[tuple[str, str, Any, bool]] = []  # (kind, statement, params, tagged)
         self.tagging = False
         event.listen(engine, "before_cursor_execute", self._statement)
+        # Statements sent straight on the driver (held writes, reads ahead: events.pipeline).
+        pipeline.observer = self._sent
         event.listen(engine, "commit", self._commit)
         event.listen(engine, "rollback", self._rollback)
 
@@ -217,6 +220,9 @@ class Recorder:
         self, _conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool
     ) -> None:
         self.entries.append(("many" if many else "one", statement, params, self.tagging))
+
+    def _sent(self, statement: str, params: Any) -> None:
+        self.entries.append(("one", statement, params, self.tagging))
 
     def _commit(self, _conn: Any) -> None:
         self.entries.append(("commit", "", None, self.tagging))

@@ -29,6 +29,7 @@ from booking.i18n import translations
 from booking.mail_texts import local_time, texts
 from booking.outbox import Mail, enqueue
 from booking.tables import users
+from events import pipeline
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -128,9 +129,12 @@ class Notifier:
         one person about one premises)."""
         if user_id in self._languages or premises_id in self._premises:
             return
-        row = self.conn.execute(_PREMISES, {"premises": premises_id, "user": user_id}).one()
-        self._premises[premises_id] = (row.name, ZoneInfo(row.timezone))
-        self._remember_language(user_id, row.language)
+        row = pipeline.remembered(self.conn, (_PREMISES, premises_id, user_id))
+        if row is None:  # not read ahead (`read_ahead`)
+            row = self.conn.execute(_PREMISES, {"premises": premises_id, "user": user_id}).one()
+        name, timezone, language = row
+        self._premises[premises_id] = (name, ZoneInfo(timezone))
+        self._remember_language(user_id, language)
 
     def when(self, start: datetime, end: datetime, zone: ZoneInfo, language: str) -> str:
         """`local_time`, formatted once per distinct slot, zone and language."""
@@ -372,6 +376,13 @@ def _message_mails(n: Notifier, event: MessagePosted, key: str) -> Iterable[Mail
     for recipient in recipients:
         if recipient != event.author_id:
             yield n.mail("message", key, recipient, None, title)
+
+
+def read_ahead(user_id: str, premises_id: str) -> tuple[Any, dict[str, Any], Any]:
+    """The read a mail to `user_id` about `premises_id` needs, for a caller that sends it
+    with others in one round trip (`events.pipeline.read_together`) and hands its row on
+    with `events.pipeline.remember(conn, key, row)`: (statement, parameters, key)."""
+    return _PREMISES, {"premises": premises_id, "user": user_id}, (_PREMISES, premises_id, user_id)
 
 
 def notify(

@@ -21,9 +21,10 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
-from booking import notifications
+from booking import notifications, outbox
+from events import pipeline
 from events.bulk import StreamAppend, prepare_many, write_many
-from events.catalog import Event
+from events.catalog import BookingPlaced, Event
 from events.store import Metadata, RecordedEvent, prepare, write
 from projections.runner import BY_EVENT, BY_POSITION, project_inline
 
@@ -47,18 +48,46 @@ def record(
     premises (`booking.service.lock_premises`). A stream that moved on meanwhile raises
     `events.store.ConcurrencyError` and the caller's transaction is retried.
     """
-    prepared, append = _prepared(conn, appends, metadata, now)
+    held = _all_held(conn, appends)
+    prepared, append = _prepared(conn, appends, metadata, now, held)
     pending = _pairs(appends, prepared)
-    project_inline(conn, pending, BY_EVENT)
-    if notify:
-        notifications.notify(conn, pending, now)
+    if held:
+        # Every write below waits for the commit's round trip (`events.pipeline`): the
+        # mails' reads come first (a read sends what is held), and a booking's mail reads
+        # nothing the projections write.
+        mails = notifications.mails_for(conn, pending) if notify else []
+        project_inline(conn, pending, BY_EVENT)
+        outbox.enqueue(conn, mails, now)
+    else:
+        project_inline(conn, pending, BY_EVENT)
+        if notify:
+            notifications.notify(conn, pending, now)
     recorded = append()
     project_inline(conn, _pairs(appends, recorded), BY_POSITION)
     return recorded
 
 
+# The events whose inline projections and mails write without reading anything they write,
+# and whose position-stamped rows read their position in SQL (projections.feed_entries).
+HELD = (BookingPlaced,)
+
+
+def _all_held(conn: Connection, appends: Sequence[StreamAppend]) -> bool:
+    """Whether the whole record can wait for the commit's round trip: the connection
+    holds its writes and every event is one of `HELD`, on one stream."""
+    return (
+        pipeline.holding(conn)
+        and len(appends) == 1
+        and all(isinstance(e, HELD) for e in appends[0].events)
+    )
+
+
 def _prepared(
-    conn: Connection, appends: Sequence[StreamAppend], metadata: Metadata, now: datetime
+    conn: Connection,
+    appends: Sequence[StreamAppend],
+    metadata: Metadata,
+    now: datetime,
+    held: bool = False,
 ) -> tuple[list[list[RecordedEvent]], Callable[[], list[list[RecordedEvent]]]]:
     """The events serialised (without positions yet), and the write that appends them."""
     if len(appends) == 1:
@@ -66,7 +95,7 @@ def _prepared(
         # in this transaction; UNIQUE(stream, version) guards against a racing writer).
         (one,) = appends
         single = prepare(one.stream, one.events, one.expected_version, metadata, now=now)
-        return [single], lambda: [write(conn, single, read_in_transaction=True)]
+        return [single], lambda: [write(conn, single, read_in_transaction=True, held=held)]
     bulk = prepare_many(appends, metadata, now=now)  # many: one INSERT for all
     return bulk.recorded, lambda: write_many(conn, bulk)
 

@@ -46,10 +46,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, bindparam, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -67,11 +68,17 @@ from booking.domain.premises import PremisesState, evolve
 from booking.domain.spaces import NOTHING_SHARED, OFFER, Occupied, Shared, by_premises
 from booking.recording import StreamAppend, record
 from booking.tables import idempotency_keys
+from events import pipeline
 from events.decoding import event_of
 from events.slot import Slot
 from events.sql import write_transaction
-from events.store import ConcurrencyError, Metadata, RecordedEvent, read_stream
-from projections.availability_read import shared_between
+from events.store import READ_STREAM, ConcurrencyError, Metadata, RecordedEvent, read_stream
+from projections.availability_read import (
+    SHARED_BETWEEN,
+    shared_between,
+    shared_params,
+    shared_rows,
+)
 from projections.bookings import bookings_table
 
 
@@ -104,7 +111,8 @@ class PremisesRepository:
         if state is None or last is None or state.version == 0:
             state, recorded = PremisesState(premises_id), read_stream(conn, stream)
         else:
-            recorded = read_stream(conn, stream, state.version - 1)
+            ahead = pipeline.remembered(conn, ("stream", stream, state.version - 1))
+            recorded = ahead if ahead is not None else read_stream(conn, stream, state.version - 1)
             if recorded and _identity(recorded[0]) == (state.version, *last):
                 recorded = recorded[1:]
             else:  # ahead of the log: what it took in never committed
@@ -166,15 +174,61 @@ class PremisesRepository:
             return state.version, close_elsewhere(closure, state)
 
     def advance(self, premises_id: str, version: int, recorded: list[RecordedEvent]) -> None:
-        """`recorded`, decided at `version`, were just written in the caller's transaction
-        (which holds the premises, so no other writer loads it meanwhile): evolve the kept
-        state by them. The next load checks that they committed."""
+        """`recorded`, decided at `version`, were just written (or, with held writes, just
+        committed: another writer of the premises may have loaded it meanwhile): evolve the
+        kept state by them. The next load checks that they committed."""
         with self._locks[premises_id]:
             state = self._states.get(premises_id)
+            if state is not None and state.version >= version + len(recorded) > version:
+                return  # caught up past them from the log already, by a later writer
             if state is None or state.version != version:
                 self.forget(premises_id)
                 return
             self._took_in(state, recorded)
+
+    def reads_ahead(
+        self, conn: Connection, premises_id: str, command: Command
+    ) -> list[pipeline.Ahead]:
+        """What `run_premises_command` will read for `command` under its locks — the locks
+        of its spaces, the stream's tail, what others hold there — as the state kept in
+        memory foresees it, to send in one round trip with the caller's other reads
+        (`events.pipeline.read_ahead`). The locks are taken in the same sorted order; a
+        stale foresight is found out as usual (the tail, `lock_spaces`) and costs only
+        the reads it missed. Nothing when the state is not loaded or the command
+        occupies no time."""
+        state = self._states.get(premises_id)
+        if state is None or state.version == 0 or premises_id not in self._last:
+            return []
+        window = shared_window(command, state)
+        if window is None or isinstance(command, RegisterPremises | UpdatePremises):
+            return []
+        spaces = sorted(set(spaces_touched(command, state)))
+        postgres = conn.dialect.name == "postgresql"  # SQLite: no locks, no array parameter
+        reads = [
+            pipeline.Ahead(_LOCK, {"key": space_lock_key(s)}, ("locked", s))
+            for s in (spaces if postgres else [])
+        ]
+        stream, after = premises_stream(premises_id), state.version - 1
+        reads.append(
+            pipeline.Ahead(
+                READ_STREAM,
+                {"stream": stream, "after": after},
+                ("stream", stream, after),
+                lambda rows: [RecordedEvent(*row) for row in rows],
+            )
+        )
+        if not postgres:
+            return reads
+        others = sorted(set(spaces_after(command, state)))
+        reads.append(
+            pipeline.Ahead(
+                SHARED_BETWEEN[conn],
+                shared_params(premises_id, others, window),
+                ("shared", premises_id, tuple(others), window),
+                shared_rows,
+            )
+        )
+        return [*reads, pipeline.Ahead(None, {}, ("locked-ahead",), lambda _: spaces)]
 
     def zone(self, premises_id: str) -> ZoneInfo | None:
         """The premises' time zone as last loaded (None when not loaded)."""
@@ -196,7 +250,10 @@ def _identity(recorded: RecordedEvent) -> tuple[int, int, datetime]:
 
 def read_shared(conn: Connection, premises_id: str, spaces: Iterable[str], window: Any) -> Shared:
     """What premises other than this one hold on `spaces` meeting `window`."""
-    rows = shared_between(conn, premises_id, sorted(set(spaces)), window)
+    ordered = sorted(set(spaces))
+    rows = pipeline.remembered(conn, ("shared", premises_id, tuple(ordered), window))
+    if rows is None:
+        rows = shared_between(conn, premises_id, ordered, window)
     return Shared(
         window,
         tuple(
@@ -249,7 +306,8 @@ def run_premises_command(
     streams = [StreamAppend(premises_stream(p), evs, v) for p, v, evs in appends]
     recorded = record(conn, streams, metadata, now, notify=notify)
     for (appended_to, at_version, _), mine in zip(appends, recorded, strict=True):
-        repository.advance(appended_to, at_version, mine)
+        # Once the events have their positions (held writes get them at the commit).
+        pipeline.then(conn, partial(repository.advance, appended_to, at_version, mine))
     return [r for mine in recorded for r in mine]
 
 
@@ -283,11 +341,18 @@ def lock_spaces(conn: Connection, space_ids: Iterable[str]) -> None:
     (PostgreSQL), in sorted order; taken after every premises lock (see the module doc)."""
     if conn.dialect.name != "postgresql":
         return
-    for space_id in sorted(set(space_ids)):
-        conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": space_lock_key(space_id)},
-        )
+    wanted = sorted(set(space_ids))
+    ahead = pipeline.remembered(conn, ("locked-ahead",))
+    if ahead is not None:
+        if ahead == wanted:
+            return  # taken in the first round trip (`PremisesRepository.reads_ahead`)
+        # Other spaces than foreseen: taking more now could break the sorted order.
+        raise ConcurrencyError(space_lock_key(wanted[0]), 0)
+    for space_id in wanted:
+        conn.execute(_LOCK, {"key": space_lock_key(space_id)})
+
+
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 def premises_of_booking(conn: Connection, booking_id: str) -> str:
@@ -375,22 +440,32 @@ def execute(
     deadline = time.monotonic() + RETRY_BUDGET_SECONDS
     integrity_errors = 0
     attempt = 0
+    savepoint = False
     while True:
         try:
-            with write_transaction(engine) as conn:
+            # Writes wait for the COMMIT and go with it: one round trip (events.pipeline).
+            with write_transaction(engine, held=True) as conn:
                 if idempotency is not None:
-                    stored = _stored_outcome(conn, idempotency)
-                    if stored is not None:
-                        return stored
-                    outcome = _run_or_refuse(conn, handler, problem_of)
+                    # The key's lookup goes with the handler's first reads: one round trip.
+                    pipeline.read_soon(conn, _stored_ahead(idempotency), _replay(idempotency))
+                    try:
+                        outcome = _run_or_refuse(conn, handler, problem_of, savepoint)
+                    except _Stored as found:
+                        pipeline.drop_held(conn)
+                        return found.outcome
                     _store_outcome(conn, idempotency, outcome)
                     return outcome
                 return handler(conn)
+        except _WroteBeforeRefusal:
+            savepoint = True  # again, the old way: the refusal rolls back to a savepoint
+            continue
         except (ConcurrencyError, IntegrityError) as error:
             # Another writer got there first: back off a little and decide again. A unique or
             # exclusion violation means the same (a racing idempotent retry, a second line of
             # defence firing); one that persists is a real error.
-            if isinstance(error, IntegrityError):
+            # A stream's version taken by another writer is a ConcurrencyError that held
+            # writes (events.pipeline) meet only at the commit: retried as one.
+            if isinstance(error, IntegrityError) and not _version_taken(error):
                 integrity_errors += 1
                 if integrity_errors > INTEGRITY_RETRIES:
                     raise
@@ -401,11 +476,35 @@ def execute(
         time.sleep(pause)
 
 
+def _version_taken(error: IntegrityError) -> bool:
+    """Whether the error is the events' (stream, version) key refusing a second writer."""
+    said = str(error.orig)
+    return "uq_events_stream_version" in said or "events.stream, events.version" in said
+
+
+class _WroteBeforeRefusal(Exception):
+    """A refusal came after a write that was not held: only a savepoint can undo it."""
+
+
 def _run_or_refuse(
-    conn: Connection, handler: Callable[[Connection], Outcome], problem_of: ProblemOf | None
+    conn: Connection,
+    handler: Callable[[Connection], Outcome],
+    problem_of: ProblemOf | None,
+    savepoint_first: bool = False,
 ) -> Outcome:
+    """The handler's outcome, or its refusal as a problem with nothing it wrote. Deciding
+    is pure and the writes are held (`events.pipeline`), so a refusal drops them without a
+    SAVEPOINT; only when something was written before the refusal after all (a person's
+    first data key), the transaction runs again with one (`savepoint_first`)."""
     if problem_of is None:
         return handler(conn)
+    if not savepoint_first and pipeline.holding(conn):
+        try:
+            return handler(conn)
+        except DomainError as error:
+            if not pipeline.drop_held(conn):
+                raise _WroteBeforeRefusal() from error
+            return problem_of(error)
     savepoint = conn.begin_nested()
     try:
         outcome = handler(conn)
@@ -414,6 +513,45 @@ def _run_or_refuse(
         return problem_of(error)
     savepoint.commit()
     return outcome
+
+
+class _Stored(Exception):
+    """The key's first outcome, found before anything was written: answer it again."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
+_STORED = select(
+    idempotency_keys.c.request_hash,
+    idempotency_keys.c.status,
+    idempotency_keys.c.body,
+    idempotency_keys.c.headers,
+).where(idempotency_keys.c.actor == bindparam("actor"), idempotency_keys.c.key == bindparam("key"))
+
+
+def _stored_ahead(key: IdempotencyKey) -> pipeline.Ahead:
+    return pipeline.Ahead(
+        _STORED,
+        {"actor": key.actor, "key": key.key},
+        ("idempotency", key.actor, key.key),
+        lambda rows: rows[0] if rows else None,
+    )
+
+
+def _replay(key: IdempotencyKey) -> Callable[[Any], None]:
+    """What to do with the key's stored row: nothing when there is none; else raise."""
+
+    def check(row: Any) -> None:
+        if row is None:
+            return
+        request_hash, status, body, headers = row
+        if request_hash != key.request_hash:
+            raise IdempotencyKeyReused(key.key)
+        raise _Stored(Outcome(status, body, dict(headers)))
+
+    return check
 
 
 def _stored_outcome(conn: Connection, key: IdempotencyKey) -> Outcome | None:
@@ -427,14 +565,16 @@ def _stored_outcome(conn: Connection, key: IdempotencyKey) -> Outcome | None:
 
 
 def _store_outcome(conn: Connection, key: IdempotencyKey, outcome: Outcome) -> None:
-    conn.execute(
-        insert(idempotency_keys).values(
-            actor=key.actor,
-            key=key.key,
-            request_hash=key.request_hash,
-            status=outcome.status,
-            body=outcome.body,
-            headers=outcome.headers,
-            created_at=key.used_at,
-        )
-    )
+    values = {
+        "actor": key.actor,
+        "key": key.key,
+        "request_hash": key.request_hash,
+        "status": outcome.status,
+        "body": outcome.body,
+        "headers": outcome.headers,
+        "created_at": key.used_at,
+    }
+    pipeline.write(conn, _STORE_OUTCOME, values)
+
+
+_STORE_OUTCOME = insert(idempotency_keys)

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.sql import ColumnElement
 
+from events import pipeline
+
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 IN_CHUNK = 500  # values per `IN (…)`: well under every driver's parameter limit
@@ -122,6 +124,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA recursive_triggers=ON")
             cursor.close()
 
+        event.listen(engine, "before_cursor_execute", _send_held)
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
             immediate = conn.get_execution_options().get("write", False)
@@ -138,7 +142,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(url, connect_args=connect_args, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         event.listen(engine.pool, "checkout", _refuse_dropped)
+    event.listen(engine, "before_cursor_execute", _send_held)
     return engine
+
+
+def _send_held(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+    """Writes held back for the commit's round trip run before anything else SQLAlchemy
+    runs on the connection, so every read sees them (`events.pipeline`)."""
+    if pipeline.KEY in conn.info:
+        pipeline.before_statement(conn, statement)
 
 
 def _refuse_dropped(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -160,12 +172,19 @@ def _refuse_dropped(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction meant to append: commits on success, rolls back on any exception."""
+def write_transaction(engine: Engine, held: bool = False) -> Iterator[Connection]:
+    """A transaction meant to append: commits on success, rolls back on any exception.
+    `held`: writes given to `events.pipeline.write` wait and go with the COMMIT (on
+    PostgreSQL in one round trip)."""
     with engine.connect() as conn:
         conn = conn.execution_options(write=True)
         with conn.begin():
-            yield conn
+            if not held:
+                yield conn
+                return
+            with pipeline.hold(conn):
+                yield conn
+                pipeline.finish(conn)
 
 
 @contextmanager

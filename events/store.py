@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from events import pipeline
 from events.catalog import Event, JSONObject
 from events.decoding import event_of
 from events.serialization import serializer
@@ -140,13 +141,21 @@ def prepare(
 
 
 def write(
-    conn: Connection, prepared: Sequence[RecordedEvent], *, read_in_transaction: bool = False
+    conn: Connection,
+    prepared: Sequence[RecordedEvent],
+    *,
+    read_in_transaction: bool = False,
+    held: bool = False,
 ) -> list[RecordedEvent]:
     """Append prepared events (one stream, consecutive versions) or raise `ConcurrencyError`;
-    the same rules as `append`, which is `write(conn, prepare(...))`."""
+    the same rules as `append`, which is `write(conn, prepare(...))`. `held` (with
+    `read_in_transaction`, on a connection that holds its writes): the INSERT waits for the
+    commit's round trip and the events get their positions then (`_write_held`)."""
     if not prepared:
         return []
     stream, expected_version = prepared[0].stream, prepared[0].version - 1
+    if held and read_in_transaction and pipeline.holding(conn):
+        return _write_held(conn, prepared)
     lock_for_append(conn)
     if not read_in_transaction and stream_version(conn, stream) != expected_version:
         raise ConcurrencyError(stream, expected_version)
@@ -176,6 +185,53 @@ def write(
     except IntegrityError as error:  # a racing writer took the version first
         raise ConcurrencyError(stream, expected_version) from error
     return [replace(r, position=p) for p, r in zip(positions, prepared, strict=True)]
+
+
+_INSERT_ONE = insert(events_table).returning(events_table.c.position)
+
+
+def _write_held(conn: Connection, prepared: Sequence[RecordedEvent]) -> list[RecordedEvent]:
+    """`write` when the connection holds its writes (`events.pipeline`): the append lock
+    and one INSERT … RETURNING per event wait for the commit's round trip; the events are
+    returned at once with position 0, which becomes theirs once the INSERTs have run (the
+    inline projections that need it read it in SQL: `position_of`). A racing writer's
+    version shows as an IntegrityError at the commit, which the service retries."""
+    if conn.dialect.name == "postgresql":
+        pipeline.write_sql(conn, "LOCK TABLE events IN EXCLUSIVE MODE")
+    found: list[list[Any]] = []
+    for r in prepared:
+        rows: list[Any] = []
+        found.append(rows)
+        values = {
+            "stream": r.stream,
+            "version": r.version,
+            "type": r.type,
+            "schema_version": r.schema_version,
+            "data": r.data,
+            "metadata": r.metadata,
+            "recorded_at": r.recorded_at,
+        }
+        pipeline.write(conn, _INSERT_ONE, values, rows)
+
+    def positioned() -> None:
+        for r, rows in zip(prepared, found, strict=True):
+            # Frozen for everyone else: the position is set once, when it exists.
+            object.__setattr__(r, "position", int(rows[0][0]))
+
+    pipeline.then(conn, positioned)
+    return list(prepared)
+
+
+# The position of an event by its stream and version, for a statement that runs after the
+# event's INSERT in the same transaction (a held write does not know the position yet).
+position_of = (
+    select(events_table.c.position)
+    .where(
+        events_table.c.stream == bindparam("event_stream"),
+        events_table.c.version == bindparam("event_version"),
+    )
+    .scalar_subquery()
+)
 
 
 def append(
@@ -217,7 +273,7 @@ def _recorded(row: Any) -> RecordedEvent:
     )
 
 
-_READ_STREAM = (
+READ_STREAM = (
     select(events_table)
     .where(
         events_table.c.stream == bindparam("stream"),
@@ -228,7 +284,7 @@ _READ_STREAM = (
 
 
 def read_stream(conn: Connection, stream: str, after_version: int = 0) -> list[RecordedEvent]:
-    rows = conn.execute(_READ_STREAM, {"stream": stream, "after": after_version})
+    rows = conn.execute(READ_STREAM, {"stream": stream, "after": after_version})
     return [_recorded(row) for row in rows]
 
 

@@ -24,18 +24,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
+    Interval,
     String,
+    and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import Delete
+from sqlalchemy.sql import Delete, Insert
 
+from events import pipeline
 from events.catalog import (
     AllocationHoldReleased,
     AllocationOfferHeld,
@@ -118,6 +124,48 @@ _SPACES_OF = (
 _INSERT_BUSY = insert(busy_table)
 
 
+def _insert_on_spaces() -> Insert:
+    """`Availability._rows_on_spaces` and their INSERT as one PostgreSQL statement: a row
+    per space of the premises, blocked until the end plus the premises' buffer, stopped at
+    the next start (not a closure's) on that space, never before the end."""
+    s, f, b = spaces_table, buffers_table, busy_table
+    end = bindparam("end", type_=UTCDateTime())
+    premises = bindparam("premises_id", type_=String())
+    buffered = end + type_coerce(func.make_interval(0, 0, 0, 0, 0, f.c.buffer_minutes), Interval())
+    following = (
+        select(func.min(b.c.start))
+        .where(b.c.space_id == s.c.space_id, b.c.kind != "closure", b.c.start >= end)
+        .scalar_subquery()
+    )
+    blocked = case(
+        (
+            and_(f.c.buffer_minutes != 0, following.is_not(None)),
+            func.greatest(end, func.least(buffered, following)),
+        ),
+        else_=buffered,
+    )
+    rows = (
+        select(
+            premises,
+            bindparam("ref_id", type_=String()),
+            s.c.space_id,
+            bindparam("kind", type_=String()),
+            bindparam("start", type_=UTCDateTime()),
+            end,
+            type_coerce(blocked, UTCDateTime()),
+            bindparam("title", type_=String()),
+            bindparam("public", type_=Boolean()),
+        )
+        .join_from(s, f, f.c.premises_id == s.c.premises_id)
+        .where(s.c.premises_id == premises)
+    )
+    names = ["premises_id", "ref_id", "space_id", "kind", "start", "end", "blocked_until"]
+    return insert(b).from_select([*names, "title", "public"], rows)
+
+
+_INSERT_BUSY_ON_SPACES = _insert_on_spaces()
+
+
 def _release_holds(dialect: str) -> Delete:
     """Holds leave by (premises, request) pairs. On PostgreSQL one statement joins the pairs
     as two arrays to the primary key; a statement per premises with `ref_id = ANY(ids)` ran
@@ -166,9 +214,13 @@ class Availability(Projection):
         return rows
 
     def _insert(self, conn: Connection, row: dict[str, Any]) -> None:
-        rows = self._rows_on_spaces(conn, row)
-        if rows:
-            conn.execute(_INSERT_BUSY, rows)
+        if conn.dialect.name == "postgresql":
+            # One statement, no read first: the rows `_rows_on_spaces` makes, made in SQL
+            # (a write the service may hold back for the commit's round trip).
+            pipeline.write(conn, _INSERT_BUSY_ON_SPACES, row)
+            return
+        for one in self._rows_on_spaces(conn, row):
+            pipeline.write(conn, _INSERT_BUSY, one)
 
     @handles(PremisesRegistered)
     def registered(self, conn: Connection, e: PremisesRegistered, rec: RecordedEvent) -> None:

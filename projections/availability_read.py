@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from events.opening import OpeningHours
 from events.opening import days as dates
 from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot, subtract
-from events.sql import UTCDateTime
+from events.sql import ByDialect, UTCDateTime, one_of
 from projections.availability_tables import (
     CLOSURE_ROWS,
     OFFER,
@@ -139,10 +139,10 @@ class SharedRow:
     buffer_minutes: int
 
 
-def _shared_between() -> Select[Any]:
+def _shared_between(dialect: str) -> Select[Any]:
     t, b = busy_table, buffers_table
     meets = (
-        t.c.space_id.in_(bindparam("spaces", expanding=True)),
+        one_of(t.c.space_id, "spaces", dialect),
         # A premises' own bookings and holds are in its state; its offers are not.
         or_(t.c.premises_id != bindparam("p"), t.c.kind == OFFER),
         t.c.start < bindparam("before", type_=UTCDateTime()),
@@ -162,7 +162,20 @@ def _shared_between() -> Select[Any]:
     )
 
 
-_SHARED_BETWEEN = _shared_between()
+# One statement per dialect: on PostgreSQL the spaces go as one array (a statement that
+# `events.pipeline.read_together` can send, which takes no expanding IN).
+SHARED_BETWEEN = ByDialect(_shared_between)
+
+
+def shared_params(premises_id: str, spaces: Sequence[str], window: Slot) -> dict[str, Any]:
+    """`SHARED_BETWEEN`'s parameters for `shared_between`'s arguments."""
+    return {
+        "spaces": list(spaces),
+        "p": premises_id,
+        "before": window.end,
+        "after": window.start,
+        "reach": window.start - LONGEST_BOOKING - LONGEST_BUFFER,
+    }
 
 
 def shared_between(
@@ -171,16 +184,12 @@ def shared_between(
     """What premises other than `premises_id` hold on `spaces` meeting `window`, and what
     allocation offers hold there (of `premises_id` too): read by the write side under the
     guard of those spaces, so nothing it finds can change meanwhile."""
-    rows = conn.execute(
-        _SHARED_BETWEEN,
-        {
-            "spaces": list(spaces),
-            "p": premises_id,
-            "before": window.end,
-            "after": window.start,
-            "reach": window.start - LONGEST_BOOKING - LONGEST_BUFFER,
-        },
-    )
+    rows = conn.execute(SHARED_BETWEEN[conn], shared_params(premises_id, spaces, window))
+    return shared_rows(rows)
+
+
+def shared_rows(rows: Any) -> list[SharedRow]:
+    """`SHARED_BETWEEN`'s rows as the decider's (one per booking, hold, offer or closure)."""
     found: dict[str, SharedRow] = {}
     for owner, ref_id, kind, start, end, minutes in rows:
         found.setdefault(ref_id, SharedRow(owner, ref_id, kind, start, end, minutes or 0))

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Boolean, Column, MetaData, Table, select
 from sqlalchemy.engine import Connection, Dialect
 
+from events import pipeline
 from events.catalog import ALL_EVENTS, Event, JSONObject
 from events.serialization import serializer
 from events.sql import UTCDateTime, chunks
@@ -251,6 +252,7 @@ def _insert_many(
         # 1.4 s against 2.8 s), the same rows, triggers and constraints.
         # psycopg's own cursor (COPY is not SQLAlchemy's); a checked-out connection always
         # has its driver connection, which SQLAlchemy types as optional.
+        pipeline.send_held(conn)  # COPY goes past SQLAlchemy: what is held goes first
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
             for row in values:
@@ -258,7 +260,8 @@ def _insert_many(
         return
     if not postgresql or len(values) < _UNNEST_FROM:
         mark = "%s" if postgresql else "?"
-        conn.exec_driver_sql(f"{head}VALUES ({', '.join(mark for _ in names)}) {tail}", values)
+        # A command's few rows: a write the service may hold for the commit's round trip.
+        pipeline.write_sql(conn, f"{head}VALUES ({', '.join(mark for _ in names)}) {tail}", values)
         return
     arrays = ", ".join(f"%b::{table.c[n].type.compile(dialect=conn.dialect)}[]" for n in names)
     # WHERE true: without it, ON CONFLICT could be read as a join's ON.

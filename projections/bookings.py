@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, insert, update
 from sqlalchemy.engine import Connection
 
+from events import pipeline
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -59,7 +60,7 @@ class Bookings(Projection):
 
     @handles(BookingPlaced)
     def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:
-        conn.execute(_INSERT, _placed_row(e))
+        pipeline.write(conn, _INSERT, _placed_row(e))
 
     def _change(self, conn: Connection, booking_id: str, **values: object) -> None:
         t = bookings_table

@@ -36,12 +36,15 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    bindparam,
     insert,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from events import pipeline
 from events.catalog import (
     BookingApproved,
     BookingCancelled,
@@ -52,8 +55,8 @@ from events.catalog import (
     PremisesRegistered,
     PremisesUpdated,
 )
-from events.sql import JSONDocument, UTCDateTime
-from events.store import RecordedEvent
+from events.sql import ByDialect, JSONDocument, UTCDateTime
+from events.store import RecordedEvent, position_of
 from projections.base import Projection, handles, metadata
 from projections.batching import insert_rows, upsert_replacing
 
@@ -133,6 +136,26 @@ def _scopes(premises_id: str, organisation_id: str | None) -> list[tuple[str, st
 
 
 _INSERT_ENTRY = insert(entries_table)
+# A new entry and a calendar's move, at the position of the event named by its stream and
+# version (`events.store.position_of`).
+_INSERT_ENTRY_AT = insert(entries_table).values(position=position_of)
+
+
+def _touch_at(dialect: str) -> Any:
+    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(calendars_table)
+    moved = upsert.values(
+        scope=bindparam("scope"),
+        key=bindparam("key"),
+        position=position_of,
+        changed_at=bindparam("changed_at", type_=UTCDateTime()),
+    )
+    return moved.on_conflict_do_update(
+        index_elements=["scope", "key"],
+        set_={"position": moved.excluded.position, "changed_at": moved.excluded.changed_at},
+    )
+
+
+_TOUCH_AT = ByDialect(_touch_at)
 
 
 class FeedEntries(Projection):
@@ -174,8 +197,15 @@ class FeedEntries(Projection):
 
     @handles(BookingPlaced)
     def placed(self, conn: Connection, e: BookingPlaced, rec: RecordedEvent) -> None:
-        conn.execute(_INSERT_ENTRY, _placed_row(e, rec))
-        _touch(conn, rec, _scopes(e.premises_id, e.organisation_id))
+        # Writes that may be held for the commit's round trip: the position is read in SQL
+        # from the event's row, which the INSERT before them wrote (`position_of`).
+        at = {"event_stream": rec.stream, "event_version": rec.version}
+        row = _placed_row(e, rec)
+        del row["position"]
+        pipeline.write(conn, _INSERT_ENTRY_AT, {**row, **at})
+        for scope, key in _scopes(e.premises_id, e.organisation_id):
+            changed = {"scope": scope, "key": key, "changed_at": rec.recorded_at, **at}
+            pipeline.write(conn, _TOUCH_AT[conn], changed)
 
     def _changed(self, conn: Connection, booking_id: str, status: str, rec: RecordedEvent) -> None:
         scopes = _change_entry(conn, booking_id, status, rec)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from booking import memberships, strong_identity
+from booking import memberships, notifications, strong_identity
 from booking.domain.commands import (
     Actor,
     BookingRequest,
@@ -29,6 +29,7 @@ from booking.queries.bookings import (
 )
 from booking.usecases.times import check_stated_times
 from booking.usecases.unit import Unit, known_zone, record, zone_of
+from events import pipeline
 from events.catalog import BookingPlaced, BookingSeriesPlaced
 from events.slot import Slot
 from events.store import RecordedEvent
@@ -120,11 +121,36 @@ def place_booking(
     """Book once: `confirmed`, or `pending_approval` where the premises asks for it.
     `strong` says the person signed in with strong identification (the API and the pages
     pass the session's; jobs, the CLI and the demo act for people already vouched for)."""
+    _read_ahead(unit, actor, given, booking_id, now)
     actor, request = _request(unit, actor, given, strong)
     recorded = record(unit, given.premises_id, PlaceBooking(actor, booking_id, request, now))
     zone = zone_of(unit, given.premises_id)
     placed = next(e for e in _events(recorded) if isinstance(e, BookingPlaced))
     return Placed(BookingRow.placed(placed, zone, given.notes))
+
+
+def _read_ahead(
+    unit: Unit, actor: Actor, given: BookingInput, booking_id: str, now: datetime
+) -> None:
+    """Everything a booking reads, in one round trip with the BEGIN, when the service holds
+    the transaction's writes for the commit's (`events.pipeline`): the booker's
+    organisations, the locks of the premises' spaces, the stream's tail, what other
+    premises hold there, and the mail's names and language. Each reader finds its answer
+    there (`pipeline.remembered`) or, where the foresight missed, reads it as before."""
+    if not pipeline.holding(unit.conn):
+        return
+    if given.end <= given.start:
+        return  # refused anyway (`_request`)
+    reads = [] if actor.is_staff else [memberships.organisations_ahead(actor.user_id)]
+    foreseen = BookingRequest(
+        given.premises_id, Slot(given.start, given.end), "", 1, False, "", None
+    )
+    command = PlaceBooking(actor, booking_id, foreseen, now)
+    reads += unit.premises.reads_ahead(unit.conn, given.premises_id, command)
+    if unit.notify:
+        statement, params, key = notifications.read_ahead(actor.user_id, given.premises_id)
+        reads.append(pipeline.Ahead(statement, params, key, lambda rows: rows[0] if rows else None))
+    pipeline.read_ahead(unit.conn, reads)
 
 
 def place_series(

@@ -1,0 +1,389 @@
+"""Round trips: a transaction's reads sent together, its writes held back and sent with the
+COMMIT in one go (issue 18).
+
+On PostgreSQL every statement SQLAlchemy executes waits for its answer: a booking was 14
+round trips (BEGIN, 11 statements, COMMIT), most of them writes whose answer nobody reads.
+psycopg 3's pipeline mode sends statements without waiting; the server runs them in order
+and answers them together. Two uses of it here, both with statements built and compiled by
+SQLAlchemy Core (once per statement and set of parameter names) and run on the driver:
+
+- `hold(conn)` holds every write given to `write` (INSERT, UPDATE, DELETE, and the events'
+  INSERT … RETURNING, whose rows come back afterwards) until the transaction's end, where
+  `finish` sends them and the COMMIT in one pipeline: one round trip. Anything else run on
+  the connection through SQLAlchemy meanwhile first sends what is held (a listener on the
+  engine, `events.sql.make_engine`), so every read still sees the transaction's own writes.
+  Work that needs the writes' answers (the events' positions) waits in `then`.
+- `read_together(conn, [(statement, params), …])` sends reads (and BEGIN, and an advisory
+  lock before them: the server runs them in order) in one round trip and hands back their
+  rows.
+
+On SQLite there are no round trips; the held writes run on the driver, compiled once,
+without SQLAlchemy's per-statement work, which there weighs as much as SQLite's own.
+Without `hold`, `write` is `conn.execute`: the same statements, one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Executable, Insert
+from sqlalchemy.sql.compiler import Compiled
+
+KEY = "tilavaraus.held_writes"
+
+# Told of every statement sent on the driver here (SQL, parameters): SQLAlchemy's events
+# do not see them. For bench.booking_commands, which replays a booking's statements.
+observer: Callable[[str, Any], None] | None = None
+
+Params = Mapping[str, Any]
+
+
+@dataclass
+class _Statement:
+    sql: str
+    params: Any  # a dict for psycopg's named style, a tuple for SQLite's
+    rows: list[Any] | None  # where a RETURNING's rows go
+
+
+@dataclass
+class Held:
+    """What a transaction holds back: statements in order, and work for after them."""
+
+    statements: list[_Statement] = field(default_factory=list)
+    after: list[Callable[[], None]] = field(default_factory=list)
+    # Whether a write ran through SQLAlchemy meanwhile (not held: no way to drop it).
+    wrote: bool = False
+    # Rows read ahead in the first round trip, by what they answer (`remember`).
+    known: dict[Any, Any] = field(default_factory=dict)
+    # Reads to send with the next ones, and what to do with their answers (`read_soon`).
+    pending: list[tuple[Ahead, Callable[[Any], None]]] = field(default_factory=list)
+
+    def drop(self) -> None:
+        """Forget the held writes and the work after them (a refusal before any write)."""
+        self.statements.clear()
+        self.after.clear()
+
+
+@contextmanager
+def hold(conn: Connection) -> Iterator[Held]:
+    """Hold `conn`'s writes until `finish` (which the caller must reach before committing);
+    on leaving, whatever is still held is dropped (the transaction rolls back)."""
+    held = Held()
+    info = conn.info  # kept: a connection lost meanwhile refuses to hand it out again
+    info[KEY] = held
+    try:
+        yield held
+    finally:
+        info.pop(KEY, None)
+
+
+def holding(conn: Connection) -> bool:
+    return KEY in conn.info
+
+
+def drop_held(conn: Connection) -> bool:
+    """Forget what is held (a refusal): True when nothing was written otherwise, so that
+    the transaction holds no write of this attempt; False when something was."""
+    held: Held | None = conn.info.get(KEY)
+    if held is None:
+        return False
+    held.drop()
+    return not held.wrote
+
+
+def write(
+    conn: Connection,
+    statement: Executable,
+    params: Params | None = None,
+    rows: list[Any] | None = None,
+) -> None:
+    """Run a write now, or hold it when `conn` holds writes. `rows`, when given, receives
+    the rows of the statement's RETURNING (once it has run: see `then`)."""
+    held: Held | None = conn.info.get(KEY)
+    if held is None:
+        result = conn.execute(statement, dict(params) if params is not None else None)
+        if rows is not None:
+            rows.extend(tuple(r) for r in result.all())
+        return
+    sql, values = _bound(conn, statement, params or {})
+    held.statements.append(_Statement(sql, values, rows))
+
+
+def write_sql(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]] | None = None) -> None:
+    """A write in the driver's SQL (LOCK TABLE; a many-row INSERT with positional
+    parameters, one tuple per row), run now or held."""
+    held: Held | None = conn.info.get(KEY)
+    if held is None:
+        if rows is None:
+            conn.exec_driver_sql(sql)
+        else:
+            conn.exec_driver_sql(sql, list(rows) if len(rows) != 1 else rows[0])
+    elif rows is None:
+        held.statements.append(_Statement(sql, None, None))
+    else:
+        held.statements.extend(_Statement(sql, row, None) for row in rows)
+
+
+def remember(conn: Connection, key: Any, value: Any) -> None:
+    """Keep what a read ahead found, for the code that would read it (`remembered`)."""
+    held: Held | None = conn.info.get(KEY)
+    if held is not None:
+        held.known[key] = value
+
+
+def remembered(conn: Connection, key: Any) -> Any:
+    """What `remember` kept under `key` in this transaction, or None."""
+    held: Held | None = conn.info.get(KEY)
+    return None if held is None else held.known.get(key)
+
+
+def before_statement(conn: Connection, statement: str) -> None:
+    """The engine's listener (`events.sql.make_engine`): send what is held before any
+    statement SQLAlchemy runs, and note a write that is not held."""
+    held: Held | None = conn.info.get(KEY)
+    if held is None:
+        return
+    if held.pending and not statement.startswith("BEGIN"):  # (SQLite's, first)
+        read_ahead(conn, [])
+    if held.statements:
+        _run(conn, held, commit=False)
+    if statement[:6].upper() in _WRITES:
+        held.wrote = True
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def then(conn: Connection, work: Callable[[], None]) -> None:
+    """Run `work` once the writes given so far have run (now, when none are held)."""
+    held: Held | None = conn.info.get(KEY)
+    if held is None or not held.statements:
+        work()
+    else:
+        held.after.append(work)
+
+
+def send_held(conn: Connection) -> None:
+    """Run what `conn` holds now (before a read through SQLAlchemy), without committing."""
+    held: Held | None = conn.info.get(KEY)
+    if held is not None and held.statements:
+        _run(conn, held, commit=False)
+
+
+def finish(conn: Connection) -> None:
+    """Run what is held and, on PostgreSQL, COMMIT in the same round trip (SQLAlchemy's
+    own commit then finds nothing left to do). On SQLite the caller's commit follows."""
+    held: Held | None = conn.info.get(KEY)
+    if held is None:
+        return
+    if held.pending:
+        read_ahead(conn, [])
+    if conn.dialect.name == "postgresql":
+        _run(conn, held, commit=True)
+    elif held.statements or held.after:
+        _run(conn, held, commit=False)
+
+
+def _run(conn: Connection, held: Held, *, commit: bool) -> None:
+    statements, after = held.statements, held.after
+    held.statements, held.after = [], []
+    held.wrote = held.wrote or bool(statements)
+    driver: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        _run_pipelined(driver, statements, commit)
+    else:
+        cursor = driver.cursor()
+        try:
+            for s in statements:
+                _execute(cursor, s)
+        except driver.Error as error:
+            raise _wrapped(error, s) from error
+        finally:
+            cursor.close()
+    for work in after:
+        work()
+
+
+def _run_pipelined(driver: Any, statements: list[_Statement], commit: bool) -> None:
+    import psycopg  # only on PostgreSQL
+
+    cursors: list[tuple[Any, _Statement]] = []
+    current = statements[0] if statements else None
+    try:
+        with driver.pipeline():
+            for current in statements:
+                if observer is not None:
+                    observer(current.sql, current.params)
+                cursor = driver.cursor()
+                cursor.execute(current.sql, current.params)
+                if current.rows is not None:
+                    cursors.append((cursor, current))
+            if commit:
+                driver.commit()  # queued after the writes, and the pipeline synced
+            for cursor, current in cursors:
+                assert current.rows is not None
+                current.rows.extend(cursor.fetchall())
+    except psycopg.Error as error:
+        raise _wrapped(error, current) from error
+
+
+def _execute(cursor: Any, s: _Statement) -> None:
+    if observer is not None:
+        observer(s.sql, s.params)
+    if s.params is None:
+        cursor.execute(s.sql)
+    else:
+        cursor.execute(s.sql, s.params)
+    if s.rows is not None:
+        s.rows.extend(tuple(r) for r in cursor.fetchall())
+
+
+def _wrapped(error: Exception, s: _Statement | None) -> exc.StatementError:
+    """The driver's error as SQLAlchemy raises it (an IntegrityError stays one: the service
+    retries on it as on a statement SQLAlchemy ran)."""
+    base = next(c for c in type(error).__mro__ if c.__name__ == "Error")
+    return exc.DBAPIError.instance(s.sql if s else None, s.params if s else None, error, base)
+
+
+# --- reads in one round trip ---------------------------------------------------------------
+
+
+def read_together(
+    conn: Connection, reads: Sequence[tuple[Executable, Params | None]]
+) -> list[list[Any]]:
+    """Run `reads` in order and return each one's rows (tuples, through the columns' result
+    types): on PostgreSQL in one round trip with the BEGIN, when the transaction has not
+    started on the server yet; elsewhere one by one on the driver, compiled once (where
+    SQLAlchemy's work per statement weighs as much as SQLite's). The transaction must have
+    begun in SQLAlchemy's eyes (`write_transaction`; SQLite's BEGIN is SQLAlchemy's)."""
+    send_held(conn)
+    driver: Any = conn.connection.driver_connection
+    bound = [(_bound(conn, s, p or {}), _result_processors(conn, s, p or {})) for s, p in reads]
+    if conn.dialect.name != "postgresql":
+        cursor = driver.cursor()
+        try:
+            answers = []
+            for (sql, params), processors in bound:
+                if observer is not None:
+                    observer(sql, params)
+                cursor.execute(sql, params)
+                answers.append([_processed(row, processors) for row in cursor.fetchall()])
+            return answers
+        except driver.Error as error:
+            raise _wrapped(error, _Statement(sql, params, None)) from error
+        finally:
+            cursor.close()
+    import psycopg
+
+    found: list[list[Any]] = []
+    current: _Statement | None = None
+    try:
+        with driver.pipeline():
+            cursors = []
+            for (sql, params), _ in bound:
+                current = _Statement(sql, params, None)
+                if observer is not None:
+                    observer(sql, params)
+                cursor = driver.cursor()
+                cursor.execute(sql, params)
+                cursors.append(cursor)
+            for cursor, (_, processors) in zip(cursors, bound, strict=True):
+                rows = cursor.fetchall()  # (`description` is known only after the fetch)
+                found.append([_processed(row, processors) for row in rows])
+    except psycopg.Error as error:
+        raise _wrapped(error, current) from error
+    return found
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A read to send in the first round trip: its statement and parameters, the key its
+    consumer looks it up by (`remembered`), and how its rows become what it expects."""
+
+    statement: Executable | None  # None: nothing to read, only `convert([])` to keep
+    params: Params
+    key: Any
+    convert: Callable[[list[Any]], Any] | None = None
+
+
+def read_soon(conn: Connection, read: Ahead, then: Callable[[Any], None]) -> None:
+    """Send `read` with the transaction's next reads (`read_ahead`), or before its next
+    statement or its commit, whichever comes first, and hand its answer to `then` (which
+    may raise: nothing has been written yet). Only while `conn` holds its writes."""
+    held: Held = conn.info[KEY]
+    held.pending.append((read, then))
+
+
+def read_ahead(conn: Connection, reads: Sequence[Ahead]) -> None:
+    """Send `reads` together (`read_together`) and keep each one's answer for its consumer
+    (`remembered`) until the transaction ends; only while `conn` holds its writes."""
+    held: Held | None = conn.info.get(KEY)
+    if held is None:
+        return
+    pending, held.pending = held.pending, []
+    reads = [*(read for read, _ in pending), *reads]
+    if not reads:
+        return
+    sent = [r for r in reads if r.statement is not None]
+    answers = iter(read_together(conn, [(r.statement, r.params) for r in sent]))  # type: ignore[misc]
+    for read in reads:
+        rows = next(answers) if read.statement is not None else []
+        remember(conn, read.key, read.convert(rows) if read.convert else rows)
+    for read, then in pending:
+        then(remembered(conn, read.key))
+
+
+def _processed(row: tuple[Any, ...], processors: list[Any] | None) -> tuple[Any, ...]:
+    if not processors:
+        return tuple(row)
+    return tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))
+
+
+# --- statements compiled once --------------------------------------------------------------
+
+# (statement's id, dialect, parameter names) → (statement, compiled): the statement is kept
+# so that its id is never reused. Only statements built once (module constants) come here.
+_COMPILED: dict[tuple[int, str, frozenset[str]], tuple[Executable, Compiled]] = {}
+
+
+def _compiled(conn: Connection, statement: Executable, names: frozenset[str]) -> Compiled:
+    key = (id(statement), conn.dialect.name, names)
+    found = _COMPILED.get(key)
+    if found is None:
+        # An INSERT's VALUES are the parameters given; other statements name theirs.
+        plain = isinstance(statement, Insert) and statement.select is None
+        keys = sorted(names) if plain else None
+        compiled = statement.compile(dialect=conn.dialect, column_keys=keys)  # type: ignore[attr-defined]
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            raise ValueError("expanding parameters are not supported here")
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            raise ValueError("Python-side column defaults are not supported here")
+        found = _COMPILED[key] = (statement, compiled)
+    return found[1]
+
+
+def _bound(conn: Connection, statement: Executable, params: Params) -> tuple[str, Any]:
+    """The driver's SQL and parameters for `statement` with `params`, as SQLAlchemy's
+    execution would send them (bind processors applied)."""
+    compiled: Any = _compiled(conn, statement, frozenset(params))
+    values = compiled.construct_params(dict(params), escape_names=False, _check=False)
+    processors = compiled._bind_processors
+    if compiled.positional:
+        return compiled.string, tuple(
+            processors[k](values[k]) if k in processors else values[k] for k in compiled.positiontup
+        )
+    escaped = compiled.escaped_bind_names or {}
+    return compiled.string, {
+        escaped.get(k, k): processors[k](v) if k in processors else v for k, v in values.items()
+    }
+
+
+def _result_processors(conn: Connection, statement: Executable, params: Params) -> list[Any]:
+    compiled: Any = _compiled(conn, statement, frozenset(params))
+    columns = getattr(compiled, "_result_columns", None) or []
+    return [c[3]._cached_result_processor(conn.dialect, None) for c in columns]
