@@ -65,7 +65,7 @@ from booking.domain.decide import (
 )
 from booking.domain.errors import DomainError, NotFound
 from booking.domain.premises import PremisesState, evolve
-from booking.domain.spaces import NOTHING_SHARED, Occupied, Shared, by_premises
+from booking.domain.spaces import NOTHING_SHARED, OFFER, Occupied, Shared, by_premises
 from booking.recording import StreamAppend, record
 from booking.tables import idempotency_keys
 from events import pipeline
@@ -297,7 +297,9 @@ def run_premises_command(
     if isinstance(command, AddClosure) and command.cancel_conflicting:
         # The closure closes the floor: what premises sharing it hold there is cancelled
         # on their own streams (their writers that occupy time wait at the same locks).
-        for other in sorted(by_premises([o for o in shared.items if o.kind != "closure"])):
+        # (Allocation offers are not cancelled: the offer's series skips the closed dates.)
+        taken = [o for o in shared.items if o.kind not in ("closure", OFFER)]
+        for other in sorted(by_premises(taken)):
             other_version, cancelled = repository.decide_elsewhere(conn, other, command)
             if cancelled:
                 appends.append((other, other_version, cancelled))

@@ -427,6 +427,33 @@ class AllocationRoundPublished(Event):
 
 
 @dataclass(frozen=True)
+class AllocationOfferHeld(Event):
+    """A published offer holds its weekly time on its premises' spaces until it is accepted,
+    declined or lapses (`AllocationHoldReleased`). `held`: the season's occurrences (local
+    wall time across DST, as instants `{start, end}`) that were free at publication, each
+    blocking bookings and pop-up requests of every premises sharing a space; `skipped`: those
+    already taken then (`{start, end, reason}`, like `BookingSeriesPlaced.skipped`)."""
+
+    round_id: str
+    allocation_id: str
+    premises_id: str
+    held: list[JSONObject]
+    skipped: list[JSONObject]
+    held_at: datetime
+
+
+@dataclass(frozen=True)
+class AllocationHoldReleased(Event):
+    """The offer's held time is free again: after its decline or lapse, or at its acceptance
+    (then the series placed in the same transaction takes the time over)."""
+
+    round_id: str
+    allocation_id: str
+    premises_id: str
+    released_at: datetime
+
+
+@dataclass(frozen=True)
 class AllocationOfferAccepted(Event):
     """Followed, in the premises' stream, by the `BookingSeriesPlaced` of `series_id`."""
 
@@ -485,4 +512,6 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     AllocationOfferAccepted,
     AllocationOfferDeclined,
     AllocationOfferLapsed,
+    AllocationOfferHeld,
+    AllocationHoldReleased,
 )

@@ -1,11 +1,13 @@
 """Busy intervals per space, written in the transaction of the append.
 
 A premises occupies one or more spaces (`availability_spaces`; a hall and its halves share
-them). Every active booking, hold and closure is a row on each space of its premises;
-cancelled and rejected bookings leave. `blocked_until` is the end plus the premises' buffer,
-so that on PostgreSQL an exclusion constraint per space on `tstzrange(start, blocked_until)`
-refuses two overlapping holdings of one piece of floor even if the write side's guard were
-ever bypassed (DESIGN.md invariant 2, second line of defence).
+them). Every active booking, hold and closure is a row on each space of its premises, and so
+is every weekly occurrence a published allocation offer holds (kind `offer`, until it is
+answered or lapses; shown as a hold); cancelled and rejected bookings leave.
+`blocked_until` is the end plus the premises' buffer, so that on PostgreSQL an exclusion
+constraint per space on `tstzrange(start, blocked_until)` refuses two overlapping holdings of
+one piece of floor even if the write side's guard were ever bypassed (DESIGN.md invariant 2,
+second line of defence).
 
 When a premises' spaces change, its rows that end after the change move to the new spaces;
 older ones stay where the premises was then (history: they never meet a new booking). What
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -41,6 +43,8 @@ from sqlalchemy.sql import Delete, Insert
 
 from events import pipeline
 from events.catalog import (
+    AllocationHoldReleased,
+    AllocationOfferHeld,
     BookingApproved,
     BookingCancelled,
     BookingPlaced,
@@ -66,12 +70,19 @@ from projections.availability_read import (  # the read side, where callers know
     free_for_whole,
     shared_between,
 )
-from projections.availability_tables import CLOSURE_ROWS, buffers_table, busy_table, spaces_table
+from projections.availability_tables import (
+    CLOSURE_ROWS,
+    OFFER,
+    buffers_table,
+    busy_table,
+    spaces_table,
+)
 from projections.base import Projection, handles, handles_many
 from projections.batching import insert_rows
 
 __all__ = [
     "CLOSURE_ROWS",
+    "OFFER",
     "Availability",
     "Busy",
     "Day",
@@ -305,6 +316,34 @@ class Availability(Projection):
             for some in one_of_chunks(conn, ids):
                 conn.execute(_RELEASE_HOLDS[conn], {"p": premises_id, "ids": some})
 
+    @handles(AllocationOfferHeld)
+    def offer_held(self, conn: Connection, e: AllocationOfferHeld, rec: RecordedEvent) -> None:
+        """A published offer's weekly occurrences, a row each on every space of its premises
+        (kind `offer`; shown as a hold). Blocked until their end: the allocator packs a
+        round's slots back to back, and the buffer after them is kept by the decider."""
+        spaces = conn.execute(_SPACES_OF, {"p": e.premises_id}).scalars().all()
+        rows = [
+            {**row, "space_id": space}
+            for index, span in enumerate(e.held)
+            for row in (_offer_row(e, index, span),)
+            for space in spaces
+        ]
+        if rows:
+            conn.execute(_INSERT_BUSY, rows)
+
+    @handles(AllocationHoldReleased)
+    def hold_released(
+        self, conn: Connection, e: AllocationHoldReleased, rec: RecordedEvent
+    ) -> None:
+        b = busy_table
+        conn.execute(
+            delete(b).where(
+                b.c.premises_id == e.premises_id,
+                b.c.kind == OFFER,
+                b.c.ref_id.startswith(offer_ref_prefix(e.allocation_id), autoescape=True),
+            )
+        )
+
     @handles(ClosureAdded)
     def closed(self, conn: Connection, e: ClosureAdded, rec: RecordedEvent) -> None:
         row = _closure_row(e)
@@ -437,6 +476,25 @@ def _closure_row(e: ClosureAdded) -> dict[str, Any]:
         "start": e.start,
         "end": e.end,
         "blocked_until": e.end,
+        "title": None,
+        "public": False,
+    }
+
+
+def offer_ref_prefix(allocation_id: str) -> str:
+    return f"{allocation_id}#"
+
+
+def _offer_row(e: AllocationOfferHeld, index: int, span: dict[str, Any]) -> dict[str, Any]:
+    start = datetime.fromisoformat(span["start"]).astimezone(UTC)
+    end = datetime.fromisoformat(span["end"]).astimezone(UTC)
+    return {
+        "premises_id": e.premises_id,
+        "ref_id": f"{offer_ref_prefix(e.allocation_id)}{index}",
+        "kind": OFFER,
+        "start": start,
+        "end": end,
+        "blocked_until": end,
         "title": None,
         "public": False,
     }

@@ -12,14 +12,20 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, select, text, union_all
+from sqlalchemy import Select, bindparam, or_, select, text, union_all
 from sqlalchemy.engine import Connection
 
 from events.opening import OpeningHours
 from events.opening import days as dates
 from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot, subtract
 from events.sql import ByDialect, UTCDateTime, one_of
-from projections.availability_tables import CLOSURE_ROWS, buffers_table, busy_table, spaces_table
+from projections.availability_tables import (
+    CLOSURE_ROWS,
+    OFFER,
+    buffers_table,
+    busy_table,
+    spaces_table,
+)
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,8 @@ def busy_between(
             before = after = timedelta(0)
         else:
             before, after = timedelta(minutes=mine or 0), timedelta(minutes=theirs or 0)
+        if kind == OFFER:  # an allocation offer holds its time (API.md): a hold to readers
+            kind = "hold"
         if owner == viewer:
             busy = Busy(Slot.of_utc(start, end), kind, title)
         else:
@@ -120,7 +128,8 @@ def busy_between(
 
 @dataclass(frozen=True)
 class SharedRow:
-    """A booking, hold or closure of another premises on a space: what the decider needs."""
+    """A booking, hold or closure of another premises on a space, or an allocation offer's
+    occurrence of any premises on it (its own included): what the decider needs."""
 
     premises_id: str
     ref_id: str
@@ -134,7 +143,8 @@ def _shared_between(dialect: str) -> Select[Any]:
     t, b = busy_table, buffers_table
     meets = (
         one_of(t.c.space_id, "spaces", dialect),
-        t.c.premises_id != bindparam("p"),
+        # A premises' own bookings and holds are in its state; its offers are not.
+        or_(t.c.premises_id != bindparam("p"), t.c.kind == OFFER),
         t.c.start < bindparam("before", type_=UTCDateTime()),
         t.c.blocked_until > bindparam("after", type_=UTCDateTime()),
     )
@@ -171,14 +181,15 @@ def shared_params(premises_id: str, spaces: Sequence[str], window: Slot) -> dict
 def shared_between(
     conn: Connection, premises_id: str, spaces: Sequence[str], window: Slot
 ) -> list[SharedRow]:
-    """What premises other than `premises_id` hold on `spaces` meeting `window`: read by the
-    write side under the guard of those spaces, so nothing it finds can change meanwhile."""
+    """What premises other than `premises_id` hold on `spaces` meeting `window`, and what
+    allocation offers hold there (of `premises_id` too): read by the write side under the
+    guard of those spaces, so nothing it finds can change meanwhile."""
     rows = conn.execute(SHARED_BETWEEN[conn], shared_params(premises_id, spaces, window))
     return shared_rows(rows)
 
 
 def shared_rows(rows: Any) -> list[SharedRow]:
-    """`SHARED_BETWEEN`'s rows as the decider's (one per booking, hold or closure)."""
+    """`SHARED_BETWEEN`'s rows as the decider's (one per booking, hold, offer or closure)."""
     found: dict[str, SharedRow] = {}
     for owner, ref_id, kind, start, end, minutes in rows:
         found.setdefault(ref_id, SharedRow(owner, ref_id, kind, start, end, minutes or 0))

@@ -12,6 +12,9 @@ from events.sql import UTCDateTime
 from projections.base import metadata
 
 CLOSURE_ROWS = "kind = 'closure'"
+# A published allocation offer's weekly occurrence: held like a pop-up request's slot (and
+# shown as `hold`), but for every premises sharing a space, its own premises included.
+OFFER = "offer"
 
 busy_table = Table(
     "availability_busy",
@@ -19,7 +22,7 @@ busy_table = Table(
     Column("premises_id", String(100), primary_key=True),
     Column("ref_id", String(64), primary_key=True),
     Column("space_id", String(100), primary_key=True),
-    Column("kind", String(16), nullable=False),  # booking | hold | closure
+    Column("kind", String(16), nullable=False),  # booking | hold | offer | closure
     Column("start", UTCDateTime, nullable=False),
     Column("end", UTCDateTime, nullable=False),
     Column("blocked_until", UTCDateTime, nullable=False),

@@ -3,7 +3,7 @@ round's premises comes in as `PremisesFacts`, so the decider reads nothing itsel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -89,9 +89,23 @@ class RemoveAllocation:
 
 
 @dataclass(frozen=True)
+class OfferHold:
+    """What an offer is to hold from publication: the season's occurrences free then
+    (`held`, `{start, end}` instants) and those already taken (`skipped`, with reason), worked
+    out by the use case under the locks of the premises' spaces."""
+
+    premises_id: str
+    held: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Publish:
+    """`holds`: allocation id → what its offer holds (every allocation of the round)."""
+
     actor: Actor
     now: datetime
+    holds: dict[str, OfferHold] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

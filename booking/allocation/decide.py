@@ -29,8 +29,10 @@ from events.catalog import (
     AllocationApplicationSubmitted,
     AllocationApplicationUpdated,
     AllocationApplicationWithdrawn,
+    AllocationHoldReleased,
     AllocationOfferAccepted,
     AllocationOfferDeclined,
+    AllocationOfferHeld,
     AllocationOfferLapsed,
     AllocationProposed,
     AllocationRoundOpened,
@@ -334,7 +336,7 @@ def _publish(cmd: Publish, state: RoundState) -> list[Event]:
     opened = _allocating(state, cmd.now, "publish")
     if state.metrics is None:
         raise InvalidState("Make a proposal before publishing.")
-    return [
+    published: list[Event] = [
         AllocationRoundPublished(
             state.round_id,
             sorted(state.allocations),
@@ -343,6 +345,27 @@ def _publish(cmd: Publish, state: RoundState) -> list[Event]:
             cmd.now,
         )
     ]
+    # Each offer holds its free occurrences from now on (API.md: "An offer holds its time
+    # against other bookings"); dates taken since the proposal are skipped, not refused.
+    return published + [
+        AllocationOfferHeld(
+            state.round_id,
+            offer_id,
+            hold.premises_id,
+            list(hold.held),
+            list(hold.skipped),
+            cmd.now,
+        )
+        for offer_id, hold in sorted(cmd.holds.items())
+        if offer_id in state.allocations
+    ]
+
+
+def _released(state: RoundState, offer: dict[str, Any], now: Any) -> list[Event]:
+    """The offer's held time is freed (at its acceptance the series takes it over)."""
+    if not offer.get("holding"):
+        return []
+    return [AllocationHoldReleased(state.round_id, offer["id"], offer["premises_id"], now)]
 
 
 def _answer(cmd: AnswerOffer, state: RoundState) -> list[Event]:
@@ -357,26 +380,29 @@ def _answer(cmd: AnswerOffer, state: RoundState) -> list[Event]:
     assert state.confirm_by is not None
     if cmd.now >= state.confirm_by:
         raise InvalidState("The offer has lapsed: its confirm_by has passed.")
+    answer: Event
     if cmd.accept:
-        return [
-            AllocationOfferAccepted(
-                state.round_id, cmd.allocation_id, cmd.series_id, cmd.actor.user_id, cmd.now
-            )
-        ]
-    return [
-        AllocationOfferDeclined(
+        answer = AllocationOfferAccepted(
+            state.round_id, cmd.allocation_id, cmd.series_id, cmd.actor.user_id, cmd.now
+        )
+    else:
+        answer = AllocationOfferDeclined(
             state.round_id, cmd.allocation_id, cmd.actor.user_id, cmd.reason, cmd.now
         )
-    ]
+    return [answer, *_released(state, offer, cmd.now)]
 
 
 def _lapse(cmd: LapseOffers, state: RoundState) -> list[Event]:
     if state.confirm_by is None or cmd.now < state.confirm_by:
         return []
     return [
-        AllocationOfferLapsed(state.round_id, offer_id, cmd.now)
+        event
         for offer_id, offer in sorted(state.allocations.items())
         if offer["status"] == "offered"
+        for event in (
+            AllocationOfferLapsed(state.round_id, offer_id, cmd.now),
+            *_released(state, offer, cmd.now),
+        )
     ]
 
 

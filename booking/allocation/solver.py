@@ -49,6 +49,7 @@ canonical order first, and the solver runs on one thread with a fixed seed).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -159,10 +160,15 @@ def proposal_of(solved: Solved) -> Proposal:
         "name": "HiGHS",
         "version": _highs().version(),
         "proven_optimal": all(s.status == "Optimal" for s in solved.stages),
-        "largest_gap": max((s.gap for s in solved.stages), default=0.0),
+        # None: a stage stopped (time limit) without a proven bound; JSON has no Infinity.
+        "largest_gap": _finite(max((s.gap for s in solved.stages), default=0.0)),
     }
     unallocated = explain.unallocated(solved.sections, solved.candidates, solved.chosen)
     return Proposal(allocations, tuple(unallocated), figures, tuple(solved.stages))
+
+
+def _finite(gap: float) -> float | None:
+    return gap if math.isfinite(gap) else None
 
 
 @dataclass(frozen=True)

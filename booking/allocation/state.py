@@ -11,8 +11,10 @@ from events.catalog import (
     AllocationApplicationSubmitted,
     AllocationApplicationUpdated,
     AllocationApplicationWithdrawn,
+    AllocationHoldReleased,
     AllocationOfferAccepted,
     AllocationOfferDeclined,
+    AllocationOfferHeld,
     AllocationOfferLapsed,
     AllocationProposed,
     AllocationRoundOpened,
@@ -50,7 +52,8 @@ class RoundState:
     opened: AllocationRoundOpened | None = None
     applications: dict[str, ApplicationState] = field(default_factory=dict)
     # allocation id → API.md's allocation JSON plus `status` (proposed | offered | accepted |
-    # declined | lapsed), `confirm_by`, `series_id`, `override_reason`, `organisation_id`.
+    # declined | lapsed), `confirm_by`, `series_id`, `override_reason`, `organisation_id`,
+    # and while a published offer holds its time, `holding: True` (AllocationOfferHeld).
     allocations: dict[str, dict[str, Any]] = field(default_factory=dict)
     unallocated: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] | None = None
@@ -139,3 +142,8 @@ def evolve(state: RoundState, event: Event) -> None:
             state.allocations[event.allocation_id]["status"] = "declined"
         case AllocationOfferLapsed():
             state.allocations[event.allocation_id]["status"] = "lapsed"
+        case AllocationOfferHeld():
+            offer = state.allocations[event.allocation_id]
+            offer.update(holding=True, held=len(event.held), skipped=list(event.skipped))
+        case AllocationHoldReleased():
+            state.allocations[event.allocation_id]["holding"] = False

@@ -9,14 +9,16 @@ Views translate HTTP to a use case of `booking.usecases.allocation` and back. A 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Response
 from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from booking import memberships
+from booking import memberships, reasons
 from booking.accounts import User
 from booking.allocation.state import status_at
 from booking.api.allocation_schemas import (
@@ -49,6 +51,7 @@ from booking.http import (
     unit_for,
     write,
 )
+from booking.i18n import reader_language
 from booking.service import Outcome
 from booking.usecases import allocation as usecase
 from events.sql import read_transaction
@@ -121,6 +124,22 @@ def allocation_json(row: Any) -> dict[str, Any]:
         "series_id": row.series_id,
         "version": row.version,
     }
+
+
+def skipped_json(skipped: list[dict[str, Any]], zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Dates a series or an offer leaves out, in the premises' local offset, with the reason
+    in the reader's language as the series API gives it."""
+    return [
+        {
+            **s,
+            "start": iso(datetime.fromisoformat(s["start"]), zone),
+            "end": iso(datetime.fromisoformat(s["end"]), zone),
+            "reason_text": reasons.skipped_reason(s.get("reason", ""), reader_language()),
+        }
+        if "start" in s
+        else s
+        for s in skipped
+    ]
 
 
 def _one(conn: Connection, table: Any, key: str, what: str) -> Any:
@@ -414,12 +433,24 @@ def remove_allocation(round_id: str, allocation_id: str) -> Response:
 @require("staff", "admin")
 @blp.response(200, PublishedOut)
 def publish(round_id: str) -> Response:
-    """Publish (staff): every allocation becomes an offer to answer by `confirm_by`."""
+    """Publish (staff): every allocation becomes an offer to answer by `confirm_by`.
+
+    Each offer holds its weekly time over the season (local wall time) against every
+    booking and pop-up request of premises sharing a space with it, until it is accepted
+    (the series takes the time over in the same transaction), declined or lapses; the
+    availability shows the held time as busy with `kind: "hold"`. `held` counts the dates
+    held; a date booked or closed since the proposal is not refused but `skipped` (as the
+    series preview lists it), and the series leaves it out too."""
 
     def act(conn: Connection, user: User, at: Any) -> dict[str, Any]:
-        usecase.publish(unit_for(conn, user.id), user.actor, round_id, at)
+        state = usecase.publish(unit_for(conn, user.id), user.actor, round_id, at)
         body = round_json(_one(conn, rounds_table, round_id, "allocation round"))
         body["offers"] = proposal_json(conn, round_id)["allocations"]
+        for offer in body["offers"]:
+            hold = state.allocations.get(offer["id"], {})
+            offer["held"] = hold.get("held", 0)
+            zone = usecase.zone_of(conn, offer["premises_id"])
+            offer["skipped"] = skipped_json(hold.get("skipped", []), zone)
         return body
 
     return _round_write(round_id, act)
@@ -457,7 +488,8 @@ def _answer(allocation_id: str, accept: bool, reason: str) -> Response:
         body = allocation_json(_one(conn, allocations_table, allocation_id, "allocation"))
         if accept:
             header = next(r.to_event() for r in placed if r.type == "BookingSeriesPlaced")
-            body["skipped"] = getattr(header, "skipped", [])
+            zone = usecase.zone_of(conn, body["premises_id"])
+            body["skipped"] = skipped_json(getattr(header, "skipped", []), zone)
             body["bookings"] = sum(1 for r in placed if r.type == "BookingPlaced")
         return Outcome(200, body)
 

@@ -168,7 +168,14 @@ class AllocationOut(ma.Schema):
     series_id = fields.String(allow_none=True)
     version = fields.Integer()
     series_preview = fields.Dict(metadata={"description": "with ?preview=series"})
-    skipped = fields.List(fields.Dict(), metadata={"description": "accept: dates not booked"})
+    skipped = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "accept: dates not booked; publish: dates the offer does not "
+            "hold, taken (booked, held or closed) since the proposal"
+        },
+    )
+    held = fields.Integer(metadata={"description": "publish: dates the offer holds"})
     bookings = fields.Integer(metadata={"description": "accept: occurrences booked"})
 
 

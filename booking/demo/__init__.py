@@ -24,6 +24,7 @@ from booking.clock import Clock, Ids, random_ids, system_clock
 from booking.demo import people as demo_people
 from booking.demo.catalogue import CATALOGUE
 from booking.demo.history import FUTURE_WEEKS, HISTORY_WEEKS, Plan, Planner, Step, anchor_of
+from booking.demo.rounds import DemoRounds, RoundsDone
 from booking.demo.steps import Done, run_step
 from booking.domain.errors import DomainError, RuleBroken, SlotTaken
 from booking.privacy import current_vault
@@ -89,6 +90,7 @@ class Loaded:
     seed: int
     events: int  # the log's head position afterwards
     seconds: float
+    rounds: RoundsDone
 
 
 def load(
@@ -139,12 +141,20 @@ def load_demo(
         return people
 
     people = _in_transaction(engine, register)
-    plan = Planner(seed, monday, people).plan(booking_count)
+    # The autumn's allocation round first: its accepted series are history the planner
+    # keeps clear of; the spring's round waits for staff on the proposal.
+    demo_rounds = DemoRounds(engine, repository, people, monday, seed, clock, ids)
+    demo_rounds.make_clubs()
+    demo_rounds.past()
+    plan = Planner(seed, monday, people, demo_rounds.done.reserved).plan(booking_count)
     with Progress("demo", len(plan.steps), unit="cmd") as progress:
         tally = run(engine, repository, plan.steps, progress, batch_size, clock)
+    rounds_done = demo_rounds.current()
     with read_transaction(engine) as conn:
         events = head_position(conn)
-    return Loaded(people, plan, tally, monday, seed, events, time.monotonic() - started)
+    return Loaded(
+        people, plan, tally, monday, seed, events, time.monotonic() - started, rounds_done
+    )
 
 
 def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
@@ -212,7 +222,7 @@ def _run_batch(
 
 
 def summary(loaded: Loaded) -> str:
-    tally, people = loaded.tally, loaded.people
+    tally, people, rounds = loaded.tally, loaded.people, loaded.rounds
     free = sum(p.profile["free_of_charge"] for p in CATALOGUE)
     districts = len({p.profile["district"] for p in CATALOGUE})
     refused = tally.refused_taken + tally.refused_rules + tally.refused_other
@@ -222,13 +232,20 @@ def summary(loaded: Loaded) -> str:
         f"  premises       {len(CATALOGUE)} ({free} free of charge) in {districts} districts",
         f"  organisations  {len(people.organisation_ids)}, "
         f"users {len(people.bookers) + len(people.accounts) - 1}",
-        f"  bookings       {tally.placed:,} placed ({tally.series} weekly series), "
+        f"  bookings       {tally.placed + rounds.booked:,} placed "
+        f"({tally.series + rounds.accepted} weekly series, {rounds.accepted} of them from "
+        "the autumn's allocation round), "
         f"{tally.cancelled:,} cancelled ({tally.late:,} late)",
         f"  approvals      {tally.pending:,} asked for, {tally.approved:,} approved, "
         f"{tally.rejected:,} rejected, the rest still pending",
         f"  refused        {refused:,} attempts skipped ({tally.refused_taken:,} slot taken, "
         f"{tally.refused_rules:,} rule broken, {tally.refused_other:,} other), "
         f"{tally.occurrences_skipped:,} series occurrences skipped",
+        f"  rounds         autumn: {rounds.past_applications} applications, "
+        f"{rounds.offers} offers, {rounds.accepted} accepted, {rounds.declined} declined",
+        f"                 spring: {rounds.current_applications} applications, allocating; "
+        f"the proposal leaves {rounds.unallocated} sections out: "
+        f"/staff/rounds/{rounds.current_id}",
         f"  log            {loaded.events:,} events",
         "",
         "Demo accounts: sign in to the pages with the e-mail and password, send the token to "

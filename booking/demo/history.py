@@ -14,6 +14,7 @@ import random
 import uuid
 from bisect import bisect
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from itertools import accumulate
@@ -121,7 +122,13 @@ class Planner:
     """Plans the history: closures, weekly series, single bookings until the count is
     reached, attempts meant to fail, then staff decisions and cancellations."""
 
-    def __init__(self, seed: int, anchor: date, people: People) -> None:
+    def __init__(
+        self,
+        seed: int,
+        anchor: date,
+        people: People,
+        reserved: Sequence[tuple[str, int | None, Slot]] = (),
+    ) -> None:
         self.rng = random.Random(seed)
         self.people = people
         self.zone = ZoneInfo("Europe/Helsinki")
@@ -146,6 +153,14 @@ class Planner:
             )
         )
         self.hours_used: defaultdict[QuotaKey, float] = defaultdict(float)
+        # Time taken before the history is planned (the allocation round's weekly series),
+        # counted towards its organisation's quotas (`None`: a club outside ORGANISATIONS).
+        by_id = {p.id: p for p in self.premises}
+        for premises_id, org, slot in reserved:
+            if org is None:
+                by_id[premises_id].taken[slot.start.astimezone(self.zone).date()].append(slot)
+            else:
+                self._take(by_id[premises_id], org, slot)
         self.bookings: list[_Booking] = []
         self.steps: list[Step] = []
         self.placed = 0

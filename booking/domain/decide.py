@@ -44,8 +44,10 @@ from booking.domain.recurrence import BadRecurrence, expand
 from booking.domain.rules import Problems, check_booking, conflicts_with
 from booking.domain.spaces import (
     NOTHING_SHARED,
+    OFFER,
     Occupied,
     Shared,
+    conflict_of,
     reach,
     series_reach,
     space_problems,
@@ -267,8 +269,8 @@ def _respacing_conflicts(
     return sorted(found.values(), key=lambda c: (c.slot.start, c.via or ""))
 
 
-def _conflict(other: Occupied) -> Conflict:
-    return Conflict(other.slot, other.kind, other.premises_id)
+def _conflict(other: Occupied, viewer: str | None = None) -> Conflict:
+    return conflict_of(other, viewer)
 
 
 def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
@@ -324,10 +326,12 @@ def _close(cmd: AddClosure, premises: PremisesState, shared: Shared) -> list[Eve
     held = premises.pending_popups_meeting(cmd.slot)
     # Closing the premises closes its floor: what others sharing a space hold in the period
     # conflicts too (with `cancel_conflicting` the service cancels it on their streams).
+    # Allocation offers do not: staff may close a hall on an offered date, which the
+    # offer's series then skips.
     elsewhere = [
         o
         for o in shared.items
-        if o.kind != "closure" and o.slot.overlaps(cmd.slot) and o.slot.end > cmd.now
+        if o.kind not in ("closure", OFFER) and o.slot.overlaps(cmd.slot) and o.slot.end > cmd.now
     ]
     if (clashing or held or elsewhere) and not cmd.cancel_conflicting:
         conflicts = [Conflict(b.slot, b.kind) for b in clashing]
@@ -421,7 +425,8 @@ PART_CLOSED = "The premises shares its floor with premises closed at that time."
 def shared_conflicts(premises: PremisesState, shared: Shared, slot: Slot) -> list[Conflict]:
     """The premises' own bookings and holds that `slot` meets, and others' on its spaces."""
     found = [Conflict(s, kind) for s, kind in conflicts_with(premises, slot)]
-    found += [_conflict(o) for o in shared.holding(slot, premises.rules.buffer)]
+    holding = shared.holding(slot, premises.rules.buffer)
+    found += [_conflict(o, premises.premises_id) for o in holding]
     return sorted(found, key=lambda c: (c.slot.start, c.via or ""))
 
 

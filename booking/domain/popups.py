@@ -21,7 +21,7 @@ from booking.domain.errors import (
 )
 from booking.domain.premises import PopupRecord, PremisesState
 from booking.domain.rules import Problems, conflicts_with
-from booking.domain.spaces import NOTHING_SHARED, Shared
+from booking.domain.spaces import NOTHING_SHARED, Shared, conflict_of
 from events.catalog import (
     POPUP_WITHDRAWN,
     BookingCancelled,
@@ -170,7 +170,7 @@ def _request(cmd: RequestPopup, premises: PremisesState, shared: Shared) -> list
         raise RuleBroken(problems)
     found = [Conflict(slot, kind) for slot, kind in conflicts_with(premises, cmd.slot)]
     found += [
-        Conflict(o.slot, o.kind, o.premises_id)
+        conflict_of(o, premises.premises_id)
         for o in shared.holding(cmd.slot, premises.rules.buffer)
     ]
     if found:

@@ -20,7 +20,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from booking.domain.errors import Conflict
 from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot
+
+# A published allocation offer's weekly occurrence (projections.availability_tables.OFFER):
+# it holds its time against every booking and pop-up request on its spaces, its own
+# premises' included, and is answered as a `hold`.
+OFFER = "offer"
 
 MAX_SPACES = 20
 SPACE_ID_LENGTH = 100
@@ -28,11 +34,12 @@ SPACE_ID_LENGTH = 100
 
 @dataclass(frozen=True)
 class Occupied:
-    """A booking, hold or closure of another premises on a space this one occupies."""
+    """A booking, hold or closure of another premises on a space this one occupies, or an
+    allocation offer's occurrence on it (of this premises too)."""
 
     premises_id: str  # the other premises (shown as `via`)
     ref_id: str  # its booking, pop-up request or closure id
-    kind: str  # booking | hold | closure
+    kind: str  # booking | hold | offer | closure
     slot: Slot
     buffer: timedelta  # the other premises' buffer, kept after its slot
 
@@ -60,6 +67,13 @@ class Shared:
 
 
 NOTHING_SHARED = Shared()
+
+
+def conflict_of(other: Occupied, viewer: str | None = None) -> Conflict:
+    """`other` as a conflict of premises `viewer`: an offer is a hold, and `via` names the
+    premises holding it unless that is the viewer itself."""
+    kind = "hold" if other.kind == OFFER else other.kind
+    return Conflict(other.slot, kind, None if other.premises_id == viewer else other.premises_id)
 
 
 def reach(slot: Slot) -> Slot:

@@ -9,6 +9,7 @@ through the ordinary series command, in the same transaction.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -24,6 +25,7 @@ from booking.allocation.commands import (
     AnswerOffer,
     Catalogue,
     LapseOffers,
+    OfferHold,
     OpenRound,
     PremisesFacts,
     Publish,
@@ -36,22 +38,24 @@ from booking.allocation.commands import (
 )
 from booking.allocation.decide import decide, first_date
 from booking.allocation.model import Premises
-from booking.allocation.solver import propose
+from booking.allocation.solver import DEFAULT_TIME_LIMIT_SECONDS, propose
 from booking.allocation.state import RoundState, evolve, round_stream
 from booking.allocation.tiers import tier_of
 from booking.allocation.validate import section_of
 from booking.domain.commands import Actor, BookingRequest, PlaceSeries
-from booking.domain.errors import NotFound
+from booking.domain.errors import NotFound, RuleBroken, SlotTaken
+from booking.domain.recurrence import BadRecurrence, expand
 from booking.recording import StreamAppend
 from booking.recording import record as record_streams
-from booking.service import PremisesRepository
+from booking.service import PremisesRepository, lock_spaces
 from booking.tables import organisations
 from booking.usecases.unit import Unit, record
-from events.catalog import BookingPlaced, BookingSeriesPlaced, Event
+from events.catalog import AllocationOfferLapsed, BookingPlaced, BookingSeriesPlaced, Event
 from events.decoding import event_of
 from events.slot import Slot
 from events.store import RecordedEvent, read_stream
 from projections.allocation import allocations_table, applications_table, rounds_table
+from projections.availability_tables import spaces_table
 from projections.catalogue import premises_table
 
 # --- loading and recording ------------------------------------------------------------------
@@ -65,12 +69,14 @@ def load_round(conn: Connection, round_id: str) -> RoundState:
 
 
 def run_round_command(
-    unit: Unit, round_id: str, command: RoundCommand
+    unit: Unit, round_id: str, command: RoundCommand, state: RoundState | None = None
 ) -> tuple[RoundState, list[Event]]:
-    """Decide against the round's current state and record (`booking.recording.record`,
-    at the unit's clock) with its version as guard. The mails they cause (application
-    received, offers, declines, lapses) are written with them: booking/allocation_mails.py."""
-    state = load_round(unit.conn, round_id)
+    """Decide against the round's current state (`state` when the caller loaded it in this
+    transaction) and record (`booking.recording.record`, at the unit's clock) with its
+    version as guard. The mails they cause (application received, offers, declines, lapses)
+    are written with them: booking/allocation_mails.py."""
+    if state is None:
+        state = load_round(unit.conn, round_id)
     events = decide(command, state)
     if events:
         append = StreamAppend(round_stream(round_id), events, state.version)
@@ -84,7 +90,9 @@ def catalogue(conn: Connection, premises_ids: Iterable[str]) -> Catalogue:
     """What the allocation rules need of these premises. A premises occupies the spaces
     the catalogue names (divisible halls), or itself alone where it names none."""
     t = premises_table
-    rows = conn.execute(select(t).where(t.c.id.in_(sorted(set(premises_ids)))))
+    # In id order: the allocator's model follows it, and ties must fall alike on every
+    # database (PostgreSQL returns rows in heap order).
+    rows = conn.execute(select(t).where(t.c.id.in_(sorted(set(premises_ids)))).order_by(t.c.id))
     found: Catalogue = {}
     for row in rows:
         spaces = frozenset(getattr(row, "spaces", None) or ())
@@ -181,7 +189,7 @@ def submit_application(
         catalogue(unit.conn, state.opened.premises),
         now,
     )
-    return run_round_command(unit, round_id, command)[0]
+    return run_round_command(unit, round_id, command, state)[0]
 
 
 def update_application(
@@ -273,7 +281,15 @@ def tiers(conn: Connection, state: RoundState) -> dict[str, int]:
     }
 
 
-def make_proposal(unit: Unit, actor: Actor, round_id: str, now: datetime) -> RoundState:
+def make_proposal(
+    unit: Unit,
+    actor: Actor,
+    round_id: str,
+    now: datetime,
+    time_limit: float = DEFAULT_TIME_LIMIT_SECONDS,
+) -> RoundState:
+    """The allocator's proposal (`time_limit`: wall-clock seconds for the solver; the demo,
+    which must give the same proposal on a loaded machine, allows more)."""
     state = _existing(unit.conn, round_id)
     assert state.opened is not None
     tier_by_application = tiers(unit.conn, state)
@@ -284,7 +300,8 @@ def make_proposal(unit: Unit, actor: Actor, round_id: str, now: datetime) -> Rou
         for s in a.sections
     ]
     facts = catalogue(unit.conn, state.opened.premises)
-    proposal = propose(sections, {p: f.hours for p, f in facts.items() if not f.retired})
+    hours = {p: f.hours for p, f in facts.items() if not f.retired}
+    proposal = propose(sections, hours, time_limit=time_limit)
     body = proposal.as_json()
     organisation_of = {a.application_id: a.organisation_id for a in state.applications.values()}
     for allocation in body["allocations"]:
@@ -326,7 +343,69 @@ def remove_allocation(
 
 
 def publish(unit: Unit, actor: Actor, round_id: str, now: datetime) -> RoundState:
-    return run_round_command(unit, round_id, Publish(actor, now))[0]
+    """Every allocation becomes an offer that holds its season's free occurrences.
+
+    What each offer holds is decided as its series would be (a dry run of the same
+    command, `hold_of`), under the locks of every space of the offered premises, taken in
+    sorted order as a booking takes its own: no booking or pop-up request can take an
+    occurrence between that look and the commit, and on PostgreSQL the exclusion
+    constraint on the availability rows would refuse it anyway. An occurrence booked since
+    the proposal is not refused but skipped: the offer lists it, as the series preview did.
+    """
+    state = _existing(unit.conn, round_id)
+    holds: dict[str, OfferHold] = {}
+    if state.status(now) == "allocating" and state.metrics is not None:
+        commands = {
+            offer_id: series_command(
+                unit.conn, state, allocation, actor, hold_series_id(offer_id), now
+            )
+            for offer_id, allocation in sorted(state.allocations.items())
+        }
+        locked = sorted(
+            {
+                space
+                for command in commands.values()
+                for space in unit.premises.spaces_to_lock(
+                    unit.conn, command.request.premises_id, command
+                )
+            }
+        )
+        lock_spaces(unit.conn, locked)
+        holds = {offer_id: hold_of(unit, command, locked) for offer_id, command in commands.items()}
+    return run_round_command(unit, round_id, Publish(actor, now, holds), state)[0]
+
+
+def hold_series_id(allocation_id: str) -> str:
+    """The id of the dry-run series a publication decides an offer's hold with (never
+    recorded; derived, so deciding twice gives the same)."""
+    return str(uuid.uuid5(_HOLD_NAMESPACE, allocation_id))
+
+
+_HOLD_NAMESPACE = uuid.UUID("3b0f8c52-6c1e-4d0a-9a57-0c4e1f2d7a11")
+
+
+def hold_of(unit: Unit, command: PlaceSeries, locked: list[str]) -> OfferHold:
+    """The occurrences `command` would book now (held) and those it would skip, decided with
+    what the premises and every premises sharing its spaces hold, under `locked`."""
+    premises_id = command.request.premises_id
+    try:
+        _, events, _ = unit.premises.decide_shared(unit.conn, premises_id, command, locked)
+    except (RuleBroken, SlotTaken) as error:  # no occurrence can be held: all skipped
+        zone = unit.premises.zone(premises_id) or zone_of(unit.conn, premises_id)
+        try:
+            every = expand(command.request.slot, command.rrule, zone)
+        except BadRecurrence:
+            every = []
+        reason = "conflict" if isinstance(error, SlotTaken) else str(error)
+        skipped = [_span(slot) | {"reason": reason} for slot in every]
+        return OfferHold(premises_id, [], skipped)
+    header = next(e for e in events if isinstance(e, BookingSeriesPlaced))
+    held = [_span(Slot(e.start, e.end)) for e in events if isinstance(e, BookingPlaced)]
+    return OfferHold(premises_id, held, list(header.skipped))
+
+
+def _span(slot: Slot) -> dict[str, Any]:
+    return {"start": slot.start.isoformat(), "end": slot.end.isoformat()}
 
 
 # --- offers: accept, decline, lapse ------------------------------------------------------------
@@ -402,6 +481,15 @@ def answer_offer(
 ) -> tuple[RoundState, list[RecordedEvent]]:
     """Accept (placing the weekly series in the same transaction) or decline an offer."""
     round_id = round_of_allocation(unit.conn, allocation_id)
+    if accept:
+        # The offer's hold gives way to the series in this transaction. Holding the spaces'
+        # locks from before the hold is released until commit, as the series' own writer
+        # does, leaves nobody a moment to take the time in between.
+        a = allocations_table
+        premises_id = unit.conn.execute(
+            select(a.c.premises_id).where(a.c.id == allocation_id)
+        ).scalar_one()
+        lock_spaces(unit.conn, spaces_of(unit.conn, premises_id))
     state, _ = run_round_command(
         unit, round_id, AnswerOffer(actor, allocation_id, accept, series_id, reason, now)
     )
@@ -425,5 +513,11 @@ def lapse_offers(unit: Unit, now: datetime) -> int:
     lapsed = 0
     for (round_id,) in due.all():
         _, events = run_round_command(unit, round_id, LapseOffers(now))
-        lapsed += len(events)
+        lapsed += sum(1 for e in events if isinstance(e, AllocationOfferLapsed))
     return lapsed
+
+
+def spaces_of(conn: Connection, premises_id: str) -> list[str]:
+    t = spaces_table
+    found = conn.execute(select(t.c.space_id).where(t.c.premises_id == premises_id))
+    return sorted(found.scalars()) or [premises_id]

@@ -262,7 +262,7 @@ def _load_demo(url: str, tmp_path: Path) -> LoadedDemo:
         env=at_test_time(env),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # the allocation rounds solve two proposals; CI machines are shared
         check=False,
     )
     kind = make_url(url).get_backend_name()

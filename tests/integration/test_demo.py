@@ -7,13 +7,13 @@ import itertools
 import shutil
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from booking.api import schemas
 from booking.demo import Loaded, load_demo
@@ -24,6 +24,7 @@ from booking.domain.commands import Actor, PlaceBooking, PlaceSeries
 from booking.domain.premises import Rules
 from booking.service import PremisesRepository
 from booking.tables import organisations, users
+from booking.usecases import allocation
 from events.opening import OpeningHours
 from events.slot import Slot
 from events.sql import make_engine, read_transaction
@@ -228,7 +229,7 @@ def test_a_load_keeps_every_rule_and_is_the_same_every_time(
     assert _overlaps(engine) == []
     with read_transaction(engine) as conn:
         statuses = conn.execute(select(bookings_table.c.status)).scalars().all()
-    assert len(statuses) == tally.placed
+    assert len(statuses) == tally.placed + loaded.rounds.booked
     assert Counter(statuses)["cancelled"] == tally.cancelled
 
     # The same seed and week give the same history, whatever the database.
@@ -261,3 +262,46 @@ def test_gyms_divide_and_rooms_combine_and_the_history_books_wholes_and_parts() 
     )
     for whole, parts in wholes.items():
         assert placed[whole] > 0 and sum(placed[p] for p in parts) > 0, whole
+
+
+def test_a_load_has_an_answered_round_and_one_allocating_with_a_proposal(engine: Engine) -> None:
+    """Issue 16's demo: last autumn's round published and answered, its accepted offers weekly
+    series in the history; next spring's closed for ~150 applications, proposed, allocating —
+    and the clubs that accepted in the autumn meet its `previous_season` criterion."""
+    loaded = _load(engine, 200)
+    rounds = loaded.rounds
+    assert rounds.refused == 0 and loaded.tally.refused_other == 0, rounds.why
+    assert 130 <= rounds.current_applications <= 160 and rounds.past_applications >= 60
+    assert rounds.accepted + rounds.declined == rounds.offers and rounds.accepted > 50
+    assert rounds.booked >= 10 * rounds.accepted  # a season of weekly bookings each
+    at_test_time = datetime.now(UTC)
+    with read_transaction(engine) as conn:
+        past = allocation.load_round(conn, rounds.past_id)
+        current = allocation.load_round(conn, rounds.current_id)
+        assert past.status(at_test_time) == "published"
+        assert current.status(at_test_time) == "allocating" and current.metrics is not None
+        accepted = {
+            a["organisation_id"] for a in past.allocations.values() if a["status"] == "accepted"
+        }
+        assert allocation.previous_season_organisations(conn, current) == accepted
+        tiers = allocation.tiers(conn, current)
+        series = conn.execute(
+            select(bookings_table.c.series_id, func.count())
+            .where(
+                bookings_table.c.series_id.in_(
+                    [a["series_id"] for a in past.allocations.values() if a.get("series_id")]
+                )
+            )
+            .group_by(bookings_table.c.series_id)
+        ).all()
+    assert len(series) == rounds.accepted
+    # Clubs of the autumn (not otherwise in the first tier) rank above newcomers.
+    by_org = {a.organisation_id: tiers[a.application_id] for a in current.applications.values()}
+    assert {by_org[o] for o in accepted if o in by_org} <= {0, 1}
+    assert 1 in {by_org[o] for o in accepted if o in by_org}  # by previous_season alone
+    assert max(by_org.values()) == 3  # and some meet no criterion
+    # Whole halls and their parts are both allocated; some sections are left out, with reasons.
+    allocated = {a["premises_id"] for a in current.allocations.values()}
+    assert "lyseon-liikuntasali" in allocated or "lyseon-liikuntasali-ita" in allocated
+    assert any(p.endswith(("-ita", "-lansi", "-a", "-b", "-c")) for p in allocated)
+    assert all(u["reason"] for u in current.unallocated)
