@@ -76,19 +76,27 @@ def may_create_organisation(by: Creator) -> None:
     raise NotAllowed("Only staff and admins may create organisations.")
 
 
+def _role_problems(
+    role: str, organisation_id: str | None, organisation_exists: bool
+) -> dict[str, list[str]]:
+    """What is wrong with giving a person `role` in `organisation_id` (field → messages)."""
+    problems: dict[str, list[str]] = {}
+    if role not in ROLES:
+        problems["role"] = [f"One of: {', '.join(ROLES)}."]
+    if role == "booker" and organisation_id is None:
+        problems["organisation_id"] = ["A booker is a member of an organisation."]
+    if organisation_id is not None and not organisation_exists:
+        problems["organisation_id"] = ["No such organisation."]
+    return problems
+
+
 def decide_user(cmd: CreateUser) -> list[UserRegistered]:
     may_create_user(cmd.by, cmd.role)
-    problems: dict[str, list[str]] = {}
+    problems = _role_problems(cmd.role, cmd.organisation_id, cmd.organisation_exists)
     if "@" not in cmd.email or len(cmd.email) > 320:
         problems["email"] = ["Not an e-mail address."]
-    if cmd.role not in ROLES:
-        problems["role"] = [f"One of: {', '.join(ROLES)}."]
     if cmd.language not in LANGUAGES:
         problems["language"] = [f"One of: {', '.join(LANGUAGES)}."]
-    if cmd.role == "booker" and cmd.organisation_id is None:
-        problems["organisation_id"] = ["A booker is a member of an organisation."]
-    if cmd.organisation_id is not None and not cmd.organisation_exists:
-        problems["organisation_id"] = ["No such organisation."]
     if problems:
         raise RuleBroken(problems)
     if cmd.email_taken:
@@ -182,13 +190,7 @@ def decide_role(cmd: AssignRole) -> list[UserRoleChanged]:
         raise NotFound(f"No user {cmd.user_id!r}.")
     if cmd.by.user_id == cmd.user_id:
         raise InvalidState("Ask another admin to change your own role.")
-    problems: dict[str, list[str]] = {}
-    if cmd.role not in ROLES:
-        problems["role"] = [f"One of: {', '.join(ROLES)}."]
-    if cmd.role == "booker" and cmd.organisation_id is None:
-        problems["organisation_id"] = ["A booker is a member of an organisation."]
-    if cmd.organisation_id is not None and not cmd.organisation_exists:
-        problems["organisation_id"] = ["No such organisation."]
+    problems = _role_problems(cmd.role, cmd.organisation_id, cmd.organisation_exists)
     if problems:
         raise RuleBroken(problems)
     return [UserRoleChanged(cmd.user_id, cmd.role, cmd.organisation_id, "admin")]
