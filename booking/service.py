@@ -102,7 +102,11 @@ class PremisesRepository:
         self._states: dict[str, PremisesState] = {}
         # Per premises, (position, recorded_at) of the last event its kept state took in.
         self._last: dict[str, tuple[int, datetime]] = {}
-        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        # Reentrant: a transaction of two commands of one premises (a closure's, an accepted
+        # offer's) may send the first one's held writes — and so `advance` — while the second
+        # holds the lock in `decide_shared`; the second's load then sees the state moved on
+        # and reads the stream again.
+        self._locks: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
 
     def _caught_up(self, conn: Connection, premises_id: str) -> PremisesState:
         stream = premises_stream(premises_id)
