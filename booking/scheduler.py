@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -143,11 +144,15 @@ def run_forever(app: Flask) -> None:
     stopping.start()
     stopping.join(STOP_GRACE_SECONDS)
     leader.release()
-    log.info("scheduler stopped after %.0f s", time.monotonic() - started)
     if stopping.is_alive():
         log.warning("a job was still running after %.0f s; left unfinished", STOP_GRACE_SECONDS)
-        logging.shutdown()
-        os._exit(0)  # the job's worker thread would keep the interpreter from exiting
+    log.info("scheduler stopped after %.0f s", time.monotonic() - started)
+    # Exit here rather than through the interpreter's shutdown, which would wait for every
+    # worker thread the job executor ever started (seen to keep a stopped scheduler alive
+    # past its grace on a loaded machine); what is unfinished rolls back with its connection.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def start_in_process(app: Flask) -> tuple[BackgroundScheduler, runner.BackgroundRunner]:
