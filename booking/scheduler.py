@@ -8,6 +8,7 @@ the embedded default, `booking serve` runs the same jobs in a background thread.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -110,7 +111,8 @@ def _as_leader(work: Callable[[], object], leader: Leader) -> Callable[[], None]
 
 def _stopped_by_signal(process: str) -> threading.Event:
     """An event set by SIGTERM (systemd, containers) or SIGINT, for a process's main loop to
-    finish its work and stop; set before the process says it has started."""
+    finish its work and stop; set before the process says it has started. SIGUSR1 dumps
+    the threads' stacks."""
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
@@ -119,6 +121,9 @@ def _stopped_by_signal(process: str) -> threading.Event:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # `kill -USR1 <pid>` prints every thread's stack to stderr, for a process that seems stuck
+    # (written from the C signal handler: it works while the main thread is blocked).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     return stop
 
 

@@ -3,6 +3,7 @@ that survives a mail server going away."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import select as select_module
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -360,13 +362,36 @@ def test_booking_scheduler_stops_cleanly_on_sigterm(database_url: str, tmp_path:
                 seen += process.stdout.readline().decode()
         process.send_signal(signal.SIGTERM)
         # Its grace for a running job is 15 s; a loaded machine (CI) slows the rest.
-        output = seen + process.communicate(timeout=60)[0].decode()
+        try:
+            output = seen + process.communicate(timeout=60)[0].decode()
+        except subprocess.TimeoutExpired:
+            _report_stuck(process, seen)
+            raise
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
     assert process.returncode == 0, output
     assert "scheduler stopped" in output
+
+
+def _report_stuck(process: subprocess.Popen[bytes], seen: str) -> None:
+    """Say where a scheduler that did not stop waits: its threads' stacks (SIGUSR1 makes it
+    print them), as a warning, which pytest shows at the end of the run even for an
+    expected failure. A process that has exited while its output stays open means a child
+    of it holds the pipe."""
+    alive = process.poll() is None
+    if alive:
+        process.send_signal(signal.SIGUSR1)
+    with contextlib.suppress(subprocess.TimeoutExpired):  # the stacks, printed meanwhile
+        process.communicate(timeout=5)
+    process.kill()
+    try:
+        rest = process.communicate(timeout=10)[0].decode(errors="replace")
+    except subprocess.TimeoutExpired as still_open:  # a child of it holds the pipe
+        rest = (still_open.output or b"").decode(errors="replace")
+    state = "still running" if alive else f"exited ({process.returncode}) but its output open"
+    warnings.warn(f"the stopped scheduler was {state}; its output:\n{seen}{rest}", stacklevel=1)
 
 
 def test_the_jobs_read_the_time_from_the_clock_they_are_handed(api: Api) -> None:
