@@ -71,6 +71,23 @@ def test_premises_page_has_an_accessible_week_grid_with_bookable_free_hours(
     assert "Europe/Helsinki (UTC+02:00)" in page
 
 
+def test_held_time_is_provisionally_reserved_in_the_week_as_text(site: Site, api: Api) -> None:
+    """A hold (a booking waiting for approval, a pop-up request, an allocation round's offer:
+    all `kind: "hold"` to readers) is named for what it is to a passer-by, in each language."""
+    api.premises("hall", rules={"requires_approval": True})
+    day = future_weekday(2)
+    booked = api.book("hall", local(day, 10), local(day, 12), public=True)
+    assert booked.status_code == 201 and booked.get_json()["status"] == "pending_approval"
+    for lang, said in [
+        ("en", "10:00–12:00 (provisionally reserved)"),
+        ("fi", "10:00–12:00 (alustavasti varattu)"),
+        ("sv", "10:00–12:00 (preliminärt reserverad)"),
+    ]:
+        page = text(site.client().get(f"/premises/hall?week={day}&lang={lang}"))
+        assert said in page, lang
+        assert "Kerhoilta" not in page  # a held slot shows no title yet
+
+
 def test_week_navigation_and_unknown_premises(site: Site, api: Api) -> None:
     api.premises("room")
     client = site.client()
