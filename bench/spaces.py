@@ -14,8 +14,10 @@
     python -m bench.spaces [--quick] [--databases sqlite,postgresql] [--count N]
 
 The figures, and how (b) was measured (ping-pong between two work trees), are in
-bench/results/2026-12-07.md and bench/README.md: (a) 1.11× (SQLite) and 1.14× (PostgreSQL)
-CPU, within 1.3×; (c) CPU p95 within 5 ms and 20 ms; (b) 1.25× and 1.13× CPU, over 1.1×.
+bench/results/2026-12-07.md, bench/results/2026-12-07-spaces-ab.md and bench/README.md:
+(a) 1.11× (SQLite) and 1.14× (PostgreSQL) CPU, within 1.3×; (c) CPU p95 within 5 ms and
+20 ms; (b) 1.01–1.05× and 0.86–0.94× CPU for main with held writes, within 1.1× (1.24× and
+1.12× for main before them).
 """
 
 from __future__ import annotations
