@@ -14,8 +14,10 @@
     python -m bench.spaces [--quick] [--databases sqlite,postgresql] [--count N]
 
 The figures, and how (b) was measured (ping-pong between two work trees), are in
-bench/results/2026-12-07.md and bench/README.md: (a) 1.11× (SQLite) and 1.14× (PostgreSQL)
-CPU, within 1.3×; (c) CPU p95 within 5 ms and 20 ms; (b) 1.25× and 1.13× CPU, over 1.1×.
+bench/results/2026-12-07.md, bench/results/2026-12-07-spaces-ab.md and bench/README.md:
+(a) 1.11× (SQLite) and 1.14× (PostgreSQL) CPU, within 1.3×; (c) CPU p95 within 5 ms and
+20 ms; (b) 1.01–1.05× and 0.86–0.94× CPU for main with held writes, within 1.1× (1.24× and
+1.12× for main before them).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -184,6 +187,60 @@ def serve(kind: str, server: str) -> None:
             print("@@", json.dumps({"wall": found.seconds, "cpu": found.cpu_seconds}), flush=True)
 
 
+def count_calls(kind: str, server: str, count: int) -> None:
+    """(b)'s cross-check that no load disturbs: after 20 bookings, `count` more under cProfile
+    and with every statement counted (SQLAlchemy's `before_cursor_execute`, and those sent
+    on the driver by `events.pipeline` where that exists): one line `@@ {"calls": …,
+    "statements": …, "functions": {name: calls}}`, per booking. Self-contained: it runs in
+    the old tree too, whose bench/common.py may lack what this one has."""
+    import cProfile
+    import importlib
+    import pstats
+
+    from sqlalchemy import event
+
+    with common.migrated_engine(kind, server) as engine:
+        app = common.bench_app(engine)
+        repository = common.repository_of(app)
+        staff = common.new_person(engine, "staff")
+        booker = common.new_person(engine, "booker")
+        rules = {"min_notice_minutes": 0, "max_advance_days": 3650}
+        ones = [f"one-{n}" for n in range(PER_KIND)]
+        for premises_id in ones:
+            profile = common.premises_profile(premises_id, rules=rules)
+            common.register_premises(engine, repository, staff.actor, premises_id, profile)
+        first_day = datetime.now(UTC).astimezone(ZONE) + timedelta(days=2)
+        place = booking(engine, repository, booker, ones, first_day)
+        for i in range(20):
+            place(i)
+        sent = [0]
+
+        def counted(*_: object) -> None:
+            sent[0] += 1
+
+        event.listen(engine, "before_cursor_execute", counted)
+        try:  # held writes go on the driver, unseen by SQLAlchemy's events
+            pipeline: Any = importlib.import_module("events.pipeline")
+            pipeline.observer = counted
+        except ImportError:  # the old tree has no held writes
+            pass
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for i in range(20, 20 + count):
+            place(i)
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        table = stats.stats  # type: ignore[attr-defined]
+        calls = sum(entry[1] for entry in table.values())
+        ours = {
+            f"{Path(file).name}:{name}": entry[1] / count
+            for (file, _, name), entry in table.items()
+            if "site-packages" not in file and "/lib/python" not in file and file != "~"
+        }
+        figures = {"calls": calls / count, "statements": sent[0] / count, "functions": ours}
+        print("@@", json.dumps(figures), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = common.parser(__doc__)
     parser.add_argument("--count", type=int, default=600, help="timed bookings per path")
@@ -191,7 +248,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", default="", help="names this run in the tables")
     parser.add_argument("--json", default=None, help="also write the bookings' figures here")
     parser.add_argument("--serve", action="store_true", help="(b): a worker of bench.spaces_ab")
+    parser.add_argument("--count-calls", action="store_true", help="(b): calls and statements")
     args: argparse.Namespace = parser.parse_args(argv)
+    if args.count_calls:
+        count_calls(common.chosen_databases(args)[0], args.postgres, args.count)
+        return
     if args.serve:
         serve(common.chosen_databases(args)[0], args.postgres)
         return

@@ -18,9 +18,16 @@ server's own work is not in it), pooled over all rounds, with the median of the 
 ratios, its interquartile range and the medians of the first and the second half of the
 rounds (when those halves disagree, run more rounds); the wall-clock ratio beside it.
 
+First, a cross-check that no load disturbs (`--calls`, 400 bookings; 0 skips it): per
+booking, Python function calls (cProfile) and SQL statements, old and new, and our functions
+whose calls per booking moved most (`bench.spaces --count-calls` in each tree).
+
     git worktree add --detach /tmp/spaces-old <parent of the spaces merge>
     (cd /tmp/spaces-old && python3 -m venv .venv && .venv/bin/pip install -e '.[test]')
     python -m bench.spaces_ab --old /tmp/spaces-old [--new TREE] [--rounds 40] [--batch 25]
+
+The new tree needs `.venv/bin/python` too: for this tree, a `.venv` link to a venv with the
+project installed will do (the worker runs from the tree, which comes first on its path).
 
 Without `--old` (or BENCH_OLD_TREE) it says so and does nothing: `python -m bench` runs it.
 """
@@ -139,6 +146,44 @@ def ping_pong(old: Path, new: Path, kind: str, rounds: int, batch: int, server: 
     )  # fmt: skip
 
 
+def count_calls(tree: Path, kind: str, count: int, server: str) -> dict[str, Any]:
+    """`bench.spaces --count-calls` in `tree`: calls and statements per booking."""
+    python = tree / ".venv" / "bin" / "python"
+    argv = [str(python), "-m", "bench.spaces", "--count-calls", "--databases", kind]
+    argv += ["--count", str(count), "--postgres", server]
+    found = subprocess.run(argv, cwd=tree, check=True, capture_output=True, text=True).stdout
+    line = next(line for line in found.splitlines() if line.startswith("@@ "))
+    figures: dict[str, Any] = json.loads(line[3:])
+    return figures
+
+
+def calls_table(old: Path, new: Path, kinds: list[str], count: int, server: str) -> None:
+    """The cross-check no load disturbs: Python function calls and SQL statements per
+    booking, old and new, and our functions whose calls per booking changed most."""
+    rows: list[list[object]] = []
+    for kind in kinds:
+        found = {
+            side: count_calls(tree, kind, count, server)
+            for side, tree in (("old", old), ("new", new))
+        }
+        o, n = found["old"], found["new"]
+        functions = set(o["functions"]) | set(n["functions"])
+        delta = {f: n["functions"].get(f, 0) - o["functions"].get(f, 0) for f in functions}
+        moved = sorted((f for f in delta if abs(delta[f]) >= 1), key=lambda f: -abs(delta[f]))
+        rows.append([
+            kind, f"{o['calls']:,.0f}", f"{n['calls']:,.0f}", common.ratio(n["calls"] / o["calls"]),
+            f"{o['statements']:.1f}", f"{n['statements']:.1f}",
+            ", ".join(f"{f} {delta[f]:+.0f}" for f in moved[:6]),
+        ])  # fmt: skip
+    common.print_table(
+        f"(b) per booking, {count} bookings after 20: Python function calls (cProfile) and SQL "
+        "statements (SQLAlchemy's before_cursor_execute and events.pipeline's driver ones)",
+        ["database", "calls old", "calls new", "new÷old", "statements old", "statements new",
+         "our functions' calls per booking, new minus old (largest)"],
+        rows,
+    )  # fmt: skip
+
+
 def quartiles(values: list[float]) -> tuple[float, float, float]:
     if len(values) < 2:
         return values[0], values[0], values[0]
@@ -154,20 +199,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=25, help="ping-pong: bookings a turn")
     parser.add_argument("--count", type=int, default=300, help="--whole-runs: bookings a run")
     parser.add_argument("--whole-runs", action="store_true", help="alternate whole runs")
+    parser.add_argument("--calls", type=int, default=400, help="bookings counted (0: none)")
     args = parser.parse_args(argv)
     if not args.old:
         print("bench.spaces_ab: no --old work tree (or BENCH_OLD_TREE) given; nothing to run")
         return
     old, new = Path(args.old).resolve(), Path(args.new).resolve()
     shutil.copyfile(new / "bench" / "spaces.py", old / "bench" / "spaces.py")
+    kinds = common.chosen_databases(args)
+    if args.calls:
+        calls_table(old, new, kinds, 100 if args.quick else args.calls, args.postgres)
     if not args.whole_runs:
         rounds = 4 if args.quick else args.rounds or 40
-        for kind in common.chosen_databases(args):
+        for kind in kinds:
             ping_pong(old, new, kind, rounds, 10 if args.quick else args.batch, args.postgres)
         return
     rounds = 2 if args.quick else args.rounds or 10
     count = 60 if args.quick else args.count
-    for kind in common.chosen_databases(args):
+    for kind in kinds:
         rows: list[list[object]] = []
         cpu_ratios: list[float] = []
         wall_ratios: list[float] = []
