@@ -357,10 +357,17 @@ class _Lexicographic:
         h.setSolution(n, np.arange(n, dtype=np.int32), np.array(warm[:n]))
         began = time.process_time()
         h.run()
+        values = list(h.getSolution().col_value)
+        if _disowned(h, costs, values):
+            # HiGHS 1.16 may accept the start as optimal in presolve's reduced space and then
+            # hand back the start itself, not its postsolved image: its objective says the
+            # optimum, its columns do not. Solving again without the start is exact.
+            h.clearSolver()
+            h.run()
+            values = list(h.getSolution().col_value)
         spent = time.process_time() - began
         status = h.modelStatusToString(h.getModelStatus())
         info = h.getInfo()
-        values = list(h.getSolution().col_value)
         bound = float(info.mip_dual_bound)
         if len(values) != n or info.primal_solution_status != 2:  # no feasible point found
             values, gap = warm[:n], 1.0
@@ -371,6 +378,15 @@ class _Lexicographic:
         self.solution = values
         self.stages.append(StageReport(tier, name, value, bound, gap, status, spent))
         return value
+
+
+def _disowned(h: highspy.Highs, costs: np.ndarray, values: list[float]) -> bool:
+    """Whether the solution HiGHS hands back is not the one whose objective it reports."""
+    info = h.getInfo()
+    if info.primal_solution_status != 2 or len(values) != len(costs):
+        return False
+    reported = float(info.objective_function_value)
+    return abs(float(costs @ np.array(values)) - reported) > 1e-6 * max(1.0, abs(reported))
 
 
 def _highs() -> highspy.Highs:
