@@ -26,10 +26,13 @@ def main(argv: list[str] | None = None) -> None:
     found.add_argument("--runs", type=int, default=3)
     found.add_argument("--step", type=int, default=15, help="start-time grid in minutes")
     found.add_argument("--seed", type=int, default=2027)
+    found.add_argument(
+        "--buffer", type=int, default=0, help="every premises' rules.buffer_minutes (default 0)"
+    )
     found.add_argument("--databases", default="", help="ignored: the allocator is pure")
     found.add_argument("--postgres", default="", help="ignored")
     args = found.parse_args(argv)
-    places = sample.premises()
+    places = sample.premises(args.buffer)
     if args.quick:
         apps = sample.sections(args.seed, organisations=40, count=100, wishes=375)
         runs = 1
@@ -39,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"round: {len(places)} premises, {len(apps)} sections, "
         f"{len({s.organisation_id for s in apps})} organisations, "
-        f"{sum(len(s.times) for s in apps)} time wishes, step {args.step} min"
+        f"{sum(len(s.times) for s in apps)} time wishes, step {args.step} min, "
+        f"buffer {args.buffer} min"
     )
     walls, cpus = [], []
     solved = None

@@ -319,8 +319,9 @@ class Availability(Projection):
     @handles(AllocationOfferHeld)
     def offer_held(self, conn: Connection, e: AllocationOfferHeld, rec: RecordedEvent) -> None:
         """A published offer's weekly occurrences, a row each on every space of its premises
-        (kind `offer`; shown as a hold). Blocked until their end: the allocator packs a
-        round's slots back to back, and the buffer after them is kept by the decider."""
+        (kind `offer`; shown as a hold). Blocked until their end: the buffer after them is
+        kept by the decider, which reads the premises' current buffer (the allocator leaves
+        it free between a round's slots)."""
         spaces = conn.execute(_SPACES_OF, {"p": e.premises_id}).scalars().all()
         rows = [
             {**row, "space_id": space}

@@ -3,6 +3,8 @@
 Start times are discretised: the window's first feasible start, then every `step` minutes
 on the clock (17:00, 17:15, …), then its last feasible start, so odd windows still fit.
 Where two wishes give the same premises, day and start, the better one (primary) counts.
+Each candidate carries `until`, its end plus its premises' buffer: what two candidates that
+share a space must not both cover (`model.blocks`, the booking rules' conflict).
 """
 
 from __future__ import annotations
@@ -11,7 +13,14 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from booking.allocation.model import WEEKDAYS, Allocation, Premises, Section
+from booking.allocation.model import (
+    DAY_MINUTES,
+    WEEKDAYS,
+    Allocation,
+    Premises,
+    Section,
+    blocks,
+)
 
 # Allocation ids are derived from what they allocate, so the same applications always give
 # the same ids (a section has at most one slot a day).
@@ -29,6 +38,7 @@ class Candidate:
     start: int
     end: int
     primary: bool
+    until: int  # end + the premises' buffer: the floor is kept from others until then
 
     @property
     def points_per_minute(self) -> int:
@@ -41,12 +51,15 @@ class Candidate:
         return self.points_per_minute * self.section.duration
 
     def overlaps(self, other: Candidate) -> bool:
-        return (
-            self.weekday == other.weekday
-            and self.start < other.end
-            and other.start < self.end
-            and not self.spaces.isdisjoint(other.spaces)
-        )
+        """Whether the two cannot both be allocated: they share a space and their times meet,
+        each followed by its own premises' buffer (on the same day or across midnight)."""
+        if self.weekday == other.weekday:  # the common case, inline: this is called a lot
+            meet = self.start < other.until and other.start < self.until
+        else:  # only a span past 24:00 reaches into another day
+            meet = max(self.until, other.until) > DAY_MINUTES and blocks(
+                self.weekday, self.start, self.until, other.weekday, other.start, other.until
+            )
+        return meet and not self.spaces.isdisjoint(other.spaces)
 
     def allocation(self) -> Allocation:
         s = self.section
@@ -109,6 +122,7 @@ def candidates_of(
                             start,
                             start + section.duration,
                             wish.primary,
+                            start + section.duration + place.buffer,
                         )
     return sorted(best.values(), key=lambda c: (c.rank, c.weekday, c.start, not c.primary))
 

@@ -18,7 +18,7 @@ from booking.allocation.commands import (
     UpdateApplication,
     WithdrawApplication,
 )
-from booking.allocation.model import WEEKDAYS, clock_minutes
+from booking.allocation.model import WEEKDAYS, blocks, clock_minutes
 from booking.allocation.state import ApplicationState, RoundState
 from booking.allocation.validate import application_problems, wishes_of
 from booking.domain.commands import Actor
@@ -254,19 +254,8 @@ def _add(cmd: AddAllocation, state: RoundState) -> list[Event]:
         raise InvalidState(
             f"{premises_id} is not open {body['weekday']} {body['start_time']}–{body['end_time']}."
         )
-    spaces = facts.hours.occupies
-    for other in state.allocations.values():
-        if other["status"] in ("declined", "lapsed") or other["weekday"] != body["weekday"]:
-            continue
-        other_facts = cmd.catalogue.get(other["premises_id"])
-        other_spaces = other_facts.hours.occupies if other_facts else {other["premises_id"]}
-        if spaces.isdisjoint(other_spaces):
-            continue
-        if clock_minutes(other["start_time"]) < end and start < clock_minutes(other["end_time"]):
-            raise InvalidState(
-                f"The time is taken by allocation {other['id']} ({other['section']}, "
-                f"{other['premises_id']} {other['start_time']}–{other['end_time']})."
-            )
+    if clash := _clash(cmd, state, premises_id, day, start, end):
+        raise InvalidState(clash)
     # Soft rules: need a written reason.
     soft: list[str] = []
     if premises_id not in section["premises"]:
@@ -319,6 +308,47 @@ def _add(cmd: AddAllocation, state: RoundState) -> list[Event]:
             state.round_id, allocation, None, reason if soft else "", cmd.actor.user_id, cmd.now
         )
     ]
+
+
+def _clash(
+    cmd: AddAllocation, state: RoundState, premises_id: str, day: int, start: int, end: int
+) -> str | None:
+    """Why an allocation of `premises_id` at (day, start, end) cannot be added, if another
+    one keeps it out: they share a space and their times meet, each followed by its own
+    premises' buffer — the booking rules' conflict, which the allocator keeps too."""
+    facts = cmd.catalogue[premises_id]
+    spaces, buffer = facts.hours.occupies, facts.hours.buffer
+    for other in state.allocations.values():
+        if other["status"] in ("declined", "lapsed"):
+            continue
+        other_facts = cmd.catalogue.get(other["premises_id"])
+        other_spaces = other_facts.hours.occupies if other_facts else {other["premises_id"]}
+        if spaces.isdisjoint(other_spaces):
+            continue
+        other_buffer = other_facts.hours.buffer if other_facts else 0
+        other_day = WEEKDAYS.index(other["weekday"])
+        other_start, other_end = (
+            clock_minutes(other["start_time"]),
+            clock_minutes(other["end_time"]),
+        )
+        if not blocks(day, start, end + buffer, other_day, other_start, other_end + other_buffer):
+            continue
+        if other_day == day and other_start < end and start < other_end:
+            return (
+                f"The time is taken by allocation {other['id']} ({other['section']}, "
+                f"{other['premises_id']} {other['start_time']}–{other['end_time']})."
+            )
+        # They do not overlap: the buffer of whichever comes first keeps them apart.
+        other_first = (other_day + 1) % 7 == day or (other_day == day and other_start < start)
+        kept, minutes = (
+            (other["premises_id"], other_buffer) if other_first else (premises_id, buffer)
+        )
+        return (
+            f"The time is too close to allocation {other['id']} ({other['section']}, "
+            f"{other['premises_id']} {other['weekday']} {other['start_time']}–"
+            f"{other['end_time']}): {kept} keeps {minutes} minutes free after each booking."
+        )
+    return None
 
 
 def _remove(cmd: RemoveAllocation, state: RoundState) -> list[Event]:

@@ -161,7 +161,10 @@ def check(sections: list[Section], chosen: list[Candidate]) -> list[str]:
     for i, a in enumerate(chosen):
         for b in chosen[i + 1 :]:
             if a.overlaps(b):
-                problems.append(f"{a.allocation().id} and {b.allocation().id} share a space")
+                problems.append(
+                    f"{a.allocation().id} and {b.allocation().id} share a space at one time "
+                    "(buffers included)"
+                )
     per_section: dict[int, list[Candidate]] = defaultdict(list)
     for c in chosen:
         per_section[c.section_index].append(c)

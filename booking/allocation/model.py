@@ -13,6 +13,9 @@ from typing import Any
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_MINUTES = 24 * 60
+# A premises' buffer is at most a day (booking.domain.decide, LONGEST_BUFFER), so a slot and
+# the buffer after it reach at most into the next day.
+LONGEST_BUFFER_MINUTES = DAY_MINUTES
 
 
 def clock_minutes(text: str) -> int:
@@ -68,16 +71,22 @@ class Section:
 
 @dataclass(frozen=True)
 class Premises:
-    """A bookable premises: opening hours per weekday and the spaces it occupies.
+    """A bookable premises: opening hours per weekday, the spaces it occupies, its buffer.
 
     A whole hall and its halves share spaces; `spaces` defaults to the premises alone.
     Opening intervals are (start, end) minutes within the day; an interval that runs past
-    midnight is cut at 24:00 (an allocation never spans two days).
+    midnight is cut at 24:00 (an allocation never spans two days). `buffer` is the rules'
+    `buffer_minutes`: each allocation keeps the floor for that long after its end (`blocks`).
     """
 
     premises_id: str
     opening: Mapping[int, tuple[tuple[int, int], ...]]
     spaces: frozenset[str] = field(default=frozenset())
+    buffer: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.buffer <= LONGEST_BUFFER_MINUTES:
+            raise ValueError(f"a buffer is 0 to {LONGEST_BUFFER_MINUTES} minutes")
 
     @property
     def occupies(self) -> frozenset[str]:
@@ -89,6 +98,7 @@ class Premises:
         premises_id: str,
         opening_hours: Mapping[str, Any],
         spaces: frozenset[str] = frozenset(),
+        buffer: int = 0,
     ) -> Premises:
         """From API.md's `{"mon": [["08:00","20:00"]], …}` shape."""
         opening: dict[int, tuple[tuple[int, int], ...]] = {}
@@ -98,7 +108,30 @@ class Premises:
                 start, end = clock_minutes(opens), clock_minutes(closes)
                 spans.append((start, end if end > start else DAY_MINUTES))
             opening[index] = tuple(sorted(spans))
-        return cls(premises_id, opening, spaces)
+        return cls(premises_id, opening, spaces, buffer)
+
+
+def blocks(
+    weekday: int, start: int, until: int, other_weekday: int, other_start: int, other_until: int
+) -> bool:
+    """Whether two weekly slots keep each other out, each given as its weekday, start and
+    `until` (its end plus its own premises' buffer, so past 24:00 when the buffer runs into
+    the next day; Sunday's runs into Monday's, as a weekly series does). Callers check that
+    the two share a space.
+
+    This is the booking rules' conflict (booking.domain.spaces): [start, end + buffer) of the
+    one meets that of the other. For two slots of one premises it is the same as widening one
+    by the buffer on both sides (`PremisesState.bookings_overlapping`); across premises that
+    share a space each keeps its own buffer after it, as the availability rows'
+    `blocked_until` do. Touching spans do not meet.
+    """
+    if weekday == other_weekday:
+        return start < other_until and other_start < until
+    if (weekday + 1) % 7 == other_weekday:
+        return other_start < until - DAY_MINUTES
+    if (other_weekday + 1) % 7 == weekday:
+        return start < other_until - DAY_MINUTES
+    return False
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,17 @@ WEEKDAY_EVENINGS = ((16 * 60, 22 * 60),)
 WEEKEND_DAYS = ((9 * 60, 18 * 60),)
 
 
-def premises() -> dict[str, Premises]:
+def premises(buffer: int = 0) -> dict[str, Premises]:
+    """The premises, each keeping `buffer` minutes free after every slot."""
     opening = {d: WEEKDAY_EVENINGS if d < 5 else WEEKEND_DAYS for d in range(7)}
     result: dict[str, Premises] = {}
     for g in range(GYMS):
         east, west = f"gym-{g}-east", f"gym-{g}-west"
-        result[f"gym-{g}"] = Premises(f"gym-{g}", opening, frozenset({east, west}))
-        result[f"gym-{g}-east"] = Premises(f"gym-{g}-east", opening, frozenset({east}))
-        result[f"gym-{g}-west"] = Premises(f"gym-{g}-west", opening, frozenset({west}))
+        result[f"gym-{g}"] = Premises(f"gym-{g}", opening, frozenset({east, west}), buffer)
+        result[f"gym-{g}-east"] = Premises(f"gym-{g}-east", opening, frozenset({east}), buffer)
+        result[f"gym-{g}-west"] = Premises(f"gym-{g}-west", opening, frozenset({west}), buffer)
     for r in range(ROOMS):
-        result[f"room-{r}"] = Premises(f"room-{r}", opening, frozenset())
+        result[f"room-{r}"] = Premises(f"room-{r}", opening, frozenset(), buffer)
     return result
 
 

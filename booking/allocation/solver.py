@@ -2,8 +2,12 @@
 
 Why HiGHS (through `highspy`) and not OR-Tools CP-SAT: the model is a time-indexed set
 packing — one binary per (section, premises, weekday, start) and, per space and weekday, a
-clique row "at most one of the slots that cover this instant". Interval cliques have the
-consecutive-ones property, so the LP relaxation is tight and a MIP solver closes most
+clique row "at most one of the slots that cover this instant". A slot covers its time and its
+premises' buffer after it ([start, end + buffer), `Candidate.until`), which is exactly the
+booking rules' conflict (model.blocks), also across premises sharing a space with different
+buffers; a span past 24:00 covers the start of the next day's line too. The conflict graph
+stays an interval graph, so the cliques are still those at the starts, they have the
+consecutive-ones property, the LP relaxation is tight and a MIP solver closes most
 rounds at the root node and *proves* its bound, which the benchmark reports as the gap.
 HiGHS's branch-and-bound is serial, so one thread gives the same answer on every run
 (CP-SAT's strength is its parallel portfolio, which we would have to switch off on this
@@ -60,7 +64,7 @@ import numpy as np
 
 from booking.allocation import explain
 from booking.allocation.candidates import Candidate, all_candidates, ordered
-from booking.allocation.model import Premises, Proposal, Section, StageReport
+from booking.allocation.model import DAY_MINUTES, Premises, Proposal, Section, StageReport
 
 DEFAULT_STEP_MINUTES = 15
 DEFAULT_TIME_LIMIT_SECONDS = 60.0
@@ -256,13 +260,17 @@ class _Lexicographic:
     def _tier_by_tier(self) -> list[Candidate]:
         """Each tier alone, on what the tiers above left free; their slots stay put."""
         fixed: list[Candidate] = []
+        # Per space and day, the fixed slots that reach into it (a buffer past midnight
+        # reaches into the next day).
         taken: dict[tuple[str, int], list[Candidate]] = defaultdict(list)
         for tier in sorted({s.tier for s in self.sections}):
             own = [
                 c
                 for c in self.candidates
                 if c.section.tier == tier
-                and not any(o.overlaps(c) for sp in c.spaces for o in taken[(sp, c.weekday)])
+                and not any(
+                    o.overlaps(c) for sp in c.spaces for day in _days(c) for o in taken[(sp, day)]
+                )
             ]
             if not own:
                 continue
@@ -272,7 +280,8 @@ class _Lexicographic:
                 if v > 0.5:
                     fixed.append(c)
                     for space in c.spaces:
-                        taken[(space, c.weekday)].append(c)
+                        for day in _days(c):
+                            taken[(space, day)].append(c)
         return fixed
 
     def _model(self, active: list[Candidate]) -> highspy.Highs:
@@ -348,10 +357,17 @@ class _Lexicographic:
         h.setSolution(n, np.arange(n, dtype=np.int32), np.array(warm[:n]))
         began = time.process_time()
         h.run()
+        values = list(h.getSolution().col_value)
+        if _disowned(h, costs, values):
+            # HiGHS 1.16 may accept the start as optimal in presolve's reduced space and then
+            # hand back the start itself, not its postsolved image: its objective says the
+            # optimum, its columns do not. Solving again without the start is exact.
+            h.clearSolver()
+            h.run()
+            values = list(h.getSolution().col_value)
         spent = time.process_time() - began
         status = h.modelStatusToString(h.getModelStatus())
         info = h.getInfo()
-        values = list(h.getSolution().col_value)
         bound = float(info.mip_dual_bound)
         if len(values) != n or info.primal_solution_status != 2:  # no feasible point found
             values, gap = warm[:n], 1.0
@@ -362,6 +378,15 @@ class _Lexicographic:
         self.solution = values
         self.stages.append(StageReport(tier, name, value, bound, gap, status, spent))
         return value
+
+
+def _disowned(h: highspy.Highs, costs: np.ndarray, values: list[float]) -> bool:
+    """Whether the solution HiGHS hands back is not the one whose objective it reports."""
+    info = h.getInfo()
+    if info.primal_solution_status != 2 or len(values) != len(costs):
+        return False
+    reported = float(info.objective_function_value)
+    return abs(float(costs @ np.array(values)) - reported) > 1e-6 * max(1.0, abs(reported))
 
 
 def _highs() -> highspy.Highs:
@@ -388,12 +413,18 @@ def _structure(sections: list[Section], active: list[Candidate]) -> _Rows:
     rows = _Rows()
     by_section: dict[int, list[int]] = defaultdict(list)
     by_day: dict[tuple[int, int], list[int]] = defaultdict(list)
-    by_space_day: dict[tuple[str, int], list[int]] = defaultdict(list)
+    # Per space and day, the spans on that day's line: each candidate's [start, until) on its
+    # own day, and the part of it past 24:00 on the next day's, shifted back a day.
+    by_space_day: dict[tuple[str, int], list[tuple[int, int, int]]] = defaultdict(list)
     for i, c in enumerate(active):
         by_section[c.section_index].append(i)
         by_day[(c.section_index, c.weekday)].append(i)
         for space in c.spaces:
-            by_space_day[(space, c.weekday)].append(i)
+            by_space_day[(space, c.weekday)].append((c.start, c.until, i))
+            if c.until > DAY_MINUTES:
+                by_space_day[(space, (c.weekday + 1) % 7)].append(
+                    (c.start - DAY_MINUTES, c.until - DAY_MINUTES, i)
+                )
     for index, cols in sorted(by_section.items()):
         limit = sections[index].slots_per_week
         if limit < len({active[i].weekday for i in cols}):
@@ -401,15 +432,23 @@ def _structure(sections: list[Section], active: list[Candidate]) -> _Rows:
     for _, cols in sorted(by_day.items()):
         if len(cols) > 1:
             rows.add(cols, [1.0] * len(cols), -INF, 1.0)
-    for _, cols in sorted(by_space_day.items()):
-        for clique in _cliques([(active[i].start, active[i].end, i) for i in cols]):
+    for _, spans in sorted(by_space_day.items()):
+        for clique in _cliques(spans):
             rows.add(clique, [1.0] * len(clique), -INF, 1.0)
     return rows
 
 
+def _days(c: Candidate) -> tuple[int, ...]:
+    """The days whose line `c` reaches: its own, and the next when its buffer runs past 24:00."""
+    return (c.weekday, (c.weekday + 1) % 7) if c.until > DAY_MINUTES else (c.weekday,)
+
+
 def _cliques(intervals: list[tuple[int, int, int]]) -> list[list[int]]:
-    """The maximal sets of intervals that share an instant (each begins at some start)."""
-    points = sorted({start for start, _, _ in intervals})
+    """The maximal sets of intervals that share an instant (each begins at some start).
+
+    Only instants of the day itself count: a set sharing one before 0:00 is made of the
+    previous day's spans alone, and that day's line has it already."""
+    points = sorted({start for start, _, _ in intervals if start >= 0})
     sets = [sorted(i for s, e, i in intervals if s <= p < e) for p in points]
     result = []
     for k, members in enumerate(sets):

@@ -193,6 +193,21 @@ PATTERNS: list[tuple[re.Pattern[str], Say]] = [
         ),
     ),
     (
+        re.compile(
+            r"The time is too close to allocation \S+ \((.+), (\S+) (\w{3}) (\d\d:\d\d)–"
+            r"(\d\d:\d\d)\): (\S+) keeps (\d+) minutes free after each booking\."
+        ),
+        lambda m: _(
+            "The time is too close to %(section)s at %(premises)s %(slot)s: %(kept)s keeps "
+            "%(n)s minutes free after each booking.",
+            section=m[1],
+            premises=m[2],
+            slot=slot_text(m[3], m[4], m[5]),
+            kept=m[6],
+            n=m[7],
+        ),
+    ),
+    (
         re.compile(r"The section asked for (\d+) slot\(s\) a week\."),
         lambda m: ngettext(
             "The section asked for %(num)d slot a week.",

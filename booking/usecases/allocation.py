@@ -88,7 +88,8 @@ def run_round_command(
 
 def catalogue(conn: Connection, premises_ids: Iterable[str]) -> Catalogue:
     """What the allocation rules need of these premises. A premises occupies the spaces
-    the catalogue names (divisible halls), or itself alone where it names none."""
+    the catalogue names (divisible halls), or itself alone where it names none, and keeps
+    its rules' buffer after each allocation as after each booking."""
     t = premises_table
     # In id order: the allocator's model follows it, and ties must fall alike on every
     # database (PostgreSQL returns rows in heap order).
@@ -98,7 +99,9 @@ def catalogue(conn: Connection, premises_ids: Iterable[str]) -> Catalogue:
         spaces = frozenset(getattr(row, "spaces", None) or ())
         rules = row.rules or {}
         found[row.id] = PremisesFacts(
-            Premises.from_opening_hours(row.id, row.opening_hours, spaces),
+            Premises.from_opening_hours(
+                row.id, row.opening_hours, spaces, int(rules.get("buffer_minutes", 0))
+            ),
             int(rules.get("min_duration_minutes", 30)),
             int(rules.get("max_duration_minutes", 240)),
             bool(row.retired),

@@ -288,3 +288,96 @@ def test_round_input_is_checked(api: Api, rounds: dict[str, Any]) -> None:
     assert api.post("/api/v1/allocation-rounds", round_body(), role="booker").status_code == 403
     assert api.client.get("/api/v1/allocation-rounds").status_code == 200
     assert api.client.get("/api/v1/allocation-rounds/nope").status_code == 404
+
+
+def test_the_proposal_and_staff_adjustments_keep_the_buffers_the_booking_rules_keep(
+    api: Api, clock: Any
+) -> None:
+    # A court keeps 15 minutes free after each booking; its half "court-a" none. Two hours
+    # and a quarter on Mondays: the juniors' hour on the court and the adults' on the half
+    # fit only the court's buffer apart.
+    monday = {"mon": [["17:00", "19:15"]]}
+    rules = {"max_advance_days": 365, "max_duration_minutes": 180}
+    api.premises(
+        "court",
+        spaces=["court-a", "court-b"],
+        opening_hours=monday,
+        rules={**rules, "buffer_minutes": 15},
+        capacity=60,
+    )
+    api.premises("court-a", spaces=["court-a"], opening_hours=monday, rules=rules, capacity=60)
+    created = api.post(
+        "/api/v1/allocation-rounds", round_body(premises=["court", "court-a"]), role="staff"
+    )
+    assert created.status_code == 201, created.get_json()
+    rid = created.get_json()["id"]
+
+    def wants(premises_id: str, to: str, **overrides: Any) -> dict[str, Any]:
+        times = [{"weekday": "mon", "from": "17:00", "to": to, "priority": "primary"}]
+        section = {
+            "name": "Vuoro",
+            "slots_per_week": 1,
+            "duration_minutes": 60,
+            "premises": [premises_id],
+            "times": times,
+        }
+        return application(sections=[section], **overrides)
+
+    path = f"/api/v1/allocation-rounds/{rid}/applications"
+    juniors = api.post(path, wants("court", "18:00"), role="booker")
+    assert juniors.status_code == 201, juniors.get_json()
+    other = api.user("booker", api.other_organisation_id)
+    adults = other_post(api, other, path, wants("court-a", "19:15", age_group="20-64"))
+    assert adults.status_code == 201, adults.get_json()
+
+    clock.move_to(CLOSE + timedelta(minutes=1))
+    proposal = api.post(f"/api/v1/allocation-rounds/{rid}/proposal", role="staff")
+    assert proposal.status_code == 200, proposal.get_json()
+    by_app = {a["application_id"]: a for a in proposal.get_json()["allocations"]}
+    first, second = by_app[juniors.get_json()["id"]], by_app[adults.get_json()["id"]]
+    assert (first["premises_id"], first["start_time"], first["end_time"]) == (
+        "court",
+        "17:00",
+        "18:00",
+    )
+    assert second["premises_id"] == "court-a" and second["start_time"] == "18:15"
+
+    # Staff move the adults: into the court's buffer is a hard conflict, as an overlap is,
+    # and changes nothing; a quarter later is fine.
+    allocations = f"/api/v1/allocation-rounds/{rid}/allocations"
+    gone = api.client.delete(f"{allocations}/{second['id']}", headers=api.headers("staff"))
+    assert gone.status_code == 200
+    before = api.get(allocations, role="staff").get_json()
+    moved = {
+        "application_id": adults.get_json()["id"],
+        "section": "Vuoro",
+        "premises_id": "court-a",
+        "weekday": "mon",
+    }
+    for start, end in (("18:00", "19:00"), ("18:10", "19:10"), ("17:30", "18:30")):
+        refused = api.post(
+            allocations, {**moved, "start_time": start, "end_time": end}, role="staff"
+        )
+        assert refused.status_code == 409, (start, refused.get_json())
+        assert refused.mimetype == "application/problem+json"
+        detail = refused.get_json()["detail"]
+        assert first["id"] in detail
+        assert ("taken by" if start == "17:30" else "court keeps 15 minutes free") in detail
+    assert api.get(allocations, role="staff").get_json() == before
+    added = api.post(
+        allocations, {**moved, "start_time": "18:15", "end_time": "19:15"}, role="staff"
+    )
+    assert added.status_code == 201, added.get_json()
+
+    # Published and accepted, both series get every Monday: nothing collides with the
+    # other's hold or series, as it would have back to back.
+    published = api.post(f"/api/v1/allocation-rounds/{rid}/publish", role="staff")
+    assert published.status_code == 200, published.get_json()
+    offers = published.get_json()["offers"]
+    assert [(o["held"], o["skipped"]) for o in offers] == [(7, []), (7, [])]
+    mine = api.post(f"/api/v1/allocations/{first['id']}/accept", role="booker")
+    assert mine.status_code == 200, mine.get_json()
+    theirs = other_post(api, other, f"/api/v1/allocations/{added.get_json()['id']}/accept")
+    assert theirs.status_code == 200, theirs.get_json()
+    for accepted in (mine, theirs):
+        assert (accepted.get_json()["bookings"], accepted.get_json()["skipped"]) == (7, [])

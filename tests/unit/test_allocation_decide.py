@@ -194,3 +194,86 @@ def test_the_tier_is_the_first_criterion_met() -> None:
     adult = {**kid, "age_group": "20-64", "purpose": "Soveltava liikunta"}
     assert tier_of(criteria, previous_season=False, **adult) == 2
     assert tier_of(criteria, previous_season=False, **{**adult, "purpose": "x"}) == 3
+
+
+def test_an_adjustment_into_another_allocations_buffer_is_a_hard_conflict() -> None:
+    # The whole hall keeps 30 minutes free after each booking, its half none. x1 (the half,
+    # mon 17:00–18:30) may be followed at once by the whole; the whole before x1 must end
+    # 30 minutes before it begins, as the booking rules would have it.
+    catalogue = {
+        "sali": PremisesFacts(
+            Premises.from_opening_hours("sali", EVENINGS, frozenset({"e", "w"}), 30), 30, 180
+        ),
+        "sali-e": PremisesFacts(
+            Premises.from_opening_hours("sali-e", EVENINGS, frozenset({"e"}), 0), 30, 180
+        ),
+    }
+    state = proposed_state()
+    after = {
+        "application_id": "a2",
+        "section": "P10",
+        "premises_id": "sali",
+        "weekday": "mon",
+        "start_time": "18:30",
+        "end_time": "20:00",
+    }
+    reason = "Sovittu"
+    (event,) = decide(AddAllocation(STAFF, "x2", after, reason, catalogue, CLOSE), state)
+    assert event.allocation["start_time"] == "18:30"
+    before = {**after, "start_time": "15:30", "end_time": "17:00"}
+    with pytest.raises(InvalidState, match="too close to allocation x1") as refused:
+        decide(
+            AddAllocation(
+                STAFF,
+                "x2",
+                {**before, "start_time": "16:00", "end_time": "16:45"},
+                reason,
+                catalogue,
+                CLOSE,
+            ),
+            state,
+        )
+    assert "sali keeps 30 minutes free after each booking" in str(refused.value)
+    with pytest.raises(InvalidState, match="too close"):
+        decide(
+            AddAllocation(
+                STAFF,
+                "x2",
+                {**before, "start_time": "16:00", "end_time": "16:31"},
+                reason,
+                catalogue,
+                CLOSE,
+            ),
+            state,
+        )
+    # Opening hours start at 16:00, so the whole fits before x1 only with its buffer:
+    # 16:00–16:30 ends exactly 30 minutes before.
+    assert decide(
+        AddAllocation(
+            STAFF,
+            "x2",
+            {**before, "start_time": "16:00", "end_time": "16:30"},
+            reason,
+            catalogue,
+            CLOSE,
+        ),
+        state,
+    )
+    # Without buffers (the module's catalogue) back to back is fine.
+    assert decide(
+        AddAllocation(
+            STAFF,
+            "x2",
+            {**before, "start_time": "16:00", "end_time": "17:00"},
+            reason,
+            CATALOGUE,
+            CLOSE,
+        ),
+        state,
+    )
+    # An overlap is still said as such.
+    with pytest.raises(InvalidState, match="taken by allocation x1"):
+        decide(
+            AddAllocation(STAFF, "x2", {**after, "start_time": "18:00"}, reason, catalogue, CLOSE),
+            state,
+        )
