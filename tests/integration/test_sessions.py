@@ -132,7 +132,8 @@ def test_people_list_and_end_their_sessions_with_the_api(site: Site) -> None:
     assert [s["current"] for s in found].count(True) == 1
     assert all(s["strong"] is False for s in found)
     assert set(found[0]) == {"id", "created_at", "last_seen_at", "current", "strong"}
-    assert found[0]["created_at"].endswith("Z") or found[0]["created_at"].endswith("+00:00")
+    # API.md: instants that belong to no premises are in UTC, written with `Z`.
+    assert found[0]["created_at"].endswith("Z") and found[0]["last_seen_at"].endswith("Z")
     phone_id = phone.get("/api/v1/users/me/sessions").get_json()["sessions"]
     phone_id = next(s["id"] for s in phone_id if s["current"])
     token = meta_token(laptop)
