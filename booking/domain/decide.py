@@ -287,7 +287,7 @@ def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
     if not cmd.cancel_conflicting or cmd.now is None:  # cancelling needs the time it happens
         conflicts = [Conflict(b.slot, b.kind) for b in coming]
         conflicts += [Conflict(p.slot, "hold") for p in held]
-        raise SlotTaken(sorted(conflicts, key=lambda c: c.slot.start))
+        raise SlotTaken(sorted(conflicts, key=lambda c: c.slot.start), premises.zone)
     now = cmd.now
     # The reason stored is the staff's own words; each mail says in its reader's language
     # that the premises was taken out of use (booking.notifications, kind "retired").

@@ -404,6 +404,10 @@ def test_retire_takes_premises_out_of_use(api: Api) -> None:
     # A booking still to come stands in the way (issue 14.9) …
     refused_first = api.post("/api/v1/premises/room/retire", {"reason": "Myyty"}, role="staff")
     assert refused_first.status_code == 409
+    # API.md: conflicts are written in the premises' local offset, everywhere.
+    assert refused_first.get_json()["conflicts"] == [
+        {"start": local(day, 10).isoformat(), "end": local(day, 11).isoformat(), "kind": "booking"}
+    ]
     assert api.get("/api/v1/premises/room").get_json()["retired"] is False
     # … until it is cancelled with the retirement.
     body = {"reason": "Myyty", "cancel_conflicting": True}
