@@ -27,12 +27,13 @@ from booking.http import (
     request_metadata,
     runtime,
     write,
+    write_no_content,
 )
 from booking.queries.memberships import membership_request_page
 from booking.service import Outcome
 from booking.tables import organisations
 from booking.usecases import accounts as handlers
-from events.sql import read_transaction, write_transaction
+from events.sql import read_transaction
 
 blp = Blueprint("memberships", __name__, url_prefix="/api/v1", description="Joining organisations")
 STAFF = ("staff", "admin")
@@ -177,9 +178,12 @@ def reject(body: dict[str, Any], request_id: str) -> Response:
 def leave(organisation_id: str) -> Response:
     """Leave an organisation one joined (a booker with none left is a resident again)."""
     user = signed_in()
-    with write_transaction(runtime().engine) as conn:
+
+    def handle(conn: Connection) -> Outcome:
         memberships.leave(conn, user, organisation_id)
-    return Response(status=204)
+        return Outcome(204, {})
+
+    return write_no_content(user.id, handle)
 
 
 # --- an organisation's contact person and retirement (staff) ---------------------------------

@@ -157,10 +157,12 @@ def test_leaving_an_organisation_joined_by_request(api: Api) -> None:
     resident = api.user("resident")
     asked = ask(api, resident, api.organisation_id).get_json()
     api.post(f"/api/v1/membership-requests/{asked['id']}/approve", role="staff")
-    left = api.client.delete(
-        f"/api/v1/users/me/organisations/{api.organisation_id}", headers=headers(resident)
-    )
+    keyed = {**headers(resident), "Idempotency-Key": "leave-once"}
+    path = f"/api/v1/users/me/organisations/{api.organisation_id}"
+    left = api.client.delete(path, headers=keyed)
     assert left.status_code == 204
+    # API.md: the same Idempotency-Key returns the first response again.
+    assert api.client.delete(path, headers=keyed).status_code == 204
     after = me(api, resident)
     assert after["organisations"] == [] and after["role"] == "resident"
     again = api.client.delete(
