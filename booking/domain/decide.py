@@ -321,6 +321,8 @@ def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
 def _close(cmd: AddClosure, premises: PremisesState, shared: Shared) -> list[Event]:
     _staff_only(cmd.actor.is_staff)
     _existing(premises)
+    if cmd.expected_version is not None and cmd.expected_version != premises.catalogue_version:
+        raise StaleVersion(premises.catalogue_version)
     # Bookings already over are history: a closure neither conflicts with nor cancels them.
     clashing = [b for b in premises.active_bookings_meeting(cmd.slot) if b.slot.end > cmd.now]
     held = premises.pending_popups_meeting(cmd.slot)
