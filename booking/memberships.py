@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from booking.accounts import User
 from booking.domain.commands import Actor
-from booking.domain.errors import InvalidState, NotAllowed, NotFound, RuleBroken
+from booking.domain.errors import InvalidState, NotAllowed, NotFound, RuleBroken, StaleVersion
 from booking.privacy import Vault
 from booking.tables import metadata, organisations, users
 from events import pipeline
@@ -182,6 +182,11 @@ def request_json(conn: Connection, vault: Vault, request_id: str) -> dict[str, A
     return as_json(row, vault.reader(conn))
 
 
+def version_of(status: str) -> int:
+    """A request changes once, when it is decided: version 1 while pending, then 2."""
+    return 1 if status == "pending" else 2
+
+
 def as_json(row: Any, personal: Any) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -193,6 +198,7 @@ def as_json(row: Any, personal: Any) -> dict[str, Any]:
         "reason": row.reason,
         "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
         "decided_at": row.decided_at.isoformat().replace("+00:00", "Z") if row.decided_at else None,
+        "version": version_of(row.status),
     }
 
 
@@ -247,9 +253,11 @@ def decide(
     approve: bool,
     reason: str | None,
     now: datetime,
+    expected_version: int | None = None,
 ) -> dict[str, Any]:
     """Approve (the person joins; a resident becomes a booker) or reject a pending request:
-    staff, or the organisation's contact person; never the person who asked (403)."""
+    staff, or the organisation's contact person; never the person who asked (403). With
+    `expected_version` (If-Match), a request that is no longer that version is StaleVersion."""
     r = membership_requests.c
     row = conn.execute(select(membership_requests).where(r.id == request_id)).first()
     if row is None:
@@ -258,6 +266,8 @@ def decide(
         raise NotAllowed("Staff and the organisation's contact person decide its requests.")
     if row.user_id == decider.id:
         raise NotAllowed("Someone else decides your own request to join.")
+    if expected_version is not None and expected_version != version_of(row.status):
+        raise StaleVersion(version_of(row.status))
     if row.status != "pending":
         raise InvalidState(f"The request is {row.status} already.")
     if (

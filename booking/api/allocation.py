@@ -36,6 +36,7 @@ from booking.api.allocation_schemas import (
     RoundList,
     RoundOut,
 )
+from booking.api.paging import LINK_HEADER, PageQuery, page_headers, page_request
 from booking.api.schemas import ReasonIn
 from booking.auth import current_user, require, signed_in, signed_in_strongly
 from booking.domain.commands import Actor
@@ -52,6 +53,7 @@ from booking.http import (
     write,
 )
 from booking.i18n import reader_language
+from booking.queries.paging import fetch_page
 from booking.service import Outcome
 from booking.usecases import allocation as usecase
 from events.sql import read_transaction
@@ -104,7 +106,9 @@ def application_json(row: Any) -> dict[str, Any]:
     }
 
 
-def allocation_json(row: Any) -> dict[str, Any]:
+def allocation_json(row: Any, zone: ZoneInfo) -> dict[str, Any]:
+    """An allocation (an offer once published): its `confirm_by` belongs to its premises and
+    is written in that premises' offset (API.md), the round's own instants in UTC."""
     return {
         "id": row.id,
         "round_id": row.round_id,
@@ -120,7 +124,7 @@ def allocation_json(row: Any) -> dict[str, Any]:
         "premises_rank": row.premises_rank,
         "status": row.status,
         "override_reason": row.override_reason or None,
-        "confirm_by": _utc(row.confirm_by),
+        "confirm_by": None if row.confirm_by is None else iso(row.confirm_by, zone),
         "series_id": row.series_id,
         "version": row.version,
     }
@@ -140,6 +144,17 @@ def skipped_json(skipped: list[dict[str, Any]], zone: ZoneInfo) -> list[dict[str
         else s
         for s in skipped
     ]
+
+
+def _zone(conn: Connection, premises_id: str, known: dict[str, ZoneInfo]) -> ZoneInfo:
+    if premises_id not in known:
+        known[premises_id] = usecase.zone_of(conn, premises_id)
+    return known[premises_id]
+
+
+def _allocation(conn: Connection, allocation_id: str) -> dict[str, Any]:
+    row = _one(conn, allocations_table, allocation_id, "allocation")
+    return allocation_json(row, usecase.zone_of(conn, row.premises_id))
 
 
 def _one(conn: Connection, table: Any, key: str, what: str) -> Any:
@@ -182,13 +197,18 @@ def open_round(body: dict[str, Any]) -> Response:
 
 
 @blp.route("/allocation-rounds", methods=["GET"])
-@blp.response(200, RoundList)
-def list_rounds() -> Response:
-    """Every round, newest season first (public)."""
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, RoundList, headers=LINK_HEADER)
+def list_rounds(query: dict[str, Any]) -> Response:
+    """Every round, newest season first (public). Paged: `limit` rows (default 100) after
+    the cursor `after`; `next` and the `Link` header lead on, null on the last page."""
     t = rounds_table
     with read_transaction(runtime().engine) as conn:
-        rows = conn.execute(select(t).order_by(t.c.season_start.desc(), t.c.id).limit(1000))
-        return json_response({"allocation_rounds": [round_json(r) for r in rows]})
+        found = fetch_page(
+            conn, select(t), [t.c.season_start, t.c.id], page_request(query), descending=True
+        )
+        body = {"allocation_rounds": [round_json(r) for r in found.rows], "next": found.next}
+        return json_response(body, headers=page_headers(found))
 
 
 @blp.route("/allocation-rounds/<round_id>", methods=["GET"])
@@ -248,19 +268,23 @@ def submit_application(body: dict[str, Any], round_id: str) -> Response:
 
 @blp.route("/allocation-rounds/<round_id>/applications", methods=["GET"])
 @require()
-@blp.response(200, ApplicationList)
-def list_applications(round_id: str) -> Response:
-    """Staff see every application of the round; a booker its organisation's."""
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, ApplicationList, headers=LINK_HEADER)
+def list_applications(query: dict[str, Any], round_id: str) -> Response:
+    """Staff see every application of the round; a booker its organisation's. Oldest first,
+    paged: `limit` rows (default 100) after the cursor `after`; `next` and the `Link` header
+    lead on, null on the last page."""
     user = signed_in()
     t = applications_table
-    sql = select(t).where(t.c.round_id == round_id).order_by(t.c.submitted_at, t.c.id)
+    sql = select(t).where(t.c.round_id == round_id)
     with read_transaction(runtime().engine) as conn:
         if not _is_staff(user):
             mine = [o.id for o in memberships.organisations_of(conn, user.id)]
             sql = sql.where(t.c.organisation_id.in_(mine))
         _one(conn, rounds_table, round_id, "allocation round")
-        rows = conn.execute(sql)
-        return json_response({"applications": [application_json(r) for r in rows]})
+        found = fetch_page(conn, sql, [t.c.submitted_at, t.c.id], page_request(query))
+        body = {"applications": [application_json(r) for r in found.rows], "next": found.next}
+        return json_response(body, headers=page_headers(found))
 
 
 def _visible_application(conn: Connection, user: User, application_id: str) -> Any:
@@ -349,10 +373,11 @@ def proposal_json(conn: Connection, round_id: str) -> dict[str, Any]:
         .where(a.c.round_id == round_id)
         .order_by(a.c.premises_id, a.c.weekday, a.c.start_time, a.c.id)
     )
+    zones: dict[str, ZoneInfo] = {}
     return {
         "round_id": round_id,
         "version": row.version,
-        "allocations": [allocation_json(r) for r in found],
+        "allocations": [allocation_json(r, _zone(conn, r.premises_id, zones)) for r in found],
         "unallocated": row.unallocated or [],
         "metrics": row.metrics or {},
     }
@@ -413,7 +438,7 @@ def add_allocation(body: dict[str, Any], round_id: str) -> Response:
         usecase.add_allocation(
             unit_for(conn, user.id), user.actor, round_id, allocation_id, body, at
         )
-        return allocation_json(_one(conn, allocations_table, allocation_id, "allocation"))
+        return _allocation(conn, allocation_id)
 
     return _round_write(round_id, act, 201)
 
@@ -468,7 +493,8 @@ def get_allocation(allocation_id: str) -> Response:
         row = _one(conn, allocations_table, allocation_id, "allocation")
         if not _is_staff(user) and _member(conn, user, row.organisation_id).organisation_id is None:
             raise NotAllowed("The offer is another organisation's.")
-        return json_response(allocation_json(row), headers={"ETag": f'"{row.version}"'})
+        body = allocation_json(row, usecase.zone_of(conn, row.premises_id))
+        return json_response(body, headers={"ETag": f'"{row.version}"'})
 
 
 def _answer(allocation_id: str, accept: bool, reason: str) -> Response:
@@ -485,7 +511,7 @@ def _answer(allocation_id: str, accept: bool, reason: str) -> Response:
         _, placed = usecase.answer_offer(
             unit_for(conn, user.id), actor, allocation_id, accept, series_id, reason, at
         )
-        body = allocation_json(_one(conn, allocations_table, allocation_id, "allocation"))
+        body = _allocation(conn, allocation_id)
         if accept:
             header = next(r.to_event() for r in placed if r.type == "BookingSeriesPlaced")
             zone = usecase.zone_of(conn, body["premises_id"])

@@ -10,6 +10,7 @@ from marshmallow import fields, validate
 
 from booking.allocation.model import WEEKDAYS
 from booking.allocation.state import ROUND_STATUSES
+from booking.api.paging import next_field
 from booking.api.schemas import JsonBoolean, Localised, instant, local_date, not_blank
 
 CLOCK = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
@@ -127,6 +128,7 @@ class RoundOut(ma.Schema):
 
 class RoundList(ma.Schema):
     allocation_rounds = fields.List(fields.Nested(RoundOut))
+    next = next_field()
 
 
 class ApplicationOut(ma.Schema):
@@ -145,6 +147,7 @@ class ApplicationOut(ma.Schema):
 
 class ApplicationList(ma.Schema):
     applications = fields.List(fields.Nested(ApplicationOut))
+    next = next_field()
 
 
 class AllocationOut(ma.Schema):
@@ -164,7 +167,10 @@ class AllocationOut(ma.Schema):
         metadata={"enum": ["proposed", "offered", "accepted", "declined", "lapsed"]}
     )
     override_reason = fields.String(allow_none=True)
-    confirm_by = fields.String(allow_none=True)
+    confirm_by = fields.String(
+        allow_none=True,
+        metadata={"description": "the offer's answer deadline, in its premises' local offset"},
+    )
     series_id = fields.String(allow_none=True)
     version = fields.Integer()
     series_preview = fields.Dict(metadata={"description": "with ?preview=series"})

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint as FlaskBlueprint
-from flask import Response
+from flask import Response, request
 from flask_smorest import Blueprint
 
 from booking.api import schemas
+from booking.api.paging import LINK_HEADER
 from booking.auth import require
-from booking.http import json_response, runtime
+from booking.http import iso, json_response, runtime
+from booking.queries.paging import link_header
 from events.sql import read_transaction
 from events.store import head_position, read_all
 from projections.runner import status
@@ -33,11 +35,16 @@ def public_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/events", methods=["GET"])
 @require("admin")
 @blp.arguments(schemas.EventsQuery, location="query")
-@blp.response(200, schemas.EventsOut)
+@blp.response(200, schemas.EventsOut, headers=LINK_HEADER)
 def events(query: dict[str, Any]) -> Response:
-    """The log after `after`, oldest first; `next` is the position to ask from next."""
+    """The log after `after`, oldest first; `next` is the position to ask from next. While
+    events follow this page, the `Link: <…>; rel="next"` header leads to them (API.md: a
+    list that grows without bound is paged with `next` and `Link`)."""
     with read_transaction(runtime().engine) as conn:
-        batch = read_all(conn, query["after"], query["limit"])
+        # One event more than asked tells whether a next page exists now.
+        batch = read_all(conn, query["after"], query["limit"] + 1)
+    more, batch = len(batch) > query["limit"], batch[: query["limit"]]
+    after = batch[-1].position if batch else query["after"]
     return json_response(
         {
             "events": [
@@ -47,13 +54,14 @@ def events(query: dict[str, Any]) -> Response:
                     "version": e.version,
                     "type": e.type,
                     "schema_version": e.schema_version,
-                    "recorded_at": e.recorded_at.isoformat(),
+                    "recorded_at": iso(e.recorded_at),
                     "data": public_data(e.type, e.data),
                 }
                 for e in batch
             ],
-            "next": batch[-1].position if batch else query["after"],
-        }
+            "next": after,
+        },
+        headers=link_header(request.url, str(after)) if more else None,
     )
 
 

@@ -19,12 +19,21 @@ from booking import memberships
 from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.domain.errors import NotAllowed
-from booking.http import json_response, new_id, now, request_metadata, runtime, write
+from booking.http import (
+    expected_version,
+    json_response,
+    new_id,
+    now,
+    request_metadata,
+    runtime,
+    write,
+    write_no_content,
+)
 from booking.queries.memberships import membership_request_page
 from booking.service import Outcome
 from booking.tables import organisations
 from booking.usecases import accounts as handlers
-from events.sql import read_transaction, write_transaction
+from events.sql import read_transaction
 
 blp = Blueprint("memberships", __name__, url_prefix="/api/v1", description="Joining organisations")
 STAFF = ("staff", "admin")
@@ -48,6 +57,9 @@ class MembershipRequestOut(ma.Schema):
     reason = fields.String(allow_none=True)
     created_at = fields.String()
     decided_at = fields.String(allow_none=True)
+    version = fields.Integer(
+        metadata={"description": "1 while pending, 2 once decided; send it as If-Match"}
+    )
 
 
 class MembershipRequestsOut(ma.Schema):
@@ -123,12 +135,13 @@ def listed(query: dict[str, Any]) -> Response:
 
 def _decide(request_id: str, approve: bool, reason: str | None) -> Response:
     staff = signed_in()
+    version = expected_version()
 
     def handle(conn: Connection) -> Outcome:
         decided = memberships.decide(
-            conn, runtime().vault, staff, request_id, approve, reason, now()
+            conn, runtime().vault, staff, request_id, approve, reason, now(), version
         )
-        return Outcome(200, decided)
+        return Outcome(200, decided, {"ETag": f'"{decided["version"]}"'})
 
     return write(staff.id, handle)
 
@@ -138,6 +151,7 @@ def _decide(request_id: str, approve: bool, reason: str | None) -> Response:
 @blp.response(200, MembershipRequestOut)
 @blp.alt_response(403, description="One's own request; neither staff nor the contact person")
 @blp.alt_response(409, description="Decided already; the organisation is retired")
+@blp.alt_response(412, description="If-Match names an old version")
 def approve(request_id: str) -> Response:
     """Approve (staff or the organisation's contact person, never the requester): the person
     joins; a resident becomes a booker."""
@@ -150,6 +164,7 @@ def approve(request_id: str) -> Response:
 @blp.response(200, MembershipRequestOut)
 @blp.alt_response(403, description="One's own request; neither staff nor the contact person")
 @blp.alt_response(409, description="Decided already")
+@blp.alt_response(412, description="If-Match names an old version")
 def reject(body: dict[str, Any], request_id: str) -> Response:
     """Reject (staff or the organisation's contact person, never the requester), with a
     reason the person sees."""
@@ -163,9 +178,12 @@ def reject(body: dict[str, Any], request_id: str) -> Response:
 def leave(organisation_id: str) -> Response:
     """Leave an organisation one joined (a booker with none left is a resident again)."""
     user = signed_in()
-    with write_transaction(runtime().engine) as conn:
+
+    def handle(conn: Connection) -> Outcome:
         memberships.leave(conn, user, organisation_id)
-    return Response(status=204)
+        return Outcome(204, {})
+
+    return write_no_content(user.id, handle)
 
 
 # --- an organisation's contact person and retirement (staff) ---------------------------------

@@ -146,11 +146,14 @@ class PremisesItem(MethodView):
 @blp.arguments(schemas.ClosureIn)
 @blp.response(201, schemas.ClosureOut)
 @blp.alt_response(409, description="Bookings exist in the period (see `conflicts`)")
+@blp.alt_response(412, description="If-Match names an old version of the premises")
 def add_closure(body: dict[str, Any], premises_id: str) -> Response:
-    """Close the premises for a period (staff); `cancel_conflicting` cancels bookings in it."""
+    """Close the premises for a period (staff); `cancel_conflicting` cancels bookings in it.
+    `If-Match` names the premises' version (a closure does not change it)."""
     acting = _acting()
     slot = _slot(body["start"], body["end"])
     closure_id = new_id()
+    version = expected_version()
 
     def handle(conn: Connection) -> Outcome:
         made = catalogue.add_closure(
@@ -162,6 +165,7 @@ def add_closure(body: dict[str, Any], premises_id: str) -> Response:
             slot,
             body["reason"],
             body["cancel_conflicting"],
+            version,
         )
         return Outcome(
             201,

@@ -20,9 +20,9 @@ from booking import sessions
 from booking.accounts import user_by_id
 from booking.auth import current_session, require, signed_in
 from booking.domain.errors import InvalidState, NotFound
-from booking.http import iso, json_response, now, runtime, write
+from booking.http import iso, json_response, now, runtime, write, write_no_content
 from booking.service import Outcome
-from events.sql import read_transaction, write_transaction
+from events.sql import read_transaction
 
 blp = Blueprint(
     "sessions", __name__, url_prefix="/api/v1", description="Sign-in sessions; disabling people"
@@ -81,10 +81,14 @@ def list_sessions() -> Response:
 def end_session(session_id: str) -> Response:
     """End one of the caller's sessions at once (its cookie stops working)."""
     user = signed_in()
-    with write_transaction(runtime().engine) as conn:
-        if not sessions.end(conn, session_id, now(), user_id=user.id):
+    at = now()
+
+    def handle(conn: Connection) -> Outcome:
+        if not sessions.end(conn, session_id, at, user_id=user.id):
             raise NotFound(f"No session {session_id!r} of yours.")
-    return Response(status=204)
+        return Outcome(204, {})
+
+    return write_no_content(user.id, handle)
 
 
 @blp.route("/users/me/sessions", methods=["DELETE"])
@@ -94,9 +98,13 @@ def end_other_sessions() -> Response:
     """End all the caller's sessions but the current one (with a bearer token: all)."""
     user = signed_in()
     current = current_session()
-    with write_transaction(runtime().engine) as conn:
-        sessions.end_all(conn, user.id, now(), keep=current.id if current else None)
-    return Response(status=204)
+    at = now()
+
+    def handle(conn: Connection) -> Outcome:
+        sessions.end_all(conn, user.id, at, keep=current.id if current else None)
+        return Outcome(204, {})
+
+    return write_no_content(user.id, handle)
 
 
 @blp.route("/users/<user_id>/disable", methods=["POST"])

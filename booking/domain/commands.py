@@ -63,6 +63,7 @@ class AddClosure:
     reason: str
     cancel_conflicting: bool
     now: datetime
+    expected_version: int | None = None  # If-Match: the premises' catalogue version
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,7 @@ def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
     if not cmd.cancel_conflicting or cmd.now is None:  # cancelling needs the time it happens
         conflicts = [Conflict(b.slot, b.kind) for b in coming]
         conflicts += [Conflict(p.slot, "hold") for p in held]
-        raise SlotTaken(sorted(conflicts, key=lambda c: c.slot.start))
+        raise SlotTaken(sorted(conflicts, key=lambda c: c.slot.start), premises.zone)
     now = cmd.now
     # The reason stored is the staff's own words; each mail says in its reader's language
     # that the premises was taken out of use (booking.notifications, kind "retired").
@@ -321,6 +321,8 @@ def _retire(cmd: RetirePremises, premises: PremisesState) -> list[Event]:
 def _close(cmd: AddClosure, premises: PremisesState, shared: Shared) -> list[Event]:
     _staff_only(cmd.actor.is_staff)
     _existing(premises)
+    if cmd.expected_version is not None and cmd.expected_version != premises.catalogue_version:
+        raise StaleVersion(premises.catalogue_version)
     # Bookings already over are history: a closure neither conflicts with nor cancels them.
     clashing = [b for b in premises.active_bookings_meeting(cmd.slot) if b.slot.end > cmd.now]
     held = premises.pending_popups_meeting(cmd.slot)

@@ -44,6 +44,7 @@ from booking.http.writes import (
     run_write,
     unit_for,
     write,
+    write_no_content,
 )
 
 __all__ = [
@@ -78,4 +79,5 @@ __all__ = [
     "statement_reads",
     "unit_for",
     "write",
+    "write_no_content",
 ]

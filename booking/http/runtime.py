@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -74,7 +74,15 @@ def statement_reads(engine: Engine) -> Iterator[Connection]:
 
 
 def iso(instant: datetime, zone: ZoneInfo | None = None) -> str:
-    return instant.astimezone(zone).isoformat() if zone else instant.isoformat()
+    """`instant` in `zone`'s offset, or without a zone in UTC written with `Z` (API.md:
+    instants of a premises in its local offset, every other instant in UTC, `Z`)."""
+    return instant.astimezone(zone).isoformat() if zone else utc_iso(instant)
+
+
+def utc_iso(instant: datetime) -> str:
+    """RFC 3339 in UTC with `Z`; a naive instant is one the database keeps in UTC."""
+    aware = instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -58,6 +58,15 @@ def write(actor: str, handler: Callable[[Connection], Outcome]) -> Response:
     return outcome if isinstance(outcome, Response) else respond(outcome)
 
 
+def write_no_content(actor: str, handler: Callable[[Connection], Outcome]) -> Response:
+    """`write` for a handler that answers 204: a replay of its Idempotency-Key answers the
+    same 204 (or the same refusal), not what the write would say now (API.md)."""
+    outcome = run_write(actor, handler)
+    if isinstance(outcome, Response):
+        return outcome
+    return Response(status=204) if outcome.status == 204 else respond(outcome)
+
+
 def run_write(actor: str, handler: Callable[[Connection], Outcome]) -> Outcome | Response:
     """`write` without the response: the outcome as stored for Idempotency-Key replays, for
     a caller that adds a secret shown only once (a problem response for a bad key)."""

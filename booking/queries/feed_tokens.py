@@ -32,7 +32,7 @@ class FeedTokenRow:
         return {
             "id": self.id,
             "scope": self.scope_json(),
-            "created_at": self.created_at.isoformat(),
+            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
         }
 
 

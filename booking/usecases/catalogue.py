@@ -118,11 +118,20 @@ def add_closure(
     slot: Slot,
     reason: str,
     cancel_conflicting: bool = False,
+    expected_version: int | None = None,
 ) -> ClosureMade:
     """Close the premises for `slot`; bookings and holds there are a conflict (SlotTaken)
-    unless `cancel_conflicting`, which cancels them and tells each booker why."""
+    unless `cancel_conflicting`, which cancels them and tells each booker why. With
+    `expected_version` (If-Match), premises of another version are StaleVersion."""
     command = AddClosure(
-        acting.actor, premises_id, closure_id, slot, reason, cancel_conflicting, acting.now
+        acting.actor,
+        premises_id,
+        closure_id,
+        slot,
+        reason,
+        cancel_conflicting,
+        acting.now,
+        expected_version,
     )
     recorded = run_premises_command(
         conn, repository, premises_id, command, acting.metadata, now=acting.now

@@ -13,6 +13,7 @@ from booking.scheduler import jobs_for
 from events.sql import read_transaction
 from projections import rebuilding, runner
 from tests.conftest import HELSINKI, TEST_NOW, Api
+from tests.integration.test_api_paging import follow
 
 CLOSE = TEST_NOW + timedelta(days=7)
 EVENINGS = {d: [["16:00", "22:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
@@ -185,6 +186,13 @@ def test_a_round_from_applications_to_answered_offers(
     assert published.status_code == 200, published.get_json()
     assert published.get_json()["status"] == "published"
     assert {o["status"] for o in published.get_json()["offers"]} == {"offered"}
+    # API.md: an allocation's instants are in its premises' local offset (Helsinki in winter),
+    # the round's in UTC (`Z`); both name the same deadline.
+    round_deadline = published.get_json()["confirm_by"]
+    assert round_deadline.endswith("Z")
+    for offer in published.get_json()["offers"]:
+        assert offer["confirm_by"].endswith("+02:00"), offer["confirm_by"]
+        assert datetime.fromisoformat(offer["confirm_by"]) == datetime.fromisoformat(round_deadline)
 
     offer_id = by_app[app_id]["id"]
     assert (
@@ -195,6 +203,7 @@ def test_a_round_from_applications_to_answered_offers(
     accepted = api.post(f"/api/v1/allocations/{offer_id}/accept", role="booker", headers=key)
     assert accepted.status_code == 200, accepted.get_json()
     assert accepted.get_json()["status"] == "accepted" and accepted.get_json()["series_id"]
+    assert accepted.get_json()["confirm_by"].endswith("+02:00")
     assert accepted.get_json()["bookings"] == 6
     assert [s["start"][:10] for s in accepted.get_json()["skipped"]] == ["2027-01-18"]
     replay = api.post(f"/api/v1/allocations/{offer_id}/accept", role="booker", headers=key)
@@ -381,3 +390,37 @@ def test_the_proposal_and_staff_adjustments_keep_the_buffers_the_booking_rules_k
     assert theirs.status_code == 200, theirs.get_json()
     for accepted in (mine, theirs):
         assert (accepted.get_json()["bookings"], accepted.get_json()["skipped"]) == (7, [])
+
+
+def test_rounds_and_applications_come_in_pages(api: Api, rounds: dict[str, Any]) -> None:
+    """API.md: a list that can grow without bound is paged (`limit`, `after`, `next`, `Link`)
+    and never cut silently: the rounds (newest season first) and a round's applications."""
+    for start in ("2027-08-09", "2028-01-10"):
+        made = api.post(
+            "/api/v1/allocation-rounds",
+            round_body(season_start=start, season_end=start[:5] + "12-31"),
+            role="staff",
+        )
+        assert made.status_code == 201, made.get_json()
+    pages = follow(api, "/api/v1/allocation-rounds?limit=2", "allocation_rounds", "staff")
+    assert [len(p) for p in pages] == [2, 1]
+    whole = api.get("/api/v1/allocation-rounds").get_json()
+    assert whole["next"] is None
+    assert [i for page in pages for i in page] == [r["id"] for r in whole["allocation_rounds"]]
+    starts = [r["season_start"] for r in whole["allocation_rounds"]]
+    assert starts == ["2028-01-10", "2027-08-09", "2027-01-11"]
+
+    rid = rounds["round"]["id"]
+    path = f"/api/v1/allocation-rounds/{rid}/applications"
+    ids: list[str] = []
+    for name in ("P10", "P12", "P14"):
+        body = application()
+        body["sections"][0]["name"] = name
+        made = api.post(path, body, role="booker")
+        assert made.status_code == 201, made.get_json()
+        ids.append(made.get_json()["id"])
+    pages = follow(api, f"{path}?limit=2", "applications", "staff")
+    assert [i for page in pages for i in page] == ids and [len(p) for p in pages] == [2, 1]
+    assert follow(api, f"{path}?limit=1", "applications", "booker") == [[i] for i in ids]
+    bad = api.get(f"{path}?after=nonsense", role="staff")
+    assert bad.status_code == 422 and "after" in bad.get_json()["errors"]

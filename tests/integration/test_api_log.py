@@ -85,6 +85,31 @@ def test_events_page_by_page_in_position_order(api: Api) -> None:
     assert end == {"events": [], "next": all_positions[-1]}
 
 
+def test_events_pages_carry_a_link_and_utc_instants(api: Api) -> None:
+    """API.md: a list that grows without bound is paged with `next` in the body and a
+    `Link: <…>; rel="next"` header; instants that belong to no premises are UTC with `Z`."""
+    api.premises("room")
+    day = future_weekday(1)
+    assert api.book("room", local(day, 9), local(day, 10)).status_code == 201
+    positions = [e["position"] for e in all_events(api)]
+
+    first = api.get("/api/v1/events?after=0&limit=2", role="admin")
+    link = first.headers.get("Link")
+    assert link is not None and link.endswith('>; rel="next"'), link
+    target = re.fullmatch(r"<([^>]+)>; rel=\"next\"", link)
+    assert target is not None
+    second = api.get(target.group(1), role="admin").get_json()
+    assert second["events"][0]["position"] == positions[2]
+    for event in first.get_json()["events"]:
+        assert event["recorded_at"].endswith("Z"), event["recorded_at"]
+
+    # The last page names where to go on from, and no Link leads past the head.
+    last = api.get(f"/api/v1/events?after={positions[-2]}&limit=5", role="admin")
+    assert [e["position"] for e in last.get_json()["events"]] == [positions[-1]]
+    assert last.get_json()["next"] == positions[-1]
+    assert "Link" not in last.headers
+
+
 @pytest.mark.parametrize("role", ["resident", "booker", "staff", "analyst"])
 def test_events_are_for_admins_only(api: Api, role: str) -> None:
     response = api.get("/api/v1/events", role=role)

@@ -316,6 +316,23 @@ def test_closure_on_a_free_period(api: Api) -> None:
     assert "start" in errors_of(refused)
 
 
+def test_a_closure_with_a_stale_if_match_is_412_and_closes_nothing(api: Api) -> None:
+    """API.md: a write may send `If-Match: "<version>"` and gets 412 if it is stale; a
+    closure names the premises' version (it does not change it)."""
+    api.premises("room")
+    day = future_weekday(3)
+    closure = {"start": local(day, 8).isoformat(), "end": local(day, 9).isoformat(), "reason": "x"}
+    path = "/api/v1/premises/room/closures"
+    stale = api.post(path, closure, role="staff", headers={"If-Match": '"2"'})
+    assert stale.status_code == 412 and stale.mimetype == "application/problem+json"
+    assert stale.headers["ETag"] == '"1"'
+    seen = api.get(f"/api/v1/premises/room/availability?from={day}&to={day}").get_json()
+    assert seen["days"][0]["busy"] == []
+    current = api.post(path, closure, role="staff", headers={"If-Match": '"1"'})
+    assert current.status_code == 201, current.get_json()
+    assert api.get("/api/v1/premises/room").get_json()["version"] == 1
+
+
 def test_a_closure_that_began_long_before_still_shows_and_blocks_the_search(api: Api) -> None:
     """Busy rows are found by start within the longest booking's reach; a closure may be
     far longer, and must still be found weeks after it began."""
@@ -404,6 +421,10 @@ def test_retire_takes_premises_out_of_use(api: Api) -> None:
     # A booking still to come stands in the way (issue 14.9) …
     refused_first = api.post("/api/v1/premises/room/retire", {"reason": "Myyty"}, role="staff")
     assert refused_first.status_code == 409
+    # API.md: conflicts are written in the premises' local offset, everywhere.
+    assert refused_first.get_json()["conflicts"] == [
+        {"start": local(day, 10).isoformat(), "end": local(day, 11).isoformat(), "kind": "booking"}
+    ]
     assert api.get("/api/v1/premises/room").get_json()["retired"] is False
     # … until it is cancelled with the retirement.
     body = {"reason": "Myyty", "cancel_conflicting": True}

@@ -140,6 +140,7 @@ def test_only_a_hash_of_the_secret_is_stored_and_lists_show_no_secret(api: Api) 
     created = staff_token(api, ["room"])
     secret = path_of(created).removeprefix("/feeds/private/").removesuffix(".ics")
     assert len(secret) >= 43  # 256 random bits
+    assert created.get_json()["created_at"].endswith("Z")  # API.md: other instants in UTC
 
     with read_transaction(api.engine) as conn:
         (row,) = conn.execute(select(feed_tokens)).mappings().all()

@@ -96,6 +96,27 @@ def test_staff_never_decide_their_own_request_and_rejection_keeps_the_role(api: 
     assert me(api, resident)["role"] == "resident"
 
 
+def test_a_request_carries_its_version_and_a_stale_if_match_is_412(api: Api) -> None:
+    """API.md: every resource that changes carries `version`; a write may send
+    `If-Match: "<version>"` and gets 412 if it is stale."""
+    resident = api.user("resident")
+    request = ask(api, resident, api.organisation_id).get_json()
+    assert request["version"] == 1
+    path = f"/api/v1/membership-requests/{request['id']}"
+    before = rows(api)
+    stale = api.post(f"{path}/approve", role="staff", headers={"If-Match": '"2"'})
+    assert stale.status_code == 412 and stale.mimetype == "application/problem+json"
+    assert stale.headers["ETag"] == '"1"'
+    assert rows(api) == before and me(api, resident)["role"] == "resident"
+    approved = api.post(f"{path}/approve", role="staff", headers={"If-Match": '"1"'})
+    assert approved.status_code == 200, approved.get_json()
+    assert approved.get_json()["version"] == 2 and approved.headers["ETag"] == '"2"'
+    late = api.post(f"{path}/reject", {"reason": "x"}, role="staff", headers={"If-Match": '"1"'})
+    assert late.status_code == 412
+    listed = api.get("/api/v1/membership-requests", role="staff").get_json()
+    assert [r["version"] for r in listed["membership_requests"]] == [2]
+
+
 def test_an_unknown_organisation_or_request_is_a_clear_404_and_writes_nothing(api: Api) -> None:
     resident = api.user("resident")
     before = rows(api)
@@ -136,10 +157,12 @@ def test_leaving_an_organisation_joined_by_request(api: Api) -> None:
     resident = api.user("resident")
     asked = ask(api, resident, api.organisation_id).get_json()
     api.post(f"/api/v1/membership-requests/{asked['id']}/approve", role="staff")
-    left = api.client.delete(
-        f"/api/v1/users/me/organisations/{api.organisation_id}", headers=headers(resident)
-    )
+    keyed = {**headers(resident), "Idempotency-Key": "leave-once"}
+    path = f"/api/v1/users/me/organisations/{api.organisation_id}"
+    left = api.client.delete(path, headers=keyed)
     assert left.status_code == 204
+    # API.md: the same Idempotency-Key returns the first response again.
+    assert api.client.delete(path, headers=keyed).status_code == 204
     after = me(api, resident)
     assert after["organisations"] == [] and after["role"] == "resident"
     again = api.client.delete(

@@ -231,7 +231,7 @@ def test_after_erasure_everything_of_theirs_reads_as_nothing(api: Api, tmp_path:
         assert conn.execute(pending).all() == []
     data = api.get(f"/api/v1/users/{user_id}/data", role="admin").get_json()
     assert data["account"]["email"] is None and data["account"]["name"] is None
-    assert data["account"]["erased_at"] is not None
+    assert data["account"]["erased_at"].endswith("Z")
     assert [b["notes"] for b in data["bookings"]] == [None]
     assert _found_in(json.dumps(data).encode()) == []
     # The booking still counts: statistics carry no personal data and lose nothing.
@@ -283,6 +283,19 @@ def test_data_export_holds_everything_for_the_person_or_an_admin(api: Api) -> No
         }
     ]
     assert feed["url"].split("/")[-1].removesuffix(".ics") not in json.dumps(tokens)
+    # API.md: instants that belong to no premises are in UTC, written with `Z` (a booking's
+    # and a pop-up request's are in their premises' offset).
+    data = api.get(f"/api/v1/users/{user_id}/data", role="admin").get_json()
+    utc = [
+        (part, key, value)
+        for part, found in data.items()
+        if part not in ("bookings", "popup_requests")
+        for item in (found if isinstance(found, list) else [found])
+        for key, value in item.items()
+        if key.endswith("_at") and value is not None
+    ]
+    assert {part for part, _, _ in utc} >= {"account", "messages", "feed_tokens", "api_tokens"}
+    assert [found for found in utc if not found[2].endswith("Z")] == []
 
     # Someone else's data: only an admin; an unknown person: 404 for an admin.
     assert api.get(f"/api/v1/users/{user_id}/data", role="booker").status_code == 403

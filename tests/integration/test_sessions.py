@@ -132,7 +132,8 @@ def test_people_list_and_end_their_sessions_with_the_api(site: Site) -> None:
     assert [s["current"] for s in found].count(True) == 1
     assert all(s["strong"] is False for s in found)
     assert set(found[0]) == {"id", "created_at", "last_seen_at", "current", "strong"}
-    assert found[0]["created_at"].endswith("Z") or found[0]["created_at"].endswith("+00:00")
+    # API.md: instants that belong to no premises are in UTC, written with `Z`.
+    assert found[0]["created_at"].endswith("Z") and found[0]["last_seen_at"].endswith("Z")
     phone_id = phone.get("/api/v1/users/me/sessions").get_json()["sessions"]
     phone_id = next(s["id"] for s in phone_id if s["current"])
     token = meta_token(laptop)
@@ -140,9 +141,13 @@ def test_people_list_and_end_their_sessions_with_the_api(site: Site) -> None:
     refused = laptop.delete(f"/api/v1/users/me/sessions/{phone_id}")
     assert refused.status_code == 400 and refused.mimetype == "application/problem+json"
     assert signed_in_page(phone)
-    ended = laptop.delete(f"/api/v1/users/me/sessions/{phone_id}", headers={"X-CSRF-Token": token})
+    keyed = {"X-CSRF-Token": token, "Idempotency-Key": "end-phone"}
+    ended = laptop.delete(f"/api/v1/users/me/sessions/{phone_id}", headers=keyed)
     assert ended.status_code == 204
     assert not signed_in_page(phone) and signed_in_page(laptop) and signed_in_page(tablet)
+    # API.md: the same Idempotency-Key returns the first response again (not a 404).
+    replay = laptop.delete(f"/api/v1/users/me/sessions/{phone_id}", headers=keyed)
+    assert replay.status_code == 204
     again = laptop.delete(f"/api/v1/users/me/sessions/{phone_id}", headers={"X-CSRF-Token": token})
     assert again.status_code == 404
     rest = laptop.delete("/api/v1/users/me/sessions", headers={"X-CSRF-Token": token})
