@@ -204,7 +204,11 @@ class Availability(Projection):
         buffer grew) may sit closer, and the exclusion constraint would refuse it. A true
         overlap still reaches the constraint: the span never ends before `end`."""
         end = row["end"]
-        found = conn.execute(_SPACES_BUFFER_NEXT, {"p": row["premises_id"], "end": end}).all()
+        # On the driver, compiled once: SQLAlchemy's work per statement weighs as much as
+        # SQLite's own here (what is held is sent first, as before any read).
+        (found,) = pipeline.read_together(
+            conn, [(_SPACES_BUFFER_NEXT, {"p": row["premises_id"], "end": end})]
+        )
         rows = []
         for space_id, minutes, next_start in found:
             blocked = end + timedelta(minutes=minutes or 0)
