@@ -274,7 +274,8 @@ def read_together(
     begun in SQLAlchemy's eyes (`write_transaction`; SQLite's BEGIN is SQLAlchemy's)."""
     send_held(conn)
     driver: Any = conn.connection.driver_connection
-    bound = [(_bound(conn, s, p or {}), _result_processors(conn, s, p or {})) for s, p in reads]
+    plans = [(_plan(conn, s, frozenset(p or ())), p or {}) for s, p in reads]
+    bound = [(_bind(plan, p), plan.results) for plan, p in plans]
     if conn.dialect.name != "postgresql":
         cursor = driver.cursor()
         try:
@@ -349,10 +350,10 @@ def read_ahead(conn: Connection, reads: Sequence[Ahead]) -> None:
         then(remembered(conn, read.key))
 
 
-def _processed(row: tuple[Any, ...], processors: list[Any] | None) -> tuple[Any, ...]:
-    if not processors:
+def _processed(row: tuple[Any, ...], processors: Sequence[Any] | None) -> tuple[Any, ...]:
+    if processors is None:
         return tuple(row)
-    return tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))
+    return tuple([p(v) if p is not None else v for p, v in zip(processors, row, strict=True)])
 
 
 # --- statements compiled once --------------------------------------------------------------
@@ -370,6 +371,9 @@ class _Plan:
     string: str
     positional: bool
     slots: tuple[tuple[str, str, str, Callable[[Any], Any] | None, Any], ...]
+    # The result columns' processors (None for a column that needs none); None when no
+    # column needs one.
+    results: tuple[Callable[[Any], Any] | None, ...] | None
 
 
 # (statement's id, dialect, parameter names) → (statement, plan): the statement is kept so
@@ -403,7 +407,10 @@ def _plan(conn: Connection, statement: Executable, names: frozenset[str]) -> _Pl
             by_name[name] = (escaped.get(name, name), bind.key, name, processor, value)
         order = compiled.positiontup if compiled.positional else list(by_name)
         slots = tuple(by_name[n] for n in order)
-        plan = _Plan(compiled, compiled.string, compiled.positional, slots)
+        columns = getattr(compiled, "_result_columns", None) or []
+        results = tuple(c[3]._cached_result_processor(conn.dialect, None) for c in columns)
+        needed = results if any(p is not None for p in results) else None
+        plan = _Plan(compiled, compiled.string, compiled.positional, slots, needed)
         found = _COMPILED[key] = (statement, plan)
     return found[1]
 
@@ -411,14 +418,13 @@ def _plan(conn: Connection, statement: Executable, names: frozenset[str]) -> _Pl
 _REQUIRED = object()
 
 
-def _compiled(conn: Connection, statement: Executable, names: frozenset[str]) -> Compiled:
-    return _plan(conn, statement, names).compiled
-
-
 def _bound(conn: Connection, statement: Executable, params: Params) -> tuple[str, Any]:
     """The driver's SQL and parameters for `statement` with `params`, as SQLAlchemy's
     execution would send them (`Compiled.construct_params`, bind processors applied)."""
-    plan = _plan(conn, statement, frozenset(params))
+    return _bind(_plan(conn, statement, frozenset(params)), params)
+
+
+def _bind(plan: _Plan, params: Params) -> tuple[str, Any]:
     values = []
     for _, key, name, processor, default in plan.slots:
         if key in params:
@@ -434,9 +440,3 @@ def _bound(conn: Connection, statement: Executable, params: Params) -> tuple[str
     if plan.positional:
         return plan.string, tuple(values)
     return plan.string, {slot[0]: value for slot, value in zip(plan.slots, values, strict=True)}
-
-
-def _result_processors(conn: Connection, statement: Executable, params: Params) -> list[Any]:
-    compiled: Any = _compiled(conn, statement, frozenset(params))
-    columns = getattr(compiled, "_result_columns", None) or []
-    return [c[3]._cached_result_processor(conn.dialect, None) for c in columns]

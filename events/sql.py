@@ -127,9 +127,11 @@ def _sqlite_text(value: datetime | None) -> str | None:
     storage format, microseconds always written), in UTC."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given where an instant is required")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an instant is required")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
