@@ -371,6 +371,9 @@ class _Plan:
     string: str
     positional: bool
     slots: tuple[tuple[str, str, str, Callable[[Any], Any] | None, Any], ...]
+    # Positional SQL that names a parameter more than once (a UNION's two halves): which
+    # slot's value goes at each place, so that each value is processed once.
+    places: tuple[int, ...] | None
     # The result columns' processors (None for a column that needs none); None when no
     # column needs one.
     results: tuple[Callable[[Any], Any] | None, ...] | None
@@ -405,12 +408,15 @@ def _plan(conn: Connection, statement: Executable, names: frozenset[str]) -> _Pl
             else:
                 value = processor(bind.value) if processor is not None else bind.value
             by_name[name] = (escaped.get(name, name), bind.key, name, processor, value)
-        order = compiled.positiontup if compiled.positional else list(by_name)
-        slots = tuple(by_name[n] for n in order)
+        names_once = list(by_name)
+        slots = tuple(by_name[n] for n in names_once)
+        places = None
+        if compiled.positional and list(compiled.positiontup) != names_once:
+            places = tuple(names_once.index(n) for n in compiled.positiontup)
         columns = getattr(compiled, "_result_columns", None) or []
         results = tuple(c[3]._cached_result_processor(conn.dialect, None) for c in columns)
         needed = results if any(p is not None for p in results) else None
-        plan = _Plan(compiled, compiled.string, compiled.positional, slots, needed)
+        plan = _Plan(compiled, compiled.string, compiled.positional, slots, places, needed)
         found = _COMPILED[key] = (statement, plan)
     return found[1]
 
@@ -438,5 +444,7 @@ def _bind(plan: _Plan, params: Params) -> tuple[str, Any]:
             continue
         values.append(processor(value) if processor is not None else value)
     if plan.positional:
+        if plan.places is not None:
+            return plan.string, tuple([values[i] for i in plan.places])
         return plan.string, tuple(values)
     return plan.string, {slot[0]: value for slot, value in zip(plan.slots, values, strict=True)}

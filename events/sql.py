@@ -127,11 +127,24 @@ def _sqlite_text(value: datetime | None) -> str | None:
     storage format, microseconds always written), in UTC."""
     if value is None:
         return None
-    if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given where an instant is required")
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+    found = _SQLITE_TEXTS.get(value)
+    if found is not None:
+        return found
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given where an instant is required")
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    found = utc.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+    if len(_SQLITE_TEXTS) >= 1024:
+        _SQLITE_TEXTS.clear()
+    _SQLITE_TEXTS[value] = found
+    return found
+
+
+# Instants' texts lately made: a booking binds its start, end and time of recording in
+# several tables (some twenty instants, a handful of them distinct). Equal instants are
+# equal keys whatever their zone, and have one text. (Naive ones never get in: an aware
+# datetime never equals a naive one.)
+_SQLITE_TEXTS: dict[datetime, str] = {}
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
