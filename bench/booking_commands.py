@@ -275,7 +275,10 @@ class Replay:
                     if self.pipelined:
                         pipeline.enter_context(driver.pipeline())
                 if kind == "one":
-                    cursor.execute(statement, params)
+                    if params is None:  # (SQLite's driver takes no None)
+                        cursor.execute(statement)
+                    else:
+                        cursor.execute(statement, params)
                     if cursor.description is not None and not (self.pipelined and began):
                         cursor.fetchall()
                 elif kind == "many":

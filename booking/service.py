@@ -207,7 +207,7 @@ class PremisesRepository:
         if window is None or isinstance(command, RegisterPremises | UpdatePremises):
             return []
         spaces = sorted(set(spaces_touched(command, state)))
-        postgres = conn.dialect.name == "postgresql"  # SQLite: no locks, no array parameter
+        postgres = conn.dialect.name == "postgresql"  # SQLite: no locks (BEGIN IMMEDIATE)
         reads = [
             pipeline.Ahead(_LOCK, {"key": space_lock_key(s)}, ("locked", s))
             for s in (spaces if postgres else [])
@@ -221,8 +221,6 @@ class PremisesRepository:
                 lambda rows: [RecordedEvent(*row) for row in rows],
             )
         )
-        if not postgres:
-            return reads
         others = sorted(set(spaces_after(command, state)))
         reads.append(
             pipeline.Ahead(
@@ -232,6 +230,8 @@ class PremisesRepository:
                 shared_rows,
             )
         )
+        if not postgres:
+            return reads
         return [*reads, pipeline.Ahead(None, {}, ("locked-ahead",), lambda _: spaces)]
 
     def zone(self, premises_id: str) -> ZoneInfo | None:

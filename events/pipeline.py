@@ -243,6 +243,17 @@ def _execute(cursor: Any, s: _Statement) -> None:
         s.rows.extend(tuple(r) for r in cursor.fetchall())
 
 
+def run_driver_sql(conn: Connection, sql: str) -> None:
+    """Run `sql`, which answers nothing, on `conn`'s driver now (SQLite's BEGIN)."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        _execute(cursor, _Statement(sql, None, None))
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _wrapped(error, _Statement(sql, None, None)) from error
+    finally:
+        cursor.close()
+
+
 def _wrapped(error: Exception, s: _Statement | None) -> exc.StatementError:
     """The driver's error as SQLAlchemy raises it (an IntegrityError stays one: the service
     retries on it as on a statement SQLAlchemy ran)."""
@@ -263,7 +274,8 @@ def read_together(
     begun in SQLAlchemy's eyes (`write_transaction`; SQLite's BEGIN is SQLAlchemy's)."""
     send_held(conn)
     driver: Any = conn.connection.driver_connection
-    bound = [(_bound(conn, s, p or {}), _result_processors(conn, s, p or {})) for s, p in reads]
+    plans = [(_plan(conn, s, frozenset(p or ())), p or {}) for s, p in reads]
+    bound = [(_bind(plan, p), plan.results) for plan, p in plans]
     if conn.dialect.name != "postgresql":
         cursor = driver.cursor()
         try:
@@ -338,52 +350,101 @@ def read_ahead(conn: Connection, reads: Sequence[Ahead]) -> None:
         then(remembered(conn, read.key))
 
 
-def _processed(row: tuple[Any, ...], processors: list[Any] | None) -> tuple[Any, ...]:
-    if not processors:
+def _processed(row: tuple[Any, ...], processors: Sequence[Any] | None) -> tuple[Any, ...]:
+    if processors is None:
         return tuple(row)
-    return tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))
+    return tuple([p(v) if p is not None else v for p, v in zip(processors, row, strict=True)])
 
 
 # --- statements compiled once --------------------------------------------------------------
 
-# (statement's id, dialect, parameter names) → (statement, compiled): the statement is kept
-# so that its id is never reused. Only statements built once (module constants) come here.
-_COMPILED: dict[tuple[int, str, frozenset[str]], tuple[Executable, Compiled]] = {}
+
+@dataclass(frozen=True)
+class _Plan:
+    """A statement compiled once, and how a call's parameters become the driver's: per
+    parameter the driver's name, where in the call's mapping its value is (its key, else its
+    name), its bind processor, and its processed value when the call gives none (a literal
+    of the statement's own, say). What `Compiled.construct_params` and the bind processors
+    work out for every execution, worked out once."""
+
+    compiled: Compiled
+    string: str
+    positional: bool
+    slots: tuple[tuple[str, str, str, Callable[[Any], Any] | None, Any], ...]
+    # Positional SQL that names a parameter more than once (a UNION's two halves): which
+    # slot's value goes at each place, so that each value is processed once.
+    places: tuple[int, ...] | None
+    # The result columns' processors (None for a column that needs none); None when no
+    # column needs one.
+    results: tuple[Callable[[Any], Any] | None, ...] | None
 
 
-def _compiled(conn: Connection, statement: Executable, names: frozenset[str]) -> Compiled:
+# (statement's id, dialect, parameter names) → (statement, plan): the statement is kept so
+# that its id is never reused. Only statements built once (module constants) come here.
+_COMPILED: dict[tuple[int, str, frozenset[str]], tuple[Executable, _Plan]] = {}
+
+
+def _plan(conn: Connection, statement: Executable, names: frozenset[str]) -> _Plan:
     key = (id(statement), conn.dialect.name, names)
     found = _COMPILED.get(key)
     if found is None:
         # An INSERT's VALUES are the parameters given; other statements name theirs.
         plain = isinstance(statement, Insert) and statement.select is None
         keys = sorted(names) if plain else None
-        compiled = statement.compile(dialect=conn.dialect, column_keys=keys)  # type: ignore[attr-defined]
+        compiled: Any = statement.compile(dialect=conn.dialect, column_keys=keys)  # type: ignore[attr-defined]
         if compiled.post_compile_params or compiled.literal_execute_params:
             raise ValueError("expanding parameters are not supported here")
         if compiled.insert_prefetch or compiled.update_prefetch:
             raise ValueError("Python-side column defaults are not supported here")
-        found = _COMPILED[key] = (statement, compiled)
+        processors = compiled._bind_processors
+        escaped = compiled.escaped_bind_names or {}
+        by_name = {}
+        for bind, name in compiled.bind_names.items():
+            if bind.callable:
+                raise ValueError("parameters with a callable value are not supported here")
+            processor = processors.get(name)
+            if bind.required:  # a value the call must give
+                value = _REQUIRED
+            else:
+                value = processor(bind.value) if processor is not None else bind.value
+            by_name[name] = (escaped.get(name, name), bind.key, name, processor, value)
+        names_once = list(by_name)
+        slots = tuple(by_name[n] for n in names_once)
+        places = None
+        if compiled.positional and list(compiled.positiontup) != names_once:
+            places = tuple(names_once.index(n) for n in compiled.positiontup)
+        columns = getattr(compiled, "_result_columns", None) or []
+        results = tuple(c[3]._cached_result_processor(conn.dialect, None) for c in columns)
+        needed = results if any(p is not None for p in results) else None
+        plan = _Plan(compiled, compiled.string, compiled.positional, slots, places, needed)
+        found = _COMPILED[key] = (statement, plan)
     return found[1]
+
+
+_REQUIRED = object()
 
 
 def _bound(conn: Connection, statement: Executable, params: Params) -> tuple[str, Any]:
     """The driver's SQL and parameters for `statement` with `params`, as SQLAlchemy's
-    execution would send them (bind processors applied)."""
-    compiled: Any = _compiled(conn, statement, frozenset(params))
-    values = compiled.construct_params(dict(params), escape_names=False, _check=False)
-    processors = compiled._bind_processors
-    if compiled.positional:
-        return compiled.string, tuple(
-            processors[k](values[k]) if k in processors else values[k] for k in compiled.positiontup
-        )
-    escaped = compiled.escaped_bind_names or {}
-    return compiled.string, {
-        escaped.get(k, k): processors[k](v) if k in processors else v for k, v in values.items()
-    }
+    execution would send them (`Compiled.construct_params`, bind processors applied)."""
+    return _bind(_plan(conn, statement, frozenset(params)), params)
 
 
-def _result_processors(conn: Connection, statement: Executable, params: Params) -> list[Any]:
-    compiled: Any = _compiled(conn, statement, frozenset(params))
-    columns = getattr(compiled, "_result_columns", None) or []
-    return [c[3]._cached_result_processor(conn.dialect, None) for c in columns]
+def _bind(plan: _Plan, params: Params) -> tuple[str, Any]:
+    values = []
+    for _, key, name, processor, default in plan.slots:
+        if key in params:
+            value = params[key]
+        elif name in params:
+            value = params[name]
+        elif default is _REQUIRED:
+            raise exc.ArgumentError(f"a value is required for the parameter {name!r}")
+        else:
+            values.append(default)
+            continue
+        values.append(processor(value) if processor is not None else value)
+    if plan.positional:
+        if plan.places is not None:
+            return plan.string, tuple([values[i] for i in plan.places])
+        return plan.string, tuple(values)
+    return plan.string, {slot[0]: value for slot, value in zip(plan.slots, values, strict=True)}

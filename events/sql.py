@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    func,
     text,
 )
 from sqlalchemy.dialects import postgresql
@@ -51,6 +52,17 @@ def one_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement
     if dialect == "postgresql":
         return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
     return column.in_(bindparam(name, expanding=True))
+
+
+def one_of_few(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
+    """`one_of` for a short list bound as `name`, with one parameter on every database, so
+    that the statement compiles once and can run on the driver (`events.pipeline`, which
+    takes no expanding IN): on SQLite `IN (SELECT value FROM json_each(:name))`, the list
+    bound as a JSON array (SQLite still looks each value up in `column`'s index)."""
+    if dialect == "postgresql":
+        return one_of(column, name, dialect)
+    values = func.json_each(bindparam(name, type_=JSON())).table_valued("value")
+    return column.in_(values.select())
 
 
 # Values per `one_of` list: one array is one parameter on PostgreSQL, so a list there is only
@@ -95,12 +107,44 @@ class UTCDateTime(TypeDecorator[datetime]):
         # of the stored strings order the same way as the instants.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        # `process_bind_param` and SQLite's DATETIME text in one step: a booking binds some
+        # twenty instants, and the two layers cost more than SQLite's own work on them.
+        return _sqlite_text
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is UTC:
             return value  # PostgreSQL's, with the session in UTC (make_engine)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """An instant as SQLite's DATETIME stores it (`sqlalchemy.dialects.sqlite.DATETIME`'s
+    storage format, microseconds always written), in UTC."""
+    if value is None:
+        return None
+    found = _SQLITE_TEXTS.get(value)
+    if found is not None:
+        return found
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given where an instant is required")
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    found = utc.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+    if len(_SQLITE_TEXTS) >= 1024:
+        _SQLITE_TEXTS.clear()
+    _SQLITE_TEXTS[value] = found
+    return found
+
+
+# Instants' texts lately made: a booking binds its start, end and time of recording in
+# several tables (some twenty instants, a handful of them distinct). Equal instants are
+# equal keys whatever their zone, and have one text. (Naive ones never get in: an aware
+# datetime never equals a naive one.)
+_SQLITE_TEXTS: dict[datetime, str] = {}
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -139,7 +183,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
             immediate = conn.get_execution_options().get("write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            # On the driver: SQLAlchemy's work for a statement weighs as much as SQLite's
+            # BEGIN itself (`events.pipeline`).
+            pipeline.run_driver_sql(conn, "BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     kwargs.setdefault("pool_size", 10)

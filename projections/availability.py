@@ -33,6 +33,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     select,
     type_coerce,
     update,
@@ -98,24 +99,6 @@ __all__ = [
 
 PopupDecision = PopupApproved | PopupRejected | PopupWithdrawn | PopupExpired
 
-# One round trip for all a new booking's rows depend on: a row per space of its premises,
-# with the premises' buffer and the next start on that space (whoever holds it).
-_SPACES_BUFFER_NEXT = (
-    select(
-        spaces_table.c.space_id,
-        buffers_table.c.buffer_minutes,
-        select(func.min(busy_table.c.start))
-        .where(
-            busy_table.c.space_id == spaces_table.c.space_id,
-            busy_table.c.kind != "closure",
-            busy_table.c.start >= bindparam("end", type_=UTCDateTime()),
-        )
-        .scalar_subquery(),
-    )
-    .join(buffers_table, buffers_table.c.premises_id == spaces_table.c.premises_id)
-    .where(spaces_table.c.premises_id == bindparam("p"))
-    .order_by(spaces_table.c.space_id)
-)
 _SPACES_OF = (
     select(spaces_table.c.space_id)
     .where(spaces_table.c.premises_id == bindparam("p"))
@@ -124,23 +107,41 @@ _SPACES_OF = (
 _INSERT_BUSY = insert(busy_table)
 
 
-def _insert_on_spaces() -> Insert:
-    """`Availability._rows_on_spaces` and their INSERT as one PostgreSQL statement: a row
-    per space of the premises, blocked until the end plus the premises' buffer, stopped at
-    the next start (not a closure's) on that space, never before the end."""
+def _insert_on_spaces(dialect: str) -> Insert:
+    """A new booking's or hold's rows in one statement, no read first: a row per space of
+    the premises, blocked until the end plus the premises' buffer, stopped at the next start
+    (not a closure's) on that space, never before the end. The decider keeps that gap for
+    new bookings, but a slot held under a smaller buffer (a pop-up approved after the buffer
+    grew) may sit closer, and the exclusion constraint would refuse it. A true overlap still
+    reaches the constraint: the span never ends before `end`."""
     s, f, b = spaces_table, buffers_table, busy_table
     end = bindparam("end", type_=UTCDateTime())
     premises = bindparam("premises_id", type_=String())
-    buffered = end + type_coerce(func.make_interval(0, 0, 0, 0, 0, f.c.buffer_minutes), Interval())
     following = (
         select(func.min(b.c.start))
         .where(b.c.space_id == s.c.space_id, b.c.kind != "closure", b.c.start >= end)
         .scalar_subquery()
     )
+    buffered: Any
+    latest: Any
+    earliest: Any
+    if dialect == "postgresql":
+        minutes = func.make_interval(0, 0, 0, 0, 0, f.c.buffer_minutes)
+        buffered = end + type_coerce(minutes, Interval())
+        latest, earliest = func.greatest, func.least
+    else:
+        # SQLite keeps an instant as text of one fixed form (`UTCDateTime`), which orders as
+        # the instants do. Whole minutes go onto its "YYYY-MM-DD HH:MM" head; its
+        # ":SS.ffffff" tail stays as it is (SQLite's own date arithmetic would round the
+        # microseconds to milliseconds).
+        step = literal("+").op("||")(f.c.buffer_minutes).op("||")(literal(" minutes"))
+        head = func.strftime(literal("%Y-%m-%d %H:%M"), func.substr(end, 1, 16), step)
+        buffered = head.op("||")(func.substr(end, 17))
+        latest, earliest = func.max, func.min
     blocked = case(
         (
             and_(f.c.buffer_minutes != 0, following.is_not(None)),
-            func.greatest(end, func.least(buffered, following)),
+            latest(end, earliest(buffered, following)),
         ),
         else_=buffered,
     )
@@ -163,7 +164,7 @@ def _insert_on_spaces() -> Insert:
     return insert(b).from_select([*names, "title", "public"], rows)
 
 
-_INSERT_BUSY_ON_SPACES = _insert_on_spaces()
+_INSERT_BUSY_ON_SPACES = ByDialect(_insert_on_spaces)
 
 
 def _release_holds(dialect: str) -> Delete:
@@ -197,30 +198,9 @@ class Availability(Projection):
     inline = True
     needs_position = False
 
-    def _rows_on_spaces(self, conn: Connection, row: dict[str, Any]) -> list[dict[str, Any]]:
-        """`row` on each space of its premises, each blocked until the end plus the buffer,
-        stopped at the next booking or hold on that space. The decider keeps that gap for
-        new bookings, but a slot held under a smaller buffer (a pop-up approved after the
-        buffer grew) may sit closer, and the exclusion constraint would refuse it. A true
-        overlap still reaches the constraint: the span never ends before `end`."""
-        end = row["end"]
-        found = conn.execute(_SPACES_BUFFER_NEXT, {"p": row["premises_id"], "end": end}).all()
-        rows = []
-        for space_id, minutes, next_start in found:
-            blocked = end + timedelta(minutes=minutes or 0)
-            if minutes and next_start is not None:
-                blocked = max(end, min(blocked, next_start))
-            rows.append({**row, "space_id": space_id, "blocked_until": blocked})
-        return rows
-
     def _insert(self, conn: Connection, row: dict[str, Any]) -> None:
-        if conn.dialect.name == "postgresql":
-            # One statement, no read first: the rows `_rows_on_spaces` makes, made in SQL
-            # (a write the service may hold back for the commit's round trip).
-            pipeline.write(conn, _INSERT_BUSY_ON_SPACES, row)
-            return
-        for one in self._rows_on_spaces(conn, row):
-            pipeline.write(conn, _INSERT_BUSY, one)
+        # A write the service may hold back for the commit (`events.pipeline`).
+        pipeline.write(conn, _INSERT_BUSY_ON_SPACES[conn], row)
 
     @handles(PremisesRegistered)
     def registered(self, conn: Connection, e: PremisesRegistered, rec: RecordedEvent) -> None:

@@ -195,3 +195,31 @@ def test_a_booking_is_two_round_trips_on_postgresql(postgres_url: str) -> None:
         assert len(pipelines) == 4
     finally:
         engine.dispose()
+
+
+def test_a_booking_on_sqlite_runs_no_statement_through_sqlalchemy(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """On SQLite a booking's statements — BEGIN IMMEDIATE, its reads (what other premises
+    hold there among them), its writes — run on the driver, each compiled once: SQLAlchemy's
+    work per statement weighed as much as SQLite's own (issue 18)."""
+    with fresh_database("sqlite", request, tmp_path / "driver.sqlite") as url:
+        engine = make_engine(url)
+        _run_on_the_driver(engine)
+
+
+def _run_on_the_driver(engine: Engine) -> None:
+    try:
+        runner = Runner(engine, held=True)
+        runner.run(0, _register("hall", buffer_minutes=30))
+        runner.run(1, _book("hall", 0, "b-1"))  # loads the premises' state
+        sent: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+        runner.run(2, _book("hall", 3, "b-2"))
+        runner.run(3, _book("hall", 6, "b-3"), key="k-1")
+        assert sent == []
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT ref_id FROM availability_busy").all()
+        assert sorted(r[0] for r in rows) == ["b-1", "b-2", "b-3"]
+    finally:
+        engine.dispose()
