@@ -27,7 +27,7 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
     subject, body = _sentences(kind, catalogue, count)
     values = {"num": count, **fields}
     subject, body = subject % values, body % values
-    if any(fields.get(name) for name in _LISTS):
+    if fields.get("sections") or fields.get("offers") or fields.get("unallocated"):
         _ = catalogue.gettext
         for name, heading in (
             ("sections", _("Sections applied for:")),
@@ -44,9 +44,6 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
         ) % {"num": len(skipped)}
         body += "".join(f"\n– {line}" for line in skipped)
     return subject, body
-
-
-_LISTS = ("sections", "offers", "unallocated")  # the fields whose lines follow the body
 
 
 @functools.lru_cache(maxsize=1024)
