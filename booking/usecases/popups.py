@@ -175,14 +175,17 @@ def expire_popups(
         pipeline.read_ahead(conn, reads)
     else:
         lock_premises(conn, premises_ids)  # all at once, in order: no deadlock with bookings
-    appends = []
-    for premises_id in premises_ids:
-        version, events = repository.decide(conn, premises_id, ExpirePopups(premises_id, now))
-        if events:
-            appends.append(StreamAppend(premises_stream(premises_id), events, version))
-    if not appends:
-        return 0
+    # The deciding too: its 10,000 events set off the full collection that walked the whole
+    # app's objects (13 % of a run on PostgreSQL) before the bulk phase froze them.
     with _collecting_only_new_objects():
+        appends = []
+        for premises_id in premises_ids:
+            expire = ExpirePopups(premises_id, now)
+            version, events = repository.decide(conn, premises_id, expire)
+            if events:
+                appends.append(StreamAppend(premises_stream(premises_id), events, version))
+        if not appends:
+            return 0
         recorded = record_many(conn, appends, SCHEDULER, recorded_at)
         return sum(len(mine) for mine in recorded)
 
