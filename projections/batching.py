@@ -135,6 +135,26 @@ def insert_new(
     _upsert(conn, table, keys, list(rows[0]), "DO NOTHING", rows)
 
 
+def insert_new_values(
+    conn: Connection,
+    table: Table,
+    keys: Sequence[str],
+    names: list[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """`insert_new` for rows given as tuples of `names`, already in the driver's types
+    (`driver_value`)."""
+    if not rows:
+        return
+    _insert_many(conn, table, names, _on_conflict(keys, "DO NOTHING"), rows)
+
+
+def driver_value(conn: Connection, column: Column[Any], value: Any) -> Any:
+    """`value` as the driver takes it for `column` (its type's bind processing)."""
+    process = _processor(column, conn.dialect)
+    return process(value) if process is not None and value is not None else value
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """One plain INSERT of many rows, every column of the table (a value a row lacks is
     NULL: column defaults are not applied), straight to the driver like `_upsert`."""
