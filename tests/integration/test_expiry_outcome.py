@@ -1,8 +1,8 @@
 """The expiry job's outcome, row by row: with the premises state the app keeps (its stream
 tails read ahead in one round trip on PostgreSQL, its writes in bulk) it appends exactly the
 events one premises at a time would decide, changes exactly the due rows and queues exactly
-the mails one event at a time would; and racing staff decisions of the same requests, each
-request ends with one outcome."""
+the mails one event at a time would; racing staff decisions of the same requests, each
+request ends with one outcome; and a batch that fails after its append leaves nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from booking import jobs as jobs_module
+from booking import recording
 from booking.domain.popups import ExpirePopups
 from booking.jobs import SCHEDULER, Jobs
 from booking.notifications import Notifier
@@ -205,3 +206,47 @@ def test_expiry_racing_staff_decisions_leaves_one_outcome_per_request(
         assert rows[a["id"]].status == outcomes[only]
         assert (answers[a["id"]] == 200) == (only != "PopupExpired")
     assert holds.isdisjoint(a["id"] for a in asked)
+
+
+def test_a_run_that_fails_after_its_append_leaves_nothing_and_the_next_does_it_all(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One transaction per batch: a failure after the events' INSERT (the projections and
+    mails written before it) rolls the whole batch back, and the next run expires every
+    request once, with the same kept premises state."""
+    for premises_id in PREMISES:
+        api.premises(premises_id, opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
+    base = (datetime.now(UTC) + timedelta(days=4)).replace(minute=0, second=0, microsecond=0)
+    asked = [ask(api, base + timedelta(hours=n), PREMISES[n % 3]) for n in range(9)]
+    now = max(datetime.fromisoformat(a["decision_deadline"]) for a in asked)
+    kept = api.app.extensions["tilavaraus"].premises
+    job = Jobs(api.engine, kept, api.app.extensions["tilavaraus"].vault, None)
+
+    def snapshot() -> tuple[Any, ...]:
+        with read_transaction(api.engine) as conn:
+            return (
+                _rows(conn, events_table, events_table.c.position),
+                _rows(conn, popups_table, popups_table.c.id),
+                _rows(conn, busy_table, busy_table.c.ref_id, busy_table.c.space_id),
+                _rows(conn, outbox, outbox.c.id),
+            )
+
+    before = snapshot()
+    real_write_many = recording.write_many
+
+    def crash_after_append(*args: Any, **kwargs: Any) -> Any:
+        real_write_many(*args, **kwargs)
+        raise RuntimeError("the process died after the append")
+
+    monkeypatch.setattr(recording, "write_many", crash_after_append)
+    with pytest.raises(RuntimeError):
+        job.expire_popups(now)
+    assert snapshot() == before
+
+    monkeypatch.setattr(recording, "write_many", real_write_many)
+    assert job.expire_popups(now) == 9
+    events, popups, holds, mails = snapshot()
+    assert len(events) == len(before[0]) + 9
+    assert {p["status"] for p in popups} == {"expired"}
+    assert holds == []
+    assert len(mails) == len(before[3]) + 9
