@@ -50,8 +50,8 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
 def _sentences(kind: str, catalogue: NullTranslations, count: int) -> tuple[str, str]:
     """The (subject, body) sentences of one kind of mail, translated, before their fields
     are filled in: looked up once per kind, catalogue and count (an expiry run mails 10,000
-    requesters the same two sentences; looking them up each time was half of a mail's
-    cost). The catalogues live as long as the process (`booking.i18n.translations`)."""
+    requesters the same two sentences; looking them up each time was a quarter of `texts`'
+    time). The catalogues live as long as the process (`booking.i18n.translations`)."""
     _, ngettext = catalogue.gettext, catalogue.ngettext
     match kind:
         case "confirmed":

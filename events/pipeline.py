@@ -128,7 +128,7 @@ def write_sql(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]] | None
         held.statements.append(_Statement(sql, None, None))
     elif conn.dialect.name != "postgresql" and len(rows) > 1:
         # SQLite runs the rows in C with one `executemany` (the 10,000 mails of an expiry
-        # run: one statement, where one `execute` each cost ~25 µs more).
+        # run: one call, where each row was an `execute` of its own from Python).
         held.statements.append(_Statement(sql, list(rows), None, many=True))
     else:
         held.statements.extend(_Statement(sql, row, None) for row in rows)
