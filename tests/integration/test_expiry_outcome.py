@@ -7,6 +7,7 @@ request ends with one outcome; and a batch that fails after its append leaves no
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from booking.jobs import SCHEDULER, Jobs
 from booking.notifications import Notifier
 from booking.outbox import outbox
 from booking.service import PremisesRepository, premises_stream
+from booking.usecases import popups as popup_cases
 from events.catalog import PopupExpired
 from events.serialization import serializer
 from events.sql import read_transaction
@@ -137,13 +139,24 @@ def test_expiry_racing_staff_decisions_leaves_one_outcome_per_request(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Staff approve and reject requests while the job expires them, one premises per
-    transaction (so that the two interleave): each request ends approved, rejected or
-    expired — one event, its row and its hold agreeing — and a refused decision is a 409."""
+    transaction and pausing before each append (so that the two interleave): each request
+    ends approved, rejected or expired — one event, its row and its hold agreeing — and a
+    refused decision is a 409."""
     monkeypatch.setattr(jobs_module, "PREMISES_PER_TRANSACTION", 1)
-    for premises_id in PREMISES:
+    # The job pauses between deciding and appending, so that decisions commit in between
+    # and its append meets their versions (the guard; the batch then decides again).
+    real_record = popup_cases.record_many
+
+    def slow_record(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.1)
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(popup_cases, "record_many", slow_record)
+    rooms = [f"room-{n}" for n in range(8)]
+    for premises_id in rooms:
         api.premises(premises_id, opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
     base = (datetime.now(UTC) + timedelta(days=4)).replace(minute=0, second=0, microsecond=0)
-    asked = [ask(api, base + timedelta(hours=n), PREMISES[n % 3]) for n in range(24)]
+    asked = [ask(api, base + timedelta(hours=n), rooms[n % 8]) for n in range(24)]
     deadline = max(datetime.fromisoformat(a["decision_deadline"]) for a in asked)
     token = api.token("staff")
     kept = api.app.extensions["tilavaraus"].premises
