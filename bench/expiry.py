@@ -21,13 +21,26 @@ Each statement is timed (wall and this process's CPU) and checked to have writte
 per request; the run raises if one did not. On PostgreSQL the floor skips the job's locks
 (premises advisory locks, the events table's append lock): uncontended, they cost little.
 
-    python -m bench.expiry [--quick] [--profile] [--databases sqlite,postgresql]
+Rounds (`--rounds`, default 3): the pending requests are made once; each round runs the job,
+the floor and the UPDATE on a copy of that database (SQLite's backup, PostgreSQL's CREATE
+DATABASE … TEMPLATE), with the premises cache the job kept from the setup — what a running
+scheduler has. The job/floor ratio is given per round and as the median. CPU on PostgreSQL
+is this process's plus the server's: the CPU time of the bench database's backends, read
+from /proc when the server runs on this machine ("—" otherwise), so that the ratio of CPU
+says what the machine spent on each whatever else ran beside it.
+
+    python -m bench.expiry [--quick] [--profile] [--rounds N] [--databases sqlite,postgresql]
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import statistics
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,7 +63,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.sql import ColumnElement, Executable
 
 from bench import common
@@ -61,7 +74,14 @@ from booking.service import Outcome, execute, premises_stream, run_premises_comm
 from events.catalog import PopupExpired
 from events.serialization import serializer
 from events.slot import Slot
-from events.sql import UTCDateTime, one_of, one_of_chunks, read_transaction, write_transaction
+from events.sql import (
+    UTCDateTime,
+    make_engine,
+    one_of,
+    one_of_chunks,
+    read_transaction,
+    write_transaction,
+)
 from events.store import Metadata, events_table
 from projections.availability import busy_table
 from projections.popups import popups_table
@@ -410,14 +430,147 @@ def _floor(engine: Engine, snapshot: Snapshot, after: datetime) -> list[FloorSte
     return steps
 
 
+def _server_cpu(engine: Engine) -> float | None:
+    """CPU seconds the PostgreSQL server's backends of this database have used (user and
+    system, from /proc: the server must run on this machine), None where that cannot be
+    read; 0 on SQLite, which runs in this process."""
+    if engine.dialect.name != "postgresql":
+        return 0.0
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        )
+        pids: list[int] = list(found.scalars())
+    total = 0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def _copy_of(engine: Engine, server: str, round_: int) -> Iterator[Engine]:
+    """An engine on a copy of `engine`'s database (whose connections are closed first),
+    dropped afterwards."""
+    engine.dispose()
+    if engine.dialect.name == "sqlite":
+        source = engine.url.database or ""
+        target = f"{source}.round{round_}"
+        with sqlite3.connect(source) as original, sqlite3.connect(target) as copy:
+            original.backup(copy)
+        copied = make_engine(f"sqlite:///{target}")
+        try:
+            yield copied
+        finally:
+            copied.dispose()
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(target + suffix):
+                    os.remove(target + suffix)
+        return
+    name = f"{engine.url.database}_round{round_}"
+    admin = common._admin(server)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{engine.url.database}"')
+        url = make_url(engine.url.render_as_string(hide_password=False)).set(database=name)
+        copied = make_engine(url.render_as_string(hide_password=False))
+        try:
+            yield copied
+        finally:
+            copied.dispose()
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+@dataclass(frozen=True)
+class Round:
+    count: int
+    job: float  # wall seconds
+    job_cpu: float  # this process
+    job_server: float | None  # the server's backends (PostgreSQL)
+    steps: list[FloorStep]  # the floor's statements, BEGIN/COMMIT, total
+    floor_server: float | None
+    baseline: float
+    baseline_cpu: float
+    per_row: float | None
+
+    @property
+    def floor(self) -> FloorStep:
+        return self.steps[-1]
+
+    def total_cpu(self, cpu: float, server: float | None) -> float | None:
+        return None if server is None else cpu + server
+
+    @property
+    def ratio(self) -> float:
+        return self.job / self.floor.wall
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        job = self.total_cpu(self.job_cpu, self.job_server)
+        floor = self.total_cpu(self.floor.cpu, self.floor_server)
+        return None if job is None or floor is None else job / floor
+
+
+def _round(
+    engine: Engine, jobs: Jobs, count: int, now: datetime, after: datetime, first: bool
+) -> Round:
+    """The job, then the floor on the state the job started from, then the UPDATE."""
+    copy = Jobs(engine, jobs.premises, jobs.vault, None)
+    snapshot = _snapshot(engine, after)
+    with write_transaction(engine) as conn:
+        before = _count(conn, events_table)
+    server = _server_cpu(engine)
+    began, cpu = time.perf_counter(), time.process_time()
+    expired = copy.expire_popups(after)
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+    server_after = _server_cpu(engine)
+    with write_transaction(engine) as conn:
+        appended = _count(conn, events_table) - before
+    assert expired == count == appended == len(snapshot.popups), (expired, count, appended)
+    assert copy.expire_popups(after) == 0  # a second run finds nothing
+    _restore(engine, snapshot)
+    floor_server = _server_cpu(engine)
+    steps = _floor(engine, snapshot, after)
+    floor_server_after = _server_cpu(engine)
+    baseline, baseline_cpu = _baseline(engine, count, now, after)
+    per_row = _per_row_baseline(engine, after) if first else None
+    return Round(
+        count,
+        elapsed,
+        cpu,
+        None if server is None or server_after is None else server_after - server,
+        steps,
+        None
+        if floor_server is None or floor_server_after is None
+        else floor_server_after - floor_server,
+        baseline,
+        baseline_cpu,
+        per_row,
+    )
+
+
 @dataclass(frozen=True)
 class Measured:
     rows: list[list[object]]  # the job's and the floor's rows of the main table
-    steps: list[list[object]]  # the floor's statements
+    steps: list[list[object]]  # the floor's statements (first round)
+    rounds: list[list[object]]  # each round's job/floor
     above: str  # how much of the job's time is above the floor
 
 
-def measure(kind: str, engine: Engine, count: int, profile: bool = False) -> Measured:
+def _cpu(seconds: float | None) -> str:
+    return "—" if seconds is None else common.millis(seconds)
+
+
+def measure(
+    kind: str, engine: Engine, count: int, server: str, rounds: int = 3, profile: bool = False
+) -> Measured:
     now = datetime.now(UTC)
     setup = time.perf_counter()
     jobs, after = _pending_requests(engine, count, now)
@@ -426,54 +579,37 @@ def measure(kind: str, engine: Engine, count: int, profile: bool = False) -> Mea
         common.profile_calls(
             f"{kind}: expire_popups", lambda _: jobs.expire_popups(after), range(1)
         )
-        return Measured([[kind, JOB, count, "(profiled)"] + [""] * 10], [], "")
-    snapshot = _snapshot(engine, after)
-    with write_transaction(engine) as conn:
-        before = _count(conn, events_table)
-    began, cpu = time.perf_counter(), time.process_time()
-    expired = jobs.expire_popups(after)
-    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
-    with write_transaction(engine) as conn:
-        appended = _count(conn, events_table) - before
-    assert expired == count == appended == len(snapshot.popups), (expired, count, appended)
-    assert jobs.expire_popups(after) == 0  # a second run finds nothing
-    _restore(engine, snapshot)
-    steps = _floor(engine, snapshot, after)
-    floor = steps[-1]
-    baseline, baseline_cpu = _baseline(engine, count, now, after)
-    per_row = _per_row_baseline(engine, after)
-    job_row: list[object] = [
-        kind,
-        JOB,
-        count,
-        appended,
-        f"{setup:.1f}",
-        common.millis(elapsed),
-        common.millis(baseline),
-        common.ratio(elapsed / baseline),
-        f"≤ {TARGET:g}",
-        common.millis(cpu),
-        common.millis(baseline_cpu),
-        common.ratio(cpu / baseline_cpu),
-        common.millis(per_row),
-        common.ratio(elapsed / per_row),
-    ]
-    floor_row: list[object] = [
-        kind,
-        FLOOR,
-        count,
-        floor.rows,
-        "",
-        common.millis(floor.wall),
-        common.millis(baseline),
-        common.ratio(floor.wall / baseline),
-        f"≤ {TARGET:g}",
-        common.millis(floor.cpu),
-        common.millis(baseline_cpu),
-        common.ratio(floor.cpu / baseline_cpu),
-        common.millis(per_row),
-        common.ratio(floor.wall / per_row),
-    ]
+        return Measured([[kind, JOB, count, "(profiled)"] + [""] * 10], [], [], "")
+    done = []
+    for r in range(rounds):
+        with _copy_of(engine, server, r) as copy:
+            done.append(_round(copy, jobs, count, now, after, first=r == 0))
+    first = done[0]
+    median = statistics.median
+    job, floor = median(d.job for d in done), median(d.floor.wall for d in done)
+    baseline = median(d.baseline for d in done)
+    job_cpu, floor_cpu = median(d.job_cpu for d in done), median(d.floor.cpu for d in done)
+    baseline_cpu = median(d.baseline_cpu for d in done)
+    per_row = first.per_row or 0.0
+
+    def row(what: str, rows: object, setup_s: str, wall: float, cpu: float) -> list[object]:
+        return [
+            kind,
+            what,
+            count,
+            rows,
+            setup_s,
+            common.millis(wall),
+            common.millis(baseline),
+            common.ratio(wall / baseline),
+            f"≤ {TARGET:g}",
+            common.millis(cpu),
+            common.millis(baseline_cpu),
+            common.ratio(cpu / baseline_cpu),
+            common.millis(per_row),
+            common.ratio(wall / per_row),
+        ]
+
     step_rows: list[list[object]] = [
         [
             kind,
@@ -481,19 +617,49 @@ def measure(kind: str, engine: Engine, count: int, profile: bool = False) -> Mea
             s.rows or "",
             common.millis(s.wall),
             common.millis(s.cpu),
-            common.ratio(s.wall / baseline),
-            f"{100 * s.wall / floor.wall:.0f} %",
+            common.ratio(s.wall / first.baseline),
+            f"{100 * s.wall / first.floor.wall:.0f} %",
         ]
-        for s in steps
+        for s in first.steps
     ]
-    above = (
-        f"{kind}: the job is {common.ratio(elapsed / floor.wall)}× the floor; "
-        f"{common.millis(elapsed - floor.wall)} ms of its {common.millis(elapsed)} ms wall "
-        f"({100 * (elapsed - floor.wall) / elapsed:.0f} %) and "
-        f"{common.millis(cpu - floor.cpu)} ms of its {common.millis(cpu)} ms CPU "
-        f"({100 * (cpu - floor.cpu) / cpu:.0f} %) are above the floor"
+    round_rows: list[list[object]] = [
+        [
+            kind,
+            i + 1,
+            common.millis(d.job),
+            common.millis(d.floor.wall),
+            common.ratio(d.ratio),
+            common.millis(d.job_cpu),
+            _cpu(d.job_server),
+            common.millis(d.floor.cpu),
+            _cpu(d.floor_server),
+            "—" if d.cpu_ratio is None else common.ratio(d.cpu_ratio),
+        ]
+        for i, d in enumerate(done)
+    ]
+    ratios = [d.ratio for d in done]
+    cpu_ratios = [d.cpu_ratio for d in done if d.cpu_ratio is not None]
+    cpu_said = (
+        f"; CPU (with the server's) job/floor median {common.ratio(median(cpu_ratios))}"
+        if cpu_ratios
+        else ""
     )
-    return Measured([job_row, floor_row], step_rows, above)
+    above = (
+        f"{kind}: job/floor median {common.ratio(median(ratios))} over {rounds} round(s) "
+        f"(from {common.ratio(min(ratios))} to {common.ratio(max(ratios))}){cpu_said}; "
+        f"{common.millis(job - floor)} ms of the job's median {common.millis(job)} ms wall "
+        f"({100 * (job - floor) / job:.0f} %) and {common.millis(job_cpu - floor_cpu)} ms of "
+        f"its {common.millis(job_cpu)} ms CPU in this process are above the floor"
+    )
+    return Measured(
+        [
+            row(JOB, count, f"{setup:.1f}", job, job_cpu),
+            row(FLOOR, first.floor.rows, "", floor, floor_cpu),
+        ],
+        step_rows,
+        round_rows,
+        above,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -501,13 +667,18 @@ def main(argv: list[str] | None = None) -> None:
     found.add_argument(
         "--profile", action="store_true", help="print a cProfile of the job instead of timing it"
     )
+    found.add_argument(
+        "--rounds", type=int, default=3, help="job, floor and UPDATE on this many copies"
+    )
     args = found.parse_args(argv)
     count = 500 if args.quick else 10_000
+    if args.rounds < 1:
+        raise SystemExit("--rounds: at least 1")
     print(f"expiring {count} pending pop-up requests — {common.machine()}\n", flush=True)
     measured = []
     for kind in common.chosen_databases(args):
         with common.migrated_engine(kind, args.postgres) as engine:
-            measured.append(measure(kind, engine, count, args.profile))
+            measured.append(measure(kind, engine, count, args.postgres, args.rounds, args.profile))
     common.print_table(
         "pop-up expiry job, and its floor, vs one plain UPDATE of the same rows",
         [
@@ -531,7 +702,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile:
         return
     common.print_table(
-        "the floor's statements (one transaction, run in this order)",
+        "each round: the job and the floor on a copy of the same requests (CPU in ms)",
+        [
+            "database",
+            "round",
+            "job ms",
+            "floor ms",
+            "job/floor",
+            "job cpu",
+            "job server cpu",
+            "floor cpu",
+            "floor server cpu",
+            "cpu job/floor",
+        ],
+        [row for m in measured for row in m.rounds],
+    )
+    common.print_table(
+        "the floor's statements, first round (one transaction, run in this order)",
         ["database", "statement", "rows", "ms", "cpu ms", "× baseline", "of floor"],
         [row for m in measured for row in m.steps],
     )

@@ -8,6 +8,7 @@ language writes a day and a time. Which events become which mails: booking/notif
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -22,8 +23,36 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
     The sentences live in the Babel catalogues (booking/translations) like every page text;
     fields: premises, when, title, reason, count, skipped; a round's mails: round,
     organisation, season, confirm_by, slot, and the lines of sections, offers, unallocated."""
-    _, ngettext = catalogue.gettext, catalogue.ngettext
     count = int(fields.get("count") or 0)
+    subject, body = _sentences(kind, catalogue, count)
+    values = {"num": count, **fields}
+    subject, body = subject % values, body % values
+    if fields.get("sections") or fields.get("offers") or fields.get("unallocated"):
+        _ = catalogue.gettext
+        for name, heading in (
+            ("sections", _("Sections applied for:")),
+            ("offers", _("Offered weekly slots:")),
+            ("unallocated", _("Not allocated, and why:")),
+        ):
+            lines: Sequence[str] = fields.get(name) or ()
+            if lines:
+                body += f"\n\n{heading}" + "".join(f"\n– {line}" for line in lines)
+    skipped: Sequence[str] = fields.get("skipped") or ()
+    if skipped:  # a series names the dates it could not book, and why
+        body += "\n\n" + catalogue.ngettext(
+            "%(num)d date could not be booked:", "%(num)d dates could not be booked:", len(skipped)
+        ) % {"num": len(skipped)}
+        body += "".join(f"\n– {line}" for line in skipped)
+    return subject, body
+
+
+@functools.lru_cache(maxsize=1024)
+def _sentences(kind: str, catalogue: NullTranslations, count: int) -> tuple[str, str]:
+    """The (subject, body) sentences of one kind of mail, translated, before their fields
+    are filled in: looked up once per kind, catalogue and count (an expiry run mails 10,000
+    requesters the same two sentences; looking them up each time was a quarter of `texts`'
+    time). The catalogues live as long as the process (`booking.i18n.translations`)."""
+    _, ngettext = catalogue.gettext, catalogue.ngettext
     match kind:
         case "confirmed":
             subject = _("Booking confirmed: %(premises)s")
@@ -134,22 +163,6 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
             )
         case _:  # pragma: no cover - a new kind must be given its texts here
             raise KeyError(kind)
-    values = {"num": count, **fields}
-    subject, body = subject % values, body % values
-    for name, heading in (
-        ("sections", _("Sections applied for:")),
-        ("offers", _("Offered weekly slots:")),
-        ("unallocated", _("Not allocated, and why:")),
-    ):
-        lines: Sequence[str] = fields.get(name) or ()
-        if lines:
-            body += f"\n\n{heading}" + "".join(f"\n– {line}" for line in lines)
-    skipped: Sequence[str] = fields.get("skipped") or ()
-    if skipped:  # a series names the dates it could not book, and why
-        body += "\n\n" + ngettext(
-            "%(num)d date could not be booked:", "%(num)d dates could not be booked:", len(skipped)
-        ) % {"num": len(skipped)}
-        body += "".join(f"\n– {line}" for line in skipped)
     return subject, body
 
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
+from babel.support import NullTranslations
 from sqlalchemy import String, bindparam, select, type_coerce
 from sqlalchemy.engine import Connection
 
@@ -99,6 +100,7 @@ class Notifier:
         self._popups: dict[str, Popup] = {}
         self._whens: dict[tuple[datetime, datetime, ZoneInfo, str], str] = {}
         self._instants: dict[Any, datetime] = {}
+        self._catalogues: dict[str, NullTranslations] = {}
         stored = _p.c.start.type.dialect_impl(conn.dialect)
         self._read_instant = stored.result_processor(conn.dialect, None)
 
@@ -160,7 +162,9 @@ class Notifier:
         if premises_id is not None:
             self._prefetch(recipient, premises_id)
         language = self.language(recipient)
-        catalogue = translations(language)
+        catalogue = self._catalogues.get(language)
+        if catalogue is None:  # once per language: an expiry run makes 10,000 mails
+            catalogue = self._catalogues[language] = translations(language)
         fields: dict[str, object] = {"title": title, "premises": "", "when": "", **extra}
         zone: ZoneInfo | None = None
         if premises_id is not None:

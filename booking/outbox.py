@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from booking.tables import metadata
 from events.sql import UTCDateTime, write_transaction
-from projections.batching import insert_new
+from projections.batching import driver_value, insert_new_values
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +72,23 @@ class Mail:
 def enqueue(conn: Connection, mails: Iterable[Mail], now: datetime) -> None:
     """Add mails in the caller's transaction; a mail whose dedupe key exists is skipped.
     One many-row INSERT (the 10,000 mails of an expiry run included)."""
-    rows = [
-        {
-            "dedupe_key": m.dedupe_key,
-            "recipient_id": m.recipient_id,
-            "language": m.language,
-            "subject": m.subject,
-            "body": m.body,
-            "created_at": now,
-            "next_attempt_at": now,
-            "attempts": 0,
-        }
-        for m in mails
-    ]
-    insert_new(conn, outbox, ["dedupe_key"], rows)
+    # Tuples in the driver's types, the instant converted once: a dict per mail and the
+    # conversion per value were 12 % of an expiry run on SQLite. The texts need none.
+    at = driver_value(conn, outbox.c.created_at, now)
+    rows = [(m.dedupe_key, m.recipient_id, m.language, m.subject, m.body, at, at, 0) for m in mails]
+    insert_new_values(conn, outbox, ["dedupe_key"], _ENQUEUED, rows)
+
+
+_ENQUEUED = [
+    "dedupe_key",
+    "recipient_id",
+    "language",
+    "subject",
+    "body",
+    "created_at",
+    "next_attempt_at",
+    "attempts",
+]
 
 
 def backoff(attempts: int) -> timedelta:

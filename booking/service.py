@@ -234,6 +234,27 @@ class PremisesRepository:
             return reads
         return [*reads, pipeline.Ahead(None, {}, ("locked-ahead",), lambda _: spaces)]
 
+    def tails_ahead(self, premises_ids: Iterable[str]) -> list[pipeline.Ahead]:
+        """The stream reads `decide` will make for these premises (each one's tail from its
+        kept state's last event), to send in one round trip (`events.pipeline.read_ahead`)
+        after their locks; none for a premises not loaded. A state that moves on meanwhile
+        only misses its read: `_caught_up` looks it up by the version it then has."""
+        reads = []
+        for premises_id in premises_ids:
+            state = self._states.get(premises_id)
+            if state is None or state.version == 0 or premises_id not in self._last:
+                continue
+            stream, after = premises_stream(premises_id), state.version - 1
+            reads.append(
+                pipeline.Ahead(
+                    READ_STREAM,
+                    {"stream": stream, "after": after},
+                    ("stream", stream, after),
+                    lambda rows: [RecordedEvent(*row) for row in rows],
+                )
+            )
+        return reads
+
     def zone(self, premises_id: str) -> ZoneInfo | None:
         """The premises' time zone as last loaded (None when not loaded)."""
         state = self._states.get(premises_id)
@@ -334,6 +355,15 @@ def lock_premises(conn: Connection, premises_ids: Iterable[str]) -> None:
             text("SELECT pg_advisory_xact_lock(hashtextextended(:stream, 0))"),
             {"stream": premises_stream(premises_id)},
         )
+
+
+def premises_locks_ahead(premises_ids: Iterable[str]) -> list[pipeline.Ahead]:
+    """`lock_premises` as reads to send in one round trip (`events.pipeline.read_ahead`):
+    the same locks in the same sorted order, each a statement the server runs in turn."""
+    return [
+        pipeline.Ahead(_LOCK, {"key": premises_stream(p)}, ("locked-premises", p))
+        for p in sorted(set(premises_ids))
+    ]
 
 
 def space_lock_key(space_id: str) -> str:

@@ -135,6 +135,26 @@ def insert_new(
     _upsert(conn, table, keys, list(rows[0]), "DO NOTHING", rows)
 
 
+def insert_new_values(
+    conn: Connection,
+    table: Table,
+    keys: Sequence[str],
+    names: list[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """`insert_new` for rows given as tuples of `names`, already in the driver's types
+    (`driver_value`)."""
+    if not rows:
+        return
+    _insert_many(conn, table, names, _on_conflict(keys, "DO NOTHING"), rows)
+
+
+def driver_value(conn: Connection, column: Column[Any], value: Any) -> Any:
+    """`value` as the driver takes it for `column` (its type's bind processing)."""
+    process = _processor(column, conn.dialect)
+    return process(value) if process is not None and value is not None else value
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """One plain INSERT of many rows, every column of the table (a value a row lacks is
     NULL: column defaults are not applied), straight to the driver like `_upsert`."""
@@ -264,10 +284,24 @@ def _insert_many(
         # A command's few rows: a write the service may hold for the commit's round trip.
         pipeline.write_sql(conn, f"{head}VALUES ({', '.join(mark for _ in names)}) {tail}", values)
         return
-    arrays = ", ".join(f"%b::{table.c[n].type.compile(dialect=conn.dialect)}[]" for n in names)
-    # WHERE true: without it, ON CONFLICT could be read as a join's ON.
-    sql = f"{head}SELECT * FROM unnest({arrays}) WHERE true {tail}"
+    types = [table.c[n].type.compile(dialect=conn.dialect) for n in names]
     # In parts: a held rebuild may write a million wide rows at once.
     for at in range(0, len(values), _UNNEST_ROWS):
         part = values[at : at + _UNNEST_ROWS]
-        conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*part, strict=True)))
+        columns_of = list(zip(*part, strict=True))
+        # A column with one value in every row goes once, not as an array of it (an expiry
+        # run's 10,000 mails share their times, attempts and mostly their language: psycopg
+        # dumps an array item by item in Python).
+        same = [column.count(column[0]) == len(column) for column in columns_of]
+        same[0] = False  # unnest needs an array, and the rows their number
+        arrays = [i for i, one in enumerate(same) if not one]
+        unnest = ", ".join(f"%b::{types[i]}[]" for i in arrays)
+        named = ", ".join(f"c{i}" for i in arrays)
+        chosen = ", ".join(f"%b::{types[i]}" if one else f"c{i}" for i, one in enumerate(same))
+        # WHERE true: without it, ON CONFLICT could be read as a join's ON.
+        sql = f"{head}SELECT {chosen} FROM unnest({unnest}) AS u({named}) WHERE true {tail}"
+        params = [c[0] if one else list(c) for c, one in zip(columns_of, same, strict=True)]
+        # The parameters in the order of their placeholders: the constants, then the arrays.
+        ordered = [p for p, one in zip(params, same, strict=True) if one]
+        ordered += [params[i] for i in arrays]
+        conn.exec_driver_sql(sql, tuple(ordered))

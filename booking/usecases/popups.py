@@ -23,9 +23,15 @@ from booking.domain.popups import DecidePopup, ExpirePopups, RequestPopup, Withd
 from booking.queries.access import may_see
 from booking.queries.popups import popup_row
 from booking.recording import record as record_many
-from booking.service import PremisesRepository, lock_premises, premises_stream
+from booking.service import (
+    PremisesRepository,
+    lock_premises,
+    premises_locks_ahead,
+    premises_stream,
+)
 from booking.usecases.times import check_stated_times
 from booking.usecases.unit import Unit, known_zone, record
+from events import pipeline
 from events.bulk import StreamAppend
 from events.slot import Slot
 from events.store import Metadata
@@ -162,15 +168,24 @@ def expire_popups(
     or booking makes the whole chunk retry; the retry decides on the events the other
     appended and finds nothing left to expire.
     """
-    lock_premises(conn, premises_ids)  # all at once, in order: no deadlock with bookings
-    appends = []
-    for premises_id in premises_ids:
-        version, events = repository.decide(conn, premises_id, ExpirePopups(premises_id, now))
-        if events:
-            appends.append(StreamAppend(premises_stream(premises_id), events, version))
-    if not appends:
-        return 0
+    if conn.dialect.name == "postgresql" and pipeline.holding(conn):
+        # The locks, then every loaded premises' stream tail, in one round trip (they were
+        # two round trips per premises: 100 of a chunk's ~110).
+        reads = premises_locks_ahead(premises_ids) + repository.tails_ahead(premises_ids)
+        pipeline.read_ahead(conn, reads)
+    else:
+        lock_premises(conn, premises_ids)  # all at once, in order: no deadlock with bookings
+    # The deciding too: its 10,000 events set off the full collection that walked the whole
+    # app's objects (13 % of a run on PostgreSQL) before the bulk phase froze them.
     with _collecting_only_new_objects():
+        appends = []
+        for premises_id in premises_ids:
+            expire = ExpirePopups(premises_id, now)
+            version, events = repository.decide(conn, premises_id, expire)
+            if events:
+                appends.append(StreamAppend(premises_stream(premises_id), events, version))
+        if not appends:
+            return 0
         recorded = record_many(conn, appends, SCHEDULER, recorded_at)
         return sum(len(mine) for mine in recorded)
 
