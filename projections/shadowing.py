@@ -78,9 +78,19 @@ def rebuild_inline(
     replay = Replay(projections, batch_size, progress)
     with engine.connect() as conn:
         try:
+            began = _now()
             shadow.create(conn, projections)
             replay.until_head(conn, shadow)
+            replayed = _now()
             shadow.finish(conn, projections)
+            finished = _now()
+            log.info(
+                "shadow tables: %s events replayed in %.1f s, deferred indexes and "
+                "constraints built in %.1f s",
+                replay.count,
+                replayed - began,
+                finished - replayed,
+            )
             replay.until_head(conn, shadow)  # what came while the last indexes were made
             for attempt in range(1, SWAP_ATTEMPTS + 1):
                 try:
