@@ -102,12 +102,17 @@ def upsert_rows(
     keys: Sequence[str],
     names: list[str],
     rows: Sequence[tuple[Any, ...]],
+    *,
+    fresh: bool = False,
 ) -> None:
     """Insert rows given as tuples of `names`, already in the driver's types, or add their
     measures to the rows already there (same primary key): the columns not in `keys` are
     summed on conflict, except those named in `table.info["keep"]`, which keep their first
-    value."""
+    value. `fresh`: the table holds none of these keys (see `upsert_replacing`)."""
     if not rows:
+        return
+    if fresh:
+        _insert_many(conn, table, names, "", rows)
         return
     keep = set(table.info.get("keep", ()))
     added = [n for n in names if n not in keys and n not in keep]
@@ -116,12 +121,23 @@ def upsert_rows(
 
 
 def upsert_replacing(
-    conn: Connection, table: Table, keys: Sequence[str], rows: Sequence[dict[str, Any]]
+    conn: Connection,
+    table: Table,
+    keys: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+    *,
+    fresh: bool = False,
 ) -> None:
-    """Insert rows, or overwrite the non-key columns of the rows already there."""
+    """Insert rows, or overwrite the non-key columns of the rows already there. `fresh`:
+    the caller knows that the table holds none of these keys (a held rebuild's first write
+    into its empty tables): a plain INSERT, by COPY on PostgreSQL, where the upsert's arrays
+    cost the client more than the server's whole insert (psycopg dumps them in Python)."""
     if not rows:
         return
     names = list(rows[0])
+    if fresh:
+        _insert_many(conn, table, names, "", _driver_values(conn, table, names, rows))
+        return
     action = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
     _upsert(conn, table, keys, names, f"DO UPDATE SET {action}", rows)
 
