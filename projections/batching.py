@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, ClassVar
 
 from sqlalchemy import Boolean, Column, MetaData, Table, select
@@ -200,6 +200,8 @@ def _driver_values(
     columns: list[Iterable[Any]] = list(zip(*values, strict=True))
     for i, process in processors:
         column = columns[i]
+        if process is postgres_instant and _in_utc(column):
+            continue  # already what the processor would make of each
         if None in column:
             columns[i] = [None if v is None else process(v) for v in column]
         else:
@@ -224,7 +226,26 @@ def _processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | 
             return sqlite_instant
         if isinstance(column.type, Boolean):
             return None  # sqlite3 stores a bool as the 0 or 1 that the processor makes
+    elif isinstance(column.type, UTCDateTime):
+        return postgres_instant
     return column.type._cached_bind_processor(dialect)
+
+
+def postgres_instant(value: datetime) -> datetime:
+    """What `UTCDateTime` sends PostgreSQL: the instant, aware, in UTC."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given where an instant is required")
+    return value.astimezone(UTC)
+
+
+_TZINFO = attrgetter("tzinfo")
+
+
+def _in_utc(column: Iterable[Any]) -> bool:
+    """Whether every instant of a column (None aside) is aware and in UTC, as the log's
+    decoding makes them: checked in C, where calling `postgres_instant` on each of the
+    millions a rebuild writes cost it 5 % of its time."""
+    return set(map(_TZINFO, filter(None, column))) <= {UTC}
 
 
 @lru_cache(maxsize=1 << 16)
