@@ -690,7 +690,9 @@ def main(argv: list[str] | None = None) -> None:
     total = args.events or (20_000 if args.quick else 1_000_000)
     # The swap's lock time of the inline projections' shadow tables, as it happens.
     logging.basicConfig(format="%(name)s: %(message)s")
-    logging.getLogger("projections.shadowing").setLevel(logging.INFO)
+    # With --parts, also each index and constraint built after the replay.
+    level = logging.DEBUG if args.parts else logging.INFO
+    logging.getLogger("projections.shadowing").setLevel(level)
     with_floor = "only" if args.floor_only else "floor" if args.floor else ""
     for kind in common.chosen_databases(args):
         run(kind, total, args.postgres, args.parts, with_floor, args.reuse)
