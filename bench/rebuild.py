@@ -341,14 +341,17 @@ def floor_indexes(conn: Connection, source: Table, table: Table) -> None:
 
 
 def floor_exclusion(conn: Connection, table: Table) -> None:
-    """Availability's exclusion constraint on PostgreSQL as the migrations add it (a GiST
-    index; built on the filled table, as fast as filling a table that has it)."""
-    conn.execute(
+    """Availability's exclusion constraint on PostgreSQL as the migrations made it on the
+    live table (a GiST index; built on the filled table, as fast as filling a table that
+    has it)."""
+    definition = conn.execute(
         text(
-            f"ALTER TABLE {table.name} ADD CONSTRAINT {table.name}_no_overlap "
-            "EXCLUDE USING gist (premises_id WITH =, tstzrange(start, blocked_until) "
-            "WITH &&) WHERE (kind <> 'closure')"
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conname = 'availability_busy_no_overlap'"
         )
+    ).scalar_one()
+    conn.execute(
+        text(f"ALTER TABLE {table.name} ADD CONSTRAINT {table.name}_no_overlap {definition}")
     )
 
 
@@ -388,16 +391,19 @@ def floor_booking_list(conn: Connection, table: Table) -> None:
 
 
 def floor_availability_busy(conn: Connection, table: Table) -> None:
-    """One row per BookingPlaced and PopupRequested (no premises of the log has a buffer:
-    blocked until the end); approvals make a pending booking's hold a booking; a rejected
-    or cancelled booking's row, and a decided request's hold, are deleted."""
+    """One row per BookingPlaced and PopupRequested, on the one space of its premises
+    (named after it and numbered in their order: no premises of the log has spaces or a
+    buffer, so a row is blocked until its end); approvals make a pending booking's hold a
+    booking; a rejected or cancelled booking's row, and a decided request's hold, are
+    deleted."""
     q, t = FloorSQL(conn.dialect.name), table.name
     public = f"coalesce({q.boolean('public')}, false)"
     conn.execute(
         text(
-            f'INSERT INTO {t} (premises_id, ref_id, kind, start, "end", blocked_until, title, '
-            f"public) SELECT {q.text('premises_id')}, "
-            f"coalesce({q.text('booking_id')}, {q.text('request_id')}), "
+            f'INSERT INTO {t} (premises_id, ref_id, space_id, space_key, kind, start, "end", '
+            f"blocked_until, title, public) SELECT {q.text('premises_id')}, "
+            f"coalesce({q.text('booking_id')}, {q.text('request_id')}), {q.text('premises_id')}, "
+            f"dense_rank() OVER (ORDER BY {q.text('premises_id')}), "
             f"CASE WHEN {q.text('status')} = 'confirmed' THEN 'booking' ELSE 'hold' END, "
             f"{q.instant('start')}, {q.instant('end')}, {q.instant('end')}, "
             f"CASE WHEN {public} THEN {q.text('title')} END, {public} "
@@ -684,7 +690,9 @@ def main(argv: list[str] | None = None) -> None:
     total = args.events or (20_000 if args.quick else 1_000_000)
     # The swap's lock time of the inline projections' shadow tables, as it happens.
     logging.basicConfig(format="%(name)s: %(message)s")
-    logging.getLogger("projections.shadowing").setLevel(logging.INFO)
+    # With --parts, also each index and constraint built after the replay.
+    level = logging.DEBUG if args.parts else logging.INFO
+    logging.getLogger("projections.shadowing").setLevel(level)
     with_floor = "only" if args.floor_only else "floor" if args.floor else ""
     for kind in common.chosen_databases(args):
         run(kind, total, args.postgres, args.parts, with_floor, args.reuse)

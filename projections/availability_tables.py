@@ -1,4 +1,5 @@
-"""The availability projection's tables: busy rows per space, premises → spaces, buffers.
+"""The availability projection's tables: busy rows per space, premises → spaces, buffers,
+and an integer key per space id.
 
 Apart from the projection (projections/availability.py) and its queries
 (projections/availability_read.py) so that both can use them without importing each other.
@@ -22,6 +23,9 @@ busy_table = Table(
     Column("premises_id", String(100), primary_key=True),
     Column("ref_id", String(64), primary_key=True),
     Column("space_id", String(100), primary_key=True),
+    # The space's integer key (`space_keys_table`): PostgreSQL's exclusion constraint per
+    # space compares it rather than the text id, and builds its GiST index 2-3× faster.
+    Column("space_key", Integer, nullable=False),
     Column("kind", String(16), nullable=False),  # booking | hold | offer | closure
     Column("start", UTCDateTime, nullable=False),
     Column("end", UTCDateTime, nullable=False),
@@ -52,4 +56,15 @@ buffers_table = Table(
     metadata,
     Column("premises_id", String(100), primary_key=True),
     Column("buffer_minutes", Integer, nullable=False),
+)
+
+# Every space id ever occupied gets an integer key, kept for good (busy rows of the past stay
+# on spaces a premises has left). Keys are numbered 1, 2, … in the order spaces first appear
+# in the log: a rebuild numbers them as the live writes did. Each busy row carries its
+# space's key, written by the same statement that writes the row.
+space_keys_table = Table(
+    "availability_space_keys",
+    metadata,
+    Column("space_id", String(100), primary_key=True),
+    Column("space_key", Integer, nullable=False, unique=True),
 )

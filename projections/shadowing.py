@@ -78,9 +78,19 @@ def rebuild_inline(
     replay = Replay(projections, batch_size, progress)
     with engine.connect() as conn:
         try:
+            began = _now()
             shadow.create(conn, projections)
             replay.until_head(conn, shadow)
+            replayed = _now()
             shadow.finish(conn, projections)
+            finished = _now()
+            log.info(
+                "shadow tables: %s events replayed in %.1f s, deferred indexes and "
+                "constraints built in %.1f s",
+                replay.count,
+                replayed - began,
+                finished - replayed,
+            )
             replay.until_head(conn, shadow)  # what came while the last indexes were made
             for attempt in range(1, SWAP_ATTEMPTS + 1):
                 try:
@@ -251,10 +261,10 @@ class PostgresShadow(Shadow):
     def finish(self, conn: Connection, projections: Sequence[Projection]) -> None:
         with conn.begin():
             for sql in self.deferred:
-                conn.exec_driver_sql(sql)
+                _run_timed(conn, sql)
             for name in _names(projections):
                 # Fresh statistics: the live tables' plans must not meet an unanalysed table.
-                conn.exec_driver_sql(f"ANALYZE {_quoted(SHADOW_SCHEMA)}.{_quoted(name)}")
+                _run_timed(conn, f"ANALYZE {_quoted(SHADOW_SCHEMA)}.{_quoted(name)}")
 
     def swap(
         self,
@@ -346,7 +356,7 @@ class SQLiteShadow(Shadow):
     def finish(self, conn: Connection, projections: Sequence[Projection]) -> None:
         with conn.begin():
             for sql in self.deferred:
-                conn.exec_driver_sql(sql)
+                _run_timed(conn, sql)
 
     def swap(
         self,
@@ -380,6 +390,14 @@ class SQLiteShadow(Shadow):
         except Exception:
             conn.invalidate()
             raise
+
+
+def _run_timed(conn: Connection, sql: str) -> None:
+    """Run a statement of `finish`, and log (DEBUG) how long it took: where a rebuild's
+    time goes (`python -m bench.rebuild --parts`)."""
+    began = _now()
+    conn.exec_driver_sql(sql)
+    log.debug("%.2f s: %s", _now() - began, sql[:160])
 
 
 def _now() -> float:

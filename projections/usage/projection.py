@@ -173,6 +173,8 @@ class Usage(BatchProjection):
     )
     define = staticmethod(define)
     _held: _State | None = None
+    # Whether the tables are still empty: a held rebuild's first write then only inserts.
+    _fresh = False
 
     @property
     def t(self) -> dict[str, Table]:
@@ -186,6 +188,7 @@ class Usage(BatchProjection):
         a rebuild then writes each booking, cell, day and hour once, not once per batch
         that touches it (a day's or hour's sums, the most)."""
         self._held = _State()
+        self._fresh = True
 
     def flush(self, conn: Connection) -> None:
         if self._held is not None:
@@ -296,13 +299,16 @@ class Usage(BatchProjection):
 
     def _write(self, conn: Connection, state: _State) -> None:
         t, rows, changed = self.t, state.rows, state.changed
+        fresh, self._fresh = self._fresh, False
         for kind in ROW_KINDS:
             found = rows[kind]
             written = [found[k] for k in sorted(changed[kind]) if k in found]
-            upsert_replacing(conn, t[kind], [_KEYS[kind]], written)
-        upsert_replacing(conn, t["schedules"], ["premises_id", "position"], state.schedules)
-        upsert_replacing(conn, t["closures"], ["premises_id", "closure_id"], state.closures)
-        _write_sums(conn, t, state.out)
+            upsert_replacing(conn, t[kind], [_KEYS[kind]], written, fresh=fresh)
+        keys = ["premises_id", "position"]
+        upsert_replacing(conn, t["schedules"], keys, state.schedules, fresh=fresh)
+        keys = ["premises_id", "closure_id"]
+        upsert_replacing(conn, t["closures"], keys, state.closures, fresh=fresh)
+        _write_sums(conn, t, state.out, fresh)
 
     # --- bookings -------------------------------------------------------------------------
 
@@ -436,7 +442,7 @@ def _schedule(row: dict[str, Any], recorded: RecordedEvent) -> dict[str, Any]:
     }
 
 
-def _write_sums(conn: Connection, t: dict[str, Table], out: _Batch) -> None:
+def _write_sums(conn: Connection, t: dict[str, Table], out: _Batch, fresh: bool) -> None:
     sqlite = conn.dialect.name == "sqlite"
     times: dict[date, tuple[Any, ...]] = {}
 
@@ -458,6 +464,7 @@ def _write_sums(conn: Connection, t: dict[str, Table], out: _Batch) -> None:
         ["premises_id", "day", "hour", "party"],
         ["premises_id", "day", "hour", "party", "org_type", *TIME_COLUMNS, *MEASURES],
         cells,
+        fresh=fresh,
     )
     upsert_rows(
         conn,
@@ -465,6 +472,7 @@ def _write_sums(conn: Connection, t: dict[str, Table], out: _Batch) -> None:
         ["premises_id", "day"],
         ["premises_id", "day", *TIME_COLUMNS, *MEASURES],
         [(p, *day_columns(d), *values) for (p, d), values in sorted(out.days.items())],
+        fresh=fresh,
     )
     upsert_rows(
         conn,
@@ -472,4 +480,5 @@ def _write_sums(conn: Connection, t: dict[str, Table], out: _Batch) -> None:
         ["day", "hour"],
         ["day", *TIME_COLUMNS, "hour", *MEASURES],
         [(*day_columns(d), h, *values) for (d, h), values in sorted(out.hours.items())],
+        fresh=fresh,
     )

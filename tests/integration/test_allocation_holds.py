@@ -352,6 +352,7 @@ def test_the_database_refuses_a_row_over_an_offer(postgres_url: str) -> None:
         row = {
             "premises_id": WHOLE,
             "space_id": "koulu-ita",
+            "space_key": 9001,  # one key per space id: the constraint compares keys
             "kind": "offer",
             "start": start,
             "end": start + timedelta(minutes=90),

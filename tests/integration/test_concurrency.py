@@ -436,6 +436,7 @@ def test_exclusion_constraint_refuses_an_overlapping_busy_row(postgres_url: str)
         row = {
             "premises_id": "hall",
             "space_id": "hall-floor",
+            "space_key": 9001,  # the constraint compares keys: one per space id
             "kind": "booking",
             "start": start,
             "end": start + timedelta(hours=1),
@@ -479,6 +480,7 @@ def test_exclusion_constraint_refuses_an_overlapping_busy_row(postgres_url: str)
         # …but any premises may use the same time on another space.
         with write_transaction(engine) as conn:
             other = {**row, "premises_id": "x", "ref_id": "x", "space_id": "x-floor"}
+            other["space_key"] = 9002
             conn.execute(busy_table.insert().values(**other))
     finally:
         engine.dispose()
