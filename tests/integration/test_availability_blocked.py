@@ -12,8 +12,13 @@ from itertools import product
 from sqlalchemy import Engine, insert, select
 
 from events.sql import write_transaction
-from projections.availability import Availability
-from projections.availability_tables import buffers_table, busy_table, spaces_table
+from projections.availability import Availability, keep_keys
+from projections.availability_tables import (
+    buffers_table,
+    busy_table,
+    space_keys_table,
+    spaces_table,
+)
 
 ENDS = [
     datetime(2026, 12, 2, 9, 0, tzinfo=UTC),
@@ -53,6 +58,7 @@ def test_blocked_until_is_the_buffered_end_stopped_at_the_next_start(engine: Eng
                 insert(buffers_table), [{"premises_id": premises_id, "buffer_minutes": minutes}]
             )
             conn.execute(insert(spaces_table), [{"premises_id": premises_id, "space_id": space_id}])
+            keep_keys(conn, [space_id])
             following = None if gap is None else end + gap
             neighbours = [
                 # ignored: a closure right after the end, and a booking that starts before it
@@ -74,7 +80,11 @@ def test_blocked_until_is_the_buffered_end_stopped_at_the_next_start(engine: Eng
                         "blocked_until": following + timedelta(hours=1),
                     }
                 )
-            conn.execute(insert(busy_table), [{**r, "space_id": space_id} for r in neighbours])
+            key = conn.execute(
+                select(space_keys_table.c.space_key).where(space_keys_table.c.space_id == space_id)
+            ).scalar_one()
+            neighbours = [{**r, "space_id": space_id, "space_key": key} for r in neighbours]
+            conn.execute(insert(busy_table), neighbours)
             Availability()._insert(
                 conn, _row(premises_id, "new", "booking", end - timedelta(hours=1), end)
             )
