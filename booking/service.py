@@ -27,7 +27,8 @@ number of processes:
    across premises as it does within one. A closure that cancels others' bookings appends
    to their streams too, at the version it read under the shared lock.
 5. On PostgreSQL an exclusion constraint on (space, tstzrange(start, blocked_until)) refuses
-   an overlap even if all that were bypassed (migration 0008); SQLite's BEGIN IMMEDIATE
+   an overlap even if all that were bypassed (migration 0008; the space by its integer key
+   since 0013); SQLite's BEGIN IMMEDIATE
    serialises every writer, and the locks are not needed there.
 
 A premises' spaces are known before the locks only from the state kept in memory; they
