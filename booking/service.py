@@ -87,6 +87,18 @@ def premises_stream(premises_id: str) -> str:
     return f"premises-{premises_id}"
 
 
+def _tail_ahead(premises_id: str, version: int) -> pipeline.Ahead:
+    """The read of a premises stream's tail from its kept state's last event (at `version`)
+    that `_caught_up` will look up, to send ahead."""
+    stream, after = premises_stream(premises_id), version - 1
+    return pipeline.Ahead(
+        READ_STREAM,
+        {"stream": stream, "after": after},
+        ("stream", stream, after),
+        lambda rows: [RecordedEvent(*row) for row in rows],
+    )
+
+
 class PremisesRepository:
     """One state per premises, kept in memory and caught up from the log on every load.
 
@@ -213,15 +225,7 @@ class PremisesRepository:
             pipeline.Ahead(_LOCK, {"key": space_lock_key(s)}, ("locked", s))
             for s in (spaces if postgres else [])
         ]
-        stream, after = premises_stream(premises_id), state.version - 1
-        reads.append(
-            pipeline.Ahead(
-                READ_STREAM,
-                {"stream": stream, "after": after},
-                ("stream", stream, after),
-                lambda rows: [RecordedEvent(*row) for row in rows],
-            )
-        )
+        reads.append(_tail_ahead(premises_id, state.version))
         others = sorted(set(spaces_after(command, state)))
         reads.append(
             pipeline.Ahead(
@@ -245,15 +249,7 @@ class PremisesRepository:
             state = self._states.get(premises_id)
             if state is None or state.version == 0 or premises_id not in self._last:
                 continue
-            stream, after = premises_stream(premises_id), state.version - 1
-            reads.append(
-                pipeline.Ahead(
-                    READ_STREAM,
-                    {"stream": stream, "after": after},
-                    ("stream", stream, after),
-                    lambda rows: [RecordedEvent(*row) for row in rows],
-                )
-            )
+            reads.append(_tail_ahead(premises_id, state.version))
         return reads
 
     def zone(self, premises_id: str) -> ZoneInfo | None:

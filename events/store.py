@@ -108,6 +108,9 @@ class RecordedEvent:
         return event_of(self)
 
 
+_APPEND_LOCK = "LOCK TABLE events IN EXCLUSIVE MODE"
+
+
 def lock_for_append(conn: Connection) -> None:
     """Take the append lock now (it is held until the transaction ends; taking it again is
     free). A writer that takes it before reading the state it decides on cannot be
@@ -115,7 +118,7 @@ def lock_for_append(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         # Commit order must equal position order, or catch-up readers skip late commits.
         # EXCLUSIVE blocks other appenders until we commit but lets readers through.
-        conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+        conn.exec_driver_sql(_APPEND_LOCK)
 
 
 def prepare(
@@ -159,18 +162,7 @@ def write(
     lock_for_append(conn)
     if not read_in_transaction and stream_version(conn, stream) != expected_version:
         raise ConcurrencyError(stream, expected_version)
-    rows = [
-        {
-            "stream": r.stream,
-            "version": r.version,
-            "type": r.type,
-            "schema_version": r.schema_version,
-            "data": r.data,
-            "metadata": r.metadata,
-            "recorded_at": r.recorded_at,
-        }
-        for r in prepared
-    ]
+    rows = [_row_of(r) for r in prepared]
     try:
         positions = (
             conn.execute(
@@ -190,6 +182,19 @@ def write(
 _INSERT_ONE = insert(events_table).returning(events_table.c.position)
 
 
+def _row_of(r: RecordedEvent) -> dict[str, Any]:
+    """The events table's row of a prepared event (its position comes from the INSERT)."""
+    return {
+        "stream": r.stream,
+        "version": r.version,
+        "type": r.type,
+        "schema_version": r.schema_version,
+        "data": r.data,
+        "metadata": r.metadata,
+        "recorded_at": r.recorded_at,
+    }
+
+
 def _write_held(conn: Connection, prepared: Sequence[RecordedEvent]) -> list[RecordedEvent]:
     """`write` when the connection holds its writes (`events.pipeline`): the append lock
     and one INSERT … RETURNING per event wait for the commit's round trip; the events are
@@ -197,21 +202,12 @@ def _write_held(conn: Connection, prepared: Sequence[RecordedEvent]) -> list[Rec
     inline projections that need it read it in SQL: `position_of`). A racing writer's
     version shows as an IntegrityError at the commit, which the service retries."""
     if conn.dialect.name == "postgresql":
-        pipeline.write_sql(conn, "LOCK TABLE events IN EXCLUSIVE MODE")
+        pipeline.write_sql(conn, _APPEND_LOCK)
     found: list[list[Any]] = []
     for r in prepared:
         rows: list[Any] = []
         found.append(rows)
-        values = {
-            "stream": r.stream,
-            "version": r.version,
-            "type": r.type,
-            "schema_version": r.schema_version,
-            "data": r.data,
-            "metadata": r.metadata,
-            "recorded_at": r.recorded_at,
-        }
-        pipeline.write(conn, _INSERT_ONE, values, rows)
+        pipeline.write(conn, _INSERT_ONE, _row_of(r), rows)
 
     def positioned() -> None:
         for r, rows in zip(prepared, found, strict=True):
