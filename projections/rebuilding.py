@@ -14,8 +14,9 @@ Nothing here reads the clock: the checkpoints are written at the caller's `clock
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Engine, delete, select, text
@@ -38,6 +39,19 @@ from projections.shadowing import rebuild_inline
 
 REBUILD_SUFFIX = "__rebuild"
 REBUILD_CACHE_KIB = 256 * 1024  # SQLite page cache of a rebuild's connection
+
+
+@contextmanager
+def _rebuild_connection(engine: Engine) -> Iterator[Connection]:
+    """One writing connection for every batch of a rebuild: on SQLite its page cache (made
+    large) then stays warm from one batch to the next (a new connection per batch re-reads
+    the growing tables each time)."""
+    with engine.connect() as conn:
+        held = conn.execution_options(write=True)
+        if held.dialect.name == "sqlite":
+            held.exec_driver_sql(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
+            held.commit()
+        yield held
 
 
 def rebuild(
@@ -114,11 +128,7 @@ def rebuild_asynchronous(
     for copy in copies:
         copy.hold()
     count = position = 0
-    with engine.connect() as held:
-        held = held.execution_options(write=True)
-        if held.dialect.name == "sqlite":
-            held.exec_driver_sql(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
-            held.commit()
+    with _rebuild_connection(engine) as held:
         while True:
             with held.begin():
                 batch = read_raw(held, position, batch_size, wanted)
@@ -205,13 +215,7 @@ def rebuild_swapping(
     with write_transaction(engine) as conn:
         _create_tables(conn, copy, clock())
     count = 0
-    # One connection for every batch: on SQLite its page cache then stays warm from one
-    # batch to the next (a new connection per batch re-reads the growing tables each time).
-    with engine.connect() as held:
-        held = held.execution_options(write=True)
-        if held.dialect.name == "sqlite":
-            held.exec_driver_sql(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
-            held.commit()
+    with _rebuild_connection(engine) as held:
         while True:
             with held.begin():
                 applied = catch_up_once(held, copy, batch_size, clock())
