@@ -164,13 +164,27 @@ def organisation_exists(conn: Connection, organisation_id: str) -> bool:
     return found is not None
 
 
+def is_token_of(conn: Connection, user_id: str, token: str) -> bool:
+    """Whether `token` is one of the user's API tokens (revoked or not)."""
+    found = conn.execute(
+        select(api_tokens.c.user_id).where(
+            api_tokens.c.token_hash == token_hash(token), api_tokens.c.user_id == user_id
+        )
+    ).first()
+    return found is not None
+
+
 def email_taken(conn: Connection, email_hash: str) -> bool:
     found = conn.execute(select(users.c.id).where(users.c.email_hash == email_hash)).first()
     return found is not None
 
 
-def issue_token(conn: Connection, user_id: str, now: datetime | None = None) -> str:
-    token = secrets.token_urlsafe(32)
+def issue_token(
+    conn: Connection, user_id: str, now: datetime | None = None, token: str | None = None
+) -> str:
+    """A new API token for the user (`token` when the caller made it: see
+    booking.http.replayable_secret); only its hash is kept."""
+    token = token or secrets.token_urlsafe(32)
     conn.execute(
         insert(api_tokens).values(
             token_hash=token_hash(token), user_id=user_id, created_at=now or system_clock()

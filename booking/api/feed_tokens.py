@@ -7,13 +7,13 @@ organisation's bookings. Revoking a token makes its feed 404 at once. Every link
 `https://` and `webcal://` (which calendar apps open as a subscription); `url` uses the
 scheme of the request.
 
-The URLs are shown once, in the response that creates the token: a replay of the same
-`Idempotency-Key` returns the first response with the URLs as null (we never store them).
+The URLs are shown in the response that creates the token and never kept: a replay of the
+same `Idempotency-Key` returns the same body, URLs included, their secret derived again from
+the key (booking.http.replayable_secret).
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import marshmallow as ma
@@ -25,8 +25,17 @@ from sqlalchemy.engine import Connection
 from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.domain.errors import NotFound
-from booking.http import iso, json_response, new_id, now, respond, run_write, runtime
-from booking.queries.feed_tokens import feed_token_page
+from booking.http import (
+    iso,
+    json_response,
+    new_id,
+    now,
+    replayable_secret,
+    respond,
+    run_write,
+    runtime,
+)
+from booking.queries.feed_tokens import feed_token_page, is_secret_of
 from booking.queries.premises import premises_exists
 from booking.service import Outcome
 from booking.usecases import feed_tokens as handlers
@@ -114,10 +123,11 @@ NO_LINKS = {"url": None, "https_url": None, "webcal_url": None}
 @blp.alt_response(403, description="Premises scope without staff role; another organisation")
 @blp.alt_response(422, description="Unknown premises or organisation; no or two scopes")
 def create_feed_token(body: dict[str, Any]) -> Response:
-    """Create a private feed link. `url`, `https_url` and `webcal_url` hold the secret and
-    are shown only in this response."""
+    """Create a private feed link. `url`, `https_url` and `webcal_url` hold the secret: they
+    are shown in this response (and in a replay of its `Idempotency-Key`), never listed."""
     user = signed_in()
-    secret, token_id, at = secrets.token_urlsafe(32), new_id(), now()
+    token_id, at = new_id(), now()
+    secret = replayable_secret("feed-token", user.id, token_id)
 
     def handle(conn: Connection) -> Outcome:
         issued = handlers.create_feed_token(conn, user, body["scope"], at, token_id, secret)
@@ -128,9 +138,22 @@ def create_feed_token(body: dict[str, Any]) -> Response:
     outcome = run_write(user.id, handle)
     if isinstance(outcome, Response):
         return outcome
-    if outcome.body.get("id") == token_id:  # created now, not a replay: show the secret once
-        outcome.body.update(links(url_for("feeds.private_feed", token=secret)))
+    if outcome.status == 201:
+        shown = _secret_shown(user.id, outcome.body["id"], token_id, secret)
+        if shown is not None:
+            outcome.body.update(links(url_for("feeds.private_feed", token=shown)))
     return respond(outcome)
+
+
+def _secret_shown(user_id: str, answered: str, made: str, secret: str) -> str | None:
+    """The secret of the token the answer names: the one made now, or (a replay) the one the
+    key derives again -- if it is that token's (an answer kept before secrets were derived
+    keeps its null URLs rather than a link that never worked)."""
+    if answered == made:
+        return secret
+    again = replayable_secret("feed-token", user_id, answered)
+    with read_transaction(runtime().engine) as conn:
+        return again if is_secret_of(conn, answered, again) else None
 
 
 @blp.route("/feed-tokens", methods=["GET"])

@@ -29,6 +29,7 @@ from booking.http import (
     json_response,
     new_id,
     now,
+    replayable_secret,
     request_metadata,
     respond,
     run_write,
@@ -81,12 +82,10 @@ def me() -> Response:
 @blp.arguments(schemas.UserIn)
 @blp.response(201, schemas.UserOut)
 def create_user(body: dict[str, Any]) -> Response:
-    """Create a user (admin); the response carries its API token, shown this once: the
-    answer kept for an Idempotency-Key replay holds `token: null`, as tokens are otherwise
-    kept only as hashes."""
+    """Create a user (admin); the response carries its API token. Tokens are kept only as
+    hashes; a replay of the same Idempotency-Key answers the same body, token included,
+    derived again from the key (booking.http.replayable_secret), not kept."""
     admin = signed_in()
-    tokens: dict[str, str] = {}  # by user id: the attempt that committed is the answer's
-
     given = handlers.NewAccount(
         email=body["email"],
         name=body["name"],
@@ -96,21 +95,34 @@ def create_user(body: dict[str, Any]) -> Response:
         language=body["language"],
     )
     at, user_id = now(), new_id()
+    token = replayable_secret("api-token", admin.id, user_id)
 
     def handle(conn: Connection) -> Outcome:
         rt = runtime()
         metadata = request_metadata(admin.id)
-        created = handlers.create_user(conn, rt.vault, admin.actor, given, at, user_id, metadata)
+        created = handlers.create_user(
+            conn, rt.vault, admin.actor, given, at, user_id, metadata, token
+        )
         user = accounts.user_by_id(conn, created.user_id, rt.vault)
-        tokens[created.user_id] = created.token
         return Outcome(201, {**user_json(user), "token": None})
 
     outcome = run_write(admin.id, handle)
     if isinstance(outcome, Response):
         return outcome
-    if outcome.status == 201:  # created now, or a replay (whose user no attempt made here)
-        outcome.body["token"] = tokens.get(outcome.body["id"])
+    if outcome.status == 201:
+        outcome.body["token"] = _token_shown(admin.id, outcome.body["id"], user_id, token)
     return respond(outcome)
+
+
+def _token_shown(admin_id: str, answered: str, made: str, token: str) -> str | None:
+    """The token of the user the answer names: the one made now, or (a replay) the one the
+    key derives again -- if it is that user's (an answer kept before tokens were derived
+    shows null rather than a token that never worked)."""
+    if answered == made:
+        return token
+    again = replayable_secret("api-token", admin_id, answered)
+    with read_transaction(runtime().engine) as conn:
+        return again if accounts.is_token_of(conn, answered, again) else None
 
 
 @blp.route("/organisations", methods=["POST"])

@@ -456,8 +456,10 @@ class UserOut(ma.Schema):
     token = Text(
         allow_none=True,
         metadata={
-            "description": "the user's API token, only in the response that creates the user:"
-            " null in an Idempotency-Key replay (tokens are kept only as hashes)"
+            "description": "the user's API token, only in the response that creates the user"
+            " and in a replay of its Idempotency-Key (derived again from the key: tokens are"
+            " kept only as hashes); null in a replay of an answer from before tokens were"
+            " derived"
         },
     )
 

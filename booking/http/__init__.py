@@ -39,6 +39,7 @@ from booking.http.runtime import (
 )
 from booking.http.writes import (
     correlation_id,
+    replayable_secret,
     request_metadata,
     respond,
     run_write,
@@ -72,6 +73,7 @@ __all__ = [
     "refuse_nul_characters",
     "refuse_unreadable_json",
     "register_error_handlers",
+    "replayable_secret",
     "request_metadata",
     "respond",
     "run_write",

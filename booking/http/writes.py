@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import secrets
 from collections.abc import Callable
 
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from sqlalchemy.engine import Connection
 
 from booking.http.problems import PROBLEM, outcome_of_error, problem
@@ -80,3 +84,24 @@ def run_write(actor: str, handler: Callable[[Connection], Outcome]) -> Outcome |
     return execute(
         runtime().engine, handler, idempotency, outcome_of_error if idempotency else None
     )
+
+
+def replayable_secret(purpose: str, actor: str, resource_id: str) -> str:
+    """A new secret (a token, a feed link) that a replay of this request's Idempotency-Key
+    can show again without keeping it anywhere (API.md: a replay returns the same body).
+
+    Without a key: 32 random bytes. With one: HMAC-SHA256 under the app's secret key of the
+    purpose, the actor, the resource's id and the key -- as unguessable as that key, never
+    stored; a replay derives it again from the id its stored answer names. The service keeps
+    only the secret's hash, as before."""
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        return secrets.token_urlsafe(32)
+    server_key = current_app.secret_key
+    if isinstance(server_key, str):
+        server_key = server_key.encode()
+    if not server_key:
+        raise RuntimeError("the app has no secret key")
+    message = "\0".join((purpose, actor, resource_id, key)).encode()
+    digest = hmac.new(server_key, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

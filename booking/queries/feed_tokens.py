@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from booking.accounts import token_hash
 from booking.domain.errors import RuleBroken
 from booking.queries.paging import BAD_CURSOR, Page, PageRequest, encode_cursor
 from booking.tables import feed_token_keys, feed_tokens
@@ -100,3 +101,13 @@ def feed_token_page(conn: Connection, user_id: str, page: PageRequest) -> Page[F
         return Page(rows, None)
     rows = rows[: page.limit]
     return Page(rows, encode_cursor([rows[-1].created_at, rows[-1].id]))
+
+
+def is_secret_of(conn: Connection, token_id: str, secret: str) -> bool:
+    """Whether `secret` is the feed token's (revoked or not): only its hash is kept."""
+    found = conn.execute(
+        select(feed_tokens.c.id).where(
+            feed_tokens.c.id == token_id, feed_tokens.c.token_hash == token_hash(secret)
+        )
+    ).first()
+    return found is not None

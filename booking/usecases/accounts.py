@@ -84,7 +84,9 @@ def create_user(
     now: datetime,
     user_id: str,
     metadata: Metadata,
+    token: str | None = None,
 ) -> UserCreated:
+    """`token`: the new user's API token when the caller made it (a random one if not)."""
     email = given.email.strip().lower()
     email_hash = vault.lookup_hash(email)
     command = CreateUser(
@@ -105,7 +107,7 @@ def create_user(
     accounts.insert_user(
         conn, personal, events[0], email, given.name.strip(), email_hash, given.password, now
     )
-    return UserCreated(user_id, accounts.issue_token(conn, user_id, now), now)
+    return UserCreated(user_id, accounts.issue_token(conn, user_id, now, token), now)
 
 
 def create_organisation(

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from booking.clock import system_clock
-from booking.tables import feed_tokens, users
+from booking.tables import feed_tokens, idempotency_keys, users
 from events.sql import read_transaction, write_transaction
 from projections.rebuilding import rebuild
 from projections.runner import by_name
@@ -200,17 +200,26 @@ def test_revoked_or_unknown_token_is_404(api: Api) -> None:
     assert api.client.get(path_of(booker_token)).status_code == 404
 
 
-def test_idempotent_create_shows_the_secret_once(api: Api) -> None:
+def test_idempotent_create_shows_the_same_link_again(api: Api) -> None:
+    # API.md: the same key and body return the first response again (same status and body).
+    # The link's secret is derived again from the key; only its hash is kept.
     api.premises("room")
     key = {"Idempotency-Key": "feed-1"}
     body = {"scope": {"premises": ["room"]}}
     first = api.post("/api/v1/feed-tokens", body, role="staff", headers=key)
     second = api.post("/api/v1/feed-tokens", body, role="staff", headers=key)
     assert first.status_code == second.status_code == 201
-    assert first.get_json()["id"] == second.get_json()["id"]
-    assert first.get_json()["url"] and second.get_json()["url"] is None
+    assert first.get_json() == second.get_json() and first.get_json()["url"]
+    assert fetch(api, path_of(second)).status_code == 200
     with read_transaction(api.engine) as conn:
         assert len(conn.execute(select(feed_tokens)).all()) == 1
+        kept = conn.execute(select(idempotency_keys.c.body)).scalars().all()
+    secret = path_of(first).rsplit("/", 1)[-1].removesuffix(".ics")
+    assert len(secret) >= 32 and not any(secret in str(answer) for answer in kept)
+    other = api.post("/api/v1/feed-tokens", body, role="staff", headers={"Idempotency-Key": "2"})
+    assert other.get_json()["url"] not in (None, first.get_json()["url"])
+    unkeyed = api.post("/api/v1/feed-tokens", body, role="staff")
+    assert unkeyed.get_json()["url"] not in (None, first.get_json()["url"])
 
 
 def test_private_etag_follows_its_scope_and_304(api: Api) -> None:
