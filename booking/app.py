@@ -17,6 +17,7 @@ from booking.api import allocation as allocation_api
 from booking.api import (
     allocation_result,
     bookings,
+    consistency,
     feed_tokens,
     log,
     messages,
@@ -133,5 +134,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.before_request
     def _request_id() -> None:
         g.request_id = request.headers.get("X-Request-Id") or new_request_id()
+
+    waits_itself = {registry_api.blp.name, stats_api.blp.name}  # reflected_position
+
+    @app.before_request
+    def _min_position() -> None:
+        if request.path.startswith("/api/") and request.blueprint not in waits_itself:
+            consistency.refuse_unreached_position()
 
     return app

@@ -4,7 +4,9 @@ A response says which log position its projection reflected when it was read; a 
 has just written (and got the position of its write, e.g. from /api/v1/events) can ask the
 read to wait until the projection has caught up that far. A position the log has not reached
 is the client's mistake, not a wait: 422 at once (issue 14.1: such reads used to hold a
-thread for the whole wait and answer 503, so clients retried forever). A position the log
+thread for the whole wait and answer 503, so clients retried forever) -- on every read of
+the API, also those of inline projections, which are always current and so have nothing
+else to wait for (`refuse_unreached_position`). A position the log
 has reached but the projection not yet is waited for, boundedly: past `MAX_WAIT_SECONDS` the
 answer is 503 with Retry-After rather than silently older data.
 """
@@ -12,7 +14,7 @@ answer is 503 with Retry-After rather than silently older data.
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import Response
+from flask import Response, request
 from flask_smorest import Blueprint
 
 from booking.domain.errors import RuleBroken
@@ -58,6 +60,23 @@ def reflected_position(projection: str, min_position: int | None) -> int:
     if reached < min_position:
         raise NotCaughtUp(projection, min_position, reached)
     return reached
+
+
+def refuse_unreached_position() -> None:
+    """Before any API read that does not itself wait (`reflected_position`): a `min_position`
+    that is no position, or one the log has not reached, is 422 at once; one it has reached
+    is met already (the read is always current)."""
+    given = request.args.get("min_position")
+    if given is None or request.method not in ("GET", "HEAD"):
+        return
+    if not given.isascii() or not given.isdigit() or int(given) > MAX_POSITION:
+        raise RuleBroken({"min_position": [f"A log position: 0 to {MAX_POSITION}."]})
+    with read_transaction(runtime().engine) as conn:
+        head = head_position(conn)
+    if int(given) > head:
+        raise RuleBroken(
+            {"min_position": [f"The log has reached position {head}; ask for at most that."]}
+        )
 
 
 def handle_not_caught_up(blueprint: Blueprint) -> None:

@@ -326,3 +326,26 @@ def test_min_position_reached_by_the_log_but_not_the_projection_waits_then_503(
     )
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/bookings", "/api/v1/premises", "/api/v1/availability", "/api/v1/allocation-rounds"],
+)
+def test_reads_of_inline_projections_refuse_an_unreached_min_position_too(
+    api: Api, path: str
+) -> None:
+    """API.md states the 422 for any read: the inline projections' reads are always current,
+    so a reached position is met at once, and one the log has not reached (or no number)
+    is the same 422 as on the asynchronous reads, not silently ignored."""
+    api.premises()
+    api.token("staff")
+    with read_transaction(api.engine) as conn:
+        head = head_position(conn)
+    query = "start=2026-11-20T10:00:00%2B02:00&end=2026-11-20T12:00:00%2B02:00&"
+    for wanted, status in ((head, 200), (head + 1, 422), ("x", 422), (str(2**64), 422)):
+        response = api.get(f"{path}?{query}min_position={wanted}", role="staff")
+        assert response.status_code == status, (wanted, response.get_json())
+        if status == 422:
+            assert "min_position" in response.get_json()["errors"]
+            assert response.headers["Content-Type"].startswith("application/problem+json")
