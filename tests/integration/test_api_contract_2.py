@@ -1,0 +1,70 @@
+"""API.md read to the letter, as an outside tester reads it (the second audit): what the
+service did otherwise, kept as regression tests. Both databases through the Flask test
+client, and a real `booking serve` with the CLI on SQLite.
+
+- HEAD is GET without a body (RFC 9110): on the pages that also take a POST it answered as
+  a POST would — HEAD /login was 422 where GET is 200, and HEAD /logout signed the person
+  out (a HEAD carries no CSRF token: any site could sign a visitor out), HEAD on a sign-in
+  link signed its holder in.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from flask.testing import FlaskClient
+
+from booking.pages import signin
+from tests.conftest import Api
+from tests.integration.test_pages_helpers import (
+    Site,
+    _fresh_limits,
+    csrf_token,
+    post_form,
+    site,
+)
+
+__all__ = ["_fresh_limits", "site"]
+
+OFFSET = re.compile(r"(Z|[+-]\d{2}:\d{2})$")
+
+
+def _signed_in(client: FlaskClient) -> bool:
+    return client.get("/api/v1/users/me").status_code == 200
+
+
+# --- HEAD on the pages -------------------------------------------------------------------
+
+
+def test_head_on_a_page_that_also_takes_a_post_is_its_get(site: Site) -> None:
+    anonymous = site.client(lang="en")
+    for path in ("/login", "/signup", "/logout"):
+        got, head = anonymous.get(path), anonymous.head(path)
+        assert (head.status_code, got.status_code) == (200, 200), path
+        assert head.get_data() == b"" and head.headers["Content-Type"].startswith("text/html")
+
+    staff = site.client("staff")
+    for path in ("/staff/premises/new", "/staff/rounds/new"):
+        assert staff.head(path).status_code == staff.get(path).status_code == 200, path
+    assert site.api.get("/api/v1/premises").get_json()["premises"] == []
+
+
+def test_head_never_signs_anyone_in_or_out(site: Site, api: Api) -> None:
+    booker = site.client("booker")
+    assert _signed_in(booker)
+    assert booker.head("/logout").status_code == 200
+    assert _signed_in(booker)  # the HEAD changed nothing
+    assert post_form(booker, "/logout", {}, page="/my").status_code == 303
+    assert not _signed_in(booker)
+
+    resident = site.user_id("resident")
+    with site.app.test_request_context():
+        link = urlsplit(signin.sign_in_link(resident)).path
+    visitor = site.app.test_client()
+    assert visitor.head(link).status_code == 200
+    assert not _signed_in(visitor)  # a mail scanner's HEAD is not a sign-in
+    form = visitor.get(link)
+    assert form.status_code == 200
+    posted = visitor.post(link, data={"csrf_token": csrf_token(visitor, link)})
+    assert posted.status_code in (302, 303) and _signed_in(visitor)
