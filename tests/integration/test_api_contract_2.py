@@ -6,6 +6,8 @@ client, and a real `booking serve` with the CLI on SQLite.
   a POST would — HEAD /login was 422 where GET is 200, and HEAD /logout signed the person
   out (a HEAD carries no CSRF token: any site could sign a visitor out), HEAD on a sign-in
   link signed its holder in.
+- An instant in a query string written as API.md writes it (`?start=2027-03-02T18:00:00+02:00`,
+  unencoded) arrived with a space for the `+` and was refused with 422.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from urllib.parse import urlsplit
 from flask.testing import FlaskClient
 
 from booking.pages import signin
-from tests.conftest import Api
+from tests.conftest import Api, future_weekday, local
 from tests.integration.test_pages_helpers import (
     Site,
     _fresh_limits,
@@ -68,3 +70,25 @@ def test_head_never_signs_anyone_in_or_out(site: Site, api: Api) -> None:
     assert form.status_code == 200
     posted = visitor.post(link, data={"csrf_token": csrf_token(visitor, link)})
     assert posted.status_code in (302, 303) and _signed_in(visitor)
+
+
+# --- instants in query strings -----------------------------------------------------------
+
+
+def test_a_search_instant_written_into_the_url_unencoded_keeps_its_offset(api: Api) -> None:
+    api.premises("room")
+    day = future_weekday(2)
+    start, end = local(day, 18).isoformat(), local(day, 19).isoformat()
+    assert "+02:00" in start
+    raw = api.client.get(f"/api/v1/availability?start={start}&end={end}")
+    assert raw.status_code == 200, raw.get_json()
+    found = raw.get_json()
+    assert (found["start"], found["end"]) == (start, end)
+    assert [p["id"] for p in found["premises"]] == ["room"]
+    # The encoded form means the same; naive or broken instants are still refused.
+    encoded = api.client.get("/api/v1/availability", query_string={"start": start, "end": end})
+    assert encoded.get_json() == found
+    naive = api.client.get(f"/api/v1/availability?start={start[:19]}&end={end[:19]}")
+    assert naive.status_code == 422 and set(naive.get_json()["errors"]) == {"start", "end"}
+    broken = api.client.get(f"/api/v1/availability?start={start[:19]} 2&end={end}")
+    assert broken.status_code == 422 and "start" in broken.get_json()["errors"]
