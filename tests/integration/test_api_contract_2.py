@@ -8,17 +8,21 @@ client, and a real `booking serve` with the CLI on SQLite.
   link signed its holder in.
 - An instant in a query string written as API.md writes it (`?start=2027-03-02T18:00:00+02:00`,
   unencoded) arrived with a space for the `+` and was refused with 422.
+- The log's `data` wrote instants as recorded (`…+00:00`): neither the premises' local
+  offset nor UTC's `Z` that API.md asks for "everywhere".
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask.testing import FlaskClient
 
 from booking.pages import signin
-from tests.conftest import Api, future_weekday, local
+from tests.conftest import TEST_NOW, Api, future_weekday, local
 from tests.integration.test_pages_helpers import (
     Site,
     _fresh_limits,
@@ -92,3 +96,51 @@ def test_a_search_instant_written_into_the_url_unencoded_keeps_its_offset(api: A
     assert naive.status_code == 422 and set(naive.get_json()["errors"]) == {"start", "end"}
     broken = api.client.get(f"/api/v1/availability?start={start[:19]} 2&end={end}")
     assert broken.status_code == 422 and "start" in broken.get_json()["errors"]
+
+
+# --- the log -------------------------------------------------------------------------------
+
+
+def _instants(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [found for v in value.values() for found in _instants(v)]
+    if isinstance(value, list):
+        return [found for v in value for found in _instants(v)]
+    if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", value):
+        return [value]
+    return []
+
+
+def test_the_logs_instants_are_local_for_premises_and_z_elsewhere(api: Api) -> None:
+    api.premises("room", rules={"popup_allowed": True})
+    day = future_weekday(2)
+    placed = api.book("room", local(day, 10), local(day, 11))
+    assert placed.status_code == 201
+    booking_id = placed.get_json()["id"]
+    cancelled = api.post(f"/api/v1/bookings/{booking_id}/cancel", {"reason": "x"}, role="booker")
+    assert cancelled.status_code == 200
+    soon = TEST_NOW + timedelta(hours=5)
+    popup = {
+        "premises_id": "room",
+        "start": soon.isoformat(),
+        "end": (soon + timedelta(hours=1)).isoformat(),
+        "title": "Pop-up",
+    }
+    assert api.post("/api/v1/popup-requests", popup, role="resident").status_code == 201
+    message = api.post(f"/api/v1/bookings/{booking_id}/messages", {"body": "Hei"}, role="booker")
+    assert message.status_code == 201
+
+    events = api.get("/api/v1/events?limit=1000", role="admin").get_json()["events"]
+    by_type = {e["type"]: e for e in events}
+    booked = by_type["BookingPlaced"]["data"]
+    assert booked["start"] == local(day, 10).isoformat()  # as GET /bookings/{id} writes it
+    assert booked["placed_at"].endswith("+02:00")
+    assert by_type["PopupRequested"]["data"]["start"] == soon.isoformat()
+    assert by_type["MessagePosted"]["data"]["posted_at"].endswith("Z")  # a thread's: UTC
+    for event in events:
+        assert event["recorded_at"].endswith("Z")
+        for instant in _instants(event["data"]):
+            offset = OFFSET.search(instant)
+            assert offset and offset.group(1) in ("Z", "+02:00"), (event["type"], instant)
+            assert "+00:00" not in instant
+            datetime.fromisoformat(instant)
