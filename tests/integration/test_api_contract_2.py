@@ -10,6 +10,9 @@ client, and a real `booking serve` with the CLI on SQLite.
   unencoded) arrived with a space for the `+` and was refused with 422.
 - The log's `data` wrote instants as recorded (`…+00:00`): neither the premises' local
   offset nor UTC's `Z` that API.md asks for "everywhere".
+- A private feed kept its ETag and Last-Modified when a person in it was erased: a calendar
+  revalidating its copy got 304 and kept the erased name and e-mail (API.md: unreadable
+  everywhere, also in feeds).
 """
 
 from __future__ import annotations
@@ -144,3 +147,48 @@ def test_the_logs_instants_are_local_for_premises_and_z_elsewhere(api: Api) -> N
             assert offset and offset.group(1) in ("Z", "+02:00"), (event["type"], instant)
             assert "+00:00" not in instant
             datetime.fromisoformat(instant)
+
+
+# --- private feeds and erasure -------------------------------------------------------------
+
+
+def test_an_erasure_moves_the_validators_of_the_private_feeds_showing_the_person(
+    api: Api, clock: Any
+) -> None:
+    api.premises("room")
+    day = future_weekday(2)
+    token = api.user("booker", api.organisation_id, email="liisa@example.fi")
+    mine = {"Authorization": f"Bearer {token}"}
+    body = {
+        "premises_id": "room",
+        "start": local(day, 10).isoformat(),
+        "end": local(day, 11).isoformat(),
+        "title": "Kerho",
+        "notes": "Avain Liisalta",
+    }
+    assert api.client.post("/api/v1/bookings", json=body, headers=mine).status_code == 201
+    person = api.client.get("/api/v1/users/me", headers=mine).get_json()["id"]
+    made = api.post("/api/v1/feed-tokens", {"scope": {"premises": ["room"]}}, role="staff")
+    feed = urlsplit(made.get_json()["url"]).path
+    public = "/feeds/premises/room.ics"
+
+    clock.shift(timedelta(minutes=5))  # the booking's change has settled
+    before, public_before = api.client.get(feed), api.client.get(public)
+    assert "liisa@example.fi" in before.get_data(as_text=True)
+    etag, modified = before.headers["ETag"], before.headers["Last-Modified"]
+    assert api.client.get(feed, headers={"If-None-Match": etag}).status_code == 304
+
+    clock.shift(timedelta(minutes=5))
+    assert api.post(f"/api/v1/users/{person}/erase", role="admin").status_code == 200
+    clock.shift(timedelta(minutes=5))  # the erasure has settled too
+    after = api.client.get(feed, headers={"If-None-Match": etag})
+    assert after.status_code == 200
+    shown = after.get_data(as_text=True)
+    assert "liisa@example.fi" not in shown and "Avain Liisalta" not in shown
+    assert after.headers["ETag"] != etag and after.headers["Last-Modified"] != modified
+    since = api.client.get(feed, headers={"If-Modified-Since": modified})
+    assert since.status_code == 200
+    # Stable again until the next change; the public feed never showed the person.
+    again = api.client.get(feed, headers={"If-None-Match": after.headers["ETag"]})
+    assert again.status_code == 304
+    assert api.client.get(public).headers["ETag"] == public_before.headers["ETag"]
