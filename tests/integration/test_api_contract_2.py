@@ -17,15 +17,23 @@ client, and a real `booking serve` with the CLI on SQLite.
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
 import re
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from flask.testing import FlaskClient
 
 from booking.pages import signin
-from tests.conftest import TEST_NOW, Api, future_weekday, local
+from tests.conftest import TEST_NOW, Api, at_test_time, future_weekday, local, premises_body
+from tests.integration.test_faults import Server
 from tests.integration.test_pages_helpers import (
     Site,
     _fresh_limits,
@@ -192,3 +200,146 @@ def test_an_erasure_moves_the_validators_of_the_private_feeds_showing_the_person
     again = api.client.get(feed, headers={"If-None-Match": after.headers["ETag"]})
     assert again.status_code == 304
     assert api.client.get(public).headers["ETag"] == public_before.headers["ETag"]
+
+
+# --- a real `booking serve`, set up with the CLI --------------------------------------------
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "booking.cli", *args],
+        env=at_test_time(env),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _exchange(
+    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, http.client.HTTPResponse, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        sent = dict(headers or {})
+        payload = json.dumps(body) if body is not None else None
+        if payload is not None:
+            sent.setdefault("Content-Type", "application/json")
+        connection.request(method, path, payload, sent)
+        response = connection.getresponse()
+        return response.status, response, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Any:
+    url = f"sqlite:///{tmp_path / 'contract.sqlite'}"
+    env = {
+        **os.environ,
+        "BOOKING_DATABASE_URL": url,
+        "BOOKING_SECRET_KEY": "tests",
+        "BOOKING_INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+    organisation = _cli(
+        env,
+        *("admin", "create-organisation", "--name", "Mikkelin Shakkikerho ry"),
+        *("--type", "association", "--business-id", "1234567-8"),
+    )
+    tokens = {
+        role: _cli(
+            env,
+            *("admin", "create-user", "--email", f"{role}@example.fi", "--name", role.title()),
+            *("--role", role, "--password", "salasana-123"),
+            *(("--organisation", organisation) if role == "booker" else ()),
+        )
+        for role in ("staff", "booker", "admin")
+    }
+    server = Server(url, tmp_path).start()
+    try:
+        yield server, organisation, tokens
+    finally:
+        server.stop()
+
+
+def test_a_served_app_set_up_with_the_cli_answers_as_api_md_says(served: Any) -> None:
+    server, organisation, tokens = served
+    port = server.port
+
+    def call(method: str, path: str, body: Any = None, role: str | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {tokens[role]}"} if role else {}
+        return _exchange(port, method, path, body, headers)
+
+    # The CLI's last lines: an organisation id and tokens that work, with the person's role.
+    assert re.fullmatch(r"[0-9a-f-]{36}", organisation)
+    for role in tokens:
+        status, _, raw = call("GET", "/api/v1/users/me", role=role)
+        assert status == 200 and json.loads(raw)["role"] == role
+    status, _, raw = call("GET", "/api/v1/users/me", role="booker")
+    me = json.loads(raw)
+    assert set(me) >= {"id", "email", "name", "role", "organisation_id", "language"}
+    assert me["organisation_id"] == organisation and me["organisations"][0]["id"] == organisation
+
+    status, _, _ = call("POST", "/api/v1/premises", premises_body("kylatalo"), role="staff")
+    assert status == 201
+    day = future_weekday(2)
+    start, end = local(day, 18).isoformat(), local(day, 19).isoformat()
+    status, response, raw = call(
+        "POST",
+        "/api/v1/bookings",
+        {"premises_id": "kylatalo", "start": start, "end": end, "title": "Shakki"},
+        role="booker",
+    )
+    assert status == 201, raw
+    booking = json.loads(raw)
+    assert booking["start"] == start and booking["created_at"].endswith("+02:00")
+    assert response.getheader("Content-Type") == "application/json"
+
+    # Unencoded `+` in the search's instants, as API.md writes them.
+    status, _, raw = call("GET", f"/api/v1/availability?start={start}&end={end}")
+    assert status == 200 and json.loads(raw)["premises"] == []  # taken
+    free_start, free_end = local(day, 20).isoformat(), local(day, 21).isoformat()
+    status, _, raw = call("GET", f"/api/v1/availability?start={free_start}&end={free_end}")
+    assert status == 200 and [p["id"] for p in json.loads(raw)["premises"]] == ["kylatalo"]
+
+    # HEAD answers as GET does, without a body, on API reads, feeds and pages alike.
+    for path in (
+        "/api/v1/premises",
+        "/api/v1/premises/kylatalo",
+        f"/api/v1/premises/kylatalo/availability?from={day}&to={day}",
+        "/feeds/premises/kylatalo.ics",
+        "/healthz",
+        "/",
+        "/login",
+        "/logout",
+        "/registry",
+        "/rounds",
+    ):
+        got, _, _ = call("GET", path)
+        head, headed, empty = call("HEAD", path)
+        assert (head, got) == (200, 200) and empty == b"", path
+        assert headed.getheader("Content-Type") is not None
+
+    # Errors: problem+json everywhere under /api/v1, 401 without a token, 403 with a wrong one.
+    for method, path, role, expected in (
+        ("GET", "/api/v1/nope", None, 404),
+        ("GET", "/api/v1/premises/", None, 404),
+        ("DELETE", "/api/v1/premises", "staff", 405),
+        ("GET", "/api/v1/bookings", None, 401),
+        ("GET", "/api/v1/events", "booker", 403),
+        ("POST", "/api/v1/premises/kylatalo/retire", "booker", 403),
+    ):
+        status, response, raw = call(method, path, role=role)
+        assert status == expected, (method, path, raw)
+        assert response.getheader("Content-Type") == "application/problem+json"
+        problem = json.loads(raw)
+        assert set(problem) >= {"type", "title", "status", "detail"}
+        assert problem["status"] == expected
+
+    # The log: Link while more follows, instants by the convention.
+    status, response, raw = call("GET", "/api/v1/events?limit=1", role="admin")
+    assert status == 200 and 'rel="next"' in response.getheader("Link", "")
+    status, _, raw = call("GET", "/api/v1/events?limit=1000", role="admin")
+    for event in json.loads(raw)["events"]:
+        for instant in _instants(event["data"]):
+            assert not instant.endswith("+00:00"), (event["type"], instant)
