@@ -10,6 +10,8 @@ client, and a real `booking serve` with the CLI on SQLite.
   unencoded) arrived with a space for the `+` and was refused with 422.
 - The log's `data` wrote instants as recorded (`…+00:00`): neither the premises' local
   offset nor UTC's `Z` that API.md asks for "everywhere".
+- `GET …/allocations?preview=series` wrote its skipped dates in UTC (`…+00:00`) where the
+  offers and series that follow write the same dates in the premises' offset.
 - A private feed kept its ETag and Last-Modified when a person in it was erased: a calendar
   revalidating its copy got 304 and kept the erased name and e-mail (API.md: unreadable
   everywhere, also in feeds).
@@ -32,7 +34,16 @@ import pytest
 from flask.testing import FlaskClient
 
 from booking.pages import signin
-from tests.conftest import TEST_NOW, Api, at_test_time, future_weekday, local, premises_body
+from tests.conftest import (
+    HELSINKI,
+    TEST_NOW,
+    Api,
+    at_test_time,
+    future_weekday,
+    local,
+    premises_body,
+)
+from tests.integration.test_allocation_api import CLOSE, application, rounds
 from tests.integration.test_faults import Server
 from tests.integration.test_pages_helpers import (
     Site,
@@ -42,7 +53,7 @@ from tests.integration.test_pages_helpers import (
     site,
 )
 
-__all__ = ["_fresh_limits", "site"]
+__all__ = ["_fresh_limits", "rounds", "site"]
 
 OFFSET = re.compile(r"(Z|[+-]\d{2}:\d{2})$")
 
@@ -200,6 +211,43 @@ def test_an_erasure_moves_the_validators_of_the_private_feeds_showing_the_person
     again = api.client.get(feed, headers={"If-None-Match": after.headers["ETag"]})
     assert again.status_code == 304
     assert api.client.get(public).headers["ETag"] == public_before.headers["ETag"]
+
+
+# --- allocation rounds ----------------------------------------------------------------------
+
+
+def test_the_series_preview_writes_its_skipped_dates_in_the_premises_offset(
+    api: Api, rounds: dict[str, Any], clock: Any
+) -> None:
+    rid = rounds["round"]["id"]
+    path = f"/api/v1/allocation-rounds/{rid}"
+    assert api.post(f"{path}/applications", application(), role="booker").status_code == 201
+    clock.move_to(CLOSE + timedelta(hours=1))
+    proposal = api.post(f"{path}/proposal", role="staff").get_json()
+    (allocation,) = proposal["allocations"]
+    assert (allocation["premises_id"], allocation["weekday"]) == ("gym", "mon")
+    monday = datetime(2027, 1, 18, 17, 0, tzinfo=HELSINKI)
+    assert (
+        api.book(
+            "gym",
+            monday,
+            monday + timedelta(hours=1),
+            role="staff",
+            organisation_id=api.other_organisation_id,
+        ).status_code
+        == 201
+    )
+
+    preview = api.get(f"{path}/allocations?preview=series", role="staff").get_json()
+    (planned,) = preview["allocations"]
+    (skipped,) = planned["series_preview"]["skipped"]
+    assert skipped["start"] == monday.isoformat()  # as the offer and the series write it
+    assert skipped["end"] == (monday + timedelta(minutes=90)).isoformat()
+    assert skipped["reason_text"]
+
+    published = api.post(f"{path}/publish", role="staff").get_json()
+    (offer,) = published["offers"]
+    assert [s["start"] for s in offer["skipped"]] == [skipped["start"]]
 
 
 # --- a real `booking serve`, set up with the CLI --------------------------------------------
