@@ -420,7 +420,11 @@ def list_allocations(query: dict[str, Any], round_id: str) -> Response:
                     new_id(),
                     now(),
                 )
-                allocation["series_preview"] = {"skipped": plan.skipped, "bookings": plan.booked}
+                zone = usecase.zone_of(conn, allocation["premises_id"])
+                # In the premises' local offset, with the reason's text, as the offer's and
+                # the accepted series' `skipped` are (API.md: allocations' instants are local).
+                skipped = skipped_json(plan.skipped, zone)
+                allocation["series_preview"] = {"skipped": skipped, "bookings": plan.booked}
         return json_response(body)
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint as FlaskBlueprint
 from flask import Response, request
 from flask_smorest import Blueprint
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
 from booking.api import schemas
 from booking.api.paging import LINK_HEADER
@@ -14,7 +20,8 @@ from booking.auth import require
 from booking.http import iso, json_response, runtime
 from booking.queries.paging import link_header
 from events.sql import read_transaction
-from events.store import head_position, read_all
+from events.store import RecordedEvent, head_position, read_all
+from projections.catalogue import premises_table
 from projections.runner import status
 
 blp = Blueprint("log", __name__, url_prefix="/api/v1", description="The event log")
@@ -32,6 +39,39 @@ def public_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in PERSONAL_FIELDS}
 
 
+# An instant as the log records it (`2026-12-02T08:00:00+00:00`); dates and texts are not.
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}:\d{2}$")
+
+
+def _premises_of(event: RecordedEvent) -> str | None:
+    """The premises an event is about: its stream's, else the one its data names."""
+    if event.stream.startswith("premises-"):
+        return event.stream.removeprefix("premises-")
+    named = event.data.get("premises_id")
+    return named if isinstance(named, str) else None
+
+
+def _zones(conn: Connection, batch: Iterable[RecordedEvent]) -> dict[str, ZoneInfo]:
+    wanted = {p for p in map(_premises_of, batch) if p is not None}
+    if not wanted:
+        return {}
+    t = premises_table
+    rows = conn.execute(select(t.c.id, t.c.timezone).where(t.c.id.in_(sorted(wanted))))
+    return {row.id: ZoneInfo(row.timezone) for row in rows}
+
+
+def written(value: Any, zone: ZoneInfo | None) -> Any:
+    """`value` with every instant in it written as API.md's convention writes instants: in
+    the local offset of the premises the event is about, else in UTC with `Z`."""
+    if isinstance(value, str):
+        return iso(datetime.fromisoformat(value), zone) if _INSTANT.match(value) else value
+    if isinstance(value, dict):
+        return {k: written(v, zone) for k, v in value.items()}
+    if isinstance(value, list):
+        return [written(v, zone) for v in value]
+    return value
+
+
 @blp.route("/events", methods=["GET"])
 @require("admin")
 @blp.arguments(schemas.EventsQuery, location="query")
@@ -39,11 +79,15 @@ def public_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
 def events(query: dict[str, Any]) -> Response:
     """The log after `after`, oldest first; `next` is the position to ask from next. While
     events follow this page, the `Link: <…>; rel="next"` header leads to them (API.md: a
-    list that grows without bound is paged with `next` and `Link`)."""
+    list that grows without bound is paged with `next` and `Link`). The instants in `data`
+    are written like every other instant of the API: in the local offset of the premises
+    the event is about (its stream's, or the `premises_id` it names), else in UTC (`Z`);
+    `booking events export` keeps them as recorded."""
     with read_transaction(runtime().engine) as conn:
         # One event more than asked tells whether a next page exists now.
         batch = read_all(conn, query["after"], query["limit"] + 1)
-    more, batch = len(batch) > query["limit"], batch[: query["limit"]]
+        more, batch = len(batch) > query["limit"], batch[: query["limit"]]
+        zones = _zones(conn, batch)
     after = batch[-1].position if batch else query["after"]
     return json_response(
         {
@@ -55,7 +99,7 @@ def events(query: dict[str, Any]) -> Response:
                     "type": e.type,
                     "schema_version": e.schema_version,
                     "recorded_at": iso(e.recorded_at),
-                    "data": public_data(e.type, e.data),
+                    "data": written(public_data(e.type, e.data), zones.get(_premises_of(e) or "")),
                 }
                 for e in batch
             ],

@@ -354,7 +354,9 @@ def json_bytes(body: Any) -> bytes:
 @blp.arguments(schemas.SearchQuery, location="query")
 @blp.response(200, schemas.SearchOut)
 def search(query: dict[str, Any]) -> Response:
-    """The premises open and free for the whole window, with the usual filters. Public."""
+    """The premises open and free for the whole window, with the usual filters. Public.
+    `start` and `end` may be written into the URL as they are (`…T18:00:00+02:00`): the
+    `+` that arrives as a space before the offset is read as the `+` it was."""
     window = _slot(query["start"], query["end"])
     if window.duration > MAX_SEARCH_WINDOW:
         raise RuleBroken({"end": ["Search a window of at most 14 days."]})

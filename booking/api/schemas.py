@@ -6,6 +6,7 @@ These schemas are also what the OpenAPI document at /api/v1/openapi.json is made
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -101,6 +102,25 @@ class JsonBoolean(fields.Boolean):
 
 def instant(**kwargs: Any) -> InstantField:
     return ApiInstant(format="iso", **kwargs)
+
+
+# `2027-03-02T18:00:00 02:00`: an instant whose offset's `+` was written into a URL as it is
+# and arrived as a space (a `+` in a query string means a space).
+_SPACED_OFFSET = re.compile(r"^(\d{4}-\d{2}-\d{2}T[0-9:.,]+) (\d{2}:?\d{2})$")
+
+
+class QueryInstant(ApiInstant):
+    """An instant in a query string: `?start=2027-03-02T18:00:00+02:00` written unencoded
+    means +02:00, as its writer meant, not a malformed instant."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, str):
+            value = _SPACED_OFFSET.sub(r"\1+\2", value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def query_instant(**kwargs: Any) -> InstantField:
+    return QueryInstant(format="iso", **kwargs)
 
 
 FIRST_DATE, LAST_DATE = date(1970, 1, 1), date(2199, 12, 31)
@@ -392,8 +412,8 @@ class AvailabilityOut(ma.Schema):
 
 
 class SearchQuery(ma.Schema):
-    start = instant(required=True)
-    end = instant(required=True)
+    start = query_instant(required=True)
+    end = query_instant(required=True)
     min_capacity = fields.Integer(validate=validate.Range(0, 1_000_000))
     district = Text()
     feature = fields.List(Text())

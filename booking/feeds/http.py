@@ -13,10 +13,12 @@
 
 The ETag is the scope's log position (the latest of its premises and of those sharing a
 space with them) plus what else shapes the body (the window asked for, the premises sharing
-its spaces, the rendering format), so it is stable while nothing changes. Last-Modified is the
-scope's last change, or the local midnight that moved the window if later. A client that
-takes gzip gets the same text gzipped, under an ETag of its own (`-gzip` after the
-identity's), with `Vary: Accept-Encoding`; either ETag in If-None-Match names the same data.
+its spaces, the rendering format, and for a details feed the latest erasure of anyone, which
+empties contacts and notes), so it is stable while nothing changes. Last-Modified is the
+scope's last change (or that erasure), or the local midnight that moved the window if later.
+A client that takes gzip gets the same text gzipped, under an ETag of its own (`-gzip` after
+the identity's), with `Vary: Accept-Encoding`; either ETag in If-None-Match names the same
+data.
 Every answer says the local days it covers in `X-Feed-Window` (`first/last`), and
 `X-Feed-Narrowed: true` when that is less than asked (the 1 MB cap, booking/feeds/cap.py).
 """
@@ -83,6 +85,8 @@ def validators(
 ) -> Validators:
     position = max((h.position for h in heads), default=0)
     changed = max((h.changed_at for h in heads), default=window.epoch)
+    if scope.erased is not None:  # a details feed, emptied of an erased person's data
+        changed = max(changed, scope.erased)
     shaped_by = f"{FORMAT}|{scope.ident}|{window.key}|{limit}"
     digest = hashlib.sha256(shaped_by.encode()).hexdigest()[:16]
     return Validators(

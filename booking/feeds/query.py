@@ -13,12 +13,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, String, and_, bindparam, or_, select, union
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, func, or_, select, union
 from sqlalchemy.engine import Connection
 
 from booking.accounts import token_hash
 from booking.domain.errors import RuleBroken
 from booking.feeds.render import BOOKINGS, premises_name
+from booking.privacy import erased_people
 from booking.tables import feed_token_keys, feed_tokens, organisations, users
 from events.sql import UTCDateTime
 from projections.availability_tables import spaces_table
@@ -41,6 +42,9 @@ class Scope:
     # Other premises that share a space with the keys (a premises scope's): their entries
     # show as busy time, never with details (API.md, premises made of spaces).
     shared: tuple[str, ...] = ()
+    # The latest erasure of anyone (a details feed's): it empties contacts and notes without
+    # a change in the log, so its validators move with it too.
+    erased: datetime | None = None
 
     @property
     def entry_keys(self) -> list[str]:
@@ -299,9 +303,15 @@ def premises_scope(conn: Connection, premises_id: str) -> Resolved:
     return _with_shared(scope, [h.key for h in heads if h.key != premises_id]), heads
 
 
+# When anyone was last erased (a small table: only erased people are in it).
+_LAST_ERASURE = select(func.max(erased_people.c.erased_at)).scalar_subquery()
+
+
 def token_scope(conn: Connection, token: str) -> Resolved:
     """The scope and heads of a live feed token whose owner may still see it, or None.
-    One query: the token, its owner, the keys of its scope and their heads."""
+    One query: the token, its owner, the keys of its scope, their heads and the latest
+    erasure (a details feed shows contacts and notes that an erasure empties: API.md, the
+    person's data becomes unreadable in feeds too, so a client's copy must not stay valid)."""
     t, k, u, c = feed_tokens, feed_token_keys, users, calendars_table
     rows = conn.execute(
         select(
@@ -310,6 +320,7 @@ def token_scope(conn: Connection, token: str) -> Resolved:
             u.c.role,
             u.c.organisation_id.label("member_of"),
             k.c.key.label("token_key"),
+            _LAST_ERASURE.label("last_erasure"),
             *c.c,
         )
         .join(u, u.c.id == t.c.user_id)
@@ -323,10 +334,12 @@ def token_scope(conn: Connection, token: str) -> Resolved:
     first, keys = rows[0], [r.token_key for r in rows]
     heads = [r for r in rows if r.position is not None]
     staff = first.role in ("staff", "admin")
+    erased = first.last_erasure
+    ident = f"token:{first.id}" + (f"@{erased.isoformat()}" if erased is not None else "")
     if first.token_scope == "premises" and staff:
         shared = list(conn.execute(_SHARING, {"keys": keys}).scalars())
         heads += heads_of(conn, "premises", shared) if shared else []
-        return _with_shared(Scope("premises", keys, True, f"token:{first.id}"), shared), heads
+        return _with_shared(Scope("premises", keys, True, ident, erased=erased), shared), heads
     if first.token_scope == "organisation" and (staff or [first.member_of] == keys):
-        return Scope("organisation", keys, True, f"token:{first.id}"), heads
+        return Scope("organisation", keys, True, ident, erased=erased), heads
     return None  # the owner's role or membership changed since: the token no longer works

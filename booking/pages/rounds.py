@@ -168,7 +168,7 @@ def apply(round_id: str) -> Any:
         choices = _organisations_for(conn, user)
     if user.role not in STAFF and not choices:
         raise Forbidden()
-    if request.method == "GET" and round_.status != "open":
+    if request.method != "POST" and round_.status != "open":
         flash(
             _(
                 "Applications are not taken now: the round is %(status)s.",
@@ -249,10 +249,10 @@ def edit(application_id: str) -> Any:
         round_ = _round_or_404(conn, row.round_id)
     choices = forms.choices_for(round_.premises)
     context = {"application": row}
-    if request.method == "GET" and (round_.status != "open" or row.status != "submitted"):
+    if request.method != "POST" and (round_.status != "open" or row.status != "submitted"):
         flash(_("The application can no longer be changed."), "info")
         return redirect_to("rounds.mine", _anchor=f"application-{application_id}")
-    if request.method == "GET":
+    if request.method != "POST":
         form, layout = forms.filled(row, choices)
         return _render_form(round_, form, layout, **context)
     form = Form(request.form)

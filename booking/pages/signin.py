@@ -54,7 +54,7 @@ def _wait_message(seconds: float) -> str:
 def login() -> Any:
     form = Form(request.form if request.method == "POST" else None, next=request.args.get("next"))
     target = safe_next(form.get("next"), url_for("public.search"))
-    if request.method == "GET":
+    if request.method != "POST":
         return render_template("signin/login.html", form=form)
     email = form.required("email", _("Give your e-mail address.")).lower()
     password = form.required("password", _("Give your password."))
@@ -84,7 +84,9 @@ def login() -> Any:
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> Any:
-    if request.method == "GET":
+    # Flask answers HEAD with the GET branch's view: only a POST (CSRF-checked) acts, here
+    # and in every GET-and-POST page, so a HEAD never signs anyone in or out.
+    if request.method != "POST":
         return render_template("signin/logout.html")
     sign_out()
     return redirect_to("public.search")
@@ -116,7 +118,7 @@ def link_mail(user_id: str, language: str, link: str) -> outbox.Mail:
 @bp.route("/signup", methods=["GET", "POST"])
 def signup() -> Any:
     form = Form(request.form if request.method == "POST" else None)
-    if request.method == "GET":
+    if request.method != "POST":
         return render_template("signin/signup.html", form=form, sent=False)
     email = form.required("email", _("Give your e-mail address.")).lower()
     if email and ("@" not in email or len(email) > 320 or " " in email):
@@ -167,7 +169,7 @@ def link(token: str) -> Any:
             user = accounts.user_by_id(conn, str(data.get("user")))
     except Exception:  # NotFound or a malformed payload: the same answer
         return render_template("signin/link.html", problem=_("The link is not valid.")), 404
-    if request.method == "GET":
+    if request.method != "POST":
         return render_template("signin/link.html", problem=None, token=token)
     try:
         sign_in(user, "link")

@@ -254,7 +254,7 @@ def _render(form: Form, row: Any | None, status: int = 200) -> Any:
 @bp.route("/new", methods=["GET", "POST"])
 @signed_in_as(*STAFF)
 def new() -> Any:
-    if request.method == "GET":
+    if request.method != "POST":
         defaults = Form(None, timezone=current_app.config["BOOKING_TIMEZONE"], **_rule_defaults())
         return _render(defaults, None)
     user = page_user()
@@ -313,7 +313,7 @@ def _changes(profile: dict[str, Any], row: Any) -> dict[str, Any]:
 def edit(premises_id: str) -> Any:
     with read_transaction(runtime().engine) as conn:
         row = premises_row(conn, premises_id)
-    if request.method == "GET":
+    if request.method != "POST":
         return _render(_form_of(row), row)
     user = page_user()
     assert user is not None

@@ -97,7 +97,7 @@ def _new_page(form: Form, status: int = 200) -> Any:
 @bp.route("/new", methods=["GET", "POST"])
 @signed_in_as(*STAFF)
 def new() -> Any:
-    if request.method == "GET":
+    if request.method != "POST":
         return _new_page(Form(confirm_days="14"))
     user = page_user()
     assert user is not None
