@@ -71,4 +71,6 @@ def init_app(app: Flask) -> None:
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if response.status_code == 204:  # no content, so no type (not Flask's text/html)
+            headers.remove("Content-Type")
         return response

@@ -391,3 +391,12 @@ def test_a_served_app_set_up_with_the_cli_answers_as_api_md_says(served: Any) ->
     for event in json.loads(raw)["events"]:
         for instant in _instants(event["data"]):
             assert not instant.endswith("+00:00"), (event["type"], instant)
+
+
+def test_a_204_answer_has_no_body_and_no_content_type(api: Api) -> None:
+    api.premises("room")
+    made = api.post("/api/v1/feed-tokens", {"scope": {"premises": ["room"]}}, role="staff")
+    token_id = made.get_json()["id"]
+    revoked = api.client.delete(f"/api/v1/feed-tokens/{token_id}", headers=api.headers("staff"))
+    assert revoked.status_code == 204 and revoked.data == b""
+    assert "Content-Type" not in revoked.headers
