@@ -73,7 +73,7 @@ from events import pipeline
 from events.decoding import event_of
 from events.slot import Slot
 from events.sql import write_transaction
-from events.store import READ_STREAM, ConcurrencyError, Metadata, RecordedEvent, read_stream
+from events.store import READ_TAIL, ConcurrencyError, Metadata, RecordedEvent, read_stream
 from projections.availability_read import (
     SHARED_BETWEEN,
     shared_between,
@@ -89,10 +89,10 @@ def premises_stream(premises_id: str) -> str:
 
 def _tail_ahead(premises_id: str, version: int) -> pipeline.Ahead:
     """The read of a premises stream's tail from its kept state's last event (at `version`)
-    that `_caught_up` will look up, to send ahead."""
+    that `_caught_up` will look up, to send ahead (that event's data left out: `READ_TAIL`)."""
     stream, after = premises_stream(premises_id), version - 1
     return pipeline.Ahead(
-        READ_STREAM,
+        READ_TAIL,
         {"stream": stream, "after": after},
         ("stream", stream, after),
         lambda rows: [RecordedEvent(*row) for row in rows],
