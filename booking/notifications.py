@@ -15,9 +15,10 @@ once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
@@ -101,8 +102,13 @@ class Notifier:
         self._whens: dict[tuple[datetime, datetime, ZoneInfo, str], str] = {}
         self._instants: dict[Any, datetime] = {}
         self._catalogues: dict[str, NullTranslations] = {}
-        stored = _p.c.start.type.dialect_impl(conn.dialect)
-        self._read_instant = stored.result_processor(conn.dialect, None)
+
+    @cached_property
+    def _read_instant(self) -> Callable[[Any], Any] | None:
+        """How `UTCDateTime` reads a stored instant here: worked out on first use, for the
+        pop-ups' mails (a booking's mail has no use for it)."""
+        stored = _p.c.start.type.dialect_impl(self.conn.dialect)
+        return stored.result_processor(self.conn.dialect, None)
 
     def language(self, user_id: str) -> str:
         if user_id not in self._languages:
@@ -200,6 +206,8 @@ class Notifier:
         """Read many pop-up requests, their requesters' languages and their premises with a
         few queries (an expiry run mails thousands)."""
         missing = sorted(set(request_ids) - self._popups.keys())
+        if not missing:  # (every booking's mail asks, for the pop-ups it decides: none)
+            return
         instant = self._instant
         for chunk in one_of_chunks(self.conn, missing):
             rows = self.conn.execute(_POPUPS_BY_ID[self.conn], {"ids": chunk}).all()

@@ -73,7 +73,14 @@ from events import pipeline
 from events.decoding import event_of
 from events.slot import Slot
 from events.sql import write_transaction
-from events.store import READ_STREAM, ConcurrencyError, Metadata, RecordedEvent, read_stream
+from events.store import (
+    READ_STREAM,
+    READ_TAIL,
+    ConcurrencyError,
+    Metadata,
+    RecordedEvent,
+    read_stream,
+)
 from projections.availability_read import (
     SHARED_BETWEEN,
     shared_between,
@@ -87,12 +94,14 @@ def premises_stream(premises_id: str) -> str:
     return f"premises-{premises_id}"
 
 
-def _tail_ahead(premises_id: str, version: int) -> pipeline.Ahead:
+def _tail_ahead(premises_id: str, version: int, lean: bool = False) -> pipeline.Ahead:
     """The read of a premises stream's tail from its kept state's last event (at `version`)
-    that `_caught_up` will look up, to send ahead."""
+    that `_caught_up` will look up, to send ahead. `lean`: that event's data left out
+    (`READ_TAIL`): 1.4 % of a booking's CPU on SQLite; on PostgreSQL it saved no CPU and its
+    round trip measured a little slower, so it keeps `READ_STREAM` there."""
     stream, after = premises_stream(premises_id), version - 1
     return pipeline.Ahead(
-        READ_STREAM,
+        READ_TAIL if lean else READ_STREAM,
         {"stream": stream, "after": after},
         ("stream", stream, after),
         lambda rows: [RecordedEvent(*row) for row in rows],
@@ -225,7 +234,7 @@ class PremisesRepository:
             pipeline.Ahead(_LOCK, {"key": space_lock_key(s)}, ("locked", s))
             for s in (spaces if postgres else [])
         ]
-        reads.append(_tail_ahead(premises_id, state.version))
+        reads.append(_tail_ahead(premises_id, state.version, lean=not postgres))
         others = sorted(set(spaces_after(command, state)))
         reads.append(
             pipeline.Ahead(
