@@ -261,6 +261,21 @@ class PremisesRepository:
             reads.append(_tail_ahead(premises_id, state.version))
         return reads
 
+    def premises_of_booking(self, booking_id: str) -> str | None:
+        """The premises whose kept state knows the booking (a booking never moves), or None
+        when none does: a foresight for a command's first reads (`reads_ahead`), which the
+        command checks against the bookings' rows under the premises' lock."""
+        for premises_id, state in list(self._states.items()):
+            if booking_id in state.bookings:
+                return premises_id
+        return None
+
+    def booker_of(self, premises_id: str, booking_id: str) -> str | None:
+        """Who placed the booking, as the premises' kept state knows it (None when not)."""
+        state = self._states.get(premises_id)
+        record = state.bookings.get(booking_id) if state is not None else None
+        return record.booked_by if record is not None else None
+
     def zone(self, premises_id: str) -> ZoneInfo | None:
         """The premises' time zone as last loaded (None when not loaded)."""
         state = self._states.get(premises_id)
@@ -356,7 +371,14 @@ def lock_premises(conn: Connection, premises_ids: Iterable[str]) -> None:
     """
     if conn.dialect.name != "postgresql":
         return
-    for premises_id in sorted(set(premises_ids)):
+    wanted = sorted(set(premises_ids))
+    taken = [p for p in wanted if pipeline.remembered(conn, ("locked-premises", p)) is not None]
+    if taken:  # in the first round trip (`premises_locks_ahead`)
+        if taken != wanted[: len(taken)]:
+            # Taking the others now would break the sorted order.
+            raise ConcurrencyError(premises_stream(wanted[0]), 0)
+        wanted = wanted[len(taken) :]
+    for premises_id in wanted:
         conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:stream, 0))"),
             {"stream": premises_stream(premises_id)},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from booking import memberships, notifications, strong_identity
 from booking.domain.commands import (
@@ -20,17 +21,20 @@ from booking.domain.commands import (
     PlaceBooking,
     PlaceSeries,
 )
-from booking.domain.errors import RuleBroken, StaleVersion
+from booking.domain.errors import NotFound, RuleBroken, StaleVersion
 from booking.queries.bookings import (
     BookingRow,
     booking_rows,
+    opened,
     premises_and_version,
     premises_of_series,
+    row_ahead,
 )
+from booking.service import premises_locks_ahead
 from booking.usecases.times import check_stated_times
 from booking.usecases.unit import Unit, known_zone, record, zone_of
 from events import pipeline
-from events.catalog import BookingPlaced, BookingSeriesPlaced
+from events.catalog import BookingCancelled, BookingPlaced, BookingSeriesPlaced
 from events.slot import Slot
 from events.store import RecordedEvent
 
@@ -191,10 +195,54 @@ def cancel_booking(
     expected_version: int | None = None,
 ) -> Changed:
     """Cancel one booking; `late` says whether it was after the cancellation deadline."""
-    premises_id, _version = premises_and_version(unit.conn, booking_id)
     command = CancelBooking(actor, booking_id, reason, now, expected_version)
-    record(unit, premises_id, command)
-    return Changed(_row(unit, booking_id))
+    before = _cancel_read_ahead(unit, booking_id)
+    if before is None:  # writes not held: statement by statement, the row read back
+        premises_id, _version = premises_and_version(unit.conn, booking_id)
+        record(unit, premises_id, command)
+        return Changed(_row(unit, booking_id))
+    recorded = record(unit, before.premises_id, command)
+    cancelled = next(e for e in _events(recorded) if isinstance(e, BookingCancelled))
+    (row,) = opened(unit.conn, unit.vault, [before])
+    return Changed(row.after(cancelled))
+
+
+def _cancel_read_ahead(unit: Unit, booking_id: str) -> Any:
+    """Everything a cancellation reads, in one round trip with the BEGIN, when the service
+    holds the transaction's writes for the commit's (`events.pipeline`): the premises'
+    lock, the stream's tail, the booking's row (read after them: what the decision and the
+    answer start from) and the mail's names and language. The premises comes from the
+    kept states (a booking never moves); when none knows the booking, a first round trip
+    reads its row to find it. The row as it was before the cancellation, or None when the
+    writes are not held; NotFound when there is no such booking.
+
+    The row is read under the lock after the tail: a change to it after the tail was read
+    appends to the stream too, and the cancellation's append then meets that version and
+    the service decides again (`booking.service.execute`)."""
+    conn = unit.conn
+    if not pipeline.holding(conn):
+        return None
+    premises_id = unit.premises.premises_of_booking(booking_id)
+    booker = None if premises_id is None else unit.premises.booker_of(premises_id, booking_id)
+    if premises_id is None:
+        pipeline.read_ahead(conn, [row_ahead(booking_id, "booking-found")])
+        found = pipeline.remembered(conn, ("booking-found", booking_id))
+        if found is None:
+            raise NotFound(f"No booking {booking_id!r}.")
+        premises_id, booker = found.premises_id, found.booked_by
+    reads = premises_locks_ahead([premises_id]) if conn.dialect.name == "postgresql" else []
+    reads += unit.premises.tails_ahead([premises_id])
+    reads.append(row_ahead(booking_id))
+    if unit.notify and booker is not None:
+        statement, params, key = notifications.read_ahead(booker, premises_id)
+        reads.append(pipeline.Ahead(statement, params, key, lambda rows: rows[0] if rows else None))
+    pipeline.read_ahead(conn, reads)
+    before = pipeline.remembered(conn, ("booking", booking_id))
+    if before is None:
+        raise NotFound(f"No booking {booking_id!r}.")
+    if before.premises_id != premises_id:  # a kept state ahead of the log: as without
+        return None
+    return before
 
 
 def decide_booking(
