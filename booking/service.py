@@ -65,7 +65,7 @@ from booking.domain.decide import (
     spaces_touched,
 )
 from booking.domain.errors import DomainError, NotFound
-from booking.domain.premises import PremisesState, evolve
+from booking.domain.premises import BookingRecord, PremisesState, evolve
 from booking.domain.spaces import NOTHING_SHARED, OFFER, Occupied, Shared, by_premises
 from booking.recording import StreamAppend, record
 from booking.tables import idempotency_keys
@@ -131,6 +131,9 @@ class PremisesRepository:
         self._locks: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
 
     def _caught_up(self, conn: Connection, premises_id: str) -> PremisesState:
+        # Writes of an earlier command of this transaction first, and their `advance`: a
+        # tail read ahead is not newer than them (a cancellation after a closure's).
+        pipeline.send_held(conn)
         stream = premises_stream(premises_id)
         state = self._states.get(premises_id)
         last = self._last.get(premises_id)
@@ -272,9 +275,17 @@ class PremisesRepository:
 
     def booker_of(self, premises_id: str, booking_id: str) -> str | None:
         """Who placed the booking, as the premises' kept state knows it (None when not)."""
-        state = self._states.get(premises_id)
-        record = state.bookings.get(booking_id) if state is not None else None
+        record = self._booking(premises_id, booking_id)
         return record.booked_by if record is not None else None
+
+    def booking_version(self, premises_id: str, booking_id: str) -> int | None:
+        """The booking's version as the premises' kept state knows it (None when not)."""
+        record = self._booking(premises_id, booking_id)
+        return record.version if record is not None else None
+
+    def _booking(self, premises_id: str, booking_id: str) -> BookingRecord | None:
+        state = self._states.get(premises_id)
+        return state.bookings.get(booking_id) if state is not None else None
 
     def zone(self, premises_id: str) -> ZoneInfo | None:
         """The premises' time zone as last loaded (None when not loaded)."""

@@ -125,7 +125,7 @@ def place_booking(
     """Book once: `confirmed`, or `pending_approval` where the premises asks for it.
     `strong` says the person signed in with strong identification (the API and the pages
     pass the session's; jobs, the CLI and the demo act for people already vouched for)."""
-    _read_ahead(unit, actor, given, booking_id, now)
+    _read_ahead(unit, actor, given, booking_id, now, strong)
     actor, request = _request(unit, actor, given, strong)
     recorded = record(unit, given.premises_id, PlaceBooking(actor, booking_id, request, now))
     zone = zone_of(unit, given.premises_id)
@@ -134,18 +134,26 @@ def place_booking(
 
 
 def _read_ahead(
-    unit: Unit, actor: Actor, given: BookingInput, booking_id: str, now: datetime
+    unit: Unit,
+    actor: Actor,
+    given: BookingInput,
+    booking_id: str,
+    now: datetime,
+    strong: bool = True,
 ) -> None:
     """Everything a booking reads, in one round trip with the BEGIN, when the service holds
     the transaction's writes for the commit's (`events.pipeline`): the booker's
-    organisations, the locks of the premises' spaces, the stream's tail, what other
-    premises hold there, and the mail's names and language. Each reader finds its answer
-    there (`pipeline.remembered`) or, where the foresight missed, reads it as before."""
+    organisations, whether the premises asks for strong identification, the locks of the
+    premises' spaces, the stream's tail, what other premises hold there, and the mail's
+    names and language. Each reader finds its answer there (`pipeline.remembered`) or,
+    where the foresight missed, reads it as before."""
     if not pipeline.holding(unit.conn):
         return
     if given.end <= given.start:
         return  # refused anyway (`_request`)
     reads = [] if actor.is_staff else [memberships.organisations_ahead(actor.user_id)]
+    if not (actor.is_staff or strong):
+        reads.append(strong_identity.read_ahead(given.premises_id))
     foreseen = BookingRequest(
         given.premises_id, Slot(given.start, given.end), "", 1, False, "", None
     )
@@ -202,6 +210,9 @@ def cancel_booking(
         record(unit, premises_id, command)
         return Changed(_row(unit, booking_id))
     recorded = record(unit, before.premises_id, command)
+    decided_on = unit.premises.booking_version(before.premises_id, booking_id)
+    if decided_on != before.version:  # an earlier command of this transaction changed it
+        return Changed(_row(unit, booking_id))
     cancelled = next(e for e in _events(recorded) if isinstance(e, BookingCancelled))
     (row,) = opened(unit.conn, unit.vault, [before])
     return Changed(row.after(cancelled))
