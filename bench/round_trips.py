@@ -8,7 +8,7 @@ random sequence), under `strace`, and counts for every request the round trips o
 database's sockets: a send after a receive (or the request's first send) begins one. The
 statements each round trip carries are not counted; pipeline mode sends many in one.
 
-    python -m bench.round_trips [--requests N] [--seed S] [--postgres URL]
+    python -m bench.round_trips [--requests N] [--seed S] [--postgres URL] [--trace FILE]
 
 Needs `strace` (Linux); without it, or without a PostgreSQL server, it says so and skips.
 A count can come out one higher than the protocol's when the server answers the first
@@ -30,7 +30,6 @@ import tempfile
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 MARK = "/tilavaraus-round-trips"  # markers: access() on paths that do not exist
 EXTRA_KINDS = ("keyed booking", "keyed cancel")
@@ -153,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postgres", default=POSTGRES_SERVER)
     parser.add_argument("--requests", type=int, default=400, help="of the mix")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--trace", help="keep strace's output here (the messages' first bytes)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner:
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         trace = Path(folder) / "trace"
         command = [
-            "strace", "-f", "-qq", "-s", os.environ.get("ROUND_TRIPS_STRACE_S", "0"), "-o", str(trace),
+            "strace", "-f", "-qq", "-s", "200" if args.trace else "0", "-o", str(trace),
             "-e", "trace=sendto,recvfrom,sendmsg,recvmsg,access,faccessat,faccessat2",
             sys.executable, str(Path(__file__).resolve()), "--inner",
             "--requests", str(args.requests), "--seed", str(args.seed),
@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"the traced run failed:\n{run.stderr[-3000:]}")
         statuses = json.loads(run.stderr.strip().splitlines()[-1])
         found = _count(trace)
-        if os.environ.get("ROUND_TRIPS_KEEP"):
-            shutil.copy(trace, os.environ["ROUND_TRIPS_KEEP"])
+        if args.trace:
+            shutil.copy(trace, args.trace)
     rows = []
     for kind in [*(k for k in ("availability", "feed", "booking", "cancel")), *EXTRA_KINDS]:
         trips = found.get(kind, [])
@@ -207,9 +207,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     from bench.common import print_table
 
-    print(
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.requests} requests of the mix, seed {args.seed}"
-    )
+    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    print(f"{when}, {args.requests} requests of the mix, seed {args.seed}")
     print_table(
         "Round trips to PostgreSQL per request (strace; in process, caches warm)",
         ["kind", "requests", "mean", "min", "max", "how many", "statuses"],
