@@ -30,13 +30,13 @@ from booking.queries.bookings import (
     premises_of_series,
     row_ahead,
 )
-from booking.service import premises_locks_ahead
+from booking.service import premises_locks_ahead, premises_stream
 from booking.usecases.times import check_stated_times
 from booking.usecases.unit import Unit, known_zone, record, zone_of
 from events import pipeline
 from events.catalog import BookingCancelled, BookingPlaced, BookingSeriesPlaced
 from events.slot import Slot
-from events.store import RecordedEvent
+from events.store import ConcurrencyError, RecordedEvent
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,8 @@ def _cancel_read_ahead(unit: Unit, booking_id: str) -> Any:
     answer start from) and the mail's names and language. The premises comes from the
     kept states (a booking never moves); when none knows the booking, a first round trip
     reads its row to find it. The row as it was before the cancellation, or None when the
-    writes are not held; NotFound when there is no such booking.
+    writes are not held; NotFound when there is no such booking; a ConcurrencyError (the
+    service decides again) when a kept state named the wrong premises.
 
     The row is read under the lock after the tail: a change to it after the tail was read
     appends to the stream too, and the cancellation's append then meets that version and
@@ -251,8 +252,11 @@ def _cancel_read_ahead(unit: Unit, booking_id: str) -> Any:
     before = pipeline.remembered(conn, ("booking", booking_id))
     if before is None:
         raise NotFound(f"No booking {booking_id!r}.")
-    if before.premises_id != premises_id:  # a kept state ahead of the log: as without
-        return None
+    if before.premises_id != premises_id:
+        # A kept state ahead of the log (what it took in never committed): the lock taken
+        # is another premises'. Forget it and decide again.
+        unit.premises.forget(premises_id)
+        raise ConcurrencyError(premises_stream(premises_id), 0)
     return before
 
 

@@ -195,3 +195,32 @@ def test_a_cancellation_and_a_booking_are_two_round_trips_on_postgresql(postgres
         ]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_kept_state_naming_the_wrong_premises_is_forgotten_and_the_cancellation_goes_on(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A kept state that took in a booking that never committed may name a booking id of
+    another premises: the cancellation then locked the wrong premises, so it decides again
+    with that state forgotten."""
+    with fresh_database(kind, request, tmp_path / "wrong.sqlite") as url:
+        engine = make_engine(url)
+        try:
+            runner = Runner(engine, held=True)
+            runner.run(0, _register("hall"))
+            runner.run(1, _register("room"))
+            runner.run(2, _book("hall", 0, "b-1"))
+            runner.run(3, _book("room", 0, "b-2"))
+            states = runner.repository._states
+            states["room"].bookings["b-1"] = states["hall"].bookings["b-1"]
+            del states["hall"]  # so that only the room's state names b-1
+            answers: list[Any] = []
+            outcome = runner.run(4, lambda unit: answers.append(_cancel("b-1")(unit)))
+            assert outcome.status == 201
+            assert [(a.booking.id, a.booking.status) for a in answers[-1:]] == [
+                ("b-1", "cancelled")
+            ]
+            assert "room" not in states or "b-1" not in states["room"].bookings
+        finally:
+            engine.dispose()
