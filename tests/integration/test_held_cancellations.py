@@ -224,3 +224,32 @@ def test_a_kept_state_naming_the_wrong_premises_is_forgotten_and_the_cancellatio
             assert "room" not in states or "b-1" not in states["room"].bookings
         finally:
             engine.dispose()
+
+
+def test_a_held_transaction_leaves_its_connection_out_of_autocommit(postgres_url: str) -> None:
+    """A held transaction runs in psycopg's autocommit mode behind its own BEGIN
+    (`events.pipeline.read_together`); the pool hands the connection out again in
+    transaction mode, after a commit, a refusal or a failed commit alike."""
+    engine = make_engine(postgres_url, pool_size=1, max_overflow=0)
+    try:
+        runner = Runner(engine, held=True)
+
+        def autocommit() -> bool:
+            with engine.connect() as conn:
+                return bool(conn.connection.driver_connection.autocommit)  # type: ignore[union-attr]
+
+        runner.run(0, _register("hall"))
+        runner.run(1, _book("hall", 0, "b-1"))
+        runner.run(2, _cancel("b-1"))
+        assert not autocommit()
+        assert runner.run(3, _cancel("b-1"), key="k-1").status == 409  # refused: stored
+        assert not autocommit()
+        with pytest.raises(DomainError):
+            runner.run(4, _cancel("b-1"))  # refused, not keyed: rolled back
+        assert not autocommit()
+        with engine.begin() as conn:  # a plain transaction is one transaction again
+            conn.exec_driver_sql("CREATE TABLE held_probe (n INT)")
+            conn.exec_driver_sql("INSERT INTO held_probe VALUES (1)")
+            assert conn.connection.driver_connection.pgconn.transaction_status != 0  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
