@@ -228,6 +228,11 @@ class Notifier:
         return found
 
     def booking(self, booking_id: str) -> Any:
+        # Read ahead with the command's first reads (`booking.queries.bookings.row_ahead`):
+        # a cancellation's mail needs nothing its own writes change.
+        found = pipeline.remembered(self.conn, ("booking", booking_id))
+        if found is not None:
+            return found
         return self.conn.execute(
             select(bookings_table).where(bookings_table.c.id == booking_id)
         ).one()

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from booking import notifications, outbox
 from events import pipeline
 from events.bulk import StreamAppend, prepare_many, write_many
-from events.catalog import BookingPlaced, Event
+from events.catalog import BookingCancelled, BookingPlaced, BookingSeriesCancelled, Event
 from events.store import Metadata, RecordedEvent, prepare, write
 from projections.runner import BY_EVENT, BY_POSITION, project_inline
 
@@ -69,7 +69,9 @@ def record(
 
 # The events whose inline projections and mails write without reading anything they write,
 # and whose position-stamped rows read their position in SQL (projections.feed_entries).
-HELD = (BookingPlaced,)
+# (A cancellation's mail reads the booking's title, time and booker, which it leaves as
+# they are; a series' cancellation is a mail only.)
+HELD = (BookingPlaced, BookingCancelled, BookingSeriesCancelled)
 
 
 def _all_held(conn: Connection, appends: Sequence[StreamAppend]) -> bool:

@@ -65,7 +65,7 @@ from booking.domain.decide import (
     spaces_touched,
 )
 from booking.domain.errors import DomainError, NotFound
-from booking.domain.premises import PremisesState, evolve
+from booking.domain.premises import BookingRecord, PremisesState, evolve
 from booking.domain.spaces import NOTHING_SHARED, OFFER, Occupied, Shared, by_premises
 from booking.recording import StreamAppend, record
 from booking.tables import idempotency_keys
@@ -131,6 +131,9 @@ class PremisesRepository:
         self._locks: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
 
     def _caught_up(self, conn: Connection, premises_id: str) -> PremisesState:
+        # Writes of an earlier command of this transaction first, and their `advance`: a
+        # tail read ahead is not newer than them (a cancellation after a closure's).
+        pipeline.send_held(conn)
         stream = premises_stream(premises_id)
         state = self._states.get(premises_id)
         last = self._last.get(premises_id)
@@ -261,6 +264,29 @@ class PremisesRepository:
             reads.append(_tail_ahead(premises_id, state.version))
         return reads
 
+    def premises_of_booking(self, booking_id: str) -> str | None:
+        """The premises whose kept state knows the booking (a booking never moves), or None
+        when none does: a foresight for a command's first reads (`reads_ahead`), which the
+        command checks against the bookings' rows under the premises' lock."""
+        for premises_id, state in list(self._states.items()):
+            if booking_id in state.bookings:
+                return premises_id
+        return None
+
+    def booker_of(self, premises_id: str, booking_id: str) -> str | None:
+        """Who placed the booking, as the premises' kept state knows it (None when not)."""
+        record = self._booking(premises_id, booking_id)
+        return record.booked_by if record is not None else None
+
+    def booking_version(self, premises_id: str, booking_id: str) -> int | None:
+        """The booking's version as the premises' kept state knows it (None when not)."""
+        record = self._booking(premises_id, booking_id)
+        return record.version if record is not None else None
+
+    def _booking(self, premises_id: str, booking_id: str) -> BookingRecord | None:
+        state = self._states.get(premises_id)
+        return state.bookings.get(booking_id) if state is not None else None
+
     def zone(self, premises_id: str) -> ZoneInfo | None:
         """The premises' time zone as last loaded (None when not loaded)."""
         state = self._states.get(premises_id)
@@ -356,7 +382,14 @@ def lock_premises(conn: Connection, premises_ids: Iterable[str]) -> None:
     """
     if conn.dialect.name != "postgresql":
         return
-    for premises_id in sorted(set(premises_ids)):
+    wanted = sorted(set(premises_ids))
+    taken = [p for p in wanted if pipeline.remembered(conn, ("locked-premises", p)) is not None]
+    if taken:  # in the first round trip (`premises_locks_ahead`)
+        if taken != wanted[: len(taken)]:
+            # Taking the others now would break the sorted order.
+            raise ConcurrencyError(premises_stream(wanted[0]), 0)
+        wanted = wanted[len(taken) :]
+    for premises_id in wanted:
         conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:stream, 0))"),
             {"stream": premises_stream(premises_id)},

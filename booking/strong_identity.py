@@ -10,21 +10,40 @@ the pages, the page that says how to sign in strongly (booking.pages.oidc).
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from booking.domain.commands import Actor
 from booking.domain.errors import StrongIdentityRequired
+from events import pipeline
 from projections.catalogue import premises_table
 
 STAFF = ("staff", "admin")
 
 
-def requires_strong_identity(conn: Connection, premises_id: str) -> bool:
-    rules = conn.execute(
-        select(premises_table.c.rules).where(premises_table.c.id == premises_id)
-    ).scalar()
+_RULES = select(premises_table.c.rules).where(premises_table.c.id == bindparam("premises"))
+
+
+def _requires(rules: object) -> bool:
     return bool(isinstance(rules, dict) and rules.get("requires_strong_identity"))
+
+
+def requires_strong_identity(conn: Connection, premises_id: str) -> bool:
+    found = pipeline.remembered(conn, ("strong-identity", premises_id))
+    if found is not None:  # read ahead (`read_ahead`)
+        return bool(found)
+    return _requires(conn.execute(_RULES, {"premises": premises_id}).scalar())
+
+
+def read_ahead(premises_id: str) -> pipeline.Ahead:
+    """The read `check` makes, to send with a command's first reads
+    (`events.pipeline.read_ahead`)."""
+    return pipeline.Ahead(
+        _RULES,
+        {"premises": premises_id},
+        ("strong-identity", premises_id),
+        lambda rows: _requires(rows[0][0]) if rows else False,
+    )
 
 
 def check(conn: Connection, premises_id: str, actor: Actor, strong: bool) -> None:

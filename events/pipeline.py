@@ -219,6 +219,10 @@ def _run_pipelined(driver: Any, statements: list[_Statement], commit: bool) -> N
 
     cursors: list[tuple[Any, _Statement]] = []
     current = statements[0] if statements else None
+    # A transaction begun by our own BEGIN (`read_together`) ends by our own COMMIT, queued
+    # after the writes: the pipeline's one Sync answers them all. psycopg's `commit()` in a
+    # pipeline syncs once for the COMMIT and once more on leaving the pipeline.
+    ours = driver.autocommit and driver.pgconn.transaction_status != _IDLE
     try:
         with driver.pipeline():
             for current in statements:
@@ -228,11 +232,15 @@ def _run_pipelined(driver: Any, statements: list[_Statement], commit: bool) -> N
                 cursor.execute(current.sql, current.params)
                 if current.rows is not None:
                     cursors.append((cursor, current))
-            if commit:
+            if commit and ours:
+                driver.cursor().execute("COMMIT")
+            elif commit:
                 driver.commit()  # queued after the writes, and the pipeline synced
-            for cursor, current in cursors:
-                assert current.rows is not None
-                current.rows.extend(cursor.fetchall())
+        # Fetched after the pipeline's Sync, which brought every answer: a fetch inside it
+        # costs a round trip of its own (a flush request) before the Sync's.
+        for cursor, current in cursors:
+            assert current.rows is not None
+            current.rows.extend(cursor.fetchall())
     except psycopg.Error as error:
         raise _wrapped(error, current) from error
 
@@ -305,8 +313,11 @@ def read_together(
 
     found: list[list[Any]] = []
     current: _Statement | None = None
+    begin = _begin_ourselves(driver)
     try:
         with driver.pipeline():
+            if begin:
+                driver.cursor().execute("BEGIN")
             cursors = []
             for (sql, params), _ in bound:
                 current = _Statement(sql, params, None)
@@ -315,12 +326,28 @@ def read_together(
                 cursor = driver.cursor()
                 cursor.execute(sql, params)
                 cursors.append(cursor)
-            for cursor, (_, processors) in zip(cursors, bound, strict=True):
-                rows = cursor.fetchall()  # (`description` is known only after the fetch)
-                found.append([_processed(row, processors) for row in rows])
+        # After the pipeline's one Sync, which brought every answer (see `_run_pipelined`).
+        for cursor, (_, processors) in zip(cursors, bound, strict=True):
+            rows = cursor.fetchall()  # (`description` is known only after the fetch)
+            found.append([_processed(row, processors) for row in rows])
     except psycopg.Error as error:
         raise _wrapped(error, current) from error
     return found
+
+
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
+
+
+def _begin_ourselves(driver: Any) -> bool:
+    """Whether the transaction is to begin with these reads, by our own BEGIN: psycopg's
+    implicit BEGIN in a pipeline syncs at once, a round trip for the BEGIN alone. The
+    connection is put in autocommit mode (a client-side flag: psycopg then sends no BEGIN of
+    its own, and its `commit()` and `rollback()` still end the transaction the server has
+    open); the pool puts it back on return (`events.sql.make_engine`)."""
+    if driver.autocommit or driver.pgconn.transaction_status != _IDLE:
+        return False
+    driver.autocommit = True
+    return True
 
 
 @dataclass(frozen=True)

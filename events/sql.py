@@ -243,8 +243,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(url, connect_args=connect_args, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         event.listen(engine.pool, "checkout", _refuse_dropped)
+    event.listen(engine.pool, "checkin", _out_of_autocommit)
     event.listen(engine, "before_cursor_execute", _send_held)
     return engine
+
+
+def _out_of_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    """A connection whose transaction began by our own BEGIN, in autocommit mode
+    (`events.pipeline.read_together`), goes back to the pool in psycopg's own transaction
+    mode (its transaction ended before: the pool's reset rolls back what is left)."""
+    if dbapi_connection is None or dbapi_connection.closed or not dbapi_connection.autocommit:
+        return
+    if dbapi_connection.pgconn.transaction_status == 0:  # IDLE
+        dbapi_connection.autocommit = False  # a client-side flag: no round trip
 
 
 def _send_held(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:

@@ -218,6 +218,11 @@ def _release_holds(dialect: str) -> Delete:
 
 
 _RELEASE_HOLDS = ByDialect(_release_holds)
+# A booking's rows leave (cancelled, rejected): built once, a write that may be held.
+_RELEASE_BOOKING = delete(busy_table).where(
+    busy_table.c.premises_id == bindparam("premises_id"),
+    busy_table.c.ref_id == bindparam("ref_id"),
+)
 
 
 class Availability(Projection):
@@ -303,10 +308,9 @@ class Availability(Projection):
     def released(
         self, conn: Connection, e: BookingCancelled | BookingRejected, rec: RecordedEvent
     ) -> None:
-        conn.execute(
-            delete(busy_table).where(
-                busy_table.c.premises_id == e.premises_id, busy_table.c.ref_id == e.booking_id
-            )
+        # A write the service may hold back for the commit (`events.pipeline`).
+        pipeline.write(
+            conn, _RELEASE_BOOKING, {"premises_id": e.premises_id, "ref_id": e.booking_id}
         )
 
     @handles(PopupRequested)

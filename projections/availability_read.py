@@ -44,11 +44,15 @@ class Day:
     free: list[Slot]
 
 
-def _busy_between() -> Select[Any]:
-    """The statement of `busy_between`, built once (building it was a fifth of a call)."""
+def _busy_between(one: bool = False) -> Select[Any]:
+    """The statement of `busy_between`, built once (building it was a fifth of a call);
+    `one`: of one premises (`id`), a statement without an expanding IN that
+    `events.pipeline.read_together` can send with others."""
     t, s = busy_table, spaces_table
     meets = (
-        s.c.premises_id.in_(bindparam("ids", expanding=True)),
+        s.c.premises_id == bindparam("id")
+        if one
+        else s.c.premises_id.in_(bindparam("ids", expanding=True)),
         t.c.start < bindparam("before", type_=UTCDateTime()),
         t.c.blocked_until > bindparam("after", type_=UTCDateTime()),
     )
@@ -79,6 +83,17 @@ def _busy_between() -> Select[Any]:
 
 
 _BUSY_BETWEEN = _busy_between()
+BUSY_OF_ONE = _busy_between(one=True)
+
+
+def busy_params(window: Slot) -> dict[str, Any]:
+    """The window's parameters of `busy_between`'s statement (and of `BUSY_OF_ONE`)."""
+    margin = timedelta(days=1)
+    return {
+        "before": window.end + margin,
+        "after": window.start - margin,
+        "reach": window.start - margin - LONGEST_BOOKING - LONGEST_BUFFER,
+    }
 
 
 def busy_between(
@@ -92,16 +107,12 @@ def busy_between(
     (space, start) index, as cheap for a month of history as for the coming weeks.
     Closures have no longest length; there are few, and a partial index holds just them.
     """
-    margin = timedelta(days=1)
-    rows = conn.execute(
-        _BUSY_BETWEEN,
-        {
-            "ids": premises_ids,
-            "before": window.end + margin,
-            "after": window.start - margin,
-            "reach": window.start - margin - LONGEST_BOOKING - LONGEST_BUFFER,
-        },
-    )
+    rows = conn.execute(_BUSY_BETWEEN, {"ids": premises_ids, **busy_params(window)})
+    return busy_of_rows(rows, premises_ids)
+
+
+def busy_of_rows(rows: Any, premises_ids: list[str]) -> dict[str, list[tuple[Busy, Slot]]]:
+    """`busy_between` of its statement's rows (tuples in its columns' order)."""
     found: dict[str, list[tuple[Busy, Slot]]] = {pid: [] for pid in premises_ids}
     seen: set[tuple[str, str]] = set()
     for viewer, owner, ref_id, kind, start, end, title, mine, theirs in rows:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, insert, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from events import pipeline
@@ -49,6 +60,20 @@ bookings_table = Table(
 
 # Built once: a statement made per call costs more Python than the database's insert.
 _INSERT = insert(bookings_table)
+# A cancellation's change, for a write the service may hold back for the commit
+# (`events.pipeline`): the same SET as `_change` with `changed_values`.
+_CANCELLED = (
+    update(bookings_table)
+    .where(bookings_table.c.id == bindparam("booking_id"))
+    .values(
+        version=bookings_table.c.version + 1,
+        status="cancelled",
+        reason=bindparam("new_reason"),
+        reason_code=bindparam("new_reason_code"),
+        late=bindparam("new_late"),
+        updated_at=bindparam("new_updated_at", type_=UTCDateTime()),
+    )
+)
 
 
 class Bookings(Projection):
@@ -78,7 +103,13 @@ class Bookings(Projection):
 
     @handles(BookingCancelled)
     def cancelled(self, conn: Connection, e: BookingCancelled, rec: RecordedEvent) -> None:
-        self._change(conn, e.booking_id, **changed_values(e))
+        if not pipeline.holding(conn):
+            self._change(conn, e.booking_id, **changed_values(e))
+            return
+        values = changed_values(e)
+        params = {"booking_id": e.booking_id, "new_reason": values["reason"]}
+        params.update(new_reason_code=values["reason_code"], new_late=values["late"])
+        pipeline.write(conn, _CANCELLED, {**params, "new_updated_at": values["updated_at"]})
 
     def replay(self, conn: Connection, pairs: Sequence[tuple[Event, RecordedEvent]]) -> None:
         """A rebuild's batch: the rows it places or changes (those of earlier batches read

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from flask import Response, current_app
@@ -38,11 +38,13 @@ from booking.queries.premises import matching_premises, premises_json, premises_
 from booking.queries.premises import premises_row as premises_row
 from booking.service import Outcome
 from booking.usecases import catalogue
+from events import pipeline
 from events.opening import OpeningHours
 from events.slot import Slot
 from events.sql import read_transaction
 from events.store import events_table
 from projections.availability import busy_between, days_of, free_for_whole, spaces_table
+from projections.availability_read import BUSY_OF_ONE, busy_of_rows, busy_params
 from projections.catalogue import premises_table
 
 blp = Blueprint("premises", __name__, url_prefix="/api/v1", description="The premises catalogue")
@@ -251,7 +253,7 @@ def availability(query: dict[str, Any], premises_id: str) -> Response:
     _dates(first, last)
     made = caches().availability
     with statement_reads(runtime().engine) as conn:
-        row = conn.execute(_AVAILABILITY_HEAD, {"id": premises_id}).first()
+        row, busy = _head_and_busy(conn, premises_id, first, last)
         if row is None:
             raise NotFound(f"No premises {premises_id!r}.")
         # Everything the answer shows changes only with an event of the premises' stream
@@ -262,9 +264,56 @@ def availability(query: dict[str, Any], premises_id: str) -> Response:
         name = (premises_id, first, last)
         body = made.get(name, row.head)
         if body is None:
-            body = _availability_body(conn, premises_id, row, first, last)
+            body = _availability_body(conn, premises_id, row, first, last, busy)
             made.put(name, row.head, body, len(body))
     return Response(body, mimetype="application/json")
+
+
+class _Head(NamedTuple):
+    timezone: str
+    opening_hours: Any
+    head: int | None
+
+
+# The zone each premises had when last read: what the busy rows read with the head are
+# read for (a premises' zone hardly ever changes; when it has, they are read again).
+_ZONES: dict[str, str] = {}
+
+
+def _head_and_busy(
+    conn: Connection, premises_id: str, first: date, last: date
+) -> tuple[_Head | None, list[Any] | None]:
+    """The premises' head (None: no such premises) and, on PostgreSQL when its zone is
+    known from an earlier request, its busy rows for the days asked, read in the same round
+    trip: most answers are made anew (every booking of the premises or of one sharing a
+    space moves the head), and a second round trip for the busy rows cost more than
+    reading them for the few answers the cache has. None for the busy rows when they are
+    still to read."""
+    zone = _ZONES.get(premises_id) if conn.dialect.name == "postgresql" else None
+    if zone is None:
+        found = conn.execute(_AVAILABILITY_HEAD, {"id": premises_id}).first()
+        row = None if found is None else _Head(*found)
+        if row is not None:
+            _ZONES[premises_id] = row.timezone
+        return row, None
+    params = {"id": premises_id, **busy_params(_window(ZoneInfo(zone), first, last))}
+    heads, busy_rows = pipeline.read_together(
+        conn, [(_AVAILABILITY_HEAD, {"id": premises_id}), (BUSY_OF_ONE, params)]
+    )
+    if not heads:
+        return None, None
+    row = _Head(*heads[0])
+    if row.timezone != zone:  # moved to another zone since: read for that one
+        _ZONES[premises_id] = row.timezone
+        return row, None
+    return row, busy_of_rows(busy_rows, [premises_id])[premises_id]
+
+
+def _window(zone: ZoneInfo, first: date, last: date) -> Slot:
+    return Slot(
+        datetime.combine(first, datetime.min.time(), zone),
+        datetime.combine(last + timedelta(days=2), datetime.min.time(), zone),
+    )
 
 
 def _availability_head() -> Any:
@@ -296,14 +345,16 @@ _AVAILABILITY_HEAD = _availability_head()
 
 
 def _availability_body(
-    conn: Connection, premises_id: str, row: Any, first: date, last: date
+    conn: Connection,
+    premises_id: str,
+    row: Any,
+    first: date,
+    last: date,
+    busy: list[Any] | None = None,
 ) -> bytes:
     zone = ZoneInfo(row.timezone)
-    window = Slot(
-        datetime.combine(first, datetime.min.time(), zone),
-        datetime.combine(last + timedelta(days=2), datetime.min.time(), zone),
-    )
-    busy = busy_between(conn, [premises_id], window)[premises_id]
+    if busy is None:
+        busy = busy_between(conn, [premises_id], _window(zone, first, last))[premises_id]
     days = days_of(OpeningHours.parse(row.opening_hours), zone, first, last, busy)
 
     # A week names a few hundred instants, most of them twice (a busy end is a free start)

@@ -39,7 +39,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.http import http_date
 
 from booking.cache import caches
-from booking.feeds.bodies import Body, private_body, public_body
+from booking.feeds.bodies import Body, private_body, public_bodies, public_body
 from booking.feeds.cap import LIMIT, Reach
 from booking.feeds.query import Resolved, Scope, Window, premises_scope, token_scope, window_of
 from booking.http import now, runtime, statement_reads
@@ -113,7 +113,7 @@ def compressed(text: bytes) -> bytes:
     return gzip.compress(text, compresslevel=GZIP_LEVEL, mtime=0)
 
 
-def serve(resolve: Callable[[Connection], Resolved]) -> Response:
+def serve(resolve: Callable[[Connection, Window], Resolved]) -> Response:
     """The feed `resolve` finds with its `feed_calendars` heads (404 without one), or 304
     when the client's copy is current; the 304 path is one read of the heads."""
     instant = now()
@@ -124,7 +124,7 @@ def serve(resolve: Callable[[Connection], Resolved]) -> Response:
     gzipped = takes_gzip()
     with statement_reads(runtime().engine) as conn:
         # The heads are read before the entries, so the body is never older than its ETag.
-        found = resolve(conn)
+        found = resolve(conn, window)
         if found is None:
             raise NotFound("No such feed.")
         scope, heads = found
@@ -194,7 +194,14 @@ def reach_of_token(token: str) -> Reach | None:
 def premises_feed(premises_id: str) -> Response:
     """A premises' public busy times: no names of people or organisations, titles only for
     public bookings."""
-    return serve(lambda conn: premises_scope(conn, premises_id))
+
+    def resolve(conn: Connection, window: Window) -> Resolved:
+        # The body made last of this feed (none when premises share its spaces): the
+        # entries changed since go with the heads' read.
+        base = public_bodies().get((f"public:{premises_id}", window.key))
+        return premises_scope(conn, premises_id, None if base is None else base.position)
+
+    return serve(resolve)
 
 
 @blp.route("/private/<token>.ics")
@@ -202,4 +209,4 @@ def private_feed(token: str) -> Response:
     """A feed token's bookings with details; 404 for a revoked or unknown token."""
     if len(token) > 100:
         raise NotFound("No such feed.")
-    return serve(lambda conn: token_scope(conn, token))
+    return serve(lambda conn, _window: token_scope(conn, token))

@@ -8,7 +8,8 @@ more than running them). Nothing here renders text or knows HTTP.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections import namedtuple
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from booking.domain.errors import RuleBroken
 from booking.feeds.render import BOOKINGS, premises_name
 from booking.privacy import erased_people
 from booking.tables import feed_token_keys, feed_tokens, organisations, users
+from events import pipeline
 from events.sql import UTCDateTime
 from projections.availability_tables import spaces_table
 from projections.bookings import bookings_table
@@ -45,6 +47,9 @@ class Scope:
     # The latest erasure of anyone (a details feed's): it empties contacts and notes without
     # a change in the log, so its validators move with it too.
     erased: datetime | None = None
+    # The entries changed after a position, read with the heads (`premises_scope`): (entry
+    # keys, position, rows), for `changed_rows`.
+    changed: tuple[tuple[str, ...], int, list[Any]] | None = field(default=None, compare=False)
 
     @property
     def entry_keys(self) -> list[str]:
@@ -207,7 +212,17 @@ _CHANGED_ENTRIES = select(*_entry_columns()).where(
 
 def changed_rows(conn: Connection, scope: Scope, since: int) -> list[Any]:
     """The public columns of the scope's entries changed after position `since`."""
+    if scope.changed is not None and scope.changed[:2] == (tuple(scope.entry_keys), since):
+        return list(scope.changed[2])  # read with the heads (`premises_scope`)
     return list(conn.execute(_CHANGED_ENTRIES, {"keys": scope.entry_keys, "since": since}))
+
+
+# Of one premises, without an expanding IN: a statement `events.pipeline.read_together` sends.
+_CHANGED_OF_ONE = select(*_entry_columns()).where(
+    entries_table.c.premises_id == bindparam("key"),
+    entries_table.c.position > bindparam("since"),
+)
+_EntryRow = namedtuple("_EntryRow", [c.key for c in _CHANGED_OF_ONE.selected_columns])  # type: ignore[misc]
 
 
 _HEADS = select(calendars_table).where(
@@ -284,6 +299,9 @@ _PREMISES_HEADS = (
 )
 
 
+_HeadRow = namedtuple("_HeadRow", [c.key for c in _PREMISES_HEADS.selected_columns])  # type: ignore[misc]
+
+
 def _with_shared(scope: Scope, shared: list[str]) -> Scope:
     """`scope` showing the entries of `shared` as busy time; its ident names them, so that
     its ETag and kept bodies change when the premises sharing its spaces change."""
@@ -293,13 +311,29 @@ def _with_shared(scope: Scope, shared: list[str]) -> Scope:
     return replace(scope, shared=tuple(sorted(shared)), ident=ident)
 
 
-def premises_scope(conn: Connection, premises_id: str) -> Resolved:
+def premises_scope(conn: Connection, premises_id: str, since: int | None = None) -> Resolved:
     """A premises' public feed with its head and those of the premises sharing a space
-    with it, or None for an unknown premises."""
-    heads = list(conn.execute(_PREMISES_HEADS, {"key": premises_id}))
+    with it, or None for an unknown premises. `since`: the position of the body made last
+    of this feed: on PostgreSQL the premises' entries changed after it are read in the same
+    round trip (kept in the scope for `changed_rows`), as the body will read them unless
+    nothing changed or its answer is kept whole."""
+    changed = None
+    heads: list[Any]
+    if since is None or conn.dialect.name != "postgresql":
+        heads = list(conn.execute(_PREMISES_HEADS, {"key": premises_id}))
+    else:
+        found, rows = pipeline.read_together(
+            conn,
+            [
+                (_PREMISES_HEADS, {"key": premises_id}),
+                (_CHANGED_OF_ONE, {"key": premises_id, "since": since}),
+            ],
+        )
+        heads = [_HeadRow(*row) for row in found]
+        changed = ((premises_id,), since, [_EntryRow(*row) for row in rows])
     if not any(h.key == premises_id for h in heads):
         return None
-    scope = Scope("premises", [premises_id], False, f"public:{premises_id}")
+    scope = Scope("premises", [premises_id], False, f"public:{premises_id}", changed=changed)
     return _with_shared(scope, [h.key for h in heads if h.key != premises_id]), heads
 
 

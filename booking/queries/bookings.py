@@ -3,13 +3,13 @@ opened (sealed under the booker's key; None once the booker is erased)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time, timedelta
 from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.engine import Connection
 
 from booking.domain.commands import Actor
@@ -18,8 +18,9 @@ from booking.privacy import Vault
 from booking.queries.access import may_see, visible_bookings
 from booking.queries.paging import Page, PageRequest, fetch_page
 from booking.tables import organisations
-from events.catalog import BookingPlaced
-from projections.bookings import bookings_table
+from events import pipeline
+from events.catalog import BookingCancelled, BookingPlaced
+from projections.bookings import bookings_table, changed_values
 from projections.catalogue import premises_table
 
 
@@ -82,10 +83,31 @@ class BookingRow:
             timezone=zone.key,
         )
 
+    def after(self, cancelled: BookingCancelled) -> BookingRow:
+        """The row once `cancelled` is projected onto it (`projections.bookings`)."""
+        return replace(self, version=self.version + 1, **changed_values(cancelled))
+
 
 def with_zone() -> Select[Any]:
     b, p = bookings_table, premises_table
     return select(b, p.c.timezone).join(p, p.c.id == b.c.premises_id)
+
+
+_WITH_ZONE_BY_ID = with_zone().where(bookings_table.c.id == bindparam("booking_id"))
+_WITH_ZONE_NAMES = tuple(str(c.key) for c in _WITH_ZONE_BY_ID.selected_columns)
+
+
+def row_ahead(booking_id: str, key: str = "booking") -> pipeline.Ahead:
+    """The booking's row with its premises' zone as a read to send with a command's first
+    reads (`events.pipeline.read_ahead`), kept under `(key, booking_id)`: a namespace of
+    the columns, or None when there is no such booking."""
+
+    def row(rows: list[Any]) -> Any:
+        return (
+            SimpleNamespace(**dict(zip(_WITH_ZONE_NAMES, rows[0], strict=True))) if rows else None
+        )
+
+    return pipeline.Ahead(_WITH_ZONE_BY_ID, {"booking_id": booking_id}, (key, booking_id), row)
 
 
 def opened(conn: Connection, vault: Vault, rows: Any) -> list[BookingRow]:

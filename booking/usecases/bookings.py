@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from booking import memberships, notifications, strong_identity
 from booking.domain.commands import (
@@ -20,19 +21,22 @@ from booking.domain.commands import (
     PlaceBooking,
     PlaceSeries,
 )
-from booking.domain.errors import RuleBroken, StaleVersion
+from booking.domain.errors import NotFound, RuleBroken, StaleVersion
 from booking.queries.bookings import (
     BookingRow,
     booking_rows,
+    opened,
     premises_and_version,
     premises_of_series,
+    row_ahead,
 )
+from booking.service import premises_locks_ahead, premises_stream
 from booking.usecases.times import check_stated_times
 from booking.usecases.unit import Unit, known_zone, record, zone_of
 from events import pipeline
-from events.catalog import BookingPlaced, BookingSeriesPlaced
+from events.catalog import BookingCancelled, BookingPlaced, BookingSeriesPlaced
 from events.slot import Slot
-from events.store import RecordedEvent
+from events.store import ConcurrencyError, RecordedEvent
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def place_booking(
     """Book once: `confirmed`, or `pending_approval` where the premises asks for it.
     `strong` says the person signed in with strong identification (the API and the pages
     pass the session's; jobs, the CLI and the demo act for people already vouched for)."""
-    _read_ahead(unit, actor, given, booking_id, now)
+    _read_ahead(unit, actor, given, booking_id, now, strong)
     actor, request = _request(unit, actor, given, strong)
     recorded = record(unit, given.premises_id, PlaceBooking(actor, booking_id, request, now))
     zone = zone_of(unit, given.premises_id)
@@ -130,18 +134,26 @@ def place_booking(
 
 
 def _read_ahead(
-    unit: Unit, actor: Actor, given: BookingInput, booking_id: str, now: datetime
+    unit: Unit,
+    actor: Actor,
+    given: BookingInput,
+    booking_id: str,
+    now: datetime,
+    strong: bool = True,
 ) -> None:
     """Everything a booking reads, in one round trip with the BEGIN, when the service holds
     the transaction's writes for the commit's (`events.pipeline`): the booker's
-    organisations, the locks of the premises' spaces, the stream's tail, what other
-    premises hold there, and the mail's names and language. Each reader finds its answer
-    there (`pipeline.remembered`) or, where the foresight missed, reads it as before."""
+    organisations, whether the premises asks for strong identification, the locks of the
+    premises' spaces, the stream's tail, what other premises hold there, and the mail's
+    names and language. Each reader finds its answer there (`pipeline.remembered`) or,
+    where the foresight missed, reads it as before."""
     if not pipeline.holding(unit.conn):
         return
     if given.end <= given.start:
         return  # refused anyway (`_request`)
     reads = [] if actor.is_staff else [memberships.organisations_ahead(actor.user_id)]
+    if not (actor.is_staff or strong):
+        reads.append(strong_identity.read_ahead(given.premises_id))
     foreseen = BookingRequest(
         given.premises_id, Slot(given.start, given.end), "", 1, False, "", None
     )
@@ -191,10 +203,61 @@ def cancel_booking(
     expected_version: int | None = None,
 ) -> Changed:
     """Cancel one booking; `late` says whether it was after the cancellation deadline."""
-    premises_id, _version = premises_and_version(unit.conn, booking_id)
     command = CancelBooking(actor, booking_id, reason, now, expected_version)
-    record(unit, premises_id, command)
-    return Changed(_row(unit, booking_id))
+    before = _cancel_read_ahead(unit, booking_id)
+    if before is None:  # writes not held: statement by statement, the row read back
+        premises_id, _version = premises_and_version(unit.conn, booking_id)
+        record(unit, premises_id, command)
+        return Changed(_row(unit, booking_id))
+    recorded = record(unit, before.premises_id, command)
+    decided_on = unit.premises.booking_version(before.premises_id, booking_id)
+    if decided_on != before.version:  # an earlier command of this transaction changed it
+        return Changed(_row(unit, booking_id))
+    cancelled = next(e for e in _events(recorded) if isinstance(e, BookingCancelled))
+    (row,) = opened(unit.conn, unit.vault, [before])
+    return Changed(row.after(cancelled))
+
+
+def _cancel_read_ahead(unit: Unit, booking_id: str) -> Any:
+    """Everything a cancellation reads, in one round trip with the BEGIN, when the service
+    holds the transaction's writes for the commit's (`events.pipeline`): the premises'
+    lock, the stream's tail, the booking's row (read after them: what the decision and the
+    answer start from) and the mail's names and language. The premises comes from the
+    kept states (a booking never moves); when none knows the booking, a first round trip
+    reads its row to find it. The row as it was before the cancellation, or None when the
+    writes are not held; NotFound when there is no such booking; a ConcurrencyError (the
+    service decides again) when a kept state named the wrong premises.
+
+    The row is read under the lock after the tail: a change to it after the tail was read
+    appends to the stream too, and the cancellation's append then meets that version and
+    the service decides again (`booking.service.execute`)."""
+    conn = unit.conn
+    if not pipeline.holding(conn):
+        return None
+    premises_id = unit.premises.premises_of_booking(booking_id)
+    booker = None if premises_id is None else unit.premises.booker_of(premises_id, booking_id)
+    if premises_id is None:
+        pipeline.read_ahead(conn, [row_ahead(booking_id, "booking-found")])
+        found = pipeline.remembered(conn, ("booking-found", booking_id))
+        if found is None:
+            raise NotFound(f"No booking {booking_id!r}.")
+        premises_id, booker = found.premises_id, found.booked_by
+    reads = premises_locks_ahead([premises_id]) if conn.dialect.name == "postgresql" else []
+    reads += unit.premises.tails_ahead([premises_id])
+    reads.append(row_ahead(booking_id))
+    if unit.notify and booker is not None:
+        statement, params, key = notifications.read_ahead(booker, premises_id)
+        reads.append(pipeline.Ahead(statement, params, key, lambda rows: rows[0] if rows else None))
+    pipeline.read_ahead(conn, reads)
+    before = pipeline.remembered(conn, ("booking", booking_id))
+    if before is None:
+        raise NotFound(f"No booking {booking_id!r}.")
+    if before.premises_id != premises_id:
+        # A kept state ahead of the log (what it took in never committed): the lock taken
+        # is another premises'. Forget it and decide again.
+        unit.premises.forget(premises_id)
+        raise ConcurrencyError(premises_stream(premises_id), 0)
+    return before
 
 
 def decide_booking(

@@ -307,6 +307,56 @@ def test_threads_racing_for_one_slot_one_wins(api: Api) -> None:
     assert_projections_equal_rebuild(api.engine)
 
 
+def test_threads_racing_cancellations_and_bookings_never_overlap(api: Api) -> None:
+    """Cancellations with their writes held for the commit (issue 18) racing each other and
+    the bookings of the time they free: each booking is cancelled once (200, the others 409,
+    every answer what reading the booking gives), a booking of freed time wins only where
+    nothing active is left (buffer included), and the projections equal a rebuild."""
+    api.premises("room", rules={"buffer_minutes": 15})
+    token = api.token("booker")
+    headers = {"Authorization": f"Bearer {token}"}
+    day = future_weekday(2)
+    hours = range(8, 14)
+    ids = []
+    for hour in hours:
+        start = local(day, hour)
+        status, _, body = post_booking(
+            api.app, token, booking_body("room", start, start + timedelta(minutes=45))
+        )
+        assert status == 201, body
+        ids.append(body["id"])
+
+    def work(i: int) -> tuple[str, int, Any]:
+        n = (i // 2) % len(ids)
+        client = api.app.test_client()
+        if i % 2 == 0:
+            answer = client.post(
+                f"/api/v1/bookings/{ids[n]}/cancel", json={"reason": "Ei tarvita"}, headers=headers
+            )
+            return ids[n], answer.status_code, answer.get_json()
+        start = local(day, hours[n]) + timedelta(minutes=15)
+        status, _, body = post_booking(
+            api.app, token, booking_body("room", start, start + timedelta(minutes=30))
+        )
+        return "booking", status, body
+
+    results = in_threads(6 * len(ids), work)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    for booking_id in ids:
+        mine = [(status, body) for who, status, body in results if who == booking_id]
+        assert Counter(status for status, _ in mine) == {200: 1, 409: 2}, mine
+        ((_, answer),) = [(s, b) for s, b in mine if s == 200]
+        read = api.app.test_client().get(f"/api/v1/bookings/{booking_id}", headers=headers)
+        assert answer == read.get_json()
+        assert (answer["status"], answer["version"]) == ("cancelled", 2)
+    placed = Counter(status for who, status, _ in results if who == "booking")
+    assert set(placed) <= {201, 409} and placed[201] <= len(ids), placed
+    assert overlapping_pairs(api.engine) == []
+    with read_transaction(api.engine) as conn:
+        assert len(read_all(conn, types=["BookingCancelled"])) == len(ids)
+    assert_projections_equal_rebuild(api.engine)
+
+
 def _process_racer(
     url: str,
     instance: str,
