@@ -703,6 +703,7 @@ def main(argv: list[str] | None = None) -> None:
     # With --parts, also each index and constraint built after the replay.
     level = logging.DEBUG if args.parts else logging.INFO
     logging.getLogger("projections.shadowing").setLevel(level)
+    logging.getLogger("projections.set_replay").setLevel(level)
     with_floor = "only" if args.floor_only else "floor" if args.floor else ""
     for kind in common.chosen_databases(args):
         run(kind, total, args.postgres, args.parts, with_floor, args.reuse)

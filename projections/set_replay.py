@@ -48,7 +48,9 @@ spaces, pop-ups and renames in the log.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +70,7 @@ COVERED = (PLACED, *CHANGES)
 KNOWN = frozenset({"bookings", "availability", "feed_entries"})
 TEMPORARY = ("rb_streams", "rb_placed", "rb_changes", "rb_outside", "rb_last", "rb_uids")
 PREMISES_EVENTS = ["PremisesRegistered", "PremisesUpdated"]
+log = logging.getLogger(__name__)
 
 
 def premises_stream(premises_id: str) -> str:
@@ -162,16 +165,17 @@ def plan(conn: Connection, projections: Sequence[Projection]) -> Plan | None:
     if q.sqlite:
         driver = conn.connection.driver_connection
         driver.create_function("rb_instant", 1, _sqlite_instant, deterministic=True)  # type: ignore[union-attr]
-    head = int(conn.exec_driver_sql("SELECT coalesce(max(position), 0) FROM events").scalar_one())
+    head = int(_run(conn, "SELECT coalesce(max(position), 0) FROM events").scalar_one())
     fitting = _fitting(conn, head)
     if not fitting:
         return None
     drop(conn)
     t = q.temp
-    conn.exec_driver_sql("CREATE TEMP TABLE rb_streams (stream VARCHAR(200) PRIMARY KEY)")
+    _run(conn, "CREATE TEMP TABLE rb_streams (stream VARCHAR(200) PRIMARY KEY)")
     _insert_streams(conn, q, [premises_stream(p) for p in sorted(fitting)])
     mine = f"position <= {head} AND stream IN (SELECT stream FROM {t}.rb_streams)"
-    conn.exec_driver_sql(
+    _run(
+        conn,
         f"CREATE TEMP TABLE rb_placed AS SELECT position, stream, schema_version AS sv, "
         f"recorded_at, {q.text('booking_id')} AS booking_id, "
         f"{q.text('premises_id')} AS premises_id, "
@@ -181,50 +185,47 @@ def plan(conn: Connection, projections: Sequence[Projection]) -> Plan | None:
         f"{q.text('title')} AS title, {q.number('attendees')} AS attendees, "
         f"{q.boolean('public')} AS public, {q.text('notes')} AS notes, "
         f"{q.instant_of('placed_at')} AS placed_at "
-        f"FROM events WHERE type = '{PLACED}' AND {mine}"
+        f"FROM events WHERE type = '{PLACED}' AND {mine}",
     )
     at = (
         f"CASE type WHEN 'BookingApproved' THEN {q.instant_of('approved_at')} "
         f"WHEN 'BookingRejected' THEN {q.instant_of('rejected_at')} "
         f"ELSE {q.instant_of('cancelled_at')} END"
     )
-    conn.exec_driver_sql(
+    _run(
+        conn,
         f"CREATE TEMP TABLE rb_changes AS SELECT position, stream, schema_version AS sv, type, "
         f"recorded_at, {q.text('booking_id')} AS booking_id, "
         f"{q.text('premises_id')} AS premises_id, {at} AS at, {q.text('reason')} AS reason, "
         f"{q.text('cause')} AS cause, {q.boolean('late')} AS late "
-        f"FROM events WHERE type IN ({_types(CHANGES)}) AND {mine}"
+        f"FROM events WHERE type IN ({_types(CHANGES)}) AND {mine}",
     )
     # The booking ids of the booking events replayed in Python (the other streams').
-    conn.exec_driver_sql(
+    _run(
+        conn,
         f"CREATE TEMP TABLE rb_outside AS SELECT DISTINCT {q.text('booking_id')} AS booking_id "
         f"FROM events WHERE type IN ({_types(COVERED)}) AND position <= {head} "
-        f"AND stream NOT IN (SELECT stream FROM {t}.rb_streams)"
+        f"AND stream NOT IN (SELECT stream FROM {t}.rb_streams)",
     )
-    for index in (
-        "rb_placed (booking_id)",
-        "rb_placed (stream)",
-        "rb_changes (booking_id)",
-        "rb_changes (position)",
-        "rb_changes (stream)",
-        "rb_outside (booking_id)",
-    ):
-        name = "ix_" + re.sub(r"\W+", "_", index).strip("_")
-        conn.exec_driver_sql(f"CREATE INDEX {name} ON {index}")
+    if q.sqlite:  # its joins go by index; PostgreSQL's hash the (analyzed) tables
+        for index in ("rb_placed (booking_id)", "rb_changes (booking_id)", "rb_changes (position)"):
+            name = "ix_" + re.sub(r"\W+", "_", index).strip("_")
+            _run(conn, f"CREATE INDEX {name} ON {index}")
+        _run(conn, "CREATE INDEX ix_rb_outside ON rb_outside (booking_id)")
+    else:
+        for name in ("rb_placed", "rb_changes", "rb_outside"):
+            _run(conn, f"ANALYZE {t}.{name}")
     while misfits := _misfits(conn, q):
         streams = sorted(misfits)
         _delete_streams(conn, q, streams)
     count = sum(
-        int(conn.exec_driver_sql(f"SELECT count(*) FROM {t}.{name}").scalar_one())
+        int(_run(conn, f"SELECT count(*) FROM {t}.{name}").scalar_one())
         for name in ("rb_placed", "rb_changes")
     )
-    covered = sorted(conn.exec_driver_sql(f"SELECT stream FROM {t}.rb_streams").scalars())
+    covered = sorted(_run(conn, f"SELECT stream FROM {t}.rb_streams").scalars())
     if not covered:
         drop(conn)
         return None
-    if not q.sqlite:
-        for name in ("rb_placed", "rb_changes", "rb_streams"):
-            conn.exec_driver_sql(f"ANALYZE {t}.{name}")
     return Plan(head, covered, count, tables)
 
 
@@ -265,17 +266,19 @@ def _misfits(conn: Connection, q: SQL) -> set[str]:
     premises other than the stream's, a booking id placed twice or met in another stream."""
     t = q.temp
     concat = "'premises-' || premises_id"
+    both = (
+        f"SELECT booking_id, stream, 1 AS placed FROM {t}.rb_placed "
+        f"UNION ALL SELECT booking_id, stream, 0 FROM {t}.rb_changes"
+    )
     queries = [
         f"SELECT stream FROM {t}.rb_placed WHERE sv <> {CURRENT_SCHEMA[PLACED]} "
         f"OR premises_id IS NULL OR stream <> {concat}",
         f"SELECT stream FROM {t}.rb_changes WHERE sv <> {q.current_version()} "
         f"OR premises_id IS NULL OR stream <> {concat}",
-        f"SELECT p.stream FROM {t}.rb_placed p JOIN {t}.rb_placed o "
-        "ON o.booking_id = p.booking_id AND o.position <> p.position",
-        f"SELECT c.stream FROM {t}.rb_changes c JOIN {t}.rb_placed p "
-        "ON p.booking_id = c.booking_id WHERE p.stream <> c.stream",
-        f"SELECT p.stream FROM {t}.rb_changes c JOIN {t}.rb_placed p "
-        "ON p.booking_id = c.booking_id WHERE p.stream <> c.stream",
+        # A booking id placed twice, or met in two streams: every stream of it.
+        f"SELECT x.stream FROM ({both}) AS x JOIN (SELECT booking_id FROM ({both}) AS a "
+        "GROUP BY booking_id HAVING min(stream) <> max(stream) OR sum(placed) > 1) AS odd "
+        "ON odd.booking_id = x.booking_id",
         f"SELECT stream FROM {t}.rb_placed WHERE booking_id IS NULL OR booking_id IN "
         f"(SELECT booking_id FROM {t}.rb_outside)",
         f"SELECT stream FROM {t}.rb_changes WHERE booking_id IS NULL OR booking_id IN "
@@ -283,15 +286,17 @@ def _misfits(conn: Connection, q: SQL) -> set[str]:
     ]
     found: set[str] = set()
     for sql in queries:
-        found.update(conn.exec_driver_sql(f"SELECT DISTINCT stream FROM ({sql}) AS s").scalars())
+        found.update(_run(conn, f"SELECT DISTINCT stream FROM ({sql}) AS s").scalars())
     return found
 
 
 def _insert_streams(conn: Connection, q: SQL, streams: list[str]) -> None:
     mark = "?" if q.sqlite else "%s"
     if streams:
-        conn.exec_driver_sql(
-            f"INSERT INTO {q.temp}.rb_streams (stream) VALUES ({mark})", [(s,) for s in streams]
+        _run(
+            conn,
+            f"INSERT INTO {q.temp}.rb_streams (stream) VALUES ({mark})",
+            [(s,) for s in streams],
         )
 
 
@@ -300,13 +305,14 @@ def _delete_streams(conn: Connection, q: SQL, streams: list[str]) -> None:
     t, mark = q.temp, "?" if q.sqlite else "%s"
     rows = [(s,) for s in streams]
     for name in ("rb_placed", "rb_changes"):
-        conn.exec_driver_sql(
+        _run(
+            conn,
             f"INSERT INTO {t}.rb_outside (booking_id) SELECT booking_id FROM {t}.{name} "
             f"WHERE stream = {mark} AND booking_id IS NOT NULL",
             rows,
         )
     for name in ("rb_placed", "rb_changes", "rb_streams"):
-        conn.exec_driver_sql(f"DELETE FROM {t}.{name} WHERE stream = {mark}", rows)
+        _run(conn, f"DELETE FROM {t}.{name} WHERE stream = {mark}", rows)
 
 
 def skipped(conn: Connection) -> str:
@@ -321,7 +327,8 @@ def write(conn: Connection, plan: Plan) -> None:
     the replay has written everything else up to the head."""
     q = SQL(conn.dialect.name)
     t = q.temp
-    conn.exec_driver_sql(
+    _run(
+        conn,
         f"CREATE TEMP TABLE rb_last AS SELECT c.booking_id, count(*) AS n, "
         "max(c.position) AS last_pos, "
         "max(CASE WHEN c.type <> 'BookingApproved' THEN c.position END) AS reason_pos, "
@@ -329,11 +336,11 @@ def write(conn: Connection, plan: Plan) -> None:
         "max(CASE WHEN c.type = 'BookingApproved' THEN 1 ELSE 0 END) AS approved, "
         "max(CASE WHEN c.type <> 'BookingApproved' THEN 1 ELSE 0 END) AS released "
         f"FROM {t}.rb_changes c JOIN {t}.rb_placed p "
-        "ON p.booking_id = c.booking_id AND c.position > p.position GROUP BY c.booking_id"
+        "ON p.booking_id = c.booking_id AND c.position > p.position GROUP BY c.booking_id",
     )
-    conn.exec_driver_sql("CREATE INDEX ix_rb_last ON rb_last (booking_id)")
+    _run(conn, "CREATE INDEX ix_rb_last ON rb_last (booking_id)")
     if not q.sqlite:
-        conn.exec_driver_sql(f"ANALYZE {t}.rb_last")
+        _run(conn, f"ANALYZE {t}.rb_last")
     joined = (
         f"FROM {t}.rb_placed p LEFT JOIN {t}.rb_last l ON l.booking_id = p.booking_id "
         f"LEFT JOIN {t}.rb_changes cl ON cl.position = l.last_pos"
@@ -345,7 +352,8 @@ def write(conn: Connection, plan: Plan) -> None:
     )
     start, end = q.instant("p.start"), q.instant('p."end"')
     if "bookings" in plan.tables:
-        conn.exec_driver_sql(
+        _run(
+            conn,
             "INSERT INTO booking_list (id, premises_id, organisation_id, booked_by, "
             'series_id, status, start, "end", title, attendees, public, notes, created_at, '
             "updated_at, version, late, reason, reason_code) "
@@ -354,10 +362,11 @@ def write(conn: Connection, plan: Plan) -> None:
             f"{q.instant('p.placed_at')}, {q.instant('coalesce(cl.at, p.placed_at)')}, "
             "1 + coalesce(l.n, 0), cc.late, cr.reason, nullif(cc.cause, '') "
             f"{joined} LEFT JOIN {t}.rb_changes cr ON cr.position = l.reason_pos "
-            f"LEFT JOIN {t}.rb_changes cc ON cc.position = l.cancel_pos"
+            f"LEFT JOIN {t}.rb_changes cc ON cc.position = l.cancel_pos",
         )
     if "availability" in plan.tables:
-        conn.exec_driver_sql(
+        _run(
+            conn,
             "INSERT INTO availability_busy (premises_id, ref_id, space_id, space_key, kind, "
             'start, "end", blocked_until, title, public) '
             "SELECT p.premises_id, p.booking_id, s.space_id, k.space_key, "
@@ -367,27 +376,28 @@ def write(conn: Connection, plan: Plan) -> None:
             f"FROM {t}.rb_placed p JOIN availability_spaces s ON s.premises_id = p.premises_id "
             "JOIN availability_space_keys k ON k.space_id = s.space_id "
             f"LEFT JOIN {t}.rb_last l ON l.booking_id = p.booking_id "
-            "WHERE coalesce(l.released, 0) = 0"
+            "WHERE coalesce(l.released, 0) = 0",
         )
     if "feed_entries" in plan.tables:
         _write_feeds(conn, q, joined, status)
-    conn.exec_driver_sql(f"DROP TABLE {t}.rb_last")
+    _run(conn, f"DROP TABLE {t}.rb_last")
 
 
 def _write_feeds(conn: Connection, q: SQL, joined: str, status: str) -> None:
     t = q.temp
     start, end = q.instant("p.start"), q.instant('p."end"')
-    odd = conn.exec_driver_sql(
-        f"SELECT booking_id FROM {t}.rb_placed WHERE NOT ({q.canonical_uuid('booking_id')})"
+    odd = _run(
+        conn, f"SELECT booking_id FROM {t}.rb_placed WHERE NOT ({q.canonical_uuid('booking_id')})"
     ).scalars()
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE rb_uids (ref_id VARCHAR(64) PRIMARY KEY, uid VARCHAR(64) NOT NULL)"
+    _run(
+        conn, "CREATE TEMP TABLE rb_uids (ref_id VARCHAR(64) PRIMARY KEY, uid VARCHAR(64) NOT NULL)"
     )
     uids = [(ref, uid_for("booking", ref)) for ref in set(odd)]
     if uids:
         mark = "?" if q.sqlite else "%s"
-        conn.exec_driver_sql(f"INSERT INTO {t}.rb_uids VALUES ({mark}, {mark})", uids)
-    conn.exec_driver_sql(
+        _run(conn, f"INSERT INTO {t}.rb_uids VALUES ({mark}, {mark})", uids)
+    _run(
+        conn,
         "INSERT INTO feed_entries (ref_id, kind, premises_id, organisation_id, booked_by, uid, "
         'sequence, status, start, "end", title, public, attendees, created_at, '
         "last_modified, position) "
@@ -396,7 +406,7 @@ def _write_feeds(conn: Connection, q: SQL, joined: str, status: str) -> None:
         "p.title, p.public, p.attendees, "
         f"{q.instant('p.placed_at')}, coalesce(cl.recorded_at, p.recorded_at), "
         f"coalesce(cl.position, p.position) {joined} "
-        f"LEFT JOIN {t}.rb_uids u ON u.ref_id = p.booking_id"
+        f"LEFT JOIN {t}.rb_uids u ON u.ref_id = p.booking_id",
     )
     # Every calendar a covered event touched moves to the last such event, unless the
     # replay's own touches (registrations, closures, other premises) came later.
@@ -413,19 +423,32 @@ def _write_feeds(conn: Connection, q: SQL, joined: str, status: str) -> None:
         "ON p.booking_id = c.booking_id AND c.position > p.position "
         "WHERE p.organisation_id IS NOT NULL"
     )
-    conn.exec_driver_sql(
+    _run(
+        conn,
         'INSERT INTO feed_calendars (scope, "key", position, changed_at) '
         'SELECT m.scope, m."key", m.position, e.recorded_at FROM (SELECT scope, "key", '
         f'max(position) AS position FROM ({touches}) AS touched GROUP BY scope, "key") AS m '
         "JOIN events e ON e.position = m.position WHERE true "
         'ON CONFLICT (scope, "key") DO UPDATE SET position = excluded.position, '
-        "changed_at = excluded.changed_at WHERE excluded.position > feed_calendars.position"
+        "changed_at = excluded.changed_at WHERE excluded.position > feed_calendars.position",
     )
-    conn.exec_driver_sql(f"DROP TABLE {t}.rb_uids")
+    _run(conn, f"DROP TABLE {t}.rb_uids")
+
+
+def _run(conn: Connection, sql: str, parameters: Any = None) -> Any:
+    """Run a statement, and log (DEBUG) how long it took (`python -m bench.rebuild --parts`)."""
+    began = time.monotonic()
+    result = (
+        conn.exec_driver_sql(sql, parameters)
+        if parameters is not None
+        else conn.exec_driver_sql(sql)
+    )
+    log.debug("%.2f s: %s", time.monotonic() - began, " ".join(sql.split())[:120])
+    return result
 
 
 def drop(conn: Connection) -> None:
     """The temporary tables go (they live as long as the connection)."""
     t = SQL(conn.dialect.name).temp
     for name in TEMPORARY:
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {t}.{name}")
+        _run(conn, f"DROP TABLE IF EXISTS {t}.{name}")
