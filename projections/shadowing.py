@@ -57,6 +57,7 @@ SHADOW_SCHEMA = "projections_rebuild"
 SWAP_LOCK_TIMEOUT_MS = 100  # a booking waits at most this long for one swap attempt
 SWAP_ATTEMPTS = 50
 SHADOW_CACHE_KIB = 256 * 1024  # SQLite page cache for the shadow tables
+MAINTENANCE_MEM = "512MB"  # PostgreSQL: for the indexes and constraints built at the end
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout runs out
 
 Progress = Callable[[int], None]
@@ -129,9 +130,24 @@ def rebuild_inline(
         finally:
             shadow.drop(conn)
             if set_based:
-                with conn.begin():
-                    set_replay.drop(conn)
+                _forget_set_replay(conn)
     return replay.count
+
+
+def _forget_set_replay(conn: Connection) -> None:
+    """The set-based step's temporary tables go. On PostgreSQL the connection is closed
+    instead of pooled: that drops them, and the buffers its backend took for them."""
+    if conn.dialect.name == "postgresql":
+        conn.invalidate()
+        return
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        with conn.begin():
+            set_replay.drop(conn)
+    except Exception:
+        conn.invalidate()
+        raise
 
 
 class Replay:
@@ -300,6 +316,8 @@ class PostgresShadow(Shadow):
 
     def finish(self, conn: Connection, projections: Sequence[Projection]) -> None:
         with conn.begin():
+            # Index builds sort in memory up to this (the default 64 MB spills at 1M rows).
+            conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{MAINTENANCE_MEM}'")
             for sql in self.deferred:
                 _run_timed(conn, sql)
             for name in _names(projections):
