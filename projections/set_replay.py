@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from events.decoding import event_of
 from events.store import read_raw
@@ -178,7 +179,11 @@ def plan(conn: Connection, projections: Sequence[Projection]) -> Plan | None:
         # sized at their first use in the session (`rebuild_inline` closes the connection
         # afterwards, so that no pooled backend keeps them).
         _run(conn, f"SET LOCAL work_mem = '{WORK_MEM}'")
-        _run(conn, f"SET LOCAL temp_buffers = '{WORK_MEM}'")
+        try:
+            with conn.begin_nested():  # refused once the session has used temporary tables
+                _run(conn, f"SET LOCAL temp_buffers = '{WORK_MEM}'")
+        except DBAPIError:
+            log.info("temp_buffers already set in this session; the set-based step goes on")
     _run(conn, "CREATE TEMP TABLE rb_streams (stream VARCHAR(200) PRIMARY KEY)")
     _insert_streams(conn, q, [premises_stream(p) for p in sorted(fitting)])
     mine = f"position <= {head} AND stream IN (SELECT stream FROM {t}.rb_streams)"
