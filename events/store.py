@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -41,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import TextClause
 
 from events import pipeline
 from events.catalog import Event, JSONObject
@@ -325,11 +327,24 @@ _RAW = text(
 ).bindparams(bindparam("types", expanding=True))
 
 
-def read_raw(conn: Connection, after: int, limit: int, types: list[str]) -> list[RecordedEvent]:
+def read_raw(
+    conn: Connection,
+    after: int,
+    limit: int,
+    types: list[str],
+    *,
+    until: int | None = None,
+    unless: str = "",
+) -> list[RecordedEvent]:
     """`read_all` of these types without the column types' per-value processing and without
     metadata (left empty), for replays that never read it: on a rebuild that processing
-    costs as much as the projections' own work. Same rows, same order."""
-    rows = conn.execute(_RAW, {"after": after, "types": types, "limit": limit}).all()
+    costs as much as the projections' own work. Same rows, same order. `until`: no position
+    after it; `unless`: a condition (SQL over `events`) of rows left out."""
+    statement = _RAW if until is None and not unless else _raw_within(until is not None, unless)
+    params: dict[str, Any] = {"after": after, "types": types, "limit": limit}
+    if until is not None:
+        params["until"] = until
+    rows = conn.execute(statement, params).all()
     if conn.dialect.name != "sqlite":  # psycopg hands out dicts and aware datetimes
         return [RecordedEvent(p, s, v, t, sv, d, {}, r) for p, s, v, t, sv, d, r in rows]
     loads, parse = json.loads, datetime.fromisoformat
@@ -337,6 +352,17 @@ def read_raw(conn: Connection, after: int, limit: int, types: list[str]) -> list
         RecordedEvent(p, s, v, t, sv, loads(d), {}, parse(r).replace(tzinfo=UTC))
         for p, s, v, t, sv, d, r in rows
     ]
+
+
+@lru_cache(maxsize=16)
+def _raw_within(until: bool, unless: str) -> TextClause:
+    """`_RAW` with an upper bound and rows left out (`read_raw`)."""
+    where = " AND position <= :until" if until else ""
+    where += f" AND NOT ({unless})" if unless else ""
+    return text(
+        "SELECT position, stream, version, type, schema_version, data, recorded_at FROM events "
+        f"WHERE position > :after AND type IN :types{where} ORDER BY position LIMIT :limit"
+    ).bindparams(bindparam("types", expanding=True))
 
 
 def head_position(conn: Connection) -> int:

@@ -50,12 +50,14 @@ from sqlalchemy.exc import OperationalError
 from events.decoding import event_of
 from events.sql import CLOSE_REBUILD_GATE
 from events.store import read_raw
+from projections import set_replay
 from projections.base import Projection
 
 SHADOW_SCHEMA = "projections_rebuild"
 SWAP_LOCK_TIMEOUT_MS = 100  # a booking waits at most this long for one swap attempt
 SWAP_ATTEMPTS = 50
 SHADOW_CACHE_KIB = 256 * 1024  # SQLite page cache for the shadow tables
+MAINTENANCE_MEM = "512MB"  # PostgreSQL: for the indexes and constraints built at the end
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout runs out
 
 Progress = Callable[[int], None]
@@ -70,16 +72,34 @@ def rebuild_inline(
     *,
     swap_lock_timeout_ms: int = SWAP_LOCK_TIMEOUT_MS,
     on_swap: Callable[[float], None] | None = None,
+    set_based: bool = True,
 ) -> int:
     """Replay the log into shadow copies of the inline `projections`' tables and swap them
     in; returns the count of events read. `on_swap` is told how long (seconds) the swap's
-    transaction held the live tables."""
+    transaction held the live tables. `set_based`: the bookings whose rows are a function
+    of their own events are written by set-based SQL first (`projections.set_replay`),
+    the rest replayed by the projections; without it, every event is replayed."""
     shadow: Shadow = PostgresShadow() if engine.dialect.name == "postgresql" else SQLiteShadow()
     replay = Replay(projections, batch_size, progress)
     with engine.connect() as conn:
         try:
             began = _now()
             shadow.create(conn, projections)
+            if set_based:
+                with shadow.transaction(conn):
+                    plan = set_replay.plan(conn, projections)
+                if plan is not None:
+                    replay.until(conn, shadow, plan.head, set_replay.skipped(conn))
+                    planned = _now()
+                    with shadow.transaction(conn):
+                        set_replay.write(conn, plan)
+                    replay.covered(plan.head, plan.events)
+                    log.info(
+                        "shadow tables: %s events of %s streams written set-based in %.1f s",
+                        plan.events,
+                        len(plan.streams),
+                        _now() - planned,
+                    )
             replay.until_head(conn, shadow)
             replayed = _now()
             shadow.finish(conn, projections)
@@ -109,7 +129,25 @@ def rebuild_inline(
                 raise RuntimeError(f"the rebuild could not swap in after {SWAP_ATTEMPTS} tries")
         finally:
             shadow.drop(conn)
+            if set_based:
+                _forget_set_replay(conn)
     return replay.count
+
+
+def _forget_set_replay(conn: Connection) -> None:
+    """The set-based step's temporary tables go. On PostgreSQL the connection is closed
+    instead of pooled: that drops them, and the buffers its backend took for them."""
+    if conn.dialect.name == "postgresql":
+        conn.invalidate()
+        return
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        with conn.begin():
+            set_replay.drop(conn)
+    except Exception:
+        conn.invalidate()
+        raise
 
 
 class Replay:
@@ -125,9 +163,11 @@ class Replay:
         self.position = 0
         self.count = 0
 
-    def batch(self, conn: Connection) -> int:
-        """One batch after the position, in the caller's transaction; its length."""
-        batch = read_raw(conn, self.position, self.batch_size, sorted(self.types))
+    def batch(self, conn: Connection, until: int | None = None, unless: str = "") -> int:
+        """One batch after the position, in the caller's transaction; its length. `until`
+        and `unless`: as `read_raw`'s."""
+        types = sorted(self.types)
+        batch = read_raw(conn, self.position, self.batch_size, types, until=until, unless=unless)
         if not batch:
             return 0
         pairs = [(event_of(r), r) for r in batch]
@@ -146,6 +186,22 @@ class Replay:
                 read = self.batch(conn)
             if read < self.batch_size:
                 return
+
+    def until(self, conn: Connection, shadow: Shadow, head: int, unless: str) -> None:
+        """Batches up to `head`, leaving out the events of `unless` (those the set-based
+        step writes), each its own transaction."""
+        while True:
+            with shadow.transaction(conn):
+                read = self.batch(conn, head, unless)
+            if read < self.batch_size:
+                return
+
+    def covered(self, head: int, count: int) -> None:
+        """The set-based step wrote `count` events up to `head`: the replay goes on after."""
+        self.position = max(self.position, head)
+        self.count += count
+        if self.progress and count:
+            self.progress(count)
 
     def rest(self, conn: Connection) -> None:
         """Every event left, in the caller's transaction (which holds the append lock)."""
@@ -260,6 +316,8 @@ class PostgresShadow(Shadow):
 
     def finish(self, conn: Connection, projections: Sequence[Projection]) -> None:
         with conn.begin():
+            # Index builds sort in memory up to this (the default 64 MB spills at 1M rows).
+            conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{MAINTENANCE_MEM}'")
             for sql in self.deferred:
                 _run_timed(conn, sql)
             for name in _names(projections):
