@@ -460,19 +460,24 @@ def _setup(url: str) -> tuple[str, str]:
     return booker.token, staff.token
 
 
-def _register_premises(port: int, token: str) -> None:
+def premises_body(n: int) -> dict[str, Any]:
+    """The load's room n: open every day 08-22, bookable at once and a year ahead."""
     every_day = {d: [["08:00", "22:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    return {
+        "id": f"room-{n}",
+        "name": {"fi": f"Huone {n}", "en": f"Room {n}"},
+        "address": "Raatihuoneenkatu 6, 50100 Mikkeli",
+        "district": "keskusta",
+        "capacity": 20,
+        "free_of_charge": n % 2 == 0,
+        "opening_hours": every_day,
+        "rules": {"min_notice_minutes": 0, "max_advance_days": 365},
+    }
+
+
+def _register_premises(port: int, token: str) -> None:
     for n in range(PREMISES):
-        body = {
-            "id": f"room-{n}",
-            "name": {"fi": f"Huone {n}", "en": f"Room {n}"},
-            "address": "Raatihuoneenkatu 6, 50100 Mikkeli",
-            "district": "keskusta",
-            "capacity": 20,
-            "free_of_charge": n % 2 == 0,
-            "opening_hours": every_day,
-            "rules": {"min_notice_minutes": 0, "max_advance_days": 365},
-        }
+        body = premises_body(n)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         connection.request("POST", "/api/v1/premises", json.dumps(body), headers)

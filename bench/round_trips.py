@@ -38,7 +38,7 @@ EXTRA_KINDS = ("keyed booking", "keyed cancel")
 def _inner(args: argparse.Namespace) -> None:
     """Runs under strace: set up, warm up, then the mix with a marker around each request."""
     from bench.common import new_person, temporary_postgres
-    from bench.load import HELSINKI, MIX, PREMISES, SECRET_KEY, Target
+    from bench.load import HELSINKI, MIX, PREMISES, SECRET_KEY, Target, premises_body
     from booking.app import create_app
     from booking.migrate import upgrade
     from events.sql import make_engine
@@ -58,20 +58,8 @@ def _inner(args: argparse.Namespace) -> None:
         with app.app_context():
             booker, staff = new_person(engine, "booker"), new_person(engine, "staff")
         client = app.test_client()
-        every_day = {
-            d: [["08:00", "22:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-        }
         for n in range(PREMISES):
-            body = {
-                "id": f"room-{n}",
-                "name": {"fi": f"Huone {n}", "en": f"Room {n}"},
-                "address": "Raatihuoneenkatu 6, 50100 Mikkeli",
-                "district": "keskusta",
-                "capacity": 20,
-                "free_of_charge": n % 2 == 0,
-                "opening_hours": every_day,
-                "rules": {"min_notice_minutes": 0, "max_advance_days": 365},
-            }
+            body = premises_body(n)
             answer = client.post("/api/v1/premises", json=body, headers=staff.headers)
             assert answer.status_code == 201, answer.data
         first = datetime.now(UTC).astimezone(HELSINKI).date() + timedelta(days=14)
