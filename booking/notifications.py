@@ -128,7 +128,7 @@ class Notifier:
     def prefetch_premises(self, premises_ids: Iterable[str]) -> None:
         """Read many premises in one query per chunk."""
         missing = sorted(set(premises_ids) - self._premises.keys())
-        for chunk in one_of_chunks(self.conn, missing):
+        for chunk in one_of_chunks(missing):
             for row in self.conn.execute(_PREMISES_BY_ID[self.conn], {"ids": chunk}).all():
                 self._premises[row.id] = (row.name, ZoneInfo(row.timezone))
 
@@ -209,7 +209,7 @@ class Notifier:
         if not missing:  # (every booking's mail asks, for the pop-ups it decides: none)
             return
         instant = self._instant
-        for chunk in one_of_chunks(self.conn, missing):
+        for chunk in one_of_chunks(missing):
             rows = self.conn.execute(_POPUPS_BY_ID[self.conn], {"ids": chunk}).all()
             for request_id, requester, premises_id, title, start, end, language in rows:
                 popup = Popup(requester, premises_id, title, instant(start), instant(end))

@@ -116,5 +116,5 @@ class Popups(Projection):
         for e in expired:
             by_instant.setdefault(e.expired_at, []).append(e.request_id)
         for at, ids in by_instant.items():
-            for chunk in one_of_chunks(conn, ids):
+            for chunk in one_of_chunks(ids):
                 conn.execute(_EXPIRE[conn], {"ids": chunk, "at": at})

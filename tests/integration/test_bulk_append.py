@@ -212,7 +212,7 @@ def test_one_of_matches_exactly_the_listed_values(engine: Engine) -> None:
         wanted = ["b'", 'c"}', "d,e", "missing"]
         found = [
             s
-            for chunk in one_of_chunks(conn, wanted)
+            for chunk in one_of_chunks(wanted)
             for s in conn.execute(query[conn], {"s": chunk}).scalars()
         ]
         assert sorted(found) == sorted(["b'", 'c"}', "d,e"])
