@@ -208,28 +208,39 @@ class Notifier:
         — the requests, their requesters' languages and premises read at once, and each
         kind's sentences looked up once per language."""
         self.prefetch_popups(e.request_id for e, _ in decided)
-        popups, languages, premises = self._popups, self._languages, self._premises
+        popups, languages, premises, when = self._popups, self._languages, self._premises, self.when
+        # Per kind and language its sentences, per premises and language its name and zone.
         sentences: dict[tuple[str, str], tuple[str, str]] = {}
+        named: dict[tuple[str, str], tuple[str, ZoneInfo]] = {}
         mails = []
         for event, key in decided:
             kind = _POPUP_KINDS[type(event)]
             row = popups.get(event.request_id)
             language = None if row is None else languages.get(row.requested_by)
-            found = None if row is None else premises.get(row.premises_id)
-            if row is None or language is None or found is None or kind == "popup_rejected":
+            if row is None or language is None or kind == "popup_rejected":
                 mails.append(self._popup_mail(event, key))  # `mail`'s reads, a reason
                 continue
+            place = named.get((row.premises_id, language))
+            if place is None:
+                found = premises.get(row.premises_id)
+                if found is None:
+                    mails.append(self._popup_mail(event, key))
+                    continue
+                names, zone = found
+                place = named[(row.premises_id, language)] = (
+                    _name_in(names, language, row.premises_id),
+                    zone,
+                )
             texts_of = sentences.get((kind, language))
             if texts_of is None:
                 catalogue = self._catalogue(language)
                 texts_of = sentences[(kind, language)] = mail_sentences(kind, catalogue, 0)
-            names, zone = found
             # What `texts` makes of these fields: no count, lists or skipped dates.
             values = {
                 "num": 0,
                 "title": row.title,
-                "premises": _name_in(names, language, row.premises_id),
-                "when": self.when(row.start, row.end, zone, language),
+                "premises": place[0],
+                "when": when(row.start, row.end, place[1], language),
             }
             subject, body = texts_of[0] % values, texts_of[1] % values
             mails.append(
@@ -278,12 +289,13 @@ class Notifier:
         missing = sorted(set(request_ids) - self._popups.keys())
         if not missing:  # (every booking's mail asks, for the pop-ups it decides: none)
             return
-        instant = self._instant
+        instant, instants, popups = self._instant, self._instants, self._popups
         for chunk in one_of_chunks(missing):
             rows = self.conn.execute(_POPUPS_BY_ID[self.conn], {"ids": chunk}).all()
             for request_id, requester, premises_id, title, start, end, language in rows:
-                popup = Popup(requester, premises_id, title, instant(start), instant(end))
-                self._popups[request_id] = popup
+                start_at = instants.get(start) or instant(start)
+                end_at = instants.get(end) or instant(end)
+                popups[request_id] = Popup(requester, premises_id, title, start_at, end_at)
                 if requester not in self._languages:
                     self._remember_language(requester, language)
         self.prefetch_premises({self._popups[i].premises_id for i in missing if i in self._popups})
