@@ -231,7 +231,7 @@ def _restore(engine: Engine, snapshot: Snapshot) -> None:
     p = popups_table
     with write_transaction(engine) as conn:
         dialect = conn.dialect.name
-        for chunk in one_of_chunks(conn, snapshot.ids):
+        for chunk in one_of_chunks(snapshot.ids):
             conn.execute(delete(p).where(one_of(p.c.id, "ids", dialect)), {"ids": list(chunk)})
         conn.execute(insert(p), snapshot.popups)
         conn.execute(insert(busy_table), snapshot.holds)

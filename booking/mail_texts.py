@@ -24,7 +24,7 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
     fields: premises, when, title, reason, count, skipped; a round's mails: round,
     organisation, season, confirm_by, slot, and the lines of sections, offers, unallocated."""
     count = int(fields.get("count") or 0)
-    subject, body = _sentences(kind, catalogue, count)
+    subject, body = mail_sentences(kind, catalogue, count)
     values = {"num": count, **fields}
     subject, body = subject % values, body % values
     if fields.get("sections") or fields.get("offers") or fields.get("unallocated"):
@@ -47,7 +47,7 @@ def texts(kind: str, catalogue: NullTranslations, fields: Mapping[str, Any]) -> 
 
 
 @functools.lru_cache(maxsize=1024)
-def _sentences(kind: str, catalogue: NullTranslations, count: int) -> tuple[str, str]:
+def mail_sentences(kind: str, catalogue: NullTranslations, count: int) -> tuple[str, str]:
     """The (subject, body) sentences of one kind of mail, translated, before their fields
     are filled in: looked up once per kind, catalogue and count (an expiry run mails 10,000
     requesters the same two sentences; looking them up each time was a quarter of `texts`'

@@ -47,22 +47,15 @@ def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
 
 
 def one_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
-    """`column` is one of the list bound as `name` at execution. On PostgreSQL
-    `= ANY(array)`: one parameter, so the statement's text — SQLAlchemy's rendering, psycopg's
-    parse of it, the server's plan — is the same for every list, where an expanding IN is
-    rendered again with one placeholder per value. Elsewhere an expanding IN."""
+    """`column` is one of the list bound as `name` at execution, with one parameter on every
+    database, so that the statement's text — SQLAlchemy's rendering, the driver's parse of
+    it, PostgreSQL's plan — is the same for every list (an expanding IN is rendered again
+    with one placeholder per value: 20 renderings of 500 for an expiry run's 10,000 ids) and
+    it can run on the driver (`events.pipeline`, which takes no expanding IN). PostgreSQL:
+    `= ANY(array)`; SQLite: `IN (SELECT value FROM json_each(:name))`, the list bound as a
+    JSON array (SQLite still looks each value up in `column`'s index)."""
     if dialect == "postgresql":
         return column == any_(bindparam(name, type_=BinaryArray(column.type)))
-    return column.in_(bindparam(name, expanding=True))
-
-
-def one_of_few(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
-    """`one_of` for a short list bound as `name`, with one parameter on every database, so
-    that the statement compiles once and can run on the driver (`events.pipeline`, which
-    takes no expanding IN): on SQLite `IN (SELECT value FROM json_each(:name))`, the list
-    bound as a JSON array (SQLite still looks each value up in `column`'s index)."""
-    if dialect == "postgresql":
-        return one_of(column, name, dialect)
     values = func.json_each(bindparam(name, type_=JSON())).table_valued("value")
     return column.in_(values.select())
 
@@ -95,15 +88,14 @@ class BinaryArray(TypeDecorator[list[Any]]):
         return process
 
 
-# Values per `one_of` list: one array is one parameter on PostgreSQL, so a list there is only
-# bounded to keep a statement's memory in reason; an `IN` list is bounded by the driver.
+# Values per `one_of` list: one array (PostgreSQL) or JSON text (SQLite) is one parameter, so
+# a list is only bounded to keep a statement's memory in reason.
 ARRAY_CHUNK = 10_000
 
 
-def one_of_chunks(conn: Connection, items: Sequence[T]) -> Iterator[Sequence[T]]:
-    """`items` in the runs a `one_of` list takes on this connection's database."""
-    size = ARRAY_CHUNK if conn.dialect.name == "postgresql" else IN_CHUNK
-    return chunks(items, size)
+def one_of_chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`items` in the runs a `one_of` list takes."""
+    return chunks(items, ARRAY_CHUNK)
 
 
 class ByDialect(Generic[T]):

@@ -199,9 +199,8 @@ def _release_holds(dialect: str) -> Delete:
     """Holds leave by (premises, request) pairs. On PostgreSQL one statement joins the pairs
     as two arrays to the primary key; a statement per premises with `ref_id = ANY(ids)` ran
     on psycopg's prepared generic plan after five premises, which scans every row of the
-    premises against the whole array (141 ms for an expiry run's 10,000 holds). Elsewhere an
-    `IN` of 500 values per premises, built once: an `IN` of literal values would be compiled
-    for every chunk."""
+    premises against the whole array (141 ms for an expiry run's 10,000 holds). Elsewhere one
+    statement per premises, its requests one JSON parameter (`one_of`)."""
     if dialect == "postgresql":
         texts = BinaryArray(String())  # two arrays of 10,000 ids: in binary (`one_of`)
         pairs = (
@@ -321,10 +320,10 @@ class Availability(Projection):
     def popup_decided(self, conn: Connection, decided: list[PopupDecision]) -> None:
         # The hold goes; an approval's BookingPlaced (appended right after) takes the slot.
         # An expiry run decides thousands: one DELETE per chunk of (premises, request) pairs
-        # on PostgreSQL, per premises and chunk of requests elsewhere (`_release_holds`).
+        # on PostgreSQL, per premises elsewhere (`_release_holds`).
         # A hold lies on every space of its premises: the DELETE takes all its rows.
         if conn.dialect.name == "postgresql":
-            for chunk in one_of_chunks(conn, decided):
+            for chunk in one_of_chunks(decided):
                 pairs = {"ps": [e.premises_id for e in chunk], "ids": [e.request_id for e in chunk]}
                 conn.execute(_RELEASE_HOLDS[conn], pairs)
             return
@@ -332,7 +331,7 @@ class Availability(Projection):
         for e in decided:
             by_premises.setdefault(e.premises_id, []).append(e.request_id)
         for premises_id, ids in by_premises.items():
-            for some in one_of_chunks(conn, ids):
+            for some in one_of_chunks(ids):
                 conn.execute(_RELEASE_HOLDS[conn], {"p": premises_id, "ids": some})
 
     @handles(AllocationOfferHeld)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from events.opening import OpeningHours
 from events.opening import days as dates
 from events.slot import LONGEST_BOOKING, LONGEST_BUFFER, Slot, subtract
-from events.sql import ByDialect, UTCDateTime, one_of_few
+from events.sql import ByDialect, UTCDateTime, one_of
 from projections.availability_tables import (
     CLOSURE_ROWS,
     OFFER,
@@ -153,7 +153,7 @@ class SharedRow:
 def _shared_between(dialect: str) -> Select[Any]:
     t, b = busy_table, buffers_table
     meets = (
-        one_of_few(t.c.space_id, "spaces", dialect),
+        one_of(t.c.space_id, "spaces", dialect),
         # A premises' own bookings and holds are in its state; its offers are not.
         or_(t.c.premises_id != bindparam("p"), t.c.kind == OFFER),
         t.c.start < bindparam("before", type_=UTCDateTime()),

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, bindparam, insert, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    func,
+    insert,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from events.catalog import (
@@ -41,18 +54,29 @@ popups_table = Table(
 )
 
 
-# Built once per dialect: an `IN` of 500 literal values would be compiled for every chunk.
-_EXPIRE = ByDialect(
-    lambda dialect: (
-        update(popups_table)
-        .where(one_of(popups_table.c.id, "ids", dialect))
+def _expire(dialect: str) -> Update:
+    """Expire the requests whose ids are bound as `ids`, at `at`. On SQLite an UPDATE … FROM
+    the ids' JSON array: `IN (SELECT …)` first listed the ids and then collected the rows to
+    change before changing them (10,000 rows: 40 ms against 23 ms)."""
+    p = popups_table
+    if dialect == "postgresql":
+        matches = one_of(p.c.id, "ids", dialect)
+    else:
+        ids = func.json_each(bindparam("ids", type_=JSON())).table_valued("value")
+        matches = p.c.id == ids.c.value
+    return (
+        update(p)
+        .where(matches)
         .values(
             status="expired",
             updated_at=bindparam("at", type_=UTCDateTime()),
-            version=popups_table.c.version + 1,
+            version=p.c.version + 1,
         )
     )
-)
+
+
+# Built once per dialect.
+_EXPIRE = ByDialect(_expire)
 
 
 class Popups(Projection):
@@ -116,5 +140,5 @@ class Popups(Projection):
         for e in expired:
             by_instant.setdefault(e.expired_at, []).append(e.request_id)
         for at, ids in by_instant.items():
-            for chunk in one_of_chunks(conn, ids):
+            for chunk in one_of_chunks(ids):
                 conn.execute(_EXPIRE[conn], {"ids": chunk, "at": at})

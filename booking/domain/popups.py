@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from booking.domain.commands import Actor
 from booking.domain.errors import (
@@ -256,8 +257,11 @@ def _withdraw(cmd: WithdrawPopup, premises: PremisesState) -> list[Event]:
 
 
 def _expire(cmd: ExpirePopups, premises: PremisesState) -> list[Event]:
-    return [
-        PopupExpired(premises.premises_id, popup.request_id, cmd.now)
-        for popup in sorted(premises.popups.values(), key=lambda p: p.decision_deadline)
-        if popup.pending and popup.decision_deadline <= cmd.now
-    ]
+    # The due ones, then sorted (stable: the order of sorting them all and then choosing):
+    # a premises' decided requests stay in its state for good.
+    due = [p for p in premises.popups.values() if p.pending and p.decision_deadline <= cmd.now]
+    due.sort(key=_DEADLINE)
+    return [PopupExpired(premises.premises_id, popup.request_id, cmd.now) for popup in due]
+
+
+_DEADLINE = attrgetter("decision_deadline")

@@ -168,11 +168,13 @@ def expire_popups(
     or booking makes the whole chunk retry; the retry decides on the events the other
     appended and finds nothing left to expire.
     """
-    if conn.dialect.name == "postgresql" and pipeline.holding(conn):
+    if pipeline.holding(conn):
         # The locks, then every loaded premises' stream tail, in one round trip (they were
-        # two round trips per premises: 100 of a chunk's ~110).
-        reads = premises_locks_ahead(premises_ids) + repository.tails_ahead(premises_ids)
-        pipeline.read_ahead(conn, reads)
+        # two round trips per premises: 100 of a chunk's ~110); on SQLite (no locks: BEGIN
+        # IMMEDIATE) the tails on the driver, compiled once, not through SQLAlchemy.
+        postgres = conn.dialect.name == "postgresql"
+        locks = premises_locks_ahead(premises_ids) if postgres else []
+        pipeline.read_ahead(conn, locks + repository.tails_ahead(premises_ids))
     else:
         lock_premises(conn, premises_ids)  # all at once, in order: no deadlock with bookings
     # The deciding too: its 10,000 events set off the full collection that walked the whole

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,7 @@ from events.sql import (
 from events.store import (
     ConcurrencyError,
     Metadata,
+    RecordedEvent,
     append,
     events_table,
     lock_for_append,
@@ -113,6 +115,17 @@ def test_prepared_events_carry_the_serializers_data_and_json() -> None:
     for event, r, written in zip(events, recorded, prepared.texts, strict=True):
         assert (r.type, r.schema_version, r.data) == serializer.dump(event)
         assert written == json.dumps(r.data)
+    # Every value plain: serialised field by field over all the events (`dump_texts`), and
+    # each recorded event built from its fields' values (`_recorded`) as its class builds it.
+    plain = [expired("a", 1), helsinki, expired("b", 2)]
+    now = datetime.now(UTC)
+    prepared = prepare_many([StreamAppend("s", plain, 4)], Metadata(actor="x"), now=now)
+    written_texts = zip(plain, *prepared.recorded, prepared.texts, strict=True)
+    for n, (event, r, written) in enumerate(written_texts):
+        name, version, data = serializer.dump(event)
+        assert r == RecordedEvent(0, "s", 5 + n, name, version, data, {"actor": "x"}, now, event)
+        assert list(vars(r)) == [f.name for f in fields(RecordedEvent)] and r.source is event
+        assert list(r.data.items()) == list(data.items()) and written == json.dumps(data)
     naive = PopupExpired(premises_id="a", request_id="r", expired_at=WHEN.replace(tzinfo=None))
     with pytest.raises(UnreadableEvent):
         prepare_many([StreamAppend("s", [naive], 0)], now=datetime.now(UTC))
@@ -212,7 +225,7 @@ def test_one_of_matches_exactly_the_listed_values(engine: Engine) -> None:
         wanted = ["b'", 'c"}', "d,e", "missing"]
         found = [
             s
-            for chunk in one_of_chunks(conn, wanted)
+            for chunk in one_of_chunks(wanted)
             for s in conn.execute(query[conn], {"s": chunk}).scalars()
         ]
         assert sorted(found) == sorted(["b'", 'c"}', "d,e"])

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from booking import jobs as jobs_module
 from booking import recording
@@ -21,10 +21,11 @@ from booking.jobs import SCHEDULER, Jobs
 from booking.notifications import Notifier
 from booking.outbox import outbox
 from booking.service import PremisesRepository, premises_stream
+from booking.tables import users
 from booking.usecases import popups as popup_cases
-from events.catalog import PopupExpired
+from events.catalog import PopupApproved, PopupExpired, PopupRejected
 from events.serialization import serializer
-from events.sql import read_transaction
+from events.sql import read_transaction, write_transaction
 from events.store import events_table
 from projections.availability import busy_table
 from projections.popups import popups_table
@@ -263,3 +264,44 @@ def test_a_run_that_fails_after_its_append_leaves_nothing_and_the_next_does_it_a
     assert {p["status"] for p in popups} == {"expired"}
     assert holds == []
     assert len(mails) == len(before[3]) + 9
+
+
+def test_the_mails_of_many_popup_decisions_are_each_ones_alone(api: Api) -> None:
+    """`Notifier.popup_mails`, which writes many decisions' mails at once (an expiry run's),
+    writes what `Notifier.mail` writes for each alone: expiries, an approval, a rejection
+    with its reason, in the requester's language."""
+    api.premises("room", opening_hours=ALWAYS_OPEN, rules=POPUP_RULES)
+    base = (datetime.now(UTC) + timedelta(days=4)).replace(minute=0, second=0, microsecond=0)
+    asked = [ask(api, base + timedelta(hours=n)) for n in range(4)]
+    with write_transaction(api.engine) as conn:
+        who = asked[0]["requested_by"]
+        conn.execute(update(users).where(users.c.id == who).values(language="sv"))
+    at = base - timedelta(days=1)
+    ids = [a["id"] for a in asked]
+    decisions = [
+        PopupExpired("room", ids[0], at),
+        PopupApproved("room", ids[1], "booking-1", "staff", at),
+        PopupRejected("room", ids[2], "staff", "Varattu", at, cause="slot_taken"),
+        PopupExpired("room", ids[3], at),
+    ]
+    kinds = ["popup_expired", "popup_approved", "popup_rejected", "popup_expired"]
+    with read_transaction(api.engine) as conn:
+        many = Notifier(conn).popup_mails([(e, f"key-{n}") for n, e in enumerate(decisions)])
+        alone = []
+        for n, (event, kind) in enumerate(zip(decisions, kinds, strict=True)):
+            row = conn.execute(select(popups_table).where(popups_table.c.id == ids[n])).one()
+            reason = (event.cause, event.reason) if isinstance(event, PopupRejected) else None
+            alone.append(
+                Notifier(conn).mail(
+                    kind,
+                    f"key-{n}",
+                    row.requested_by,
+                    row.premises_id,
+                    row.title,
+                    row.start,
+                    row.end,
+                    reason=reason,
+                )
+            )
+    assert many == alone
+    assert {m.language for m in many} == {"sv"}

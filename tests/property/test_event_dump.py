@@ -5,6 +5,7 @@ order — or refuse exactly what it refuses."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from datetime import UTC, datetime, timedelta, timezone
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.catalog import ALL_EVENTS, Event
+from events.catalog import ALL_EVENTS, Event, PopupExpired
 from events.serialization import UnreadableEvent, serializer
 
 SETTINGS = settings(max_examples=60, deadline=None)
@@ -99,3 +100,52 @@ def test_unusual_values_go_the_schemas_way(event_type: type[Event], data: st.Dat
         if odd is not None:
             changed = dataclasses.replace(event, **{field.name: odd})
             assert outcome(serializer.dump, changed) == outcome(serializer.dump_by_schema, changed)
+
+
+def texts_outcome(events: list[Event]) -> Any:
+    """What `dump_texts` must give: each event's `dump` and its `json.dumps`, keys in order."""
+    try:
+        datas = [serializer.dump(e)[2] for e in events]
+    except UnreadableEvent as error:
+        return ("refused", type(error))
+    return [list(d.items()) for d in datas], [json.dumps(d) for d in datas]
+
+
+def dump_texts_outcome(events: list[Event]) -> Any:
+    try:
+        datas, texts = serializer.dump_texts(events)
+    except UnreadableEvent as error:
+        return ("refused", type(error))
+    return [list(d.items()) for d in datas], texts
+
+
+@pytest.mark.parametrize("event_type", ALL_EVENTS, ids=lambda t: t.__name__)
+@SETTINGS
+@given(data=st.data())
+def test_the_dump_of_many_events_equals_each_ones(
+    event_type: type[Event], data: st.DataObject
+) -> None:
+    """`dump_texts`, which serialises events of one type field by field, gives each event's
+    `dump` and `json.dumps` — also when one event carries an unusual value (naive instants,
+    str and int subclasses), which sends them all the one-by-one way."""
+    events = data.draw(st.lists(events_of(event_type), min_size=1, max_size=5))
+    assert dump_texts_outcome(events) == texts_outcome(events)
+    hints = typing.get_type_hints(event_type)
+    for field in dataclasses.fields(event_type):
+        odd = ODD.get(origin_of(hints[field.name]))
+        if odd is not None:
+            changed = [*events[:-1], dataclasses.replace(events[-1], **{field.name: odd})]
+            assert dump_texts_outcome(changed) == texts_outcome(changed)
+
+
+def test_one_instant_at_two_offsets_is_written_at_each() -> None:
+    """`dump_texts` writes each distinct instant once; the same instant at another offset
+    is another text (equal datetimes, different isoformat)."""
+    at = datetime(2027, 3, 1, 12, tzinfo=UTC)
+    events = [
+        PopupExpired("p", "r1", at),
+        PopupExpired("p", "r2", at.astimezone(timezone(timedelta(hours=2)))),
+        PopupExpired("p", "r3", at),
+    ]
+    assert dump_texts_outcome(events) == texts_outcome(events)
+    assert '"expired_at": "2027-03-01T14:00:00+02:00"' in serializer.dump_texts(events)[1][1]
