@@ -64,6 +64,9 @@ _PREMISES_BY_ID = ByDialect(
         premises_table.c.id, premises_table.c.name, premises_table.c.timezone
     ).where(one_of(premises_table.c.id, "ids", dialect))
 )
+_LANGUAGES_BY_ID = ByDialect(
+    lambda dialect: select(users.c.id, users.c.language).where(one_of(users.c.id, "ids", dialect))
+)
 _p = popups_table
 # What a pop-up's mails need of the request, with the requester's language. The instants
 # come as the driver gives them and are read once per distinct value (`Notifier._instant`):
@@ -300,6 +303,19 @@ class Notifier:
                     self._remember_language(requester, language)
         self.prefetch_premises({self._popups[i].premises_id for i in missing if i in self._popups})
 
+    def know_popups(self, popups: Mapping[str, Popup]) -> None:
+        """Take what mails say of these requests from the caller (the expiry job holds it
+        in the premises' states): only their requesters' languages and premises are read,
+        once per requester and premises."""
+        self._popups.update(popups)
+        requesters = {p.requested_by for p in popups.values()} - self._languages.keys()
+        for chunk in one_of_chunks(sorted(requesters)):
+            found = dict(self.conn.execute(_LANGUAGES_BY_ID[self.conn], {"ids": chunk}).all())
+            for user_id in chunk:
+                # As the requests' read finds them: no user row (erased) reads as Finnish.
+                self._remember_language(user_id, found.get(user_id))
+        self.prefetch_premises({p.premises_id for p in popups.values()})
+
     def _instant(self, stored: Any) -> datetime:
         """A stored instant as `UTCDateTime` reads it, once per distinct value."""
         found = self._instants.get(stored)
@@ -365,9 +381,16 @@ def _name_in(names: Mapping[str, Any], language: str, premises_id: str) -> str:
     return str(names.get(language) or names.get("fi") or premises_id)
 
 
-def mails_for(conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]]) -> list[Mail]:
-    """The mails that `appended` should send (read after the projections by event ran)."""
+def mails_for(
+    conn: Connection,
+    appended: Sequence[tuple[Event, RecordedEvent]],
+    popups: Mapping[str, Popup] | None = None,
+) -> list[Mail]:
+    """The mails that `appended` should send (read after the projections by event ran);
+    `popups`, what the caller holds of pop-up requests (as `Notifier.know_popups`)."""
     notifier = Notifier(conn)
+    if popups:
+        notifier.know_popups(popups)
     context: Batch | None = None  # what the whole append says: not needed by pop-up decisions
     notifier.prefetch_popups(e.request_id for e, _ in appended if isinstance(e, PopupDecision))
     mails: list[Mail] = []
@@ -482,6 +505,9 @@ def read_ahead(user_id: str, premises_id: str) -> tuple[Any, dict[str, Any], Any
 
 
 def notify(
-    conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]], now: datetime
+    conn: Connection,
+    appended: Sequence[tuple[Event, RecordedEvent]],
+    now: datetime,
+    popups: Mapping[str, Popup] | None = None,
 ) -> None:
-    enqueue(conn, mails_for(conn, appended), now)
+    enqueue(conn, mails_for(conn, appended, popups), now)
