@@ -212,42 +212,49 @@ class Notifier:
         kind's sentences looked up once per language."""
         self.prefetch_popups(e.request_id for e, _ in decided)
         popups, languages, premises, when = self._popups, self._languages, self._premises, self.when
-        # Per kind and language its sentences, per premises and language its name and zone.
-        sentences: dict[tuple[str, str], tuple[str, str]] = {}
-        named: dict[tuple[str, str], tuple[str, ZoneInfo]] = {}
+        # Per premises, language and kind: its name, zone and sentences, and the subject
+        # when it says nothing of the request (it names the premises only).
+        fixed: dict[tuple[str, str, str], tuple[str, ZoneInfo, str, str, str | None]] = {}
+        kinds = _POPUP_KINDS
         mails = []
+        append = mails.append
         for event, key in decided:
-            kind = _POPUP_KINDS[type(event)]
+            kind = kinds[type(event)]
             row = popups.get(event.request_id)
             language = None if row is None else languages.get(row.requested_by)
             if row is None or language is None or kind == "popup_rejected":
-                mails.append(self._popup_mail(event, key))  # `mail`'s reads, a reason
+                append(self._popup_mail(event, key))  # `mail`'s reads, a reason
                 continue
-            place = named.get((row.premises_id, language))
-            if place is None:
-                found = premises.get(row.premises_id)
-                if found is None:
-                    mails.append(self._popup_mail(event, key))
+            at = (row.premises_id, language, kind)
+            found = fixed.get(at)
+            if found is None:
+                place = premises.get(row.premises_id)
+                if place is None:
+                    append(self._popup_mail(event, key))
                     continue
-                names, zone = found
-                place = named[(row.premises_id, language)] = (
-                    _name_in(names, language, row.premises_id),
-                    zone,
-                )
-            texts_of = sentences.get((kind, language))
-            if texts_of is None:
-                catalogue = self._catalogue(language)
-                texts_of = sentences[(kind, language)] = mail_sentences(kind, catalogue, 0)
+                names, zone = place
+                name = _name_in(names, language, row.premises_id)
+                subject_of, body_of = mail_sentences(kind, self._catalogue(language), 0)
+                plain = "%(title)" not in subject_of and "%(when)" not in subject_of
+                subject = subject_of % {"num": 0, "premises": name} if plain else None
+                found = fixed[at] = (name, zone, subject_of, body_of, subject)
+            name, zone, subject_of, body_of, subject = found
             # What `texts` makes of these fields: no count, lists or skipped dates.
             values = {
                 "num": 0,
                 "title": row.title,
-                "premises": place[0],
-                "when": when(row.start, row.end, place[1], language),
+                "premises": name,
+                "when": when(row.start, row.end, zone, language),
             }
-            subject, body = texts_of[0] % values, texts_of[1] % values
-            mails.append(
-                Mail(f"{key}:{row.requested_by}", row.requested_by, language, subject, body)
+            requester = row.requested_by
+            append(
+                Mail(
+                    f"{key}:{requester}",
+                    requester,
+                    language,
+                    subject_of % values if subject is None else subject,
+                    body_of % values,
+                )
             )
         return mails
 
