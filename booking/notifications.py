@@ -216,7 +216,7 @@ class Notifier:
         # when it says nothing of the request (it names the premises only).
         fixed: dict[tuple[str, str, str], tuple[str, ZoneInfo, str, str, str | None]] = {}
         kinds = _POPUP_KINDS
-        mails = []
+        mails: list[Mail] = []
         append = mails.append
         for event, key in decided:
             kind = kinds[type(event)]
