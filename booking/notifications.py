@@ -64,6 +64,9 @@ _PREMISES_BY_ID = ByDialect(
         premises_table.c.id, premises_table.c.name, premises_table.c.timezone
     ).where(one_of(premises_table.c.id, "ids", dialect))
 )
+_LANGUAGES_BY_ID = ByDialect(
+    lambda dialect: select(users.c.id, users.c.language).where(one_of(users.c.id, "ids", dialect))
+)
 _p = popups_table
 # What a pop-up's mails need of the request, with the requester's language. The instants
 # come as the driver gives them and are read once per distinct value (`Notifier._instant`):
@@ -209,42 +212,49 @@ class Notifier:
         kind's sentences looked up once per language."""
         self.prefetch_popups(e.request_id for e, _ in decided)
         popups, languages, premises, when = self._popups, self._languages, self._premises, self.when
-        # Per kind and language its sentences, per premises and language its name and zone.
-        sentences: dict[tuple[str, str], tuple[str, str]] = {}
-        named: dict[tuple[str, str], tuple[str, ZoneInfo]] = {}
-        mails = []
+        # Per premises, language and kind: its name, zone and sentences, and the subject
+        # when it says nothing of the request (it names the premises only).
+        fixed: dict[tuple[str, str, str], tuple[str, ZoneInfo, str, str, str | None]] = {}
+        kinds = _POPUP_KINDS
+        mails: list[Mail] = []
+        append = mails.append
         for event, key in decided:
-            kind = _POPUP_KINDS[type(event)]
+            kind = kinds[type(event)]
             row = popups.get(event.request_id)
             language = None if row is None else languages.get(row.requested_by)
             if row is None or language is None or kind == "popup_rejected":
-                mails.append(self._popup_mail(event, key))  # `mail`'s reads, a reason
+                append(self._popup_mail(event, key))  # `mail`'s reads, a reason
                 continue
-            place = named.get((row.premises_id, language))
-            if place is None:
-                found = premises.get(row.premises_id)
-                if found is None:
-                    mails.append(self._popup_mail(event, key))
+            at = (row.premises_id, language, kind)
+            found = fixed.get(at)
+            if found is None:
+                place = premises.get(row.premises_id)
+                if place is None:
+                    append(self._popup_mail(event, key))
                     continue
-                names, zone = found
-                place = named[(row.premises_id, language)] = (
-                    _name_in(names, language, row.premises_id),
-                    zone,
-                )
-            texts_of = sentences.get((kind, language))
-            if texts_of is None:
-                catalogue = self._catalogue(language)
-                texts_of = sentences[(kind, language)] = mail_sentences(kind, catalogue, 0)
+                names, zone = place
+                name = _name_in(names, language, row.premises_id)
+                subject_of, body_of = mail_sentences(kind, self._catalogue(language), 0)
+                plain = "%(title)" not in subject_of and "%(when)" not in subject_of
+                subject = subject_of % {"num": 0, "premises": name} if plain else None
+                found = fixed[at] = (name, zone, subject_of, body_of, subject)
+            name, zone, subject_of, body_of, subject = found
             # What `texts` makes of these fields: no count, lists or skipped dates.
             values = {
                 "num": 0,
                 "title": row.title,
-                "premises": place[0],
-                "when": when(row.start, row.end, place[1], language),
+                "premises": name,
+                "when": when(row.start, row.end, zone, language),
             }
-            subject, body = texts_of[0] % values, texts_of[1] % values
-            mails.append(
-                Mail(f"{key}:{row.requested_by}", row.requested_by, language, subject, body)
+            requester = row.requested_by
+            append(
+                Mail(
+                    f"{key}:{requester}",
+                    requester,
+                    language,
+                    subject_of % values if subject is None else subject,
+                    body_of % values,
+                )
             )
         return mails
 
@@ -299,6 +309,19 @@ class Notifier:
                 if requester not in self._languages:
                     self._remember_language(requester, language)
         self.prefetch_premises({self._popups[i].premises_id for i in missing if i in self._popups})
+
+    def know_popups(self, popups: Mapping[str, Popup]) -> None:
+        """Take what mails say of these requests from the caller (the expiry job holds it
+        in the premises' states): only their requesters' languages and premises are read,
+        once per requester and premises."""
+        self._popups.update(popups)
+        requesters = {p.requested_by for p in popups.values()} - self._languages.keys()
+        for chunk in one_of_chunks(sorted(requesters)):
+            found = dict(self.conn.execute(_LANGUAGES_BY_ID[self.conn], {"ids": chunk}).all())
+            for user_id in chunk:
+                # As the requests' read finds them: no user row (erased) reads as Finnish.
+                self._remember_language(user_id, found.get(user_id))
+        self.prefetch_premises({p.premises_id for p in popups.values()})
 
     def _instant(self, stored: Any) -> datetime:
         """A stored instant as `UTCDateTime` reads it, once per distinct value."""
@@ -365,9 +388,16 @@ def _name_in(names: Mapping[str, Any], language: str, premises_id: str) -> str:
     return str(names.get(language) or names.get("fi") or premises_id)
 
 
-def mails_for(conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]]) -> list[Mail]:
-    """The mails that `appended` should send (read after the projections by event ran)."""
+def mails_for(
+    conn: Connection,
+    appended: Sequence[tuple[Event, RecordedEvent]],
+    popups: Mapping[str, Popup] | None = None,
+) -> list[Mail]:
+    """The mails that `appended` should send (read after the projections by event ran);
+    `popups`, what the caller holds of pop-up requests (as `Notifier.know_popups`)."""
     notifier = Notifier(conn)
+    if popups:
+        notifier.know_popups(popups)
     context: Batch | None = None  # what the whole append says: not needed by pop-up decisions
     notifier.prefetch_popups(e.request_id for e, _ in appended if isinstance(e, PopupDecision))
     mails: list[Mail] = []
@@ -482,6 +512,9 @@ def read_ahead(user_id: str, premises_id: str) -> tuple[Any, dict[str, Any], Any
 
 
 def notify(
-    conn: Connection, appended: Sequence[tuple[Event, RecordedEvent]], now: datetime
+    conn: Connection,
+    appended: Sequence[tuple[Event, RecordedEvent]],
+    now: datetime,
+    popups: Mapping[str, Popup] | None = None,
 ) -> None:
-    enqueue(conn, mails_for(conn, appended), now)
+    enqueue(conn, mails_for(conn, appended, popups), now)

@@ -77,7 +77,7 @@ def enqueue(conn: Connection, mails: Iterable[Mail], now: datetime) -> None:
     # Tuples in the driver's types, the instant converted once: a dict per mail and the
     # conversion per value were 12 % of an expiry run on SQLite. The texts need none.
     at = driver_value(conn, outbox.c.created_at, now)
-    rows = [(m.dedupe_key, m.recipient_id, m.language, m.subject, m.body, at, at, 0) for m in mails]
+    rows = [(*m, at, at, 0) for m in mails]  # a Mail's fields are `_ENQUEUED`'s first five
     insert_new_values(conn, outbox, ["dedupe_key"], _ENQUEUED, rows)
 
 

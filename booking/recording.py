@@ -16,7 +16,7 @@ feed entries) run under the lock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
@@ -38,11 +38,14 @@ def record(
     now: datetime,
     *,
     notify: bool = True,
+    popups: Mapping[str, notifications.Popup] | None = None,
 ) -> list[list[RecordedEvent]]:
     """Append each stream's events at its `expected_version + 1, …`, recorded at `now`,
     with their inline projections and (unless `notify` is False: history nobody should be
     told about, the demo's) their e-mails, all in the caller's transaction; returns the
-    recorded events per entry of `appends`.
+    recorded events per entry of `appends`. `popups`: what the mails say of pop-up
+    requests the caller already holds (the expiry job, from the states it decided on), by
+    request id; the others are read.
 
     The caller decided on each stream's version in this transaction, holding the
     premises (`booking.service.lock_premises`). A stream that moved on meanwhile raises
@@ -55,13 +58,13 @@ def record(
         # Every write below waits for the commit's round trip (`events.pipeline`): the
         # mails' reads come first (a read sends what is held), and a booking's mail reads
         # nothing the projections write.
-        mails = notifications.mails_for(conn, pending) if notify else []
+        mails = notifications.mails_for(conn, pending, popups) if notify else []
         project_inline(conn, pending, BY_EVENT)
         outbox.enqueue(conn, mails, now)
     else:
         project_inline(conn, pending, BY_EVENT)
         if notify:
-            notifications.notify(conn, pending, now)
+            notifications.notify(conn, pending, now, popups)
     recorded = append()
     project_inline(conn, _pairs(appends, recorded), BY_POSITION)
     return recorded

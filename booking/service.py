@@ -164,6 +164,15 @@ class PremisesRepository:
             state = self._caught_up(conn, premises_id)
             return state.version, decide(command, state)
 
+    def decide_on_state(
+        self, conn: Connection, premises_id: str, command: Command
+    ) -> tuple[PremisesState, list[Any]]:
+        """`decide`, with the state it decided on (its `version` the one to append at):
+        the expiry job takes what its mails say of each request from it."""
+        with self._locks[premises_id]:
+            state = self._caught_up(conn, premises_id)
+            return state, decide(command, state)
+
     def spaces_to_lock(self, conn: Connection, premises_id: str, command: Command) -> list[str]:
         """The spaces `command` must hold the locks of ([] when it occupies no time), as the
         state kept in memory knows them: read before any lock, they may be stale, which

@@ -20,6 +20,7 @@ from booking import strong_identity
 from booking.domain.commands import Actor
 from booking.domain.errors import RuleBroken, StaleVersion
 from booking.domain.popups import DecidePopup, ExpirePopups, RequestPopup, WithdrawPopup
+from booking.notifications import Popup
 from booking.queries.access import may_see
 from booking.queries.popups import popup_row
 from booking.recording import record as record_many
@@ -181,14 +182,25 @@ def expire_popups(
     # app's objects (13 % of a run on PostgreSQL) before the bulk phase froze them.
     with _collecting_only_new_objects():
         appends = []
+        # What the mails say of each request, from the state decided on: the requests'
+        # rows need not be read again (10,000 of them, a fifth of a run's SQL on SQLite).
+        # Its requester, title and slot are the `PopupRequested`'s, as the row's are.
+        known: dict[str, Popup] = {}
         for premises_id in premises_ids:
             expire = ExpirePopups(premises_id, now)
-            version, events = repository.decide(conn, premises_id, expire)
+            state, events = repository.decide_on_state(conn, premises_id, expire)
             if events:
-                appends.append(StreamAppend(premises_stream(premises_id), events, version))
+                appends.append(StreamAppend(premises_stream(premises_id), events, state.version))
+                popups = state.popups
+                for event in events:
+                    asked = popups[event.request_id]
+                    slot = asked.slot
+                    known[event.request_id] = Popup(
+                        asked.requested_by, premises_id, asked.title, slot.start, slot.end
+                    )
         if not appends:
             return 0
-        recorded = record_many(conn, appends, SCHEDULER, recorded_at)
+        recorded = record_many(conn, appends, SCHEDULER, recorded_at, popups=known)
         return sum(len(mine) for mine in recorded)
 
 
