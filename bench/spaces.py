@@ -159,23 +159,28 @@ def run(kind: str, count: int, one_space_only: bool, label: str, json_path: str 
         )  # fmt: skip
 
 
+def _one_space_bookings(engine: Engine) -> Callable[[int], object]:
+    """(b)'s set-up, alike in both trees: PER_KIND one-space premises, and the i-th booking."""
+    app = common.bench_app(engine)
+    repository = common.repository_of(app)
+    staff = common.new_person(engine, "staff")
+    booker = common.new_person(engine, "booker")
+    rules = {"min_notice_minutes": 0, "max_advance_days": 3650}
+    ones = [f"one-{n}" for n in range(PER_KIND)]
+    for premises_id in ones:
+        profile = common.premises_profile(premises_id, rules=rules)
+        common.register_premises(engine, repository, staff.actor, premises_id, profile)
+    first_day = datetime.now(UTC).astimezone(ZONE) + timedelta(days=2)
+    return booking(engine, repository, booker, ones, first_day)
+
+
 def serve(kind: str, server: str) -> None:
     """(b) as a worker of bench.spaces_ab: one-space premises on a fresh database, then for
     each line `N` on stdin, N more bookings, answered by one line `@@ {"wall": […], "cpu":
     […]}` on stdout (an empty line or 0 ends it). The driver alternates two such workers,
     one of each commit, batch by batch."""
     with common.migrated_engine(kind, server) as engine:
-        app = common.bench_app(engine)
-        repository = common.repository_of(app)
-        staff = common.new_person(engine, "staff")
-        booker = common.new_person(engine, "booker")
-        rules = {"min_notice_minutes": 0, "max_advance_days": 3650}
-        ones = [f"one-{n}" for n in range(PER_KIND)]
-        for premises_id in ones:
-            profile = common.premises_profile(premises_id, rules=rules)
-            common.register_premises(engine, repository, staff.actor, premises_id, profile)
-        first_day = datetime.now(UTC).astimezone(ZONE) + timedelta(days=2)
-        place = booking(engine, repository, booker, ones, first_day)
+        place = _one_space_bookings(engine)
         done = 0
         print("@@ ready", flush=True)
         for line in sys.stdin:
@@ -200,17 +205,7 @@ def count_calls(kind: str, server: str, count: int) -> None:
     from sqlalchemy import event
 
     with common.migrated_engine(kind, server) as engine:
-        app = common.bench_app(engine)
-        repository = common.repository_of(app)
-        staff = common.new_person(engine, "staff")
-        booker = common.new_person(engine, "booker")
-        rules = {"min_notice_minutes": 0, "max_advance_days": 3650}
-        ones = [f"one-{n}" for n in range(PER_KIND)]
-        for premises_id in ones:
-            profile = common.premises_profile(premises_id, rules=rules)
-            common.register_premises(engine, repository, staff.actor, premises_id, profile)
-        first_day = datetime.now(UTC).astimezone(ZONE) + timedelta(days=2)
-        place = booking(engine, repository, booker, ones, first_day)
+        place = _one_space_bookings(engine)
         for i in range(20):
             place(i)
         sent = [0]
