@@ -220,57 +220,22 @@ def test_an_adjustment_into_another_allocations_buffer_is_a_hard_conflict() -> N
     reason = "Sovittu"
     (event,) = decide(AddAllocation(STAFF, "x2", after, reason, catalogue, CLOSE), state)
     assert event.allocation["start_time"] == "18:30"
-    before = {**after, "start_time": "15:30", "end_time": "17:00"}
+
+    def before_x1(end_time: str, facts: dict[str, PremisesFacts] = catalogue) -> Any:
+        """x2 on the whole from 16:00 (opening time) to `end_time`, before x1 at 17:00."""
+        times = {**after, "start_time": "16:00", "end_time": end_time}
+        return decide(AddAllocation(STAFF, "x2", times, reason, facts, CLOSE), state)
+
     with pytest.raises(InvalidState, match="too close to allocation x1") as refused:
-        decide(
-            AddAllocation(
-                STAFF,
-                "x2",
-                {**before, "start_time": "16:00", "end_time": "16:45"},
-                reason,
-                catalogue,
-                CLOSE,
-            ),
-            state,
-        )
+        before_x1("16:45")
     assert "sali keeps 30 minutes free after each booking" in str(refused.value)
     with pytest.raises(InvalidState, match="too close"):
-        decide(
-            AddAllocation(
-                STAFF,
-                "x2",
-                {**before, "start_time": "16:00", "end_time": "16:31"},
-                reason,
-                catalogue,
-                CLOSE,
-            ),
-            state,
-        )
+        before_x1("16:31")
     # Opening hours start at 16:00, so the whole fits before x1 only with its buffer:
     # 16:00–16:30 ends exactly 30 minutes before.
-    assert decide(
-        AddAllocation(
-            STAFF,
-            "x2",
-            {**before, "start_time": "16:00", "end_time": "16:30"},
-            reason,
-            catalogue,
-            CLOSE,
-        ),
-        state,
-    )
+    assert before_x1("16:30")
     # Without buffers (the module's catalogue) back to back is fine.
-    assert decide(
-        AddAllocation(
-            STAFF,
-            "x2",
-            {**before, "start_time": "16:00", "end_time": "17:00"},
-            reason,
-            CATALOGUE,
-            CLOSE,
-        ),
-        state,
-    )
+    assert before_x1("17:00", CATALOGUE)
     # An overlap is still said as such.
     with pytest.raises(InvalidState, match="taken by allocation x1"):
         decide(
