@@ -46,6 +46,7 @@ from projections.batching import (
     upsert_rows,
 )
 from projections.usage.hours import split_hours
+from projections.usage.spreading import spread_by_sql
 from projections.usage.tables import (
     INDEX,
     LEADS,
@@ -154,9 +155,13 @@ class _Batch:
         for i, amount in changes:
             values[i] += amount
 
+    def direct_cells(self) -> dict[CellKey, list[Any]]:
+        """The cells of `direct`, copied: [org_type, seq of its first touch, values]."""
+        return {key: [org, seq, list(values)] for key, (org, seq, values) in self.direct.items()}
+
     def cells(self) -> dict[CellKey, list[Any]]:
         """Every cell touched: [org_type, seq of its first touch, values]."""
-        found = {key: [org, seq, list(values)] for key, (org, seq, values) in self.direct.items()}
+        found = self.direct_cells()
         width = len(MEASURES)
         for (premises_id, party, org_type, zone, start_s, end_s), shape in self.shapes.items():
             signs, first, first_use, start = shape
@@ -534,7 +539,19 @@ def _write_sums(
             times[d] = (d.isoformat() if sqlite else d, *(derived[k] for k in TIME_COLUMNS))
         return times[d]
 
-    found = out.cells()
+    found = None
+    if cells_only:  # a held rebuild: its bookings' cells spread by the database if it can
+        kinds: dict[str, str] | None = {}
+        for (_, _, _, party), (org_type, _, _) in out.direct.items():
+            if kinds is not None and kinds.setdefault(party, org_type) != org_type:
+                kinds = None
+        if kinds is not None and spread_by_sql(
+            conn, t["cells"], out.shapes, _cells_of, _start_cell, fresh, kinds
+        ):
+            found = out.direct_cells()
+            fresh = False  # the pop-ups' cells may meet the bookings' rows just written
+    if found is None:
+        found = out.cells()
     cells = []
     for (p, d, h, party), (org_type, _, values) in sorted(found.items()):
         day, *derived = day_columns(d)
