@@ -279,9 +279,12 @@ class Usage(BatchProjection):
         self._fresh = True
 
     def flush(self, conn: Connection) -> None:
-        if self._held is not None:
-            self._write(conn, self._held)
-            self._held = None
+        if self._held is None:
+            return
+        with conn.begin():
+            self._write(conn, self._held)  # bookings, requests, cells
+        self._held = None
+        with conn.begin():
             _sum_days_and_hours(conn, self.t)
 
     def apply_batch(self, conn: Connection, batch: Sequence[RecordedEvent]) -> None:
