@@ -1,0 +1,164 @@
+"""API.md read to the letter once more (the third audit, after test_api_contract.py and
+test_api_contract_2.py): what the service did otherwise, kept as regression tests. Both
+databases through the Flask test client.
+
+- The strong-identity 403 told everyone to sign in at `/auth/oidc/login`, also where no
+  OpenID Connect provider is configured (that address is then a 404): it now names it only
+  where OpenID Connect is configured, and otherwise says to ask staff, who may act on the
+  person's behalf.
+- Feed links (/feeds, /api/v1/feed-tokens, /api/v1/premises/{id}/feed) and e-mailed sign-in
+  links took the request's scheme and host, which behind a reverse proxy are the proxy
+  hop's (`http://127.0.0.1:8000/…`): they are made under BOOKING_PUBLIC_URL when it is set.
+- `GET /api/v1/users/me/sessions` was not paged (API.md: every list that can grow without
+  bound is): `?limit=`/`?after=`, `next` and the `Link` header, the shape kept.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from booking import accounts, sessions
+from booking.auth import COOKIE
+from booking.pages import signin
+from booking.queries.paging import encode_cursor
+from events.sql import write_transaction
+from tests.conftest import Api, future_weekday, local
+from tests.integration.test_pages_helpers import Site, _fresh_limits, site, text
+
+__all__ = ["_fresh_limits", "site"]
+
+PUBLIC = "https://tilat.example.fi"
+
+
+# --- the strong-identity refusal says what can be done here ------------------------------
+
+
+def _strong_refusal(api: Api) -> dict[str, Any]:
+    api.premises("strong-room", rules={"requires_strong_identity": True})
+    day = future_weekday(2)
+    refused = api.book("strong-room", local(day, 18), local(day, 19))
+    assert refused.status_code == 403, refused.get_json()
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    body: dict[str, Any] = refused.get_json()
+    assert body["type"] == "urn:tilavaraus:problem:strong-identity-required"
+    assert (body["status"], body["title"]) == (403, "Strong identification required")
+    return body
+
+
+def test_the_strong_identity_refusal_names_no_sign_in_that_is_not_configured(api: Api) -> None:
+    assert api.client.get("/auth/oidc/login").status_code == 404  # no provider here
+    detail = _strong_refusal(api)["detail"]
+    assert "/auth/oidc/login" not in detail
+    assert "strong-room" in detail and "staff" in detail
+
+
+def test_the_strong_identity_refusal_names_the_sign_in_where_it_is_configured(
+    api: Api,
+) -> None:
+    api.app.config.update(
+        BOOKING_OIDC_ISSUER="https://idp.example.fi", BOOKING_OIDC_CLIENT_ID="tilavaraus"
+    )
+    detail = _strong_refusal(api)["detail"]
+    assert "/auth/oidc/login" in detail and "strong-room" in detail
+
+
+# --- absolute links under BOOKING_PUBLIC_URL ----------------------------------------------
+
+
+def test_feed_links_follow_the_public_url_when_it_is_set(site: Site) -> None:
+    site.api.premises("room")
+    path = "/feeds/premises/room.ics"
+    # Behind a proxy that speaks plain HTTP to the app: without the setting, the request's.
+    page = text(site.client(lang="en").get("/feeds", base_url="http://127.0.0.1:8000"))
+    assert f"http://127.0.0.1:8000{path}" in page and f"webcal://127.0.0.1:8000{path}" in page
+    links = site.api.get("/api/v1/premises/room/feed", base_url="http://127.0.0.1:8000")
+    assert links.get_json()["url"] == f"http://127.0.0.1:8000{path}"
+
+    site.app.config["BOOKING_PUBLIC_URL"] = PUBLIC + "/"
+    page = text(site.client(lang="en").get("/feeds", base_url="http://127.0.0.1:8000"))
+    assert f"{PUBLIC}{path}" in page and f"webcal://tilat.example.fi{path}" in page
+    assert "127.0.0.1" not in page
+    found = site.api.get("/api/v1/premises/room/feed", base_url="http://127.0.0.1:8000")
+    assert found.get_json() == {
+        "premises_id": "room",
+        "url": f"{PUBLIC}{path}",
+        "https_url": f"{PUBLIC}{path}",
+        "webcal_url": f"webcal://tilat.example.fi{path}",
+    }
+    created = site.api.post(
+        "/api/v1/feed-tokens",
+        {"scope": {"premises": ["room"]}},
+        role="staff",
+        base_url="http://127.0.0.1:8000",
+    )
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["url"].startswith(PUBLIC + "/feeds/private/")
+    assert created.get_json()["webcal_url"].startswith("webcal://tilat.example.fi/feeds/private/")
+    # The e-mailed sign-in link as well.
+    site.app.config["BOOKING_PUBLIC_URL"] = PUBLIC
+    with site.app.test_request_context(base_url="http://127.0.0.1:8000"):
+        link = signin.sign_in_link(site.user_id("resident"))
+    assert link.startswith(PUBLIC + "/")
+    assert site.app.test_client().get(urlsplit(link).path).status_code == 200
+
+
+# --- the sessions list is paged ------------------------------------------------------------
+
+
+def test_the_sessions_list_is_paged_newest_first(api: Api) -> None:
+    with write_transaction(api.engine) as conn:
+        person = accounts.create_user(
+            conn, email="many@example.fi", name="Many", role="resident", password="salasana-123"
+        )
+        started = datetime.now(UTC)
+        made = [
+            sessions.start(
+                conn, person.user_id, started - timedelta(minutes=n), str(uuid.uuid4()), "link"
+            )
+            for n in range(5)
+        ]
+    browser = api.app.test_client()
+    browser.set_cookie(COOKIE, made[2].secret)
+    seen: list[dict[str, Any]] = []
+    url = "/api/v1/users/me/sessions?limit=2"
+    while url:
+        page = browser.get(url)
+        assert page.status_code == 200, page.get_json()
+        body = page.get_json()
+        assert set(body) == {"sessions", "next"} and len(body["sessions"]) <= 2
+        seen += body["sessions"]
+        if body["next"] is None:
+            assert "Link" not in page.headers
+            break
+        link = page.headers["Link"]
+        assert link.endswith('>; rel="next"') and "limit=2" in link
+        url = link[1 : link.index(">")].removeprefix("http://localhost")
+    assert [s["id"] for s in seen] == [m.session.id for m in made]
+    assert [s["current"] for s in seen] == [False, False, True, False, False]
+    whole = browser.get("/api/v1/users/me/sessions").get_json()
+    assert whole["next"] is None and whole["sessions"] == seen
+    # Bad paging input is a 422 like on every list, never a 500.
+    for query in ("limit=0", "limit=1001", "limit=x", "after=bm90LWEtY3Vyc29y", "after=WyJpIiwxXQ"):
+        bad = browser.get(f"/api/v1/users/me/sessions?{query}")
+        assert bad.status_code == 422, (query, bad.get_json())
+        assert bad.headers["Content-Type"] == "application/problem+json"
+    cursor = browser.get("/api/v1/users/me/sessions?limit=1").get_json()["next"]
+    token = api.token("booker")  # another person's cursor leads through their own list
+    other = api.client.get(
+        f"/api/v1/users/me/sessions?after={cursor}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert other.status_code == 200 and other.get_json() == {"sessions": [], "next": None}
+
+
+def test_a_sessions_cursor_of_the_wrong_types_is_422(api: Api) -> None:
+    token = api.token("resident")
+    for values in ([1, "x"], ["x", "y"], [datetime.now(UTC)], [datetime.now(UTC), "x", 3]):
+        bad = api.client.get(
+            f"/api/v1/users/me/sessions?after={encode_cursor(values)}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert bad.status_code == 422, (values, bad.get_json())
+        assert "after" in bad.get_json()["errors"]
