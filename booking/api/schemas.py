@@ -427,7 +427,14 @@ class SearchOut(ma.Schema):
 
 
 class EventsQuery(ma.Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(0, MAX_POSITION))
+    after = fields.Integer(
+        load_default=0,
+        validate=validate.Range(0, MAX_POSITION),
+        metadata={
+            "description": "Events after this position (a previous page's `next`); a position "
+            "beyond the log's head is 422."
+        },
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 

@@ -11,6 +11,13 @@ databases through the Flask test client.
   hop's (`http://127.0.0.1:8000/…`): they are made under BOOKING_PUBLIC_URL when it is set.
 - `GET /api/v1/users/me/sessions` was not paged (API.md: every list that can grow without
   bound is): `?limit=`/`?after=`, `next` and the `Link` header, the shape kept.
+- `GET /api/v1/stats/usage?from=0001-01-01` was a 422 without `errors` (the calendar's
+  overflow caught at the last line): its dates are bounded like every other date.
+- `GET /api/v1/events?after=` beyond the log's head answered 200 with that `next`: a client
+  that polled on from it would skip, silently, every event appended up to it. It is 422 on
+  `after`, as `min_position` beyond the head is.
+- The CLI: `booking serve --port 99999` and `booking events export` into a missing folder
+  ended in a Python traceback; they are usage errors with a one-line message now.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from booking.auth import COOKIE
 from booking.pages import signin
 from booking.queries.paging import encode_cursor
 from events.sql import write_transaction
+from click.testing import CliRunner
+
+from booking.cli import main
 from tests.conftest import Api, future_weekday, local
 from tests.integration.test_pages_helpers import Site, _fresh_limits, site, text
 
@@ -162,3 +172,65 @@ def test_a_sessions_cursor_of_the_wrong_types_is_422(api: Api) -> None:
         )
         assert bad.status_code == 422, (values, bad.get_json())
         assert "after" in bad.get_json()["errors"]
+
+
+# --- 422s carry their field ---------------------------------------------------------------
+
+
+def test_usage_statistics_dates_out_of_range_are_422_on_the_field(api: Api) -> None:
+    for query, fields in (
+        ("from=0001-01-01&to=2027-01-01", {"from"}),
+        ("from=2027-01-01&to=9999-12-31", {"to"}),
+        ("from=1969-12-31&to=2200-01-01", {"from", "to"}),
+    ):
+        bad = api.get(f"/api/v1/stats/usage?{query}&group_by=premises", role="analyst")
+        assert bad.status_code == 422, (query, bad.get_json())
+        assert bad.headers["Content-Type"] == "application/problem+json"
+        assert set(bad.get_json()["errors"]) == fields, query
+    fine = api.get("/api/v1/stats/usage?from=2026-01-01&to=2026-02-01", role="analyst")
+    assert fine.status_code == 200, fine.get_json()
+
+
+def test_the_log_refuses_a_position_beyond_its_head(api: Api) -> None:
+    api.premises("room")
+    page = api.get("/api/v1/events?after=0&limit=1000", role="admin").get_json()
+    head = page["next"]
+    assert head == page["events"][-1]["position"]
+    at_head = api.get(f"/api/v1/events?after={head}", role="admin")
+    assert at_head.status_code == 200
+    assert at_head.get_json() == {"events": [], "next": head} and "Link" not in at_head.headers
+    beyond = api.get(f"/api/v1/events?after={head + 1}", role="admin")
+    assert beyond.status_code == 422, beyond.get_json()
+    assert beyond.headers["Content-Type"] == "application/problem+json"
+    assert list(beyond.get_json()["errors"]) == ["after"]
+    assert str(head) in beyond.get_json()["errors"]["after"][0]
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_cli_usage_errors_are_one_line_not_a_traceback(tmp_path: Any) -> None:
+    env = {
+        "BOOKING_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "BOOKING_INSTANCE_PATH": str(tmp_path),
+        "BOOKING_SECRET_KEY": "tests",
+    }
+    runner = CliRunner()
+    for args in (
+        ["serve", "--port", "99999"],
+        ["serve", "--port", "-1"],
+        ["serve", "--workers", "0"],
+        ["serve", "--threads", "0"],
+    ):
+        refused = runner.invoke(main, args, env=env)
+        assert refused.exit_code == 2, (args, refused.output)
+        assert "Invalid value" in refused.output and refused.exception is not None
+        assert isinstance(refused.exception, SystemExit), args
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    missing = str(tmp_path / "no-such-folder" / "log.jsonl")
+    refused = runner.invoke(main, ["events", "export", missing], env=env)
+    assert refused.exit_code == 1, refused.output
+    assert isinstance(refused.exception, SystemExit)
+    assert refused.output.startswith("Error: cannot write") and "Traceback" not in refused.output
+    written = runner.invoke(main, ["events", "export", str(tmp_path / "log.jsonl")], env=env)
+    assert written.exit_code == 0, written.output
