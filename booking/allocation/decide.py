@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from booking.allocation.commands import (
@@ -114,6 +114,11 @@ def _open(cmd: OpenRound, state: RoundState) -> list[Event]:
     ]
 
 
+def _utc(instant: datetime) -> str:
+    """An instant of no premises as API.md writes those: in UTC with `Z`."""
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _while_open(state: RoundState, now: Any) -> AllocationRoundOpened:
     opened = _existing(state)
     status = state.status(now)
@@ -121,8 +126,8 @@ def _while_open(state: RoundState, now: Any) -> AllocationRoundOpened:
         raise RuleBroken(
             {
                 "applications_close": [
-                    f"Applications are taken from {opened.applications_open.isoformat()} "
-                    f"until {opened.applications_close.isoformat()}; the round is {status}."
+                    f"Applications are taken from {_utc(opened.applications_open)} "
+                    f"until {_utc(opened.applications_close)}; the round is {status}."
                 ]
             }
         )

@@ -16,6 +16,9 @@ databases through the Flask test client.
 - `GET /api/v1/events?after=` beyond the log's head answered 200 with that `next`: a client
   that polled on from it would skip, silently, every event appended up to it. It is 422 on
   `after`, as `min_position` beyond the head is.
+- RFC 3339 lets `t` and `z` be written in lower case (5.6); `…t18:00:00z` was a 422.
+- "Applications are taken from … until …" wrote the round's instants as `+00:00` where every
+  other instant of no premises is written in UTC with `Z`.
 - The CLI: `booking serve --port 99999` and `booking events export` into a missing folder
   ended in a Python traceback; they are usage errors with a one-line message now.
 """
@@ -36,9 +39,10 @@ from click.testing import CliRunner
 
 from booking.cli import main
 from tests.conftest import Api, future_weekday, local
+from tests.integration.test_allocation_api import CLOSE, application, rounds
 from tests.integration.test_pages_helpers import Site, _fresh_limits, site, text
 
-__all__ = ["_fresh_limits", "site"]
+__all__ = ["_fresh_limits", "rounds", "site"]
 
 PUBLIC = "https://tilat.example.fi"
 
@@ -234,3 +238,39 @@ def test_cli_usage_errors_are_one_line_not_a_traceback(tmp_path: Any) -> None:
     assert refused.output.startswith("Error: cannot write") and "Traceback" not in refused.output
     written = runner.invoke(main, ["events", "export", str(tmp_path / "log.jsonl")], env=env)
     assert written.exit_code == 0, written.output
+
+
+# --- instants -----------------------------------------------------------------------------
+
+
+def test_an_instant_may_write_t_and_z_in_lower_case(api: Api) -> None:
+    api.premises("room")
+    day = future_weekday(2)
+    start, end = local(day, 18).astimezone(UTC), local(day, 19).astimezone(UTC)
+    lower = {
+        "start": start.strftime("%Y-%m-%dt%H:%M:%Sz"),
+        "end": end.strftime("%Y-%m-%dt%H:%M:%S+00:00"),
+    }
+    body = {"premises_id": "room", "title": "Kerhoilta", "attendees": 5, **lower}
+    booked = api.post("/api/v1/bookings", body, role="booker")
+    assert booked.status_code == 201, booked.get_json()
+    assert booked.get_json()["start"] == local(day, 18).isoformat()
+    found = api.client.get("/api/v1/availability", query_string=lower)
+    assert found.status_code == 200 and found.get_json()["premises"] == []
+    for broken in ("2027-01-01t10:00:00", "2027-01-01t10:00:00y", "2027-01-01 10:00:00z"):
+        refused = api.post("/api/v1/bookings", {**body, "start": broken}, role="booker")
+        assert refused.status_code == 422 and "start" in refused.get_json()["errors"], broken
+
+
+def test_the_application_window_is_written_in_utc_with_z(
+    api: Api, rounds: dict[str, Any], clock: Any
+) -> None:
+    rid = rounds["round"]["id"]
+    clock.move_to(CLOSE + timedelta(minutes=1))
+    late = api.post(f"/api/v1/allocation-rounds/{rid}/applications", application(), role="booker")
+    assert late.status_code == 422
+    message = late.get_json()["errors"]["applications_close"][0]
+    opened, closes = rounds["round"]["applications_open"], rounds["round"]["applications_close"]
+    assert opened.endswith("Z") and closes.endswith("Z")
+    assert f"from {opened} until {closes}" in message.replace(".000000", "")
+    assert "+00:00" not in message
