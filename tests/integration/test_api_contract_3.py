@@ -19,6 +19,8 @@ databases through the Flask test client.
 - RFC 3339 lets `t` and `z` be written in lower case (5.6); `…t18:00:00z` was a 422.
 - "Applications are taken from … until …" wrote the round's instants as `+00:00` where every
   other instant of no premises is written in UTC with `Z`.
+- A NUL in a page's form reached PostgreSQL (`/my/organisations/ask`): a 500 there, where
+  the API refuses a NUL anywhere up front. Forms are refused the same way now (422).
 - The CLI: `booking serve --port 99999` and `booking events export` into a missing folder
   ended in a Python traceback; they are usage errors with a one-line message now.
 """
@@ -40,7 +42,7 @@ from click.testing import CliRunner
 from booking.cli import main
 from tests.conftest import Api, future_weekday, local
 from tests.integration.test_allocation_api import CLOSE, application, rounds
-from tests.integration.test_pages_helpers import Site, _fresh_limits, site, text
+from tests.integration.test_pages_helpers import Site, _fresh_limits, csrf_token, site, text
 
 __all__ = ["_fresh_limits", "rounds", "site"]
 
@@ -274,3 +276,25 @@ def test_the_application_window_is_written_in_utc_with_z(
     assert opened.endswith("Z") and closes.endswith("Z")
     assert f"from {opened} until {closes}" in message.replace(".000000", "")
     assert "+00:00" not in message
+
+
+# --- no 500 for hostile input -------------------------------------------------------------
+
+
+def test_a_nul_in_a_pages_form_is_refused_before_it_reaches_the_database(site: Site) -> None:
+    resident = site.client("resident", lang="en")
+    token = csrf_token(resident, "/my/organisations")
+    organisation = site.api.organisation_id
+    for data in (
+        {"organisation_id": "\x00", "message": "Hei"},
+        {"organisation_id": organisation, "message": "a\x00b"},
+        {"organisation_id": organisation, "message": "Hei", "x\x00": "1"},
+    ):
+        refused = resident.post("/my/organisations/ask", data={**data, "csrf_token": token})
+        assert refused.status_code == 422, data
+        assert refused.headers["Content-Type"] == "application/problem+json"
+    asked = resident.post(
+        "/my/organisations/ask",
+        data={"organisation_id": organisation, "message": "Hei", "csrf_token": token},
+    )
+    assert asked.status_code in (302, 303), text(asked)[:500]
