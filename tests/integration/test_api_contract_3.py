@@ -32,14 +32,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from click.testing import CliRunner
+
 from booking import accounts, sessions
 from booking.auth import COOKIE
+from booking.cli import main
 from booking.pages import signin
 from booking.queries.paging import encode_cursor
 from events.sql import write_transaction
-from click.testing import CliRunner
-
-from booking.cli import main
 from tests.conftest import Api, future_weekday, local
 from tests.integration.test_allocation_api import CLOSE, application, rounds
 from tests.integration.test_pages_helpers import Site, _fresh_limits, csrf_token, site, text
