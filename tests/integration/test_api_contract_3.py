@@ -19,6 +19,9 @@ databases through the Flask test client.
 - RFC 3339 lets `t` and `z` be written in lower case (5.6); `…t18:00:00z` was a 422.
 - "Applications are taken from … until …" wrote the round's instants as `+00:00` where every
   other instant of no premises is written in UTC with `Z`.
+- A round took applications closing after its season had ended (no offer could ever be
+  booked), a season of a hundred years (an accepted offer is a weekly series over it) and
+  the same premises twice: each is 422 on its field now.
 - A NUL in a page's form reached PostgreSQL (`/my/organisations/ask`): a 500 there, where
   the API refuses a NUL anywhere up front. Forms are refused the same way now (422).
 - The CLI: `booking serve --port 99999` and `booking events export` into a missing folder
@@ -41,7 +44,7 @@ from booking.pages import signin
 from booking.queries.paging import encode_cursor
 from events.sql import write_transaction
 from tests.conftest import Api, future_weekday, local
-from tests.integration.test_allocation_api import CLOSE, application, rounds
+from tests.integration.test_allocation_api import CLOSE, application, round_body, rounds
 from tests.integration.test_pages_helpers import Site, _fresh_limits, csrf_token, site, text
 
 __all__ = ["_fresh_limits", "rounds", "site"]
@@ -298,3 +301,21 @@ def test_a_nul_in_a_pages_form_is_refused_before_it_reaches_the_database(site: S
         data={"organisation_id": organisation, "message": "Hei", "csrf_token": token},
     )
     assert asked.status_code in (302, 303), text(asked)[:500]
+
+
+def test_a_round_refuses_what_no_season_could_use(api: Api, rounds: dict[str, Any]) -> None:
+    for changes, field in (
+        ({"applications_close": "2027-03-01T08:00:00Z"}, "applications_close"),
+        ({"season_end": "2028-01-12"}, "season_end"),
+        ({"premises": ["gym", "hall", "gym"]}, "premises"),
+    ):
+        refused = api.post("/api/v1/allocation-rounds", round_body(**changes), role="staff")
+        assert refused.status_code == 422, (changes, refused.get_json())
+        assert list(refused.get_json()["errors"]) == [field], changes
+    # The edges are fine: applications closing on the season's last day, a season of a year.
+    for changes in (
+        {"applications_close": "2027-02-28T20:00:00Z"},
+        {"season_end": "2028-01-11"},
+    ):
+        made = api.post("/api/v1/allocation-rounds", round_body(**changes), role="staff")
+        assert made.status_code == 201, (changes, made.get_json())
