@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    Select,
     String,
     Table,
     Text,
@@ -69,7 +70,7 @@ def _expire(dialect: str) -> Update:
     else:
         ids = func.json_each(bindparam("ids", type_=JSON())).table_valued("value")
         row = p.alias("expiring")
-        rowids = select(literal_column("expiring.rowid")).join_from(
+        rowids: Select[tuple[int]] = select(literal_column("expiring.rowid")).join_from(
             ids, row, row.c.id == ids.c.value
         )
         matches = literal_column("popup_requests.rowid").in_(rowids)
