@@ -194,5 +194,5 @@ def expire_popups(
                 )
     if not appends:
         return 0
-    recorded = record_many(conn, appends, SCHEDULER, recorded_at, popups=known)
+    recorded = record_many(conn, appends, SCHEDULER, recorded_at, popups=known, positions=False)
     return sum(len(mine) for mine in recorded)
