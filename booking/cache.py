@@ -72,13 +72,16 @@ class Memo(Generic[V]):
         self._items: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        self.hits = self.misses = 0
 
     def get(self, key: Hashable) -> V | None:
         with self._lock:
             found = self._items.get(key)
             if found is None:
+                self.misses += 1
                 return None
             self._items.move_to_end(key)
+            self.hits += 1
             return found[0]
 
     def put(self, key: Hashable, value: V, size: int) -> None:
@@ -105,7 +108,8 @@ class Caches:
         # A public feed's body and the bytes sent (booking/feeds/http.py), by feed and ETag.
         self.feed_bodies: Versioned[Any] = Versioned(16 * 2**20)
         self.feed_events: Memo[bytes] = Memo(16 * 2**20)
-        self.availability: Versioned[bytes] = Versioned(8 * 2**20)
+        # A premises' availability body by everything it is made of (booking/api/premises.py).
+        self.availability: Memo[bytes] = Memo(8 * 2**20)
 
 
 def caches(app: Flask | None = None) -> Caches:

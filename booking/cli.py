@@ -44,9 +44,17 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int, help="gunicorn workers")
-@click.option("--threads", default=8, show_default=True, type=int, help="threads per worker")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="gunicorn workers"
+)
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 1024),
+    help="threads per worker",
+)
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Migrate the database if needed and serve the app with gunicorn."""
     from gunicorn.app.base import BaseApplication
@@ -263,7 +271,11 @@ def events_export(file: str) -> None:
     engine = _runtime(_app()).engine
     with read_transaction(engine) as conn:
         total = head_position(conn)
-    with open(file, "w", encoding="utf-8") as out, Progress("export", total) as progress:
+    try:
+        out = open(file, "w", encoding="utf-8")  # noqa: SIM115 (the `with` below closes it)
+    except OSError as error:  # a usage error (no such folder, no permission), not a crash
+        raise click.ClickException(f"cannot write {file}: {error.strerror}") from None
+    with out, Progress("export", total) as progress:
         count = export_events(engine, out, progress)
     click.echo(f"exported {count} events to {file}")
 

@@ -9,7 +9,11 @@ through the premises' stream version, mails through their dedupe keys.
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +39,48 @@ REMINDER_AHEAD = timedelta(hours=24)
 # Premises per transaction: bounds how long the premises and the append lock are held.
 PREMISES_PER_TRANSACTION = 100
 SCHEDULER = popup_cases.SCHEDULER
+
+
+class _Collector:
+    """Keeps the cyclic garbage collector off while a bulk phase runs (`sparing`), in any
+    number of threads at once: the first in turns it off, the last out turns it back on if
+    it was on before."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._was_enabled = False
+
+    @contextmanager
+    def sparing(self) -> Iterator[None]:
+        with self._lock:
+            if not self._inside:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inside -= 1
+                if not self._inside and self._was_enabled:
+                    gc.enable()
+
+
+_collector = _Collector()
+
+
+def sparing_the_collector() -> AbstractContextManager[None]:
+    """No cyclic garbage collection during one transaction of the expiry job.
+
+    A transaction of 10,000 expiries makes ~60,000 objects that live until it commits
+    (events, their data and records, mails), none of them in a cycle: reference counting
+    frees them all. Meanwhile the collector ran ~190 times over them, young and old
+    generations, collecting nothing (~20 ms of a ~270 ms run on SQLite). Cyclic garbage
+    made meanwhile waits for the next collection after it. (The job froze the app's objects
+    for its bulk phase before — `gc.freeze` — which spared the old generation only.)
+    """
+    return _collector.sparing()
 
 
 @dataclass
@@ -63,7 +109,8 @@ class Jobs:
                 found = popup_cases.expire_popups(conn, self.premises, chunk, now, self.clock())
                 return Outcome(200, {"expired": found})
 
-            expired += execute(self.engine, handle).body["expired"]
+            with sparing_the_collector():
+                expired += execute(self.engine, handle).body["expired"]
         if expired:
             log.info("expired %s pop-up request(s)", expired)
         return expired

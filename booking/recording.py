@@ -39,13 +39,16 @@ def record(
     *,
     notify: bool = True,
     popups: Mapping[str, notifications.Popup] | None = None,
+    positions: bool = True,
 ) -> list[list[RecordedEvent]]:
     """Append each stream's events at its `expected_version + 1, …`, recorded at `now`,
     with their inline projections and (unless `notify` is False: history nobody should be
     told about, the demo's) their e-mails, all in the caller's transaction; returns the
     recorded events per entry of `appends`. `popups`: what the mails say of pop-up
     requests the caller already holds (the expiry job, from the states it decided on), by
-    request id; the others are read.
+    request id; the others are read. `positions=False`: the caller reads none of the
+    returned records' positions (the expiry job counts them), so where no inline projection
+    by position takes any of the events, they come back as prepared, at position 0.
 
     The caller decided on each stream's version in this transaction, holding the
     premises (`booking.service.lock_premises`). A stream that moved on meanwhile raises
@@ -65,9 +68,17 @@ def record(
         project_inline(conn, pending, BY_EVENT)
         if notify:
             notifications.notify(conn, pending, now, popups)
-    recorded = append()
-    project_inline(conn, _pairs(appends, recorded), BY_POSITION)
-    return recorded
+    if positions or _by_position(appends):
+        recorded = append(True)
+        project_inline(conn, _pairs(appends, recorded), BY_POSITION)
+        return recorded
+    return append(False)
+
+
+def _by_position(appends: Sequence[StreamAppend]) -> bool:
+    """Whether an inline projection by position takes any of the events."""
+    names = {type(e).__name__ for a in appends for e in a.events}
+    return any(not p.handled_types().isdisjoint(names) for p in BY_POSITION)
 
 
 # The events whose inline projections and mails write without reading anything they write,
@@ -93,16 +104,17 @@ def _prepared(
     metadata: Metadata,
     now: datetime,
     held: bool = False,
-) -> tuple[list[list[RecordedEvent]], Callable[[], list[list[RecordedEvent]]]]:
-    """The events serialised (without positions yet), and the write that appends them."""
+) -> tuple[list[list[RecordedEvent]], Callable[[bool], list[list[RecordedEvent]]]]:
+    """The events serialised (without positions yet), and the write that appends them
+    (given whether the records it returns need their positions)."""
     if len(appends) == 1:
         # One stream: SQLAlchemy's INSERT and no version query (the caller read the stream
         # in this transaction; UNIQUE(stream, version) guards against a racing writer).
         (one,) = appends
         single = prepare(one.stream, one.events, one.expected_version, metadata, now=now)
-        return [single], lambda: [write(conn, single, read_in_transaction=True, held=held)]
+        return [single], lambda _: [write(conn, single, read_in_transaction=True, held=held)]
     bulk = prepare_many(appends, metadata, now=now)  # many: one INSERT for all
-    return bulk.recorded, lambda: write_many(conn, bulk)
+    return bulk.recorded, lambda positioned: write_many(conn, bulk, positioned=positioned)
 
 
 def _pairs(

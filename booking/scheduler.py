@@ -115,9 +115,16 @@ def _stopped_by_signal(process: str) -> threading.Event:
     the threads' stacks."""
     stop = threading.Event()
 
-    def _stop(signum: int, _frame: object) -> None:
+    def _set(signum: int) -> None:
         log.info("%s stopping (signal %s)", process, signum)
         stop.set()
+
+    def _stop(signum: int, _frame: object) -> None:
+        # Not `stop.set()` here: the handler runs in the main thread between two bytecodes,
+        # also while that thread holds the event's own (non-reentrant) lock inside
+        # `stop.wait(…)`, and would wait for itself for ever -- the stopped scheduler that
+        # outlived its grace under load. A thread of its own waits for the lock instead.
+        threading.Thread(target=_set, args=(signum,), name=f"{process}-stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import Boolean, Column, ForeignKey, String, Table, insert, select, update
 from sqlalchemy.engine import Connection
 
+from booking.domain.errors import RuleBroken
+from booking.queries.paging import BAD_CURSOR, Page, PageRequest, fetch_page
 from booking.tables import api_tokens, feed_tokens, metadata, users
 from events.sql import UTCDateTime
 
@@ -156,14 +158,23 @@ def touch(conn: Connection, session_id: str, now: datetime) -> None:
     )
 
 
-def of_user(conn: Connection, user_id: str, now: datetime) -> list[Session]:
-    """The person's live sessions, newest first."""
-    rows = conn.execute(
-        select(sessions)
-        .where(sessions.c.user_id == user_id, *_live(now))
-        .order_by(sessions.c.created_at.desc(), sessions.c.id)
+def page_of_user(conn: Connection, user_id: str, now: datetime, page: PageRequest) -> Page[Session]:
+    """One page of the person's live sessions, newest first (by created_at, then id, both
+    descending: a cursor names one row whatever the clock's resolution)."""
+    if page.after is not None and (
+        len(page.after) != 2
+        or not isinstance(page.after[0], datetime)
+        or not isinstance(page.after[1], str)
+    ):
+        raise RuleBroken({"after": [BAD_CURSOR]})
+    found = fetch_page(
+        conn,
+        select(sessions).where(sessions.c.user_id == user_id, *_live(now)),
+        [sessions.c.created_at, sessions.c.id],
+        page,
+        descending=True,
     )
-    return [_session(row) for row in rows]
+    return Page([_session(row) for row in found.rows], found.next)
 
 
 def end(conn: Connection, session_id: str, now: datetime, user_id: str | None = None) -> bool:

@@ -54,6 +54,5 @@ def check(conn: Connection, premises_id: str, actor: Actor, strong: bool) -> Non
     if requires_strong_identity(conn, premises_id):
         raise StrongIdentityRequired(
             f"Premises {premises_id!r} takes bookings, requests and applications only from"
-            " people signed in with strong identification: sign in through the identification"
-            " service (/auth/oidc/login) with a strong method."
-        )
+            " people signed in with strong identification."
+        )  # what the person can do depends on the deployment: booking.http.problems adds it

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from events.catalog import Event, JSONObject
 from events.serialization import serializer
-from events.sql import chunks
+from events.sql import chunks, in_runs
 from events.store import (
     ConcurrencyError,
     Metadata,
@@ -109,9 +109,13 @@ def _dumped(events: list[Event]) -> tuple[list[JSONObject], list[str]]:
     return datas, texts
 
 
-def write_many(conn: Connection, prepared: Prepared) -> list[list[RecordedEvent]]:
+def write_many(
+    conn: Connection, prepared: Prepared, *, positioned: bool = True
+) -> list[list[RecordedEvent]]:
     """Append prepared events, all in one statement, or raise `ConcurrencyError` (for the
-    first stale stream) and write nothing. Returns them with their positions.
+    first stale stream) and write nothing. Returns them with their positions; unless
+    `positioned` is False: then as prepared, at position 0, for a caller that reads none of
+    their positions (copying 10,000 records to their positions cost ~8 ms).
 
     Must run inside a transaction; the caller commits.
     """
@@ -129,6 +133,8 @@ def write_many(conn: Connection, prepared: Prepared) -> list[list[RecordedEvent]
         raise ConcurrencyError(*prepared.expected[0]) from error
     if len(positions) != len(flat):  # pragma: no cover - the lock makes this impossible
         raise RuntimeError(f"appended {len(flat)} events but found {len(positions)}")
+    if not positioned:
+        return prepared.recorded
     position_of = iter(positions)
     return [[_at(r, next(position_of)) for r in mine] for mine in prepared.recorded]
 
@@ -186,6 +192,11 @@ def stream_versions(conn: Connection, streams: Sequence[str]) -> dict[str, int]:
     return found
 
 
+_INSERT_EVENTS = (
+    "INSERT INTO events (stream, version, type, schema_version, data, metadata, recorded_at) "
+)
+
+
 def _insert(conn: Connection, rows: list[RecordedEvent], texts: list[str]) -> list[int]:
     """Insert the rows; returns their positions, in the order of `rows`."""
     # The column type's processing for this dialect (on SQLite: UTC text in a fixed form).
@@ -232,14 +243,13 @@ def _insert(conn: Connection, rows: list[RecordedEvent], texts: list[str]) -> li
     # positions head' + 1 … in the order of `rows` when they are as many, without a gap.
     head = head_position(conn)
     meta_json = json.dumps(meta)  # JSON text as SQLAlchemy's JSON type writes it
-    conn.exec_driver_sql(
-        "INSERT INTO events (stream, version, type, schema_version, data, metadata,"
-        " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (r.stream, r.version, r.type, r.schema_version, text, meta_json, recorded_at)
-            for r, text in zip(rows, texts, strict=True)
-        ],
-    )
+    values = [
+        (r.stream, r.version, r.type, r.schema_version, text, meta_json, recorded_at)
+        for r, text in zip(rows, texts, strict=True)
+    ]
+    # In runs of rows (`in_runs`), in order: the positions follow the rows.
+    for sql, run in in_runs(_INSERT_EVENTS, 7, values):
+        conn.exec_driver_sql(sql, run)
     count, first, last = conn.exec_driver_sql(
         "SELECT count(*), min(position), max(position) FROM events WHERE position > ?", (head,)
     ).one()

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Dialect
 from events import pipeline
 from events.catalog import ALL_EVENTS, Event, JSONObject
 from events.serialization import serializer
-from events.sql import UTCDateTime, chunks
+from events.sql import UTCDateTime, chunks, in_runs
 from events.store import RecordedEvent
 from projections.base import Projection, metadata
 
@@ -163,7 +163,17 @@ def insert_new_values(
     (`driver_value`)."""
     if not rows:
         return
-    _insert_many(conn, table, names, _on_conflict(keys, "DO NOTHING"), rows)
+    tail = _on_conflict(keys, "DO NOTHING")
+    if conn.dialect.name != "postgresql" and len(rows) > 1:
+        # Many rows (an expiry run's 10,000 mails) as INSERTs of runs of rows (`in_runs`);
+        # each a write the service may hold for the commit.
+        columns = ", ".join(f'"{n}"' for n in names)
+        for sql, values in in_runs(
+            f'INSERT INTO "{table.name}" ({columns}) ', len(names), rows, tail
+        ):
+            pipeline.write_sql(conn, sql, [values])
+        return
+    _insert_many(conn, table, names, tail, rows)
 
 
 def driver_value(conn: Connection, column: Column[Any], value: Any) -> Any:

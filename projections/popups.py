@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    Select,
     String,
     Table,
     Text,
@@ -16,6 +17,8 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal_column,
+    select,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -55,15 +58,22 @@ popups_table = Table(
 
 
 def _expire(dialect: str) -> Update:
-    """Expire the requests whose ids are bound as `ids`, at `at`. On SQLite an UPDATE … FROM
-    the ids' JSON array: `IN (SELECT …)` first listed the ids and then collected the rows to
-    change before changing them (10,000 rows: 40 ms against 23 ms)."""
+    """Expire the requests whose ids are bound as `ids`, at `at`. On SQLite the rows are
+    changed in the table's own order: their rowids are looked up in the id's index (which
+    covers them) and the UPDATE walks them sorted (`rowid IN (…)`). Changed in the ids'
+    order — an expiry run's, premises by premises, random in the table — each row's page
+    was looked for again, past the page cache (10,000 rows: 24-28 ms against 34-42 ms by
+    `UPDATE … FROM` the ids' JSON array, 52 ms inside the job)."""
     p = popups_table
     if dialect == "postgresql":
         matches = one_of(p.c.id, "ids", dialect)
     else:
         ids = func.json_each(bindparam("ids", type_=JSON())).table_valued("value")
-        matches = p.c.id == ids.c.value
+        row = p.alias("expiring")
+        rowids: Select[tuple[int]] = select(literal_column("expiring.rowid")).join_from(
+            ids, row, row.c.id == ids.c.value
+        )
+        matches = literal_column("popup_requests.rowid").in_(rowids)
     return (
         update(p)
         .where(matches)

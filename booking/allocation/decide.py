@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from booking.allocation.commands import (
@@ -67,6 +67,9 @@ def decide(command: RoundCommand, state: RoundState) -> list[Event]:
             return _lapse(command, state)
 
 
+SEASON_AT_MOST = timedelta(days=366)  # days from the first to past the last
+
+
 def _staff(actor: Actor) -> None:
     if not actor.is_staff:
         raise NotAllowed("Only staff run allocation rounds.")
@@ -90,6 +93,14 @@ def _open(cmd: OpenRound, state: RoundState) -> list[Event]:
         problems["season_end"] = ["The season ends on or after its first day."]
     if body["applications_close"] <= body["applications_open"]:
         problems["applications_close"] = ["Applications close after they open."]
+    elif body["applications_close"].astimezone(UTC).date() > body["season_end"]:
+        # Offers for a season already over could never be booked.
+        problems["applications_close"] = ["Applications close before the season ends."]
+    if body["season_end"] >= body["season_start"] + SEASON_AT_MOST:
+        # An accepted offer is a weekly series over the whole season.
+        problems["season_end"] = ["A season lasts at most a year."]
+    if len(set(body["premises"])) != len(body["premises"]):
+        problems["premises"] = ["Name each premises once."]
     unknown = [p for p in body["premises"] if p not in cmd.catalogue or cmd.catalogue[p].retired]
     if unknown:
         problems["premises"] = [f"Not premises in use: {', '.join(unknown)}."]
@@ -114,6 +125,11 @@ def _open(cmd: OpenRound, state: RoundState) -> list[Event]:
     ]
 
 
+def _utc(instant: datetime) -> str:
+    """An instant of no premises as API.md writes those: in UTC with `Z`."""
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _while_open(state: RoundState, now: Any) -> AllocationRoundOpened:
     opened = _existing(state)
     status = state.status(now)
@@ -121,8 +137,8 @@ def _while_open(state: RoundState, now: Any) -> AllocationRoundOpened:
         raise RuleBroken(
             {
                 "applications_close": [
-                    f"Applications are taken from {opened.applications_open.isoformat()} "
-                    f"until {opened.applications_close.isoformat()}; the round is {status}."
+                    f"Applications are taken from {_utc(opened.applications_open)} "
+                    f"until {_utc(opened.applications_close)}; the round is {status}."
                 ]
             }
         )

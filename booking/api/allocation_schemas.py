@@ -36,13 +36,20 @@ class CriterionIn(ma.Schema):
 class RoundIn(ma.Schema):
     name = Localised(required=True)
     season_start = local_date(required=True)
-    season_end = local_date(required=True)
+    season_end = local_date(
+        required=True,
+        metadata={"description": "On or after `season_start`; a season lasts at most 366 days."},
+    )
     applications_open = instant(required=True)
-    applications_close = instant(required=True)
+    applications_close = instant(
+        required=True,
+        metadata={"description": "After `applications_open`, by the season's last day."},
+    )
     premises = fields.List(
         fields.String(validate=validate.Length(1, 100)),
         required=True,
         validate=validate.Length(1, 500),
+        metadata={"description": "Premises in use, each once."},
     )
     criteria = fields.List(
         fields.Nested(CriterionIn), load_default=list, validate=validate.Length(max=10)

@@ -5,7 +5,7 @@ A feed token is a long random secret that lives only in its URL; the service kee
 sha256. Staff and admins may subscribe to premises (with details), a booker only to its own
 organisation's bookings. Revoking a token makes its feed 404 at once. Every link comes as
 `https://` and `webcal://` (which calendar apps open as a subscription); `url` uses the
-scheme of the request.
+scheme of BOOKING_PUBLIC_URL when that is set, else the request's (booking.public_url).
 
 The URLs are shown in the response that creates the token and never kept: a replay of the
 same `Idempotency-Key` returns the same body, URLs included, their secret derived again from
@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, request, url_for
+from flask import Response, url_for
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy.engine import Connection
@@ -35,6 +35,7 @@ from booking.http import (
     run_write,
     runtime,
 )
+from booking.public_url import public_url, with_scheme
 from booking.queries.feed_tokens import feed_token_page, is_secret_of
 from booking.queries.premises import premises_exists
 from booking.service import Outcome
@@ -106,10 +107,12 @@ class PremisesFeedOut(FeedLinksOut):
 
 
 def links(path: str) -> dict[str, str]:
+    """`path` on BOOKING_PUBLIC_URL when set, else on the request's scheme and host."""
+    url = public_url(path)
     return {
-        "url": request.host_url.rstrip("/") + path,
-        "https_url": f"https://{request.host}{path}",
-        "webcal_url": f"webcal://{request.host}{path}",
+        "url": url,
+        "https_url": with_scheme(url, "https"),
+        "webcal_url": with_scheme(url, "webcal"),
     }
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from booking.api import schemas
 from booking.api.paging import LINK_HEADER
 from booking.auth import require
+from booking.domain.errors import RuleBroken
 from booking.http import iso, json_response, runtime
 from booking.queries.paging import link_header
 from events.sql import read_transaction
@@ -82,11 +83,18 @@ def events(query: dict[str, Any]) -> Response:
     list that grows without bound is paged with `next` and `Link`). The instants in `data`
     are written like every other instant of the API: in the local offset of the premises
     the event is about (its stream's, or the `premises_id` it names), else in UTC (`Z`);
-    `booking events export` keeps them as recorded."""
+    `booking events export` keeps them as recorded. An `after` beyond the log's head is 422
+    on `after`."""
     with read_transaction(runtime().engine) as conn:
         # One event more than asked tells whether a next page exists now.
         batch = read_all(conn, query["after"], query["limit"] + 1)
         more, batch = len(batch) > query["limit"], batch[: query["limit"]]
+        if not batch and query["after"] > (head := head_position(conn)):
+            # No `next` ever points past the head: such a cursor would skip the events
+            # appended up to it, silently (API.md: a position beyond the head is 422).
+            raise RuleBroken(
+                {"after": [f"The log has reached position {head}; ask from at most that."]}
+            )
         zones = _zones(conn, batch)
     after = batch[-1].position if batch else query["after"]
     return json_response(

@@ -12,7 +12,7 @@ from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
-from sqlalchemy import bindparam, func, literal, select
+from sqlalchemy import Text, bindparam, cast, select, true
 from sqlalchemy.engine import Connection
 
 from booking.api import schemas
@@ -42,8 +42,7 @@ from events import pipeline
 from events.opening import OpeningHours
 from events.slot import Slot
 from events.sql import read_transaction
-from events.store import events_table
-from projections.availability import busy_between, days_of, free_for_whole, spaces_table
+from projections.availability import busy_between, days_of, free_for_whole
 from projections.availability_read import BUSY_OF_ONE, busy_of_rows, busy_params
 from projections.catalogue import premises_table
 
@@ -251,62 +250,58 @@ def availability(query: dict[str, Any], premises_id: str) -> Response:
     """Per local day: opening hours, what is busy and what is free. Public."""
     first, last = query["from_"], query["to"]
     _dates(first, last)
-    made = caches().availability
     with statement_reads(runtime().engine) as conn:
-        row, busy = _head_and_busy(conn, premises_id, first, last)
-        if row is None:
-            raise NotFound(f"No premises {premises_id!r}.")
-        # Everything the answer shows changes only with an event of the premises' stream
-        # (bookings, holds, closures, hours, buffer, zone) or of a premises sharing a space
-        # with it (their bookings, holds, closures, buffers and spaces), and the catalogue
-        # and availability projections are inline (they commit with the event): the answer
-        # made at the last position of those streams is the answer at that position.
-        name = (premises_id, first, last)
-        body = made.get(name, row.head)
-        if body is None:
-            body = _availability_body(conn, premises_id, row, first, last, busy)
-            made.put(name, row.head, body, len(body))
+        row, busy_rows = _premises_and_busy(conn, premises_id, first, last)
+    if row is None:
+        raise NotFound(f"No premises {premises_id!r}.")
+    # The answer is made of the premises' zone and hours and the busy rows read for the
+    # days asked, nothing else (no clock, no person): kept under all of them as the key,
+    # it is never stale, and an answer made before a booking on another day of the
+    # premises (or on another week) is still found (under bench.load's mix a premises'
+    # head moved between two requests for one of its weeks in the same process).
+    key = (premises_id, first, last, row, busy_rows)
+    made = caches().availability
+    body = made.get(key)
+    if body is None:
+        busy = busy_of_rows(busy_rows, [premises_id])[premises_id]
+        body = _availability_body(None, premises_id, row, first, last, busy)
+        made.put(key, body, 2 * len(body) + 160 * len(busy_rows))
     return Response(body, mimetype="application/json")
 
 
-class _Head(NamedTuple):
+class _Premises(NamedTuple):
     timezone: str
-    opening_hours: Any
-    head: int | None
+    opening_hours: str  # JSON text: part of the cache's key as it is
 
 
-# The zone each premises had when last read: what the busy rows read with the head are
+# The zone each premises had when last read: what the busy rows read with the premises are
 # read for (a premises' zone hardly ever changes; when it has, they are read again).
 _ZONES: dict[str, str] = {}
 
 
-def _head_and_busy(
+def _premises_and_busy(
     conn: Connection, premises_id: str, first: date, last: date
-) -> tuple[_Head | None, list[Any] | None]:
-    """The premises' head (None: no such premises) and, on PostgreSQL when its zone is
-    known from an earlier request, its busy rows for the days asked, read in the same round
-    trip: most answers are made anew (every booking of the premises or of one sharing a
-    space moves the head), and a second round trip for the busy rows cost more than
-    reading them for the few answers the cache has. None for the busy rows when they are
-    still to read."""
+) -> tuple[_Premises | None, tuple[tuple[Any, ...], ...]]:
+    """The premises' zone and hours (None: no such premises) and its busy rows for the
+    days asked (`BUSY_OF_ONE`'s columns). On PostgreSQL, once the premises' zone is known
+    from an earlier request, one statement reads both (no pipeline: one send, one wait)."""
     zone = _ZONES.get(premises_id) if conn.dialect.name == "postgresql" else None
-    if zone is None:
+    if zone is not None:
+        params = {"id": premises_id, **busy_params(_window(ZoneInfo(zone), first, last))}
+        rows = pipeline.read_one(conn, _PREMISES_WITH_BUSY, params)
+        if not rows:
+            return None, ()
+        row = _Premises(rows[0][0], rows[0][1])
+        if row.timezone == zone:
+            return row, tuple(r[2:] for r in rows if r[4] is not None)
+    else:
         found = conn.execute(_AVAILABILITY_HEAD, {"id": premises_id}).first()
-        row = None if found is None else _Head(*found)
-        if row is not None:
-            _ZONES[premises_id] = row.timezone
-        return row, None
-    params = {"id": premises_id, **busy_params(_window(ZoneInfo(zone), first, last))}
-    heads, busy_rows = pipeline.read_together(
-        conn, [(_AVAILABILITY_HEAD, {"id": premises_id}), (BUSY_OF_ONE, params)]
-    )
-    if not heads:
-        return None, None
-    row = _Head(*heads[0])
-    if row.timezone != zone:  # moved to another zone since: read for that one
-        _ZONES[premises_id] = row.timezone
-        return row, None
-    return row, busy_of_rows(busy_rows, [premises_id])[premises_id]
+        if found is None:
+            return None, ()
+        row = _Premises(*found)
+    _ZONES[premises_id] = row.timezone  # (moved to another zone since: read for that one)
+    params = {"id": premises_id, **busy_params(_window(ZoneInfo(row.timezone), first, last))}
+    return row, tuple(tuple(r) for r in conn.execute(BUSY_OF_ONE, params))
 
 
 def _window(zone: ZoneInfo, first: date, last: date) -> Slot:
@@ -316,36 +311,29 @@ def _window(zone: ZoneInfo, first: date, last: date) -> Slot:
     )
 
 
-def _availability_head() -> Any:
-    """The premises' zone and hours, and the last position of its own stream and of every
-    stream of a premises sharing a space with it: one round trip (each stream's last event
-    by the (stream, version) key)."""
-    mine, theirs, e = spaces_table.alias("mine"), spaces_table.alias("theirs"), events_table
-    last = (
-        select(e.c.position)
-        .where(e.c.stream == literal("premises-") + theirs.c.premises_id)
-        .order_by(e.c.version.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    heads = (
-        select(last.label("position"))
-        .select_from(mine.join(theirs, theirs.c.space_id == mine.c.space_id))
-        .where(mine.c.premises_id == bindparam("id"))
-        .subquery()
-    )
-    return select(
-        premises_table.c.timezone,
-        premises_table.c.opening_hours,
-        select(func.max(heads.c.position)).scalar_subquery().label("head"),
-    ).where(premises_table.c.id == bindparam("id"))
+# The premises' zone and hours (the hours as the JSON text stored: a key, parsed on a miss).
+_AVAILABILITY_HEAD = select(
+    premises_table.c.timezone, cast(premises_table.c.opening_hours, Text).label("opening_hours")
+).where(premises_table.c.id == bindparam("id"))
 
 
-_AVAILABILITY_HEAD = _availability_head()
+def _premises_with_busy() -> Any:
+    """`_AVAILABILITY_HEAD` and `BUSY_OF_ONE` in one statement: the premises' row joined to
+    its busy rows (one row with NULLs when there are none, no row for no premises)."""
+    busy = BUSY_OF_ONE.order_by(None).subquery("busy")
+    return (
+        select(*_AVAILABILITY_HEAD.selected_columns, *busy.c)
+        .select_from(premises_table.outerjoin(busy, true()))
+        .where(premises_table.c.id == bindparam("id"))
+        .order_by(busy.c.start, busy.c.premises_id, busy.c.ref_id)
+    )
+
+
+_PREMISES_WITH_BUSY = _premises_with_busy()
 
 
 def _availability_body(
-    conn: Connection,
+    conn: Connection | None,
     premises_id: str,
     row: Any,
     first: date,
@@ -354,8 +342,11 @@ def _availability_body(
 ) -> bytes:
     zone = ZoneInfo(row.timezone)
     if busy is None:
+        assert conn is not None
         busy = busy_between(conn, [premises_id], _window(zone, first, last))[premises_id]
-    days = days_of(OpeningHours.parse(row.opening_hours), zone, first, last, busy)
+    hours = row.opening_hours
+    hours = json.loads(hours) if isinstance(hours, str) else hours
+    days = days_of(OpeningHours.parse(hours), zone, first, last, busy)
 
     # A week names a few hundred instants, most of them twice (a busy end is a free start)
     # and converting to the zone is most of the cost of writing one: each is written once.

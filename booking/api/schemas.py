@@ -76,10 +76,15 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
+_LOWER_CASE_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt][0-9:.]+([Zz]|[+-]\d{2}:\d{2})$")
+
+
 class ApiInstant(InstantField):
     """An RFC 3339 instant with an offset, between 1970 and 2200."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, str) and _LOWER_CASE_RFC3339.match(value):
+            value = value.upper()  # RFC 3339 5.6: `t` and `z` may be written in lower case
         try:
             result = super()._deserialize(value, attr, data, **kwargs)
         except OverflowError:
@@ -427,7 +432,14 @@ class SearchOut(ma.Schema):
 
 
 class EventsQuery(ma.Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(0, MAX_POSITION))
+    after = fields.Integer(
+        load_default=0,
+        validate=validate.Range(0, MAX_POSITION),
+        metadata={
+            "description": "Events after this position (a previous page's `next`); a position "
+            "beyond the log's head is 422."
+        },
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 

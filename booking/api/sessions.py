@@ -9,6 +9,7 @@ deployment lists in BOOKING_OIDC_STRONG_ACR).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import marshmallow as ma
 from flask import Response
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from booking import sessions
 from booking.accounts import user_by_id
+from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import current_session, require, signed_in
 from booking.domain.errors import InvalidState, NotFound
 from booking.http import iso, json_response, now, runtime, write, write_no_content
@@ -40,6 +42,7 @@ class SessionOut(ma.Schema):
 
 class SessionsOut(ma.Schema):
     sessions = fields.List(fields.Nested(SessionOut))
+    next = next_field()
 
 
 class DisabledOut(ma.Schema):
@@ -50,14 +53,17 @@ class DisabledOut(ma.Schema):
 
 @blp.route("/users/me/sessions", methods=["GET"])
 @require()
-@blp.response(200, SessionsOut)
-def list_sessions() -> Response:
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, SessionsOut, headers=LINK_HEADER)
+def list_sessions(query: dict[str, Any]) -> Response:
     """The caller's live sessions, newest first (`current` marks the one asking; a bearer
-    token is no session, so with one none is current)."""
+    token is no session, so with one none is current). Paged: `limit` rows (default 100)
+    after the cursor `after`; `next` and the `Link` header lead to the next page, `next` is
+    null on the last."""
     user = signed_in()
     current = current_session()
     with read_transaction(runtime().engine) as conn:
-        found = sessions.of_user(conn, user.id, now())
+        found = sessions.page_of_user(conn, user.id, now(), page_request(query))
     return json_response(
         {
             "sessions": [
@@ -68,9 +74,11 @@ def list_sessions() -> Response:
                     "current": current is not None and s.id == current.id,
                     "strong": s.strong,
                 }
-                for s in found
-            ]
-        }
+                for s in found.rows
+            ],
+            "next": found.next,
+        },
+        headers=page_headers(found),
     )
 
 

@@ -20,6 +20,7 @@ from booking.api.consistency import (
     min_position_field,
     reflected_position,
 )
+from booking.api.schemas import local_date
 from booking.auth import require
 from booking.domain.errors import NotFound, RuleBroken
 from booking.http import json_response, runtime
@@ -36,8 +37,10 @@ MAX_DAYS = 3 * 366
 
 
 class UsageQuery(ma.Schema):
-    from_ = fields.Date(data_key="from", required=True)
-    to = fields.Date(required=True)
+    # Bounded as every other date of the API (a year from 1970 to 2199): year 1 or 9999 was
+    # a 422 without `errors` from the calendar's overflow.
+    from_ = local_date(data_key="from", required=True)
+    to = local_date(required=True)
     group_by = fields.String(
         load_default="month",
         metadata={"description": f"one or two of {', '.join(GROUP_KEYS)}, comma-separated"},

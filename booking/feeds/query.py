@@ -302,6 +302,24 @@ _PREMISES_HEADS = (
 _HeadRow = namedtuple("_HeadRow", [c.key for c in _PREMISES_HEADS.selected_columns])  # type: ignore[misc]
 
 
+def _heads_and_changed() -> Select[Any]:
+    """`_PREMISES_HEADS` and `_CHANGED_OF_ONE` in one statement: each head, the premises'
+    own joined to its entries changed since (a row per entry; NULLs when none changed)."""
+    heads = _PREMISES_HEADS.order_by(None).subquery("heads")
+    changed = _CHANGED_OF_ONE.subquery("changed")
+    return (
+        select(*heads.c, *changed.c)
+        .select_from(heads.outerjoin(changed, heads.c.key == bindparam("key", type_=String())))
+        .order_by(heads.c.key)
+    )
+
+
+_HEADS_AND_CHANGED = _heads_and_changed()
+_HEAD_WIDTH = len(_PREMISES_HEADS.selected_columns)
+_HEAD_KEY = [c.key for c in _PREMISES_HEADS.selected_columns].index("key")
+_ENTRY_UID = [c.key for c in _CHANGED_OF_ONE.selected_columns].index("uid")  # never NULL
+
+
 def _with_shared(scope: Scope, shared: list[str]) -> Scope:
     """`scope` showing the entries of `shared` as busy time; its ident names them, so that
     its ETag and kept bodies change when the premises sharing its spaces change."""
@@ -322,15 +340,17 @@ def premises_scope(conn: Connection, premises_id: str, since: int | None = None)
     if since is None or conn.dialect.name != "postgresql":
         heads = list(conn.execute(_PREMISES_HEADS, {"key": premises_id}))
     else:
-        found, rows = pipeline.read_together(
-            conn,
-            [
-                (_PREMISES_HEADS, {"key": premises_id}),
-                (_CHANGED_OF_ONE, {"key": premises_id, "since": since}),
-            ],
-        )
-        heads = [_HeadRow(*row) for row in found]
-        changed = ((premises_id,), since, [_EntryRow(*row) for row in rows])
+        # One statement, sent outside pipeline mode: a pipeline of the two cost a third
+        # more of the client's CPU than the read itself.
+        rows = pipeline.read_one(conn, _HEADS_AND_CHANGED, {"key": premises_id, "since": since})
+        heads, entries, seen = [], [], set()
+        for row in rows:
+            if row[_HEAD_KEY] not in seen:
+                seen.add(row[_HEAD_KEY])
+                heads.append(_HeadRow(*row[:_HEAD_WIDTH]))
+            if row[_HEAD_WIDTH + _ENTRY_UID] is not None:
+                entries.append(_EntryRow(*row[_HEAD_WIDTH:]))
+        changed = ((premises_id,), since, entries)
     if not any(h.key == premises_id for h in heads):
         return None
     scope = Scope("premises", [premises_id], False, f"public:{premises_id}", changed=changed)

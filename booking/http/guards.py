@@ -58,6 +58,9 @@ def _nul_in(value: Any, where: str) -> str | None:
     return None
 
 
+_FORMS = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
 def refuse_nul_characters() -> Response | None:
     """PostgreSQL text cannot hold NUL, so a NUL anywhere in a request is refused up front
     (on both databases, so that they answer alike) instead of failing in the database."""
@@ -67,6 +70,12 @@ def refuse_nul_characters() -> Response | None:
     for key, value in request.args.items(multi=True):
         if "\x00" in key or "\x00" in value:
             return problem(422, "Unprocessable Entity", "NUL in the query.", errors={key: message})
+    if request.mimetype in _FORMS:  # the pages' forms: a NUL reached PostgreSQL as a 500
+        for key, value in request.form.items(multi=True):
+            if "\x00" in key or "\x00" in value:
+                return problem(
+                    422, "Unprocessable Entity", "NUL in the form.", errors={key: message}
+                )
     if request.is_json and request.content_length:
         field = _nul_in(request.get_json(silent=True), "_schema")
         if field is not None:

@@ -7,9 +7,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
-from flask import Response, request
+from flask import Response, current_app, has_app_context, request
 from werkzeug.exceptions import HTTPException
 
+from booking import oidc
 from booking.domain.errors import (
     Conflict,
     DomainError,
@@ -78,6 +79,18 @@ def conflict_json(conflict: Conflict, zone: ZoneInfo | None = None) -> dict[str,
     return found
 
 
+def _strong_identity_hint() -> str:
+    """What a person refused for want of strong identification can do here: sign in through
+    the identification service only where OpenID Connect is configured (API.md), else ask
+    staff, who may act on their behalf."""
+    if has_app_context() and oidc.Settings.of(current_app.config) is not None:
+        return "Sign in through the identification service (/auth/oidc/login) with a strong method."
+    return (
+        "This service has no identification service configured: ask the city staff to book"
+        " on your behalf."
+    )
+
+
 def outcome_of_error(error: DomainError) -> Outcome:
     """The one place where domain refusals become HTTP statuses."""
     match error:
@@ -123,7 +136,7 @@ def outcome_of_error(error: DomainError) -> Outcome:
                 problem_body(
                     403,
                     "Strong identification required",
-                    str(error),
+                    f"{error} {_strong_identity_hint()}",
                     PROBLEM_TYPE + "strong-identity-required",
                 ),
             )

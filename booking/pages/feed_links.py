@@ -18,6 +18,7 @@ from booking.feeds import Reach, reach_of_token
 from booking.http import new_id, now, runtime
 from booking.pages.common import BOOKERS, Form, page_user, redirect_to, run, signed_in_as
 from booking.pages.messages import translate
+from booking.public_url import public_url, with_scheme
 from booking.queries.feed_tokens import feed_token_rows
 from booking.queries.premises import premises_in_use
 from booking.usecases import feed_tokens as handlers
@@ -30,9 +31,10 @@ MANY_PREMISES = 5
 
 
 def feed_links(path: str) -> dict[str, str]:
-    """The https:// and webcal:// addresses of one feed path on this site."""
-    https = request.host_url.rstrip("/") + path
-    return {"https": https, "webcal": "webcal://" + https.split("://", 1)[1]}
+    """The https:// and webcal:// addresses of one feed path on this site, under
+    BOOKING_PUBLIC_URL when set (booking.public_url)."""
+    https = public_url(path)
+    return {"https": https, "webcal": with_scheme(https, "webcal")}
 
 
 def _render(

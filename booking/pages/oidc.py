@@ -24,6 +24,7 @@ from booking.http import new_id, now, problem, runtime
 from booking.i18n import current_language
 from booking.limits import OIDC_STARTS_PER_CLIENT
 from booking.pages.common import safe_next, sign_in
+from booking.public_url import public_url
 from booking.usecases.accounts import ProviderPerson, sign_in_through_provider
 from events.sql import write_transaction
 
@@ -42,10 +43,7 @@ def _offer() -> dict[str, Any]:
 
 
 def _redirect_uri() -> str:
-    public = (current_app.config.get("BOOKING_PUBLIC_URL") or "").rstrip("/")
-    if public:
-        return public + url_for("oidc.callback")
-    return url_for("oidc.callback", _external=True)
+    return public_url(url_for("oidc.callback"))
 
 
 def _wants_json() -> bool:

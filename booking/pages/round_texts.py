@@ -239,6 +239,10 @@ FIXED: dict[str, Callable[[], str]] = {
         "The season ends on or after its first day."
     ),
     "Applications close after they open.": lambda: _("Applications close after they open."),
+    "Applications close before the season ends.": lambda: _(
+        "Applications close before the season ends."
+    ),
+    "A season lasts at most a year.": lambda: _("A season lasts at most a year."),
     "A booker applies for their own organisation.": lambda: _(
         "You may apply only for your own organisation."
     ),

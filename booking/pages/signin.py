@@ -21,6 +21,7 @@ from booking.http import new_id, now, request_metadata, runtime
 from booking.i18n import current_language
 from booking.limits import FAILURES_PER_CLIENT, FAILURES_PER_EMAIL, LINKS_PER_CLIENT, Limit
 from booking.pages.common import Form, redirect_to, run, safe_next, sign_in, sign_out
+from booking.public_url import public_url
 from booking.usecases.accounts import NewAccount, create_user
 from events.sql import read_transaction, write_transaction
 
@@ -101,7 +102,7 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def sign_in_link(user_id: str) -> str:
     token = _serializer().dumps({"user": user_id})
-    return url_for("signin.link", token=token, _external=True)
+    return public_url(url_for("signin.link", token=token))
 
 
 def link_mail(user_id: str, language: str, link: str) -> outbox.Mail:

@@ -7,9 +7,6 @@ request as it now reads.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -178,48 +175,24 @@ def expire_popups(
         pipeline.read_ahead(conn, locks + repository.tails_ahead(premises_ids))
     else:
         lock_premises(conn, premises_ids)  # all at once, in order: no deadlock with bookings
-    # The deciding too: its 10,000 events set off the full collection that walked the whole
-    # app's objects (13 % of a run on PostgreSQL) before the bulk phase froze them.
-    with _collecting_only_new_objects():
-        appends = []
-        # What the mails say of each request, from the state decided on: the requests'
-        # rows need not be read again (10,000 of them, a fifth of a run's SQL on SQLite).
-        # Its requester, title and slot are the `PopupRequested`'s, as the row's are.
-        known: dict[str, Popup] = {}
-        for premises_id in premises_ids:
-            expire = ExpirePopups(premises_id, now)
-            state, events = repository.decide_on_state(conn, premises_id, expire)
-            if events:
-                appends.append(StreamAppend(premises_stream(premises_id), events, state.version))
-                popups = state.popups
-                for event in events:
-                    asked = popups[event.request_id]
-                    slot = asked.slot
-                    known[event.request_id] = Popup(
-                        asked.requested_by, premises_id, asked.title, slot.start, slot.end
-                    )
-        if not appends:
-            return 0
-        recorded = record_many(conn, appends, SCHEDULER, recorded_at, popups=known)
-        return sum(len(mine) for mine in recorded)
-
-
-@contextmanager
-def _collecting_only_new_objects() -> Iterator[None]:
-    """Spare the collector's full passes the objects alive before a bulk phase.
-
-    An expiry run keeps ~60,000 objects alive at once (events, their data, mails), which
-    sets off a full collection; that pass would walk the whole app's objects too (~80 ms of
-    a ~700 ms run on SQLite; ~13 ms with them frozen). `gc.freeze` moves what exists now out
-    of the collector's sight until `gc.unfreeze`; reference counting still frees it as
-    usual, only cyclic garbage made before the phase waits for the unfreeze. Left alone if
-    something else (a server that forks after freezing) has frozen objects already.
-    """
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+    appends = []
+    # What the mails say of each request, from the state decided on: the requests'
+    # rows need not be read again (10,000 of them, a fifth of a run's SQL on SQLite).
+    # Its requester, title and slot are the `PopupRequested`'s, as the row's are.
+    known: dict[str, Popup] = {}
+    for premises_id in premises_ids:
+        expire = ExpirePopups(premises_id, now)
+        state, events = repository.decide_on_state(conn, premises_id, expire)
+        if events:
+            appends.append(StreamAppend(premises_stream(premises_id), events, state.version))
+            popups = state.popups
+            for event in events:
+                asked = popups[event.request_id]
+                slot = asked.slot
+                known[event.request_id] = Popup(
+                    asked.requested_by, premises_id, asked.title, slot.start, slot.end
+                )
+    if not appends:
+        return 0
+    recorded = record_many(conn, appends, SCHEDULER, recorded_at, popups=known, positions=False)
+    return sum(len(mine) for mine in recorded)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError
 
+from booking.outbox import Mail, enqueue, outbox
 from events.bulk import (
     StreamAppend,
     append_many,
@@ -24,6 +25,7 @@ from events.bulk import (
 from events.catalog import ALL_EVENTS, Event, PopupExpired, PremisesRetired
 from events.serialization import UnreadableEvent, serializer
 from events.sql import (
+    SQLITE_ROWS_PER_INSERT,
     ByDialect,
     make_engine,
     one_of,
@@ -230,3 +232,53 @@ def test_one_of_matches_exactly_the_listed_values(engine: Engine) -> None:
         ]
         assert sorted(found) == sorted(["b'", 'c"}', "d,e"])
         assert conn.execute(query[conn], {"s": []}).all() == []
+
+
+def test_more_events_than_one_insert_takes_keep_their_order_and_positions(
+    engine: Engine,
+) -> None:
+    # On SQLite the rows go as INSERTs of runs of rows (`events.sql.in_runs`): the log holds
+    # them in the order given, positions without a gap, across the runs' seams.
+    many = SQLITE_ROWS_PER_INSERT + 7
+    batches = [
+        StreamAppend("premises-a", [expired("a", n) for n in range(many)], 0),
+        StreamAppend("premises-b", [expired("b", n) for n in range(3)], 0),
+    ]
+    with write_transaction(engine, held=True) as conn:
+        recorded = append_many(conn, batches, now=WHEN)
+    with read_transaction(engine) as conn:
+        stored = read_all(conn)
+    assert [r for rs in recorded for r in rs] == stored
+    assert [r.to_event() for r in stored] == [e for b in batches for e in b.events]
+    assert [r.position for r in stored] == list(range(1, many + 4))
+
+
+def test_unpositioned_records_are_the_prepared_ones_and_the_rows_the_same(
+    engine: Engine,
+) -> None:
+    appends = [StreamAppend("premises-a", [expired("a", 1), expired("a", 2)], 0)]
+    prepared = prepare_many(appends, Metadata(actor="scheduler"), now=WHEN)
+    with write_transaction(engine) as conn:
+        unpositioned = write_many(conn, prepared, positioned=False)
+    assert unpositioned is prepared.recorded
+    with read_transaction(engine) as conn:
+        stored = read_all(conn)
+    assert [replace(r, position=0) for r in stored] == unpositioned[0]
+
+
+def test_many_mails_go_in_runs_and_a_known_dedupe_key_is_skipped(engine: Engine) -> None:
+    def mail(n: int) -> Mail:
+        return Mail(f"key-{n}", "someone", "fi", f"Aihe {n}", f"Viesti {n}: äö")
+
+    count = SQLITE_ROWS_PER_INSERT * 2 + 3
+    with write_transaction(engine) as conn:
+        enqueue(conn, [mail(5)._replace(subject="first")], WHEN)
+    with write_transaction(engine, held=True) as conn:
+        enqueue(conn, [mail(n) for n in range(count)], WHEN)
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            select(outbox.c.dedupe_key, outbox.c.subject, outbox.c.body).order_by(outbox.c.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [("key-5", "first", "Viesti 5: äö")] + [
+        (f"key-{n}", f"Aihe {n}", f"Viesti {n}: äö") for n in range(count) if n != 5
+    ]

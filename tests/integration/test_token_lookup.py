@@ -15,7 +15,7 @@ from booking.accounts import erase_user, user_by_token
 from booking.http import statement_reads
 from booking.tables import api_tokens
 from events.sql import write_transaction
-from tests.conftest import Api
+from tests.conftest import Api, future_weekday, local
 
 
 def lookup(api: Api, token: str) -> object:
@@ -42,6 +42,22 @@ def test_a_token_names_its_user_until_revoked(api: Api) -> None:
     assert lookup(api, token) is None
     assert me(api, token) == 401
     assert lookup(api, "no-such-token") is None
+
+
+def test_a_write_with_a_token_revoked_a_moment_ago_is_refused(api: Api) -> None:
+    """The lookup of a write (its own round trip, straight on the driver on PostgreSQL)
+    sees a revocation committed just before: no booking, 401 — nothing keeps a token."""
+    api.premises("room")
+    day = future_weekday(2)
+    assert api.book("room", local(day, 10), local(day, 11)).status_code == 201
+    with write_transaction(api.engine) as conn:
+        conn.execute(update(api_tokens).values(revoked_at=datetime.now(UTC)))
+
+    refused = api.book("room", local(day, 12), local(day, 13))
+
+    assert refused.status_code == 401
+    with api.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM booking_list")).scalar_one() == 1
 
 
 def test_an_erased_person_is_refused_at_once(api: Api) -> None:
