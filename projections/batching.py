@@ -93,7 +93,8 @@ class BatchProjection(Projection):
         once."""
 
     def flush(self, conn: Connection) -> None:
-        """Write what `hold` kept, and stop holding."""
+        """Write what `hold` kept, and stop holding: in transactions of its own on `conn`
+        (none is open), as short as it can make them."""
 
 
 def upsert_rows(

@@ -142,9 +142,12 @@ def rebuild_asynchronous(
                     progress(len(batch))
             if len(batch) < batch_size:
                 break
+        for copy in copies:
+            # In transactions of its own: on SQLite one long one would hold the one writer's
+            # lock long enough for the inline projections' swap beside it to give up.
+            copy.flush(held)
         with held.begin():
             for copy in copies:
-                copy.flush(held)
                 set_checkpoint(held, copy.checkpoint_name, position, clock())
     for copy, projection in zip(copies, projections, strict=True):
         count += _catch_up_and_swap(engine, copy, projection, batch_size, clock)
