@@ -259,7 +259,7 @@ def _out_of_autocommit(dbapi_connection: Any, _record: Any) -> None:
 def _send_held(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
     """Writes held back for the commit's round trip run before anything else SQLAlchemy
     runs on the connection, so every read sees them (`events.pipeline`)."""
-    if pipeline.KEY in conn.info:
+    if pipeline.holding(conn):
         pipeline.before_statement(conn, statement)
 
 
@@ -300,8 +300,10 @@ def write_transaction(engine: Engine, held: bool = False) -> Iterator[Connection
     conn = keeper.take() or engine.connect().execution_options(write=True)
     try:
         yield from _transaction(conn, held)
-    finally:
-        keeper.give_back(conn)
+    except BaseException:
+        keeper.give_back(conn, committed=False)
+        raise
+    keeper.give_back(conn, committed=True)
 
 
 def _transaction(conn: Connection, held: bool) -> Iterator[Connection]:
@@ -348,8 +350,10 @@ class _KeptWriters:
                 self._idle, self._pid = [], os.getpid()
             return self._idle.pop() if self._idle else None
 
-    def give_back(self, conn: Connection) -> None:
-        if not (conn.closed or conn.invalidated or conn.in_transaction()):
+    def give_back(self, conn: Connection, committed: bool) -> None:
+        """Keep `conn` for the next transaction, or close it. A connection whose transaction
+        committed is idle and valid; after an exception it may be neither."""
+        if committed or not (conn.closed or conn.invalidated or conn.in_transaction()):
             with self._lock:
                 if len(self._idle) < self.KEEP and self._pid == os.getpid():
                     self._idle.append(conn)

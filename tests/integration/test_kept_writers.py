@@ -52,11 +52,11 @@ def test_only_idle_connections_are_kept_and_at_most_keep(sqlite_file: Engine) ->
     keeper = _keeper(sqlite_file)
     in_transaction = sqlite_file.connect()
     in_transaction.begin()
-    keeper.give_back(in_transaction)
+    keeper.give_back(in_transaction, committed=False)
     assert in_transaction.closed
     connections = [sqlite_file.connect() for _ in range(keeper.KEEP + 1)]
     for conn in connections:
-        keeper.give_back(conn)
+        keeper.give_back(conn, committed=True)
     assert [c.closed for c in connections] == [False] * keeper.KEEP + [True]
 
 
