@@ -34,7 +34,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable, Insert
 from sqlalchemy.sql.compiler import Compiled
 
-
 # Told of every statement sent on the driver here (SQL, parameters): SQLAlchemy's events
 # do not see them. For bench.booking_commands, which replays a booking's statements.
 observer: Callable[[str, Any], None] | None = None
@@ -402,18 +401,20 @@ def _processed(row: tuple[Any, ...], processors: Sequence[Any] | None) -> tuple[
 
 @dataclass(frozen=True)
 class _Plan:
-    """A statement compiled once, and how a call's parameters become the driver's: per
-    parameter the driver's name, where in the call's mapping its value is (its key, else its
-    name), its bind processor, and its processed value when the call gives none (a literal
-    of the statement's own, say). What `Compiled.construct_params` and the bind processors
-    work out for every execution, worked out once."""
+    """A statement compiled once for one set of parameter names, and how a call's
+    parameters become the driver's: per parameter, where in the call's mapping its value is
+    (its key, else its name; None for a value of the statement's own, a literal say,
+    processed here once), and its bind processor. What `Compiled.construct_params` and the
+    bind processors work out for every execution, worked out once."""
 
     compiled: Compiled
     string: str
-    positional: bool
-    slots: tuple[tuple[str, str, str, Callable[[Any], Any] | None, Any], ...]
+    # The driver's names of the parameters (psycopg's named style); None for positional.
+    names: tuple[str, ...] | None
+    # Per parameter: (the call's key, bind processor, the statement's own value).
+    sources: tuple[tuple[str | None, Callable[[Any], Any] | None, Any], ...]
     # Positional SQL that names a parameter more than once (a UNION's two halves): which
-    # slot's value goes at each place, so that each value is processed once.
+    # parameter's value goes at each place, so that each value is processed once.
     places: tuple[int, ...] | None
     # The result columns' processors (None for a column that needs none); None when no
     # column needs one.
@@ -444,25 +445,25 @@ def _plan(conn: Connection, statement: Executable, names: frozenset[str]) -> _Pl
             if bind.callable:
                 raise ValueError("parameters with a callable value are not supported here")
             processor = processors.get(name)
-            if bind.required:  # a value the call must give
-                value = _REQUIRED
+            if bind.key in names or name in names:
+                source = (bind.key if bind.key in names else name, processor, None)
+            elif bind.required:
+                raise exc.ArgumentError(f"a value is required for the parameter {name!r}")
             else:
-                value = processor(bind.value) if processor is not None else bind.value
-            by_name[name] = (escaped.get(name, name), bind.key, name, processor, value)
-        names_once = list(by_name)
-        slots = tuple(by_name[n] for n in names_once)
+                source = (None, None, processor(bind.value) if processor else bind.value)
+            by_name[name] = (escaped.get(name, name), source)
+        once = list(by_name)
         places = None
-        if compiled.positional and list(compiled.positiontup) != names_once:
-            places = tuple(names_once.index(n) for n in compiled.positiontup)
+        if compiled.positional and list(compiled.positiontup) != once:
+            places = tuple(once.index(n) for n in compiled.positiontup)
+        driver_names = None if compiled.positional else tuple(n for n, _ in by_name.values())
+        sources = tuple(source for _, source in by_name.values())
         columns = getattr(compiled, "_result_columns", None) or []
         results = tuple(c[3]._cached_result_processor(conn.dialect, None) for c in columns)
         needed = results if any(p is not None for p in results) else None
-        plan = _Plan(compiled, compiled.string, compiled.positional, slots, places, needed)
+        plan = _Plan(compiled, compiled.string, driver_names, sources, places, needed)
         found = _COMPILED[key] = (statement, plan)
     return found[1]
-
-
-_REQUIRED = object()
 
 
 def _bound(conn: Connection, statement: Executable, params: Params) -> tuple[str, Any]:
@@ -472,20 +473,12 @@ def _bound(conn: Connection, statement: Executable, params: Params) -> tuple[str
 
 
 def _bind(plan: _Plan, params: Params) -> tuple[str, Any]:
-    values = []
-    for _, key, name, processor, default in plan.slots:
-        if key in params:
-            value = params[key]
-        elif name in params:
-            value = params[name]
-        elif default is _REQUIRED:
-            raise exc.ArgumentError(f"a value is required for the parameter {name!r}")
-        else:
-            values.append(default)
-            continue
-        values.append(processor(value) if processor is not None else value)
-    if plan.positional:
-        if plan.places is not None:
-            return plan.string, tuple([values[i] for i in plan.places])
-        return plan.string, tuple(values)
-    return plan.string, {slot[0]: value for slot, value in zip(plan.slots, values, strict=True)}
+    values = [
+        own if key is None else params[key] if processor is None else processor(params[key])
+        for key, processor, own in plan.sources
+    ]
+    if plan.names is not None:
+        return plan.string, dict(zip(plan.names, values, strict=True))
+    if plan.places is not None:
+        return plan.string, tuple([values[i] for i in plan.places])
+    return plan.string, tuple(values)
