@@ -328,7 +328,7 @@ class _KeptWriters:
     """A SQLite file's connections of finished held write transactions (every booking
     command's: `write_transaction(held=True)`), kept checked out of the pool for the next
     ones. Taking a pooled connection and giving it back — SQLAlchemy's `Connection`, the
-    pool's checkout, reset and checkin — cost about 8 % of a booking's CPU there, more than
+    pool's checkout, reset and checkin — cost 8–10 % of a booking's CPU there, more than
     any step of the booking itself (bench/results/2026-12-07-sqlite-cmd.md).
 
     At most `KEEP` are kept, so that the pool keeps the rest for everyone else. A connection
