@@ -179,14 +179,17 @@ def local_time(start: datetime, end: datetime, zone: ZoneInfo, language: str) ->
     s, e = start.astimezone(zone), end.astimezone(zone)
     day = WEEKDAYS.get(language, WEEKDAYS["en"])[s.weekday()]
     nordic = language in ("fi", "sv")
-    end_text = e.strftime("%H.%M") if nordic else e.strftime("%H:%M")
+    # Hours and minutes by hand: `strftime` cost more than the rest of a booking's mail text.
+    mark = "." if nordic else ":"
+    begins = f"{s.hour:02}{mark}{s.minute:02}"
+    end_text = f"{e.hour:02}{mark}{e.minute:02}"
     if e.date() != s.date():
         end_text = (f"{e.day}.{e.month}. " if nordic else f"{e.day} {e:%b} ") + end_text
     if language == "fi":
-        return f"{day} {s.day}.{s.month}.{s.year} klo {s:%H.%M}–{end_text} ({zone.key})"
+        return f"{day} {s.day}.{s.month}.{s.year} klo {begins}–{end_text} ({zone.key})"
     if language == "sv":
-        return f"{day} {s.day}.{s.month}.{s.year} kl. {s:%H.%M}–{end_text} ({zone.key})"
-    return f"{day} {s.day} {s:%b %Y} {s:%H:%M}–{end_text} ({zone.key})"
+        return f"{day} {s.day}.{s.month}.{s.year} kl. {begins}–{end_text} ({zone.key})"
+    return f"{day} {s.day} {s:%b %Y} {begins}–{end_text} ({zone.key})"
 
 
 def local_instant(instant: datetime, zone: ZoneInfo, language: str) -> str:

@@ -67,11 +67,11 @@ def answer(reason: str | None, code: str | None) -> dict[str, str | None]:
     """The reason fields of an API answer: `reason` the person's own words (null when
     never given), `reason_code` the system's cause (null when none), and `reason_text` the whole
     sentence in the reader's language (token owner's, else Accept-Language)."""
-    from booking.i18n import reader_language, translations  # Flask only at the edge
-
     cause, words = split(reason, code)
     if not cause and reason is None:
         return {"reason": None, "reason_code": None, "reason_text": None}
+    from booking.i18n import reader_language, translations  # Flask only at the edge
+
     text = sentence(cause, words, translations(reader_language()))
     return {"reason": words, "reason_code": cause or None, "reason_text": text or None}
 

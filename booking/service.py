@@ -479,8 +479,12 @@ class IdempotencyKey:
     def of(
         cls, actor: str, key: str, method: str, path: str, body: Any, now: datetime
     ) -> IdempotencyKey:
-        canonical = json.dumps([method, path, body], sort_keys=True, default=str)
+        canonical = _CANONICAL.encode([method, path, body])
         return cls(actor, key, hashlib.sha256(canonical.encode()).hexdigest(), now)
+
+
+# `json.dumps` with options builds an encoder on every call: a third of the hash's cost.
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str)
 
 
 class IdempotencyKeyReused(Exception):

@@ -88,7 +88,7 @@ class OpeningHours:
             end_day = day if closes > opens else day + timedelta(days=1)
             start, end = local_instant(day, opens, zone), local_instant(end_day, closes, zone)
             if end > start:
-                slots.append(Slot(start, end))
+                slots.append(Slot.of_utc(start, end))  # (both in UTC: `local_instant`)
         return slots
 
     def open_between(self, first: date, last: date, zone: ZoneInfo) -> list[Slot]:

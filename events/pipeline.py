@@ -34,8 +34,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable, Insert
 from sqlalchemy.sql.compiler import Compiled
 
-KEY = "tilavaraus.held_writes"
-
 # Told of every statement sent on the driver here (SQL, parameters): SQLAlchemy's events
 # do not see them. For bench.booking_commands, which replays a booking's statements.
 observer: Callable[[str, Any], None] | None = None
@@ -70,27 +68,31 @@ class Held:
         self.after.clear()
 
 
+# What each connection holds now (`hold`), by connection: every write and read of a booking
+# looks it up (some 25 times), where `conn.info` goes through three of SQLAlchemy's
+# properties each time (3 % of a booking's CPU on SQLite).
+_HOLDING: dict[Connection, Held] = {}
+
+
 @contextmanager
 def hold(conn: Connection) -> Iterator[Held]:
     """Hold `conn`'s writes until `finish` (which the caller must reach before committing);
     on leaving, whatever is still held is dropped (the transaction rolls back)."""
-    held = Held()
-    info = conn.info  # kept: a connection lost meanwhile refuses to hand it out again
-    info[KEY] = held
+    held = _HOLDING[conn] = Held()
     try:
         yield held
     finally:
-        info.pop(KEY, None)
+        del _HOLDING[conn]
 
 
 def holding(conn: Connection) -> bool:
-    return KEY in conn.info
+    return conn in _HOLDING
 
 
 def drop_held(conn: Connection) -> bool:
     """Forget what is held (a refusal): True when nothing was written otherwise, so that
     the transaction holds no write of this attempt; False when something was."""
-    held: Held | None = conn.info.get(KEY)
+    held = _HOLDING.get(conn)
     if held is None:
         return False
     held.drop()
@@ -105,7 +107,7 @@ def write(
 ) -> None:
     """Run a write now, or hold it when `conn` holds writes. `rows`, when given, receives
     the rows of the statement's RETURNING (once it has run: see `then`)."""
-    held: Held | None = conn.info.get(KEY)
+    held = _HOLDING.get(conn)
     if held is None:
         result = conn.execute(statement, dict(params) if params is not None else None)
         if rows is not None:
@@ -118,7 +120,7 @@ def write(
 def write_sql(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]] | None = None) -> None:
     """A write in the driver's SQL (LOCK TABLE; a many-row INSERT with positional
     parameters, one tuple per row), run now or held."""
-    held: Held | None = conn.info.get(KEY)
+    held = _HOLDING.get(conn)
     if held is None:
         if rows is None:
             conn.exec_driver_sql(sql)
@@ -136,21 +138,21 @@ def write_sql(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]] | None
 
 def remember(conn: Connection, key: Any, value: Any) -> None:
     """Keep what a read ahead found, for the code that would read it (`remembered`)."""
-    held: Held | None = conn.info.get(KEY)
+    held = _HOLDING.get(conn)
     if held is not None:
         held.known[key] = value
 
 
 def remembered(conn: Connection, key: Any) -> Any:
     """What `remember` kept under `key` in this transaction, or None."""
-    held: Held | None = conn.info.get(KEY)
+    held = _HOLDING.get(conn)
     return None if held is None else held.known.get(key)
 
 
 def before_statement(conn: Connection, statement: str) -> None:
     """The engine's listener (`events.sql.make_engine`): send what is held before any
     statement SQLAlchemy runs, and note a write that is not held."""
-    held: Held | None = conn.info.get(KEY)
+    held = _HOLDING.get(conn)
     if held is None:
         return
     if held.pending and not statement.startswith("BEGIN"):  # (SQLite's, first)
@@ -166,7 +168,7 @@ _WRITES = ("INSERT", "UPDATE", "DELETE")
 
 def then(conn: Connection, work: Callable[[], None]) -> None:
     """Run `work` once the writes given so far have run (now, when none are held)."""
-    held: Held | None = conn.info.get(KEY)
+    held = _HOLDING.get(conn)
     if held is None or not held.statements:
         work()
     else:
@@ -175,7 +177,7 @@ def then(conn: Connection, work: Callable[[], None]) -> None:
 
 def send_held(conn: Connection) -> None:
     """Run what `conn` holds now (before a read through SQLAlchemy), without committing."""
-    held: Held | None = conn.info.get(KEY)
+    held = _HOLDING.get(conn)
     if held is not None and held.statements:
         _run(conn, held, commit=False)
 
@@ -183,7 +185,7 @@ def send_held(conn: Connection) -> None:
 def finish(conn: Connection) -> None:
     """Run what is held and, on PostgreSQL, COMMIT in the same round trip (SQLAlchemy's
     own commit then finds nothing left to do). On SQLite the caller's commit follows."""
-    held: Held | None = conn.info.get(KEY)
+    held = _HOLDING.get(conn)
     if held is None:
         return
     if held.pending:
@@ -387,14 +389,14 @@ def read_soon(conn: Connection, read: Ahead, then: Callable[[Any], None]) -> Non
     """Send `read` with the transaction's next reads (`read_ahead`), or before its next
     statement or its commit, whichever comes first, and hand its answer to `then` (which
     may raise: nothing has been written yet). Only while `conn` holds its writes."""
-    held: Held = conn.info[KEY]
+    held = _HOLDING[conn]
     held.pending.append((read, then))
 
 
 def read_ahead(conn: Connection, reads: Sequence[Ahead]) -> None:
     """Send `reads` together (`read_together`) and keep each one's answer for its consumer
     (`remembered`) until the transaction ends; only while `conn` holds its writes."""
-    held: Held | None = conn.info.get(KEY)
+    held = _HOLDING.get(conn)
     if held is None:
         return
     pending, held.pending = held.pending, []
@@ -421,18 +423,20 @@ def _processed(row: tuple[Any, ...], processors: Sequence[Any] | None) -> tuple[
 
 @dataclass(frozen=True)
 class _Plan:
-    """A statement compiled once, and how a call's parameters become the driver's: per
-    parameter the driver's name, where in the call's mapping its value is (its key, else its
-    name), its bind processor, and its processed value when the call gives none (a literal
-    of the statement's own, say). What `Compiled.construct_params` and the bind processors
-    work out for every execution, worked out once."""
+    """A statement compiled once for one set of parameter names, and how a call's
+    parameters become the driver's: per parameter, where in the call's mapping its value is
+    (its key, else its name; None for a value of the statement's own, a literal say,
+    processed here once), and its bind processor. What `Compiled.construct_params` and the
+    bind processors work out for every execution, worked out once."""
 
     compiled: Compiled
     string: str
-    positional: bool
-    slots: tuple[tuple[str, str, str, Callable[[Any], Any] | None, Any], ...]
+    # The driver's names of the parameters (psycopg's named style); None for positional.
+    names: tuple[str, ...] | None
+    # Per parameter: (the call's key, bind processor, the statement's own value).
+    sources: tuple[tuple[str | None, Callable[[Any], Any] | None, Any], ...]
     # Positional SQL that names a parameter more than once (a UNION's two halves): which
-    # slot's value goes at each place, so that each value is processed once.
+    # parameter's value goes at each place, so that each value is processed once.
     places: tuple[int, ...] | None
     # The result columns' processors (None for a column that needs none); None when no
     # column needs one.
@@ -463,25 +467,25 @@ def _plan(conn: Connection, statement: Executable, names: frozenset[str]) -> _Pl
             if bind.callable:
                 raise ValueError("parameters with a callable value are not supported here")
             processor = processors.get(name)
-            if bind.required:  # a value the call must give
-                value = _REQUIRED
+            if bind.key in names or name in names:
+                source = (bind.key if bind.key in names else name, processor, None)
+            elif bind.required:
+                raise exc.ArgumentError(f"a value is required for the parameter {name!r}")
             else:
-                value = processor(bind.value) if processor is not None else bind.value
-            by_name[name] = (escaped.get(name, name), bind.key, name, processor, value)
-        names_once = list(by_name)
-        slots = tuple(by_name[n] for n in names_once)
+                source = (None, None, processor(bind.value) if processor else bind.value)
+            by_name[name] = (escaped.get(name, name), source)
+        once = list(by_name)
         places = None
-        if compiled.positional and list(compiled.positiontup) != names_once:
-            places = tuple(names_once.index(n) for n in compiled.positiontup)
+        if compiled.positional and list(compiled.positiontup) != once:
+            places = tuple(once.index(n) for n in compiled.positiontup)
+        driver_names = None if compiled.positional else tuple(n for n, _ in by_name.values())
+        sources = tuple(source for _, source in by_name.values())
         columns = getattr(compiled, "_result_columns", None) or []
         results = tuple(c[3]._cached_result_processor(conn.dialect, None) for c in columns)
         needed = results if any(p is not None for p in results) else None
-        plan = _Plan(compiled, compiled.string, compiled.positional, slots, places, needed)
+        plan = _Plan(compiled, compiled.string, driver_names, sources, places, needed)
         found = _COMPILED[key] = (statement, plan)
     return found[1]
-
-
-_REQUIRED = object()
 
 
 def _bound(conn: Connection, statement: Executable, params: Params) -> tuple[str, Any]:
@@ -491,20 +495,12 @@ def _bound(conn: Connection, statement: Executable, params: Params) -> tuple[str
 
 
 def _bind(plan: _Plan, params: Params) -> tuple[str, Any]:
-    values = []
-    for _, key, name, processor, default in plan.slots:
-        if key in params:
-            value = params[key]
-        elif name in params:
-            value = params[name]
-        elif default is _REQUIRED:
-            raise exc.ArgumentError(f"a value is required for the parameter {name!r}")
-        else:
-            values.append(default)
-            continue
-        values.append(processor(value) if processor is not None else value)
-    if plan.positional:
-        if plan.places is not None:
-            return plan.string, tuple([values[i] for i in plan.places])
-        return plan.string, tuple(values)
-    return plan.string, {slot[0]: value for slot, value in zip(plan.slots, values, strict=True)}
+    values = [
+        own if key is None else params[key] if processor is None else processor(params[key])
+        for key, processor, own in plan.sources
+    ]
+    if plan.names is not None:
+        return plan.string, dict(zip(plan.names, values, strict=True))
+    if plan.places is not None:
+        return plan.string, tuple([values[i] for i in plan.places])
+    return plan.string, tuple(values)

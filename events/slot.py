@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 # its index scan (projections.availability.busy_between).
 LONGEST_BOOKING = timedelta(days=7)
 LONGEST_BUFFER = timedelta(days=1)
+_NONE = timedelta(0)
 
 
 @dataclass(frozen=True, order=True)
@@ -53,7 +54,10 @@ class Slot:
         return self.start <= other.start and other.end <= self.end
 
     def padded(self, before: timedelta, after: timedelta | None = None) -> Slot:
-        return Slot(self.start - before, self.end + (before if after is None else after))
+        after = before if after is None else after
+        if before < _NONE or after < _NONE:  # it may shrink to nothing: checked
+            return Slot(self.start - before, self.end + after)
+        return Slot.of_utc(self.start - before, self.end + after)
 
     def intersection(self, other: Slot) -> Slot | None:
         start, end = max(self.start, other.start), min(self.end, other.end)

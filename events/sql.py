@@ -6,8 +6,10 @@ two (how a write transaction begins, how instants are stored) are settled here o
 
 from __future__ import annotations
 
+import os
 import select
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -247,6 +249,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # BEGIN itself (`events.pipeline`).
             pipeline.run_driver_sql(conn, "BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+        if not memory:
+            keeper = _KeptWriters()
+            setattr(engine, _KEEPER, keeper)
+            event.listen(engine, "engine_disposed", keeper.close_all)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
@@ -276,7 +282,7 @@ def _out_of_autocommit(dbapi_connection: Any, _record: Any) -> None:
 def _send_held(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
     """Writes held back for the commit's round trip run before anything else SQLAlchemy
     runs on the connection, so every read sees them (`events.pipeline`)."""
-    if pipeline.KEY in conn.info:
+    if pipeline.holding(conn):
         pipeline.before_statement(conn, statement)
 
 
@@ -309,20 +315,79 @@ def write_transaction(engine: Engine, held: bool = False) -> Iterator[Connection
     only for the writers already inside, never for one that holds a table it needs and waits
     for one the swap holds (`projections.shadowing`). A held transaction sends the gate as the
     first of its first round trip's reads, so it costs no round trip of its own."""
-    with engine.connect() as conn:
-        conn = conn.execution_options(write=True)
-        with conn.begin():
-            gated = conn.dialect.name == "postgresql"
-            if not held:
-                if gated:
-                    conn.exec_driver_sql(_PASS_REBUILD_GATE)
-                yield conn
-                return
-            with pipeline.hold(conn):
-                if gated:
-                    pipeline.read_soon(conn, _GATE_AHEAD, _passed)
-                yield conn
-                pipeline.finish(conn)
+    keeper: _KeptWriters | None = getattr(engine, _KEEPER, None) if held else None
+    if keeper is None:
+        with engine.connect() as conn:
+            yield from _transaction(conn.execution_options(write=True), held)
+        return
+    conn = keeper.take() or engine.connect().execution_options(write=True)
+    try:
+        yield from _transaction(conn, held)
+    except BaseException:
+        keeper.give_back(conn, committed=False)
+        raise
+    keeper.give_back(conn, committed=True)
+
+
+def _transaction(conn: Connection, held: bool) -> Iterator[Connection]:
+    with conn.begin():
+        gated = conn.dialect.name == "postgresql"
+        if not held:
+            if gated:
+                conn.exec_driver_sql(_PASS_REBUILD_GATE)
+            yield conn
+            return
+        with pipeline.hold(conn):
+            if gated:
+                pipeline.read_soon(conn, _GATE_AHEAD, _passed)
+            yield conn
+            pipeline.finish(conn)
+
+
+_KEEPER = "tilavaraus_kept_writers"  # the attribute of a SQLite file's engine that holds them
+
+
+class _KeptWriters:
+    """A SQLite file's connections of finished held write transactions (every booking
+    command's: `write_transaction(held=True)`), kept checked out of the pool for the next
+    ones. Taking a pooled connection and giving it back — SQLAlchemy's `Connection`, the
+    pool's checkout, reset and checkin — cost 8–10 % of a booking's CPU there, more than
+    any step of the booking itself (bench/results/2026-12-07-sqlite-cmd.md).
+
+    At most `KEEP` are kept, so that the pool keeps the rest for everyone else. A connection
+    is kept only between transactions (never one still in a transaction, closed or
+    invalidated), handed out only in the process that kept it (a forked child starts with
+    none), and closed when the engine is disposed (`engine_disposed`), as the pool's idle
+    ones are."""
+
+    KEEP = 2
+
+    def __init__(self) -> None:
+        self._idle: list[Connection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def take(self) -> Connection | None:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's are not its own
+                self._idle, self._pid = [], os.getpid()
+            return self._idle.pop() if self._idle else None
+
+    def give_back(self, conn: Connection, committed: bool) -> None:
+        """Keep `conn` for the next transaction, or close it. A connection whose transaction
+        committed is idle and valid; after an exception it may be neither."""
+        if committed or not (conn.closed or conn.invalidated or conn.in_transaction()):
+            with self._lock:
+                if len(self._idle) < self.KEEP and self._pid == os.getpid():
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    def close_all(self, _engine: Engine) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 # An advisory lock of two int4 keys: apart from the bigint-keyed premises and space locks.
