@@ -376,33 +376,46 @@ class PostgresShadow(Shadow):
 
 
 class SQLiteShadow(Shadow):
+    """The replay writes TEMP tables (no lock on the database file); `finish` copies them,
+    in short write transactions, into tables of the main database named `<table>__swap`
+    with the live tables' indexes (`<index>__swap`), and TEMP triggers note every row the
+    catch-up changes after that. The swap, under the one writer's lock, applies the last
+    events, copies the rows they changed, and exchanges the live tables' and the copies'
+    root pages in `sqlite_master`: the live names then lead to the rebuilt B-trees, and
+    the `__swap` names to the old ones, dropped after the commit. The lock is held for a
+    few rows and a schema change, not for a copy of every table (8.7–10.6 s at 1,000,000
+    events)."""
+
     def __init__(self) -> None:
-        self.deferred: list[str] = []
         self.names: list[str] = []
+        self.columns: dict[str, str] = {}
+        self.cache_size: int | None = None
 
     def create(self, conn: Connection, projections: Sequence[Projection]) -> None:
-        """TEMP tables made by the live ones' own statements; the `rebuild_drops` indexes
-        wait for `finish`."""
+        """TEMP tables made by the live ones' own statements, without the `rebuild_drops`
+        indexes (the replay finds rows by key; the copies in the main database have them).
+        Leftovers of an interrupted rebuild are dropped first."""
         dropped = {index.name for p in projections for index in p.rebuild_drops}
         self.names = _names(projections)
         self.drop(conn)
         with conn.begin():
+            self.cache_size = int(conn.exec_driver_sql("PRAGMA main.cache_size").scalar_one())
             conn.exec_driver_sql(f"PRAGMA temp.cache_size = -{SHADOW_CACHE_KIB}")
             for name in self.names:
-                found = conn.exec_driver_sql(
-                    "SELECT type, name, sql FROM main.sqlite_master "
-                    "WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type = 'index'",
-                    (name,),
-                ).all()
-                for kind, object_name, sql in found:
+                for kind, object_name, sql in _schema_of(conn, name):
                     if kind == "table":
                         conn.exec_driver_sql(re.sub(r"^CREATE TABLE", "CREATE TEMP TABLE", sql))
-                    elif kind == "index":
-                        sql = re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX temp.", sql)
-                        if object_name in dropped:
-                            self.deferred.append(sql)
-                        else:
-                            conn.exec_driver_sql(sql)
+                    elif kind == "index" and object_name not in dropped:
+                        conn.exec_driver_sql(
+                            re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX temp.", sql)
+                        )
+                self.columns[name] = ", ".join(
+                    ["rowid"]
+                    + [
+                        _quoted(str(row[1]))
+                        for row in conn.exec_driver_sql(f"PRAGMA temp.table_info({_quoted(name)})")
+                    ]
+                )
 
     @contextmanager
     def transaction(self, conn: Connection) -> Iterator[None]:
@@ -412,9 +425,74 @@ class SQLiteShadow(Shadow):
             yield
 
     def finish(self, conn: Connection, projections: Sequence[Projection]) -> None:
+        """The copies in the main database, made empty with every index and filled from
+        the TEMP tables in short write transactions (bookings go in between); from here on
+        the TEMP triggers note the rows the catch-up changes."""
+        with _writing(conn):
+            conn.exec_driver_sql(f"PRAGMA main.cache_size = -{SHADOW_CACHE_KIB}")
+            for name in self.names:
+                for _kind, object_name, sql in _schema_of(conn, name):
+                    conn.exec_driver_sql(_renamed(sql, object_name, name))
         with conn.begin():
-            for sql in self.deferred:
-                _run_timed(conn, sql)
+            # Not a key: a statement's own conflict clause (OR REPLACE, OR ABORT) would be its
+            # triggers' too. A rowid noted twice is copied once (`IN`).
+            conn.exec_driver_sql(f"CREATE TEMP TABLE {CHANGES} (tbl TEXT NOT NULL, rid INTEGER)")
+            conn.exec_driver_sql(f"CREATE INDEX temp.{CHANGES}_rows ON {CHANGES} (tbl, rid)")
+            for name in self.names:
+                note = f"INSERT INTO {CHANGES} VALUES ('{name}', "
+                for event, rows in NOTED.items():
+                    body = " ".join(f"{note}{row}.rowid);" for row in rows)
+                    conn.exec_driver_sql(
+                        f"CREATE TEMP TRIGGER {_quoted(f'{name}{SWAP_SUFFIX}_{event.lower()}')} "
+                        f"AFTER {event} ON {_quoted(name)} BEGIN {body} END"
+                    )
+        for name in self.names:
+            self._copy(conn, name)
+
+    def _copy(self, conn: Connection, name: str) -> None:
+        """Every row of TEMP table `name` into its copy, by rowid ranges, each range a
+        write transaction of about `COPY_CHUNK_SECONDS`; after each one the connection
+        waits as long again, so that the bookings that waited for the lock get it."""
+        table, copy, columns = _quoted(name), _quoted(name + SWAP_SUFFIX), self.columns[name]
+        with conn.begin():
+            low, high = conn.exec_driver_sql(
+                f"SELECT min(rowid), max(rowid) FROM temp.{table}"
+            ).one()
+        if low is None:
+            return
+        began, after, width, chunks = _now(), int(low) - 1, COPY_FIRST_ROWS, 0
+        while after < int(high):
+            with _writing(conn):
+                started = _now()
+                conn.exec_driver_sql(
+                    f"INSERT INTO main.{copy} ({columns}) SELECT {columns} FROM temp.{table} "
+                    "WHERE rowid > ? AND rowid <= ?",
+                    (after, after + width),
+                )
+            took = _now() - started
+            after += width
+            chunks += 1
+            width = max(100, min(COPY_MOST_ROWS, int(width * COPY_CHUNK_SECONDS / max(took, 1e-4))))
+            time.sleep(min(took, 2 * COPY_CHUNK_SECONDS))
+        log.debug("%.2f s: %s copied in %s transactions", _now() - began, name, chunks)
+
+    def _apply_changes(self, conn: Connection) -> int:
+        """The rows the catch-up changed since the last call, copied again (in the caller's
+        write transaction); how many rowids that was."""
+        changed = int(conn.exec_driver_sql(f"SELECT count(*) FROM temp.{CHANGES}").scalar_one())
+        if not changed:
+            return 0
+        for name in self.names:
+            table, copy, columns = _quoted(name), _quoted(name + SWAP_SUFFIX), self.columns[name]
+            rowids = f"SELECT rid FROM temp.{CHANGES} WHERE tbl = ?"
+            conn.exec_driver_sql(f"DELETE FROM main.{copy} WHERE rowid IN ({rowids})", (name,))
+            conn.exec_driver_sql(
+                f"INSERT INTO main.{copy} ({columns}) SELECT {columns} FROM temp.{table} "
+                f"WHERE rowid IN ({rowids})",
+                (name,),
+            )
+        conn.exec_driver_sql(f"DELETE FROM temp.{CHANGES}")
+        return changed
 
     def swap(
         self,
@@ -423,31 +501,144 @@ class SQLiteShadow(Shadow):
         replay: Replay,
         lock_timeout_ms: int,
     ) -> float:
-        conn.execution_options(write=True)  # BEGIN IMMEDIATE: the one writer's lock
-        try:
-            with conn.begin():
-                started = _now()
-                replay.rest(conn)
-                for name in self.names:
-                    table = _quoted(name)
-                    conn.exec_driver_sql(f"DELETE FROM main.{table}")
-                    conn.exec_driver_sql(f"INSERT INTO main.{table} SELECT * FROM temp.{table}")
-            return _now() - started
-        finally:
-            conn.execution_options(write=False)
+        # What the catch-up after the copy changed, outside the final step.
+        with _writing(conn):
+            self._apply_changes(conn)
+        replay.until_head(conn, self)
+        with _writing(conn):
+            started = _now()
+            replay.rest(conn)
+            self._apply_changes(conn)
+            _exchange_root_pages(conn, self.names)
+        held = _now() - started
+        self._drop_copies(conn)  # now the old tables
+        return held
+
+    def _drop_copies(self, conn: Connection) -> None:
+        for name in self.names:
+            with _writing(conn):
+                _run_timed(conn, f"DROP TABLE IF EXISTS main.{_quoted(name + SWAP_SUFFIX)}")
 
     def drop(self, conn: Connection) -> None:
-        """The TEMP tables go, so that the pooled connection sees the live ones again (or,
-        should that fail, the connection is closed rather than pooled)."""
+        """The TEMP tables go, so that the pooled connection sees the live ones again, and
+        the copies in the main database (or, should that fail, the connection is closed
+        rather than pooled)."""
         try:
             if conn.in_transaction():
                 conn.rollback()
             with conn.begin():
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{CHANGES}")
                 for name in self.names:
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_quoted(name)}")
+                if self.cache_size is not None:
+                    conn.exec_driver_sql(f"PRAGMA main.cache_size = {self.cache_size}")
+            with conn.begin():
+                left = conn.exec_driver_sql(
+                    "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name IN "
+                    f"({', '.join('?' for _ in self.names)})",
+                    tuple(name + SWAP_SUFFIX for name in self.names),
+                ).scalar_one()
+            if left:
+                self._drop_copies(conn)
         except Exception:
             conn.invalidate()
             raise
+
+
+SWAP_SUFFIX = "__swap"  # SQLite: the copies in the main database, and their indexes
+CHANGES = "swap_changes"  # SQLite: TEMP table of the rows changed after the copy
+COPY_CHUNK_SECONDS = 0.02  # SQLite: one write transaction of the copy, about
+COPY_FIRST_ROWS = 2_000
+COPY_MOST_ROWS = 200_000
+# SQLite: the TEMP triggers' note of a changed row, by statement: the rowids it names.
+NOTED = {"INSERT": ("new",), "UPDATE": ("old", "new"), "DELETE": ("old",)}
+
+
+@contextmanager
+def _writing(conn: Connection) -> Iterator[None]:
+    """A write transaction: on SQLite BEGIN IMMEDIATE, the one writer's lock."""
+    conn.execution_options(write=True)
+    try:
+        with conn.begin():
+            yield
+    finally:
+        conn.execution_options(write=False)
+
+
+def _schema_of(conn: Connection, name: str) -> list[tuple[str, str, str]]:
+    """(type, name, sql) of live table `name` and its indexes of a statement of their own."""
+    return [
+        (str(kind), str(object_name), str(sql))
+        for kind, object_name, sql in conn.exec_driver_sql(
+            "SELECT type, name, sql FROM main.sqlite_master "
+            "WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type = 'index', name",
+            (name,),
+        )
+    ]
+
+
+def _renamed(sql: str, object_name: str, table: str) -> str:
+    """A live table's or index's statement, made for its copy in the main database."""
+    named, on = re.escape(object_name), re.escape(table)
+    if sql.startswith("CREATE TABLE"):
+        copy = _quoted(table + SWAP_SUFFIX)
+        renamed, count = re.subn(rf'^CREATE TABLE\s+("?){named}\1', f"CREATE TABLE {copy}", sql)
+    else:
+        copy = f"{_quoted(object_name + SWAP_SUFFIX)} ON {_quoted(table + SWAP_SUFFIX)}"
+        renamed, count = re.subn(
+            rf'^CREATE (UNIQUE )?INDEX\s+("?){named}\2\s+ON\s+("?){on}\3',
+            lambda m: f"CREATE {m[1] or ''}INDEX {copy}",
+            sql,
+        )
+    if count != 1 or "WITHOUT ROWID" in sql.upper() or "AUTOINCREMENT" in sql.upper():
+        raise RuntimeError(f"cannot make a swappable copy of {object_name}: {sql}")
+    return renamed
+
+
+def _exchange_root_pages(conn: Connection, names: Sequence[str]) -> None:
+    """Each live table and index of `names` exchanges its root page with its `__swap`
+    copy's, in the caller's write transaction. The two are made by the same statements
+    (but for their names), so each B-tree fits the definition it comes under. SQLite's
+    documented way of a schema change that leaves the stored content as it is: an UPDATE
+    of `sqlite_master` under `writable_schema`, and the schema version one up, which makes
+    every connection read the schema again before its next statement."""
+    marks = ", ".join("?" for _ in names)
+    found = conn.exec_driver_sql(
+        f"SELECT name, tbl_name, rootpage FROM main.sqlite_master WHERE tbl_name IN ({marks}) "
+        f"OR tbl_name IN ({marks})",
+        (*names, *(name + SWAP_SUFFIX for name in names)),
+    ).all()
+    roots = {str(name): int(root) for name, _table, root in found}
+    pairs = []
+    for name, table, _root in found:
+        name, table = str(name), str(table)
+        if table.endswith(SWAP_SUFFIX):
+            continue
+        if name.startswith("sqlite_autoindex_"):
+            copy = (
+                "sqlite_autoindex_"
+                + table
+                + SWAP_SUFFIX
+                + name.removeprefix("sqlite_autoindex_" + table)
+            )
+        else:
+            copy = name + SWAP_SUFFIX
+        pairs.append((name, copy))
+    if sorted(roots) != sorted(n for pair in pairs for n in pair):
+        raise RuntimeError(f"the copies' indexes differ from the live tables': {sorted(roots)}")
+    version = int(conn.exec_driver_sql("PRAGMA main.schema_version").scalar_one())
+    conn.exec_driver_sql("PRAGMA writable_schema = ON")
+    try:
+        for live, copy in pairs:
+            conn.exec_driver_sql(
+                "UPDATE main.sqlite_master SET rootpage = CASE name WHEN ? THEN ? ELSE ? END "
+                "WHERE name IN (?, ?)",
+                (live, roots[copy], roots[live], live, copy),
+            )
+        conn.exec_driver_sql(f"PRAGMA main.schema_version = {version + 1}")
+    finally:
+        # Off, and this connection's own schema read again (the others see the version).
+        conn.exec_driver_sql("PRAGMA writable_schema = RESET")
 
 
 def _run_timed(conn: Connection, sql: str) -> None:
