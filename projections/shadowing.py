@@ -472,7 +472,8 @@ class SQLiteShadow(Shadow):
             took = _now() - started
             after += width
             chunks += 1
-            width = max(100, min(COPY_MOST_ROWS, int(width * COPY_CHUNK_SECONDS / max(took, 1e-4))))
+            width = int(width * COPY_CHUNK_SECONDS / max(took, 1e-4))
+            width = min(COPY_MOST_ROWS, max(COPY_LEAST_ROWS, width))
             time.sleep(min(took, 2 * COPY_CHUNK_SECONDS))
         log.debug("%.2f s: %s copied in %s transactions", _now() - began, name, chunks)
 
@@ -503,14 +504,24 @@ class SQLiteShadow(Shadow):
     ) -> float:
         # What the catch-up after the copy changed, outside the final step.
         with _writing(conn):
-            self._apply_changes(conn)
+            before = self._apply_changes(conn)
         replay.until_head(conn, self)
-        with _writing(conn):
-            started = _now()
-            replay.rest(conn)
-            self._apply_changes(conn)
-            _exchange_root_pages(conn, self.names)
+        try:
+            with _writing(conn):
+                started = _now()
+                replay.rest(conn)
+                last = self._apply_changes(conn)
+                _exchange_root_pages(conn, self.names)
+        except BaseException:
+            # Rolled back: this connection reads the schema again (it may have read the
+            # exchanged one inside the transaction).
+            with conn.begin():
+                conn.exec_driver_sql("PRAGMA writable_schema = RESET")
+            raise
         held = _now() - started
+        log.info(
+            "rows changed after the copy, copied again: %s before the swap, %s in it", before, last
+        )
         self._drop_copies(conn)  # now the old tables
         return held
 
@@ -549,6 +560,7 @@ SWAP_SUFFIX = "__swap"  # SQLite: the copies in the main database, and their ind
 CHANGES = "swap_changes"  # SQLite: TEMP table of the rows changed after the copy
 COPY_CHUNK_SECONDS = 0.02  # SQLite: one write transaction of the copy, about
 COPY_FIRST_ROWS = 2_000
+COPY_LEAST_ROWS = 100
 COPY_MOST_ROWS = 200_000
 # SQLite: the TEMP triggers' note of a changed row, by statement: the rowids it names.
 NOTED = {"INSERT": ("new",), "UPDATE": ("old", "new"), "DELETE": ("old",)}
@@ -627,6 +639,9 @@ def _exchange_root_pages(conn: Connection, names: Sequence[str]) -> None:
     if sorted(roots) != sorted(n for pair in pairs for n in pair):
         raise RuntimeError(f"the copies' indexes differ from the live tables': {sorted(roots)}")
     version = int(conn.exec_driver_sql("PRAGMA main.schema_version").scalar_one())
+    # First: a schema read inside this transaction then never matches the file's, should
+    # the transaction roll back.
+    conn.exec_driver_sql(f"PRAGMA main.schema_version = {version + 1}")
     conn.exec_driver_sql("PRAGMA writable_schema = ON")
     try:
         for live, copy in pairs:
@@ -635,7 +650,6 @@ def _exchange_root_pages(conn: Connection, names: Sequence[str]) -> None:
                 "WHERE name IN (?, ?)",
                 (live, roots[copy], roots[live], live, copy),
             )
-        conn.exec_driver_sql(f"PRAGMA main.schema_version = {version + 1}")
     finally:
         # Off, and this connection's own schema read again (the others see the version).
         conn.exec_driver_sql("PRAGMA writable_schema = RESET")
