@@ -140,17 +140,23 @@ def copy_of_sqlite_template(folder: Path, events: int, fresh: bool) -> Iterator[
         yield url
 
 
-def child_rebuild(url: str) -> None:
-    """The rebuild as its own process: every projection; prints one JSON line."""
+def child_rebuild(url: str, inline_only: bool) -> None:
+    """The rebuild as its own process: every projection (or the inline ones); prints one
+    JSON line, and logs the rebuild's steps (INFO) on stderr."""
+    import logging
+
     from booking.clock import system_clock
     from projections import rebuilding, runner, shadowing
 
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     engine = make_engine(url)
     swaps: list[float] = []
     began = time.perf_counter()
     inline = shadowing.rebuild_inline(engine, runner.INLINE, on_swap=swaps.append)
     inline_done = time.perf_counter()
-    later = rebuilding.rebuild_asynchronous(engine, runner.ASYNC, clock=system_clock)
+    later = 0
+    if not inline_only:
+        later = rebuilding.rebuild_asynchronous(engine, runner.ASYNC, clock=system_clock)
     print(
         json.dumps(
             {
@@ -260,7 +266,8 @@ def _measure_on(args: argparse.Namespace, url: str, folder: Path) -> dict[str, A
         run_round(target, args.clients, args.seconds, phases["before"], seed=1)
         _tell("before the rebuild", phases["before"])
         rebuild = subprocess.Popen(
-            [sys.executable, "-m", "bench.rebuild_live", "--child-rebuild", url],
+            [sys.executable, "-m", "bench.rebuild_live", "--child-rebuild", url]
+            + (["--inline-only"] if args.inline_only else []),
             env=env,
             stdout=subprocess.PIPE,
             stderr=(folder / "rebuild.log").open("ab"),
@@ -281,6 +288,9 @@ def _measure_on(args: argparse.Namespace, url: str, folder: Path) -> dict[str, A
         if rebuild.returncode != 0:
             raise SystemExit(f"the rebuild failed:\n{(folder / 'rebuild.log').read_text()}")
         result = json.loads(output.strip().splitlines()[-1])
+        for line in (folder / "rebuild.log").read_text().splitlines():
+            if line.startswith("projections.shadowing"):
+                print(line, flush=True)
         run_round(target, args.clients, args.seconds, phases["after"], seed=2)
         engine = make_engine(url)
         try:
@@ -365,8 +375,13 @@ def report(args: argparse.Namespace, found: dict[str, Any]) -> bool:
     )
     print(
         f"rebuild: inline projections {result['inline_seconds']:.1f} s (shadow tables), "
-        f"every projection {result['seconds']:.1f} s; the swap held the live tables "
-        f"{result['swap_seconds'] * 1000:.0f} ms; load average "
+        + (
+            "the asynchronous ones not rebuilt (--inline-only)"
+            if args.inline_only
+            else f"every projection {result['seconds']:.1f} s"
+        )
+        + "; the swap held the live tables "
+        + f"{result['swap_seconds'] * 1000:.0f} ms; load average "
         + " ".join(f"{x:.1f}" for x in os.getloadavg())
     )
     during = phases["during the rebuild"]
@@ -402,10 +417,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--mix", type=_mix, default=WRITES, help="kind=weight,… (bench.load)")
+    parser.add_argument(
+        "--inline-only", action="store_true", help="rebuild the inline projections only"
+    )
     parser.add_argument("--child-rebuild", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_rebuild:
-        child_rebuild(args.child_rebuild)
+        child_rebuild(args.child_rebuild, args.inline_only)
         return
     if args.database == "postgresql" and (problem := common.postgres_problem(args.postgres)):
         print(f"PostgreSQL skipped: {problem}", file=sys.stderr)
