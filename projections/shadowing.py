@@ -37,6 +37,7 @@ from scratch.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -390,6 +391,7 @@ class SQLiteShadow(Shadow):
         self.names: list[str] = []
         self.columns: dict[str, str] = {}
         self.cache_size: int | None = None
+        self.autocheckpoint = 0
 
     def create(self, conn: Connection, projections: Sequence[Projection]) -> None:
         """TEMP tables made by the live ones' own statements, without the `rebuild_drops`
@@ -400,6 +402,9 @@ class SQLiteShadow(Shadow):
         self.drop(conn)
         with conn.begin():
             self.cache_size = int(conn.exec_driver_sql("PRAGMA main.cache_size").scalar_one())
+            self.autocheckpoint = int(
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+            )
             conn.exec_driver_sql(f"PRAGMA temp.cache_size = -{SHADOW_CACHE_KIB}")
             for name in self.names:
                 for kind, object_name, sql in _schema_of(conn, name):
@@ -430,6 +435,9 @@ class SQLiteShadow(Shadow):
         the TEMP triggers note the rows the catch-up changes."""
         with _writing(conn):
             conn.exec_driver_sql(f"PRAGMA main.cache_size = -{SHADOW_CACHE_KIB}")
+            # This connection checkpoints after each of its write transactions (`_paced`),
+            # not in their commits, which then hold the lock for their own pages only.
+            conn.exec_driver_sql("PRAGMA wal_autocheckpoint = 0")
             for name in self.names:
                 for _kind, object_name, sql in _schema_of(conn, name):
                     conn.exec_driver_sql(_renamed(sql, object_name, name))
@@ -450,9 +458,7 @@ class SQLiteShadow(Shadow):
             self._copy(conn, name)
 
     def _copy(self, conn: Connection, name: str) -> None:
-        """Every row of TEMP table `name` into its copy, by rowid ranges, each range a
-        write transaction of about `COPY_CHUNK_SECONDS`; after each one the connection
-        waits as long again, so that the bookings that waited for the lock get it."""
+        """Every row of TEMP table `name` into its copy, by rowid ranges (`_paced`)."""
         table, copy, columns = _quoted(name), _quoted(name + SWAP_SUFFIX), self.columns[name]
         with conn.begin():
             low, high = conn.exec_driver_sql(
@@ -460,51 +466,44 @@ class SQLiteShadow(Shadow):
             ).one()
         if low is None:
             return
-        began, after, width, chunks, locked = _now(), int(low) - 1, COPY_FIRST_ROWS, 0, 0.0
-        while after < int(high):
-            with _writing(conn):
-                started = _now()
-                conn.exec_driver_sql(
-                    f"INSERT INTO main.{copy} ({columns}) SELECT {columns} FROM temp.{table} "
-                    "WHERE rowid > ? AND rowid <= ?",
-                    (after, after + width),
-                )
-                took = _now() - started
-            # The pages just written go from the WAL to the file here, outside the lock:
-            # otherwise the booking whose commit next crossed `wal_autocheckpoint` would.
-            if (driver := conn.connection.driver_connection) is not None:
-                driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            locked += took
-            after += width
-            chunks += 1
-            width = int(width * COPY_CHUNK_SECONDS / max(took, 1e-4))
-            width = min(COPY_MOST_ROWS, max(COPY_LEAST_ROWS, width))
-            time.sleep(min(took, 2 * COPY_CHUNK_SECONDS))
-        log.info(
-            "%s copied in %.1f s: %s write transactions, their inserts %.1f s",
-            name,
-            _now() - began,
-            chunks,
-            locked,
-        )
+        after = int(low) - 1
 
-    def _apply_changes(self, conn: Connection) -> int:
-        """The rows the catch-up changed since the last call, copied again (in the caller's
-        write transaction); how many rowids that was."""
-        changed = int(conn.exec_driver_sql(f"SELECT count(*) FROM temp.{CHANGES}").scalar_one())
-        if not changed:
-            return 0
-        for name in self.names:
-            table, copy, columns = _quoted(name), _quoted(name + SWAP_SUFFIX), self.columns[name]
-            rowids = f"SELECT rid FROM temp.{CHANGES} WHERE tbl = ?"
-            conn.exec_driver_sql(f"DELETE FROM main.{copy} WHERE rowid IN ({rowids})", (name,))
+        def copy_rows(rows: int) -> bool:
+            nonlocal after
             conn.exec_driver_sql(
                 f"INSERT INTO main.{copy} ({columns}) SELECT {columns} FROM temp.{table} "
-                f"WHERE rowid IN ({rowids})",
-                (name,),
+                "WHERE rowid > ? AND rowid <= ?",
+                (after, after + rows),
             )
-        conn.exec_driver_sql(f"DELETE FROM temp.{CHANGES}")
-        return changed
+            after += rows
+            return after < int(high)
+
+        _paced(conn, copy_rows, f"{name} copied")
+
+    def _apply_changes(self, conn: Connection, rows: int | None = None) -> int:
+        """The rows the catch-up changed (noted by the TEMP triggers), copied again, in the
+        caller's write transaction: all of them, or `rows` rowids at most; how many."""
+        limit = "" if rows is None else f" LIMIT {int(rows)}"
+        noted = conn.exec_driver_sql(
+            f"SELECT DISTINCT tbl, rid FROM temp.{CHANGES} ORDER BY tbl, rid{limit}"
+        ).all()
+        by_table: dict[str, list[int]] = {}
+        for table_name, rowid in noted:
+            by_table.setdefault(str(table_name), []).append(int(rowid))
+        for name, rowids in by_table.items():
+            table, copy, columns = _quoted(name), _quoted(name + SWAP_SUFFIX), self.columns[name]
+            listed = (json.dumps(rowids),)
+            these = "SELECT value FROM json_each(?)"
+            conn.exec_driver_sql(f"DELETE FROM main.{copy} WHERE rowid IN ({these})", listed)
+            conn.exec_driver_sql(
+                f"INSERT INTO main.{copy} ({columns}) SELECT {columns} FROM temp.{table} "
+                f"WHERE rowid IN ({these})",
+                listed,
+            )
+            conn.exec_driver_sql(
+                f"DELETE FROM temp.{CHANGES} WHERE tbl = ? AND rid IN ({these})", (name, *listed)
+            )
+        return len(noted)
 
     def swap(
         self,
@@ -513,10 +512,23 @@ class SQLiteShadow(Shadow):
         replay: Replay,
         lock_timeout_ms: int,
     ) -> float:
-        # What the catch-up after the copy changed, outside the final step.
-        with _writing(conn):
-            before = self._apply_changes(conn)
-        replay.until_head(conn, self)
+        # What the catch-up after the copy changed, copied again in short transactions
+        # until what comes meanwhile is little: the final step copies only that.
+        copied = []
+        for _ in range(SWAP_ROUNDS):
+            count = 0
+
+            def changes(rows: int) -> bool:
+                nonlocal count
+                done = self._apply_changes(conn, rows)
+                count += done
+                return done == rows
+
+            _paced(conn, changes, "changed rows copied again")
+            copied.append(count)
+            replay.until_head(conn, self)
+            if count <= SWAP_FEW_ROWS:
+                break
         try:
             with _writing(conn):
                 started = _now()
@@ -530,16 +542,33 @@ class SQLiteShadow(Shadow):
                 conn.exec_driver_sql("PRAGMA writable_schema = RESET")
             raise
         held = _now() - started
-        log.info(
-            "rows changed after the copy, copied again: %s before the swap, %s in it", before, last
-        )
+        log.info("rows changed after the copy, copied again: %s, then %s in the swap", copied, last)
         self._drop_copies(conn)  # now the old tables
         return held
 
     def _drop_copies(self, conn: Connection) -> None:
+        """The `__swap` tables emptied in short transactions (a DROP of a large table holds
+        the lock while it frees every page), then dropped."""
         for name in self.names:
+            copy = _quoted(name + SWAP_SUFFIX)
+            with conn.begin():
+                found = conn.exec_driver_sql(
+                    "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?",
+                    (name + SWAP_SUFFIX,),
+                ).first()
+            if found is None:
+                continue
+
+            def delete_rows(rows: int, copy: str = copy) -> bool:
+                deleted = conn.exec_driver_sql(
+                    f"DELETE FROM main.{copy} WHERE rowid IN "
+                    f"(SELECT rowid FROM main.{copy} LIMIT {int(rows)})"
+                ).rowcount
+                return bool(deleted == rows)
+
+            _paced(conn, delete_rows, f"{name}'s old rows deleted")
             with _writing(conn):
-                _run_timed(conn, f"DROP TABLE IF EXISTS main.{_quoted(name + SWAP_SUFFIX)}")
+                _run_timed(conn, f"DROP TABLE IF EXISTS main.{copy}")
 
     def drop(self, conn: Connection) -> None:
         """The TEMP tables go, so that the pooled connection sees the live ones again, and
@@ -554,6 +583,7 @@ class SQLiteShadow(Shadow):
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_quoted(name)}")
                 if self.cache_size is not None:
                     conn.exec_driver_sql(f"PRAGMA main.cache_size = {self.cache_size}")
+                    conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {self.autocheckpoint}")
             with conn.begin():
                 left = conn.exec_driver_sql(
                     "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name IN "
@@ -569,12 +599,43 @@ class SQLiteShadow(Shadow):
 
 SWAP_SUFFIX = "__swap"  # SQLite: the copies in the main database, and their indexes
 CHANGES = "swap_changes"  # SQLite: TEMP table of the rows changed after the copy
-COPY_CHUNK_SECONDS = 0.06  # SQLite: one write transaction of the copy, about
+COPY_CHUNK_SECONDS = 0.025  # SQLite: one write transaction of the copy, about
 COPY_FIRST_ROWS = 2_000
 COPY_LEAST_ROWS = 100
 COPY_MOST_ROWS = 200_000
+SWAP_ROUNDS = 5  # SQLite: catch-ups after the copy at most, before the final step
+SWAP_FEW_ROWS = 500  # SQLite: changed rows few enough to copy in the final step
 # SQLite: the TEMP triggers' note of a changed row, by statement: the rowids it names.
 NOTED = {"INSERT": ("new",), "UPDATE": ("old", "new"), "DELETE": ("old",)}
+
+
+def _paced(conn: Connection, step: Callable[[int], bool], what: str) -> None:
+    """`step(rows)` (true while there is more to do) again and again, each call a write
+    transaction of about `COPY_CHUNK_SECONDS` (`rows` adapts to it); after each one the
+    connection checkpoints its pages and waits as long as it held the lock, so that the
+    bookings that waited for the lock get it."""
+    began, width, count, held, more = _now(), COPY_FIRST_ROWS, 0, 0.0, True
+    while more:
+        with _writing(conn):
+            started = _now()
+            more = step(width)
+        took = _now() - started
+        # The pages just written go from the WAL to the file here, outside the lock:
+        # otherwise the booking whose commit next crossed `wal_autocheckpoint` would.
+        if (driver := conn.connection.driver_connection) is not None:
+            driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        held += took
+        count += 1
+        width = int(width * COPY_CHUNK_SECONDS / max(took, 1e-4))
+        width = min(COPY_MOST_ROWS, max(COPY_LEAST_ROWS, width))
+        time.sleep(min(took, 2 * COPY_CHUNK_SECONDS))
+    log.info(
+        "%s in %.1f s: %s write transactions holding the lock %.1f s",
+        what,
+        _now() - began,
+        count,
+        held,
+    )
 
 
 @contextmanager

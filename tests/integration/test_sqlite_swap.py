@@ -100,18 +100,19 @@ def test_bookings_between_the_copys_transactions_succeed(
     token = api.token("booker")
     monkeypatch.setattr(shadowing, "COPY_FIRST_ROWS", 2)
     monkeypatch.setattr(shadowing, "COPY_LEAST_ROWS", 2)
-    monkeypatch.setattr(shadowing, "COPY_MOST_ROWS", 2)
-    copying = threading.Event()
+    monkeypatch.setattr(shadowing, "COPY_MOST_ROWS", 5)
+    copying, stop = threading.Event(), threading.Event()
     copy = shadowing.SQLiteShadow._copy
 
     def slowly(self: shadowing.SQLiteShadow, conn: Any, name: str) -> None:
         copying.set()
         copy(self, conn, name)
         time.sleep(0.05)
+        if name == self.names[-1]:
+            stop.set()  # the catch-up after the copy then has an end
 
     monkeypatch.setattr(shadowing.SQLiteShadow, "_copy", slowly)
     day = future_weekday(3, weeks_ahead=5)
-    stop = threading.Event()
     answers: list[tuple[int, bool, float]] = []
 
     def book(n: int) -> None:
@@ -119,8 +120,10 @@ def test_bookings_between_the_copys_transactions_succeed(
         headers = {"Authorization": f"Bearer {token}"}
         hour = 0
         while not stop.is_set():
-            start = local(day + timedelta(days=n * 7 + hour // 14), 8 + hour % 14)
+            # Three weeks per client, again and again (409 from the second time on).
+            start = local(day + timedelta(days=n * 21 + (hour // 14) % 21), 8 + hour % 14)
             hour += 1
+            time.sleep(0.005)
             body = {
                 "premises_id": "hall-a",
                 "start": start.isoformat(),
