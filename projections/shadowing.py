@@ -24,8 +24,11 @@ handlers) writes the shadow tables unchanged:
   (a lock-order cycle: `lock_timeout`), the swap is rolled back and tried again.
 - SQLite: the shadow tables are TEMP tables of the rebuild's connection (temp comes first in
   SQLite's name resolution), which takes no lock on the database file while it writes them.
-  The swap, under the one writer's lock, copies them into the live tables: SQLite cannot move
-  a table between schemas, and its writers are one at a time anyway.
+  SQLite cannot move a table between schemas, so `finish` copies them into `<table>__swap`
+  tables of the main database in short write transactions (bookings go in between), TEMP
+  triggers note what the catch-up changes after that, and the swap, under the one writer's
+  lock, copies those few rows and exchanges the live tables' and the copies' root pages
+  (`SQLiteShadow`); the old B-trees are then emptied in short transactions and dropped.
 
 Positions commit in order (`projections.runner`, invariant 3), so reading the log after the
 last position replayed skips nothing, with or without a lock; the swap reads the rest while
