@@ -1,11 +1,13 @@
-"""Bookings over HTTP while every projection is rebuilt from a large log, on PostgreSQL.
+"""Bookings over HTTP while every projection is rebuilt from a large log.
 
-`python -m bench.rebuild_live [--events N] [--seconds S] [--clients C] [--mix …]`
+`python -m bench.rebuild_live [--database postgresql|sqlite] [--events N] [--seconds S]
+[--clients C] [--mix …]`
 
 The log (`bench.rebuild.generate`, default 1,000,000 events) is generated once into a
-template database, `tilavaraus_bench_rebuild_<N>`, with every projection built; later runs
-reuse it (`--fresh-template` makes it again). Each run copies it (`CREATE DATABASE …
-TEMPLATE`), starts the production setup on the copy (`booking serve`, gunicorn, and
+template database, `tilavaraus_bench_rebuild_<N>` (SQLite: a file of that name in the
+temporary folder, `--template-dir`), with every projection built; later runs reuse it
+(`--fresh-template` makes it again). Each run copies it (`CREATE DATABASE … TEMPLATE`, or
+the file), starts the production setup on the copy (`booking serve`, gunicorn, and
 `booking projector`, as `bench.load` does), registers 20 rooms and loads the server with
 `bench.load`'s traffic (by default bookings and cancellations only: the writes the old
 rebuild stopped) in three phases:
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,7 +52,6 @@ from bench.load import (
     _free_port,
     _mix,
     _register_premises,
-    _setup,
     _wait_until_serving,
     run_round,
 )
@@ -71,11 +73,6 @@ def _url(server: str, name: str) -> str:
 
 def template(server: str, events: int, fresh: bool) -> str:
     """The template database's name: the generated log with every projection built."""
-    from bench.rebuild import load_log
-    from booking.clock import system_clock
-    from booking.migrate import upgrade
-    from projections import rebuilding, runner
-
     name = f"tilavaraus_bench_rebuild_{events}"
     admin = _admin(server)
     try:
@@ -89,13 +86,7 @@ def template(server: str, events: int, fresh: bool) -> str:
             conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
         engine = make_engine(_url(server, name))
         try:
-            upgrade(engine)
-            began = time.perf_counter()
-            written = load_log(engine, events)
-            print(f"template: wrote {written:,} events in {time.perf_counter() - began:.0f} s")
-            began = time.perf_counter()
-            rebuilding.rebuild(engine, runner.ALL, clock=system_clock)
-            print(f"template: projections built in {time.perf_counter() - began:.0f} s")
+            _build(engine, events)
         finally:
             engine.dispose()
     finally:
@@ -103,17 +94,69 @@ def template(server: str, events: int, fresh: bool) -> str:
     return name
 
 
-def child_rebuild(url: str) -> None:
-    """The rebuild as its own process: every projection; prints one JSON line."""
+def _build(engine: Any, events: int) -> None:
+    """The generated log and every projection built from it."""
+    from bench.rebuild import load_log
+    from booking.clock import system_clock
+    from booking.migrate import upgrade
+    from projections import rebuilding, runner
+
+    upgrade(engine)
+    began = time.perf_counter()
+    written = load_log(engine, events)
+    print(f"template: wrote {written:,} events in {time.perf_counter() - began:.0f} s")
+    began = time.perf_counter()
+    rebuilding.rebuild(engine, runner.ALL, clock=system_clock)
+    print(f"template: projections built in {time.perf_counter() - began:.0f} s", flush=True)
+
+
+@contextmanager
+def copy_of_sqlite_template(folder: Path, events: int, fresh: bool) -> Iterator[str]:
+    """The URL of a copy, in `folder`, of the SQLite template file (made if missing)."""
+    from booking.migrate import upgrade
+
+    template_file = folder / f"tilavaraus_bench_rebuild_{events}.sqlite"
+    if fresh or not template_file.exists():
+        making = template_file.with_suffix(".making")
+        for leftover in (making, Path(f"{making}-wal"), Path(f"{making}-shm")):
+            leftover.unlink(missing_ok=True)
+        engine = make_engine(f"sqlite:///{making}")
+        try:
+            _build(engine, events)
+        finally:
+            engine.dispose()  # the last connection closed: the WAL checkpointed and gone
+        making.rename(template_file)
+    with tempfile.TemporaryDirectory(dir=folder) as run:
+        copy = Path(run) / "tilavaraus.sqlite"
+        began = time.perf_counter()
+        shutil.copyfile(template_file, copy)
+        print(f"copied the template in {time.perf_counter() - began:.0f} s", flush=True)
+        url = f"sqlite:///{copy}"
+        engine = make_engine(url)
+        try:
+            upgrade(engine)  # a template kept from an older schema
+        finally:
+            engine.dispose()
+        yield url
+
+
+def child_rebuild(url: str, inline_only: bool) -> None:
+    """The rebuild as its own process: every projection (or the inline ones); prints one
+    JSON line, and logs the rebuild's steps (INFO) on stderr."""
+    import logging
+
     from booking.clock import system_clock
     from projections import rebuilding, runner, shadowing
 
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     engine = make_engine(url)
     swaps: list[float] = []
     began = time.perf_counter()
     inline = shadowing.rebuild_inline(engine, runner.INLINE, on_swap=swaps.append)
     inline_done = time.perf_counter()
-    later = rebuilding.rebuild_asynchronous(engine, runner.ASYNC, clock=system_clock)
+    later = 0
+    if not inline_only:
+        later = rebuilding.rebuild_asynchronous(engine, runner.ASYNC, clock=system_clock)
     print(
         json.dumps(
             {
@@ -159,6 +202,12 @@ def copy_of_template(server: str, events: int, fresh: bool = False) -> Iterator[
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    if args.database == "sqlite":
+        with (
+            copy_of_sqlite_template(args.template_dir, args.events, args.fresh_template) as url,
+            tempfile.TemporaryDirectory() as folder,
+        ):
+            return _measure_on(args, url, Path(folder))
     with (
         copy_of_template(args.postgres, args.events, args.fresh_template) as url,
         tempfile.TemporaryDirectory() as folder,
@@ -166,8 +215,32 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         return _measure_on(args, url, Path(folder))
 
 
+def _people(url: str) -> tuple[str, str]:
+    """A booker and staff, made with the servers' secret key (`bench.load._setup` without
+    its baseline's table, which is PostgreSQL's); their tokens."""
+    from booking.app import create_app
+
+    engine = make_engine(url)
+    try:
+        app = create_app(
+            {
+                "ENGINE": engine,
+                "BOOKING_DATABASE_URL": url,
+                "SECRET_KEY": SECRET_KEY,
+                "BOOKING_INSTANCE_PATH": tempfile.gettempdir(),
+                "BOOKING_RUN_SCHEDULER": False,
+            }
+        )
+        with app.app_context():
+            booker = common.new_person(engine, "booker")
+            staff = common.new_person(engine, "staff")
+    finally:
+        engine.dispose()
+    return booker.token, staff.token
+
+
 def _measure_on(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
-    booker, staff = _setup(url)
+    booker, staff = _people(url)
     env = {
         **os.environ,
         "BOOKING_DATABASE_URL": url,
@@ -193,7 +266,8 @@ def _measure_on(args: argparse.Namespace, url: str, folder: Path) -> dict[str, A
         run_round(target, args.clients, args.seconds, phases["before"], seed=1)
         _tell("before the rebuild", phases["before"])
         rebuild = subprocess.Popen(
-            [sys.executable, "-m", "bench.rebuild_live", "--child-rebuild", url],
+            [sys.executable, "-m", "bench.rebuild_live", "--child-rebuild", url]
+            + (["--inline-only"] if args.inline_only else []),
             env=env,
             stdout=subprocess.PIPE,
             stderr=(folder / "rebuild.log").open("ab"),
@@ -214,6 +288,9 @@ def _measure_on(args: argparse.Namespace, url: str, folder: Path) -> dict[str, A
         if rebuild.returncode != 0:
             raise SystemExit(f"the rebuild failed:\n{(folder / 'rebuild.log').read_text()}")
         result = json.loads(output.strip().splitlines()[-1])
+        for line in (folder / "rebuild.log").read_text().splitlines():
+            if line.startswith("projections.shadowing"):
+                print(line, flush=True)
         run_round(target, args.clients, args.seconds, phases["after"], seed=2)
         engine = make_engine(url)
         try:
@@ -290,15 +367,21 @@ def report(args: argparse.Namespace, found: dict[str, Any]) -> bool:
             ]
         )
     common.print_table(
-        f"Bookings over HTTP beside a rebuild of {result['events']:,} events — "
+        f"Bookings over HTTP beside a rebuild of {result['events']:,} events "
+        f"({args.database}) — "
         f"{args.clients} clients, mix " + ", ".join(f"{k} {w}" for k, w in args.mix),
         ["phase", "requests", "req/s", "bookings", "p50", "p99", "slowest", "non-2xx", "errors"],
         rows,
     )
     print(
         f"rebuild: inline projections {result['inline_seconds']:.1f} s (shadow tables), "
-        f"every projection {result['seconds']:.1f} s; the swap held the live tables "
-        f"{result['swap_seconds'] * 1000:.0f} ms; load average "
+        + (
+            "the asynchronous ones not rebuilt (--inline-only)"
+            if args.inline_only
+            else f"every projection {result['seconds']:.1f} s"
+        )
+        + "; the swap held the live tables "
+        + f"{result['swap_seconds'] * 1000:.0f} ms; load average "
         + " ".join(f"{x:.1f}" for x in os.getloadavg())
     )
     during = phases["during the rebuild"]
@@ -320,19 +403,29 @@ def report(args: argparse.Namespace, found: dict[str, Any]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="log size")
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--postgres", default=common.POSTGRES_SERVER, help="server URL")
+    parser.add_argument(
+        "--template-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()),
+        help="SQLite: where the template file is kept, and each run's copy made",
+    )
     parser.add_argument("--fresh-template", action="store_true", help="generate the log again")
     parser.add_argument("--seconds", type=float, default=15.0, help="load before and after")
     parser.add_argument("--clients", type=int, default=4, help="concurrent connections")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--mix", type=_mix, default=WRITES, help="kind=weight,… (bench.load)")
+    parser.add_argument(
+        "--inline-only", action="store_true", help="rebuild the inline projections only"
+    )
     parser.add_argument("--child-rebuild", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_rebuild:
-        child_rebuild(args.child_rebuild)
+        child_rebuild(args.child_rebuild, args.inline_only)
         return
-    if problem := common.postgres_problem(args.postgres):
+    if args.database == "postgresql" and (problem := common.postgres_problem(args.postgres)):
         print(f"PostgreSQL skipped: {problem}", file=sys.stderr)
         return
     if not report(args, measure(args)):
