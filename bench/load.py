@@ -432,10 +432,7 @@ def catch_up_seconds(engine: Engine, limit: float = 30.0) -> float:
 
 
 def _setup(url: str) -> tuple[str, str]:
-    """Migrated schema, the baseline's table, a booker and staff; (booker token, staff token).
-
-    The people are made inside an app with the servers' secret key, which seals their
-    personal data: a person sealed under another key could not be read by the servers."""
+    """Migrated schema, the baseline's table, a booker and staff; (booker token, staff token)."""
     engine = make_engine(url)
     try:
         upgrade(engine)
@@ -443,6 +440,18 @@ def _setup(url: str) -> tuple[str, str]:
             for statement in BASELINE_TABLE.split(";"):
                 if statement.strip():
                     conn.execute(text(statement))
+    finally:
+        engine.dispose()
+    return people(url)
+
+
+def people(url: str) -> tuple[str, str]:
+    """A booker and staff in the migrated database at `url`; (booker token, staff token).
+
+    The people are made inside an app with the servers' secret key, which seals their
+    personal data: a person sealed under another key could not be read by the servers."""
+    engine = make_engine(url)
+    try:
         app = create_app(
             {
                 "ENGINE": engine,

@@ -53,6 +53,7 @@ from bench.load import (
     _mix,
     _register_premises,
     _wait_until_serving,
+    people,
     run_round,
 )
 from events.sql import make_engine
@@ -215,32 +216,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         return _measure_on(args, url, Path(folder))
 
 
-def _people(url: str) -> tuple[str, str]:
-    """A booker and staff, made with the servers' secret key (`bench.load._setup` without
-    its baseline's table, which is PostgreSQL's); their tokens."""
-    from booking.app import create_app
-
-    engine = make_engine(url)
-    try:
-        app = create_app(
-            {
-                "ENGINE": engine,
-                "BOOKING_DATABASE_URL": url,
-                "SECRET_KEY": SECRET_KEY,
-                "BOOKING_INSTANCE_PATH": tempfile.gettempdir(),
-                "BOOKING_RUN_SCHEDULER": False,
-            }
-        )
-        with app.app_context():
-            booker = common.new_person(engine, "booker")
-            staff = common.new_person(engine, "staff")
-    finally:
-        engine.dispose()
-    return booker.token, staff.token
-
-
 def _measure_on(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
-    booker, staff = _people(url)
+    booker, staff = people(url)
     env = {
         **os.environ,
         "BOOKING_DATABASE_URL": url,
