@@ -484,3 +484,52 @@ def test_a_parallel_rebuild_of_every_projection_equals_the_live_tables(api: Api)
     count = rebuilding.rebuild(api.engine, runner.ALL, clock=system_clock, parallel=True)
     assert count > 0
     assert everything() == live
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # SQLite's one writer
+def test_a_writer_waiting_during_an_asynchronous_rebuild_gets_in_between_its_batches(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch of an asynchronous rebuild holds SQLite's one writer's lock. Back to back,
+    they left no gap a waiting writer's busy handler (sleeping between its tries) could
+    find: a booking waited for the whole replay. The writer here starts waiting in the
+    second of many slow batches and must be in before the replay's last batch."""
+    a_mixed_history(api)
+    held_longer = usage.Usage.apply_batch
+
+    def slow_batch(self: Any, conn: Any, batch: Any) -> None:
+        held_longer(self, conn, batch)
+        time.sleep(0.03)  # inside the batch's write transaction
+
+    monkeypatch.setattr(usage.Usage, "apply_batch", slow_batch)
+    batches: list[int] = []
+    waiting, written = threading.Event(), threading.Event()
+    in_at: list[int] = []
+
+    def progress(count: int) -> None:
+        batches.append(count)
+        if len(batches) == 1:
+            waiting.set()
+
+    def writer() -> None:
+        waiting.wait(30)
+        with write_transaction(api.engine) as conn:
+            conn.exec_driver_sql("CREATE TABLE probe (n INTEGER)")
+        in_at.append(len(batches))
+        written.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        rebuilding.rebuild_asynchronous(
+            api.engine,
+            runner.by_name(["usage"]),
+            batch_size=2,
+            progress=progress,
+            clock=system_clock,
+        )
+    finally:
+        thread.join(60)
+    assert written.is_set()
+    assert len(batches) > 8, batches  # many batches: the writer had many chances
+    assert in_at[0] < len(batches) - 1, (in_at, len(batches))
