@@ -24,11 +24,8 @@ handlers) writes the shadow tables unchanged:
   (a lock-order cycle: `lock_timeout`), the swap is rolled back and tried again.
 - SQLite: the shadow tables are TEMP tables of the rebuild's connection (temp comes first in
   SQLite's name resolution), which takes no lock on the database file while it writes them.
-  SQLite cannot move a table between schemas, so `finish` copies them into `<table>__swap`
-  tables of the main database in short write transactions (bookings go in between), TEMP
-  triggers note what the catch-up changes after that, and the swap, under the one writer's
-  lock, copies those few rows and exchanges the live tables' and the copies' root pages
-  (`SQLiteShadow`); the old B-trees are then emptied in short transactions and dropped.
+  The swap, under the one writer's lock, copies them into the live tables: SQLite cannot move
+  a table between schemas, and its writers are one at a time anyway.
 
 Positions commit in order (`projections.runner`, invariant 3), so reading the log after the
 last position replayed skips nothing, with or without a lock; the swap reads the rest while
@@ -40,7 +37,6 @@ from scratch.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -380,50 +376,33 @@ class PostgresShadow(Shadow):
 
 
 class SQLiteShadow(Shadow):
-    """The replay writes TEMP tables (no lock on the database file); `finish` copies them,
-    in short write transactions, into tables of the main database named `<table>__swap`
-    with the live tables' indexes (`<index>__swap`), and TEMP triggers note every row the
-    catch-up changes after that. The swap, under the one writer's lock, applies the last
-    events, copies the rows they changed, and exchanges the live tables' and the copies'
-    root pages in `sqlite_master`: the live names then lead to the rebuilt B-trees, and
-    the `__swap` names to the old ones, dropped after the commit. The lock is held for a
-    few rows and a schema change, not for a copy of every table (8.7–10.6 s at 1,000,000
-    events)."""
-
     def __init__(self) -> None:
+        self.deferred: list[str] = []
         self.names: list[str] = []
-        self.columns: dict[str, str] = {}
-        self.cache_size: int | None = None
-        self.autocheckpoint = 0
 
     def create(self, conn: Connection, projections: Sequence[Projection]) -> None:
-        """TEMP tables made by the live ones' own statements, without the `rebuild_drops`
-        indexes (the replay finds rows by key; the copies in the main database have them).
-        Leftovers of an interrupted rebuild are dropped first."""
+        """TEMP tables made by the live ones' own statements; the `rebuild_drops` indexes
+        wait for `finish`."""
         dropped = {index.name for p in projections for index in p.rebuild_drops}
         self.names = _names(projections)
         self.drop(conn)
         with conn.begin():
-            self.cache_size = int(conn.exec_driver_sql("PRAGMA main.cache_size").scalar_one())
-            self.autocheckpoint = int(
-                conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
-            )
             conn.exec_driver_sql(f"PRAGMA temp.cache_size = -{SHADOW_CACHE_KIB}")
             for name in self.names:
-                for kind, object_name, sql in _schema_of(conn, name):
+                found = conn.exec_driver_sql(
+                    "SELECT type, name, sql FROM main.sqlite_master "
+                    "WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type = 'index'",
+                    (name,),
+                ).all()
+                for kind, object_name, sql in found:
                     if kind == "table":
                         conn.exec_driver_sql(re.sub(r"^CREATE TABLE", "CREATE TEMP TABLE", sql))
-                    elif kind == "index" and object_name not in dropped:
-                        conn.exec_driver_sql(
-                            re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX temp.", sql)
-                        )
-                self.columns[name] = ", ".join(
-                    ["rowid"]
-                    + [
-                        _quoted(str(row[1]))
-                        for row in conn.exec_driver_sql(f"PRAGMA temp.table_info({_quoted(name)})")
-                    ]
-                )
+                    elif kind == "index":
+                        sql = re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX temp.", sql)
+                        if object_name in dropped:
+                            self.deferred.append(sql)
+                        else:
+                            conn.exec_driver_sql(sql)
 
     @contextmanager
     def transaction(self, conn: Connection) -> Iterator[None]:
@@ -433,80 +412,9 @@ class SQLiteShadow(Shadow):
             yield
 
     def finish(self, conn: Connection, projections: Sequence[Projection]) -> None:
-        """The copies in the main database, made empty with every index and filled from
-        the TEMP tables in short write transactions (bookings go in between); from here on
-        the TEMP triggers note the rows the catch-up changes."""
-        with _writing(conn):
-            conn.exec_driver_sql(f"PRAGMA main.cache_size = -{SHADOW_CACHE_KIB}")
-            # This connection checkpoints after each of its write transactions (`_paced`),
-            # not in their commits, which then hold the lock for their own pages only.
-            conn.exec_driver_sql("PRAGMA wal_autocheckpoint = 0")
-            for name in self.names:
-                for _kind, object_name, sql in _schema_of(conn, name):
-                    conn.exec_driver_sql(_renamed(sql, object_name, name))
         with conn.begin():
-            # Not a key: a statement's own conflict clause (OR REPLACE, OR ABORT) would be its
-            # triggers' too. A rowid noted twice is copied once (`IN`).
-            conn.exec_driver_sql(f"CREATE TEMP TABLE {CHANGES} (tbl TEXT NOT NULL, rid INTEGER)")
-            conn.exec_driver_sql(f"CREATE INDEX temp.{CHANGES}_rows ON {CHANGES} (tbl, rid)")
-            for name in self.names:
-                note = f"INSERT INTO {CHANGES} VALUES ('{name}', "
-                for event, rows in NOTED.items():
-                    body = " ".join(f"{note}{row}.rowid);" for row in rows)
-                    conn.exec_driver_sql(
-                        f"CREATE TEMP TRIGGER {_quoted(f'{name}{SWAP_SUFFIX}_{event.lower()}')} "
-                        f"AFTER {event} ON {_quoted(name)} BEGIN {body} END"
-                    )
-        for name in self.names:
-            self._copy(conn, name)
-
-    def _copy(self, conn: Connection, name: str) -> None:
-        """Every row of TEMP table `name` into its copy, by rowid ranges (`_paced`)."""
-        table, copy, columns = _quoted(name), _quoted(name + SWAP_SUFFIX), self.columns[name]
-        with conn.begin():
-            low, high = conn.exec_driver_sql(
-                f"SELECT min(rowid), max(rowid) FROM temp.{table}"
-            ).one()
-        if low is None:
-            return
-        after = int(low) - 1
-
-        def copy_rows(rows: int) -> bool:
-            nonlocal after
-            conn.exec_driver_sql(
-                f"INSERT INTO main.{copy} ({columns}) SELECT {columns} FROM temp.{table} "
-                "WHERE rowid > ? AND rowid <= ?",
-                (after, after + rows),
-            )
-            after += rows
-            return after < int(high)
-
-        _paced(conn, copy_rows, f"{name} copied")
-
-    def _apply_changes(self, conn: Connection, rows: int | None = None) -> int:
-        """The rows the catch-up changed (noted by the TEMP triggers), copied again, in the
-        caller's write transaction: all of them, or `rows` rowids at most; how many."""
-        limit = "" if rows is None else f" LIMIT {int(rows)}"
-        noted = conn.exec_driver_sql(
-            f"SELECT DISTINCT tbl, rid FROM temp.{CHANGES} ORDER BY tbl, rid{limit}"
-        ).all()
-        by_table: dict[str, list[int]] = {}
-        for table_name, rowid in noted:
-            by_table.setdefault(str(table_name), []).append(int(rowid))
-        for name, rowids in by_table.items():
-            table, copy, columns = _quoted(name), _quoted(name + SWAP_SUFFIX), self.columns[name]
-            listed = (json.dumps(rowids),)
-            these = "SELECT value FROM json_each(?)"
-            conn.exec_driver_sql(f"DELETE FROM main.{copy} WHERE rowid IN ({these})", listed)
-            conn.exec_driver_sql(
-                f"INSERT INTO main.{copy} ({columns}) SELECT {columns} FROM temp.{table} "
-                f"WHERE rowid IN ({these})",
-                listed,
-            )
-            conn.exec_driver_sql(
-                f"DELETE FROM temp.{CHANGES} WHERE tbl = ? AND rid IN ({these})", (name, *listed)
-            )
-        return len(noted)
+            for sql in self.deferred:
+                _run_timed(conn, sql)
 
     def swap(
         self,
@@ -515,219 +423,31 @@ class SQLiteShadow(Shadow):
         replay: Replay,
         lock_timeout_ms: int,
     ) -> float:
-        # What the catch-up after the copy changed, copied again in short transactions
-        # until what comes meanwhile is little: the final step copies only that.
-        copied = []
-        for _ in range(SWAP_ROUNDS):
-            count = 0
-
-            def changes(rows: int) -> bool:
-                nonlocal count
-                done = self._apply_changes(conn, rows)
-                count += done
-                return done == rows
-
-            _paced(conn, changes, "changed rows copied again")
-            copied.append(count)
-            replay.until_head(conn, self)
-            if count <= SWAP_FEW_ROWS:
-                break
+        conn.execution_options(write=True)  # BEGIN IMMEDIATE: the one writer's lock
         try:
-            with _writing(conn):
+            with conn.begin():
                 started = _now()
                 replay.rest(conn)
-                last = self._apply_changes(conn)
-                _exchange_root_pages(conn, self.names)
-        except BaseException:
-            # Rolled back: this connection reads the schema again (it may have read the
-            # exchanged one inside the transaction).
-            with conn.begin():
-                conn.exec_driver_sql("PRAGMA writable_schema = RESET")
-            raise
-        held = _now() - started
-        log.info("rows changed after the copy, copied again: %s, then %s in the swap", copied, last)
-        self._drop_copies(conn)  # now the old tables
-        return held
-
-    def _drop_copies(self, conn: Connection) -> None:
-        """The `__swap` tables emptied in short transactions (a DROP of a large table holds
-        the lock while it frees every page), then dropped."""
-        for name in self.names:
-            copy = _quoted(name + SWAP_SUFFIX)
-            with conn.begin():
-                found = conn.exec_driver_sql(
-                    "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?",
-                    (name + SWAP_SUFFIX,),
-                ).first()
-            if found is None:
-                continue
-
-            def delete_rows(rows: int, copy: str = copy) -> bool:
-                deleted = conn.exec_driver_sql(
-                    f"DELETE FROM main.{copy} WHERE rowid IN "
-                    f"(SELECT rowid FROM main.{copy} LIMIT {int(rows)})"
-                ).rowcount
-                return bool(deleted == rows)
-
-            _paced(conn, delete_rows, f"{name}'s old rows deleted")
-            with _writing(conn):
-                _run_timed(conn, f"DROP TABLE IF EXISTS main.{copy}")
+                for name in self.names:
+                    table = _quoted(name)
+                    conn.exec_driver_sql(f"DELETE FROM main.{table}")
+                    conn.exec_driver_sql(f"INSERT INTO main.{table} SELECT * FROM temp.{table}")
+            return _now() - started
+        finally:
+            conn.execution_options(write=False)
 
     def drop(self, conn: Connection) -> None:
-        """The TEMP tables go, so that the pooled connection sees the live ones again, and
-        the copies in the main database (or, should that fail, the connection is closed
-        rather than pooled)."""
+        """The TEMP tables go, so that the pooled connection sees the live ones again (or,
+        should that fail, the connection is closed rather than pooled)."""
         try:
             if conn.in_transaction():
                 conn.rollback()
             with conn.begin():
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{CHANGES}")
                 for name in self.names:
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_quoted(name)}")
-                if self.cache_size is not None:
-                    conn.exec_driver_sql(f"PRAGMA main.cache_size = {self.cache_size}")
-                    conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {self.autocheckpoint}")
-            with conn.begin():
-                left = conn.exec_driver_sql(
-                    "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name IN "
-                    f"({', '.join('?' for _ in self.names)})",
-                    tuple(name + SWAP_SUFFIX for name in self.names),
-                ).scalar_one()
-            if left:
-                self._drop_copies(conn)
         except Exception:
             conn.invalidate()
             raise
-
-
-SWAP_SUFFIX = "__swap"  # SQLite: the copies in the main database, and their indexes
-CHANGES = "swap_changes"  # SQLite: TEMP table of the rows changed after the copy
-COPY_CHUNK_SECONDS = 0.025  # SQLite: one write transaction of the copy, about
-COPY_FIRST_ROWS = 2_000
-COPY_LEAST_ROWS = 100
-COPY_MOST_ROWS = 200_000
-SWAP_ROUNDS = 5  # SQLite: catch-ups after the copy at most, before the final step
-SWAP_FEW_ROWS = 500  # SQLite: changed rows few enough to copy in the final step
-# SQLite: the TEMP triggers' note of a changed row, by statement: the rowids it names.
-NOTED = {"INSERT": ("new",), "UPDATE": ("old", "new"), "DELETE": ("old",)}
-
-
-def _paced(conn: Connection, step: Callable[[int], bool], what: str) -> None:
-    """`step(rows)` (true while there is more to do) again and again, each call a write
-    transaction of about `COPY_CHUNK_SECONDS` (`rows` adapts to it); after each one the
-    connection checkpoints its pages and waits as long as it held the lock, so that the
-    bookings that waited for the lock get it."""
-    began, width, count, held, more = _now(), COPY_FIRST_ROWS, 0, 0.0, True
-    while more:
-        with _writing(conn):
-            started = _now()
-            more = step(width)
-        took = _now() - started
-        # The pages just written go from the WAL to the file here, outside the lock:
-        # otherwise the booking whose commit next crossed `wal_autocheckpoint` would.
-        if (driver := conn.connection.driver_connection) is not None:
-            driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        held += took
-        count += 1
-        width = int(width * COPY_CHUNK_SECONDS / max(took, 1e-4))
-        width = min(COPY_MOST_ROWS, max(COPY_LEAST_ROWS, width))
-        time.sleep(min(took, 2 * COPY_CHUNK_SECONDS))
-    log.info(
-        "%s in %.1f s: %s write transactions holding the lock %.1f s",
-        what,
-        _now() - began,
-        count,
-        held,
-    )
-
-
-@contextmanager
-def _writing(conn: Connection) -> Iterator[None]:
-    """A write transaction: on SQLite BEGIN IMMEDIATE, the one writer's lock."""
-    conn.execution_options(write=True)
-    try:
-        with conn.begin():
-            yield
-    finally:
-        conn.execution_options(write=False)
-
-
-def _schema_of(conn: Connection, name: str) -> list[tuple[str, str, str]]:
-    """(type, name, sql) of live table `name` and its indexes of a statement of their own."""
-    return [
-        (str(kind), str(object_name), str(sql))
-        for kind, object_name, sql in conn.exec_driver_sql(
-            "SELECT type, name, sql FROM main.sqlite_master "
-            "WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type = 'index', name",
-            (name,),
-        )
-    ]
-
-
-def _renamed(sql: str, object_name: str, table: str) -> str:
-    """A live table's or index's statement, made for its copy in the main database."""
-    named, on = re.escape(object_name), re.escape(table)
-    if sql.startswith("CREATE TABLE"):
-        copy = _quoted(table + SWAP_SUFFIX)
-        renamed, count = re.subn(rf'^CREATE TABLE\s+("?){named}\1', f"CREATE TABLE {copy}", sql)
-    else:
-        copy = f"{_quoted(object_name + SWAP_SUFFIX)} ON {_quoted(table + SWAP_SUFFIX)}"
-        renamed, count = re.subn(
-            rf'^CREATE (UNIQUE )?INDEX\s+("?){named}\2\s+ON\s+("?){on}\3',
-            lambda m: f"CREATE {m[1] or ''}INDEX {copy}",
-            sql,
-        )
-    if count != 1 or "WITHOUT ROWID" in sql.upper() or "AUTOINCREMENT" in sql.upper():
-        raise RuntimeError(f"cannot make a swappable copy of {object_name}: {sql}")
-    return renamed
-
-
-def _exchange_root_pages(conn: Connection, names: Sequence[str]) -> None:
-    """Each live table and index of `names` exchanges its root page with its `__swap`
-    copy's, in the caller's write transaction. The two are made by the same statements
-    (but for their names), so each B-tree fits the definition it comes under. SQLite's
-    documented way of a schema change that leaves the stored content as it is: an UPDATE
-    of `sqlite_master` under `writable_schema`, and the schema version one up, which makes
-    every connection read the schema again before its next statement."""
-    marks = ", ".join("?" for _ in names)
-    found = conn.exec_driver_sql(
-        f"SELECT name, tbl_name, rootpage FROM main.sqlite_master WHERE tbl_name IN ({marks}) "
-        f"OR tbl_name IN ({marks})",
-        (*names, *(name + SWAP_SUFFIX for name in names)),
-    ).all()
-    roots = {str(name): int(root) for name, _table, root in found}
-    pairs = []
-    for name, table, _root in found:
-        name, table = str(name), str(table)
-        if table.endswith(SWAP_SUFFIX):
-            continue
-        if name.startswith("sqlite_autoindex_"):
-            copy = (
-                "sqlite_autoindex_"
-                + table
-                + SWAP_SUFFIX
-                + name.removeprefix("sqlite_autoindex_" + table)
-            )
-        else:
-            copy = name + SWAP_SUFFIX
-        pairs.append((name, copy))
-    if sorted(roots) != sorted(n for pair in pairs for n in pair):
-        raise RuntimeError(f"the copies' indexes differ from the live tables': {sorted(roots)}")
-    version = int(conn.exec_driver_sql("PRAGMA main.schema_version").scalar_one())
-    # First: a schema read inside this transaction then never matches the file's, should
-    # the transaction roll back.
-    conn.exec_driver_sql(f"PRAGMA main.schema_version = {version + 1}")
-    conn.exec_driver_sql("PRAGMA writable_schema = ON")
-    try:
-        for live, copy in pairs:
-            conn.exec_driver_sql(
-                "UPDATE main.sqlite_master SET rootpage = CASE name WHEN ? THEN ? ELSE ? END "
-                "WHERE name IN (?, ?)",
-                (live, roots[copy], roots[live], live, copy),
-            )
-    finally:
-        # Off, and this connection's own schema read again (the others see the version).
-        conn.exec_driver_sql("PRAGMA writable_schema = RESET")
 
 
 def _run_timed(conn: Connection, sql: str) -> None:
