@@ -54,6 +54,7 @@ from events.store import events_table
 from projections import rebuilding, runner
 from projections.availability import busy_table
 from projections.bookings import bookings_table
+from projections.set_replay import SQL
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 FIRST_DAY = date(2022, 1, 3)
@@ -271,22 +272,11 @@ def mean(timings: list[Timing]) -> Timing:
 # then the changes applied set-based, the indexes built last. No Python per row.
 
 
-class FloorSQL:
-    """Expressions over `events.data` in one dialect. On SQLite an instant is the text
-    UTCDateTime stores, made from the log's ISO text in UTC: a space for the T, cut before
-    the offset, or the offset made the fraction where a whole second has none."""
-
-    def __init__(self, dialect: str) -> None:
-        self.sqlite = dialect == "sqlite"
-
-    def text(self, key: str) -> str:
-        return f"json_extract(data, '$.{key}')" if self.sqlite else f"(data->>'{key}')"
-
-    def number(self, key: str) -> str:
-        return self.text(key) if self.sqlite else f"{self.text(key)}::int"
-
-    def boolean(self, key: str) -> str:
-        return self.text(key) if self.sqlite else f"{self.text(key)}::boolean"
+class FloorSQL(SQL):
+    """`projections.set_replay.SQL`'s expressions over `events.data`, and the floor's own
+    instants: on SQLite the text UTCDateTime stores, made from the log's ISO text in UTC (a
+    space for the T, cut before the offset, or the offset made the fraction where a whole
+    second has none), with no Python function on the connection."""
 
     def by_key(self, columns: int) -> str:
         """How an INSERT … SELECT orders its rows: on SQLite, whose primary key index is
@@ -295,7 +285,7 @@ class FloorSQL:
         rows); PostgreSQL builds the key afterwards."""
         return f" ORDER BY {', '.join(str(n + 1) for n in range(columns))}" if self.sqlite else ""
 
-    def instant(self, key: str) -> str:
+    def instant_at(self, key: str) -> str:
         if self.sqlite:
             iso = self.text(key)
             return f"replace(replace(substr({iso}, 1, 26), 'T', ' '), '+00:00', '.000000')"
@@ -365,9 +355,9 @@ def floor_booking_list(conn: Connection, table: Table) -> None:
             'start, "end", title, attendees, public, notes, created_at, updated_at, version, '
             f"late, reason) SELECT {q.text('booking_id')}, {q.text('premises_id')}, "
             f"{q.text('organisation_id')}, {q.text('booked_by')}, {q.text('series_id')}, "
-            f"{q.text('status')}, {q.instant('start')}, {q.instant('end')}, "
+            f"{q.text('status')}, {q.instant_at('start')}, {q.instant_at('end')}, "
             f"{q.text('title')}, {q.number('attendees')}, {q.boolean('public')}, "
-            f"{q.text('notes')}, {q.instant('placed_at')}, {q.instant('placed_at')}, 1, "
+            f"{q.text('notes')}, {q.instant_at('placed_at')}, {q.instant_at('placed_at')}, 1, "
             f"NULL, NULL FROM events WHERE {PLACED}{q.by_key(1)}"
         )
     )
@@ -379,9 +369,9 @@ def floor_booking_list(conn: Connection, table: Table) -> None:
             "WHEN 'BookingApproved' THEN 'confirmed' WHEN 'BookingRejected' THEN 'rejected' "
             f"ELSE 'cancelled' END AS status, {q.text('reason')} AS reason, "
             f"{q.boolean('late')} AS late, CASE type "
-            f"WHEN 'BookingApproved' THEN {q.instant('approved_at')} "
-            f"WHEN 'BookingRejected' THEN {q.instant('rejected_at')} "
-            f"ELSE {q.instant('cancelled_at')} END AS at, "
+            f"WHEN 'BookingApproved' THEN {q.instant_at('approved_at')} "
+            f"WHEN 'BookingRejected' THEN {q.instant_at('rejected_at')} "
+            f"ELSE {q.instant_at('cancelled_at')} END AS at, "
             f"row_number() OVER (PARTITION BY {q.text('booking_id')} ORDER BY position DESC) "
             f"AS nth, count(*) OVER (PARTITION BY {q.text('booking_id')}) AS changes "
             f"FROM events WHERE {CHANGED}) AS ranked WHERE nth = 1) AS c "
@@ -405,7 +395,7 @@ def floor_availability_busy(conn: Connection, table: Table) -> None:
             f"coalesce({q.text('booking_id')}, {q.text('request_id')}), {q.text('premises_id')}, "
             f"dense_rank() OVER (ORDER BY {q.text('premises_id')}), "
             f"CASE WHEN {q.text('status')} = 'confirmed' THEN 'booking' ELSE 'hold' END, "
-            f"{q.instant('start')}, {q.instant('end')}, {q.instant('end')}, "
+            f"{q.instant_at('start')}, {q.instant_at('end')}, {q.instant_at('end')}, "
             f"CASE WHEN {public} THEN {q.text('title')} END, {public} "
             f"FROM events WHERE {one_of_types('BookingPlaced', 'PopupRequested')}{q.by_key(2)}"
         )
