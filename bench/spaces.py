@@ -27,11 +27,13 @@ import json
 import sys
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import Flask
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
@@ -81,17 +83,11 @@ def booking(
 
 def run(kind: str, count: int, one_space_only: bool, label: str, json_path: str | None) -> None:
     with common.migrated_engine(kind) as engine:
-        app = common.bench_app(engine)
-        repository = common.repository_of(app)
-        staff = common.new_person(engine, "staff")
-        booker = common.new_person(engine, "booker")
-        rules = {"min_notice_minutes": 0, "max_advance_days": 3650}
-        ones = [f"one-{n}" for n in range(PER_KIND)]
-        for premises_id in ones:
-            profile = common.premises_profile(premises_id, rules=rules)
-            common.register_premises(engine, repository, staff.actor, premises_id, profile)
-        first_day = datetime.now(UTC).astimezone(ZONE) + timedelta(days=2)
-        operations = {"one-space premises": booking(engine, repository, booker, ones, first_day)}
+        up = _set_up(engine)
+        app, repository, staff, first_day = up.app, up.repository, up.staff, up.first_day
+        rules = RULES
+        ones = booking(engine, repository, up.booker, up.ones, first_day)
+        operations = {"one-space premises": ones}
         wholes = [f"three-{n}" for n in range(PER_KIND)]
         if not one_space_only:
             for whole in wholes:
@@ -104,7 +100,9 @@ def run(kind: str, count: int, one_space_only: bool, label: str, json_path: str 
                         engine, repository, staff.actor, f"{whole}-{part}", profile
                     )
             later = first_day + timedelta(days=3650 // 2)
-            operations["three-space premises"] = booking(engine, repository, booker, wholes, later)
+            operations["three-space premises"] = booking(
+                engine, repository, up.booker, wholes, later
+            )
         samples = common.interleave(operations, count)
         one = samples["one-space premises"]
         one_cpu = sum(one.cpu_seconds)
@@ -159,19 +157,38 @@ def run(kind: str, count: int, one_space_only: bool, label: str, json_path: str 
         )  # fmt: skip
 
 
-def _one_space_bookings(engine: Engine) -> Callable[[int], object]:
-    """(b)'s set-up, alike in both trees: PER_KIND one-space premises, and the i-th booking."""
+@dataclass(frozen=True)
+class _SetUp:
+    app: Flask
+    repository: PremisesRepository
+    staff: common.Person
+    booker: common.Person
+    ones: list[str]
+    first_day: datetime
+
+
+RULES = {"min_notice_minutes": 0, "max_advance_days": 3650}
+
+
+def _set_up(engine: Engine) -> _SetUp:
+    """The set-up (a) and (b) share, alike in both trees: staff, a booker and PER_KIND
+    one-space premises bookable from two days ahead."""
     app = common.bench_app(engine)
     repository = common.repository_of(app)
     staff = common.new_person(engine, "staff")
     booker = common.new_person(engine, "booker")
-    rules = {"min_notice_minutes": 0, "max_advance_days": 3650}
     ones = [f"one-{n}" for n in range(PER_KIND)]
     for premises_id in ones:
-        profile = common.premises_profile(premises_id, rules=rules)
+        profile = common.premises_profile(premises_id, rules=RULES)
         common.register_premises(engine, repository, staff.actor, premises_id, profile)
     first_day = datetime.now(UTC).astimezone(ZONE) + timedelta(days=2)
-    return booking(engine, repository, booker, ones, first_day)
+    return _SetUp(app, repository, staff, booker, ones, first_day)
+
+
+def _one_space_bookings(engine: Engine) -> Callable[[int], object]:
+    """(b)'s set-up, alike in both trees: PER_KIND one-space premises, and the i-th booking."""
+    up = _set_up(engine)
+    return booking(engine, up.repository, up.booker, up.ones, up.first_day)
 
 
 def serve(kind: str, server: str) -> None:
