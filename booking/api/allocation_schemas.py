@@ -10,7 +10,7 @@ from marshmallow import fields, validate
 
 from booking.allocation.model import WEEKDAYS
 from booking.allocation.state import ROUND_STATUSES
-from booking.api.paging import next_field
+from booking.api.paging import PageQuery, next_field
 from booking.api.schemas import JsonBoolean, Localised, instant, local_date, not_blank
 
 CLOCK = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
@@ -111,8 +111,11 @@ class AllocationIn(ma.Schema):
     override_reason = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
-class AllocationsQuery(ma.Schema):
-    preview = fields.String(validate=validate.OneOf(["series"]))
+class AllocationsQuery(PageQuery):
+    preview = fields.String(
+        validate=validate.OneOf(["series"]),
+        metadata={"description": "`series`: add each listed allocation's `series_preview`"},
+    )
 
 
 class RoundOut(ma.Schema):
@@ -205,6 +208,10 @@ class ProposalOut(ma.Schema):
         },
     )
     metrics = fields.Dict()
+
+
+class AllocationPage(ProposalOut):
+    next = next_field()
 
 
 class RemovedOut(ma.Schema):

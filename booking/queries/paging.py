@@ -101,13 +101,25 @@ def after_clause(
     """Rows strictly after `after` in the order of `keys` (all ascending, or all descending),
     spelled without row-value comparison so that both databases use the same bound types as
     the columns."""
-    if len(after) != len(keys):
+    if len(after) != len(keys) or not all(map(_fits, keys, after)):
         raise RuleBroken({"after": [BAD_CURSOR]})
     clauses = []
     for n, key in enumerate(keys):
         equal = [keys[i] == after[i] for i in range(n)]
         clauses.append(and_(*equal, key < after[n] if descending else key > after[n]))
     return or_(*clauses)
+
+
+def _fits(key: ColumnElement[Any], value: Any) -> bool:
+    """Whether a cursor's value is of its column's kind (a text where an instant belongs
+    would reach PostgreSQL as a comparison it cannot make: a 500, not a 422)."""
+    try:
+        kind = key.type.python_type
+    except NotImplementedError:
+        return True
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
 
 
 def fetch_page(
