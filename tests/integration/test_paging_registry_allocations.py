@@ -135,7 +135,7 @@ def test_the_series_preview_is_paged_too(api: Api, proposed: dict[str, Any]) -> 
 
     assert [len(p) for p in pages] == [3, 2]
     first = api.get(path, role="staff")
-    assert 'preview=series' in first.headers["Link"]  # the next page previews as well
+    assert "preview=series" in first.headers["Link"]  # the next page previews as well
     for allocation in first.get_json()["allocations"]:
         assert allocation["series_preview"]["bookings"] > 0
     last = api.get(f"{path}&after={first.get_json()['next']}", role="staff").get_json()
