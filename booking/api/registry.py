@@ -81,10 +81,11 @@ class RegistryOut(ma.Schema):
 @blp.doc(
     responses={
         "200": {
+            "headers": LINK_HEADER,  # JSON only: the CSV is never paged
             "content": {
                 "application/json": {"schema": RegistryOut},
                 "text/csv": {"schema": {"type": "string"}},
-            }
+            },
         }
     }
 )  # ?format=csv

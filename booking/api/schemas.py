@@ -220,9 +220,9 @@ def _premises_fields(required: bool) -> dict[str, fields.Field[Any]]:
             metadata={
                 "description": "The pieces of floor the premises occupies (API.md, premises "
                 "made of spaces): premises sharing a space never overlap in time. A new id "
-                "creates the space; its id is written as a premises id is ("
+                "creates the space; a space id is written as a premises id is: "
                 + ID_RULE
-                + ") Default: one space named after the premises."
+                + " Default: one space named after the premises."
             },
         ),
     }

@@ -152,3 +152,16 @@ def test_bad_allocation_paging_is_422(api: Api, proposed: dict[str, Any], query:
         response = api.get(f"{path}?{query}{extra}", role="staff")
         assert response.status_code == 422, response.get_json()
         assert query.split("=")[0] in response.get_json()["errors"]
+
+
+def test_the_openapi_document_shows_both_lists_paged(api: Api) -> None:
+    spec = api.get("/api/v1/openapi.json").get_json()
+    for path in (REGISTRY, "/api/v1/allocation-rounds/{round_id}/allocations"):
+        get = spec["paths"][path]["get"]
+        assert {"limit", "after"} <= {p["name"] for p in get["parameters"]}, path
+        assert "Link" in get["responses"]["200"]["headers"], path
+    schemas = spec["components"]["schemas"]
+    assert "next" in schemas["RegistryOut"]["properties"]
+    assert "next" in schemas["AllocationPage"]["properties"]
+    formats = next(p for p in spec["paths"][REGISTRY]["get"]["parameters"] if p["name"] == "format")
+    assert "not paged" in formats["description"]
