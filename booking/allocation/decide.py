@@ -20,6 +20,7 @@ from booking.allocation.commands import (
 )
 from booking.allocation.model import WEEKDAYS, blocks, clock_minutes
 from booking.allocation.state import ApplicationState, RoundState
+from booking.allocation.tiers import criteria_problems
 from booking.allocation.validate import application_problems, wishes_of
 from booking.domain.commands import Actor
 from booking.domain.errors import InvalidState, NotAllowed, NotFound, RuleBroken, StaleVersion
@@ -106,6 +107,8 @@ def _open(cmd: OpenRound, state: RoundState) -> list[Event]:
         problems["premises"] = [f"Not premises in use: {', '.join(unknown)}."]
     if not 1 <= body["confirm_days"] <= MAX_CONFIRM_DAYS:
         problems["confirm_days"] = [f"From 1 to {MAX_CONFIRM_DAYS} days."]
+    if wrong_criteria := criteria_problems(body["criteria"]):
+        problems["criteria"] = wrong_criteria
     if problems:
         raise RuleBroken(problems)
     return [

@@ -24,6 +24,7 @@ from booking.allocation.state import status_at
 from booking.api.allocation_schemas import (
     AllocationIn,
     AllocationOut,
+    AllocationPage,
     AllocationsQuery,
     ApplicationIn,
     ApplicationList,
@@ -365,22 +366,29 @@ def _round_write(round_id: str, act: Any, status: int = 200) -> Response:
     return write(user.id, handle)
 
 
-def proposal_json(conn: Connection, round_id: str) -> dict[str, Any]:
-    row = _one(conn, rounds_table, round_id, "allocation round")
-    a = allocations_table
-    found = conn.execute(
-        select(a)
-        .where(a.c.round_id == round_id)
-        .order_by(a.c.premises_id, a.c.weekday, a.c.start_time, a.c.id)
-    )
+def _allocation_order(a: Any) -> list[Any]:
+    """How a round's allocations are listed: by premises, weekday key, start, id (unique)."""
+    return [a.c.premises_id, a.c.weekday, a.c.start_time, a.c.id]
+
+
+def _allocations_body(conn: Connection, row: Any, allocations: Any) -> dict[str, Any]:
     zones: dict[str, ZoneInfo] = {}
     return {
-        "round_id": round_id,
+        "round_id": row.id,
         "version": row.version,
-        "allocations": [allocation_json(r, _zone(conn, r.premises_id, zones)) for r in found],
+        "allocations": [allocation_json(r, _zone(conn, r.premises_id, zones)) for r in allocations],
         "unallocated": row.unallocated or [],
         "metrics": row.metrics or {},
     }
+
+
+def proposal_json(conn: Connection, round_id: str) -> dict[str, Any]:
+    """The round's proposal with all of its allocations (the answer of a proposal or a
+    publication: the result of that one act, not a list to page)."""
+    row = _one(conn, rounds_table, round_id, "allocation round")
+    a = allocations_table
+    found = conn.execute(select(a).where(a.c.round_id == round_id).order_by(*_allocation_order(a)))
+    return _allocations_body(conn, row, found)
 
 
 @blp.route("/allocation-rounds/<round_id>/proposal", methods=["POST"])
@@ -400,15 +408,25 @@ def make_proposal(round_id: str) -> Response:
 @blp.route("/allocation-rounds/<round_id>/allocations", methods=["GET"])
 @require("staff", "admin")
 @blp.arguments(AllocationsQuery, location="query")
-@blp.response(200, ProposalOut)
+@blp.response(200, AllocationPage, headers=LINK_HEADER)
 def list_allocations(query: dict[str, Any], round_id: str) -> Response:
-    """The round's allocations; `?preview=series` adds, per allocation, the season's dates
-    that closures or existing bookings would skip and how many would be booked."""
+    """The round's allocations by premises, weekday and start; `?preview=series` adds, per
+    allocation, the season's dates that closures or existing bookings would skip and how many
+    would be booked. Paged: `limit` allocations (default 100) after the cursor `after`;
+    `next` and the `Link` header lead on, null on the last page. Every page carries the
+    round's `version`, `unallocated` and `metrics` whole."""
     user = signed_in()
     rt = runtime()
+    page = page_request(query)
+    a = allocations_table
     with read_transaction(rt.engine) as conn:
-        body = proposal_json(conn, round_id)
-        if query.get("preview") == "series":
+        row = _one(conn, rounds_table, round_id, "allocation round")
+        found = fetch_page(
+            conn, select(a).where(a.c.round_id == round_id), _allocation_order(a), page
+        )
+        body = _allocations_body(conn, row, found.rows)
+        body["next"] = found.next
+        if query.get("preview") == "series" and body["allocations"]:
             state = usecase.load_round(conn, round_id)
             for allocation in body["allocations"]:
                 plan = usecase.preview_series(
@@ -425,7 +443,7 @@ def list_allocations(query: dict[str, Any], round_id: str) -> Response:
                 # the accepted series' `skipped` are (API.md: allocations' instants are local).
                 skipped = skipped_json(plan.skipped, zone)
                 allocation["series_preview"] = {"skipped": skipped, "bookings": plan.booked}
-        return json_response(body)
+        return json_response(body, headers=page_headers(found))
 
 
 @blp.route("/allocation-rounds/<round_id>/allocations", methods=["POST"])

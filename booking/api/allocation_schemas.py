@@ -10,20 +10,46 @@ from marshmallow import fields, validate
 
 from booking.allocation.model import WEEKDAYS
 from booking.allocation.state import ROUND_STATUSES
-from booking.api.paging import next_field
+from booking.allocation.tiers import (
+    AGE_GROUPS,
+    CRITERIA,
+    MAX_CRITERIA,
+    MAX_VALUES,
+    MAX_WORD,
+    YOUNG,
+    criteria_problems,
+)
+from booking.api.paging import PageQuery, next_field
 from booking.api.schemas import JsonBoolean, Localised, instant, local_date, not_blank
+from booking.domain.accounts import ORGANISATION_TYPES
 
 CLOCK = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
-AGE_GROUPS = ("0-6", "7-14", "15-19", "20-64", "65+", "mixed")
-CRITERIA = ("age_group", "organisation_type", "previous_season", "purpose")
+
+
+def _criteria_values(criteria: list[dict[str, Any]]) -> None:
+    """The values each criterion takes (booking.allocation.tiers.criteria_problems)."""
+    if problems := criteria_problems(criteria):
+        raise ma.ValidationError(problems)
 
 
 class CriterionIn(ma.Schema):
     key = fields.String(required=True, validate=validate.OneOf(CRITERIA))
     in_ = fields.List(
-        fields.String(validate=validate.Length(1, 100)),
+        fields.String(validate=validate.Length(1, MAX_WORD)),
         data_key="in",
-        validate=validate.Length(max=50),
+        validate=validate.Length(max=MAX_VALUES),
+        metadata={
+            "description": "`age_group`: some of "
+            + ", ".join(AGE_GROUPS)
+            + " (default: "
+            + ", ".join(YOUNG)
+            + "); `organisation_type`: some of "
+            + ", ".join(ORGANISATION_TYPES)
+            + " (default: association); `purpose` "
+            "(required): words the purpose mentions (case-insensitive; each 1 to "
+            f"{MAX_WORD} characters, no spaces at either end); `previous_season`: none, "
+            f"leave `in` out. Each value once, at most {MAX_VALUES}; anything else is 422."
+        },
     )
 
     @ma.post_load
@@ -52,7 +78,10 @@ class RoundIn(ma.Schema):
         metadata={"description": "Premises in use, each once."},
     )
     criteria = fields.List(
-        fields.Nested(CriterionIn), load_default=list, validate=validate.Length(max=10)
+        fields.Nested(CriterionIn),
+        load_default=list,
+        validate=[validate.Length(max=MAX_CRITERIA), _criteria_values],
+        metadata={"description": "Ordered priority tiers: an application's is the first it meets."},
     )
     confirm_days = fields.Integer(strict=True, load_default=14, validate=validate.Range(1, 90))
 
@@ -111,8 +140,11 @@ class AllocationIn(ma.Schema):
     override_reason = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
-class AllocationsQuery(ma.Schema):
-    preview = fields.String(validate=validate.OneOf(["series"]))
+class AllocationsQuery(PageQuery):
+    preview = fields.String(
+        validate=validate.OneOf(["series"]),
+        metadata={"description": "`series`: add each listed allocation's `series_preview`"},
+    )
 
 
 class RoundOut(ma.Schema):
@@ -205,6 +237,10 @@ class ProposalOut(ma.Schema):
         },
     )
     metrics = fields.Dict()
+
+
+class AllocationPage(ProposalOut):
+    next = next_field()
 
 
 class RemovedOut(ma.Schema):

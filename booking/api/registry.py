@@ -2,7 +2,10 @@
 
 The list comes from the asynchronous registry projection (hence `X-Log-Position` and
 `?min_position=N`); the next free hour of each premises is worked out at the moment of
-asking from the inline availability table, which is always current.
+asking from the inline availability table, which is always current. The JSON list is paged
+like every list that can grow (`limit`, `after`, `next`, `Link`); the CSV download is the
+whole register in one file, as open-data users expect of a file to fetch by its address, so
+paging parameters with `format=csv` are refused (422) rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response
+from flask import Response, request
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
@@ -19,8 +22,10 @@ from booking.api.consistency import (
     min_position_field,
     reflected_position,
 )
+from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
+from booking.domain.errors import RuleBroken
 from booking.http import json_response, now, runtime
-from booking.queries.registry import registry_csv, registry_entries
+from booking.queries.registry import registry_csv, registry_entries, registry_page
 from events.sql import read_transaction
 
 blp = Blueprint(
@@ -32,8 +37,18 @@ blp = Blueprint(
 handle_not_caught_up(blp)
 
 
-class RegistryQuery(ma.Schema):
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+CSV_IS_WHOLE = "The CSV download is the whole registry: `limit` and `after` page the JSON only."
+
+
+class RegistryQuery(PageQuery):
+    format = fields.String(
+        load_default="json",
+        validate=validate.OneOf(["json", "csv"]),
+        metadata={
+            "description": "`csv`: the whole registry as one CSV file (UTF-8, header row), "
+            "not paged; `limit` and `after` are then refused (422)."
+        },
+    )
     min_position = min_position_field()
 
 
@@ -57,32 +72,43 @@ class RegistryEntry(ma.Schema):
 class RegistryOut(ma.Schema):
     premises = fields.List(fields.Nested(RegistryEntry))
     log_position = fields.Integer()
+    next = next_field()
 
 
 @blp.route("/registry/free-premises", methods=["GET"])
 @blp.arguments(RegistryQuery, location="query")
-@blp.response(200, RegistryOut)
+@blp.response(200, RegistryOut, headers=LINK_HEADER)
 @blp.doc(
     responses={
         "200": {
+            "headers": LINK_HEADER,  # JSON only: the CSV is never paged
             "content": {
                 "application/json": {"schema": RegistryOut},
                 "text/csv": {"schema": {"type": "string"}},
-            }
+            },
         }
     }
 )  # ?format=csv
 def free_premises(query: dict[str, Any]) -> Response:
     """Every free-of-charge premises in use, with where it is, what it has, when it is open,
-    on what terms, and its next free hour. `format=csv` gives the same as CSV (UTF-8)."""
+    on what terms, and its next free hour, by id. JSON is paged: `limit` rows (default 100)
+    after the cursor `after`; `next` and the `Link` header lead on, null on the last page.
+    `format=csv` gives the whole registry as one CSV file (UTF-8), never paged."""
+    csv = query["format"] == "csv"
+    if csv and (paging := [k for k in ("limit", "after") if k in request.args]):
+        raise RuleBroken({k: [CSV_IS_WHOLE] for k in paging})
+    page = page_request(query)  # a bad cursor is 422 at once, before any wait
     position = reflected_position("registry", query.get("min_position"))
-    with read_transaction(runtime().engine) as conn:
-        entries = registry_entries(conn, now())
     headers = {"X-Log-Position": str(position)}
-    if query["format"] == "csv":
+    if csv:
+        with read_transaction(runtime().engine) as conn:
+            entries = registry_entries(conn, now())
         return Response(
             registry_csv(entries),
             mimetype="text/csv",
             headers={**headers, "Content-Disposition": 'attachment; filename="free-premises.csv"'},
         )
-    return json_response({"premises": entries, "log_position": position}, headers=headers)
+    with read_transaction(runtime().engine) as conn:
+        found = registry_page(conn, now(), page)
+    body = {"premises": found.rows, "log_position": position, "next": found.next}
+    return json_response(body, headers={**headers, **page_headers(found)})

@@ -13,6 +13,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from booking.domain.spaces import ID_PATTERN, SPACE_ID_LENGTH, is_id
 from events.serialization import InstantField
 
 Text = fields.String
@@ -150,6 +151,19 @@ def not_blank(text: str) -> None:
         raise ma.ValidationError("Must not be blank.")
 
 
+ID_RULE = (
+    f"1 to {SPACE_ID_LENGTH} lower-case letters (a-z), digits and hyphens, not starting with "
+    "a hyphen."
+)
+
+
+def premises_id(text: str) -> None:
+    """A premises id as it is written (booking.domain.spaces.ID_PATTERN), the whole text: a
+    regular expression's `match` would let a trailing line feed through before `$`."""
+    if not is_id(text):
+        raise ma.ValidationError(f"A premises id is {ID_RULE}")
+
+
 # Bounds for numbers that reach SQL: an unbounded integer overflows SQLite's INTEGER.
 MAX_POSITION = 2**53
 
@@ -199,12 +213,16 @@ def _premises_fields(required: bool) -> dict[str, fields.Field[Any]]:
         "opening_hours": OpeningHoursField(required=required),
         "rules": fields.Nested(RulesSchema),
         "spaces": fields.List(
-            Text(validate=[validate.Length(1, 100), not_blank]),
+            # The pattern is checked by the domain (booking.domain.spaces.space_problems),
+            # which lets a premises' own spaces of older spelling be sent back as they are.
+            Text(validate=[validate.Length(1, 100), not_blank], metadata={"pattern": ID_PATTERN}),
             validate=[validate.Length(1, 20, error="Name 1 to 20 spaces."), _each_once],
             metadata={
                 "description": "The pieces of floor the premises occupies (API.md, premises "
                 "made of spaces): premises sharing a space never overlap in time. A new id "
-                "creates the space. Default: one space named after the premises."
+                "creates the space; a space id is written as a premises id is: "
+                + ID_RULE
+                + " Default: one space named after the premises."
             },
         ),
     }
@@ -217,7 +235,10 @@ def _each_once(spaces: list[str]) -> None:
 
 PremisesCreate = ma.Schema.from_dict(
     {
-        "id": Text(validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,99}$")),
+        "id": Text(
+            validate=premises_id,
+            metadata={"pattern": ID_PATTERN, "description": f"The premises' slug: {ID_RULE}"},
+        ),
         **_premises_fields(required=True),
     },
     name="PremisesCreate",

@@ -181,8 +181,9 @@ FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
 # --- the catalogue ----------------------------------------------------------------------
 
 
-def profile_problems(profile: dict[str, Any]) -> Problems:
-    """What is wrong with a premises' catalogue data beyond its JSON shape."""
+def profile_problems(profile: dict[str, Any], spaces_kept: tuple[str, ...] = ()) -> Problems:
+    """What is wrong with a premises' catalogue data beyond its JSON shape (`spaces_kept`:
+    the spaces the premises occupies already, which keep their ids as they are)."""
     problems: Problems = {}
     if "timezone" in profile and profile["timezone"] not in _KNOWN_ZONES:
         problems["timezone"] = ["Not a known IANA time zone."]
@@ -205,7 +206,7 @@ def profile_problems(profile: dict[str, Any]) -> Problems:
             problems["rules"] = wrong
     if "name" in profile and not any((profile["name"] or {}).values()):
         problems["name"] = ["Give a name in at least one language."]
-    if "spaces" in profile and (wrong_spaces := space_problems(profile["spaces"])):
+    if "spaces" in profile and (wrong_spaces := space_problems(profile["spaces"], spaces_kept)):
         problems["spaces"] = wrong_spaces
     return problems
 
@@ -247,7 +248,7 @@ def _update(cmd: UpdatePremises, premises: PremisesState, shared: Shared) -> lis
     changes = dict(cmd.changes)
     if "rules" in changes:
         changes["rules"] = {**premises.rules.as_json(), **changes["rules"]}
-    if problems := profile_problems(changes):
+    if problems := profile_problems(changes, premises.spaces):
         raise RuleBroken(problems)
     if "spaces" in changes and (clashes := _respacing_conflicts(cmd, premises, shared)):
         raise SlotTaken(clashes, premises.zone)

@@ -16,6 +16,7 @@ checks (projections/availability.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +31,18 @@ OFFER = "offer"
 
 MAX_SPACES = 20
 SPACE_ID_LENGTH = 100
+# A premises id, and so a space id (a premises' one space is by default named after it):
+# 1 to 100 lower-case letters a-z, digits and hyphens, not starting with a hyphen. It is
+# part of URLs (/premises/{id}), feed UIDs and CSV files, so nothing else may be in it.
+# (`ID_PATTERN` is what the OpenAPI document shows; `is_id` checks the whole text, where a
+# `re.match` of the pattern would let a trailing line feed through before `$`.)
+ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,99}$"
+_ID = re.compile(ID_PATTERN)
+
+
+def is_id(text: str) -> bool:
+    """Whether `text` is a well-formed premises or space id (`ID_PATTERN`)."""
+    return _ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -87,8 +100,10 @@ def series_reach(first: Slot, max_advance_days: int) -> Slot:
     return Slot(first.start, max(horizon, first.end)).padded(LONGEST_BUFFER)
 
 
-def space_problems(spaces: object) -> list[str]:
-    """What is wrong with a list of space ids (a new id is fine: naming it creates it)."""
+def space_problems(spaces: object, kept: Iterable[str] = ()) -> list[str]:
+    """What is wrong with a list of space ids (a new id is fine: naming it creates it). Each
+    id is written as a premises id is (`ID_PATTERN`), except the ids in `kept` (the spaces
+    the premises occupies already, which may be sent back as they are)."""
     if not isinstance(spaces, list) or not all(isinstance(s, str) for s in spaces):
         return ["Give a list of space ids."]
     problems = []
@@ -98,8 +113,12 @@ def space_problems(spaces: object) -> list[str]:
         problems.append(f"A premises occupies at most {MAX_SPACES} spaces.")
     if len(set(spaces)) != len(spaces):
         problems.append("Name each space once.")
-    if any(not s.strip() or len(s) > SPACE_ID_LENGTH for s in spaces):
-        problems.append(f"A space id is 1 to {SPACE_ID_LENGTH} characters, not blank.")
+    known = set(kept)
+    if any(not is_id(s) for s in spaces if s not in known):
+        problems.append(
+            f"A space id is 1 to {SPACE_ID_LENGTH} lower-case letters (a-z), digits and "
+            "hyphens, not starting with a hyphen (as a premises id is)."
+        )
     return problems
 
 

@@ -18,13 +18,12 @@ from flask_babel import gettext as _
 
 from booking.allocation import explain
 from booking.allocation.model import WEEKDAYS
+from booking.allocation.tiers import AGE_GROUPS as AGE_GROUPS
+from booking.allocation.tiers import CRITERIA as CRITERIA
+from booking.allocation.tiers import YOUNG as YOUNG
 from booking.domain.accounts import ORGANISATION_TYPES as ORGANISATION_TYPES
 from booking.pages import common
 from booking.pages.messages import translate as translate_booking
-
-AGE_GROUPS = ("0-6", "7-14", "15-19", "20-64", "65+", "mixed")
-YOUNG = ("0-6", "7-14", "15-19")
-CRITERIA = ("age_group", "organisation_type", "previous_season", "purpose")
 
 
 def round_status(status: str) -> str:

@@ -13,7 +13,7 @@ from flask_babel import ngettext
 
 from booking.domain.errors import DomainError, SlotTaken, StaleVersion
 from booking.domain.premises import Rules
-from booking.domain.spaces import MAX_SPACES, SPACE_ID_LENGTH
+from booking.domain.spaces import MAX_SPACES, SPACE_ID_LENGTH, is_id
 from booking.http import new_id, now, runtime
 from booking.pages.common import (
     STAFF,
@@ -99,11 +99,11 @@ def _words(text: str) -> list[str]:
     return [w.strip().lower().replace(" ", "_") for w in text.split(",") if w.strip()]
 
 
-def spaces_of(form: Form, required: bool) -> list[str] | None:
+def spaces_of(form: Form, required: bool, kept: tuple[str, ...] = ()) -> list[str] | None:
     """The space ids of the `spaces` field (comma-separated; a new one creates a space), or
     None when left empty on a new premises (one space of its own) or not sent at all (a
     form from before the field: no change). The API's 422 rules: 1 to 20 ids, each once,
-    each 1 to 100 characters."""
+    each written as a premises id is, except those in `kept` (the premises' own spaces)."""
     if "spaces" not in form.data:
         return None
     text = form.get("spaces")
@@ -120,6 +120,16 @@ def spaces_of(form: Form, required: bool) -> list[str] | None:
     if any(len(s) > SPACE_ID_LENGTH for s in spaces):
         form.error(
             "spaces", _("A space's name is at most %(num)d characters.", num=SPACE_ID_LENGTH)
+        )
+    malformed = [s for s in spaces if len(s) <= SPACE_ID_LENGTH and s not in kept and not is_id(s)]
+    if malformed:
+        form.error(
+            "spaces",
+            _(
+                "Write a space's name in lower-case letters (a-z), digits and hyphens, as a "
+                "premises id is: %(spaces)s.",
+                spaces=", ".join(malformed),
+            ),
         )
     return spaces
 
@@ -217,8 +227,10 @@ def profile_of(form: Form) -> dict[str, Any]:
     }
 
 
-def with_spaces(form: Form, profile: dict[str, Any], required: bool) -> dict[str, Any]:
-    spaces = spaces_of(form, required)
+def with_spaces(
+    form: Form, profile: dict[str, Any], required: bool, kept: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    spaces = spaces_of(form, required, kept)
     return profile if spaces is None else {**profile, "spaces": spaces}
 
 
@@ -262,7 +274,7 @@ def new() -> Any:
     form = Form(request.form)
     profile = with_spaces(form, profile_of(form), required=False)
     slug = form.get("id")
-    if slug and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,99}", slug):
+    if slug and not is_id(slug):
         form.error("id", _("Use lower-case letters, digits and hyphens."))
     if not form.ok:
         return _render(form, None, 422)
@@ -318,7 +330,7 @@ def edit(premises_id: str) -> Any:
     user = page_user()
     assert user is not None
     form = Form(request.form)
-    profile = with_spaces(form, profile_of(form), required=True)
+    profile = with_spaces(form, profile_of(form), required=True, kept=tuple(row.spaces))
     version = form.integer("version", 1, 10**9)
     if not form.ok:
         return _render(form, row, 422)

@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from sqlalchemy.engine import Connection
 from werkzeug.exceptions import NotFound
 
+from booking.allocation import tiers
 from booking.allocation.model import WEEKDAYS, Premises
 from booking.domain.errors import DomainError, InvalidState, RuleBroken, StaleVersion
 from booking.domain.errors import NotFound as NoSuchThing
@@ -94,6 +95,47 @@ def _new_page(form: Form, status: int = 200) -> Any:
     return (page, status) if status != 200 else page
 
 
+def _criterion_values_problems(key: str, values: list[str]) -> list[str]:
+    """The form's words for what booking.allocation.tiers.criteria_problems refuses (the
+    form splits the values at commas and trims them, so none is blank or padded)."""
+    problems = []
+    if key == "purpose" and not values:
+        problems.append(_("Give the words the purpose must mention."))
+    if key == "previous_season" and values:
+        problems.append(_("This criterion takes no values: leave the field empty."))
+    if len(values) > tiers.MAX_VALUES:
+        problems.append(_("Give at most %(num)d values.", num=tiers.MAX_VALUES))
+    allowed = tiers.CHOICES.get(key)
+    wrong = [v for v in values if v not in allowed] if allowed else []
+    if wrong and key == "age_group":
+        problems.append(
+            _(
+                "Write age groups as %(groups)s; not: %(wrong)s.",
+                groups=", ".join(allowed or ()),
+                wrong=", ".join(wrong),
+            )
+        )
+    elif wrong:
+        problems.append(
+            _(
+                "Write organisation types as %(kinds)s; not: %(wrong)s.",
+                kinds=", ".join(allowed or ()),
+                wrong=", ".join(wrong),
+            )
+        )
+    if key == "purpose" and any(not tiers.is_word(v) for v in values):
+        problems.append(
+            _(
+                "A word is at most %(num)d characters, without control characters.",
+                num=tiers.MAX_WORD,
+            )
+        )
+    twice = sorted({v for v in values if [w.casefold() for w in values].count(v.casefold()) > 1})
+    if twice:
+        problems.append(_("Name each value once: %(values)s.", values=", ".join(twice)))
+    return problems
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @signed_in_as(*STAFF)
 def new() -> Any:
@@ -122,8 +164,8 @@ def new() -> Any:
             form.error(f"criterion_{i}", _("Choose a criterion from the list."))
             continue
         values = [v.strip() for v in form.get(f"criterion_{i}_in").split(",") if v.strip()]
-        if key == "purpose" and not values:
-            form.error(f"criterion_{i}_in", _("Give the words the purpose must mention."))
+        for problem in _criterion_values_problems(key, values):
+            form.error(f"criterion_{i}_in", problem)
         criteria.append({"key": key, "in": values} if values else {"key": key})
     if (
         not form.ok

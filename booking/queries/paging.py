@@ -21,11 +21,11 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import ColumnElement, Select, TypeDecorator, and_, or_
 from sqlalchemy.engine import Connection
 
 from booking.domain.errors import RuleBroken
@@ -77,12 +77,19 @@ def decode_cursor(text: str) -> tuple[Any, ...]:
                 instant = datetime.fromisoformat(value)
                 if instant.tzinfo is None:
                     raise ValueError("naive")
-                values.append(instant)
+                values.append(instant.astimezone(UTC))  # in range (else OverflowError)
             elif _plain(tag, value):
                 values.append(value)
             else:
                 raise ValueError(tag)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+    except (
+        ValueError,
+        TypeError,
+        OverflowError,
+        binascii.Error,
+        UnicodeDecodeError,
+        RecursionError,
+    ):
         raise RuleBroken({"after": [BAD_CURSOR]}) from None
     if not values:
         raise RuleBroken({"after": [BAD_CURSOR]})
@@ -90,9 +97,21 @@ def decode_cursor(text: str) -> tuple[Any, ...]:
 
 
 def _plain(tag: str, value: Any) -> bool:
-    if tag == "i":
-        return isinstance(value, int) and not isinstance(value, bool)
-    return tag == "s" and isinstance(value, str)
+    if tag == "i":  # within a 64-bit column, as every whole number we store is
+        return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+    return tag == "s" and isinstance(value, str) and _storable(value)
+
+
+def _storable(text: str) -> bool:
+    """Text both databases can compare with: no NUL (PostgreSQL refuses it) and no lone
+    surrogate (which JSON can spell but UTF-8 cannot, so no driver can send it)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def after_clause(
@@ -101,13 +120,28 @@ def after_clause(
     """Rows strictly after `after` in the order of `keys` (all ascending, or all descending),
     spelled without row-value comparison so that both databases use the same bound types as
     the columns."""
-    if len(after) != len(keys):
+    if len(after) != len(keys) or not all(map(_fits, keys, after)):
         raise RuleBroken({"after": [BAD_CURSOR]})
     clauses = []
     for n, key in enumerate(keys):
         equal = [keys[i] == after[i] for i in range(n)]
         clauses.append(and_(*equal, key < after[n] if descending else key > after[n]))
     return or_(*clauses)
+
+
+def _fits(key: ColumnElement[Any], value: Any) -> bool:
+    """Whether a cursor's value is of its column's kind (a text where an instant belongs
+    would reach PostgreSQL as a comparison it cannot make: a 500, not a 422)."""
+    column_type = key.type
+    if isinstance(column_type, TypeDecorator):  # e.g. UTCDateTime says `object` itself
+        column_type = column_type.impl_instance
+    try:
+        kind = column_type.python_type
+    except NotImplementedError:
+        return True
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
 
 
 def fetch_page(

@@ -1,9 +1,9 @@
 """The free-premises registry as the API and the pages read it: the entries with their next
 free hour, and the open-data CSV.
 
-GET /api/v1/registry/free-premises lists the asynchronous registry projection (its entries
-and CSV are made here); the /registry page reads the catalogue itself (inline, so a change
-shows at once) through `catalogue_registry_rows`.
+GET /api/v1/registry/free-premises lists the asynchronous registry projection (its entries,
+a page at a time by id, and the whole CSV are made here); the /registry page reads the
+catalogue itself (inline, so a change shows at once) through `catalogue_registry_rows`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from booking.queries.paging import Page, PageRequest, fetch_page
 from events.opening import WEEKDAYS, OpeningHours, days
 from events.slot import Slot, subtract
 from projections.availability import busy_between, days_of
 from projections.catalogue import premises_table
-from projections.registry import listed
+from projections.registry import Registry, listed
 
 HORIZON = timedelta(days=14)
 LANGUAGES = ("fi", "en", "sv")
@@ -48,9 +49,22 @@ def next_free_hour(
 
 
 def registry_entries(conn: Connection, now: datetime) -> list[dict[str, Any]]:
-    """Every entry of the registry projection, with its next free hour from `now` (read
-    from the inline availability table, which is always current)."""
-    rows = listed(conn)
+    """Every entry of the registry projection (the open-data CSV is the whole register)."""
+    return _entries(conn, listed(conn), now)
+
+
+def registry_page(conn: Connection, now: datetime, page: PageRequest) -> Page[dict[str, Any]]:
+    """One page of the registry projection's entries by id (GET …/free-premises as JSON):
+    the next free hours are worked out for that page's premises only."""
+    t = Registry().tables[0]
+    listed_now = select(t).where(t.c.free_of_charge.is_(True), t.c.retired.is_(False))
+    found = fetch_page(conn, listed_now, [t.c.premises_id], page)
+    return Page(_entries(conn, found.rows, now), found.next)
+
+
+def _entries(conn: Connection, rows: list[Any], now: datetime) -> list[dict[str, Any]]:
+    """Registry rows as entries, with their next free hour from `now` (read from the inline
+    availability table, which is always current)."""
     window = Slot(now - timedelta(days=1), now + HORIZON + timedelta(days=1))
     busy = busy_between(conn, [r.premises_id for r in rows], window) if rows else {}
     entries = []
