@@ -6,7 +6,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -38,7 +38,6 @@ from booking.http import (
     ProblemSchema,
     Runtime,
     http_problem,
-    new_request_id,
     register_error_handlers,
 )
 from booking.oidc import parse_role_map
@@ -130,10 +129,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     pages.init_app(app)
     auth.init_app(app)
-
-    @app.before_request
-    def _request_id() -> None:
-        g.request_id = request.headers.get("X-Request-Id") or new_request_id()
 
     waits_itself = {registry_api.blp.name, stats_api.blp.name}  # reflected_position
 

@@ -14,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response
-from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
@@ -37,6 +36,7 @@ from booking.api.allocation_schemas import (
     RoundList,
     RoundOut,
 )
+from booking.api.blueprint import Blueprint
 from booking.api.paging import LINK_HEADER, PageQuery, page_headers, page_request
 from booking.api.schemas import ReasonIn
 from booking.auth import current_user, require, signed_in, signed_in_strongly

@@ -10,9 +10,9 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
+from booking.api.blueprint import Blueprint
 from booking.http import json_response, runtime
 from booking.i18n import reader_language
 from booking.queries.allocation import published_result, result_csv

@@ -10,18 +10,19 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, current_app, request
-from flask_smorest import Blueprint
+from flask import Response, current_app
 from marshmallow import validate
 from sqlalchemy.engine import Connection
 
 from booking import reasons
 from booking.api import schemas
+from booking.api.blueprint import Blueprint
 from booking.api.paging import AFTER_DOC, LINK_HEADER, next_field, page_headers, page_request
 from booking.auth import require, signed_in, signed_in_strongly
 from booking.http import (
     expected_version,
     iso,
+    json_body,
     json_response,
     new_id,
     now,
@@ -73,7 +74,7 @@ def booking_json(row: BookingRow) -> dict[str, Any]:
 def stated(body: dict[str, Any], name: str) -> datetime:
     """The instant `name` in the offset the client wrote it in (the schema's value is in
     UTC): a local time that does not exist is told apart by its offset."""
-    raw = (request.get_json(silent=True) or {}).get(name)
+    raw = (json_body() or {}).get(name)
     try:
         written = datetime.fromisoformat(raw) if isinstance(raw, str) else None
     except ValueError:

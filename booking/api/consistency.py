@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import Response, request
-from flask_smorest import Blueprint
 
+from booking.api.blueprint import Blueprint
 from booking.domain.errors import RuleBroken
 from booking.http import problem, runtime
 from events.sql import read_transaction

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint as FlaskBlueprint
 from flask import Response, request
-from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from booking.api import schemas
+from booking.api.blueprint import Blueprint
 from booking.api.paging import LINK_HEADER
 from booking.auth import require
 from booking.domain.errors import RuleBroken

@@ -10,12 +10,12 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from booking import memberships
+from booking.api.blueprint import Blueprint
 from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.domain.errors import NotAllowed

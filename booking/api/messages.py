@@ -12,10 +12,10 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy.engine import Connection
 
+from booking.api.blueprint import Blueprint
 from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.http import iso, json_response, new_id, now, runtime, unit_for, write

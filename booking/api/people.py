@@ -9,7 +9,6 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -18,6 +17,7 @@ from booking import accounts, held_identity, memberships
 from booking.api import bookings as bookings_api
 from booking.api import popups as popups_api
 from booking.api import schemas
+from booking.api.blueprint import Blueprint
 from booking.api.messages import MessageOut, message_json
 from booking.api.popups import PopupOut
 from booking.auth import require, signed_in

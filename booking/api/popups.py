@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy.engine import Connection
 
 from booking import reasons
+from booking.api.blueprint import Blueprint
 from booking.api.bookings import stated
 from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.api.schemas import ReasonIn, instant

@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy import Text, bindparam, cast, select, true
 from sqlalchemy.engine import Connection
 
 from booking.api import schemas
+from booking.api.blueprint import Blueprint
 from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import require, signed_in
 from booking.cache import caches

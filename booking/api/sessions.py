@@ -13,12 +13,12 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import fields
 from sqlalchemy.engine import Connection
 
 from booking import sessions
 from booking.accounts import user_by_id
+from booking.api.blueprint import Blueprint
 from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
 from booking.auth import current_session, require, signed_in
 from booking.domain.errors import InvalidState, NotFound

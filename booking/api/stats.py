@@ -12,9 +12,9 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
+from booking.api.blueprint import Blueprint
 from booking.api.consistency import (
     handle_not_caught_up,
     min_position_field,

@@ -12,9 +12,9 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
+from booking.api.blueprint import Blueprint
 from booking.auth import require
 from booking.http import json_response, runtime
 from booking.queries.allocation import STATS_KEYS, allocation_stats, stats_csv

@@ -11,6 +11,7 @@ from booking.http.guards import (
     check_changed_once,
     check_if_match,
     expected_version,
+    json_body,
     refuse_nul_characters,
     refuse_unreadable_json,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "expected_version",
     "http_problem",
     "iso",
+    "json_body",
     "json_response",
     "log",
     "new_id",

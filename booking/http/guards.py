@@ -77,7 +77,7 @@ def refuse_nul_characters() -> Response | None:
                     422, "Unprocessable Entity", "NUL in the form.", errors={key: message}
                 )
     if request.is_json and request.content_length:
-        field = _nul_in(request.get_json(silent=True), "_schema")
+        field = _nul_in(json_body(), "_schema")
         if field is not None:
             return problem(422, "Unprocessable Entity", "NUL in the body.", errors={field: message})
     return None
@@ -115,14 +115,45 @@ def _has_surrogate(text: str) -> bool:
 def refuse_unreadable_json() -> Response | None:
     """Read a JSON body once, safely, before anything else does: the json module raises
     RecursionError on deep nesting and ValueError on numbers of thousands of digits, which
-    would otherwise surface as 500s from the first code that parses the body."""
+    would otherwise surface as 500s from the first code that parses the body. What it read
+    is the body every later reader gets (`json_body`, `utf8_json_body`): parsed once."""
     if not request.is_json or not request.content_length:
         return None
+    data = request.get_data(cache=True)
     try:
-        parsed = json.loads(request.get_data(cache=True))
+        parsed = json.loads(data)
     except (ValueError, RecursionError):
         return problem(400, "Bad Request", "The body is not readable JSON.")
     reason = _unreadable(parsed)
     if reason is not None:
         return problem(400, "Bad Request", reason)
+    # json.loads guesses the encoding of bytes (UTF-16, a UTF-8 signature); webargs reads
+    # them as UTF-8 only, so it may reuse this value only where the guess was plain UTF-8.
+    request.environ[_READ] = ReadBody(parsed, json.detect_encoding(data) == "utf-8")
     return None
+
+
+_READ = "tilavaraus.json_body"  # in the request's environ: per request, never shared
+
+
+class ReadBody:
+    """A JSON body as refuse_unreadable_json read it, and whether its bytes were UTF-8."""
+
+    __slots__ = ("utf8", "value")
+
+    def __init__(self, value: Any, utf8: bool) -> None:
+        self.value, self.utf8 = value, utf8
+
+
+def json_body() -> Any:
+    """The request's JSON body, as `request.get_json(silent=True)` gives it (None without
+    one), read once: what refuse_unreadable_json read, when it read one."""
+    read: ReadBody | None = request.environ.get(_READ)
+    return request.get_json(silent=True) if read is None else read.value
+
+
+def utf8_json_body() -> ReadBody | None:
+    """The body read by refuse_unreadable_json when its bytes were plain UTF-8 (what webargs
+    parses alike), else None: the caller reads the body itself."""
+    read: ReadBody | None = request.environ.get(_READ)
+    return read if read is not None and read.utf8 else None

@@ -8,9 +8,10 @@ import hmac
 import secrets
 from collections.abc import Callable
 
-from flask import Response, current_app, g, request
+from flask import Response, current_app, request
 from sqlalchemy.engine import Connection
 
+from booking.http.guards import json_body
 from booking.http.problems import PROBLEM, outcome_of_error, problem
 from booking.http.runtime import json_response, new_request_id, now, runtime
 from booking.service import (
@@ -35,10 +36,14 @@ def correlation_id() -> str:
     given = request.headers.get("X-Request-Id", "")
     if 0 < len(given) <= 128 and given.isascii() and given.isprintable():
         return given
-    if g.get("request_id") in (None, given):
-        g.request_id = new_request_id()
-    found: str = g.request_id
+    # Made when a write first asks (reads never do), one per request: in its environ.
+    found: str | None = request.environ.get(_REQUEST_ID)
+    if found is None:
+        found = request.environ[_REQUEST_ID] = new_request_id()
     return found
+
+
+_REQUEST_ID = "tilavaraus.request_id"
 
 
 def request_metadata(actor: str | None) -> Metadata:
@@ -79,7 +84,7 @@ def run_write(actor: str, handler: Callable[[Connection], Outcome]) -> Outcome |
     if key:
         if len(key) > 200 or not key.isprintable():
             return problem(400, "Bad Idempotency-Key", "At most 200 printable characters.")
-        body = request.get_json(silent=True)
+        body = json_body()
         idempotency = IdempotencyKey.of(actor, key, request.method, request.path, body, now())
     return execute(
         runtime().engine, handler, idempotency, outcome_of_error if idempotency else None
