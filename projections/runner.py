@@ -67,6 +67,8 @@ INLINE = tuple(p for p in ALL if p.inline)
 ASYNC = tuple(p for p in ALL if not p.inline)
 
 NOTIFY_CHANNEL = "tilavaraus_events"  # the trigger of migration 0003 notifies here
+# The least time between the starts of two of the runner's rounds on PostgreSQL (`Runner`).
+ROUND_SECONDS = 1.0
 
 Progress = Callable[[int], None]
 # The time a checkpoint is written at: handed in by the caller (`booking.clock.Clock`).
@@ -366,8 +368,14 @@ class Runner:
     sends (the trigger of migration 0003); `poll_seconds` is then only a safety net. After
     a wake-up it lets `settle_seconds` pass and takes every notification that came
     meanwhile, so a burst of commits costs one catch-up, not one each (under load a
-    catch-up per booking cost more CPU than the booking: bench/load.py). On SQLite it polls
-    the head every `poll_seconds`.
+    catch-up per booking cost more CPU than the booking: bench/load.py). Rounds also start
+    at least `round_seconds` apart: under steady traffic a round every settle (0.2 s) was
+    five rounds a second, each costing about as much whether it took two bookings or forty,
+    so the projector spent more CPU per booking the busier the system (bench.load: 1.4 ms
+    a booking, the database's backends more). A first change after a quiet spell still
+    shows within `settle_seconds`; under load within `round_seconds`, well inside the 3 s
+    that a read with `min_position` waits. On SQLite it polls the head every
+    `poll_seconds`.
     """
 
     def __init__(
@@ -378,6 +386,7 @@ class Runner:
         batch_size: int = 1000,
         poll_seconds: float = 0.5,
         settle_seconds: float = 0.2,
+        round_seconds: float = ROUND_SECONDS,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -385,6 +394,8 @@ class Runner:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.settle_seconds = settle_seconds
+        self.round_seconds = round_seconds
+        self._round_began = float("-inf")  # time.monotonic() when the last round began
 
     def run(self, stop: threading.Event) -> None:
         listener = self._listen()
@@ -392,6 +403,7 @@ class Runner:
         try:
             while not stop.is_set():
                 try:
+                    self._round_began = time.monotonic()
                     if woken or self.behind():
                         applied = catch_up(
                             self.engine, self.projections, self.batch_size, clock=self.clock
@@ -449,9 +461,11 @@ class Runner:
             stop.wait(self.poll_seconds)
             return False
         # Wakes at the first notification (or after poll_seconds), lets the burst it belongs
-        # to go on for settle_seconds, then takes what came meanwhile without waiting.
+        # to go on for settle_seconds (and until round_seconds since the last round began),
+        # then takes what came meanwhile without waiting.
         woken = list(listener.notifies(timeout=self.poll_seconds, stop_after=1))
-        if woken and not stop.wait(self.settle_seconds):
+        since = time.monotonic() - self._round_began
+        if woken and not stop.wait(max(self.settle_seconds, self.round_seconds - since)):
             for _ in listener.notifies(timeout=0):
                 pass
         return bool(woken)
@@ -466,10 +480,15 @@ class BackgroundRunner:
         clock: Clock,
         poll_seconds: float = 0.5,
         settle_seconds: float = 0.2,
+        round_seconds: float = ROUND_SECONDS,
     ) -> None:
         self.stop = threading.Event()
         self.runner = Runner(
-            engine, clock, poll_seconds=poll_seconds, settle_seconds=settle_seconds
+            engine,
+            clock,
+            poll_seconds=poll_seconds,
+            settle_seconds=settle_seconds,
+            round_seconds=round_seconds,
         )
         self.thread = threading.Thread(
             target=self.runner.run, args=(self.stop,), name="projection-runner", daemon=True
