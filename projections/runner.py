@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
@@ -38,7 +38,7 @@ from sqlalchemy.exc import OperationalError
 from events.catalog import Event
 from events.decoding import event_of
 from events.sql import read_transaction, write_transaction
-from events.store import RecordedEvent, head_position, read_all, read_raw
+from events.store import RecordedEvent, events_table, head_position, read_all, read_raw
 from projections.allocation import Allocations
 from projections.availability import Availability
 from projections.base import Projection, checkpoints
@@ -67,6 +67,8 @@ INLINE = tuple(p for p in ALL if p.inline)
 ASYNC = tuple(p for p in ALL if not p.inline)
 
 NOTIFY_CHANNEL = "tilavaraus_events"  # the trigger of migration 0003 notifies here
+# The least time between the starts of two of the runner's rounds on PostgreSQL (`Runner`).
+ROUND_SECONDS = 1.0
 
 Progress = Callable[[int], None]
 # The time a checkpoint is written at: handed in by the caller (`booking.clock.Clock`).
@@ -209,18 +211,108 @@ def catch_up(
     clock: Clock,
 ) -> int:
     """Feed asynchronous projections the events after their checkpoints; returns how many
-    events were applied. Each batch and its checkpoint (at `clock()`) commit together."""
+    events were applied (an event that two projections take counts twice). Each round's
+    batches and their checkpoints (at `clock()`) commit together, in one transaction for
+    all the projections (`catch_up_together`); a round that read fewer events than
+    `batch_size` reached the head read before it, and is the last."""
+    chosen = list(projections if projections is not None else ASYNC)
     applied = 0
-    for projection in projections if projections is not None else ASYNC:
-        while True:
-            with write_transaction(engine) as conn:
-                count = catch_up_once(conn, projection, batch_size, clock())
-            if count is None:
-                break
-            applied += count
-            if progress:
-                progress(count)
+    while chosen:
+        with write_transaction(engine) as conn:
+            count, more = catch_up_together(conn, chosen, batch_size, clock())
+        applied += count
+        if progress and count:
+            progress(count)
+        if not more:
+            break
     return applied
+
+
+def catch_up_each(
+    engine: Engine,
+    projections: Sequence[Projection] | None = None,
+    batch_size: int = 1000,
+    *,
+    clock: Clock,
+) -> list[tuple[Projection, Exception]]:
+    """`catch_up` of each projection on its own, for after a failed round: a projection
+    that fails holds back only itself. Returns the projections that failed, with why."""
+    failed = []
+    for projection in projections if projections is not None else ASYNC:
+        try:
+            catch_up(engine, [projection], batch_size, clock=clock)
+        except OperationalError:
+            raise
+        except Exception as error:  # the others go on; the caller reports it
+            failed.append((projection, error))
+    return failed
+
+
+def catch_up_together(
+    conn: Connection, projections: Sequence[Projection], batch_size: int, now: datetime
+) -> tuple[int, bool]:
+    """One round for several projections in the caller's write transaction: their
+    checkpoints locked (and created at `now` when missing) and the head read in one
+    statement; one read of the events of all their types after the lowest checkpoint; each
+    projection's share applied; the moved checkpoints written at `now` in one statement.
+    Returns the count applied and whether the batch was full (there may be more).
+
+    Where `_next_batch` holds for one projection, this holds for each: an event of its
+    types after its checkpoint and up to the last position read is in the batch, so when
+    the batch is full the projection reaches that position; when it is not, also the head
+    read before the events (every position up to it had committed: the module docstring)."""
+    names = [checkpoint_name(p) for p in projections]
+    found, head = _lock_checkpoints(conn, names, now)
+    types = sorted(set().union(*(_handled(p) for p in projections)))
+    after = min(found.values())
+    if all(isinstance(p, BatchProjection) for p in projections):
+        batch = read_raw(conn, after, batch_size, types)
+    else:
+        batch = read_all(conn, after, batch_size, types=types)
+    full = len(batch) == batch_size
+    last = batch[-1].position if batch else after
+    top = last if full else max(head, last)
+    applied = 0
+    moved: dict[int, list[str]] = {}
+    for projection, name in zip(projections, names, strict=True):
+        position = found[name]
+        if top <= position:
+            continue
+        handled = _handled(projection)
+        mine = [r for r in batch if r.position > position and r.type in handled]
+        if mine:
+            _apply(conn, projection, mine)
+            applied += len(mine)
+        moved.setdefault(top, []).append(name)
+    for position, moving in moved.items():
+        conn.execute(
+            update(checkpoints)
+            .where(checkpoints.c.name.in_(moving))
+            .values(position=position, updated_at=now)
+        )
+    return applied, full
+
+
+def _lock_checkpoints(
+    conn: Connection, names: Sequence[str], now: datetime
+) -> tuple[dict[str, int], int]:
+    """The checkpoints of `names` (created at 0 when missing), locked until the transaction
+    ends (in the order of their names, so that two lockers never wait for each other), and
+    the log's head, read in the same statement."""
+    head = select(func.coalesce(func.max(events_table.c.position), 0)).scalar_subquery()
+    query = (
+        select(checkpoints.c.name, checkpoints.c.position, head)
+        .where(checkpoints.c.name.in_(names))
+        .order_by(checkpoints.c.name)
+        .with_for_update(of=checkpoints)
+    )
+    rows = conn.execute(query).all()
+    if len(rows) < len(set(names)):
+        missing = set(names) - {row[0] for row in rows}
+        for name in sorted(missing):
+            open_checkpoint(conn, name, now, lock=True)
+        rows = conn.execute(query).all()
+    return {name: int(position) for name, position, _ in rows}, int(rows[0][2])
 
 
 # --- status and waiting -------------------------------------------------------------------
@@ -276,8 +368,14 @@ class Runner:
     sends (the trigger of migration 0003); `poll_seconds` is then only a safety net. After
     a wake-up it lets `settle_seconds` pass and takes every notification that came
     meanwhile, so a burst of commits costs one catch-up, not one each (under load a
-    catch-up per booking cost more CPU than the booking: bench/load.py). On SQLite it polls
-    the head every `poll_seconds`.
+    catch-up per booking cost more CPU than the booking: bench/load.py). Rounds also start
+    at least `round_seconds` apart: under steady traffic a round every settle (0.2 s) was
+    five rounds a second, each costing about as much whether it took two bookings or forty,
+    so the projector spent more CPU per booking the busier the system (bench.load: 1.4 ms
+    a booking, the database's backends more). A first change after a quiet spell still
+    shows within `settle_seconds`; under load within `round_seconds`, well inside the 3 s
+    that a read with `min_position` waits. On SQLite it polls the head every
+    `poll_seconds`.
     """
 
     def __init__(
@@ -288,6 +386,7 @@ class Runner:
         batch_size: int = 1000,
         poll_seconds: float = 0.5,
         settle_seconds: float = 0.2,
+        round_seconds: float = ROUND_SECONDS,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -295,29 +394,58 @@ class Runner:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.settle_seconds = settle_seconds
+        self.round_seconds = round_seconds
+        self._round_began = float("-inf")  # time.monotonic() when the last round began
 
     def run(self, stop: threading.Event) -> None:
         listener = self._listen()
+        woken = True  # the first round looks whatever the checkpoints say
         try:
             while not stop.is_set():
                 try:
-                    applied = catch_up(
-                        self.engine, self.projections, self.batch_size, clock=self.clock
-                    )
-                    if applied:
-                        log.debug("projections caught up by %s events", applied)
+                    self._round_began = time.monotonic()
+                    if woken or self.behind():
+                        applied = catch_up(
+                            self.engine, self.projections, self.batch_size, clock=self.clock
+                        )
+                        if applied:
+                            log.debug("projections caught up by %s events", applied)
                 except OperationalError as error:  # the database went away: try again later
                     log.warning("catch-up failed, retrying: %s", error.orig)
                     stop.wait(min(5.0, self.poll_seconds * 4))
                     continue
                 except Exception:  # a projection bug: keep the process, show the lag
-                    log.exception("catch-up failed; the batch was rolled back, retrying")
+                    log.exception("catch-up failed; the round was rolled back, retrying")
+                    self._each_alone()
                     stop.wait(30.0)
                     continue
-                self._wait(listener, stop)
+                woken = self._wait(listener, stop)
         finally:
             if listener is not None:
                 listener.close()
+
+    def behind(self) -> bool:
+        """Whether a projection's checkpoint is below the head: one read, no write. A round
+        without a notification (SQLite's polling, PostgreSQL's safety net) asks first."""
+        names = [checkpoint_name(p) for p in self.projections]
+        head = select(func.coalesce(func.max(events_table.c.position), 0)).scalar_subquery()
+        lowest = select(func.min(checkpoints.c.position), func.count(), head).where(
+            checkpoints.c.name.in_(names)
+        )
+        with read_transaction(self.engine) as conn:
+            position, count, top = conn.execute(lowest).one()
+        return count < len(set(names)) or int(position) < int(top)
+
+    def _each_alone(self) -> None:
+        """After a failed round: each projection on its own, so that a failing one holds
+        back only itself."""
+        try:
+            failed = catch_up_each(self.engine, self.projections, self.batch_size, clock=self.clock)
+        except Exception as error:  # the database again: the next round reports it
+            log.warning("catch-up of each projection alone failed: %s", error)
+            return
+        for projection, why in failed:
+            log.error("projection %s failed and is held back: %r", projection.name, why)
 
     def _listen(self) -> Listener | None:
         if self.engine.dialect.name != "postgresql":
@@ -327,16 +455,20 @@ class Runner:
         connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
         return connection
 
-    def _wait(self, listener: Listener | None, stop: threading.Event) -> None:
+    def _wait(self, listener: Listener | None, stop: threading.Event) -> bool:
+        """Wait for the next round; whether a notification came (always False on SQLite)."""
         if listener is None:
             stop.wait(self.poll_seconds)
-            return
+            return False
         # Wakes at the first notification (or after poll_seconds), lets the burst it belongs
-        # to go on for settle_seconds, then takes what came meanwhile without waiting.
+        # to go on for settle_seconds (and until round_seconds since the last round began),
+        # then takes what came meanwhile without waiting.
         woken = list(listener.notifies(timeout=self.poll_seconds, stop_after=1))
-        if woken and not stop.wait(self.settle_seconds):
+        since = time.monotonic() - self._round_began
+        if woken and not stop.wait(max(self.settle_seconds, self.round_seconds - since)):
             for _ in listener.notifies(timeout=0):
                 pass
+        return bool(woken)
 
 
 class BackgroundRunner:
@@ -348,10 +480,15 @@ class BackgroundRunner:
         clock: Clock,
         poll_seconds: float = 0.5,
         settle_seconds: float = 0.2,
+        round_seconds: float = ROUND_SECONDS,
     ) -> None:
         self.stop = threading.Event()
         self.runner = Runner(
-            engine, clock, poll_seconds=poll_seconds, settle_seconds=settle_seconds
+            engine,
+            clock,
+            poll_seconds=poll_seconds,
+            settle_seconds=settle_seconds,
+            round_seconds=round_seconds,
         )
         self.thread = threading.Thread(
             target=self.runner.run, args=(self.stop,), name="projection-runner", daemon=True

@@ -52,7 +52,10 @@ def _counted(engine: Engine) -> set[str]:
         return set(conn.execute(select(table.c.organisation_id)).scalars())
 
 
-def test_writers_committing_out_of_order_skip_nothing(pg: Engine) -> None:
+# Usage alone, and usage fed together with the registry (one read of both projections'
+# types, the registry's checkpoint moving over events it never takes).
+@pytest.mark.parametrize("fed", [["usage"], ["registry", "usage"]])
+def test_writers_committing_out_of_order_skip_nothing(pg: Engine, fed: list[str]) -> None:
     appended: list[str] = []
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -80,9 +83,9 @@ def test_writers_committing_out_of_order_skip_nothing(pg: Engine) -> None:
             errors.append(error)
 
     def feed() -> None:
-        usage = runner.by_name(["usage"])
+        projections = runner.by_name(fed)
         while writing.is_set():
-            runner.catch_up(pg, usage, batch_size=3, clock=system_clock)
+            runner.catch_up(pg, projections, batch_size=3, clock=system_clock)
 
     feeder = threading.Thread(target=feed)
     writers = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
@@ -94,11 +97,12 @@ def test_writers_committing_out_of_order_skip_nothing(pg: Engine) -> None:
     writing.clear()
     feeder.join()
     assert not errors
-    runner.catch_up(pg, runner.by_name(["usage"]), clock=system_clock)
+    runner.catch_up(pg, runner.by_name(fed), clock=system_clock)
     assert len(appended) == WRITERS * EACH
     assert _counted(pg) == set(appended)
     with read_transaction(pg) as conn:
-        assert runner.read_checkpoint(conn, "usage") == head_position(conn)
+        for name in fed:
+            assert runner.read_checkpoint(conn, name) == head_position(conn)
 
 
 def _raw_insert(conn: object, event: OrganisationRegistered) -> None:
