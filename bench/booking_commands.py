@@ -258,6 +258,7 @@ class Replay:
         self.driver: Any = driver
         self.cursor = driver.cursor()
         self.postgres = engine.dialect.name == "postgresql"
+        self.backend = driver.info.backend_pid if self.postgres else None
         self.pipelined = pipelined
         self.done = 0  # entries of the recorder replayed so far
         self.transactions = 0  # tagged transactions replayed so far
@@ -272,6 +273,7 @@ class Replay:
                 if tagged and began is None:
                     if self.postgres and driver.info.transaction_status:  # an untagged read's
                         driver.commit()
+                    server = common.backend_cpu(self.backend) if self.backend else None
                     began = (time.perf_counter(), time.process_time())
                     if self.pipelined:
                         pipeline.enter_context(driver.pipeline())
@@ -291,9 +293,10 @@ class Replay:
                 if began is not None and kind in ("commit", "rollback"):
                     pipeline.close()
                     self.transactions += 1
-                    return common.Timed(
-                        time.perf_counter() - began[0], time.process_time() - began[1]
-                    )
+                    seconds, cpu = time.perf_counter() - began[0], time.process_time() - began[1]
+                    after = common.backend_cpu(self.backend) if self.backend else None
+                    used = after - server if after is not None and server is not None else None
+                    return common.Timed(seconds, cpu, used)
         raise RuntimeError(f"no recorded transaction left after {self.transactions}")
 
     def close(self) -> None:
@@ -351,7 +354,8 @@ def measure(
     gc.collect()
     gc.freeze()
     try:
-        samples = common.interleave({**operations, **floors}, count, warmup=WARMUP)
+        servers = {name: common.ServerCPU(engine) for name in operations}
+        samples = common.interleave({**operations, **floors}, count, warmup=WARMUP, servers=servers)
     finally:
         gc.unfreeze()
         for floor in floors.values():
@@ -388,6 +392,7 @@ def measure(
                 common.millis(found.p95),
                 common.ratio(relative),
                 common.millis(1 / found.cpu_rate),
+                "—" if found.server_per_call is None else common.millis(found.server_per_call),
                 verdict,
             ]
         )
@@ -410,7 +415,18 @@ def main(argv: list[str] | None = None) -> None:
             rows.extend(measure(kind, engine, twins, count, args.profile))
     common.print_table(
         "(a) bookings per second, sequential, one transaction each",
-        ["database", "path", "n", "ops/s", "p50 ms", "p95 ms", "vs raw", "cpu ms/op", "target"],
+        [
+            "database",
+            "path",
+            "n",
+            "ops/s",
+            "p50 ms",
+            "p95 ms",
+            "vs raw",
+            "cpu ms/op",
+            "server cpu ms/op",
+            "target",
+        ],
         rows,
     )
 

@@ -97,6 +97,9 @@ class Samples:
     name: str
     seconds: list[float] = field(default_factory=list)
     cpu_seconds: list[float] = field(default_factory=list)
+    # The database server's CPU seconds for the calls, in all (`interleave`'s `servers`, or
+    # what `Timed` calls said); None when not measured.
+    server_seconds: float | None = None
 
     @property
     def count(self) -> int:
@@ -115,6 +118,17 @@ class Samples:
     def cpu_rate(self) -> float:
         total = sum(self.cpu_seconds)
         return self.count / total if total else math.inf
+
+    @property
+    def server_per_call(self) -> float | None:
+        """The database server's CPU seconds per call, when measured."""
+        if self.server_seconds is None or not self.count:
+            return None
+        return self.server_seconds / self.count
+
+    def add_server(self, seconds: float | None) -> None:
+        if seconds is not None:
+            self.server_seconds = (self.server_seconds or 0.0) + seconds
 
     def p(self, q: float) -> float:
         return percentile(self.seconds, q)
@@ -139,6 +153,7 @@ class Timed:
 
     seconds: float
     cpu_seconds: float
+    server_seconds: float | None = None  # the database server's, when measured
 
 
 def time_calls(operation: Callable[[int], object], indices: range) -> Samples:
@@ -152,6 +167,7 @@ def time_calls(operation: Callable[[int], object], indices: range) -> Samples:
         if isinstance(result, Timed):
             found.seconds.append(result.seconds)
             found.cpu_seconds.append(result.cpu_seconds)
+            found.add_server(result.server_seconds)
         else:
             found.seconds.append(wall() - began)
             found.cpu_seconds.append(cpu() - began_cpu)
@@ -163,12 +179,14 @@ def interleave(
     count: int,
     rounds: int = 5,
     warmup: int = 10,
+    servers: dict[str, ServerCPU] | None = None,
 ) -> dict[str, Samples]:
     """Time `count` calls of every operation, in `rounds` alternating blocks.
 
     Each operation gets indices 0..warmup-1 untimed first, then warmup..warmup+count-1 timed,
     so an index can name a distinct slot or stream. Alternating blocks put a busy spell of a
-    shared machine on all operations alike, which keeps the ratios honest.
+    shared machine on all operations alike, which keeps the ratios honest. `servers`, by
+    operation: the database server's CPU over each of its blocks (`ServerCPU`).
     """
     for operation in operations.values():
         time_calls(operation, range(warmup))
@@ -176,10 +194,56 @@ def interleave(
     bounds = [warmup + count * r // rounds for r in range(rounds + 1)]
     for low, high in itertools.pairwise(bounds):
         for name, operation in operations.items():
+            server = (servers or {}).get(name)
+            began = server.begin() if server else None
             block = time_calls(operation, range(low, high))
+            if server and began is not None:
+                samples[name].add_server(server.since(began))
             samples[name].seconds.extend(block.seconds)
             samples[name].cpu_seconds.extend(block.cpu_seconds)
+            samples[name].add_server(block.server_seconds)
     return samples
+
+
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds a process on this machine has run (a PostgreSQL backend: Linux
+    /proc/PID/schedstat, in nanoseconds, not sampled by ticks), or None when unknown."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class ServerCPU:
+    """The CPU of a PostgreSQL database's backends over a stretch of calls, when the server
+    runs on this machine: the backends found before the stretch (their CPU then and after),
+    and any found after it that were not there before (all of theirs: started during it).
+    Finding them costs a query, made outside the stretch."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _pids(self) -> set[int]:
+        with self.engine.connect() as conn:
+            query = text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            return set(conn.execute(query).scalars())
+
+    def begin(self) -> dict[int, float] | None:
+        if self.engine.dialect.name != "postgresql":
+            return None
+        found = {pid: backend_cpu(pid) for pid in self._pids()}  # (read after the query)
+        known = {pid: cpu for pid, cpu in found.items() if cpu is not None}
+        return known or None  # (none readable: the server is elsewhere)
+
+    def since(self, began: dict[int, float]) -> float:
+        used = 0.0
+        for pid, before in began.items():
+            now = backend_cpu(pid)
+            if now is not None:
+                used += now - before
+        for pid in self._pids() - set(began):
+            used += backend_cpu(pid) or 0.0
+        return used
 
 
 OUR_CODE = r"/(booking|events|projections)/"

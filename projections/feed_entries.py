@@ -26,7 +26,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -41,6 +40,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -143,22 +143,6 @@ _INSERT_ENTRY = insert(entries_table)
 _INSERT_ENTRY_AT = insert(entries_table).values(position=position_of)
 
 
-def _touch_at(dialect: str) -> Any:
-    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(calendars_table)
-    moved = upsert.values(
-        scope=bindparam("scope"),
-        key=bindparam("key"),
-        position=position_of,
-        changed_at=bindparam("changed_at", type_=UTCDateTime()),
-    )
-    return moved.on_conflict_do_update(
-        index_elements=["scope", "key"],
-        set_={"position": moved.excluded.position, "changed_at": moved.excluded.changed_at},
-    )
-
-
-_TOUCH_AT = ByDialect(_touch_at)
-
 # A booking's entry changed by an event named by its stream and version (`position_of`),
 # and the calendars of its scopes moved to that event: no read of the entry first, so that
 # the service may hold them back for the commit (`events.pipeline`). The same rows as
@@ -175,18 +159,22 @@ _CHANGE_ENTRY_AT = (
 )
 
 
-def _touch_scope_at(scope: str, column: str, dialect: str) -> Any:
-    """Move the calendar of the entry's premises or organisation (none when the entry has
-    no organisation) to the event's position, creating it on first use."""
+def _touch_scopes_at(dialect: str) -> Any:
+    """Move the calendars of the entry's premises and organisation (none when the entry has
+    no organisation) to the event's position, creating them on first use: one upsert for
+    both (a statement each was 7 % of a booking's statements on PostgreSQL, server and
+    driver alike). The entry is written by an earlier statement of the transaction."""
     t = entries_table
     upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(calendars_table)
-    key = t.c[column]
-    rows = select(
-        literal(scope, String()),
-        key,
-        position_of,
-        bindparam("changed_at", type_=UTCDateTime()),
-    ).where(t.c.ref_id == bindparam("ref_id"), key.is_not(None))
+    changed_at = bindparam("changed_at", type_=UTCDateTime())
+    rows = union_all(
+        select(literal("premises", String()), t.c.premises_id, position_of, changed_at).where(
+            t.c.ref_id == bindparam("ref_id")
+        ),
+        select(
+            literal("organisation", String()), t.c.organisation_id, position_of, changed_at
+        ).where(t.c.ref_id == bindparam("ref_id"), t.c.organisation_id.is_not(None)),
+    )
     moved = upsert.from_select(["scope", "key", "position", "changed_at"], rows)
     return moved.on_conflict_do_update(
         index_elements=["scope", "key"],
@@ -194,10 +182,7 @@ def _touch_scope_at(scope: str, column: str, dialect: str) -> Any:
     )
 
 
-_TOUCH_SCOPES_AT = (
-    ByDialect(partial(_touch_scope_at, "premises", "premises_id")),
-    ByDialect(partial(_touch_scope_at, "organisation", "organisation_id")),
-)
+_TOUCH_SCOPES_AT = ByDialect(_touch_scopes_at)
 
 
 class FeedEntries(Projection):
@@ -245,9 +230,8 @@ class FeedEntries(Projection):
         row = _placed_row(e, rec)
         del row["position"]
         pipeline.write(conn, _INSERT_ENTRY_AT, {**row, **at})
-        for scope, key in _scopes(e.premises_id, e.organisation_id):
-            changed = {"scope": scope, "key": key, "changed_at": rec.recorded_at, **at}
-            pipeline.write(conn, _TOUCH_AT[conn], changed)
+        changed = {"ref_id": e.booking_id, "changed_at": rec.recorded_at, **at}
+        pipeline.write(conn, _TOUCH_SCOPES_AT[conn], changed)
 
     def _changed(self, conn: Connection, booking_id: str, status: str, rec: RecordedEvent) -> None:
         scopes = _change_entry(conn, booking_id, status, rec)
@@ -271,8 +255,7 @@ class FeedEntries(Projection):
         at = {"event_stream": rec.stream, "event_version": rec.version}
         changed = {"ref_id": e.booking_id, "changed_at": rec.recorded_at, **at}
         pipeline.write(conn, _CHANGE_ENTRY_AT, {**changed, "new_status": "cancelled"})
-        for touch in _TOUCH_SCOPES_AT:
-            pipeline.write(conn, touch[conn], changed)
+        pipeline.write(conn, _TOUCH_SCOPES_AT[conn], changed)
 
     @handles(ClosureAdded)
     def closed(self, conn: Connection, e: ClosureAdded, rec: RecordedEvent) -> None:

@@ -27,8 +27,10 @@ from booking.service import (
 )
 from booking.usecases.bookings import BookingInput, cancel_booking, place_booking
 from booking.usecases.unit import Unit, record
+from events import pipeline
 from events.sql import make_engine, write_transaction
 from events.store import Metadata
+from projections.feed_entries import calendars_table as feed_calendars
 from tests.conftest import fresh_database
 
 NOW = datetime(2026, 11, 18, 8, 0, tzinfo=UTC)
@@ -223,3 +225,43 @@ def _run_on_the_driver(engine: Engine) -> None:
         assert sorted(r[0] for r in rows) == ["b-1", "b-2", "b-3"]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_booking_and_a_cancellation_move_both_feed_calendars_in_one_statement(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The premises' and the organisation's feed calendars move to the event's position in
+    one upsert (a statement each before), held or not."""
+    with fresh_database(kind, request, tmp_path / "touch.sqlite") as url:
+        engine = make_engine(url)
+        sent: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+        was = pipeline.observer
+        pipeline.observer = lambda sql, _params: sent.append(sql)
+        try:
+            for held in (True, False):
+                runner = Runner(engine, held=held)
+                hour = 0 if held else 4
+                runner.run(0, _register(f"hall-{held}"))
+                for n, handler in enumerate(
+                    [
+                        _book(f"hall-{held}", hour, f"b-{held}"),
+                        lambda unit, held=held: cancel_booking(unit, STAFF, f"b-{held}", "", NOW),
+                    ]
+                ):
+                    sent.clear()
+                    runner.run(n + 1, handler)
+                    touches = [s for s in sent if "INTO feed_calendars" in s.replace('"', "")]
+                    assert len(touches) == 1, (held, n, touches)
+                    with engine.connect() as conn:
+                        head = conn.exec_driver_sql("SELECT max(position) FROM events").scalar()
+                        calendars = conn.execute(select(feed_calendars)).all()
+                        moved = [(c.scope, c.key) for c in calendars if c.position == head]
+                    assert sorted(moved) == [
+                        ("organisation", "org-1"),
+                        ("premises", f"hall-{held}"),
+                    ]
+        finally:
+            pipeline.observer = was
+            engine.dispose()
