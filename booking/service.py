@@ -650,19 +650,24 @@ def _replay(key: IdempotencyKey) -> Callable[[Any], None]:
 
 
 def _stored_now(conn: Connection, key: IdempotencyKey) -> Outcome | None:
-    """SQLite: the key's stored outcome, read now on the driver (`pipeline.read_one`,
-    the statement compiled once); None when the key is new. What the read ahead does on
-    PostgreSQL (`_stored_ahead`, `_replay`) without its bookkeeping: the `Ahead`, the
-    pending read, the answer kept and handed on, the exception that carries a replay out of
-    the handler. A key's lookup and store were about a tenth of a keyed booking's CPU
-    (bench.booking_commands: keyed ÷ unkeyed 0.89-0.93)."""
-    rows = pipeline.read_one(conn, _STORED, {"actor": key.actor, "key": key.key})
+    """SQLite: the key's stored outcome, read now on the driver before the handler (no
+    round trip to share); None when the key is new. What the read ahead does on
+    PostgreSQL (`_stored_ahead`, `_replay`) without its bookkeeping — the `Ahead`, the
+    pending read, the answer kept and handed on, the exception that carries a replay out
+    of the handler — nor SQLAlchemy's binding and result processing: the JSON columns are
+    decoded only when a row is found, as SQLAlchemy's JSON type decodes them."""
+    rows = pipeline.sqlite_rows(conn, _STORED_SQLITE, (key.actor, key.key))
     if not rows:
         return None
     request_hash, status, body, headers = rows[0]
     if request_hash != key.request_hash:
         raise IdempotencyKeyReused(key.key)
-    return Outcome(status, body, dict(headers))
+    return Outcome(status, json.loads(body), dict(json.loads(headers)))
+
+
+_STORED_SQLITE = (
+    'SELECT request_hash, status, body, headers FROM idempotency_keys WHERE actor = ? AND "key" = ?'
+)
 
 
 def _stored_outcome(conn: Connection, key: IdempotencyKey) -> Outcome | None:
