@@ -72,7 +72,7 @@ from booking.tables import idempotency_keys
 from events import pipeline
 from events.decoding import event_of
 from events.slot import Slot
-from events.sql import sqlite_text, write_transaction
+from events.sql import write_transaction
 from events.store import (
     READ_STREAM,
     READ_TAIL,
@@ -532,17 +532,8 @@ def execute(
             # Writes wait for the COMMIT and go with it: one round trip (events.pipeline).
             with write_transaction(engine, held=True) as conn:
                 if idempotency is not None:
-                    if conn.dialect.name != "postgresql":
-                        # No round trips to share: the key is looked up at once, on the
-                        # driver, before the handler (`_stored_now`).
-                        stored = _stored_now(conn, idempotency)
-                        if stored is not None:
-                            return stored
-                    else:
-                        # The key's lookup goes with the handler's first reads: one round
-                        # trip.
-                        ahead, replay = _stored_ahead(idempotency), _replay(idempotency)
-                        pipeline.read_soon(conn, ahead, replay)
+                    # The key's lookup goes with the handler's first reads: one round trip.
+                    pipeline.read_soon(conn, _stored_ahead(idempotency), _replay(idempotency))
                     try:
                         outcome = _run_or_refuse(conn, handler, problem_of, savepoint)
                     except _Stored as found:
@@ -649,27 +640,6 @@ def _replay(key: IdempotencyKey) -> Callable[[Any], None]:
     return check
 
 
-def _stored_now(conn: Connection, key: IdempotencyKey) -> Outcome | None:
-    """SQLite: the key's stored outcome, read now on the driver before the handler (no
-    round trip to share); None when the key is new. What the read ahead does on
-    PostgreSQL (`_stored_ahead`, `_replay`) without its bookkeeping — the `Ahead`, the
-    pending read, the answer kept and handed on, the exception that carries a replay out
-    of the handler — nor SQLAlchemy's binding and result processing: the JSON columns are
-    decoded only when a row is found, as SQLAlchemy's JSON type decodes them."""
-    rows = pipeline.sqlite_rows(conn, _STORED_SQLITE, (key.actor, key.key))
-    if not rows:
-        return None
-    request_hash, status, body, headers = rows[0]
-    if request_hash != key.request_hash:
-        raise IdempotencyKeyReused(key.key)
-    return Outcome(status, json.loads(body), dict(json.loads(headers)))
-
-
-_STORED_SQLITE = (
-    'SELECT request_hash, status, body, headers FROM idempotency_keys WHERE actor = ? AND "key" = ?'
-)
-
-
 def _stored_outcome(conn: Connection, key: IdempotencyKey) -> Outcome | None:
     t = idempotency_keys
     row = conn.execute(select(t).where(t.c.actor == key.actor, t.c.key == key.key)).first()
@@ -681,22 +651,6 @@ def _stored_outcome(conn: Connection, key: IdempotencyKey) -> Outcome | None:
 
 
 def _store_outcome(conn: Connection, key: IdempotencyKey, outcome: Outcome) -> None:
-    if conn.dialect.name == "sqlite":
-        # The row as SQLAlchemy's binding makes it (the JSON columns' `json.dumps`, the
-        # instant's DATETIME text), in the driver's SQL: the INSERT is held with the
-        # booking's writes all the same (`pipeline.write_sql`), without binding its
-        # parameters by name per call.
-        row = (
-            key.actor,
-            key.key,
-            key.request_hash,
-            outcome.status,
-            _json_text(outcome.body),
-            _json_text(outcome.headers),
-            sqlite_text(key.used_at),
-        )
-        pipeline.write_sql(conn, _STORE_OUTCOME_SQLITE, [row])
-        return
     values = {
         "actor": key.actor,
         "key": key.key,
@@ -710,10 +664,3 @@ def _store_outcome(conn: Connection, key: IdempotencyKey, outcome: Outcome) -> N
 
 
 _STORE_OUTCOME = insert(idempotency_keys)
-_STORE_OUTCOME_SQLITE = (
-    'INSERT INTO idempotency_keys (actor, "key", request_hash, status, body, headers, created_at) '
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-# What SQLAlchemy's JSON type binds on SQLite (the dialect's serializer, by default
-# `json.dumps`): the stored text is the same either way (test_idempotency_store).
-_json_text = json.dumps

@@ -264,20 +264,6 @@ def _execute(cursor: Any, s: _Statement) -> None:
         s.rows.extend(tuple(r) for r in cursor.fetchall())
 
 
-def sqlite_rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    """SQLite: the rows of `sql` (the driver's SQL, positional parameters), read now on
-    the driver without SQLAlchemy's statement or result processing; what `conn` holds is
-    sent first. For a lookup that comes before anything else (a key's stored outcome)."""
-    send_held(conn)
-    if observer is not None:
-        observer(sql, params)
-    driver: Any = conn.connection.driver_connection
-    try:
-        return driver.execute(sql, params).fetchall()  # type: ignore[no-any-return]
-    except driver.Error as error:
-        raise _wrapped(error, _Statement(sql, params, None)) from error
-
-
 def run_driver_sql(conn: Connection, sql: str) -> None:
     """Run `sql`, which answers nothing, on `conn`'s driver now (SQLite's BEGIN)."""
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

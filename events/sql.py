@@ -159,7 +159,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return super().bind_processor(dialect)
         # `process_bind_param` and SQLite's DATETIME text in one step: a booking binds some
         # twenty instants, and the two layers cost more than SQLite's own work on them.
-        return sqlite_text
+        return _sqlite_text
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -169,7 +169,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def sqlite_text(value: datetime | None) -> str | None:
+def _sqlite_text(value: datetime | None) -> str | None:
     """An instant as SQLite's DATETIME stores it (`sqlalchemy.dialects.sqlite.DATETIME`'s
     storage format, microseconds always written), in UTC."""
     if value is None:

@@ -1,6 +1,6 @@
-"""A key's stored outcome (booking.service): on SQLite it is looked up on the driver before
-the handler and written in the driver's SQL with the held writes; the row is the one
-SQLAlchemy's INSERT writes, and a repeated key is answered from it on both databases."""
+"""A key's stored outcome (booking.service): the row `_store_outcome` writes, held or not,
+is the one SQLAlchemy's INSERT writes, and a repeated key is answered from it on both
+databases (a reused key with another request refused), the handler going no further."""
 
 from __future__ import annotations
 
