@@ -30,9 +30,7 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,32 +40,10 @@ HERE = Path(__file__).resolve()
 
 def _serve_rounds(args: argparse.Namespace) -> None:
     """The child: set up, warm up, then answer one line of stdin (a command) at a time."""
-    from bench.common import new_person, temporary_postgres
-    from bench.load import HELSINKI, MIX, PREMISES, SECRET_KEY, Target, premises_body
-    from booking.app import create_app
-    from booking.migrate import upgrade
-    from events.sql import make_engine
+    from bench.load import MIX, in_process
 
-    with temporary_postgres(args.postgres) as url, tempfile.TemporaryDirectory() as folder:
-        engine = make_engine(url)
-        upgrade(engine)
-        app = create_app(
-            {
-                "ENGINE": engine,
-                "BOOKING_DATABASE_URL": url,
-                "SECRET_KEY": SECRET_KEY,
-                "BOOKING_INSTANCE_PATH": folder,
-                "BOOKING_RUN_SCHEDULER": False,
-            }
-        )
-        with app.app_context():
-            booker, staff = new_person(engine, "booker"), new_person(engine, "staff")
-        client = app.test_client()
-        for n in range(PREMISES):
-            answer = client.post("/api/v1/premises", json=premises_body(n), headers=staff.headers)
-            assert answer.status_code == 201, answer.data
-        first = datetime.now(UTC).astimezone(HELSINKI).date() + timedelta(days=14)
-        target = Target("app", 0, booker.token, True, first, MIX)
+    with in_process(args.postgres) as found:
+        client, booker, target = found.client, found.booker, found.target
         headers = booker.headers
         mine: list[str] = []
         rng = random.Random(args.seed)
@@ -143,7 +119,6 @@ def _serve_rounds(args: argparse.Namespace) -> None:
                 stats.sort_stats("cumulative").print_stats(60)
                 stats.sort_stats("tottime").print_stats(40)
                 print(json.dumps({"profile": out.getvalue()}), flush=True)
-        engine.dispose()
 
 
 class Child:

@@ -60,6 +60,7 @@ from sqlalchemy import Engine, text
 
 from bench.common import (
     POSTGRES_SERVER,
+    Person,
     machine,
     millis,
     new_person,
@@ -484,6 +485,46 @@ def premises_body(n: int) -> dict[str, Any]:
         "opening_hours": every_day,
         "rules": {"min_notice_minutes": 0, "max_advance_days": 365},
     }
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """bench.load's app inside this process: its test client, the booker and the traffic."""
+
+    client: Any  # the Flask test client
+    booker: Person
+    target: Target
+
+
+@contextlib.contextmanager
+def in_process(postgres: str) -> Iterator[InProcess]:
+    """The app of bench.load on a fresh migrated PostgreSQL database with its premises, a
+    booker and staff, answered by the Flask test client in this process (for benchmarks that
+    look inside a request: bench.http_kinds, bench.round_trips)."""
+    with temporary_postgres(postgres) as url, tempfile.TemporaryDirectory() as folder:
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+            app = create_app(
+                {
+                    "ENGINE": engine,
+                    "BOOKING_DATABASE_URL": url,
+                    "SECRET_KEY": SECRET_KEY,
+                    "BOOKING_INSTANCE_PATH": folder,
+                    "BOOKING_RUN_SCHEDULER": False,
+                }
+            )
+            with app.app_context():
+                booker, staff = new_person(engine, "booker"), new_person(engine, "staff")
+            client = app.test_client()
+            for n in range(PREMISES):
+                body = premises_body(n)
+                answer = client.post("/api/v1/premises", json=body, headers=staff.headers)
+                assert answer.status_code == 201, answer.data
+            first = datetime.now(UTC).astimezone(HELSINKI).date() + timedelta(days=14)
+            yield InProcess(client, booker, Target("app", 0, booker.token, True, first, MIX))
+        finally:
+            engine.dispose()
 
 
 def _register_premises(port: int, token: str) -> None:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 MARK = "/tilavaraus-round-trips"  # markers: access() on paths that do not exist
@@ -37,33 +37,10 @@ EXTRA_KINDS = ("keyed booking", "keyed cancel")
 
 def _inner(args: argparse.Namespace) -> None:
     """Runs under strace: set up, warm up, then the mix with a marker around each request."""
-    from bench.common import new_person, temporary_postgres
-    from bench.load import HELSINKI, MIX, PREMISES, SECRET_KEY, Target, premises_body
-    from booking.app import create_app
-    from booking.migrate import upgrade
-    from events.sql import make_engine
+    from bench.load import MIX, in_process
 
-    with temporary_postgres(args.postgres) as url, tempfile.TemporaryDirectory() as folder:
-        engine = make_engine(url)
-        upgrade(engine)
-        app = create_app(
-            {
-                "ENGINE": engine,
-                "BOOKING_DATABASE_URL": url,
-                "SECRET_KEY": SECRET_KEY,
-                "BOOKING_INSTANCE_PATH": folder,
-                "BOOKING_RUN_SCHEDULER": False,
-            }
-        )
-        with app.app_context():
-            booker, staff = new_person(engine, "booker"), new_person(engine, "staff")
-        client = app.test_client()
-        for n in range(PREMISES):
-            body = premises_body(n)
-            answer = client.post("/api/v1/premises", json=body, headers=staff.headers)
-            assert answer.status_code == 201, answer.data
-        first = datetime.now(UTC).astimezone(HELSINKI).date() + timedelta(days=14)
-        target = Target("app", 0, booker.token, True, first, MIX)
+    with in_process(args.postgres) as found:
+        client, booker, target = found.client, found.booker, found.target
         headers = {"Authorization": f"Bearer {booker.token}"}
         mine: list[str] = []
         keys = itertools.count()
@@ -95,7 +72,6 @@ def _inner(args: argparse.Namespace) -> None:
             os.access(f"{MARK}/end", os.F_OK)
             statuses[kind].append(status)
         print(json.dumps(statuses), file=sys.stderr)
-        engine.dispose()
 
 
 _LINE = re.compile(r"^(\d+)\s+(?:<\.\.\. )?(\w+)(?: resumed>)?\(?(.*?)\s*=\s*(-?\d+)")
