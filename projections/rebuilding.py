@@ -19,7 +19,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.engine import Connection
@@ -68,25 +67,10 @@ def _rebuild_connection(engine: Engine) -> Iterator[Connection]:
     the growing tables each time)."""
     with engine.connect() as conn:
         held = conn.execution_options(write=True)
-        sqlite = held.dialect.name == "sqlite"
-        if sqlite:
-            # Outside any transaction (SQLite refuses to change temp_store inside one), on
-            # the driver: sorts (GROUP BY, ORDER BY) and the TEMP tables of usage's
-            # spreading in memory rather than in temporary files.
-            _sqlite_pragmas(held, f"cache_size = -{REBUILD_CACHE_KIB}", "temp_store = MEMORY")
-        try:
-            yield held
-        finally:
-            if sqlite:  # the pooled connection as it was (this drops its TEMP tables)
-                if held.in_transaction():
-                    held.rollback()
-                _sqlite_pragmas(held, "temp_store = DEFAULT")
-
-
-def _sqlite_pragmas(conn: Connection, *pragmas: str) -> None:
-    driver: Any = conn.connection.driver_connection
-    for pragma in pragmas:
-        driver.execute(f"PRAGMA {pragma}")
+        if held.dialect.name == "sqlite":
+            held.exec_driver_sql(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
+            held.commit()
+        yield held
 
 
 def rebuild(

@@ -42,7 +42,6 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
@@ -132,8 +131,6 @@ def rebuild_inline(
             shadow.drop(conn)
             if set_based:
                 _forget_set_replay(conn)
-            if not conn.invalidated:
-                shadow.release(conn)
     return replay.count
 
 
@@ -238,10 +235,6 @@ class Shadow:
 
     def drop(self, conn: Connection) -> None:
         raise NotImplementedError
-
-    def release(self, conn: Connection) -> None:
-        """The connection's settings as they were, after `drop` and the set-based step's
-        own clean-up (it goes back to the pool)."""
 
 
 def _names(projections: Sequence[Projection]) -> list[str]:
@@ -393,10 +386,6 @@ class SQLiteShadow(Shadow):
         dropped = {index.name for p in projections for index in p.rebuild_drops}
         self.names = _names(projections)
         self.drop(conn)
-        # The shadow tables, the set-based step's and every sort (the deferred indexes, the
-        # set-based GROUP BYs) in memory rather than in temporary files; outside any
-        # transaction (SQLite refuses it inside one), and back to the default in `release`.
-        _temp_store(conn, "MEMORY")
         with conn.begin():
             conn.exec_driver_sql(f"PRAGMA temp.cache_size = -{SHADOW_CACHE_KIB}")
             for name in self.names:
@@ -447,13 +436,6 @@ class SQLiteShadow(Shadow):
         finally:
             conn.execution_options(write=False)
 
-    def release(self, conn: Connection) -> None:
-        try:
-            _temp_store(conn, "DEFAULT")
-        except Exception:
-            conn.invalidate()
-            raise
-
     def drop(self, conn: Connection) -> None:
         """The TEMP tables go, so that the pooled connection sees the live ones again (or,
         should that fail, the connection is closed rather than pooled)."""
@@ -466,15 +448,6 @@ class SQLiteShadow(Shadow):
         except Exception:
             conn.invalidate()
             raise
-
-
-def _temp_store(conn: Connection, where: str) -> None:
-    """SQLite's `temp_store` for `conn`, set on the driver outside any transaction (a
-    change drops the connection's TEMP tables)."""
-    if conn.in_transaction():
-        conn.rollback()
-    driver: Any = conn.connection.driver_connection
-    driver.execute(f"PRAGMA temp_store = {where}")
 
 
 def _run_timed(conn: Connection, sql: str) -> None:

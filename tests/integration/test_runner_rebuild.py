@@ -188,42 +188,6 @@ def test_a_rebuild_restores_the_page_cache_of_its_connection(api: Api) -> None:
         assert conn.execute(select(1)).scalar() == 1
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_sqlite_rebuild_sorts_in_memory_and_gives_its_connections_back_as_they_were(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The rebuild's connections keep TEMP tables and sorts in memory (temp_store 2) while
-    they read the log, and go back to the pool with the default (0) and no TEMP table."""
-    a_mixed_history(api)
-    runner.catch_up(api.engine, clock=system_clock)
-    seen: list[tuple[str, int]] = []
-
-    def spying(module: Any) -> None:
-        read = module.read_raw
-
-        def read_raw(conn: Any, *args: Any, **kwargs: Any) -> Any:
-            seen.append((module.__name__, conn.exec_driver_sql("PRAGMA temp_store").scalar()))
-            return read(conn, *args, **kwargs)
-
-        monkeypatch.setattr(module, "read_raw", read_raw)
-
-    spying(shadowing)
-    spying(rebuilding)
-    rebuilding.rebuild(api.engine, runner.ALL, clock=system_clock)
-    assert {name for name, _ in seen} == {shadowing.__name__, rebuilding.__name__}
-    assert {store for _, store in seen} == {2}
-    pool = api.engine.pool
-    held = [api.engine.connect() for _ in range(pool.checkedin())]
-    try:
-        for conn in held:
-            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 0
-            temp = conn.exec_driver_sql("SELECT name FROM sqlite_temp_master").all()
-            assert temp == []
-    finally:
-        for conn in held:
-            conn.close()
-
-
 @pytest.mark.parametrize("count", [3, 250])  # PostgreSQL: VALUES, then unnest of arrays
 def test_many_row_writes_store_what_sqlalchemy_reads_back(api: Api, count: int) -> None:
     at = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
