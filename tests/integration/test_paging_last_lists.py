@@ -267,7 +267,8 @@ def test_usage_pages_add_up_to_both_whole_periods(history: Api, group_by: str) -
     assert whole.status_code == 200 and "Link" not in whole.headers
     body = whole.get_json()
     assert body["next"] is None and body["rows"] and body["previous"]["rows"]
-    for limit in (1, 3, 10):
+    # One row a page where that is few pages; larger pages for the longer lists.
+    for limit in (1, 3, 10) if len(body["rows"]) <= 12 else (7, 40):
         bodies = walk(history, f"{url}&limit={limit}", role="analyst")
         assert [r for b in bodies for r in b["rows"]] == body["rows"], (group_by, limit)
         assert [r for b in bodies for r in b["previous"]["rows"]] == body["previous"]["rows"]
