@@ -9,13 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response
+from flask import Response, request
 from marshmallow import fields, validate
 
 from booking.api.blueprint import Blueprint
+from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
+from booking.domain.errors import RuleBroken
 from booking.http import json_response, runtime
 from booking.i18n import reader_language
 from booking.queries.allocation import published_result, result_csv
+from booking.queries.paging import MAX_LIMIT
 from events.sql import read_transaction
 
 blp = Blueprint(
@@ -26,8 +29,24 @@ blp = Blueprint(
 )
 
 
-class ResultQuery(ma.Schema):
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+CSV_IS_WHOLE = "The CSV download is the whole result: `limit` and `after` page the JSON only."
+
+
+class ResultQuery(PageQuery):
+    # A season's result of a whole city fits the default page: clients that never page get all.
+    limit = fields.Integer(
+        load_default=MAX_LIMIT,
+        validate=validate.Range(1, MAX_LIMIT),
+        metadata={"description": f"Rows per page (1–{MAX_LIMIT}, default {MAX_LIMIT})."},
+    )
+    format = fields.String(
+        load_default="json",
+        validate=validate.OneOf(["json", "csv"]),
+        metadata={
+            "description": "`csv`: the whole result as one CSV file (UTF-8, header row), "
+            "not paged; `limit` and `after` are then refused (422)."
+        },
+    )
 
 
 class ResultRow(ma.Schema):
@@ -49,19 +68,21 @@ class ResultOut(ma.Schema):
     published_at = fields.String()
     confirm_by = fields.String()
     result = fields.List(fields.Nested(ResultRow))
+    next = next_field()
 
 
 @blp.route("/allocation-rounds/<round_id>/result", methods=["GET"])
 @blp.arguments(ResultQuery, location="query")
-@blp.response(200, ResultOut)
+@blp.response(200, ResultOut, headers=LINK_HEADER)
 @blp.alt_response(404, description="No such round, or it is not published yet")
 @blp.doc(
     responses={
         "200": {
+            "headers": LINK_HEADER,  # JSON only: the CSV is never paged
             "content": {
                 "application/json": {"schema": ResultOut},
                 "text/csv": {"schema": {"type": "string"}},
-            }
+            },
         }
     }
 )
@@ -69,11 +90,18 @@ def round_result(query: dict[str, Any], round_id: str) -> Response:
     """A published round's result for anyone (404 until it is published): every weekly slot
     offered, by premises, weekday and local time, with the organisation it went to and the
     offer's status now (`offered`, `accepted`, `declined`, `lapsed`). No person is named:
-    no applicant, no contact, not the sections' or applications' own texts. `format=csv`
-    gives the same rows, the premises named in the reader's language."""
+    no applicant, no contact, not the sections' or applications' own texts. JSON is paged:
+    `limit` rows (default and most 1000) after the cursor `after`, by premises, weekday,
+    local start and id; `next` and the `Link` header lead on, null on the last page.
+    `format=csv` gives the whole result as one CSV file, never paged, the premises named in
+    the reader's language."""
+    csv = query["format"] == "csv"
+    if csv and (paging := [k for k in ("limit", "after") if k in request.args]):
+        raise RuleBroken({k: [CSV_IS_WHOLE] for k in paging})
+    page = None if csv else page_request(query)
     with read_transaction(runtime().engine) as conn:
-        body = published_result(conn, round_id)
-    if query["format"] == "csv":
+        body, found = published_result(conn, round_id, page)
+    if found is None:
         return Response(
             result_csv(body, reader_language()),
             mimetype="text/csv",
@@ -81,4 +109,4 @@ def round_result(query: dict[str, Any], round_id: str) -> Response:
                 "Content-Disposition": f'attachment; filename="allocation-{round_id}.csv"',
             },
         )
-    return json_response(body)
+    return json_response({**body, "next": found.next}, headers=page_headers(found))

@@ -32,7 +32,7 @@ from booking.http import (
     write,
 )
 from booking.queries.paging import MAX_LIMIT
-from booking.queries.premises import matching_premises, premises_json, premises_page
+from booking.queries.premises import free_premises_page, premises_json, premises_page
 
 # Re-exported until booking/pages/member.py (house-bookings') reads it from booking.queries.
 from booking.queries.premises import premises_row as premises_row
@@ -42,7 +42,7 @@ from events import pipeline
 from events.opening import OpeningHours
 from events.slot import Slot
 from events.sql import read_transaction
-from projections.availability import busy_between, days_of, free_for_whole
+from projections.availability import busy_between, days_of
 from projections.availability_read import BUSY_OF_ONE, busy_of_rows, busy_params
 from projections.catalogue import premises_table
 
@@ -392,26 +392,34 @@ def json_bytes(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+class SearchPageQuery(schemas.SearchQuery, PageQuery):
+    # Like the catalogue's list: a city's whole catalogue fits the default page.
+    limit = fields.Integer(
+        load_default=MAX_LIMIT,
+        validate=validate.Range(1, MAX_LIMIT),
+        metadata={"description": f"Rows per page (1–{MAX_LIMIT}, default {MAX_LIMIT})."},
+    )
+
+
+class SearchPage(schemas.SearchOut):
+    next = next_field()
+
+
 @blp.route("/availability")
-@blp.arguments(schemas.SearchQuery, location="query")
-@blp.response(200, schemas.SearchOut)
+@blp.arguments(SearchPageQuery, location="query")
+@blp.response(200, SearchPage, headers=LINK_HEADER)
 def search(query: dict[str, Any]) -> Response:
-    """The premises open and free for the whole window, with the usual filters. Public.
-    `start` and `end` may be written into the URL as they are (`…T18:00:00+02:00`): the
-    `+` that arrives as a space before the offset is read as the `+` it was."""
+    """The premises open and free for the whole window, with the usual filters, by id.
+    Public. `start` and `end` may be written into the URL as they are
+    (`…T18:00:00+02:00`): the `+` that arrives as a space before the offset is read as the
+    `+` it was. Paged: `limit` premises (default and most 1000) after the cursor `after`;
+    `next` and the `Link` header lead to the next page, `next` is null on the last."""
+    page = page_request(query)
     window = _slot(query["start"], query["end"])
     if window.duration > MAX_SEARCH_WINDOW:
         raise RuleBroken({"end": ["Search a window of at most 14 days."]})
     with statement_reads(runtime().engine) as conn:
-        candidates = matching_premises(conn, query)
-        busy = busy_between(conn, [r.id for r in candidates], window) if candidates else {}
-    found = [
-        row
-        for row in candidates
-        if free_for_whole(
-            OpeningHours.parse(row.opening_hours), ZoneInfo(row.timezone), window, busy[row.id]
-        )
-    ]
+        found = free_premises_page(conn, query, window, page)
     # The window is echoed in the service's zone, like the premises' own instants (API.md:
     # instants tied to premises carry their local offset).
     zone = ZoneInfo(current_app.config["BOOKING_TIMEZONE"])
@@ -419,6 +427,8 @@ def search(query: dict[str, Any]) -> Response:
         {
             "start": iso(window.start, zone),
             "end": iso(window.end, zone),
-            "premises": [premises_json(r) for r in found],
-        }
+            "premises": [premises_json(r) for r in found.rows],
+            "next": found.next,
+        },
+        headers=page_headers(found),
     )

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.engine import Connection
 
 from booking.domain.errors import NotFound
+from booking.queries.paging import Page, PageRequest, fetch_page
 from booking.tables import organisations
 from projections.allocation import allocations_table, applications_table, rounds_table
 from projections.catalogue import premises_table
@@ -56,11 +57,20 @@ def published_round(conn: Connection, round_id: str) -> Any:
     return row
 
 
-def published_result(conn: Connection, round_id: str) -> dict[str, Any]:
-    """The round's offers as published and answered since, by premises, weekday and time."""
+def _weekday_number(column: Any) -> Any:
+    """A weekday's text (`mon`…`sun`) as its number from Monday, for ordering in SQL."""
+    return case(WEEKDAY_ORDER, value=column, else_=len(WEEKDAY_ORDER))
+
+
+def published_result(
+    conn: Connection, round_id: str, page: PageRequest | None = None
+) -> tuple[dict[str, Any], Page[Any] | None]:
+    """The round's offers as published and answered since, by premises, weekday, local
+    start and id: all of them (`page` None, the CSV), or one page of them and its cursor."""
     row = published_round(conn, round_id)
     a, o, p = allocations_table, organisations, premises_table
-    found = conn.execute(
+    weekday_n = _weekday_number(a.c.weekday).label("weekday_n")
+    sql = (
         select(
             a.c.premises_id,
             p.c.name.label("premises_name"),
@@ -70,25 +80,31 @@ def published_result(conn: Connection, round_id: str) -> dict[str, Any]:
             a.c.organisation_id,
             o.c.name.label("organisation_name"),
             a.c.status,
+            a.c.id,
+            weekday_n,
         )
         .select_from(
             a.outerjoin(o, o.c.id == a.c.organisation_id).outerjoin(p, p.c.id == a.c.premises_id)
         )
         .where(a.c.round_id == round_id, a.c.status.in_(OFFERED))
-    ).all()
-    result = sorted(
-        (dict(r._mapping) for r in found),
-        key=lambda r: (r["premises_id"], WEEKDAY_ORDER[r["weekday"]], r["start_time"]),
     )
-    return {
+    keys = [a.c.premises_id, weekday_n, a.c.start_time, a.c.id]
+    found: Page[Any] | None = None
+    if page is None:
+        rows = list(conn.execute(sql.order_by(*keys)).all())
+    else:
+        found = fetch_page(conn, sql, keys, page)
+        rows = found.rows
+    body = {
         "round_id": row.id,
         "name": row.name,
         "season_start": row.season_start,
         "season_end": row.season_end,
         "published_at": _utc(row.published_at),
         "confirm_by": _utc(row.confirm_by),
-        "result": result,
+        "result": [{c: getattr(r, c) for c in RESULT_COLUMNS} for r in rows],
     }
+    return body, found
 
 
 def result_csv(body: dict[str, Any], language: str = "fi") -> str:

@@ -6,12 +6,17 @@ from __future__ import annotations
 import re
 import unicodedata
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from booking.domain.errors import NotFound, RuleBroken
 from booking.queries.paging import BAD_CURSOR, Page, PageRequest, encode_cursor
+from events.opening import OpeningHours
+from events.slot import Slot
+from projections.availability import free_for_whole
+from projections.availability_read import busy_between
 from projections.catalogue import PROFILE_FIELDS, premises_table
 
 
@@ -102,15 +107,49 @@ def matching_premises(
     return found
 
 
+def _after_id(page: PageRequest) -> str | None:
+    """The premises id a page by id continues after (422 on `after` for any other cursor)."""
+    if page.after is None:
+        return None
+    if len(page.after) != 1 or not isinstance(page.after[0], str):
+        raise RuleBroken({"after": [BAD_CURSOR]})
+    return str(page.after[0])
+
+
 def premises_page(conn: Connection, query: dict[str, Any], page: PageRequest) -> Page[Any]:
     """One page of `matching_premises`, by id (the cursor is the last id of the page)."""
-    after = None
-    if page.after is not None:
-        if len(page.after) != 1 or not isinstance(page.after[0], str):
-            raise RuleBroken({"after": [BAD_CURSOR]})
-        after = page.after[0]
-    rows = matching_premises(conn, query, after, page.limit + 1)
+    rows = matching_premises(conn, query, _after_id(page), page.limit + 1)
     if len(rows) <= page.limit:
         return Page(rows, None)
     rows = rows[: page.limit]
+    return Page(rows, encode_cursor([rows[-1].id]))
+
+
+def free_premises_page(
+    conn: Connection, query: dict[str, Any], window: Slot, page: PageRequest
+) -> Page[Any]:
+    """One page, by id, of the premises matching the filters that are open and free for the
+    whole `window` (GET /api/v1/availability). Candidates are read and checked a batch at a
+    time after the cursor, until one more than the page is found or none are left, so a
+    page costs about its own candidates, not the catalogue's."""
+    after = _after_id(page)
+    wanted = page.limit + 1
+    found: list[Any] = []
+    while len(found) < wanted:
+        candidates = matching_premises(conn, query, after, wanted)
+        if not candidates:
+            break
+        busy = busy_between(conn, [r.id for r in candidates], window)
+        for row in candidates:
+            hours = OpeningHours.parse(row.opening_hours)
+            if free_for_whole(hours, ZoneInfo(row.timezone), window, busy[row.id]):
+                found.append(row)
+                if len(found) == wanted:
+                    break
+        if len(candidates) < wanted:
+            break
+        after = candidates[-1].id
+    if len(found) <= page.limit:
+        return Page(found, None)
+    rows = found[: page.limit]
     return Page(rows, encode_cursor([rows[-1].id]))

@@ -17,8 +17,10 @@ from urllib.parse import quote
 
 from sqlalchemy import func, select
 
+from booking.clock import system_clock
 from events.sql import read_transaction
 from events.store import events_table
+from projections import runner
 from tests.conftest import Api, premises_body
 from tests.integration.test_allocation_api import CLOSE, EVENINGS, application, round_body
 from tests.integration.test_pages_helpers import Site, _fresh_limits, post_form, site
@@ -136,6 +138,10 @@ def test_odd_queries_to_the_paged_lists_are_never_a_500(api: Api, clock: Any) ->
         ("/api/v1/feed-tokens", "staff"),
         ("/api/v1/users/me/sessions", "staff"),
     ]
+    _check(api, _paging_cases(api, lists), writes=False)
+
+
+def _paging_cases(api: Api, lists: list[tuple[str, str | None]]) -> dict[str, Callable[[], Any]]:
     cases: dict[str, Callable[[], Any]] = {}
     for path, role in lists:
         glue = "&" if "?" in path else "?"
@@ -144,10 +150,32 @@ def test_odd_queries_to_the_paged_lists_are_never_a_500(api: Api, clock: Any) ->
         params += [f"preview={_q(t)}" for t in ODD_TEXTS]
         params += [f"format={_q(t)}" for t in ODD_TEXTS]
         params += ["limit=1&limit=2", "after=a&after=b", "limit=", "after="]
+        params += [f"format=csv&after={quote(c)}" for c in CURSORS[:3]]
         for param in params:
             url = f"{path}{glue}{param}"
             cases[url[:120]] = lambda url=url, role=role: api.get(url, role=role)
-    _check(api, cases, writes=False)
+    return cases
+
+
+def test_odd_queries_to_the_search_statistics_and_result_are_never_a_500(
+    api: Api, clock: Any
+) -> None:
+    rid = _proposed_round(api, clock)
+    assert api.post(f"/api/v1/allocation-rounds/{rid}/publish", role="staff").status_code == 200
+    runner.catch_up(api.engine, clock=system_clock)
+    window = "start=2027-03-02T18:00:00%2B02:00&end=2027-03-02T19:00:00%2B02:00"
+    usage = "/api/v1/stats/usage?from=2027-01-01&to=2027-03-31"
+    lists: list[tuple[str, str | None]] = [
+        (f"/api/v1/availability?{window}", None),
+        (f"/api/v1/availability?{window}&district=x&feature=a", None),
+        (f"/api/v1/allocation-rounds/{rid}/result", None),
+        ("/api/v1/allocation-rounds/nope/result", None),
+    ]
+    lists += [
+        (f"{usage}&group_by={g}", "analyst")
+        for g in ("premises", "premises,month", "week,premises", "organisation_type,premises")
+    ]
+    _check(api, _paging_cases(api, lists), writes=False)
 
 
 def test_odd_spaces_and_premises_ids_are_never_a_500(api: Api) -> None:
