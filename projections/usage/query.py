@@ -278,7 +278,13 @@ def _broken_down(parts: dict[str, Group]) -> list[tuple[str, Group]]:
             whole.add(g.measures or [])
         return [("all", whole)]
     if small:
-        shown.append(("other", pooled))
+        # The pool is named "other": where the type "other" is large enough to be shown
+        # itself, the pool joins it (two rows named "other" in one group would be neither).
+        for k, g in shown:
+            if k == "other":
+                pooled.add(g.measures or [])
+                pooled.parties += g.parties
+        shown = [(k, g) for k, g in shown if k != "other"] + [("other", pooled)]
     return shown or [("all", Group())]
 
 
