@@ -9,12 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, request
+from flask import Response
 from marshmallow import fields, validate
 
 from booking.api.blueprint import Blueprint
-from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
-from booking.domain.errors import RuleBroken
+from booking.api.paging import (
+    LINK_HEADER,
+    PageQuery,
+    csv_is_whole,
+    next_field,
+    page_headers,
+    page_request,
+)
 from booking.http import json_response, runtime
 from booking.i18n import reader_language
 from booking.queries.allocation import published_result, result_csv
@@ -27,9 +33,6 @@ blp = Blueprint(
     url_prefix="/api/v1",
     description="Seasonal allocation rounds: published results (public)",
 )
-
-
-CSV_IS_WHOLE = "The CSV download is the whole result: `limit` and `after` page the JSON only."
 
 
 class ResultQuery(PageQuery):
@@ -95,9 +98,7 @@ def round_result(query: dict[str, Any], round_id: str) -> Response:
     local start and id; `next` and the `Link` header lead on, null on the last page.
     `format=csv` gives the whole result as one CSV file, never paged, the premises named in
     the reader's language."""
-    csv = query["format"] == "csv"
-    if csv and (paging := [k for k in ("limit", "after") if k in request.args]):
-        raise RuleBroken({k: [CSV_IS_WHOLE] for k in paging})
+    csv = csv_is_whole(query, "the result")
     page = None if csv else page_request(query)
     with read_transaction(runtime().engine) as conn:
         body, found = published_result(conn, round_id, page)

@@ -9,6 +9,7 @@ import marshmallow as ma
 from flask import request
 from marshmallow import fields, validate
 
+from booking.domain.errors import RuleBroken
 from booking.queries.paging import MAX_LIMIT, Page, PageRequest, link_header
 
 AFTER_DOC = (
@@ -52,3 +53,14 @@ def page_request(query: dict[str, Any]) -> PageRequest:
 def page_headers(page: Page[Any]) -> dict[str, str]:
     """The `Link` header for a page answered to the current request."""
     return link_header(request.url, page.next)
+
+
+def csv_is_whole(query: dict[str, Any], what: str) -> bool:
+    """Whether the request asks for CSV (`format=csv`): a CSV download is one whole file, so
+    `limit` or `after` with it is a 422 on that field. `what`: the download, for the message."""
+    if query.get("format") != "csv":
+        return False
+    if paging := [k for k in ("limit", "after") if k in request.args]:
+        problem = f"The CSV download is {what} whole: `limit` and `after` page the JSON only."
+        raise RuleBroken({k: [problem] for k in paging})
+    return True

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, request
+from flask import Response
 from marshmallow import fields, validate
 
 from booking.api.blueprint import Blueprint
@@ -22,8 +22,14 @@ from booking.api.consistency import (
     min_position_field,
     reflected_position,
 )
-from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
-from booking.domain.errors import RuleBroken
+from booking.api.paging import (
+    LINK_HEADER,
+    PageQuery,
+    csv_is_whole,
+    next_field,
+    page_headers,
+    page_request,
+)
 from booking.http import json_response, now, runtime
 from booking.queries.registry import registry_csv, registry_entries, registry_page
 from events.sql import read_transaction
@@ -35,9 +41,6 @@ blp = Blueprint(
     description="The free-premises registry (public)",
 )
 handle_not_caught_up(blp)
-
-
-CSV_IS_WHOLE = "The CSV download is the whole registry: `limit` and `after` page the JSON only."
 
 
 class RegistryQuery(PageQuery):
@@ -94,9 +97,7 @@ def free_premises(query: dict[str, Any]) -> Response:
     on what terms, and its next free hour, by id. JSON is paged: `limit` rows (default 100)
     after the cursor `after`; `next` and the `Link` header lead on, null on the last page.
     `format=csv` gives the whole registry as one CSV file (UTF-8), never paged."""
-    csv = query["format"] == "csv"
-    if csv and (paging := [k for k in ("limit", "after") if k in request.args]):
-        raise RuleBroken({k: [CSV_IS_WHOLE] for k in paging})
+    csv = csv_is_whole(query, "the registry")
     page = page_request(query)  # a bad cursor is 422 at once, before any wait
     position = reflected_position("registry", query.get("min_position"))
     headers = {"X-Log-Position": str(position)}

@@ -20,7 +20,7 @@ from booking.api.consistency import (
     min_position_field,
     reflected_position,
 )
-from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_request
+from booking.api.paging import LINK_HEADER, PageQuery, csv_is_whole, next_field, page_request
 from booking.api.schemas import local_date
 from booking.auth import require
 from booking.domain.errors import NotFound, RuleBroken
@@ -44,7 +44,6 @@ MAX_DAYS = 3 * 366
 # 158 weeks x 24 hours = 3,792), and so has the Mikkeli demo's widest (47 premises x 158
 # weeks = 7,426): only a larger catalogue, by premises or district, runs to a second page.
 USAGE_LIMIT = 10_000
-CSV_IS_WHOLE = "The CSV download is both periods whole: `limit` and `after` page the JSON only."
 
 
 class UsageQuery(PageQuery):
@@ -174,9 +173,7 @@ def usage_stats(query: dict[str, Any]) -> Response:
     the pages together give both periods whole. Groupings without `premises` or `district`
     (at most 3,792 rows) always fit the default page. `format=csv` is never paged.
     """
-    csv = query["format"] == "csv"
-    if csv and (paging := [k for k in ("limit", "after") if k in request.args]):
-        raise RuleBroken({k: [CSV_IS_WHOLE] for k in paging})
+    csv = csv_is_whole(query, "both periods")
     page = page_request(query)  # a bad cursor is 422 at once, before any wait
     first, last = query["from_"], query["to"]
     group_by = _group_by(query["group_by"])

@@ -15,9 +15,23 @@ from flask import Response
 from marshmallow import fields, validate
 
 from booking.api.blueprint import Blueprint
+from booking.api.paging import (
+    LINK_HEADER,
+    PageQuery,
+    csv_is_whole,
+    next_field,
+    page_headers,
+    page_request,
+)
 from booking.auth import require
 from booking.http import json_response, runtime
-from booking.queries.allocation import STATS_KEYS, allocation_stats, stats_csv
+from booking.queries.allocation import (
+    STATS_KEYS,
+    allocation_stats,
+    allocation_stats_page,
+    stats_csv,
+)
+from booking.queries.paging import MAX_LIMIT
 from events.sql import read_transaction
 
 blp = Blueprint(
@@ -28,10 +42,23 @@ blp = Blueprint(
 )
 
 
-class AllocationStatsQuery(ma.Schema):
+class AllocationStatsQuery(PageQuery):
     group_by = fields.String(load_default="organisation_type", validate=validate.OneOf(STATS_KEYS))
     round_id = fields.List(fields.String(validate=validate.Length(1, 64)))
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+    format = fields.String(
+        load_default="json",
+        validate=validate.OneOf(["json", "csv"]),
+        metadata={
+            "description": "`csv`: every row as one CSV file (UTF-8, header row), not paged; "
+            "`limit` and `after` are then refused (422)."
+        },
+    )
+    # Purposes are free text: a round's groups by purpose grow with its applications.
+    limit = fields.Integer(
+        load_default=MAX_LIMIT,
+        validate=validate.Range(1, MAX_LIMIT),
+        metadata={"description": f"Rows per page (1–{MAX_LIMIT}, default {MAX_LIMIT})."},
+    )
 
 
 class AllocationStatsRow(ma.Schema):
@@ -51,19 +78,21 @@ class AllocationStatsRow(ma.Schema):
 class AllocationStatsOut(ma.Schema):
     group_by = fields.String()
     rows = fields.List(fields.Nested(AllocationStatsRow))
+    next = next_field()
 
 
 @blp.route("/stats/allocation", methods=["GET"])
 @require("analyst", "staff", "admin")
 @blp.arguments(AllocationStatsQuery, location="query")
-@blp.response(200, AllocationStatsOut)
+@blp.response(200, AllocationStatsOut, headers=LINK_HEADER)
 @blp.doc(
     responses={
         "200": {
+            "headers": LINK_HEADER,  # JSON only: the CSV is never paged
             "content": {
                 "application/json": {"schema": AllocationStatsOut},
                 "text/csv": {"schema": {"type": "string"}},
-            }
+            },
         }
     }
 )
@@ -77,14 +106,24 @@ def allocation_statistics(query: dict[str, Any]) -> Response:
     A group of fewer than three organisations is `suppressed: true` with its figures null;
     where that would leave a round with exactly one suppressed group, the next smallest is
     suppressed as well, so that no hidden figure follows from the others. Unpublished
-    rounds are not counted. `format=csv` gives the same rows as CSV."""
+    rounds are not counted.
+
+    JSON is paged: `limit` rows (default and most 1000) after the cursor `after`, in the
+    rows' order; `next` and the `Link` header lead on, null on the last page. `format=csv`
+    gives every row as one CSV file, never paged."""
     group_by = query["group_by"]
+    csv = csv_is_whole(query, "every row")
+    page = page_request(query)  # a bad cursor is 422 at once
     with read_transaction(runtime().engine) as conn:
         rows = allocation_stats(conn, group_by, query.get("round_id"))
-    if query["format"] == "csv":
+    if csv:
         return Response(
             stats_csv(group_by, rows),
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="allocation-{group_by}.csv"'},
         )
-    return json_response({"group_by": group_by, "rows": rows})
+    found = allocation_stats_page(rows, group_by, page)
+    return json_response(
+        {"group_by": group_by, "rows": found.rows, "next": found.next},
+        headers=page_headers(found),
+    )

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import case, select
 from sqlalchemy.engine import Connection
 
-from booking.domain.errors import NotFound
-from booking.queries.paging import Page, PageRequest, fetch_page
+from booking.domain.errors import NotFound, RuleBroken
+from booking.queries.paging import BAD_CURSOR, Page, PageRequest, encode_cursor, fetch_page
 from booking.tables import organisations
 from projections.allocation import allocations_table, applications_table, rounds_table
 from projections.catalogue import premises_table
@@ -244,6 +244,37 @@ def allocation_stats(
             said[said.index(smallest)] = suppressed(round_id, group_by, smallest["key"][group_by])
         rows += said
     return rows
+
+
+def allocation_stats_page(
+    rows: list[dict[str, Any]], group_by: str, page: PageRequest
+) -> Page[dict[str, Any]]:
+    """One page of `allocation_stats`' rows in their order (rounds newest season first, then
+    the group's value); the cursor is the last row's round and value. The figures are worked
+    out whole for each request (a round's suppression looks at all its groups): the page
+    only bounds the answer."""
+    rank: dict[str, int] = {}
+    for row in rows:
+        rank.setdefault(row["round_id"], len(rank))
+
+    def order(round_id: str, value: str) -> tuple[int, str]:
+        return rank[round_id], value
+
+    start = 0
+    if page.after is not None:
+        cursor = page.after
+        if len(cursor) != 2 or not all(isinstance(v, str) for v in cursor) or cursor[0] not in rank:
+            raise RuleBroken({"after": [BAD_CURSOR]})
+        after = order(cursor[0], cursor[1])
+        start = next(
+            (i for i, r in enumerate(rows) if order(r["round_id"], r["key"][group_by]) > after),
+            len(rows),
+        )
+    chosen = rows[start : start + page.limit]
+    more = start + page.limit < len(rows)
+    last = chosen[-1] if chosen else None
+    cursor_out = encode_cursor([last["round_id"], last["key"][group_by]]) if more and last else None
+    return Page(chosen, cursor_out)
 
 
 def _minutes(hhmm: str) -> int:

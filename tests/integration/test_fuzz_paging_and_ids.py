@@ -175,6 +175,9 @@ def test_odd_queries_to_the_search_statistics_and_result_are_never_a_500(
         (f"{usage}&group_by={g}", "analyst")
         for g in ("premises", "premises,month", "week,premises", "organisation_type,premises")
     ]
+    lists += [
+        (f"/api/v1/stats/allocation?group_by={g}", "analyst") for g in ("purpose", "age_group")
+    ]
     _check(api, _paging_cases(api, lists), writes=False)
 
 

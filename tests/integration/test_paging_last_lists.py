@@ -233,6 +233,57 @@ def test_bad_result_paging_is_422(api: Api, published: dict[str, Any], query: st
     assert_refused(api.client.get(f"{published['path']}?{query}"), {query.split("=")[0]})
 
 
+# --- GET /api/v1/stats/allocation --------------------------------------------------------
+
+ALLOCATION_STATS = "/api/v1/stats/allocation"
+
+
+@pytest.mark.parametrize("group_by", ["organisation_type", "age_group", "purpose"])
+def test_allocation_statistics_come_in_pages_that_add_up_to_the_whole(
+    api: Api, published: dict[str, Any], group_by: str
+) -> None:
+    whole = api.get(f"{ALLOCATION_STATS}?group_by={group_by}", role="analyst")
+    assert whole.status_code == 200 and "Link" not in whole.headers
+    body = whole.get_json()
+    assert body["next"] is None and len(body["rows"]) >= 2, body
+    for limit in (1, 2):
+        bodies = walk(api, f"{ALLOCATION_STATS}?group_by={group_by}&limit={limit}", "analyst")
+        assert [r for b in bodies for r in b["rows"]] == body["rows"], limit
+        assert all(len(b["rows"]) == limit for b in bodies[:-1])
+        assert all(b["group_by"] == group_by for b in bodies)
+
+
+def test_allocation_statistics_csv_is_whole_and_refuses_paging(
+    api: Api, published: dict[str, Any]
+) -> None:
+    url = f"{ALLOCATION_STATS}?group_by=age_group"
+    rows = api.get(url, role="analyst").get_json()["rows"]
+    as_csv = api.get(f"{url}&format=csv", role="analyst")
+    assert as_csv.status_code == 200 and "Link" not in as_csv.headers
+    assert len(as_csv.get_data(as_text=True).strip().splitlines()) == 1 + len(rows)
+    page = api.get(f"{url}&limit=1", role="analyst").get_json()
+    for query in ("limit=1", f"after={page['next']}"):
+        refused = api.get(f"{url}&format=csv&{query}", role="analyst")
+        assert_refused(refused, {query.split("=")[0]})
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        *BAD_PAGING,
+        "limit=1001",
+        f"after={cursor(['s', 'no-such-round'], ['s', '7-14'])}",
+        f"after={cursor(['s', 'a'])}",
+        f"after={cursor(['i', 1], ['s', '7-14'])}",
+    ],
+)
+def test_bad_allocation_statistics_paging_is_422(
+    api: Api, published: dict[str, Any], query: str
+) -> None:
+    refused = api.get(f"{ALLOCATION_STATS}?group_by=age_group&{query}", role="analyst")
+    assert_refused(refused, {query.split("=")[0]})
+
+
 # --- GET /api/v1/stats/usage -------------------------------------------------------------
 
 
@@ -355,16 +406,17 @@ def test_bad_usage_paging_is_422(history: Api, group_by: str, query: str) -> Non
 # --- the OpenAPI document -----------------------------------------------------------------
 
 
-def test_the_openapi_document_shows_the_three_lists_paged(api: Api) -> None:
+def test_the_openapi_document_shows_the_four_lists_paged(api: Api) -> None:
     spec = api.get("/api/v1/openapi.json").get_json()
     schemas = spec["components"]["schemas"]
-    for path in (SEARCH, USAGE, "/api/v1/allocation-rounds/{round_id}/result"):
+    result = "/api/v1/allocation-rounds/{round_id}/result"
+    for path in (SEARCH, USAGE, result, ALLOCATION_STATS):
         get = spec["paths"][path]["get"]
         assert {"limit", "after"} <= {p["name"] for p in get["parameters"]}, path
         assert "Link" in get["responses"]["200"]["headers"], path
         ref = get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
         assert "next" in schemas[ref.rsplit("/", 1)[1]]["properties"], path
-    for path in (USAGE, "/api/v1/allocation-rounds/{round_id}/result"):
+    for path in (USAGE, result, ALLOCATION_STATS):
         formats = next(p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == "format")
         assert "not paged" in formats["description"], path
 
