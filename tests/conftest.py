@@ -347,6 +347,40 @@ def future_weekday(weekday: int, weeks_ahead: int = 2) -> date:
     return start + timedelta(days=(weekday - start.weekday()) % 7)
 
 
+# pytest-xdist (-n 2): most tests go one at a time to whichever worker is free. The tests
+# that share a slow module-scoped fixture go to one worker together, so that it is made once
+# per run rather than once on each worker that gets one of them: a browser module's served
+# site, test_demo's loads, and test_cli's load per database. Those units are handed out
+# first (the largest first), so no long one is left for the end while a core idles.
+# (xdist_group marks would say this, but pytest-xdist 3.8's --dist loadgroup renames items
+# through an attribute pytest 9 no longer reads: it silently groups nothing.)
+SHARED_SET_UP = ("tests/browser/", "tests/integration/test_demo.py")
+PER_DATABASE_SET_UP = ("tests/integration/test_cli.py",)
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work that the test `nodeid` is scheduled in."""
+    path, _, name = nodeid.partition("::")
+    if path.startswith(PER_DATABASE_SET_UP):
+        kind = next((k for k in ("sqlite", "postgresql") if f"[{k}" in name), "")
+        return f"{path}[{kind}]"
+    if path.startswith(SHARED_SET_UP):
+        return path
+    return nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "load":  # an explicit --dist other than the default
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return Scheduling(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that reaches the PostgreSQL server carries the `postgres` mark, however it
     gets there (the `database` parameter or `postgres_url` directly), so `-m` selects exactly."""

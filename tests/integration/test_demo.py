@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from sqlalchemy import Engine, func, select
 
 from booking.api import schemas
@@ -29,7 +31,7 @@ from events.opening import OpeningHours
 from events.slot import Slot
 from events.sql import make_engine, read_transaction
 from projections.bookings import bookings_table
-from tests.conftest import local
+from tests.conftest import TEST_NOW, fresh_database, local
 from tests.integration.test_cli import table_checksum
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
@@ -144,8 +146,8 @@ def test_every_command_happens_before_the_present_and_before_what_it_is_about() 
 # --- a load, on SQLite and PostgreSQL --------------------------------------------------
 
 
-def _load(engine: Engine, count: int = 500) -> Loaded:
-    return load_demo(engine, PremisesRepository(), booking_count=count, seed=99, anchor=ANCHOR)
+def _load(engine: Engine) -> Loaded:
+    return load_demo(engine, PremisesRepository(), booking_count=500, seed=99, anchor=ANCHOR)
 
 
 def _portable(engine: Engine) -> Any:
@@ -207,16 +209,43 @@ def reference(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -
     shutil.copy(sqlite_template, path)
     engine = make_engine(f"sqlite:///{path}")
     try:
-        loaded = _load(engine)
+        with time_machine.travel(TEST_NOW, tick=True):
+            loaded = _load(engine)
         return Reference(loaded, table_checksum(engine, bookings_table, _portable(engine)))
     finally:
         engine.dispose()
 
 
+@dataclass(frozen=True)
+class Demo:
+    engine: Engine
+    loaded: Loaded
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def demo(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Demo]:
+    """A load into a fresh database of each kind, made once for the tests below, which only
+    read it: a load spends most of its time on the two allocation rounds (half a minute or
+    more), whatever the number of bookings."""
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite"
+    with fresh_database(request.param, request, path) as url:
+        engine = make_engine(url)
+        try:
+            with time_machine.travel(TEST_NOW, tick=True):
+                loaded = _load(engine)
+            yield Demo(engine, loaded)
+        finally:
+            engine.dispose()
+
+
 def test_a_load_keeps_every_rule_and_is_the_same_every_time(
-    engine: Engine, reference: Reference
+    demo: Demo, reference: Reference
 ) -> None:
-    loaded = _load(engine)
+    engine, loaded = demo.engine, demo.loaded
     tally = loaded.tally
     assert tally.placed >= 500
     # The planner mirrors the rules: only the attempts meant to fail are refused.
@@ -264,11 +293,11 @@ def test_gyms_divide_and_rooms_combine_and_the_history_books_wholes_and_parts() 
         assert placed[whole] > 0 and sum(placed[p] for p in parts) > 0, whole
 
 
-def test_a_load_has_an_answered_round_and_one_allocating_with_a_proposal(engine: Engine) -> None:
+def test_a_load_has_an_answered_round_and_one_allocating_with_a_proposal(demo: Demo) -> None:
     """Issue 16's demo: last autumn's round published and answered, its accepted offers weekly
     series in the history; next spring's closed for ~150 applications, proposed, allocating —
     and the clubs that accepted in the autumn meet its `previous_season` criterion."""
-    loaded = _load(engine, 200)
+    engine, loaded = demo.engine, demo.loaded
     rounds = loaded.rounds
     assert rounds.refused == 0 and loaded.tally.refused_other == 0, rounds.why
     assert 130 <= rounds.current_applications <= 160 and rounds.past_applications >= 60
