@@ -64,9 +64,6 @@ idempotency_keys = Table(
     Column("body", JSONDocument, nullable=False),
     Column("headers", JSONDocument, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    # SQLite: one B-tree clustered on the key, not rows by rowid plus the key's index: a
-    # keyed write puts one page in the WAL, not two (migration 0014).
-    sqlite_with_rowid=False,
 )
 
 feed_tokens = Table(
