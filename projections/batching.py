@@ -113,6 +113,11 @@ class BatchProjection(Projection):
         (`projections.rebuilding.rebuild_asynchronous`); by default it writes each batch at
         once."""
 
+    def spill(self, conn: Connection) -> None:
+        """Between two batches of a held rebuild (no transaction open on `conn`): write what
+        `hold` kept if it grew too large to keep, in transactions of its own as short as it
+        can make them, and go on holding."""
+
     def flush(self, conn: Connection) -> None:
         """Write what `hold` kept, and stop holding: in transactions of its own on `conn`
         (none is open), as short as it can make them."""

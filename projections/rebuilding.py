@@ -135,6 +135,8 @@ def rebuild_asynchronous(
                 for copy in copies:
                     types = copy.event_types
                     copy.apply_batch(held, [r for r in batch if r.type in types])
+            for copy in copies:
+                copy.spill(held)  # what grew too large to hold, outside the batch's transaction
             if batch:
                 position = batch[-1].position
                 count += len(batch)

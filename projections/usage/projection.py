@@ -26,6 +26,8 @@ projection equals a rebuild whatever the batch boundaries.
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -211,6 +213,8 @@ def _start_cell(start_s: int, zone_name: str) -> tuple[date, int]:
     return local.date(), local.hour
 
 
+log = logging.getLogger(__name__)
+
 ROW_KINDS = ("premises", "organisations", "bookings", "popups")
 
 
@@ -231,7 +235,8 @@ class _State:
 
 
 # A held rebuild writes what it holds once it holds this many bookings, requests and cells
-# together (about 0.5 kB each), and goes on from the database: memory stays bounded.
+# together (about 0.5 kB each), between two batches (`spill`), and goes on from the
+# database: memory stays bounded.
 HELD_ROWS = 1_500_000
 # SQLite: a held rebuild's last write goes in parts of about this many bookings, requests
 # and cells' shapes (a premises' rows never meet another's), each part a write transaction
@@ -286,23 +291,54 @@ class Usage(BatchProjection):
         self._held = _State()
         self._fresh = True
 
+    def spill(self, conn: Connection) -> None:
+        held = self._held
+        if held is None or held.size() < HELD_ROWS:
+            return
+        self._write_held(conn, held)  # and go on from what the database has
+        self._held = _State()
+        if conn.dialect.name == "postgresql":
+            # The server planned the row reads (psycopg prepares a statement it sees
+            # often) while these fresh tables were empty, as scans; now they hold a
+            # million rows. ANALYZE makes it plan them again, by their keys (a 1M-event
+            # rebuild spent minutes scanning usage_bookings per lookup).
+            with conn.begin():
+                for table in self.tables:
+                    conn.exec_driver_sql(f'ANALYZE "{table.name}"')
+
     def flush(self, conn: Connection) -> None:
         held, self._held = self._held, None
         if held is None:
             return
-        fresh, self._fresh = self._fresh, False
-        if conn.dialect.name != "sqlite":  # no lock that a writer waits for: at once
-            with conn.begin():
-                self._write(conn, held, fresh, cells_only=True)  # bookings, requests, cells
+        self._write_held(conn, held)
+        if conn.dialect.name != "sqlite":
             with conn.begin():
                 _sum_days_and_hours(conn, self.t)
             return
-        # The parts touch distinct keys: each may insert without looking (`fresh`) when the
-        # first could.
+        _sum_days_and_hours_in_runs(conn, self.t)
+
+    def _write_held(self, conn: Connection, held: _State) -> None:
+        """A held rebuild's rows and cells (bookings, requests, cells; not the days and
+        hours), in transactions of their own. On PostgreSQL in one: no writer waits for it.
+        On SQLite by parts of whole premises, each a short write transaction followed by a
+        pause (`paced`): the parts touch distinct keys, so each may insert without looking
+        (`fresh`) when the first could."""
+        fresh, self._fresh = self._fresh, False
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                self._write(conn, held, fresh, cells_only=True)
+            return
+        started, parts = time.monotonic(), 0
         for part in _parts(held, FLUSH_PART_ROWS):
             with paced(conn):
                 self._write(conn, part, fresh, cells_only=True)
-        _sum_days_and_hours_in_runs(conn, self.t)
+            parts += 1
+        log.info(
+            "usage: %d held rows written in %d parts in %.1f s",
+            held.size(),
+            parts,
+            time.monotonic() - started,
+        )
 
     def apply_batch(self, conn: Connection, batch: Sequence[RecordedEvent]) -> None:
         state = self._held if self._held is not None else _State()
@@ -373,17 +409,7 @@ class Usage(BatchProjection):
                 changed["popups"].add(data["request_id"])
         if self._held is None:
             self._write(conn, state, fresh=False, cells_only=False)
-        elif state.size() >= HELD_ROWS:
-            fresh, self._fresh = self._fresh, False
-            self._write(conn, state, fresh, cells_only=True)  # and go on from the database
-            self._held = _State()
-            if conn.dialect.name == "postgresql":
-                # The server planned the row reads (psycopg prepares a statement it sees
-                # often) while these fresh tables were empty, as scans; now they hold a
-                # million rows. ANALYZE makes it plan them again, by their keys (a 1M-event
-                # rebuild spent minutes scanning usage_bookings per lookup).
-                for table in self.tables:
-                    conn.exec_driver_sql(f'ANALYZE "{table.name}"')
+        # Held: written at `spill` (between batches) or `flush`, not in this transaction.
 
     def _load(
         self, conn: Connection, state: _State, events: list[tuple[RecordedEvent, JSONObject]]
