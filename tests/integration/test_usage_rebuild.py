@@ -288,11 +288,15 @@ def test_a_final_flush_in_parts_equals_the_live_projection(engine: Engine, histo
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_writer_gets_in_during_the_final_flush(engine: Engine, database_url: str) -> None:
-    """A writer that comes while a held rebuild writes its last rows waits for one part of
-    them, not for all: each part is a short write transaction followed by a pause. Here
-    spreading a part's cells takes 0.4 s per premises in it, six premises: in one
-    transaction the writer would wait 2.4 s and give up after its 1.2 s busy timeout."""
+@pytest.mark.parametrize("held", [usage.HELD_ROWS, 1])
+def test_a_writer_gets_in_while_a_held_rebuild_writes(
+    engine: Engine, database_url: str, held: int
+) -> None:
+    """A writer that comes while a held rebuild writes what it held — at the final flush,
+    or (`HELD_ROWS` 1) when it spills between batches — waits for one part of it, not for
+    all: each part is a short write transaction followed by a pause. Here spreading a
+    part's cells takes 0.4 s per premises in it, six premises: in one transaction the
+    writer would wait 2.4 s and give up after its 1.2 s busy timeout."""
     log = Log(engine)
     log.organisation("org-a", "association")
     for n in range(6):
@@ -326,6 +330,7 @@ def test_a_writer_gets_in_during_the_final_flush(engine: Engine, database_url: s
     thread.start()
     try:
         with (
+            mock.patch.object(usage, "HELD_ROWS", held),
             mock.patch.object(usage, "FLUSH_PART_ROWS", 1),
             mock.patch.object(usage, "spread_by_sql", slow),
         ):
