@@ -238,12 +238,14 @@ class _State:
 # together (about 0.5 kB each), between two batches (`spill`), and goes on from the
 # database: memory stays bounded.
 HELD_ROWS = 1_500_000
-# SQLite: a held rebuild's last write goes in parts of about this many bookings, requests
-# and cells' shapes (a premises' rows never meet another's), each part a write transaction
-# of its own followed by a pause, and its days' and hours' sums in runs of `SUM_ROWS`: at
+# SQLite: a held rebuild's writes go in parts of about this many bookings, requests and
+# cells' shapes (a premises' rows never meet another's), each part a write transaction of
+# its own followed by a pause, and its days' and hours' sums in runs of `SUM_ROWS`: at
 # 1,000,000 events one transaction of it all held the one writer's lock for over 30 s, and
-# the inline projections' swap beside it gave up (`database is locked`).
-FLUSH_PART_ROWS = 25_000
+# the inline projections' swap beside it gave up (`database is locked`). Each part spreads
+# the times of its own premises again (`spread_by_sql`), so parts of a premises or two
+# (25,000) made the 1M rebuild's asynchronous side slower; 100,000 is four or five.
+FLUSH_PART_ROWS = 100_000
 SUM_ROWS = 20_000
 _KEYS = {
     "premises": "premises_id",
