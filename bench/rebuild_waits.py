@@ -7,7 +7,7 @@ SQLite file; each run rebuilds the asynchronous projections (`rebuilding.rebuild
 on a copy of it while a thread writes one row every 20 ms, as a booking would (`BEGIN
 IMMEDIATE`, INSERT, COMMIT), and times each write from its start to its commit. The runs
 alternate the pause each batch leaves after its write transaction
-(`rebuilding.BATCH_PAUSE_SECONDS`; 0 is none, the baseline), so both meet the same
+(`batching.BATCH_PAUSE_SECONDS`; 0 is none, the baseline), so both meet the same
 neighbours. Printed per run: the rebuild's wall time and the writes' p50, p99 and longest
 wait, and when the longest waits began against the final flush of the held rows.
 SQLite only: on PostgreSQL the rebuild takes no lock a booking waits for.
@@ -29,7 +29,7 @@ from bench.rebuild import load_log
 from booking.clock import system_clock
 from booking.migrate import upgrade
 from events.sql import make_engine, write_transaction
-from projections import rebuilding, runner
+from projections import batching, rebuilding, runner
 from projections.batching import BatchProjection
 
 WRITE_EVERY_SECONDS = 0.02
@@ -74,8 +74,8 @@ def one_run(template: Path, folder: Path, pause: float, batch_size: int) -> list
             waits.append((began - started, time.perf_counter() - began))
             time.sleep(WRITE_EVERY_SECONDS)
 
-    before = rebuilding.BATCH_PAUSE_SECONDS
-    rebuilding.BATCH_PAUSE_SECONDS = pause
+    before = batching.BATCH_PAUSE_SECONDS
+    batching.BATCH_PAUSE_SECONDS = pause
     thread = threading.Thread(target=writer)
     try:
         with _flushes_timed(started, marks):
@@ -86,7 +86,7 @@ def one_run(template: Path, folder: Path, pause: float, batch_size: int) -> list
             )
             took = time.perf_counter() - started
     finally:
-        rebuilding.BATCH_PAUSE_SECONDS = before
+        batching.BATCH_PAUSE_SECONDS = before
         stop.set()
         thread.join()
         engine.dispose()
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     options = common.parser(__doc__)
     options.add_argument("--events", type=int, default=100_000)
     options.add_argument("--rounds", type=int, default=2)
-    options.add_argument("--pauses", default=f"0,{rebuilding.BATCH_PAUSE_SECONDS:g}")
+    options.add_argument("--pauses", default=f"0,{batching.BATCH_PAUSE_SECONDS:g}")
     options.add_argument("--batch-size", type=int, default=20_000)
     args = options.parse_args(argv)
     if "sqlite" not in common.chosen_databases(args):

@@ -12,7 +12,9 @@ serving, and swap them in by renaming (see `projections.rebuilding.rebuild_swapp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import attrgetter, itemgetter
@@ -29,6 +31,25 @@ from events.store import RecordedEvent
 from projections.base import Projection, metadata
 
 CURRENT_SCHEMA = {t.__name__: t.schema_version for t in ALL_EVENTS}
+
+# SQLite: the longest pause after a rebuild's write transaction, for the writers that waited.
+# SQLite's busy handler sleeps between its tries, up to 100 ms once it has waited a while:
+# a writer waiting on back-to-back transactions misses every gap shorter than its sleep and
+# waited for the whole replay (11 s at 100,000 events; at 1,000,000 under load the inline
+# swap beside it gave up after the 30 s busy timeout: `database is locked`).
+BATCH_PAUSE_SECONDS = 0.1
+
+
+@contextmanager
+def paced(conn: Connection) -> Iterator[None]:
+    """A rebuild's write transaction on `conn`. On SQLite, where it holds the one writer's
+    lock, it then pauses as long as it held it (at most `BATCH_PAUSE_SECONDS`), so that
+    bookings (and the inline projections' swap) waiting for the lock get it in between."""
+    started = time.monotonic()
+    with conn.begin():
+        yield
+    if conn.dialect.name == "sqlite":
+        time.sleep(min(time.monotonic() - started, BATCH_PAUSE_SECONDS))
 
 
 def data_of(recorded: RecordedEvent) -> JSONObject:
@@ -91,6 +112,11 @@ class BatchProjection(Projection):
         rebuild into fresh tables that nobody else writes, filled from the start of the log
         (`projections.rebuilding.rebuild_asynchronous`); by default it writes each batch at
         once."""
+
+    def spill(self, conn: Connection) -> None:
+        """Between two batches of a held rebuild (no transaction open on `conn`): write what
+        `hold` kept if it grew too large to keep, in transactions of its own as short as it
+        can make them, and go on holding."""
 
     def flush(self, conn: Connection) -> None:
         """Write what `hold` kept, and stop holding: in transactions of its own on `conn`

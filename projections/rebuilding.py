@@ -14,7 +14,6 @@ Nothing here reads the clock: the checkpoints are written at the caller's `clock
 from __future__ import annotations
 
 import multiprocessing
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from sqlalchemy.engine import Connection
 from events.sql import write_transaction
 from events.store import read_raw
 from projections.base import Projection, checkpoints
-from projections.batching import BatchProjection
+from projections.batching import BatchProjection, paced
 from projections.runner import (
     Clock,
     Progress,
@@ -40,24 +39,6 @@ from projections.shadowing import rebuild_inline
 
 REBUILD_SUFFIX = "__rebuild"
 REBUILD_CACHE_KIB = 256 * 1024  # SQLite page cache of a rebuild's connection
-# SQLite: the longest pause after a batch's write transaction, for the writers that waited.
-# SQLite's busy handler sleeps between its tries, up to 100 ms once it has waited a while:
-# a writer waiting on back-to-back transactions misses every gap shorter than its sleep and
-# waited for the whole replay (11 s at 100,000 events; at 1,000,000 under load the inline
-# swap beside it gave up after the 30 s busy timeout: `database is locked`).
-BATCH_PAUSE_SECONDS = 0.1
-
-
-@contextmanager
-def _batch(held: Connection) -> Iterator[None]:
-    """One batch's write transaction on the rebuild's connection. On SQLite, where it holds
-    the one writer's lock, the batch then pauses as long as it held it (at most
-    `BATCH_PAUSE_SECONDS`), so that bookings waiting for the lock get it between batches."""
-    started = time.monotonic()
-    with held.begin():
-        yield
-    if held.dialect.name == "sqlite":
-        time.sleep(min(time.monotonic() - started, BATCH_PAUSE_SECONDS))
 
 
 @contextmanager
@@ -149,11 +130,13 @@ def rebuild_asynchronous(
     count = position = 0
     with _rebuild_connection(engine) as held:
         while True:
-            with _batch(held):
+            with paced(held):
                 batch = read_raw(held, position, batch_size, wanted)
                 for copy in copies:
                     types = copy.event_types
                     copy.apply_batch(held, [r for r in batch if r.type in types])
+            for copy in copies:
+                copy.spill(held)  # what grew too large to hold, outside the batch's transaction
             if batch:
                 position = batch[-1].position
                 count += len(batch)
@@ -239,7 +222,7 @@ def rebuild_swapping(
     count = 0
     with _rebuild_connection(engine) as held:
         while True:
-            with _batch(held):
+            with paced(held):
                 applied = catch_up_once(held, copy, batch_size, clock())
             count += applied or 0
             if applied and progress:

@@ -26,7 +26,9 @@ projection equals a rebuild whatever the batch boundaries.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
@@ -41,6 +43,7 @@ from projections.batching import (
     BatchProjection,
     data_of,
     instant,
+    paced,
     rows_by_key,
     upsert_replacing,
     upsert_rows,
@@ -210,6 +213,8 @@ def _start_cell(start_s: int, zone_name: str) -> tuple[date, int]:
     return local.date(), local.hour
 
 
+log = logging.getLogger(__name__)
+
 ROW_KINDS = ("premises", "organisations", "bookings", "popups")
 
 
@@ -230,8 +235,18 @@ class _State:
 
 
 # A held rebuild writes what it holds once it holds this many bookings, requests and cells
-# together (about 0.5 kB each), and goes on from the database: memory stays bounded.
+# together (about 0.5 kB each), between two batches (`spill`), and goes on from the
+# database: memory stays bounded.
 HELD_ROWS = 1_500_000
+# SQLite: a held rebuild's writes go in parts of about this many bookings, requests and
+# cells' shapes (a premises' rows never meet another's), each part a write transaction of
+# its own followed by a pause, and its days' and hours' sums in runs of `SUM_ROWS`: at
+# 1,000,000 events one transaction of it all held the one writer's lock for over 30 s, and
+# the inline projections' swap beside it gave up (`database is locked`). Each part spreads
+# the times of its own premises again (`spread_by_sql`), so parts of a premises or two
+# (25,000) made the 1M rebuild's asynchronous side slower; 100,000 is four or five.
+FLUSH_PART_ROWS = 100_000
+SUM_ROWS = 20_000
 _KEYS = {
     "premises": "premises_id",
     "organisations": "organisation_id",
@@ -278,14 +293,54 @@ class Usage(BatchProjection):
         self._held = _State()
         self._fresh = True
 
-    def flush(self, conn: Connection) -> None:
-        if self._held is None:
+    def spill(self, conn: Connection) -> None:
+        held = self._held
+        if held is None or held.size() < HELD_ROWS:
             return
-        with conn.begin():
-            self._write(conn, self._held)  # bookings, requests, cells
-        self._held = None
-        with conn.begin():
-            _sum_days_and_hours(conn, self.t)
+        self._write_held(conn, held)  # and go on from what the database has
+        self._held = _State()
+        if conn.dialect.name == "postgresql":
+            # The server planned the row reads (psycopg prepares a statement it sees
+            # often) while these fresh tables were empty, as scans; now they hold a
+            # million rows. ANALYZE makes it plan them again, by their keys (a 1M-event
+            # rebuild spent minutes scanning usage_bookings per lookup).
+            with conn.begin():
+                for table in self.tables:
+                    conn.exec_driver_sql(f'ANALYZE "{table.name}"')
+
+    def flush(self, conn: Connection) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        self._write_held(conn, held)
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                _sum_days_and_hours(conn, self.t)
+            return
+        _sum_days_and_hours_in_runs(conn, self.t)
+
+    def _write_held(self, conn: Connection, held: _State) -> None:
+        """A held rebuild's rows and cells (bookings, requests, cells; not the days and
+        hours), in transactions of their own. On PostgreSQL in one: no writer waits for it.
+        On SQLite by parts of whole premises, each a short write transaction followed by a
+        pause (`paced`): the parts touch distinct keys, so each may insert without looking
+        (`fresh`) when the first could."""
+        fresh, self._fresh = self._fresh, False
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                self._write(conn, held, fresh, cells_only=True)
+            return
+        started, parts = time.monotonic(), 0
+        for part in _parts(held, FLUSH_PART_ROWS):
+            with paced(conn):
+                self._write(conn, part, fresh, cells_only=True)
+            parts += 1
+        log.info(
+            "usage: %d held rows written in %d parts in %.1f s",
+            held.size(),
+            parts,
+            time.monotonic() - started,
+        )
 
     def apply_batch(self, conn: Connection, batch: Sequence[RecordedEvent]) -> None:
         state = self._held if self._held is not None else _State()
@@ -355,17 +410,8 @@ class Usage(BatchProjection):
                 self._popup(kind, data, premises, popups, out)
                 changed["popups"].add(data["request_id"])
         if self._held is None:
-            self._write(conn, state)
-        elif state.size() >= HELD_ROWS:
-            self._write(conn, state)  # and go on with what the database has
-            self._held = _State()
-            if conn.dialect.name == "postgresql":
-                # The server planned the row reads (psycopg prepares a statement it sees
-                # often) while these fresh tables were empty, as scans; now they hold a
-                # million rows. ANALYZE makes it plan them again, by their keys (a 1M-event
-                # rebuild spent minutes scanning usage_bookings per lookup).
-                for table in self.tables:
-                    conn.exec_driver_sql(f'ANALYZE "{table.name}"')
+            self._write(conn, state, fresh=False, cells_only=False)
+        # Held: written at `spill` (between batches) or `flush`, not in this transaction.
 
     def _load(
         self, conn: Connection, state: _State, events: list[tuple[RecordedEvent, JSONObject]]
@@ -389,9 +435,10 @@ class Usage(BatchProjection):
             if missing := [k for k in keys if k not in have]:
                 have.update(rows_by_key(conn, t[kind], _KEYS[kind], missing))
 
-    def _write(self, conn: Connection, state: _State) -> None:
+    def _write(self, conn: Connection, state: _State, fresh: bool, cells_only: bool) -> None:
+        """`state`'s rows and cells; `fresh`: none of their keys is in the tables yet;
+        `cells_only`: a held rebuild's, whose days and hours are summed at its end."""
         t, rows, changed = self.t, state.rows, state.changed
-        fresh, self._fresh = self._fresh, False
         for kind in ROW_KINDS:
             found = rows[kind]
             written = [found[k] for k in sorted(changed[kind]) if k in found]
@@ -402,7 +449,7 @@ class Usage(BatchProjection):
         upsert_replacing(conn, t["closures"], keys, state.closures, fresh=fresh)
         # A held rebuild writes cells only: its days and hours are summed from them at the
         # end (`flush`), by the database.
-        _write_sums(conn, t, state.out, fresh, cells_only=self._held is not None)
+        _write_sums(conn, t, state.out, fresh, cells_only)
 
     # --- bookings -------------------------------------------------------------------------
 
@@ -503,6 +550,50 @@ class Usage(BatchProjection):
         )
 
 
+def _parts(state: _State, most: int) -> Iterator[_State]:
+    """`state` in parts by premises (whole premises, in the order of their ids) of about
+    `most` bookings, requests and cells' shapes each; the organisations go with the first.
+    What one premises holds meets no other's key, so the parts can be written one by one."""
+    by_premises: dict[str, _State] = {}
+
+    def of(premises_id: str) -> _State:
+        if (found := by_premises.get(premises_id)) is None:
+            found = by_premises[premises_id] = _State()
+        return found
+
+    for kind in ("premises", "bookings", "popups"):
+        rows = state.rows[kind]
+        for key in state.changed[kind]:
+            if (row := rows.get(key)) is not None:
+                part = of(row["premises_id"])
+                part.rows[kind][key] = row
+                part.changed[kind].add(key)
+    for schedule in state.schedules:
+        of(schedule["premises_id"]).schedules.append(schedule)
+    for closure in state.closures:
+        of(closure["premises_id"]).closures.append(closure)
+    for shape, value in state.out.shapes.items():
+        of(shape[0]).out.shapes[shape] = value
+    for cell, found in state.out.direct.items():
+        of(cell[0]).out.direct[cell] = found
+    part = _State()
+    part.rows["organisations"] = state.rows["organisations"]
+    part.changed["organisations"] = state.changed["organisations"]
+    for premises_id in sorted(by_premises):
+        one = by_premises[premises_id]
+        if part.size() and part.size() + one.size() > most:
+            yield part
+            part = _State()
+        for kind in ("premises", "bookings", "popups"):
+            part.rows[kind].update(one.rows[kind])
+            part.changed[kind].update(one.changed[kind])
+        part.schedules.extend(one.schedules)
+        part.closures.extend(one.closures)
+        part.out.shapes.update(one.out.shapes)
+        part.out.direct.update(one.out.direct)
+    yield part
+
+
 def _at_start(booking: dict[str, Any], out: _Batch, changes: Iterable[tuple[int, int]]) -> None:
     out.at_start(booking, changes)
 
@@ -599,13 +690,51 @@ def _write_sums(
     )
 
 
-def _sum_days_and_hours(conn: Connection, t: dict[str, Table]) -> None:
-    """A held rebuild's days and hours, summed from its cells by the database (its tables
-    are the rebuild's own and held no days or hours yet): a cell's day and hour rows are
-    touched whenever it is, so they are exactly these sums, rows at zero included."""
+def _sums(t: dict[str, Table]) -> Iterator[tuple[Table, Any, list[str]]]:
+    """Per table of sums (days, hours): the table, the query of its rows summed from the
+    cells, in the order of its key, and its columns in the query's order."""
     cells = t["cells"]
     sums = [func.sum(cells.c[m]).label(m) for m in MEASURES]
     for name, keys in (("days", ["premises_id", "day"]), ("hours", ["day", "hour"])):
         grouped = [cells.c[k] for k in (*keys, *TIME_COLUMNS)]
         query = select(*grouped, *sums).group_by(*grouped).order_by(*grouped)
-        conn.execute(insert(t[name]).from_select([*keys, *TIME_COLUMNS, *MEASURES], query))
+        yield t[name], query, [*keys, *TIME_COLUMNS, *MEASURES]
+
+
+def _sum_days_and_hours(conn: Connection, t: dict[str, Table]) -> None:
+    """A held rebuild's days and hours, summed from its cells by the database (its tables
+    are the rebuild's own and held no days or hours yet): a cell's day and hour rows are
+    touched whenever it is, so they are exactly these sums, rows at zero included."""
+    for table, query, columns in _sums(t):
+        conn.execute(insert(table).from_select(columns, query))
+
+
+def _sum_days_and_hours_in_runs(conn: Connection, t: dict[str, Table]) -> None:
+    """`_sum_days_and_hours` on SQLite without holding the writer's lock for the sums: they
+    are summed into TEMP tables in a transaction that writes nothing of the database's own
+    (in WAL mode a reader waits for no writer, and no writer for it), then copied into days
+    and hours in runs of `SUM_ROWS` rows, each a short write transaction (`paced`)."""
+    for table, query, columns in _sums(t):
+        stage = f"{table.name}__sums"
+        names = ", ".join(f'"{c}"' for c in columns)
+        summed = str(query.compile(dialect=conn.dialect))
+        conn.execution_options(write=False)  # a plain BEGIN: no writer's lock
+        try:
+            with conn.begin():
+                conn.exec_driver_sql(f'DROP TABLE IF EXISTS temp."{stage}"')
+                conn.exec_driver_sql(f'CREATE TEMP TABLE "{stage}" AS {summed}')
+                last = conn.exec_driver_sql(f'SELECT max(rowid) FROM temp."{stage}"').scalar()
+        finally:
+            conn.execution_options(write=True)
+        try:
+            # CREATE TABLE … AS numbers the rows 1, 2, … in the query's order (the key's).
+            for first in range(0, last or 0, SUM_ROWS):
+                with paced(conn):
+                    conn.exec_driver_sql(
+                        f'INSERT INTO main."{table.name}" ({names}) SELECT {names} '
+                        f'FROM temp."{stage}" WHERE rowid > ? AND rowid <= ?',
+                        (first, first + SUM_ROWS),
+                    )
+        finally:
+            with conn.begin():
+                conn.exec_driver_sql(f'DROP TABLE IF EXISTS temp."{stage}"')

@@ -13,6 +13,9 @@ spreading of the cells (`spreading.spread_by_sql`).
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -268,3 +271,71 @@ def test_what_the_database_may_not_spread_is_spread_in_python(engine: Engine, he
     kinds = {(str(r[1]), r[2]): r[4] for r in live["usage_cells"]}
     assert kinds[("2025-05-05", 11)] == "unknown"  # touched first by the unknown one
     assert kinds[("2025-05-05", 12)] == "company"  # touched by the company one only
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("history", [common_history, complicated_history])
+def test_a_final_flush_in_parts_equals_the_live_projection(engine: Engine, history: Any) -> None:
+    """SQLite writes a held rebuild's last rows a premises at a time (`FLUSH_PART_ROWS`) and
+    its days' and hours' sums a row at a time (`SUM_ROWS`): the same rows as the live
+    projection's."""
+    history(Log(engine))
+    runner.catch_up(engine, batch_size=3, clock=system_clock)
+    live = usage_rows(engine)
+    with mock.patch.object(usage, "FLUSH_PART_ROWS", 1), mock.patch.object(usage, "SUM_ROWS", 1):
+        assert rebuilt(engine, usage.HELD_ROWS, []) == live
+    assert live["usage_days"] and live["usage_hours"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("held", [usage.HELD_ROWS, 1])
+def test_a_writer_gets_in_while_a_held_rebuild_writes(
+    engine: Engine, database_url: str, held: int
+) -> None:
+    """A writer that comes while a held rebuild writes what it held — at the final flush,
+    or (`HELD_ROWS` 1) when it spills between batches — waits for one part of it, not for
+    all: each part is a short write transaction followed by a pause. Here spreading a
+    part's cells takes 0.4 s per premises in it, six premises: in one transaction the
+    writer would wait 2.4 s and give up after its 1.2 s busy timeout."""
+    log = Log(engine)
+    log.organisation("org-a", "association")
+    for n in range(6):
+        log.premises(f"sali-{n}")
+        log.book(f"sali-{n}", at("2025-05-05", 10), at("2025-05-05", 12), "org-a")
+    real = spreading.spread_by_sql
+    flushing = threading.Event()
+    waited: list[float] = []
+    failed: list[Exception] = []
+
+    def slow(conn: Any, cells: Any, shapes: Any, *args: Any) -> bool:
+        flushing.set()
+        time.sleep(0.4 * len({shape[0] for shape in shapes}))
+        return real(conn, cells, shapes, *args)
+
+    def writer() -> None:
+        flushing.wait(10)
+        time.sleep(0.05)  # well inside the first part's transaction
+        probe = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=1.2)
+        began = time.monotonic()
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            waited.append(time.monotonic() - began)
+        except sqlite3.OperationalError as error:  # database is locked
+            failed.append(error)
+        finally:
+            probe.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        with (
+            mock.patch.object(usage, "HELD_ROWS", held),
+            mock.patch.object(usage, "FLUSH_PART_ROWS", 1),
+            mock.patch.object(usage, "spread_by_sql", slow),
+        ):
+            rebuilding.rebuild_asynchronous(engine, [usage.Usage()], clock=system_clock)
+    finally:
+        thread.join()
+    assert flushing.is_set()
+    assert not failed and waited and waited[0] < 1.0
