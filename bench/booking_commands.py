@@ -364,8 +364,9 @@ def measure(
         if floor.transactions != WARMUP + count:
             raise RuntimeError(f"replayed {floor.transactions} transactions, not {WARMUP + count}")
     if profiled:
-        more = range(WARMUP + count, WARMUP + count + profiled)  # slots not booked yet
-        common.profile_calls(f"{kind}, {PATHS['command']}", operations["command"], more)
+        for n, name in enumerate(("command", "keyed")):  # slots not booked yet
+            more = range(WARMUP + count + n * profiled, WARMUP + count + (n + 1) * profiled)
+            common.profile_calls(f"{kind}, {PATHS[name]}", operations[name], more)
     raw_rate = samples["raw"].rate
     rows: list[list[object]] = []
     for name, label in PATHS.items():
