@@ -10,13 +10,15 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response
-from marshmallow import fields, validate
+from marshmallow import fields
 
 from booking.api.blueprint import Blueprint
 from booking.api.paging import (
     LINK_HEADER,
     PageQuery,
+    csv_format_field,
     csv_is_whole,
+    limit_field,
     next_field,
     page_headers,
     page_request,
@@ -37,19 +39,8 @@ blp = Blueprint(
 
 class ResultQuery(PageQuery):
     # A season's result of a whole city fits the default page: clients that never page get all.
-    limit = fields.Integer(
-        load_default=MAX_LIMIT,
-        validate=validate.Range(1, MAX_LIMIT),
-        metadata={"description": f"Rows per page (1–{MAX_LIMIT}, default {MAX_LIMIT})."},
-    )
-    format = fields.String(
-        load_default="json",
-        validate=validate.OneOf(["json", "csv"]),
-        metadata={
-            "description": "`csv`: the whole result as one CSV file (UTF-8, header row), "
-            "not paged; `limit` and `after` are then refused (422)."
-        },
-    )
+    limit = limit_field(MAX_LIMIT)
+    format = csv_format_field("the whole result")
 
 
 class ResultRow(ma.Schema):
@@ -98,7 +89,7 @@ def round_result(query: dict[str, Any], round_id: str) -> Response:
     local start and id; `next` and the `Link` header lead on, null on the last page.
     `format=csv` gives the whole result as one CSV file, never paged, the premises named in
     the reader's language."""
-    csv = csv_is_whole(query, "the result")
+    csv = csv_is_whole(query)
     page = None if csv else page_request(query)
     with read_transaction(runtime().engine) as conn:
         body, found = published_result(conn, round_id, page)

@@ -35,14 +35,19 @@ def next_field() -> fields.String:
     return fields.String(allow_none=True, required=True, metadata={"description": NEXT_DOC})
 
 
+def limit_field(default: int = 100, most: int = MAX_LIMIT) -> fields.Integer:
+    """A list's `limit`: rows per page, 1 to `most`, `default` when not given."""
+    return fields.Integer(
+        load_default=default,
+        validate=validate.Range(1, most),
+        metadata={"description": f"Rows per page (1–{most}, default {default})."},
+    )
+
+
 class PageQuery(ma.Schema):
     """`limit` and `after`: a list's query schema inherits it (and adds its filters)."""
 
-    limit = fields.Integer(
-        load_default=100,
-        validate=validate.Range(1, MAX_LIMIT),
-        metadata={"description": f"Rows per page (1–{MAX_LIMIT}, default 100)."},
-    )
+    limit = limit_field()
     after = fields.String(validate=validate.Length(1, 500), metadata={"description": AFTER_DOC})
 
 
@@ -55,12 +60,26 @@ def page_headers(page: Page[Any]) -> dict[str, str]:
     return link_header(request.url, page.next)
 
 
-def csv_is_whole(query: dict[str, Any], what: str) -> bool:
+CSV_IS_WHOLE = "A CSV download is one whole file: `limit` and `after` page the JSON only."
+
+
+def csv_format_field(what: str) -> fields.String:
+    """`format`: `json` (paged) or `csv`, `what` as one whole file (`csv_is_whole`)."""
+    return fields.String(
+        load_default="json",
+        validate=validate.OneOf(["json", "csv"]),
+        metadata={
+            "description": f"`csv`: {what} as one CSV file (UTF-8, header row), not paged; "
+            "`limit` and `after` are then refused (422)."
+        },
+    )
+
+
+def csv_is_whole(query: dict[str, Any]) -> bool:
     """Whether the request asks for CSV (`format=csv`): a CSV download is one whole file, so
-    `limit` or `after` with it is a 422 on that field. `what`: the download, for the message."""
+    `limit` or `after` with it is a 422 on that field rather than ignored."""
     if query.get("format") != "csv":
         return False
     if paging := [k for k in ("limit", "after") if k in request.args]:
-        problem = f"The CSV download is {what} whole: `limit` and `after` page the JSON only."
-        raise RuleBroken({k: [problem] for k in paging})
+        raise RuleBroken({k: [CSV_IS_WHOLE] for k in paging})
     return True

@@ -10,13 +10,19 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, current_app
 from flask.views import MethodView
-from marshmallow import fields, validate
 from sqlalchemy import Text, bindparam, cast, select, true
 from sqlalchemy.engine import Connection
 
 from booking.api import schemas
 from booking.api.blueprint import Blueprint
-from booking.api.paging import LINK_HEADER, PageQuery, next_field, page_headers, page_request
+from booking.api.paging import (
+    LINK_HEADER,
+    PageQuery,
+    limit_field,
+    next_field,
+    page_headers,
+    page_request,
+)
 from booking.auth import require, signed_in
 from booking.cache import caches
 from booking.domain.errors import NotFound, RuleBroken
@@ -53,11 +59,7 @@ MAX_SEARCH_WINDOW = timedelta(days=14)
 
 class PremisesPageQuery(schemas.PremisesQuery, PageQuery):
     # A city's whole catalogue fits one page by default: clients that never page get all.
-    limit = fields.Integer(
-        load_default=MAX_LIMIT,
-        validate=validate.Range(1, MAX_LIMIT),
-        metadata={"description": f"Rows per page (1–{MAX_LIMIT}, default {MAX_LIMIT})."},
-    )
+    limit = limit_field(MAX_LIMIT)
 
 
 class PremisesPage(schemas.PremisesList):
@@ -394,11 +396,7 @@ def json_bytes(body: Any) -> bytes:
 
 class SearchPageQuery(schemas.SearchQuery, PageQuery):
     # Like the catalogue's list: a city's whole catalogue fits the default page.
-    limit = fields.Integer(
-        load_default=MAX_LIMIT,
-        validate=validate.Range(1, MAX_LIMIT),
-        metadata={"description": f"Rows per page (1–{MAX_LIMIT}, default {MAX_LIMIT})."},
-    )
+    limit = limit_field(MAX_LIMIT)
 
 
 class SearchPage(schemas.SearchOut):

@@ -14,7 +14,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response
-from marshmallow import fields, validate
+from marshmallow import fields
 
 from booking.api.blueprint import Blueprint
 from booking.api.consistency import (
@@ -25,6 +25,7 @@ from booking.api.consistency import (
 from booking.api.paging import (
     LINK_HEADER,
     PageQuery,
+    csv_format_field,
     csv_is_whole,
     next_field,
     page_headers,
@@ -44,14 +45,7 @@ handle_not_caught_up(blp)
 
 
 class RegistryQuery(PageQuery):
-    format = fields.String(
-        load_default="json",
-        validate=validate.OneOf(["json", "csv"]),
-        metadata={
-            "description": "`csv`: the whole registry as one CSV file (UTF-8, header row), "
-            "not paged; `limit` and `after` are then refused (422)."
-        },
-    )
+    format = csv_format_field("the whole registry")
     min_position = min_position_field()
 
 
@@ -97,7 +91,7 @@ def free_premises(query: dict[str, Any]) -> Response:
     on what terms, and its next free hour, by id. JSON is paged: `limit` rows (default 100)
     after the cursor `after`; `next` and the `Link` header lead on, null on the last page.
     `format=csv` gives the whole registry as one CSV file (UTF-8), never paged."""
-    csv = csv_is_whole(query, "the registry")
+    csv = csv_is_whole(query)
     page = page_request(query)  # a bad cursor is 422 at once, before any wait
     position = reflected_position("registry", query.get("min_position"))
     headers = {"X-Log-Position": str(position)}

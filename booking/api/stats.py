@@ -20,7 +20,14 @@ from booking.api.consistency import (
     min_position_field,
     reflected_position,
 )
-from booking.api.paging import LINK_HEADER, PageQuery, csv_is_whole, next_field, page_request
+from booking.api.paging import (
+    LINK_HEADER,
+    PageQuery,
+    csv_format_field,
+    csv_is_whole,
+    next_field,
+    page_request,
+)
 from booking.api.schemas import local_date
 from booking.auth import require
 from booking.domain.errors import NotFound, RuleBroken
@@ -56,14 +63,7 @@ class UsageQuery(PageQuery):
         metadata={"description": f"one or two of {', '.join(GROUP_KEYS)}, comma-separated"},
     )
     premises_id = fields.List(fields.String(validate=validate.Length(1, 100)))
-    format = fields.String(
-        load_default="json",
-        validate=validate.OneOf(["json", "csv"]),
-        metadata={
-            "description": "`csv`: both periods as one CSV file (UTF-8, header row), not "
-            "paged; `limit` and `after` are then refused (422)."
-        },
-    )
+    format = csv_format_field("both periods")
     min_position = min_position_field()
     limit = fields.Integer(
         load_default=USAGE_LIMIT,
@@ -173,7 +173,7 @@ def usage_stats(query: dict[str, Any]) -> Response:
     the pages together give both periods whole. Groupings without `premises` or `district`
     (at most 3,792 rows) always fit the default page. `format=csv` is never paged.
     """
-    csv = csv_is_whole(query, "both periods")
+    csv = csv_is_whole(query)
     page = page_request(query)  # a bad cursor is 422 at once, before any wait
     first, last = query["from_"], query["to"]
     group_by = _group_by(query["group_by"])

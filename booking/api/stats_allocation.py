@@ -18,7 +18,9 @@ from booking.api.blueprint import Blueprint
 from booking.api.paging import (
     LINK_HEADER,
     PageQuery,
+    csv_format_field,
     csv_is_whole,
+    limit_field,
     next_field,
     page_headers,
     page_request,
@@ -45,20 +47,9 @@ blp = Blueprint(
 class AllocationStatsQuery(PageQuery):
     group_by = fields.String(load_default="organisation_type", validate=validate.OneOf(STATS_KEYS))
     round_id = fields.List(fields.String(validate=validate.Length(1, 64)))
-    format = fields.String(
-        load_default="json",
-        validate=validate.OneOf(["json", "csv"]),
-        metadata={
-            "description": "`csv`: every row as one CSV file (UTF-8, header row), not paged; "
-            "`limit` and `after` are then refused (422)."
-        },
-    )
+    format = csv_format_field("every row")
     # Purposes are free text: a round's groups by purpose grow with its applications.
-    limit = fields.Integer(
-        load_default=MAX_LIMIT,
-        validate=validate.Range(1, MAX_LIMIT),
-        metadata={"description": f"Rows per page (1–{MAX_LIMIT}, default {MAX_LIMIT})."},
-    )
+    limit = limit_field(MAX_LIMIT)
 
 
 class AllocationStatsRow(ma.Schema):
@@ -112,7 +103,7 @@ def allocation_statistics(query: dict[str, Any]) -> Response:
     rows' order; `next` and the `Link` header lead on, null on the last page. `format=csv`
     gives every row as one CSV file, never paged."""
     group_by = query["group_by"]
-    csv = csv_is_whole(query, "every row")
+    csv = csv_is_whole(query)
     page = page_request(query)  # a bad cursor is 422 at once
     with read_transaction(runtime().engine) as conn:
         rows = allocation_stats(conn, group_by, query.get("round_id"))
