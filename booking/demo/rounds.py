@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from booking.allocation.state import RoundState
 from booking.clock import Clock, Ids
 from booking.demo.catalogue import CATALOGUE, DemoPremises
 from booking.demo.people import DEMO_DOMAIN, ORGANISATIONS, People
@@ -218,6 +219,7 @@ class DemoRounds:
         self.anchor, self.clock, self.ids = anchor, clock, ids
         self.rng = random.Random(seed * 31 + 16)
         self.done = RoundsDone()
+        self.past_round = RoundState("")  # the autumn round, once `past` has made it
         index = {o.key: n for n, o in enumerate(ORGANISATIONS)}
         self.history_index: dict[str, int | None] = {c.key: index.get(c.key) for c in CLUBS}
         self.members: dict[str, Actor] = {}
@@ -453,7 +455,11 @@ class DemoRounds:
 
         round_id = self._transaction(setup)
         self.done.past_id = round_id
-        offers = self._transaction(lambda conn: rounds.load_round(conn, round_id).allocations)
+        # Loaded once and kept current by each answer (`run_round_command` folds what it
+        # records into it): reloading the round's growing stream twice for every answer was
+        # a fifth of the demo's load.
+        self.past_round = self._transaction(lambda conn: rounds.load_round(conn, round_id))
+        offers = dict(self.past_round.allocations)
         club_of = {self.members[c.key].organisation_id: c for c in CLUBS}
         for offer_id, offer in sorted(offers.items()):
             club = club_of[offer["organisation_id"]]
@@ -474,20 +480,27 @@ class DemoRounds:
         if not accept:
             reason = "Joukkue ei tarvitse vuoroa tällä kaudella."
             rounds.answer_offer(
-                self._unit(conn, actor), actor, offer_id, False, series_id, reason, at
+                self._unit(conn, actor),
+                actor,
+                offer_id,
+                False,
+                series_id,
+                reason,
+                at,
+                self.past_round,
             )
             self.done.declined += 1
             return
         # Tried first as a dry run, so that nothing is rolled back (on PostgreSQL a rolled
         # back append still uses up log positions, and the same seed must give the same log).
-        state = rounds.load_round(conn, self.done.past_id)
+        state = self.past_round
         plan = rounds.preview_series(
             conn, self.repository, state, state.allocations[offer_id], actor, series_id, at
         )
         answering = actor if plan.booked else self.people.staff
         try:
             _, placed = rounds.answer_offer(
-                self._unit(conn, answering), answering, offer_id, True, series_id, "", at
+                self._unit(conn, answering), answering, offer_id, True, series_id, "", at, state
             )
         except DomainError as error:
             raise RuntimeError(f"{club.key} could not accept {offer_id}: {error}") from error

@@ -481,8 +481,10 @@ def answer_offer(
     series_id: str,
     reason: str,
     now: datetime,
+    state: RoundState | None = None,
 ) -> tuple[RoundState, list[RecordedEvent]]:
-    """Accept (placing the weekly series in the same transaction) or decline an offer."""
+    """Accept (placing the weekly series in the same transaction) or decline an offer.
+    `state`: the offer's round as the caller holds it, current (`run_round_command`)."""
     round_id = round_of_allocation(unit.conn, allocation_id)
     if accept:
         # The offer's hold gives way to the series in this transaction. Holding the spaces'
@@ -494,7 +496,7 @@ def answer_offer(
         ).scalar_one()
         lock_spaces(unit.conn, spaces_of(unit.conn, premises_id))
     state, _ = run_round_command(
-        unit, round_id, AnswerOffer(actor, allocation_id, accept, series_id, reason, now)
+        unit, round_id, AnswerOffer(actor, allocation_id, accept, series_id, reason, now), state
     )
     placed: list[RecordedEvent] = []
     if accept:
