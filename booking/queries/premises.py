@@ -118,10 +118,14 @@ def _after_id(page: PageRequest) -> str | None:
 
 def premises_page(conn: Connection, query: dict[str, Any], page: PageRequest) -> Page[Any]:
     """One page of `matching_premises`, by id (the cursor is the last id of the page)."""
-    rows = matching_premises(conn, query, _after_id(page), page.limit + 1)
-    if len(rows) <= page.limit:
+    return _by_id(matching_premises(conn, query, _after_id(page), page.limit + 1), page.limit)
+
+
+def _by_id(rows: list[Any], limit: int) -> Page[Any]:
+    """A page of `limit` of `rows` (read one more than that, by id) and its cursor."""
+    if len(rows) <= limit:
         return Page(rows, None)
-    rows = rows[: page.limit]
+    rows = rows[:limit]
     return Page(rows, encode_cursor([rows[-1].id]))
 
 
@@ -149,7 +153,4 @@ def free_premises_page(
         if len(candidates) < wanted:
             break
         after = candidates[-1].id
-    if len(found) <= page.limit:
-        return Page(found, None)
-    rows = found[: page.limit]
-    return Page(rows, encode_cursor([rows[-1].id]))
+    return _by_id(found, page.limit)
