@@ -304,9 +304,27 @@ _HeadRow = namedtuple("_HeadRow", [c.key for c in _PREMISES_HEADS.selected_colum
 
 def _heads_and_changed() -> Select[Any]:
     """`_PREMISES_HEADS` and `_CHANGED_OF_ONE` in one statement: each head, the premises'
-    own joined to its entries changed since (a row per entry; NULLs when none changed)."""
+    own joined to its entries changed since (a row per entry; NULLs when none changed).
+
+    The entries are looked for only when the premises' own head has moved past `since`:
+    every change of an entry moves that head to the entry's position in the same
+    transaction, so nothing else can have changed. The condition is an uncorrelated
+    EXISTS, which PostgreSQL runs once, before the rest, as a gate ("One-Time Filter") in
+    front of the entries' scan: a conditional GET whose feed has not changed reads two
+    primary keys, not every entry of the premises (5,000 of them cost the server 1 ms a
+    request, half the 304's budget, in bench.feeds)."""
     heads = _PREMISES_HEADS.order_by(None).subquery("heads")
-    changed = _CHANGED_OF_ONE.subquery("changed")
+    own = calendars_table.alias("own")
+    moved = (
+        select(own.c.key)
+        .where(
+            own.c.scope == "premises",
+            own.c.key == bindparam("key", type_=String()),
+            own.c.position > bindparam("since"),
+        )
+        .exists()
+    )
+    changed = _CHANGED_OF_ONE.where(moved).subquery("changed")
     return (
         select(*heads.c, *changed.c)
         .select_from(heads.outerjoin(changed, heads.c.key == bindparam("key", type_=String())))
