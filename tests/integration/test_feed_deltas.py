@@ -10,10 +10,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import and_, func, select
 
 from booking import feeds
 from booking.feeds import query
 from events.sql import read_transaction
+from projections.feed_entries import calendars_table, entries_table
 from tests.conftest import Api, future_weekday, local
 from tests.integration.test_feeds import fetch, unfolded
 
@@ -134,3 +136,69 @@ def test_a_change_outside_a_narrow_window_stays_out_of_it(api: Api, full_reads: 
     assert body == fresh(api, first, last)
     assert unfolded(body).count("BEGIN:VEVENT") == 1
     assert full_reads == ["public:room"]
+
+
+def test_a_kept_feed_answers_304_until_each_change_and_the_change_after(
+    api: Api, full_reads: list[str]
+) -> None:
+    """The conditional GET a calendar client sends, against a kept body: 304 while nothing
+    changed, and after each kind of change the current body (never a 304, never the kept
+    one). On PostgreSQL the heads' read looks for changed entries only when the premises'
+    own head has moved (`query._heads_and_changed`): that rests on every change of an entry
+    moving its premises' head to at least its position, checked here too."""
+    api.premises("room", rules={"requires_approval": True})
+    api.premises("other")
+    day = future_weekday(2)
+    first = api.book("room", local(day, 10), local(day, 11), public=True, title="Kuoro")
+    second = api.book("room", local(day, 12), local(day, 13), title="Yksityinen")
+    first_id, second_id = first.get_json()["id"], second.get_json()["id"]
+    closure = {
+        "start": local(day, 20).isoformat(),
+        "end": local(day, 21).isoformat(),
+        "reason": "Remontti",
+    }
+    changes: list[tuple[str, Any]] = [
+        ("placed", lambda: api.book("room", local(day, 8), local(day, 9), public=True)),
+        ("approved", lambda: api.post(f"/api/v1/bookings/{first_id}/approve", None, "staff")),
+        (
+            "rejected",
+            lambda: api.post(f"/api/v1/bookings/{second_id}/reject", {"reason": "Ei"}, "staff"),
+        ),
+        (
+            "cancelled",
+            lambda: api.post(f"/api/v1/bookings/{first_id}/cancel", {"reason": "Ei"}, "booker"),
+        ),
+        ("closed", lambda: api.post("/api/v1/premises/room/closures", closure, "staff")),
+        (
+            "renamed",
+            lambda: api.patch("/api/v1/premises/room", {"address": "Porrassalmenkatu 1"}, "staff"),
+        ),
+    ]
+    etag = fetch(api, PATH).headers["ETag"]
+    for hour, (name, change) in enumerate(changes, start=8):
+        for _ in range(2):  # the body is kept: the heads' read carries `since` from now on
+            assert fetch(api, PATH, **{"If-None-Match": etag}).status_code == 304, name
+        other = api.book("other", local(day, hour), local(day, hour + 1))  # not this feed's
+        assert other.status_code == 201, other.get_json()
+        assert fetch(api, PATH, **{"If-None-Match": etag}).status_code == 304, name
+        assert change().status_code in (200, 201), name
+        answer = fetch(api, PATH, **{"If-None-Match": etag})
+        assert answer.status_code == 200, name
+        assert answer.headers["ETag"] != etag, name
+        assert answer.data == fresh(api), name
+        etag = answer.headers["ETag"]
+    body = unfolded(answer.data)
+    assert body.count("BEGIN:VEVENT") == 4 and "Porrassalmenkatu 1" in body
+    assert "STATUS:CANCELLED" in body and "STATUS:TENTATIVE" in body
+    # Only the renamed premises' body was read whole again (and the first).
+    assert full_reads == ["public:room", "public:room"]
+
+    e, c = entries_table, calendars_table
+    with read_transaction(api.engine) as conn:
+        behind = conn.execute(
+            select(e.c.ref_id, e.c.position, c.c.position)
+            .join(c, and_(c.c.scope == "premises", c.c.key == e.c.premises_id))
+            .where(e.c.position > c.c.position)
+        ).all()
+        count = conn.execute(select(func.count()).select_from(e)).scalar_one()
+    assert count == 4 + len(changes) and behind == []

@@ -126,6 +126,38 @@ def test_a_staff_feed_shows_others_on_its_spaces_as_busy_and_its_own_in_detail(
     assert "Avain" in (both.events[whole["id"]].description or "")
 
 
+def test_a_staff_feed_s_etag_moves_with_the_premises_sharing_its_spaces_and_only_those(
+    api: Api,
+) -> None:
+    """A private feed's token, keys, heads and the heads of the premises sharing a space
+    with its keys come from one statement: a change of a premises sharing a space moves
+    its ETag (never a 304 for the older body), a change of any other premises does not."""
+    gym(api)
+    day = future_weekday(2)
+    half = path_of(staff_token(api, [EAST]))
+    whole_and_half = path_of(staff_token(api, [WHOLE, EAST]))
+    etags = {path: fetch(api, path).headers["ETag"] for path in (half, whole_and_half)}
+
+    whole = api.book(WHOLE, local(day, 10), local(day, 12), title="Salibandy").get_json()
+    changed = fetch(api, half, **{"If-None-Match": etags[half]})
+    assert changed.status_code == 200
+    assert parse(changed.data).events[whole["id"]].summary == BUSY_WHOLE
+    etags[half] = changed.headers["ETag"]
+    changed = fetch(api, whole_and_half, **{"If-None-Match": etags[whole_and_half]})
+    assert changed.status_code == 200  # its own key: in detail (`read`: a NAME with a comma)
+    assert read(changed.data).events[whole["id"]].summary == "Salibandy"
+    etags[whole_and_half] = changed.headers["ETag"]
+
+    # The west half shares a space with the whole, not with the east half.
+    west = api.book(WEST, local(day, 14), local(day, 15), title="Jooga").get_json()
+    assert fetch(api, half, **{"If-None-Match": etags[half]}).status_code == 304
+    changed = fetch(api, whole_and_half, **{"If-None-Match": etags[whole_and_half]})
+    assert changed.status_code == 200
+    busy = read(changed.data).events[west["id"]]
+    assert busy.summary == "Varattu / Bokad / Booked (Länsipuoli / Västra halvan / West half)"
+    assert "Jooga" not in unfolded(changed.data)
+
+
 def test_a_change_of_the_whole_moves_the_half_s_etag_and_is_read_as_a_delta(
     api: Api, full_reads: list[str]
 ) -> None:
