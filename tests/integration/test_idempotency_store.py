@@ -1,6 +1,7 @@
 """A key's stored outcome (booking.service): the row `_store_outcome` writes, held or not,
 is the one SQLAlchemy's INSERT writes, and a repeated key is answered from it on both
-databases (a reused key with another request refused), the handler going no further."""
+databases (a reused key with another request refused), and nothing a repeat's handler wrote
+is kept."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
+from booking.domain.errors import InvalidState
+from booking.http import outcome_of_error
 from booking.service import (
     IdempotencyKey,
     IdempotencyKeyReused,
@@ -19,6 +22,7 @@ from booking.service import (
     execute,
 )
 from booking.tables import idempotency_keys
+from events import pipeline
 from events.sql import write_transaction
 
 NOW = datetime(2026, 11, 18, 8, 0, 0, 123456, tzinfo=UTC)
@@ -85,25 +89,73 @@ def test_a_stored_outcome_is_the_row_sqlalchemys_insert_writes(engine: Engine) -
     ]
 
 
-def test_a_repeated_key_is_answered_from_its_row_and_the_handler_goes_no_further(
-    engine: Engine,
+def _writing(n: int, held: bool = True) -> Callable[[Connection], Outcome]:
+    """A handler that reads, writes a row of its own (key `side-n`; held, as a booking's
+    writes are, or through SQLAlchemy at once) and answers with `n` in its body."""
+
+    def handle(conn: Connection) -> Outcome:
+        conn.execute(select(idempotency_keys.c.key).limit(1)).all()
+        row = {
+            "actor": "actor-1",
+            "key": f"side-{n}",
+            "request_hash": "-",
+            "status": 200,
+            "body": {},
+            "headers": {},
+            "created_at": NOW,
+        }
+        if held:
+            pipeline.write(conn, insert(idempotency_keys), row)
+        else:
+            conn.execute(insert(idempotency_keys), row)
+        return Outcome(201, {**BODY, "n": n}, HEADERS)
+
+    return handle
+
+
+def _keys(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(conn.execute(select(idempotency_keys.c.key)).scalars())
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["held", "unheld"])
+def test_a_repeated_key_is_answered_from_its_row_and_what_the_repeat_wrote_is_undone(
+    engine: Engine, held: bool
 ) -> None:
-    ran: list[int] = []
-
-    def handler(n: int) -> Callable[[Connection], Outcome]:
-        def handle(conn: Connection) -> Outcome:
-            outcome = _reading(Outcome(201, {**BODY, "n": n}, HEADERS))(conn)
-            ran.append(n)  # past the first read, where PostgreSQL's lookup is answered
-            return outcome
-
-        return handle
-
-    first = execute(engine, handler(1), _key("k"))
-    again = execute(engine, handler(2), _key("k"))
-    assert ran == [1]
+    # The key is not looked up before a first attempt: a repeat runs its handler, and the
+    # key's primary key refuses its row at the commit, taking the repeat's writes with it.
+    first = execute(engine, _writing(1, held), _key("k"))
+    again = execute(engine, _writing(2, held), _key("k"))
     assert again == first == Outcome(201, {**BODY, "n": 1}, HEADERS)
     with pytest.raises(IdempotencyKeyReused):
-        execute(engine, handler(3), _key("k", {"other": "request"}))
-    assert ran == [1]
-    with engine.connect() as conn:
-        assert conn.execute(select(idempotency_keys.c.key)).scalars().all() == ["k"]
+        execute(engine, _writing(3, held), _key("k", {"other": "request"}))
+    assert _keys(engine) == ["k", "side-1"]
+
+
+def test_a_repeat_whose_handler_now_refuses_is_answered_with_the_first_outcome(
+    engine: Engine,
+) -> None:
+    first = execute(engine, _writing(1), _key("k"), outcome_of_error)
+
+    def refusing(conn: Connection) -> Outcome:
+        _writing(2)(conn)
+        raise InvalidState("cancelled meanwhile")
+
+    assert execute(engine, refusing, _key("k"), outcome_of_error) == first
+    assert _keys(engine) == ["k", "side-1"]
+
+
+def test_a_repeat_whose_handler_now_raises_is_answered_from_the_keys_row(engine: Engine) -> None:
+    first = execute(engine, _writing(1), _key("k"), outcome_of_error)
+
+    def failing(conn: Connection) -> Outcome:
+        _writing(2)(conn)
+        raise LookupError("gone meanwhile")
+
+    assert execute(engine, failing, _key("k"), outcome_of_error) == first
+    with pytest.raises(IdempotencyKeyReused):
+        execute(engine, failing, _key("k", {"other": "request"}), outcome_of_error)
+    # A new key's error goes out as it is, and nothing is stored under it.
+    with pytest.raises(LookupError):
+        execute(engine, failing, _key("new"), outcome_of_error)
+    assert _keys(engine) == ["k", "side-1"]
