@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
 from operator import attrgetter, itemgetter
 from typing import Any, ClassVar
 
@@ -26,7 +25,7 @@ from sqlalchemy.engine import Connection, Dialect
 from events import pipeline
 from events.catalog import ALL_EVENTS, Event, JSONObject
 from events.serialization import serializer
-from events.sql import UTCDateTime, chunks, in_runs
+from events.sql import UTCDateTime, chunks, in_runs, sqlite_instant
 from events.store import RecordedEvent
 from projections.base import Projection, metadata
 
@@ -303,18 +302,6 @@ def _in_utc(column: Iterable[Any]) -> bool:
     decoding makes them: checked in C, where calling `postgres_instant` on each of the
     millions a rebuild writes cost it 5 % of its time."""
     return set(map(_TZINFO, filter(None, column))) <= {UTC}
-
-
-@lru_cache(maxsize=1 << 16)
-def sqlite_instant(value: datetime) -> str:
-    """The text `UTCDateTime` stores on SQLite (through SQLAlchemy's DateTime: UTC, fixed
-    width, microseconds), in one step and remembered: a rebuild writes millions of them, a
-    booking's start and end in three tables."""
-    if value.tzinfo is UTC:  # what the log's decoding gives: drop the "+00:00"
-        return value.isoformat(" ", "microseconds")[:-6]
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given where an instant is required")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _on_conflict(keys: Sequence[str], action: str) -> str:
