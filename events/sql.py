@@ -170,25 +170,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-@lru_cache(maxsize=1 << 16)
 def sqlite_instant(value: datetime | None) -> str | None:
     """An instant as SQLite's DATETIME stores it (`sqlalchemy.dialects.sqlite.DATETIME`'s
-    storage format, microseconds always written), in UTC; None for None.
-
-    Remembered: a booking binds its start, end and time of recording in several tables
-    (some twenty instants, a handful of them distinct), a rebuild writes millions. One
-    cache for every writer of SQLite instants — the statements SQLAlchemy compiles
-    (`UTCDateTime`) and the rows written straight to the driver (`projections.batching`),
-    which had one each and so wrote a booking's time of recording twice. Equal instants
-    are equal keys whatever their zone, and have one text. (Naive ones are refused and
-    never cached: an aware datetime never equals a naive one.)"""
+    storage format, microseconds always written), in UTC; None for None. For every writer
+    of SQLite instants: the statements SQLAlchemy compiles (`UTCDateTime`) and the rows
+    written straight to the driver (`projections.batching`)."""
     if value is None:
         return None
-    if value.tzinfo is UTC:  # what the log's decoding and `datetime.now(UTC)` give
-        return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given where an instant is required")
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+    if value.tzinfo is not UTC:  # (what the log's decoding and `datetime.now(UTC)` give)
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an instant is required")
+        value = value.astimezone(UTC)
+    return _utc_text(value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _utc_text(instant: datetime) -> str:
+    """`sqlite_instant` of an instant in UTC, remembered: a booking binds its start, end
+    and time of recording in several tables (some twenty instants, a handful of them
+    distinct), a rebuild writes millions. One cache for both writers, which had one each
+    and so wrote a booking's time of recording twice. Only instants in UTC are keys: two
+    local times of one zone compare by their wall clocks, so the earlier and the later
+    03:30 of an autumn night are equal keys, an hour apart."""
+    return instant.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
 
 
 # Pages in SQLite's WAL before the commit that crosses it checkpoints them into the database

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,6 +28,15 @@ def test_the_sqlite_instant_text_is_what_sqlalchemy_stores(value: datetime) -> N
     process = sqlite.DATETIME().bind_processor(dialect)
     assert process is not None
     assert sqlite_instant(value) == process(UTCDateTime().process_bind_param(value, dialect))
+
+
+def test_the_earlier_and_the_later_of_a_repeated_local_time_have_their_own_texts() -> None:
+    # Equal as datetimes (one zone: their wall clocks compare), an hour apart as instants.
+    helsinki = ZoneInfo("Europe/Helsinki")
+    earlier = datetime(2027, 10, 31, 3, 30, tzinfo=helsinki)
+    later = datetime(2027, 10, 31, 3, 30, tzinfo=helsinki, fold=1)
+    assert sqlite_instant(earlier) == "2027-10-31 00:30:00.000000"
+    assert sqlite_instant(later) == "2027-10-31 01:30:00.000000"
 
 
 NAMES = ["a", "b", "c", "d"]
