@@ -125,8 +125,8 @@ def organisation_for_booking(conn: Connection, actor: Actor, asked: str | None) 
 
 def acting_for(actor: Actor, organisation_id: str | None) -> Actor:
     """The person as a member of the organisation `organisation_for_booking` chose."""
-    if actor.is_staff:
-        return actor
+    if actor.is_staff or actor.organisation_id == organisation_id:
+        return actor  # (already: most bookers belong to one organisation)
     return replace(actor, organisation_id=organisation_id)
 
 

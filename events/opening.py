@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -53,6 +53,12 @@ def _refuse_overlaps(day: str, intervals: list[tuple[time, time]]) -> None:
 @dataclass(frozen=True)
 class OpeningHours:
     weekly: Mapping[str, Sequence[tuple[time, time]]]
+    # `covers`' merged intervals by (first day, last day, zone), as worked out: every
+    # booking asks for its three days' (two local instants a day, merged), and bookings
+    # come many to a day. Bounded; a premises' new hours are a new OpeningHours.
+    _merged: dict[tuple[date, date, ZoneInfo], tuple[Slot, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def parse(cls, raw: Mapping[str, Sequence[Sequence[str]]]) -> OpeningHours:
@@ -99,7 +105,15 @@ class OpeningHours:
         """True when one continuous opening interval holds the whole slot."""
         first = slot.start.astimezone(zone).date() - timedelta(days=1)
         last = slot.end.astimezone(zone).date()
-        return any(o.contains(slot) for o in self.open_between(first, last, zone))
+        merged = self._merged.get((first, last, zone))
+        if merged is None:
+            if len(self._merged) >= _MERGED_KEPT:
+                self._merged.clear()
+            merged = self._merged[first, last, zone] = tuple(self.open_between(first, last, zone))
+        return any(o.contains(slot) for o in merged)
+
+
+_MERGED_KEPT = 1024
 
 
 def days(first: date, last: date) -> Iterator[date]:

@@ -113,7 +113,8 @@ def write(
         if rows is not None:
             rows.extend(tuple(r) for r in result.all())
         return
-    sql, values = _bound(conn, statement, params or {})
+    given = params or _NO_PARAMS
+    sql, values = _bind(_plan(conn, statement, given), given)
     held.statements.append(_Statement(sql, values, rows))
 
 
@@ -301,7 +302,7 @@ def read_together(
     begun in SQLAlchemy's eyes (`write_transaction`; SQLite's BEGIN is SQLAlchemy's)."""
     send_held(conn)
     driver: Any = conn.connection.driver_connection
-    plans = [(_plan(conn, s, frozenset(p or ())), p or {}) for s, p in reads]
+    plans = [(_plan(conn, s, p or _NO_PARAMS), p or _NO_PARAMS) for s, p in reads]
     bound = [(_bind(plan, p), plan.results) for plan, p in plans]
     if conn.dialect.name != "postgresql":
         cursor = driver.cursor()
@@ -352,8 +353,9 @@ def read_one(conn: Connection, statement: Executable, params: Params | None = No
         return read_together(conn, [(statement, params)])[0]
     import psycopg
 
-    plan = _plan(conn, statement, frozenset(params or ()))
-    sql, values = _bind(plan, params or {})
+    given = params or _NO_PARAMS
+    plan = _plan(conn, statement, given)
+    sql, values = _bind(plan, given)
     if observer is not None:
         observer(sql, values)
     try:
@@ -450,13 +452,19 @@ class _Plan:
 
 # (statement's id, dialect, parameter names) → (statement, plan): the statement is kept so
 # that its id is never reused. Only statements built once (module constants) come here.
-_COMPILED: dict[tuple[int, str, frozenset[str]], tuple[Executable, _Plan]] = {}
+# The names in the call's order: a tuple costs a third of a frozenset to make (a booking
+# looks up nine plans, of up to 18 names); a call site that orders them otherwise only
+# adds an entry, with the same plan.
+_COMPILED: dict[tuple[int, str, tuple[str, ...]], tuple[Executable, _Plan]] = {}
+_NO_PARAMS: Params = {}
 
 
-def _plan(conn: Connection, statement: Executable, names: frozenset[str]) -> _Plan:
-    key = (id(statement), conn.dialect.name, names)
+def _plan(conn: Connection, statement: Executable, params: Params) -> _Plan:
+    """The plan of `statement` for the names of `params` (made on first use)."""
+    key = (id(statement), conn.dialect.name, tuple(params))
     found = _COMPILED.get(key)
     if found is None:
+        names = frozenset(params)
         # An INSERT's VALUES are the parameters given; other statements name theirs.
         plain = isinstance(statement, Insert) and statement.select is None
         keys = sorted(names) if plain else None
@@ -493,13 +501,10 @@ def _plan(conn: Connection, statement: Executable, names: frozenset[str]) -> _Pl
     return found[1]
 
 
-def _bound(conn: Connection, statement: Executable, params: Params) -> tuple[str, Any]:
-    """The driver's SQL and parameters for `statement` with `params`, as SQLAlchemy's
-    execution would send them (`Compiled.construct_params`, bind processors applied)."""
-    return _bind(_plan(conn, statement, frozenset(params)), params)
-
-
 def _bind(plan: _Plan, params: Params) -> tuple[str, Any]:
+    """The driver's SQL and parameters for the plan's statement with `params`, as
+    SQLAlchemy's execution would send them (`Compiled.construct_params`, bind processors
+    applied)."""
     values = [
         own if key is None else params[key] if processor is None else processor(params[key])
         for key, processor, own in plan.sources

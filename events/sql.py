@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import chain
 from typing import Any, Generic, TypeVar
 
@@ -159,7 +160,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return super().bind_processor(dialect)
         # `process_bind_param` and SQLite's DATETIME text in one step: a booking binds some
         # twenty instants, and the two layers cost more than SQLite's own work on them.
-        return _sqlite_text
+        return sqlite_instant
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -169,29 +170,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _sqlite_text(value: datetime | None) -> str | None:
+def sqlite_instant(value: datetime | None) -> str | None:
     """An instant as SQLite's DATETIME stores it (`sqlalchemy.dialects.sqlite.DATETIME`'s
-    storage format, microseconds always written), in UTC."""
+    storage format, microseconds always written), in UTC; None for None. For every writer
+    of SQLite instants: the statements SQLAlchemy compiles (`UTCDateTime`) and the rows
+    written straight to the driver (`projections.batching`)."""
     if value is None:
         return None
-    found = _SQLITE_TEXTS.get(value)
-    if found is not None:
-        return found
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given where an instant is required")
-    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-    found = utc.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
-    if len(_SQLITE_TEXTS) >= 1024:
-        _SQLITE_TEXTS.clear()
-    _SQLITE_TEXTS[value] = found
-    return found
+    if value.tzinfo is not UTC:  # (what the log's decoding and `datetime.now(UTC)` give)
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an instant is required")
+        value = value.astimezone(UTC)
+    return _utc_text(value)
 
 
-# Instants' texts lately made: a booking binds its start, end and time of recording in
-# several tables (some twenty instants, a handful of them distinct). Equal instants are
-# equal keys whatever their zone, and have one text. (Naive ones never get in: an aware
-# datetime never equals a naive one.)
-_SQLITE_TEXTS: dict[datetime, str] = {}
+@lru_cache(maxsize=1 << 16)
+def _utc_text(instant: datetime) -> str:
+    """`sqlite_instant` of an instant in UTC, remembered: a booking binds its start, end
+    and time of recording in several tables (some twenty instants, a handful of them
+    distinct), a rebuild writes millions. One cache for both writers, which had one each
+    and so wrote a booking's time of recording twice. Only instants in UTC are keys: two
+    local times of one zone compare by their wall clocks, so the earlier and the later
+    03:30 of an autumn night are equal keys, an hour apart."""
+    return instant.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
 
 
 # Pages in SQLite's WAL before the commit that crosses it checkpoints them into the database

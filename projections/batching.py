@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Dialect
 from events import pipeline
 from events.catalog import ALL_EVENTS, Event, JSONObject
 from events.serialization import serializer
-from events.sql import UTCDateTime, chunks, in_runs
+from events.sql import UTCDateTime, chunks, in_runs, sqlite_instant
 from events.store import RecordedEvent
 from projections.base import Projection, metadata
 
@@ -305,18 +305,6 @@ def _in_utc(column: Iterable[Any]) -> bool:
     return set(map(_TZINFO, filter(None, column))) <= {UTC}
 
 
-@lru_cache(maxsize=1 << 16)
-def sqlite_instant(value: datetime) -> str:
-    """The text `UTCDateTime` stores on SQLite (through SQLAlchemy's DateTime: UTC, fixed
-    width, microseconds), in one step and remembered: a rebuild writes millions of them, a
-    booking's start and end in three tables."""
-    if value.tzinfo is UTC:  # what the log's decoding gives: drop the "+00:00"
-        return value.isoformat(" ", "microseconds")[:-6]
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given where an instant is required")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
 def _on_conflict(keys: Sequence[str], action: str) -> str:
     conflict = ", ".join(f'"{k}"' for k in keys)
     return f"ON CONFLICT ({conflict}) {action}"
@@ -324,6 +312,15 @@ def _on_conflict(keys: Sequence[str], action: str) -> str:
 
 _UNNEST_FROM = 20  # rows: fewer (a command's own writes) go as plain VALUES
 _UNNEST_ROWS = 50_000  # rows per INSERT … unnest statement
+
+
+@lru_cache(maxsize=256)
+def _values_sql(table: str, names: tuple[str, ...], tail: str, postgresql: bool) -> str:
+    """`INSERT INTO table (names) VALUES (…) tail` in the driver's parameter style, written
+    once per statement: every booking's mail is one (`booking.outbox.enqueue`)."""
+    columns = ", ".join(f'"{n}"' for n in names)
+    marks = ", ".join("%s" if postgresql else "?" for _ in names)
+    return f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) {tail}'
 
 
 def _insert_many(
@@ -338,10 +335,14 @@ def _insert_many(
     row, so each column goes as one array and `unnest` makes the rows: one statement, one
     plan (a key may then appear only once per call: ON CONFLICT DO UPDATE may not meet a
     row twice); many rows without a tail go by COPY."""
+    postgresql = conn.dialect.name == "postgresql"
+    if not postgresql or len(values) < _UNNEST_FROM:
+        # A command's few rows: a write the service may hold for the commit's round trip.
+        pipeline.write_sql(conn, _values_sql(table.name, tuple(names), tail, postgresql), values)
+        return
     columns = ", ".join(f'"{n}"' for n in names)
     head = f'INSERT INTO "{table.name}" ({columns}) '
-    postgresql = conn.dialect.name == "postgresql"
-    if postgresql and not tail and len(values) >= _UNNEST_FROM:
+    if not tail:
         # A plain INSERT of many rows (a rebuild's new rows): COPY, in this transaction.
         # The server then spends half the time of INSERT … unnest (50,000 booking_list rows:
         # 1.4 s against 2.8 s), the same rows, triggers and constraints.
@@ -352,11 +353,6 @@ def _insert_many(
         with cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
             for row in values:
                 copy.write_row(row)
-        return
-    if not postgresql or len(values) < _UNNEST_FROM:
-        mark = "%s" if postgresql else "?"
-        # A command's few rows: a write the service may hold for the commit's round trip.
-        pipeline.write_sql(conn, f"{head}VALUES ({', '.join(mark for _ in names)}) {tail}", values)
         return
     types = [table.c[n].type.compile(dialect=conn.dialect) for n in names]
     # In parts: a held rebuild may write a million wide rows at once.

@@ -59,9 +59,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from events.decoding import event_of
+from events.sql import sqlite_instant
 from events.store import read_raw
 from projections.base import Projection
-from projections.batching import CURRENT_SCHEMA, instant, sqlite_instant
+from projections.batching import CURRENT_SCHEMA, instant
 from projections.feed_entries import uid_for
 
 PLACED = "BookingPlaced"

@@ -143,11 +143,18 @@ def check_stated_times(stated: Mapping[str, datetime], zone: ZoneInfo) -> None:
         offset = instant.utcoffset()
         if offset is None or offset == instant.astimezone(zone).utcoffset():
             continue
-        wall = instant.replace(tzinfo=None)
-        if exists(wall, zone):
+        # The zone's offsets at the wall time written, at either fold (a ZoneInfo reads
+        # only the wall time and fold of what it is asked about): an offset that is neither
+        # is another zone's terms (an instant in UTC, say), whether or not the wall time
+        # exists in the zone — found without the round trips of `exists`.
+        zone_offsets = (
+            zone.utcoffset(instant),
+            zone.utcoffset(instant.replace(fold=1 - instant.fold)),
+        )
+        if offset not in zone_offsets:
             continue
-        zone_offsets = {wall.replace(tzinfo=zone, fold=f).utcoffset() for f in (0, 1)}
-        if offset in zone_offsets:
+        wall = instant.replace(tzinfo=None)
+        if not exists(wall, zone):
             error = MissingTime(wall, zone, *_gap_around(wall, zone))
             problems[name] = [str(error)]
             causes[name] = error

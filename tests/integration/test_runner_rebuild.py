@@ -21,10 +21,10 @@ from sqlalchemy.dialects import sqlite
 from booking.clock import system_clock
 from events.decoding import decode
 from events.serialization import serializer
-from events.sql import UTCDateTime, read_transaction, write_transaction
+from events.sql import UTCDateTime, read_transaction, sqlite_instant, write_transaction
 from events.store import read_all
 from projections import batching, rebuilding, runner, shadowing
-from projections.batching import insert_rows, sqlite_instant, upsert_replacing
+from projections.batching import insert_rows, upsert_replacing
 from projections.feed_entries import calendars_table, entries_table
 from projections.usage import projection as usage
 from tests.conftest import HELSINKI, Api, future_weekday, local
@@ -163,8 +163,14 @@ def test_an_old_schema_version_goes_through_its_upcaster() -> None:
 
 
 def test_the_sqlite_instant_text_is_what_sqlalchemy_stores() -> None:
-    process = UTCDateTime()._cached_bind_processor(sqlite.dialect())
-    assert process is not None
+    # SQLAlchemy's own way: `UTCDateTime`'s conversion, then SQLite DATETIME's text.
+    dialect = sqlite.dialect()
+    stored = sqlite.DATETIME().bind_processor(dialect)
+    assert stored is not None
+
+    def process(value: datetime) -> str:
+        return str(stored(UTCDateTime().process_bind_param(value, dialect)))
+
     for value in (
         datetime(2026, 10, 25, 0, 59, 59, tzinfo=UTC),
         datetime(2026, 10, 25, 3, 30, 0, 120, tzinfo=timezone(timedelta(hours=3))),

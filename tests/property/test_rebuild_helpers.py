@@ -4,14 +4,15 @@ an instant's SQLite text, rows as tuples, a booking's feed UID."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from events.sql import UTCDateTime
-from projections.batching import _tuples, sqlite_instant
+from events.sql import UTCDateTime, sqlite_instant
+from projections.batching import _tuples
 from projections.feed_entries import UID_NAMESPACE, uid_for
 
 ZONES = st.one_of(
@@ -21,10 +22,21 @@ ZONES = st.one_of(
 
 
 @given(st.datetimes(timezones=ZONES))
-def test_the_sqlite_instant_text_is_what_sqlalchemy_stores(value: object) -> None:
-    process = UTCDateTime()._cached_bind_processor(sqlite.dialect())
+def test_the_sqlite_instant_text_is_what_sqlalchemy_stores(value: datetime) -> None:
+    # SQLAlchemy's own way: `UTCDateTime`'s conversion, then SQLite DATETIME's text.
+    dialect = sqlite.dialect()
+    process = sqlite.DATETIME().bind_processor(dialect)
     assert process is not None
-    assert sqlite_instant(value) == process(value)  # type: ignore[arg-type]
+    assert sqlite_instant(value) == process(UTCDateTime().process_bind_param(value, dialect))
+
+
+def test_the_earlier_and_the_later_of_a_repeated_local_time_have_their_own_texts() -> None:
+    # Equal as datetimes (one zone: their wall clocks compare), an hour apart as instants.
+    helsinki = ZoneInfo("Europe/Helsinki")
+    earlier = datetime(2027, 10, 31, 3, 30, tzinfo=helsinki)
+    later = datetime(2027, 10, 31, 3, 30, tzinfo=helsinki, fold=1)
+    assert sqlite_instant(earlier) == "2027-10-31 00:30:00.000000"
+    assert sqlite_instant(later) == "2027-10-31 01:30:00.000000"
 
 
 NAMES = ["a", "b", "c", "d"]
