@@ -524,11 +524,11 @@ def execute(
     transaction and returned again for a retry of the same request, appending nothing.
 
     The key is not looked up before the first attempt: most keys are new, and the lookup
-    was a tenth of a keyed booking's cost on SQLite. A repeat runs the handler, and the
-    key's row (its primary key) refuses the second INSERT at the commit, which rolls back
-    everything the attempt wrote; the next attempt looks the key up first and answers the
-    stored outcome (`_KeyTaken`). A handler that raises instead of answering, on the first
-    attempt, has the key looked up before its error goes out.
+    was a third of what a key added to a booking on SQLite. A repeat runs the handler, and
+    the key's row (its primary key) refuses the second INSERT at the commit, which rolls
+    back everything the attempt wrote (`_key_taken`); the next attempt looks the key up
+    first and answers the stored outcome. A handler that raises instead of answering, on
+    the first attempt, has the key looked up before its error goes out.
     """
     deadline = time.monotonic() + RETRY_BUDGET_SECONDS
     integrity_errors = 0
