@@ -117,7 +117,10 @@ def mail_sentences(kind: str, catalogue: NullTranslations, count: int) -> tuple[
             )
         case "message":
             subject = _("New message: %(title)s")
-            body = _("You have a new message about: %(title)s.\nRead and reply in the service.")
+            body = _(
+                "You have a new message about: %(title)s.\n%(premises)s, %(when)s."
+                "\nRead and reply in the service."
+            )
         case "reminder":
             subject = _("Reminder of your booking tomorrow: %(premises)s")
             body = _("A reminder: %(title)s\n%(premises)s, %(when)s.")

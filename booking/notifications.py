@@ -493,15 +493,16 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
 def _message_mails(n: Notifier, event: MessagePosted, key: str) -> Iterable[Mail]:
     if event.thread_kind == "booking":
         row = n.booking(event.thread_id)
-        owner, title = row.booked_by, row.title
+        owner = row.booked_by
     else:
         row = n.popup(event.thread_id)
-        owner, title = row.requested_by, row.title
-    # Staff's message goes to the booker or requester; theirs goes to staff.
+        owner = row.requested_by
+    # Staff's message goes to the booker or requester; theirs goes to staff. Like every
+    # mail it names the premises and the local time (API.md, "Messages and notifications").
     recipients = [owner] if event.author_role in ("staff", "admin") else n.staff()
     for recipient in recipients:
         if recipient != event.author_id:
-            yield n.mail("message", key, recipient, None, title)
+            yield n.mail("message", key, recipient, row.premises_id, row.title, row.start, row.end)
 
 
 def read_ahead(user_id: str, premises_id: str) -> tuple[Any, dict[str, Any], Any]:
