@@ -1,7 +1,8 @@
-"""A mail of a new message in a thread names the premises and the local time, like every
-other mail (API.md, "Messages and notifications": "Every e-mail, system text included, is
-in the recipient's language (fi/sv/en) and names the premises and the local time").
-Read as a person reads their mail here: through GET /api/v1/users/{id}/data. Both databases."""
+"""A mail of a new message in a thread, or of a series cancelled, names the premises and the
+local time, like every other mail (API.md, "Messages and notifications": "Every e-mail,
+system text included, is in the recipient's language (fi/sv/en) and names the premises and
+the local time"). Read as a person reads their mail here: through
+GET /api/v1/users/{id}/data. Both databases."""
 
 from __future__ import annotations
 
@@ -59,3 +60,28 @@ def test_a_message_in_a_pop_up_thread_names_them_to_staff(api: Api) -> None:
     (message,) = _outbox(api, "staff")
     assert "Kokoushuone 2, " in message["body"], message["body"]
     assert "12.00–13.00" in message["body"], message["body"]
+
+
+def test_a_series_cancellation_mail_names_the_first_time_cancelled(api: Api) -> None:
+    api.premises("room")
+    day = future_weekday(2)
+    body = {
+        "premises_id": "room",
+        "start": local(day, 18).isoformat(),
+        "end": local(day, 19).isoformat(),
+        "rrule": "FREQ=WEEKLY;COUNT=3",
+        "title": "Shakkikerho",
+        "attendees": 4,
+        "on_conflict": "skip",
+    }
+    placed = api.post("/api/v1/booking-series", body, role="booker")
+    assert placed.status_code == 201, placed.get_json()
+    series_id = placed.get_json()["series_id"]
+    cancelled = api.post(f"/api/v1/booking-series/{series_id}/cancel", {}, role="booker")
+    assert cancelled.status_code == 200, cancelled.get_json()
+
+    mails = _outbox(api, "booker")
+    (told,) = [m for m in mails if "peruttu" in m["body"]]
+    assert "Kokoushuone 2, ensimmäinen " in told["body"], told["body"]
+    assert f"{day.day}.{day.month}.{day.year}" in told["body"], told["body"]
+    assert "18.00–19.00" in told["body"], told["body"]
