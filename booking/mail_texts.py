@@ -95,9 +95,9 @@ def mail_sentences(kind: str, catalogue: NullTranslations, count: int) -> tuple[
             subject = _("Recurring booking cancelled: %(premises)s")
             body = ngettext(
                 "The coming occurrence (%(num)d) of %(title)s is cancelled."
-                "\nReason: %(reason)s\n%(premises)s.",
+                "\nReason: %(reason)s\n%(premises)s, %(when)s.",
                 "The coming occurrences (%(num)d) of %(title)s are cancelled."
-                "\nReason: %(reason)s\n%(premises)s.",
+                "\nReason: %(reason)s\n%(premises)s, the first %(when)s.",
                 count,
             )
         case "popup_approved":
@@ -117,7 +117,10 @@ def mail_sentences(kind: str, catalogue: NullTranslations, count: int) -> tuple[
             )
         case "message":
             subject = _("New message: %(title)s")
-            body = _("You have a new message about: %(title)s.\nRead and reply in the service.")
+            body = _(
+                "You have a new message about: %(title)s.\n%(premises)s, %(when)s."
+                "\nRead and reply in the service."
+            )
         case "reminder":
             subject = _("Reminder of your booking tomorrow: %(premises)s")
             body = _("A reminder: %(title)s\n%(premises)s, %(when)s.")

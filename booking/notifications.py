@@ -358,6 +358,7 @@ class Batch:
     series_cancel: bool
     popup_bookings: frozenset[str]
     retired: bool = False  # the premises is retired in the same append: say so to bookers
+    cancelled_ids: frozenset[str] = frozenset()  # a series cancellation's mail names the first
 
     @classmethod
     def of(cls, events: list[Event]) -> Batch:
@@ -371,6 +372,9 @@ class Batch:
             series_cancel=any(isinstance(e, BookingSeriesCancelled) for e in events),
             popup_bookings=frozenset(e.booking_id for e in events if isinstance(e, PopupApproved)),
             retired=any(isinstance(e, PremisesRetired) for e in events),
+            cancelled_ids=frozenset(
+                e.booking_id for e in events if isinstance(e, BookingCancelled)
+            ),
         )
 
 
@@ -472,15 +476,23 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
                 reason=("", reason) if context.retired else (event.cause, reason),
             )
         case BookingSeriesCancelled(series_id=sid, reason=reason):
-            first = n.conn.execute(
-                select(bookings_table).where(bookings_table.c.series_id == sid).limit(1)
-            ).one()
+            b = bookings_table
+            first = n.conn.execute(select(b).where(b.c.series_id == sid).limit(1)).one()
+            # Like every mail it says the local time: of the first occurrence cancelled now.
+            since = n.conn.execute(
+                select(b.c.start, b.c.end)
+                .where(b.c.series_id == sid, b.c.id.in_(sorted(context.cancelled_ids)))
+                .order_by(b.c.start)
+                .limit(1)
+            ).first()
             yield n.mail(
                 "series_cancelled",
                 key,
                 first.booked_by,
                 event.premises_id,
                 first.title,
+                (since or first).start,
+                (since or first).end,
                 count=context.cancelled_count,
                 reason=("", reason),
             )
@@ -493,15 +505,16 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
 def _message_mails(n: Notifier, event: MessagePosted, key: str) -> Iterable[Mail]:
     if event.thread_kind == "booking":
         row = n.booking(event.thread_id)
-        owner, title = row.booked_by, row.title
+        owner = row.booked_by
     else:
         row = n.popup(event.thread_id)
-        owner, title = row.requested_by, row.title
-    # Staff's message goes to the booker or requester; theirs goes to staff.
+        owner = row.requested_by
+    # Staff's message goes to the booker or requester; theirs goes to staff. Like every
+    # mail it names the premises and the local time (API.md, "Messages and notifications").
     recipients = [owner] if event.author_role in ("staff", "admin") else n.staff()
     for recipient in recipients:
         if recipient != event.author_id:
-            yield n.mail("message", key, recipient, None, title)
+            yield n.mail("message", key, recipient, row.premises_id, row.title, row.start, row.end)
 
 
 def read_ahead(user_id: str, premises_id: str) -> tuple[Any, dict[str, Any], Any]:

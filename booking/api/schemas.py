@@ -368,8 +368,13 @@ class BookingList(ma.Schema):
 
 
 class BookingQuery(ma.Schema):
-    from_ = local_date(data_key="from")
-    to = local_date()
+    from_ = local_date(
+        data_key="from",
+        metadata={"description": "Bookings that meet this day or later, in their premises' zone"},
+    )
+    to = local_date(
+        metadata={"description": "Bookings that meet this day or earlier, in their premises' zone"}
+    )
     premises_id = Text()
     status = Text(
         validate=validate.OneOf(["confirmed", "pending_approval", "cancelled", "rejected"])

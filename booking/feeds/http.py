@@ -1,14 +1,14 @@
 """/feeds/...: the feeds over HTTP.
 
 - `/feeds/premises/<id>.ics` — public: every booking as busy time, titled only when the
-  booking is public ("Varattu / Bokad / Booked" otherwise), closures as
+  booking is public ("Varattu / Booked" otherwise), closures as
   "Suljettu / Stängd / Closed" (fixed words in Finnish, Swedish and English).
 - `/feeds/private/<token>.ics` — a feed token's scope: staff see their premises' bookings
   with details (title, organisation, attendees, notes, contact unless erased) and closures
   with the reason; an organisation sees its own bookings with details.
 - Premises made of spaces: a premises feed (public or staff) also shows the bookings and
   closures of the other premises that share a space with it now (a half shows the whole
-  hall's, the whole both halves'), as busy time only — "Varattu / Bokad / Booked (<their
+  hall's, the whole both halves'), as busy time only — "Varattu / Booked (<their
   name>)", LOCATION theirs, never a title, reason, organisation or contact.
 
 The ETag is the scope's log position (the latest of its premises and of those sharing a

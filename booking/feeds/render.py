@@ -37,8 +37,9 @@ except ImportError:  # icalendar 6
 
 PRODID = "-//Tilavaraus//Tilavaraus feeds 1.0//FI"
 # A feed has no reader to ask (no content negotiation): its fixed words are in all three
-# languages of the service, Finnish, Swedish and English.
-BOOKED = "Varattu / Bokad / Booked"
+# languages of the service, Finnish, Swedish and English — except a private booking's
+# SUMMARY, which API.md words exactly: "Varattu / Booked".
+BOOKED = "Varattu / Booked"
 CLOSED = "Suljettu / Stängd / Closed"
 CANCELLED = "Peruttu / Avbokad / Cancelled"
 BOOKINGS = "varaukset / bokningar / bookings"

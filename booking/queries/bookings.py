@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.engine import Connection
 
 from booking.domain.commands import Actor
@@ -148,19 +148,42 @@ def list_bookings(
     zone: ZoneInfo,
     page: PageRequest,
 ) -> Page[BookingRow]:
-    """A page of the bookings the viewer may see, by start; dates are days in `zone`."""
+    """A page of the bookings the viewer may see, by start. `from` and `to` are days in
+    each booking's premises' zone (API.md, "Conventions"); `zone`, when there are no
+    premises yet."""
     b = bookings_table
     sql = with_zone().where(visible_bookings(viewer))
-    if wanted.from_ is not None:
-        sql = sql.where(b.c.end > datetime.combine(wanted.from_, time(), zone))
-    if wanted.to is not None:
-        sql = sql.where(b.c.start < datetime.combine(wanted.to + timedelta(days=1), time(), zone))
+    if wanted.from_ is not None or wanted.to is not None:
+        sql = sql.where(_within_days(conn, wanted, zone))
     if wanted.premises_id is not None:
         sql = sql.where(b.c.premises_id == wanted.premises_id)
     if wanted.status is not None:
         sql = sql.where(b.c.status == wanted.status)
     found = fetch_page(conn, sql, [b.c.start, b.c.id], page)
     return Page(opened(conn, vault, found.rows), found.next)
+
+
+def _within_days(conn: Connection, wanted: BookingFilter, zone: ZoneInfo) -> Any:
+    """Bookings that meet the days `wanted.from_` to `wanted.to` (inclusive) as their
+    premises' zone counts days: one test per zone in use (a city has one or a few)."""
+    b, p = bookings_table, premises_table
+    zones = select(p.c.timezone).distinct()
+    if wanted.premises_id is not None:
+        zones = zones.where(p.c.id == wanted.premises_id)
+    names = sorted(conn.execute(zones).scalars()) or [zone.key]
+
+    def meets(name: str) -> Any:
+        here = ZoneInfo(name)
+        tests = []
+        if wanted.from_ is not None:
+            tests.append(b.c.end > datetime.combine(wanted.from_, time(), here))
+        if wanted.to is not None:
+            tests.append(b.c.start < datetime.combine(wanted.to + timedelta(days=1), time(), here))
+        return and_(*tests)
+
+    if len(names) == 1:
+        return meets(names[0])
+    return or_(*(and_(p.c.timezone == name, meets(name)) for name in names))
 
 
 def member_bookings(

@@ -67,7 +67,7 @@ def test_each_change_after_the_first_read_reads_only_what_changed(
     assert cancelled.status_code == 200
     body = fetch(api, PATH).data
     assert body == fresh(api)
-    assert "Peruttu / Avbokad / Cancelled: Varattu / Bokad / Booked" in unfolded(body)
+    assert "Peruttu / Avbokad / Cancelled: Varattu / Booked" in unfolded(body)
     closure = {"start": local(day, 20).isoformat(), "end": local(day, 22).isoformat()}
     assert (
         api.post(

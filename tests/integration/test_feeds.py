@@ -403,7 +403,7 @@ def test_public_feed_shows_busy_times_without_personal_data(api: Api) -> None:
     seen = parse(response.data).events
     text = unfolded(response.data)
 
-    assert seen[secret["id"]].summary == "Varattu / Bokad / Booked"
+    assert seen[secret["id"]].summary == "Varattu / Booked"
     assert seen[public["id"]].summary == "Avoin shakki-ilta"
     assert seen[closure.get_json()["id"]].summary == "Suljettu / Stängd / Closed"
     assert all(e.status == "CONFIRMED" and e.transp == "OPAQUE" for e in seen.values())

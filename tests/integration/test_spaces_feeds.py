@@ -27,7 +27,7 @@ __all__ = ["full_reads"]
 
 GYM = "Koulun sali / Skolans sal / School gym"
 HALF = "Itäpuoli / Östra halvan / East half"
-BUSY_WHOLE = f"Varattu / Bokad / Booked ({GYM})"
+BUSY_WHOLE = f"Varattu / Booked ({GYM})"
 
 
 def gym(api: Api) -> None:
@@ -76,7 +76,7 @@ def test_a_half_s_feed_shows_the_whole_s_bookings_as_busy_without_details(api: A
         assert detail not in text
     # Either half blocks the whole: its feed shows the east half's booking as busy.
     of_whole = parse(feed_of(api, WHOLE).data)
-    assert of_whole.events[east.get_json()["id"]].summary == f"Varattu / Bokad / Booked ({HALF})"
+    assert of_whole.events[east.get_json()["id"]].summary == f"Varattu / Booked ({HALF})"
     assert of_whole.events[whole["id"]].summary == "Salibandy"
     assert set(parse(feed_of(api, WEST).data).events) == {whole["id"], west["id"]}
 
@@ -154,7 +154,7 @@ def test_a_staff_feed_s_etag_moves_with_the_premises_sharing_its_spaces_and_only
     changed = fetch(api, whole_and_half, **{"If-None-Match": etags[whole_and_half]})
     assert changed.status_code == 200
     busy = read(changed.data).events[west["id"]]
-    assert busy.summary == "Varattu / Bokad / Booked (Länsipuoli / Västra halvan / West half)"
+    assert busy.summary == "Varattu / Booked (Länsipuoli / Västra halvan / West half)"
     assert "Jooga" not in unfolded(changed.data)
 
 
@@ -203,7 +203,7 @@ def test_a_change_of_spaces_changes_the_feeds_that_share_them(
     assert joined.status_code == 200, joined.get_json()
     sharing = feed_of(api, EAST, **{"If-None-Match": before.headers["ETag"]})
     assert sharing.status_code == 200
-    assert parse(sharing.data).events[stored["id"]].summary.startswith("Varattu / Bokad")
+    assert parse(sharing.data).events[stored["id"]].summary.startswith("Varattu / Booked")
     clock.shift(timedelta(minutes=5))
     sharing = feed_of(api, EAST)  # settled
     assert (
