@@ -6,6 +6,9 @@ otherwise, kept as regression tests. Both databases through the Flask test clien
   not exist: the application was taken (201) for nobody, and would have become offers and a
   booking series of no organisation. Bad input is a 4xx that changes nothing: 422 on
   `organisation_id`.
+- Dates were read by `date.fromisoformat`, which takes ISO 8601's basic and week spellings
+  too (`20270111`, `2027-W02-1`): API.md says `YYYY-MM-DD`, and so does the OpenAPI
+  document's pattern. Other spellings are 422 on the field.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlalchemy import func, select
 from events.sql import read_transaction
 from events.store import events_table
 from tests.conftest import Api
-from tests.integration.test_allocation_api import application, rounds
+from tests.integration.test_allocation_api import application, round_body, rounds
 
 __all__ = ["rounds"]
 
@@ -39,3 +42,19 @@ def test_staff_apply_only_for_an_organisation_that_exists(api: Api, rounds: dict
     assert listed["applications"] == []
     taken = api.post(path, application(organisation_id=api.other_organisation_id), role="staff")
     assert taken.status_code == 201, taken.get_json()
+
+
+def test_a_round_s_dates_are_yyyy_mm_dd_only(api: Api, rounds: dict[str, Any]) -> None:
+    """API.md: dates are `YYYY-MM-DD` (the OpenAPI document says so with a pattern); ISO
+    8601's basic and week spellings were read as dates all the same."""
+    before = log_length(api)
+    for written in ("20270111", "2027-W02-1", "2027W021", "2027-011", "2027-1-11", 20270111):
+        body = round_body(season_start=written)
+        refused = api.post("/api/v1/allocation-rounds", body, role="staff")
+        assert refused.status_code == 422, (written, refused.get_json())
+        assert "season_start" in refused.get_json()["errors"]
+    assert log_length(api) == before
+    made = api.post(
+        "/api/v1/allocation-rounds", round_body(season_start="2027-01-11"), role="staff"
+    )
+    assert made.status_code == 201 and made.get_json()["season_start"] == "2027-01-11"
