@@ -13,14 +13,15 @@ otherwise, kept as regression tests. Both databases through the Flask test clien
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from events.sql import read_transaction
 from events.store import events_table
-from tests.conftest import Api
-from tests.integration.test_allocation_api import application, round_body, rounds
+from tests.conftest import HELSINKI, Api
+from tests.integration.test_allocation_api import CLOSE, application, round_body, rounds
 
 __all__ = ["rounds"]
 
@@ -58,3 +59,63 @@ def test_a_round_s_dates_are_yyyy_mm_dd_only(api: Api, rounds: dict[str, Any]) -
         "/api/v1/allocation-rounds", round_body(season_start="2027-01-11"), role="staff"
     )
     assert made.status_code == 201 and made.get_json()["season_start"] == "2027-01-11"
+
+
+def test_a_round_s_steps_out_of_order_are_refused_and_change_nothing(
+    api: Api, rounds: dict[str, Any], clock: Any
+) -> None:
+    """API.md: `upcoming` → `open` → `allocating` → `published` → `closed`; applications
+    only while open, the proposal and adjustments only while allocating. Each step out of
+    its turn is a 4xx problem that appends nothing (checked here; the service kept it)."""
+    rid = rounds["round"]["id"]
+    path = f"/api/v1/allocation-rounds/{rid}"
+
+    def refused(response: Any, status: int) -> None:
+        assert response.status_code == status, response.get_json()
+        assert response.mimetype == "application/problem+json"
+
+    later = round_body(applications_open=(CLOSE - timedelta(days=1)).isoformat())
+    upcoming = api.post("/api/v1/allocation-rounds", later, role="staff").get_json()
+    assert upcoming["status"] == "upcoming"
+    before = log_length(api)
+    early = api.post(
+        f"/api/v1/allocation-rounds/{upcoming['id']}/applications", application(), role="booker"
+    )
+    refused(early, 422)
+    mine = api.post(f"{path}/applications", application(), role="booker").get_json()
+    before = log_length(api)
+    adjustment = {
+        "application_id": mine["id"],
+        "section": "P10",
+        "premises_id": "gym",
+        "weekday": "mon",
+        "start_time": "17:00",
+        "end_time": "18:30",
+    }
+    refused(api.post(f"{path}/proposal", role="staff"), 409)
+    refused(api.post(f"{path}/publish", role="staff"), 409)
+    refused(api.post(f"{path}/allocations", adjustment, role="staff"), 409)
+    assert log_length(api) == before
+
+    clock.move_to(CLOSE + timedelta(minutes=1))
+    refused(api.patch(f"/api/v1/applications/{mine['id']}", {"group_size": 5}, role="booker"), 422)
+    refused(api.post(f"/api/v1/applications/{mine['id']}/withdraw", role="booker"), 422)
+    assert api.post(f"{path}/proposal", role="staff").status_code == 200
+    published = api.post(f"{path}/publish", role="staff")
+    assert published.status_code == 200, published.get_json()
+    (offer,) = published.get_json()["offers"]
+    before = log_length(api)
+    refused(api.post(f"{path}/publish", role="staff"), 409)
+    refused(api.post(f"{path}/proposal", role="staff"), 409)
+    refused(api.post(f"{path}/allocations", {**adjustment, "weekday": "tue"}, role="staff"), 409)
+    gone = api.client.delete(f"{path}/allocations/{offer['id']}", headers=api.headers("staff"))
+    refused(gone, 409)
+    assert log_length(api) == before
+
+    declined = api.post(f"/api/v1/allocations/{offer['id']}/decline", role="booker")
+    assert declined.status_code == 200 and declined.get_json()["status"] == "declined"
+    before = log_length(api)
+    refused(api.post(f"/api/v1/allocations/{offer['id']}/accept", role="booker"), 409)
+    assert log_length(api) == before
+    clock.move_to(datetime(2027, 3, 1, 12, 0, tzinfo=HELSINKI))
+    assert api.client.get(path).get_json()["status"] == "closed"
