@@ -9,6 +9,8 @@ otherwise, kept as regression tests. Both databases through the Flask test clien
 - Dates were read by `date.fromisoformat`, which takes ISO 8601's basic and week spellings
   too (`20270111`, `2027-W02-1`): API.md says `YYYY-MM-DD`, and so does the OpenAPI
   document's pattern. Other spellings are 422 on the field.
+- The same for bookings and weekly series: staff booking on behalf of an organisation that
+  does not exist got a confirmed booking (201) for nobody; it is 422 on `organisation_id`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy import func, select
 
 from events.sql import read_transaction
 from events.store import events_table
-from tests.conftest import HELSINKI, Api
+from tests.conftest import HELSINKI, Api, future_weekday, local
 from tests.integration.test_allocation_api import CLOSE, application, round_body, rounds
 
 __all__ = ["rounds"]
@@ -119,3 +121,40 @@ def test_a_round_s_steps_out_of_order_are_refused_and_change_nothing(
     assert log_length(api) == before
     clock.move_to(datetime(2027, 3, 1, 12, 0, tzinfo=HELSINKI))
     assert api.client.get(path).get_json()["status"] == "closed"
+
+
+def test_staff_book_only_for_an_organisation_that_exists(api: Api) -> None:
+    """API.md (organisations): a booking names the organisation it is for; staff may name
+    any, but a booking or a weekly series for an organisation that does not exist was
+    confirmed (201) for nobody. It is 422 on `organisation_id` and appends nothing."""
+    api.premises("room")
+    day = future_weekday(2)
+    before = log_length(api)
+    for body in (
+        {"organisation_id": "no-such-organisation"},
+        {"organisation_id": "no-such-organisation", "rrule": "FREQ=WEEKLY;COUNT=3"},
+    ):
+        path = "/api/v1/booking-series" if "rrule" in body else "/api/v1/bookings"
+        sent = {
+            "premises_id": "room",
+            "start": local(day, 10).isoformat(),
+            "end": local(day, 11).isoformat(),
+            "title": "Kerhoilta",
+            "attendees": 5,
+            **body,
+        }
+        refused = api.post(path, sent, role="staff")
+        assert refused.status_code == 422, (path, refused.get_json())
+        assert refused.mimetype == "application/problem+json"
+        assert "organisation_id" in refused.get_json()["errors"]
+    assert log_length(api) == before
+    named = api.book(
+        "room",
+        local(day, 12),
+        local(day, 13),
+        role="staff",
+        organisation_id=api.other_organisation_id,
+    )
+    assert named.status_code == 201 and named.get_json()["organisation_id"] == (
+        api.other_organisation_id
+    )
