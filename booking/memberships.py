@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from booking.accounts import User
+from booking.accounts import User, organisation_exists
 from booking.domain.commands import Actor
 from booking.domain.errors import InvalidState, NotAllowed, NotFound, RuleBroken, StaleVersion
 from booking.privacy import Vault
@@ -109,9 +109,12 @@ def organisations_ahead(user_id: str) -> pipeline.Ahead:
 
 
 def organisation_for_booking(conn: Connection, actor: Actor, asked: str | None) -> str | None:
-    """The organisation a booking is for: staff may name any (or none); a member names one of
-    theirs — 422 when they belong to several and name none, 403 for one not theirs."""
+    """The organisation a booking is for: staff may name any that exists (422 for one that
+    does not) or none; a member names one of theirs — 422 when they belong to several and
+    name none, 403 for one not theirs."""
     if actor.is_staff:
+        if asked and not organisation_exists(conn, asked):
+            raise RuleBroken({"organisation_id": [f"No organisation {asked!r}."]})
         return asked or actor.organisation_id
     mine = [o.id for o in organisations_of(conn, actor.user_id)]
     if asked:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from booking import memberships, reasons
-from booking.accounts import User
+from booking.accounts import User, organisation_exists
 from booking.allocation.state import status_at
 from booking.api.allocation_schemas import (
     AllocationIn,
@@ -249,6 +249,8 @@ def submit_application(body: dict[str, Any], round_id: str) -> Response:
             organisation_id = memberships.organisation_for_booking(conn, user.actor, asked)
         if organisation_id is None:
             raise RuleBroken({"organisation_id": ["Name the organisation that applies."]})
+        if not organisation_exists(conn, organisation_id):  # staff name any, but a real one
+            raise RuleBroken({"organisation_id": [f"No organisation {organisation_id!r}."]})
         usecase.submit_application(
             unit_for(conn, user.id),
             memberships.acting_for(user.actor, organisation_id),

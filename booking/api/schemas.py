@@ -140,10 +140,20 @@ def _within_dates(value: date) -> None:
         raise ma.ValidationError("Give a date from 1970 to 2199.")
 
 
+class LocalDate(fields.Date):
+    """A date written `YYYY-MM-DD` only (API.md): `date.fromisoformat` also reads ISO 8601's
+    other spellings (`20270111`, `2027-W02-1`), which the contract and the pattern refuse."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def local_date(**kwargs: Any) -> fields.Date:
     """A `YYYY-MM-DD` date in the years of instants (day windows are built from it)."""
     metadata = {"pattern": DATE_PATTERN, **kwargs.pop("metadata", {})}
-    return fields.Date(validate=_within_dates, metadata=metadata, **kwargs)
+    return LocalDate(validate=_within_dates, metadata=metadata, **kwargs)
 
 
 def not_blank(text: str) -> None:
