@@ -144,13 +144,20 @@ class RoundMails:
         return f"{allocation.section} — {self.where(allocation, language)}"
 
     def where(self, allocation: Any, language: str) -> str:
-        names = self.n.premises(allocation.premises_id)[0]
-        premises = names.get(language) or names.get("fi") or allocation.premises_id
-        day = get_day_names("wide", context="stand-alone", locale=language)[
-            WEEKDAY_INDEX[allocation.weekday]
-        ]
-        start, end = (clock_time(t, language) for t in (allocation.start_time, allocation.end_time))
-        return f"{premises}, {day} {start}–{end}"
+        premises = self.premises_name(allocation.premises_id, language)
+        when = self.weekly_time(
+            allocation.weekday, allocation.start_time, allocation.end_time, language
+        )
+        return f"{premises}, {when}"
+
+    def premises_name(self, premises_id: str, language: str) -> str:
+        names = self.n.premises(premises_id)[0]
+        return str(names.get(language) or names.get("fi") or premises_id)
+
+    def weekly_time(self, weekday: str, start: str, end: str, language: str) -> str:
+        """`maanantai 17.00–18.30`: a weekday and wall-clock times in the reader's words."""
+        day = get_day_names("wide", context="stand-alone", locale=language)[WEEKDAY_INDEX[weekday]]
+        return f"{day} {clock_time(start, language)}–{clock_time(end, language)}"
 
     def mail(
         self,
@@ -185,6 +192,8 @@ class RoundMails:
         else:
             recipients = [e.submitted_by]
 
+        self.n.prefetch_premises(p for s in e.sections for p in s.get("premises", []))
+
         def sections(language: str) -> list[str]:
             return [self.section_line(s, language) for s in e.sections]
 
@@ -200,12 +209,21 @@ class RoundMails:
             )
 
     def section_line(self, section: dict[str, Any], language: str) -> str:
+        """`P10: 2 × 90 min viikossa — Koulun sali, Lyseon sali; maanantai 17.00–20.00`: a
+        section and what it wishes, the premises (most wanted first) and the local times
+        (API.md: every e-mail names the premises and the local time)."""
         _ = translations(language).gettext
-        return _("%(name)s: %(slots)d × %(minutes)d min a week") % {
+        asked = _("%(name)s: %(slots)d × %(minutes)d min a week") % {
             "name": section.get("name", ""),
             "slots": int(section.get("slots_per_week", 0)),
             "minutes": int(section.get("duration_minutes", 0)),
         }
+        premises = [self.premises_name(p, language) for p in section.get("premises", [])]
+        times = [
+            self.weekly_time(t["weekday"], t["from"], t["to"], language)
+            for t in section.get("times", [])
+        ]
+        return f"{asked} — {', '.join(premises)}; {', '.join(times)}"
 
     def published(self, e: AllocationRoundPublished, key: str) -> Iterable[Mail]:
         a, p = allocations_table, applications_table

@@ -101,7 +101,11 @@ def test_round_mails_speak_each_recipients_language(api: Api, clock: Any) -> Non
     assert [m.subject for m in received[fi_id]] == ["Hakemus vastaanotettu: Kevätkausi 2027"]
     assert [m.subject for m in received[sv_id]] == ["Ansökan mottagen: Kevätkausi 2027"]
     assert [m.subject for m in received[en_id]] == ["Application received: Spring season 2027"]
-    assert "P12: 1 × 90 min viikossa" in received[fi_id][0].body
+    # Each section with the premises and the local times it wishes (API.md: every e-mail).
+    assert (
+        "P12: 1 × 90 min viikossa — Koulun sali; keskiviikko 17.00–18.30" in received[fi_id][0].body
+    )
+    assert "Dance: 1 × 90 min a week — Sports hall; Tuesday 18:00–19:30" in received[en_id][0].body
     assert "Kalevankankaan Kyläyhdistys ry" in received[sv_id][0].body
 
     # Applications close, staff propose and publish.
