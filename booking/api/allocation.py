@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from booking import memberships, reasons
-from booking.accounts import User, organisation_exists
+from booking.accounts import User
 from booking.allocation.state import status_at
 from booking.api.allocation_schemas import (
     AllocationIn,
@@ -244,13 +244,13 @@ def submit_application(body: dict[str, Any], round_id: str) -> Response:
     strong = signed_in_strongly()
 
     def handle(conn: Connection) -> Outcome:
-        organisation_id = asked
-        if user.role == "booker":  # one of theirs (403), named when several (422)
+        organisation_id = None
+        if user.role == "booker" or asked is not None:
+            # A booker's: one of theirs (403), named when several (422); staff's: one that
+            # exists (422). Staff naming none are told to below, not given their own.
             organisation_id = memberships.organisation_for_booking(conn, user.actor, asked)
         if organisation_id is None:
             raise RuleBroken({"organisation_id": ["Name the organisation that applies."]})
-        if not organisation_exists(conn, organisation_id):  # staff name any, but a real one
-            raise RuleBroken({"organisation_id": [f"No organisation {organisation_id!r}."]})
         usecase.submit_application(
             unit_for(conn, user.id),
             memberships.acting_for(user.actor, organisation_id),
