@@ -476,23 +476,23 @@ def _mails_for_event(n: Notifier, event: Event, key: str, context: Batch) -> Ite
                 reason=("", reason) if context.retired else (event.cause, reason),
             )
         case BookingSeriesCancelled(series_id=sid, reason=reason):
+            # Like every mail it says the local time: of the first occurrence cancelled now
+            # (any of the series' when none is: its booker and title are the same).
             b = bookings_table
-            first = n.conn.execute(select(b).where(b.c.series_id == sid).limit(1)).one()
-            # Like every mail it says the local time: of the first occurrence cancelled now.
-            since = n.conn.execute(
-                select(b.c.start, b.c.end)
-                .where(b.c.series_id == sid, b.c.id.in_(sorted(context.cancelled_ids)))
-                .order_by(b.c.start)
+            first = n.conn.execute(
+                select(b)
+                .where(b.c.series_id == sid)
+                .order_by(b.c.id.not_in(sorted(context.cancelled_ids)), b.c.start)
                 .limit(1)
-            ).first()
+            ).one()
             yield n.mail(
                 "series_cancelled",
                 key,
                 first.booked_by,
                 event.premises_id,
                 first.title,
-                (since or first).start,
-                (since or first).end,
+                first.start,
+                first.end,
                 count=context.cancelled_count,
                 reason=("", reason),
             )
